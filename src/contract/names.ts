@@ -1,0 +1,111 @@
+/**
+ * The names other code, dashboards, alerts and users rely on (DESIGN.md "Contract").
+ * Everything that emits or queries one of these names imports it from here, so they cannot drift.
+ */
+
+/** The five non-overlapping token buckets. Their sum is a call's billable total. */
+export const TOKEN_TYPES = ['input', 'cache_read', 'cache_write', 'output', 'reasoning'] as const;
+export type TokenType = (typeof TOKEN_TYPES)[number];
+
+/** Attribution attributes on spans, also read from OTel baggage. */
+export const ATTR_USER_ID = 'user.id';
+export const ATTR_PLAN = 'tokenmeter.plan';
+export const ATTR_FEATURE = 'tokenmeter.feature';
+/** Set to true on a span whose token counts were estimated with a tokenizer, not reported by the provider. */
+export const ATTR_USAGE_ESTIMATED = 'tokenmeter.usage.estimated';
+/** The 1-hour TTL part of the cache-write tokens (Anthropic), when the provider reports the split. */
+export const ATTR_CACHE_CREATION_1H = 'tokenmeter.usage.cache_creation.1h.input_tokens';
+/** Service tier of the request (batch, flex, priority), used for pricing. */
+export const ATTR_SERVICE_TIER = 'tokenmeter.service_tier';
+
+/** OTel GenAI semantic-convention attributes tokenmeter writes and reads (current names). */
+export const GENAI = {
+  operationName: 'gen_ai.operation.name',
+  providerName: 'gen_ai.provider.name',
+  requestModel: 'gen_ai.request.model',
+  responseModel: 'gen_ai.response.model',
+  responseId: 'gen_ai.response.id',
+  responseFinishReasons: 'gen_ai.response.finish_reasons',
+  inputTokens: 'gen_ai.usage.input_tokens',
+  outputTokens: 'gen_ai.usage.output_tokens',
+  cacheReadInputTokens: 'gen_ai.usage.cache_read.input_tokens',
+  cacheCreationInputTokens: 'gen_ai.usage.cache_creation.input_tokens',
+  reasoningOutputTokens: 'gen_ai.usage.reasoning.output_tokens',
+  tokenType: 'gen_ai.token.type',
+  requestServiceTier: 'gen_ai.openai.request.service_tier',
+  responseServiceTier: 'gen_ai.openai.response.service_tier',
+  requestStream: 'gen_ai.request.stream',
+  inputMessages: 'gen_ai.input.messages',
+  outputMessages: 'gen_ai.output.messages',
+  /** Deprecated names still emitted by older instrumentations. */
+  deprecatedSystem: 'gen_ai.system',
+  deprecatedPromptTokens: 'gen_ai.usage.prompt_tokens',
+  deprecatedCompletionTokens: 'gen_ai.usage.completion_tokens',
+} as const;
+
+export const ATTR_ERROR_TYPE = 'error.type';
+export const ATTR_SERVER_ADDRESS = 'server.address';
+export const ATTR_SERVER_PORT = 'server.port';
+
+/** OTel GenAI client metrics the instrumentation records. */
+export const GENAI_METRIC_TOKEN_USAGE = 'gen_ai.client.token.usage';
+export const GENAI_METRIC_OPERATION_DURATION = 'gen_ai.client.operation.duration';
+export const GENAI_METRIC_TIME_TO_FIRST_CHUNK = 'gen_ai.client.operation.time_to_first_chunk';
+
+/** Prometheus metrics the exporter emits (DESIGN.md table). */
+export const METRIC = {
+  tokensTotal: 'tokenmeter_tokens_total',
+  costUsdTotal: 'tokenmeter_cost_usd_total',
+  requestsTotal: 'tokenmeter_requests_total',
+  userTokensTotal: 'tokenmeter_user_tokens_total',
+  userCostUsdTotal: 'tokenmeter_user_cost_usd_total',
+  featureCostUsdTotal: 'tokenmeter_feature_cost_usd_total',
+  estimatedTokensTotal: 'tokenmeter_estimated_tokens_total',
+  unpricedTokensTotal: 'tokenmeter_unpriced_tokens_total',
+  periodTokens: 'tokenmeter_period_tokens',
+  periodRequests: 'tokenmeter_period_requests',
+  periodCostUsd: 'tokenmeter_period_cost_usd',
+  limitTokens: 'tokenmeter_limit_tokens',
+  limitRequests: 'tokenmeter_limit_requests',
+  limitCostUsd: 'tokenmeter_limit_cost_usd',
+  periodEndTimestampSeconds: 'tokenmeter_period_end_timestamp_seconds',
+  ingestedSpansTotal: 'tokenmeter_ingested_spans_total',
+  /** Operational metrics beyond the DESIGN.md table (exporter health). */
+  rejectedSpansTotal: 'tokenmeter_rejected_spans_total',
+  ledgerCommitSeconds: 'tokenmeter_ledger_commit_seconds',
+  ledgerUp: 'tokenmeter_ledger_up',
+  userSeries: 'tokenmeter_user_series',
+  userOverflowTotal: 'tokenmeter_user_overflow_total',
+} as const;
+export type MetricName = (typeof METRIC)[keyof typeof METRIC];
+
+/** Prometheus label names. */
+export const LABEL = {
+  plan: 'plan',
+  provider: 'provider',
+  model: 'model',
+  type: 'type',
+  operation: 'operation',
+  outcome: 'outcome',
+  user: 'user',
+  feature: 'feature',
+  reason: 'reason',
+} as const;
+
+/** `tokenmeter_ingested_spans_total{outcome}` values. */
+export const INGEST_OUTCOMES = ['priced', 'ignored', 'duplicate', 'rejected'] as const;
+export type IngestOutcome = (typeof INGEST_OUTCOMES)[number];
+
+/** `tokenmeter_requests_total{outcome}` values. */
+export const REQUEST_OUTCOMES = ['success', 'error'] as const;
+
+/** The user label past `max_users`; totals stay exact. */
+export const OVERFLOW_USER = '__overflow__';
+/** The feature label when a span carries no `tokenmeter.feature`. */
+export const NO_FEATURE = 'none';
+/** The user id when a span carries no `user.id`. */
+export const ANONYMOUS_USER = 'anonymous';
+
+/** Default ports (DESIGN.md). */
+export const DEFAULT_OTLP_PORT = 4318;
+export const DEFAULT_HTTP_PORT = 9464;
