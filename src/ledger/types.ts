@@ -1,0 +1,38 @@
+import type { TokenType } from '../contract/names.js';
+import type { UsageRecord } from '../usage/usage-record.js';
+
+/** A usage record after plan resolution and pricing, ready to be committed. Money as exact decimal strings. */
+export interface LedgerRecord extends UsageRecord {
+  /** The plan the call is billed under (after DESIGN.md's resolution order). */
+  plan: string;
+  /** Normalised catalog model name when priced, else the normalised raw name. */
+  model: string;
+  /** Start of the billing period the call falls in (ISO instant). */
+  periodStart: string;
+  priced: boolean;
+  /** Price entry id when priced. */
+  priceId?: string;
+  /** Per-type cost in USD as decimal strings ("0" for each type when unpriced). */
+  costUsd: Record<TokenType, string>;
+  totalCostUsd: string;
+}
+
+/** A user's exact totals for one billing period, as the ledger holds them after a commit. */
+export interface PeriodRollup {
+  periodStart: string;
+  userId: string;
+  plan: string;
+  tokens: Record<TokenType, number>;
+  requests: number;
+  /** Exact decimal string. */
+  costUsd: string;
+}
+
+export interface CommitResult {
+  /** Records newly committed (first time this trace id + span id was seen within the dedup window). */
+  committed: LedgerRecord[];
+  /** Records whose trace id + span id were already in the ledger: not counted again. */
+  duplicates: LedgerRecord[];
+  /** The current totals of every (period, user, plan) the commit touched, read inside the same transaction. */
+  rollups: PeriodRollup[];
+}

@@ -1,0 +1,46 @@
+import type { Decimal } from 'decimal.js';
+import type { TokenType } from '../contract/names.js';
+import type { Usage } from '../usage/usage.js';
+
+export type ServiceTier = 'standard' | 'batch' | 'flex' | 'priority';
+
+export interface PriceQuery {
+  provider?: string;
+  /** Any spelling a span may carry: dated snapshots, `openai/gpt-4o`, Bedrock or Vertex ids, Azure deployments. */
+  model: string;
+  usage: Usage;
+  /** The instant of the call; chooses the price in force (effective_from). */
+  at: Date;
+  serviceTier?: ServiceTier;
+}
+
+export interface PricedResult {
+  priced: true;
+  /** Catalog provider name. */
+  provider: string;
+  /** Catalog model name (the normalised label used in metrics). */
+  model: string;
+  /** Identifies the price entry used (stored in the ledger next to the cost). */
+  priceId: string;
+  effectiveFrom: string;
+  serviceTier: ServiceTier;
+  /** Per-type cost in USD; the five add up exactly to totalUsd. */
+  costUsd: Record<TokenType, Decimal>;
+  totalUsd: Decimal;
+  /** Which context-size tier was applied, if the entry has tiers (e.g. "above 200000 input tokens"). */
+  contextTier?: string;
+  /** 'override' when a configured override supplied the price, else 'catalog'. */
+  origin: 'catalog' | 'override';
+}
+
+export interface UnpricedResult {
+  priced: false;
+  provider: string;
+  /** The normalised name tried (lower-cased, prefixes stripped). */
+  model: string;
+  reason: string;
+  /** Up to three close catalog names. */
+  suggestions: string[];
+}
+
+export type PriceResult = PricedResult | UnpricedResult;
