@@ -1,0 +1,49 @@
+import { describe, it, expect } from 'vitest';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { formatUsd as tsFormatUsd } from '../../src/demo/format.js';
+
+interface StatusPageModule {
+  formatUsd(s: string | null): string;
+  roundDecimal(s: string, digits: number): string;
+  compareDecimal(a: string, b: string): number;
+  formatDuration(ms: number): string;
+  sortUsers(users: { user: string; plan: string; tokens: { total: number }; requests: number; cost_usd: string; max_ratio: number | null }[], key: string, dir: string): { user: string }[];
+}
+
+// The status page is plain browser JS with no build step; it exports its pure helpers so they can be tested here.
+const appPath = fileURLToPath(new URL('../../src/exporter/status-page/app.js', import.meta.url));
+const app = (await import(pathToFileURL(appPath).href)) as StatusPageModule;
+
+describe('status page formatting', () => {
+  it('rounds decimal strings half up by string arithmetic', () => {
+    expect(app.roundDecimal('0.99995', 4)).toBe('1.0000');
+    expect(app.roundDecimal('9.995', 2)).toBe('10.00');
+    expect(app.roundDecimal('0.00004999', 4)).toBe('0.0000');
+    expect(app.roundDecimal('12', 2)).toBe('12.00');
+    expect(app.roundDecimal('0.1', 0)).toBe('0');
+  });
+
+  it('formats money exactly like the terminal view', () => {
+    for (const s of ['0', '0.00005', '0.00004999', '0.012345', '0.99995', '1', '1.005', '1234567.994', '19.999', '250.5']) {
+      expect(app.formatUsd(s), s).toBe(tsFormatUsd(s));
+    }
+  });
+
+  it('compares money strings exactly', () => {
+    expect(app.compareDecimal('0.10', '0.1')).toBe(0);
+    expect(app.compareDecimal('10.0', '9.99999999999999999999')).toBeGreaterThan(0);
+    expect(app.compareDecimal('0.000000000000000001', '0.000000000000000002')).toBeLessThan(0);
+  });
+
+  it('sorts users by a column in either direction, ties by name', () => {
+    const users = [
+      { user: 'b', plan: 'pro', tokens: { total: 5 }, requests: 2, cost_usd: '0.2', max_ratio: 0.5 },
+      { user: 'a', plan: 'free', tokens: { total: 5 }, requests: 9, cost_usd: '0.10', max_ratio: 1.2 },
+      { user: 'c', plan: 'team', tokens: { total: 7 }, requests: 1, cost_usd: '0.3', max_ratio: null },
+    ];
+    expect(app.sortUsers(users, 'tokens', 'desc').map((u) => u.user)).toEqual(['c', 'a', 'b']);
+    expect(app.sortUsers(users, 'cost', 'asc').map((u) => u.user)).toEqual(['a', 'b', 'c']);
+    expect(app.sortUsers(users, 'max_ratio', 'desc').map((u) => u.user)).toEqual(['a', 'b', 'c']);
+    expect(app.sortUsers(users, 'user', 'asc').map((u) => u.user)).toEqual(['a', 'b', 'c']);
+  });
+});

@@ -1,0 +1,116 @@
+import { describe, it, expect } from 'vitest';
+import { stripAnsi, renderLiveView, renderLogLine, newAlertLines, bar, ingestRate } from '../../src/demo/terminal-view.js';
+import { firingAlerts } from '../../src/demo/alerts.js';
+import { formatUsd, formatInt, formatDuration, formatPercent } from '../../src/demo/format.js';
+import type { Snapshot, UserUsage, TokenCounts } from '../../src/demo/usage-api.js';
+
+function tokens(input: number, output: number): TokenCounts {
+  return { input, cache_read: 0, cache_write: 0, output, reasoning: 0, total: input + output };
+}
+
+function user(id: string, plan: string, total: number, requests: number, limitTokens: number | null, limitRequests: number | null): UserUsage {
+  const rt = limitTokens === null ? null : total / limitTokens;
+  const rr = limitRequests === null ? null : requests / limitRequests;
+  return {
+    user: id, plan, tokens: tokens(total - 10, 10), requests, cost_usd: '0.01234567',
+    limits: { tokens: limitTokens, requests: limitRequests, cost_usd: null },
+    ratios: { tokens: rt, requests: rr, cost_usd: null },
+    max_ratio: Math.max(rt ?? 0, rr ?? 0),
+  };
+}
+
+function snapshot(users: UserUsage[], spans: number, at: number): Snapshot {
+  const period = { start: '2030-01-01T00:00:00.000Z', end: '2030-02-01T00:00:00.000Z' };
+  return {
+    usage: { period, users },
+    summary: {
+      period,
+      totals: { tokens: tokens(1000, 234), requests: 17, cost_usd: '1.005' },
+      by_provider: [],
+      by_model: [
+        { provider: 'openai', model: 'gpt-4o-mini', tokens: tokens(900, 200), requests: 12, cost_usd: '0.0005' },
+        { provider: 'anthropic', model: 'claude-3-5-haiku-20241022', tokens: tokens(100, 34), requests: 5, cost_usd: '1.0045' },
+      ],
+    },
+    ingestedSpans: spans,
+    takenAtMillis: at,
+  };
+}
+
+const users = [user('alice', 'free', 45_000, 12, 50_000, 10), user('bob', 'pro', 1_000, 3, 500_000, 100), user('carol', 'team', 5, 1, null, null)];
+
+describe('format', () => {
+  it('formats money by decimal rounding, half up, never through floats', () => {
+    expect(formatUsd('0.00005')).toBe('$0.0001');
+    expect(formatUsd('0.00004999')).toBe('$0.0000');
+    expect(formatUsd('1.005')).toBe('$1.01');
+    expect(formatUsd('1234567.994')).toBe('$1,234,567.99');
+    expect(formatUsd('0')).toBe('$0.0000');
+    expect(formatUsd(null)).toBe('—');
+  });
+  it('formats integers, ratios and durations', () => {
+    expect(formatInt(1234567)).toBe('1,234,567');
+    expect(formatPercent(0.8)).toBe('80%');
+    expect(formatPercent(null)).toBe('—');
+    expect(formatDuration(3 * 86400_000 + 5 * 3600_000)).toBe('3d 5h');
+    expect(formatDuration(61_000)).toBe('1m 1s');
+    expect(formatDuration(-5)).toBe('no time');
+  });
+});
+
+describe('alerts', () => {
+  it('fires Over at 100 % and Near from 80 %, never both for one measure', () => {
+    const a = firingAlerts(users);
+    expect(a.map((x) => `${x.name}/${x.user}`)).toEqual(['OverRequestLimit/alice', 'NearTokenLimit/alice']);
+  });
+  it('reports only alerts that started firing', () => {
+    const now = firingAlerts(users);
+    expect(newAlertLines(now, now.slice(0, 1))).toEqual(['ALERT NearTokenLimit user=alice plan=free tokens=90% of limit']);
+    expect(newAlertLines(now, now)).toEqual([]);
+  });
+});
+
+describe('terminal view', () => {
+  const prev = snapshot(users, 100, 0);
+  const cur = snapshot(users, 150, 10_000);
+
+  it('renders every user with plan, figures against limits, alerts, spend by model and ingest rate', () => {
+    const out = renderLiveView(cur, prev, { color: false, columns: 160, nowMillis: Date.parse('2030-01-30T00:00:00Z') });
+    expect(out).toMatch(/alice\s+free\s+█+░*\s+45,000\/50,000\s+90%/);
+    expect(out).toMatch(/12\/10\s+120%/);
+    expect(out).toMatch(/carol\s+team\s+·+\s+5\s/);
+    expect(out).toContain('OverRequestLimit  user=alice plan=free requests at 120% of the limit');
+    expect(out).toContain('NearTokenLimit');
+    expect(out).toContain('2d 0h left');
+    expect(out).toMatch(/anthropic\/claude-3-5-haiku-20241022\s+134 tokens\s+5 requests\s+\$1\.00/);
+    expect(out.indexOf('anthropic/')).toBeLessThan(out.indexOf('openai/gpt-4o-mini')); // sorted by spend
+    expect(out).toMatch(/total\s+1,234 tokens\s+17 requests\s+\$1\.01/);
+    expect(out).toContain('5.0 spans/s');
+    expect(out).not.toContain('\u001b[');
+  });
+
+  it('colours near in yellow and over in red when colour is on', () => {
+    const out = renderLiveView(cur, prev, { color: true, columns: 160, nowMillis: 0 });
+    expect(out).toContain('\u001b[33m  90%');
+    expect(out).toContain('\u001b[31m 120%');
+    expect(bar(1.5, 4, true)).toBe('\u001b[31m████\u001b[0m');
+  });
+
+  it('keeps lines within the terminal width', () => {
+    const out = renderLiveView(cur, prev, { color: true, columns: 60, nowMillis: 0 });
+    for (const line of out.split('\n')) expect(stripAnsi(line).length).toBeLessThanOrEqual(60);
+  });
+
+  it('prints plain log lines from the API totals', () => {
+    expect(renderLogLine(cur, prev, 12)).toBe(
+      '[demo 12s] users=3 requests=17 tokens=1234 cost_usd=1.005 ingest=5.0/s over_limit=alice',
+    );
+    expect(ingestRate(cur, undefined)).toBeNull();
+  });
+
+  it('shows a waiting line before any usage', () => {
+    const out = renderLiveView(snapshot([], 0, 0), undefined, { color: false, columns: 100, nowMillis: 0 });
+    expect(out).toContain('no usage yet');
+    expect(out).toContain('… spans/s');
+  });
+});
