@@ -66,7 +66,7 @@ function userLine(u: UserUsage, color: boolean, barWidth: number, nameWidth: num
 }
 
 function alertLine(a: FiringAlert, color: boolean): string {
-  const sev = style(color, a.severity === 'critical' ? '31;1' : '33', pad(a.name, 17));
+  const sev = style(color, a.severity === 'critical' ? '31;1' : a.severity === 'warning' ? '31' : '33', pad(a.name, 30));
   return `  ${sev} user=${a.user} plan=${a.plan} ${a.measure} at ${formatPercent(a.ratio)} of the limit`;
 }
 

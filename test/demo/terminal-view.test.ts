@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { stripAnsi, renderLiveView, renderLogLine, newAlertLines, bar, ingestRate } from '../../src/demo/terminal-view.js';
-import { firingAlerts } from '../../src/demo/alerts.js';
+import { firingAlerts, LIMIT_ALERT_RULES } from '../../src/demo/alerts.js';
+import { ALERTS } from '../../src/dashboards/alerts.js';
 import { formatUsd, formatInt, formatDuration, formatPercent } from '../../src/demo/format.js';
 import type { Snapshot, UserUsage, TokenCounts } from '../../src/demo/usage-api.js';
 
@@ -59,13 +60,20 @@ describe('format', () => {
 });
 
 describe('alerts', () => {
+  it('derives one near and one over rule per limit from the alert definitions', () => {
+    expect(LIMIT_ALERT_RULES.map((r) => r.name).sort()).toEqual(
+      ALERTS.filter((a) => a.group === 'tokenmeter-limits').map((a) => a.name).sort(),
+    );
+    expect(LIMIT_ALERT_RULES).toHaveLength(6);
+    for (const m of ['tokens', 'requests', 'cost_usd']) expect(LIMIT_ALERT_RULES.filter((r) => r.measure === m)).toHaveLength(2);
+  });
   it('fires Over at 100 % and Near from 80 %, never both for one measure', () => {
     const a = firingAlerts(users);
-    expect(a.map((x) => `${x.name}/${x.user}`)).toEqual(['OverRequestLimit/alice', 'NearTokenLimit/alice']);
+    expect(a.map((x) => `${x.name}/${x.user}`)).toEqual(['TokenmeterUserOverRequestLimit/alice', 'TokenmeterUserNearTokenLimit/alice']);
   });
   it('reports only alerts that started firing', () => {
     const now = firingAlerts(users);
-    expect(newAlertLines(now, now.slice(0, 1))).toEqual(['ALERT NearTokenLimit user=alice plan=free tokens=90% of limit']);
+    expect(newAlertLines(now, now.slice(0, 1))).toEqual(['ALERT TokenmeterUserNearTokenLimit user=alice plan=free tokens=90% of limit']);
     expect(newAlertLines(now, now)).toEqual([]);
   });
 });
@@ -79,7 +87,7 @@ describe('terminal view', () => {
     expect(out).toMatch(/alice\s+free\s+█+░*\s+45,000\/50,000\s+90%/);
     expect(out).toMatch(/12\/10\s+120%/);
     expect(out).toMatch(/carol\s+team\s+·+\s+5\s/);
-    expect(out).toContain('OverRequestLimit  user=alice plan=free requests at 120% of the limit');
+    expect(out).toMatch(/TokenmeterUserOverRequestLimit\s+user=alice plan=free requests at 120% of the limit/);
     expect(out).toContain('NearTokenLimit');
     expect(out).toContain('2d 0h left');
     expect(out).toMatch(/anthropic\/claude-3-5-haiku-20241022\s+134 tokens\s+5 requests\s+\$1\.00/);
