@@ -12,7 +12,10 @@ interface CommandEntry {
   load: () => Promise<CommandModule>;
 }
 
-const COMMANDS: Record<string, CommandEntry> = {};
+const COMMANDS: Record<string, CommandEntry> = {
+  price: { summary: 'price one call from the catalog (per-type breakdown, exact USD)', load: () => import('./price-command.js') },
+  models: { summary: 'list the price catalog', load: () => import('./models-command.js') },
+};
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as {

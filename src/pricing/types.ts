@@ -31,7 +31,15 @@ export interface PricedResult {
   contextTier?: string;
   /** 'override' when a configured override supplied the price, else 'catalog'. */
   origin: 'catalog' | 'override';
+  /** The rates applied (USD per million tokens, after context and service tiers), as exact decimal strings. */
+  ratesUsdPerMtok?: AppliedRates;
+  /** The public page the price was taken from, and when (absent for overrides without a source). */
+  source?: string;
+  sourceDate?: string;
 }
+
+/** Per-type rates actually applied to a call; `cache_write_1h` is the rate for the 1-hour part of cache_write. */
+export type AppliedRates = Record<TokenType | 'cache_write_1h', string>;
 
 export interface UnpricedResult {
   priced: false;

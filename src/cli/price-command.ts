@@ -1,0 +1,200 @@
+/**
+ * `tokenmeter price <model> --input N --output N [...]`: prices one call from the catalog and prints the
+ * per-type breakdown (or one JSON object with --json).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
+import { TOKEN_TYPES } from '../contract/names.js';
+import { PriceBook } from '../pricing/price-book.js';
+import { convertFromUsd, CurrencyError, formatMoney, parseCurrencyRates, type CurrencyRates } from '../pricing/currency.js';
+import { isRealDate } from '../pricing/catalog-schema.js';
+import { SERVICE_TIERS } from '../pricing/service-tier.js';
+import type { ServiceTier } from '../pricing/types.js';
+import type { Usage } from '../usage/usage.js';
+import { CliError } from './cli-error.js';
+
+const HELP = `Usage: tokenmeter price <model> --input N --output N [options]
+
+Prices one call with the shipped catalog (USD per million tokens, exact decimals).
+
+Options:
+  --input N            uncached input tokens (not read from or written to a prompt cache)
+  --output N           output tokens that are not reasoning tokens
+  --cache-read N       input tokens read from a prompt cache
+  --cache-write N      input tokens written to a prompt cache (5-minute TTL unless --cache-write-1h)
+  --cache-write-1h N   the part of --cache-write written with a 1-hour TTL
+  --reasoning N        reasoning / thinking tokens
+  --provider P         provider (openai, anthropic, gcp.gemini, aws.bedrock, ...)
+  --at YYYY-MM-DD      price in force on that day (default: now)
+  --tier T             service tier: standard, batch, flex, priority (default: standard)
+  --currency CODE      also show the total in CODE (needs a rate)
+  --rate CODE=RATE     exchange rate, units of CODE per 1 USD (repeatable; or TOKENMETER_CURRENCY_RATES)
+  --json               print one JSON object
+  -h, --help           this help
+`;
+
+const TOKEN_FLAGS = ['input', 'output', 'cache-read', 'cache-write', 'cache-write-1h', 'reasoning'] as const;
+
+const OPTIONS = {
+  input: { type: 'string' },
+  output: { type: 'string' },
+  'cache-read': { type: 'string' },
+  'cache-write': { type: 'string' },
+  'cache-write-1h': { type: 'string' },
+  reasoning: { type: 'string' },
+  provider: { type: 'string' },
+  at: { type: 'string' },
+  tier: { type: 'string' },
+  currency: { type: 'string' },
+  rate: { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Wraps node:util parseArgs so every bad flag becomes a CliError naming the flag (exit 2). */
+export function parseFlags<T extends ParseArgsOptionsConfig>(argv: string[], options: T) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const m = /'(-{1,2}[^' <]+)/.exec(e.message);
+    const flag = m?.[1];
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new CliError(`unknown option ${flag ?? ''}`.trim());
+    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && flag) {
+      const i = argv.indexOf(flag);
+      const next = i >= 0 ? argv[i + 1] : undefined;
+      if (next !== undefined && next.startsWith('-')) {
+        if ((TOKEN_FLAGS as readonly string[]).includes(flag.slice(2))) {
+          throw new CliError(`${flag} must be a non-negative integer, got '${next}'`);
+        }
+        throw new CliError(`${flag} needs a value, got '${next}' (write ${flag}=${next} for a value starting with '-')`);
+      }
+      throw new CliError(`${flag} needs a value`);
+    }
+    throw new CliError(e.message);
+  }
+}
+
+function tokenCount(flag: string, raw: string | undefined): number {
+  if (raw === undefined) return 0;
+  if (!/^\d+$/.test(raw)) throw new CliError(`--${flag} must be a non-negative integer, got '${raw}'`);
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n)) throw new CliError(`--${flag} is too large: ${raw}`);
+  return n;
+}
+
+export function collectRates(flagRates: string[] | undefined, env: string | undefined): CurrencyRates {
+  try {
+    return { ...(env ? parseCurrencyRates(env) : {}), ...parseCurrencyRates((flagRates ?? []).join(',')) };
+  } catch (err) {
+    if (err instanceof CurrencyError) throw new CliError(`--rate / TOKENMETER_CURRENCY_RATES: ${err.message}`);
+    throw err;
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, OPTIONS);
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (positionals.length === 0) throw new CliError('missing <model> argument (e.g. tokenmeter price gpt-4o --input 1000 --output 200)');
+  if (positionals.length > 1) throw new CliError(`expected one <model>, got ${positionals.length}: ${positionals.join(' ')}`);
+  const model = positionals[0];
+
+  const n = Object.fromEntries(TOKEN_FLAGS.map((f) => [f, tokenCount(f, values[f] as string | undefined)])) as Record<(typeof TOKEN_FLAGS)[number], number>;
+  if (n['cache-write-1h'] > n['cache-write']) throw new CliError('--cache-write-1h must not exceed --cache-write (it is the 1-hour part of it)');
+  const usage: Usage = {
+    input: n.input,
+    cache_read: n['cache-read'],
+    cache_write: n['cache-write'],
+    output: n.output,
+    reasoning: n.reasoning,
+  };
+  if (n['cache-write-1h'] > 0) usage.cache_write_1h = n['cache-write-1h'];
+
+  let at = new Date();
+  if (values.at !== undefined) {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(values.at) || !isRealDate(values.at)) {
+      throw new CliError(`--at must be a date YYYY-MM-DD, got '${values.at}'`);
+    }
+    at = new Date(`${values.at}T00:00:00Z`);
+  }
+  let tier: ServiceTier = 'standard';
+  if (values.tier !== undefined) {
+    if (!(SERVICE_TIERS as readonly string[]).includes(values.tier)) {
+      throw new CliError(`--tier must be one of ${SERVICE_TIERS.join(', ')}, got '${values.tier}'`);
+    }
+    tier = values.tier as ServiceTier;
+  }
+  let currency: string | undefined;
+  let rates: CurrencyRates = {};
+  if (values.currency !== undefined) {
+    currency = values.currency.trim().toUpperCase();
+    if (!/^[A-Z]{3}$/.test(currency)) throw new CliError(`--currency must be an ISO 4217 code such as EUR, got '${values.currency}'`);
+    rates = collectRates(values.rate, process.env.TOKENMETER_CURRENCY_RATES);
+    if (currency !== 'USD' && rates[currency] === undefined) {
+      throw new CliError(
+        `no exchange rate for ${currency}: pass --rate ${currency}=<units per USD> or set TOKENMETER_CURRENCY_RATES=${currency}=0.92`,
+      );
+    }
+  }
+
+  const book = PriceBook.load();
+  const result = book.price({ provider: values.provider, model, usage, at, serviceTier: tier });
+  if (!result.priced) {
+    const hint = result.suggestions.length ? ` (did you mean: ${result.suggestions.join(', ')}?)` : '';
+    throw new CliError(`${result.reason}${hint}`);
+  }
+
+  let display: { currency: string; total: string; formatted: string; rate: string } | undefined;
+  if (currency) {
+    try {
+      const converted = convertFromUsd(result.totalUsd, currency, rates);
+      display = { currency, total: converted.toFixed(), formatted: formatMoney(converted, currency), rate: currency === 'USD' ? '1' : rates[currency] };
+    } catch (err) {
+      if (err instanceof CurrencyError) throw new CliError(err.message);
+      throw err;
+    }
+  }
+
+  if (values.json) {
+    const out: Record<string, unknown> = {
+      provider: result.provider,
+      model: result.model,
+      total_usd: result.totalUsd.toFixed(),
+      cost_usd: Object.fromEntries(TOKEN_TYPES.map((t) => [t, result.costUsd[t].toFixed()])),
+      tokens: Object.fromEntries(TOKEN_TYPES.map((t) => [t, usage[t]])),
+    };
+    if (display) out.display = { currency: display.currency, rate: display.rate, total: display.total, formatted: display.formatted };
+    process.stdout.write(JSON.stringify(out) + '\n');
+    return 0;
+  }
+
+  const rateOf = (t: (typeof TOKEN_TYPES)[number]): string => {
+    const r = result.ratesUsdPerMtok;
+    if (!r) return '';
+    if (t === 'cache_write' && usage.cache_write_1h) return `${r.cache_write} / 1h ${r.cache_write_1h}`;
+    return r[t] || '-';
+  };
+  const rows = [
+    ['type', 'tokens', 'USD/Mtok', 'cost USD'],
+    ...TOKEN_TYPES.map((t) => [t, String(usage[t]), rateOf(t), result.costUsd[t].toFixed()]),
+  ];
+  const total = ['total', String(TOKEN_TYPES.reduce((s, t) => s + usage[t], 0)), '', result.totalUsd.toFixed()];
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...[...rows, total].map((r) => r[i].length)));
+  const line = (r: string[]) => `${r[0].padEnd(widths[0])}  ${r[1].padStart(widths[1])}  ${r[2].padStart(widths[2])}  ${r[3].padStart(widths[3])}`;
+  const out = [
+    `${result.provider}/${result.model}  ${tier} tier${result.contextTier ? `, ${result.contextTier}` : ''}`,
+    `price ${result.priceId} (${result.origin})${result.source ? `, source ${result.source}` : ''}${result.sourceDate ? ` (taken ${result.sourceDate})` : ''}`,
+    '',
+    line(rows[0]),
+    ...rows.slice(1).map(line),
+    '-'.repeat(widths.reduce((a, b) => a + b, 6)),
+    line(total),
+  ];
+  if (display) out.push(`total ${display.currency}: ${display.formatted} (at ${display.rate} ${display.currency}/USD, rounded half-even)`);
+  process.stdout.write(out.join('\n') + '\n');
+  return 0;
+}

@@ -1,0 +1,110 @@
+/**
+ * Zod schemas for the shipped price catalog (data/price-catalog.yaml) and for configured price overrides.
+ * The format is documented at the top of the catalog file.
+ */
+import { z } from 'zod';
+
+/** A non-negative decimal written as a string: prices never pass through a binary float. */
+export const decimalStringSchema = z
+  .string({ error: 'must be a quoted decimal string such as "2.50"' })
+  .regex(/^\d{1,9}(\.\d{1,12})?$/, { error: 'must be a non-negative decimal string such as "2.50"' });
+
+const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
+const INSTANT_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z$/;
+
+/** YYYY-MM-DD (00:00 UTC) or an ISO instant in UTC. YAML timestamps are rejected: they must stay strings. */
+export const effectiveDateSchema = z
+  .string({ error: 'must be a date string YYYY-MM-DD or an ISO instant ending in Z' })
+  .refine((s) => (DATE_RE.test(s) || INSTANT_RE.test(s)) && isRealDate(s), {
+    error: 'must be a real date YYYY-MM-DD or an ISO instant ending in Z',
+  });
+
+export function isRealDate(s: string): boolean {
+  const d = new Date(DATE_RE.test(s) ? `${s}T00:00:00Z` : s);
+  if (Number.isNaN(d.getTime())) return false;
+  // Reject 2025-02-30 and friends, which Date silently rolls over.
+  return d.toISOString().slice(0, 10) === s.slice(0, 10);
+}
+
+export function effectiveDateMillis(s: string): number {
+  return new Date(DATE_RE.test(s) ? `${s}T00:00:00Z` : s).getTime();
+}
+
+export const priceSetSchema = z.strictObject({
+  input: decimalStringSchema,
+  cache_read: decimalStringSchema.optional(),
+  cache_write: decimalStringSchema.optional(),
+  cache_write_1h: decimalStringSchema.optional(),
+  output: decimalStringSchema.optional(),
+  reasoning: decimalStringSchema.optional(),
+});
+export type PriceSet = z.infer<typeof priceSetSchema>;
+
+export const contextTierSchema = z.strictObject({
+  above_input_tokens: z.int().positive(),
+  prices_usd_per_mtok: priceSetSchema,
+});
+export type ContextTier = z.infer<typeof contextTierSchema>;
+
+const contextTiersSchema = z
+  .array(contextTierSchema)
+  .max(16)
+  .refine((tiers) => new Set(tiers.map((t) => t.above_input_tokens)).size === tiers.length, {
+    error: 'two context tiers have the same above_input_tokens',
+  });
+
+export const serviceTierPricesSchema = z.strictObject({
+  prices_usd_per_mtok: priceSetSchema,
+  context_tiers: contextTiersSchema.optional(),
+});
+
+const idSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .refine((s) => s === s.trim().toLowerCase(), { error: 'must be lower-case without surrounding spaces' });
+
+const entryShape = {
+  provider: z.string().min(1).max(100),
+  model: idSchema,
+  aliases: z.array(idSchema).max(200).optional(),
+  match_prefixes: z.array(idSchema).max(50).optional(),
+  effective_from: effectiveDateSchema,
+  prices_usd_per_mtok: priceSetSchema,
+  context_tiers: contextTiersSchema.optional(),
+  service_tiers: z
+    .strictObject({
+      batch: serviceTierPricesSchema.optional(),
+      flex: serviceTierPricesSchema.optional(),
+      priority: serviceTierPricesSchema.optional(),
+    })
+    .optional(),
+  source: z.url({ protocol: /^https$/, error: 'must be an https URL of the public pricing page' }),
+  source_date: effectiveDateSchema,
+};
+
+export const catalogEntrySchema = z.strictObject(entryShape);
+export type CatalogEntry = z.infer<typeof catalogEntrySchema>;
+
+export const catalogSchema = z.strictObject({
+  schema_version: z.literal(1),
+  /** YAML anchors for sources; not read. */
+  anchors: z.record(z.string(), z.unknown()).optional(),
+  entries: z.array(catalogEntrySchema).min(1).max(10_000),
+});
+export type Catalog = z.infer<typeof catalogSchema>;
+
+/**
+ * A configured price: same fields as a catalog entry, but `source` / `source_date` are optional and
+ * `effective_from` defaults to the beginning of time (the rate applies to every call). An override whose
+ * provider/model names a catalog model also applies to every alias of that model.
+ */
+export const priceOverrideSchema = z.strictObject({
+  ...entryShape,
+  effective_from: effectiveDateSchema.optional(),
+  source: z.string().min(1).max(2000).optional(),
+  source_date: effectiveDateSchema.optional(),
+});
+export type PriceOverride = z.infer<typeof priceOverrideSchema>;
+
+export const priceOverridesSchema = z.array(priceOverrideSchema).max(10_000);

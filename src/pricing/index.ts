@@ -1,0 +1,31 @@
+export { PriceBook, PriceCatalogError, DEFAULT_CATALOG_PATH, editDistance } from './price-book.js';
+export type { PriceBookOptions, CompiledEntry } from './price-book.js';
+export {
+  catalogSchema,
+  catalogEntrySchema,
+  priceSetSchema,
+  priceOverrideSchema,
+  priceOverridesSchema,
+  decimalStringSchema,
+} from './catalog-schema.js';
+export type { Catalog, CatalogEntry, PriceOverride, PriceSet, ContextTier } from './catalog-schema.js';
+export { normalizeModelId, catalogProviderFor, providerLabel, CATALOG_PROVIDERS } from './normalize.js';
+export {
+  volumeDiscountUsd,
+  allocateDiscount,
+  volumeDiscountsSchema,
+  volumeDiscountTierSchema,
+  ALLOCATION_DECIMAL_PLACES,
+} from './discounts.js';
+export type { VolumeDiscountTier, VolumeDiscounts } from './discounts.js';
+export {
+  currencyRatesSchema,
+  convertFromUsd,
+  formatMoney,
+  minorUnitDigits,
+  parseCurrencyRates,
+  CurrencyError,
+} from './currency.js';
+export type { CurrencyRates } from './currency.js';
+export { parseServiceTier, SERVICE_TIERS } from './service-tier.js';
+export type { PriceQuery, PriceResult, PricedResult, UnpricedResult, ServiceTier, AppliedRates } from './types.js';

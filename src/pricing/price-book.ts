@@ -1,0 +1,512 @@
+/**
+ * The cost engine: resolves a span's provider/model to a dated catalog (or override) entry and prices a Usage
+ * with exact decimals. On the exporter's per-call path, so resolution is pre-indexed and memoised.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
+import type { Usage } from '../usage/usage.js';
+import {
+  catalogSchema,
+  effectiveDateMillis,
+  priceOverridesSchema,
+  type Catalog,
+  type CatalogEntry,
+  type ContextTier,
+  type PriceOverride,
+  type PriceSet,
+} from './catalog-schema.js';
+import { ExactDecimal, ONE_MILLION, toShared } from './decimal.js';
+import { CATALOG_PROVIDERS, catalogProviderFor, normalizeModelId, providerLabel } from './normalize.js';
+import type { AppliedRates, PriceQuery, PriceResult, PricedResult, ServiceTier, UnpricedResult } from './types.js';
+
+export interface PriceBookOptions {
+  /** Configured prices (negotiated rates, fine-tunes, self-hosted models); they win over the catalog. */
+  overrides?: readonly unknown[];
+  /** Another catalog file instead of the shipped one (tests, forks). */
+  catalogPath?: string;
+  /** An already-parsed catalog document instead of a file. */
+  catalog?: unknown;
+  /** Size of the memo of resolved model ids (default 4096). */
+  lookupCacheSize?: number;
+}
+
+/** Thrown when the catalog or an override is invalid; the message names the entry and the field. */
+export class PriceCatalogError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PriceCatalogError';
+  }
+}
+
+/** Both `src/pricing/price-book.ts` and `dist/pricing/price-book.js` are two levels below the repo root. */
+export const DEFAULT_CATALOG_PATH = fileURLToPath(new URL('../../data/price-catalog.yaml', import.meta.url));
+
+interface Rates {
+  input: ExactDecimal;
+  cache_read: ExactDecimal;
+  cache_write: ExactDecimal;
+  cache_write_1h: ExactDecimal;
+  output: ExactDecimal | undefined;
+  reasoning: ExactDecimal | undefined;
+}
+
+interface TierRates {
+  aboveInputTokens: number;
+  rates: Rates;
+}
+
+interface PricePlan {
+  base: Rates;
+  /** Sorted by threshold, highest first. */
+  contextTiers: TierRates[];
+}
+
+/** One dated entry, compiled for pricing. */
+export interface CompiledEntry {
+  provider: string;
+  model: string;
+  effectiveFrom: string;
+  effectiveFromMillis: number;
+  origin: 'catalog' | 'override';
+  source?: string;
+  sourceDate?: string;
+  ids: string[];
+  prefixes: string[];
+  plans: Partial<Record<ServiceTier, PricePlan>>;
+  /** The validated document entry, for listings. */
+  raw: CatalogEntry | PriceOverride;
+}
+
+/** Entries claiming one id, sorted by effective_from ascending. */
+type Timeline = CompiledEntry[];
+
+interface IdIndex {
+  exact: Map<string, Timeline>;
+  /** Longest prefix first. */
+  prefixes: { prefix: string; timeline: Timeline }[];
+}
+
+interface Resolution {
+  normalized: string;
+  overrideTimeline?: Timeline;
+  catalogTimeline?: Timeline;
+}
+
+function compileRates(set: PriceSet): Rates {
+  const input = new ExactDecimal(set.input);
+  const cacheWrite = set.cache_write !== undefined ? new ExactDecimal(set.cache_write) : input;
+  const output = set.output !== undefined ? new ExactDecimal(set.output) : undefined;
+  return {
+    input,
+    cache_read: set.cache_read !== undefined ? new ExactDecimal(set.cache_read) : input,
+    cache_write: cacheWrite,
+    cache_write_1h: set.cache_write_1h !== undefined ? new ExactDecimal(set.cache_write_1h) : cacheWrite,
+    output,
+    reasoning: set.reasoning !== undefined ? new ExactDecimal(set.reasoning) : output,
+  };
+}
+
+function compilePlan(prices: PriceSet, tiers: ContextTier[] | undefined): PricePlan {
+  return {
+    base: compileRates(prices),
+    contextTiers: (tiers ?? [])
+      .map((t) => ({ aboveInputTokens: t.above_input_tokens, rates: compileRates(t.prices_usd_per_mtok) }))
+      .sort((a, b) => b.aboveInputTokens - a.aboveInputTokens),
+  };
+}
+
+function compileEntry(e: CatalogEntry | PriceOverride, origin: 'catalog' | 'override'): CompiledEntry {
+  const provider = catalogProviderFor(e.provider) ?? e.provider.trim().toLowerCase();
+  const effectiveFrom = e.effective_from ?? '1970-01-01';
+  const plans: Partial<Record<ServiceTier, PricePlan>> = {
+    standard: compilePlan(e.prices_usd_per_mtok, e.context_tiers),
+  };
+  for (const tier of ['batch', 'flex', 'priority'] as const) {
+    const t = e.service_tiers?.[tier];
+    if (t) plans[tier] = compilePlan(t.prices_usd_per_mtok, t.context_tiers);
+  }
+  const ids = [...new Set([e.model, ...(e.aliases ?? [])])];
+  return {
+    provider,
+    model: e.model,
+    effectiveFrom,
+    effectiveFromMillis: effectiveDateMillis(effectiveFrom),
+    origin,
+    source: e.source,
+    sourceDate: e.source_date,
+    ids,
+    prefixes: [...new Set(e.match_prefixes ?? [])],
+    plans,
+    raw: e,
+  };
+}
+
+function formatIssues(what: string, doc: unknown, error: z.ZodError): string {
+  const lines = error.issues.slice(0, 10).map((issue) => {
+    const path = issue.path;
+    let where = what;
+    let rest = path;
+    if (path[0] === 'entries' && typeof path[1] === 'number') {
+      where = `${what} entries[${path[1]}]${describeEntry((doc as { entries?: unknown[] })?.entries?.[path[1]])}`;
+      rest = path.slice(2);
+    } else if (typeof path[0] === 'number') {
+      where = `${what}[${path[0]}]${describeEntry((doc as unknown[])?.[path[0]])}`;
+      rest = path.slice(1);
+    }
+    const field = rest.length ? rest.join('.') : '(entry)';
+    return `${where}: ${field}: ${issue.message}`;
+  });
+  return lines.join('\n');
+}
+
+function describeEntry(e: unknown): string {
+  if (e && typeof e === 'object') {
+    const { provider, model } = e as { provider?: unknown; model?: unknown };
+    if (typeof model === 'string') return ` (${typeof provider === 'string' ? provider + '/' : ''}${model})`;
+  }
+  return '';
+}
+
+function addToTimeline(map: Map<string, Timeline>, id: string, entry: CompiledEntry, what: string): void {
+  let t = map.get(id);
+  if (!t) map.set(id, (t = []));
+  const clash = t.find((x) => x.effectiveFromMillis === entry.effectiveFromMillis);
+  if (clash && clash !== entry) {
+    throw new PriceCatalogError(
+      `${what}: id '${id}' is claimed by ${clash.provider}/${clash.model} and ${entry.provider}/${entry.model} ` +
+        `with the same effective_from ${entry.effectiveFrom}`,
+    );
+  }
+  if (!clash) {
+    t.push(entry);
+    t.sort((a, b) => a.effectiveFromMillis - b.effectiveFromMillis);
+  }
+}
+
+function buildIndex(entries: CompiledEntry[], what: string): IdIndex {
+  const exact = new Map<string, Timeline>();
+  const prefixMap = new Map<string, Timeline>();
+  for (const e of entries) {
+    for (const id of e.ids) addToTimeline(exact, id, e, what);
+    for (const p of e.prefixes) addToTimeline(prefixMap, p, e, what);
+  }
+  const prefixes = [...prefixMap.entries()]
+    .map(([prefix, timeline]) => ({ prefix, timeline }))
+    .sort((a, b) => b.prefix.length - a.prefix.length || (a.prefix < b.prefix ? -1 : 1));
+  return { exact, prefixes };
+}
+
+function lookup(index: IdIndex, id: string): Timeline | undefined {
+  const t = index.exact.get(id);
+  if (t) return t;
+  for (const p of index.prefixes) if (id.startsWith(p.prefix)) return p.timeline;
+  return undefined;
+}
+
+/** The latest entry in force at `atMillis`. */
+function inForce(timeline: Timeline, atMillis: number): CompiledEntry | undefined {
+  for (let i = timeline.length - 1; i >= 0; i--) {
+    if (timeline[i].effectiveFromMillis <= atMillis) return timeline[i];
+  }
+  return undefined;
+}
+
+let cachedDefaultCatalog: { doc: Catalog; entries: CompiledEntry[] } | undefined;
+
+function parseCatalogDocument(doc: unknown, what: string): { doc: Catalog; entries: CompiledEntry[] } {
+  const parsed = catalogSchema.safeParse(doc);
+  if (!parsed.success) throw new PriceCatalogError(formatIssues(what, doc, parsed.error));
+  const entries = parsed.data.entries.map((e) => compileEntry(e, 'catalog'));
+  for (const e of entries) {
+    if (!(CATALOG_PROVIDERS as readonly string[]).includes(e.provider)) {
+      throw new PriceCatalogError(`${what}: ${e.provider}/${e.model}: provider: not a catalog provider (${CATALOG_PROVIDERS.join(', ')})`);
+    }
+  }
+  return { doc: parsed.data, entries };
+}
+
+function readCatalogFile(path: string): { doc: Catalog; entries: CompiledEntry[] } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new PriceCatalogError(`cannot read price catalog ${path}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { schema: 'core', merge: false, maxAliasCount: 1000 });
+  } catch (err) {
+    throw new PriceCatalogError(`price catalog ${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  return parseCatalogDocument(doc, `price catalog ${path}`);
+}
+
+function isNonNegativeInt(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+export class PriceBook {
+  private readonly catalogIndex: IdIndex;
+  /** One index per provider: custom providers may reuse ids. */
+  private readonly overrideIndexes = new Map<string, IdIndex>();
+  /** Overrides by `${provider}/${model}`, for catalog models repriced by configuration. */
+  private readonly overridesByModel = new Map<string, Timeline>();
+  private readonly memo = new Map<string, Resolution>();
+  private readonly memoLimit: number;
+  /** Every catalog entry, in file order. */
+  readonly entries: readonly CompiledEntry[];
+  readonly overrides: readonly CompiledEntry[];
+  private readonly suggestionNames: string[];
+
+  private constructor(catalogEntries: CompiledEntry[], overrideEntries: CompiledEntry[], memoLimit: number) {
+    this.entries = catalogEntries;
+    this.overrides = overrideEntries;
+    this.catalogIndex = buildIndex(catalogEntries, 'price catalog');
+    const byProvider = new Map<string, CompiledEntry[]>();
+    for (const o of overrideEntries) {
+      let list = byProvider.get(o.provider);
+      if (!list) byProvider.set(o.provider, (list = []));
+      list.push(o);
+    }
+    for (const [p, list] of byProvider) this.overrideIndexes.set(p, buildIndex(list, `price overrides (${p})`));
+    for (const o of overrideEntries) {
+      addToTimeline(this.overridesByModel, `${o.provider}/${o.model}`, o, 'price overrides');
+    }
+    this.memoLimit = memoLimit;
+    this.suggestionNames = [...new Set([...catalogEntries, ...overrideEntries].map((e) => e.model))];
+  }
+
+  /**
+   * Loads the shipped catalog (parsed once per process and cached) or `options.catalogPath` / `options.catalog`,
+   * and merges configured overrides. Throws PriceCatalogError naming the entry and field on invalid input.
+   */
+  static load(options: PriceBookOptions = {}): PriceBook {
+    let catalog: { entries: CompiledEntry[] };
+    if (options.catalog !== undefined) catalog = parseCatalogDocument(options.catalog, 'price catalog');
+    else if (options.catalogPath !== undefined) catalog = readCatalogFile(options.catalogPath);
+    else catalog = cachedDefaultCatalog ??= readCatalogFile(DEFAULT_CATALOG_PATH);
+
+    let overrideEntries: CompiledEntry[] = [];
+    if (options.overrides !== undefined) {
+      const parsed = priceOverridesSchema.safeParse(options.overrides);
+      if (!parsed.success) throw new PriceCatalogError(formatIssues('price overrides', options.overrides, parsed.error));
+      overrideEntries = parsed.data.map((o) => compileEntry(o, 'override'));
+    }
+    const limit = options.lookupCacheSize ?? 4096;
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError('lookupCacheSize must be a positive integer');
+    return new PriceBook(catalog.entries, overrideEntries, limit);
+  }
+
+  private resolve(provider: string | undefined, rawModel: string): Resolution {
+    const key = `${provider ?? ''}\u0000${rawModel}`;
+    const hit = this.memo.get(key);
+    if (hit) return hit;
+    const normalized = normalizeModelId(rawModel);
+    const resolution: Resolution = {
+      normalized,
+      overrideTimeline: this.overrides.length ? this.lookupOverride(provider, normalized) : undefined,
+      catalogTimeline: lookup(this.catalogIndex, normalized),
+    };
+    if (this.memo.size >= this.memoLimit) {
+      // Bounded: drop the oldest insertion (Map iterates in insertion order).
+      const oldest = this.memo.keys().next();
+      if (!oldest.done) this.memo.delete(oldest.value);
+    }
+    this.memo.set(key, resolution);
+    return resolution;
+  }
+
+  private lookupOverride(provider: string | undefined, normalized: string): Timeline | undefined {
+    // Overrides of catalog providers' models behave like catalog entries (found from any span provider);
+    // overrides for a custom provider (e.g. a self-hosted `vllm`) apply only to spans naming that provider,
+    // or naming none.
+    if (provider !== undefined) {
+      const own = this.overrideIndexes.get(providerLabel(provider));
+      const t = own && lookup(own, normalized);
+      if (t) return t;
+      for (const p of CATALOG_PROVIDERS) {
+        const idx = this.overrideIndexes.get(p);
+        const found = idx && lookup(idx, normalized);
+        if (found) return found;
+      }
+      return undefined;
+    }
+    for (const idx of this.overrideIndexes.values()) {
+      const found = lookup(idx, normalized);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  /**
+   * Normalises a span's provider/model for metric labels: the catalog name when known (any date), else the
+   * normalised raw id.
+   */
+  normalizeModel(provider: string | undefined, rawModel: string): { provider: string; model: string; known: boolean } {
+    const r = this.resolve(provider, rawModel);
+    const t = r.overrideTimeline ?? r.catalogTimeline;
+    if (t && t.length) {
+      const newest = t[t.length - 1];
+      return { provider: newest.provider, model: newest.model, known: true };
+    }
+    return { provider: providerLabel(provider), model: r.normalized, known: false };
+  }
+
+  /** Prices one call. Never throws on bad input: an unknown model or unusable usage gives an unpriced result. */
+  price(query: PriceQuery): PriceResult {
+    const r = this.resolve(query.provider, query.model);
+    const tier: ServiceTier = query.serviceTier ?? 'standard';
+    const atMillis = query.at instanceof Date ? query.at.getTime() : NaN;
+
+    const unpriced = (provider: string, model: string, reason: string, suggestions: string[] = []): UnpricedResult => ({
+      priced: false,
+      provider,
+      model,
+      reason,
+      suggestions,
+    });
+
+    if (Number.isNaN(atMillis)) return unpriced(providerLabel(query.provider), r.normalized, 'invalid call time');
+    const u = query.usage;
+    for (const t of TOKEN_TYPES) {
+      if (!isNonNegativeInt(u?.[t])) {
+        return unpriced(providerLabel(query.provider), r.normalized, `invalid usage: ${t} must be a non-negative integer`);
+      }
+    }
+    const cw1h = u.cache_write_1h ?? 0;
+    if (!isNonNegativeInt(cw1h) || cw1h > u.cache_write) {
+      return unpriced(providerLabel(query.provider), r.normalized, 'invalid usage: cache_write_1h must be an integer between 0 and cache_write');
+    }
+
+    let entry: CompiledEntry | undefined;
+    if (r.overrideTimeline) entry = inForce(r.overrideTimeline, atMillis);
+    if (!entry && r.catalogTimeline) {
+      entry = inForce(r.catalogTimeline, atMillis);
+      if (entry) {
+        const o = this.overridesByModel.get(`${entry.provider}/${entry.model}`);
+        const oe = o && inForce(o, atMillis);
+        if (oe) entry = oe;
+      }
+    }
+    if (!entry) {
+      const timeline = r.overrideTimeline ?? r.catalogTimeline;
+      if (timeline && timeline.length) {
+        const first = timeline[0];
+        return unpriced(
+          first.provider,
+          first.model,
+          `no price for model ${first.model} in force at ${new Date(atMillis).toISOString()} (earliest effective_from ${first.effectiveFrom})`,
+        );
+      }
+      return unpriced(providerLabel(query.provider), r.normalized, `no price for model ${r.normalized}`, this.suggest(r.normalized));
+    }
+
+    const plan = entry.plans[tier];
+    if (!plan) {
+      return unpriced(entry.provider, entry.model, `no ${tier} price for model ${entry.model} (price ${entry.effectiveFrom})`);
+    }
+    const promptTokens = u.input + u.cache_read + u.cache_write;
+    let rates = plan.base;
+    let contextTier: string | undefined;
+    for (const t of plan.contextTiers) {
+      if (promptTokens > t.aboveInputTokens) {
+        rates = t.rates;
+        contextTier = `above ${t.aboveInputTokens} input tokens`;
+        break;
+      }
+    }
+    if (tier !== 'standard' && !contextTier) {
+      // A service tier without its own context tiers cannot price a request the standard plan would reprice.
+      const std = entry.plans.standard!;
+      const crossed = std.contextTiers.find((t) => promptTokens > t.aboveInputTokens);
+      if (crossed && plan.contextTiers.length === 0) {
+        return unpriced(
+          entry.provider,
+          entry.model,
+          `no ${tier} price for model ${entry.model} above ${crossed.aboveInputTokens} input tokens`,
+        );
+      }
+    }
+    if ((u.output > 0 && !rates.output) || (u.reasoning > 0 && !rates.reasoning)) {
+      return unpriced(entry.provider, entry.model, `model ${entry.model} has no output price (input-only model) but the call reports output tokens`);
+    }
+
+    const zero = new ExactDecimal(0);
+    const tokens = (n: number) => new ExactDecimal(n);
+    const cost = (n: number, rate: ExactDecimal | undefined) => (n === 0 || !rate ? zero : tokens(n).times(rate).div(ONE_MILLION));
+    const exact: Record<TokenType, ExactDecimal> = {
+      input: cost(u.input, rates.input),
+      cache_read: cost(u.cache_read, rates.cache_read),
+      cache_write: cost(u.cache_write - cw1h, rates.cache_write).plus(cost(cw1h, rates.cache_write_1h)),
+      output: cost(u.output, rates.output),
+      reasoning: cost(u.reasoning, rates.reasoning),
+    };
+    let total = zero;
+    for (const t of TOKEN_TYPES) total = total.plus(exact[t]);
+
+    const costUsd = {} as PricedResult['costUsd'];
+    for (const t of TOKEN_TYPES) costUsd[t] = toShared(exact[t]);
+    const ratesUsdPerMtok: AppliedRates = {
+      input: rates.input.toFixed(),
+      cache_read: rates.cache_read.toFixed(),
+      cache_write: rates.cache_write.toFixed(),
+      cache_write_1h: rates.cache_write_1h.toFixed(),
+      output: rates.output?.toFixed() ?? '',
+      reasoning: rates.reasoning?.toFixed() ?? '',
+    };
+    const result: PricedResult = {
+      priced: true,
+      provider: entry.provider,
+      model: entry.model,
+      priceId: `${entry.origin === 'override' ? 'override:' : ''}${entry.provider}/${entry.model}@${entry.effectiveFrom}`,
+      effectiveFrom: entry.effectiveFrom,
+      serviceTier: tier,
+      costUsd,
+      totalUsd: toShared(total),
+      origin: entry.origin,
+      ratesUsdPerMtok,
+    };
+    if (contextTier) result.contextTier = contextTier;
+    if (entry.source) result.source = entry.source;
+    if (entry.sourceDate) result.sourceDate = entry.sourceDate;
+    return result;
+  }
+
+  /** Up to three catalog names close to `normalized` (edit distance, with a bonus for shared prefixes). */
+  suggest(normalized: string, max = 3): string[] {
+    const scored = this.suggestionNames.map((name) => {
+      let score = editDistance(normalized, name);
+      if (name.startsWith(normalized) || normalized.startsWith(name)) score -= 2;
+      return { name, score };
+    });
+    scored.sort((a, b) => a.score - b.score || (a.name < b.name ? -1 : 1));
+    const limit = Math.max(3, Math.ceil(normalized.length * 0.6));
+    return scored.filter((s) => s.score <= limit).slice(0, max).map((s) => s.name);
+  }
+
+  /** The entries of a model (catalog first, then overrides), for listings. */
+  entriesFor(provider: string, model: string): CompiledEntry[] {
+    return [...this.entries, ...this.overrides].filter((e) => e.provider === provider && e.model === model);
+  }
+}
+
+/** Levenshtein distance, O(n·m) with one row; only used to suggest names for an unknown model. */
+export function editDistance(a: string, b: string): number {
+  if (a === b) return 0;
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length];
+}
+
+export type { Usage };
