@@ -1,0 +1,223 @@
+import { diag, SpanKind, SpanStatusCode, type Attributes, type Histogram, type Span, type Tracer } from '@opentelemetry/api';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_PLAN,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_SERVICE_TIER,
+  ATTR_USAGE_ESTIMATED,
+  GENAI,
+} from '../contract/names.js';
+import { usageToGenAiAttributes, type NormalizedUsage, type Usage } from '../usage/index.js';
+import type { ResolvedOptions } from './options.js';
+import type { ServerInfo } from './provider.js';
+import { currentAttribution, currentCollector, type UsageCollector } from './scope.js';
+
+/** The tracer, instruments and options the patched SDK methods report to (set by the active instrumentation). */
+export interface Telemetry {
+  tracer: Tracer;
+  tokenUsage: Histogram;
+  operationDuration: Histogram;
+  timeToFirstChunk: Histogram;
+  options: ResolvedOptions;
+}
+
+let active: Telemetry | undefined;
+
+export function setActiveTelemetry(t: Telemetry | undefined): void {
+  active = t;
+}
+
+export function activeTelemetry(): Telemetry | undefined {
+  return active;
+}
+
+/** How a stream ended when the caller did not read it to the end. */
+export type StreamEnd = 'break' | 'abort';
+
+/** Provider-specific knowledge a call needs: usage normalisation and the fallback token estimate. */
+export interface CallAdapter {
+  normalizeUsage(raw: unknown): NormalizedUsage;
+  /** Estimated input tokens of the request (only called when the provider reported no usage). */
+  estimateInput(call: GenAiCall): number;
+  /** Estimated output tokens of the received text (only called when the provider reported no usage). */
+  estimateOutput(call: GenAiCall): number;
+}
+
+/** Spec-recommended reasons are strings; keep the list short and cheap. */
+function errorType(err: unknown): string {
+  if (err && typeof err === 'object') {
+    const name = (err as { constructor?: { name?: unknown } }).constructor?.name;
+    if (typeof name === 'string' && name !== 'Object' && name.length > 0) return name;
+  }
+  return '_OTHER';
+}
+
+/**
+ * One LLM call: its span, its metrics and the state collected from its response or stream. Every path ends it
+ * exactly once (`ended`); attributes are computed once, at the end.
+ */
+export class GenAiCall {
+  readonly span: Span;
+  readonly startMillis: number;
+  readonly metricAttrs: Attributes;
+  readonly collector: UsageCollector | undefined;
+  ended = false;
+  streaming = false;
+  /** The request parameters, kept for estimation and content capture. */
+  readonly params: Record<string, any>;
+  responseModel: string | undefined;
+  responseId: string | undefined;
+  finishReasons: string[] | undefined;
+  serviceTier: string | undefined;
+  rawUsage: unknown;
+  /** Text received so far (streams and responses), for the fallback estimate and content capture. */
+  outputText = '';
+  firstChunkMillis = -1;
+  /** The request asked for usage we injected; its usage-only chunk is hidden from the caller. */
+  injectedUsage = false;
+
+  constructor(
+    private readonly telemetry: Telemetry,
+    private readonly adapter: CallAdapter,
+    readonly operation: string,
+    readonly server: ServerInfo,
+    readonly requestModel: string,
+    params: Record<string, any>,
+    spanAttrs: Attributes,
+  ) {
+    this.params = params;
+    const attrs: Attributes = spanAttrs;
+    attrs[GENAI.operationName] = operation;
+    attrs[GENAI.providerName] = server.provider;
+    attrs[GENAI.requestModel] = requestModel;
+    if (server.address !== undefined) {
+      attrs[ATTR_SERVER_ADDRESS] = server.address;
+      attrs[ATTR_SERVER_PORT] = server.port;
+    }
+    currentAttribution(attrs as Record<string, string>);
+    const metricAttrs: Attributes = {
+      [GENAI.operationName]: operation,
+      [GENAI.providerName]: server.provider,
+      [GENAI.requestModel]: requestModel,
+    };
+    if (server.address !== undefined) {
+      metricAttrs[ATTR_SERVER_ADDRESS] = server.address;
+      metricAttrs[ATTR_SERVER_PORT] = server.port;
+    }
+    if (attrs[ATTR_PLAN] !== undefined) metricAttrs[ATTR_PLAN] = attrs[ATTR_PLAN];
+    this.metricAttrs = metricAttrs;
+    this.collector = currentCollector();
+    this.startMillis = performance.now();
+    this.span = telemetry.tracer.startSpan(`${operation} ${requestModel}`, { kind: SpanKind.CLIENT, attributes: attrs });
+  }
+
+  get options(): ResolvedOptions {
+    return this.telemetry.options;
+  }
+
+  /** Marks the arrival of the first stream chunk (time to first chunk). */
+  firstChunk(): void {
+    if (this.firstChunkMillis < 0) this.firstChunkMillis = performance.now();
+  }
+
+  /** Ends the call: a response or a finished stream (`error` undefined), or a failure. Idempotent. */
+  end(error?: unknown, streamEnd?: StreamEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    try {
+      this.finish(error, streamEnd);
+    } catch (err) {
+      diag.error('tokenmeter: failed to record an LLM call', err);
+      try {
+        this.span.end();
+      } catch {
+        // The span could not end either; nothing more to do without risking the app.
+      }
+    }
+  }
+
+  private finish(error: unknown, streamEnd: StreamEnd | undefined): void {
+    const t = this.telemetry;
+    const span = this.span;
+    const m = this.metricAttrs;
+    const durationSeconds = (performance.now() - this.startMillis) / 1000;
+    if (this.responseModel !== undefined) {
+      span.setAttribute(GENAI.responseModel, this.responseModel);
+      m[GENAI.responseModel] = this.responseModel;
+    }
+    if (this.responseId !== undefined) span.setAttribute(GENAI.responseId, this.responseId);
+    if (this.finishReasons !== undefined && this.finishReasons.length > 0) {
+      span.setAttribute(GENAI.responseFinishReasons, this.finishReasons);
+    }
+    if (this.serviceTier !== undefined) {
+      span.setAttribute(ATTR_SERVICE_TIER, this.serviceTier);
+      span.setAttribute(GENAI.responseServiceTier, this.serviceTier);
+    }
+    if (streamEnd !== undefined) span.setAttribute('tokenmeter.stream.end', streamEnd);
+
+    let usage: Usage | undefined;
+    let estimated = false;
+    if (this.rawUsage !== undefined && this.rawUsage !== null) {
+      try {
+        const normalized = this.adapter.normalizeUsage(this.rawUsage);
+        usage = normalized.usage;
+        if (normalized.warnings.length > 0) span.setAttribute('tokenmeter.usage.warnings', normalized.warnings);
+      } catch (err) {
+        // Implausible provider usage is reported, not priced: the exporter would reject it anyway.
+        diag.warn('tokenmeter: the provider reported unusable usage', err);
+        span.setAttribute('tokenmeter.usage.invalid', String((err as Error)?.message ?? err));
+      }
+    } else if (this.options.estimateMissingUsage && (error === undefined || this.streaming)) {
+      // A stream exists only once the provider answered, so its prompt was processed even if it broke off.
+      usage = {
+        input: this.adapter.estimateInput(this),
+        cache_read: 0,
+        cache_write: 0,
+        output: this.adapter.estimateOutput(this),
+        reasoning: 0,
+      };
+      estimated = true;
+    }
+
+    if (usage !== undefined) {
+      span.setAttributes(usageToGenAiAttributes(usage));
+      if (estimated) span.setAttribute(ATTR_USAGE_ESTIMATED, true);
+    }
+    if (this.options.captureMessageContent && this.outputText.length > 0) {
+      span.setAttribute(
+        GENAI.outputMessages,
+        JSON.stringify([{ role: 'assistant', parts: [{ type: 'text', content: this.outputText }], finish_reason: this.finishReasons?.[0] }]),
+      );
+    }
+    if (error !== undefined) {
+      const type = errorType(error);
+      span.setAttribute(ATTR_ERROR_TYPE, type);
+      m[ATTR_ERROR_TYPE] = type;
+      span.recordException(error as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: String((error as Error)?.message ?? error) });
+    }
+    span.end();
+
+    t.operationDuration.record(durationSeconds, m);
+    if (this.firstChunkMillis >= 0) t.timeToFirstChunk.record((this.firstChunkMillis - this.startMillis) / 1000, m);
+    if (usage !== undefined) {
+      const tm: Attributes = estimated ? { ...m, [ATTR_USAGE_ESTIMATED]: true } : { ...m };
+      tm[GENAI.tokenType] = 'input';
+      t.tokenUsage.record(usage.input + usage.cache_read + usage.cache_write, tm);
+      const to: Attributes = { ...tm, [GENAI.tokenType]: 'output' };
+      t.tokenUsage.record(usage.output + usage.reasoning, to);
+    }
+    for (let c = this.collector; c !== undefined; c = c.parent) {
+      c.calls.push({
+        provider: this.server.provider,
+        model: this.responseModel ?? this.requestModel,
+        operation: this.operation,
+        usage: usage ?? { input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 },
+        estimated,
+        serviceTier: this.serviceTier,
+        outcome: error === undefined ? 'success' : 'error',
+      });
+    }
+  }
+}

@@ -1,0 +1,5 @@
+// tokenmeter's instrumentation of LLM SDKs: spans and GenAI metrics with the provider's token counts.
+export { tokenmeterInstrumentations, instrument, disable, TokenmeterInstrumentation } from './instrumentation.js';
+export { withUser } from './scope.js';
+export type { UserAttribution } from './scope.js';
+export type { TokenmeterInstrumentationOptions } from './options.js';

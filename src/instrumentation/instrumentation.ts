@@ -1,0 +1,189 @@
+import { diag, ValueType, type TracerProvider } from '@opentelemetry/api';
+import { InstrumentationBase, InstrumentationNodeModuleDefinition, type InstrumentationConfig } from '@opentelemetry/instrumentation';
+import { GENAI_METRIC_OPERATION_DURATION, GENAI_METRIC_TIME_TO_FIRST_CHUNK, GENAI_METRIC_TOKEN_USAGE } from '../contract/names.js';
+import { findAnthropicClass, patchAnthropic } from './anthropic.js';
+import { activeTelemetry, setActiveTelemetry, type Telemetry } from './call.js';
+import { findOpenAIClass, patchOpenAI } from './openai.js';
+import { resolveOptions, type TokenmeterInstrumentationOptions } from './options.js';
+import { unpatchAll } from './patch.js';
+
+export const INSTRUMENTATION_NAME = 'tokenmeter';
+export const INSTRUMENTATION_VERSION = '0.1.0';
+
+/** The OTel GenAI spec's advisory buckets. */
+const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
+const DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+
+/** Supported majors: OpenAI v4–v6 and the Anthropic SDK 0.30–1.x share the Stainless shapes tokenmeter wraps. */
+const OPENAI_VERSIONS = ['>=4.0.0 <7'];
+const ANTHROPIC_VERSIONS = ['>=0.30.0 <2'];
+
+const instances = new Set<TokenmeterInstrumentation>();
+
+type Config = InstrumentationConfig & TokenmeterInstrumentationOptions;
+
+function classPrototypes(C: any, paths: string[][]): Set<unknown> {
+  const out = new Set<unknown>();
+  for (const path of paths) {
+    let v = C;
+    for (const key of path) v = v?.[key];
+    if (v?.prototype) out.add(v.prototype);
+  }
+  return out;
+}
+
+/**
+ * tokenmeter's OpenTelemetry instrumentation of the OpenAI and Anthropic SDKs. Hooks `require` and (with the
+ * import-in-the-middle loader registered) `import` of `openai` and `@anthropic-ai/sdk`.
+ */
+export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
+  // `declare`: the base constructor calls enable() before subclass fields would be initialised.
+  declare private telemetryState: Telemetry | undefined;
+
+  constructor(options: TokenmeterInstrumentationOptions = {}) {
+    super(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION, { ...options });
+    instances.add(this);
+  }
+
+  protected init(): InstrumentationNodeModuleDefinition[] {
+    return [
+      new InstrumentationNodeModuleDefinition(
+        'openai',
+        OPENAI_VERSIONS,
+        (exports) => {
+          safePatch(() => patchOpenAI(exports));
+          return exports;
+        },
+        (exports) => {
+          const C = findOpenAIClass(exports);
+          if (C !== undefined) {
+            const protos = classPrototypes(C, [['Chat', 'Completions'], ['Responses'], ['Embeddings']]);
+            unpatchAll((t) => protos.has(t));
+          }
+        },
+      ),
+      new InstrumentationNodeModuleDefinition(
+        '@anthropic-ai/sdk',
+        ANTHROPIC_VERSIONS,
+        (exports) => {
+          safePatch(() => patchAnthropic(exports));
+          return exports;
+        },
+        (exports) => {
+          const C = findAnthropicClass(exports);
+          if (C !== undefined) {
+            const protos = classPrototypes(C, [['Messages'], ['Beta', 'Messages']]);
+            unpatchAll((t) => protos.has(t));
+          }
+        },
+      ),
+    ];
+  }
+
+  /** The tracer, instruments and options the patched methods report to. */
+  telemetry(): Telemetry {
+    let t = this.telemetryState;
+    if (t === undefined) {
+      const meter = this.meter;
+      t = {
+        tracer: this.tracer,
+        options: resolveOptions(this.getConfig()),
+        tokenUsage: meter.createHistogram(GENAI_METRIC_TOKEN_USAGE, {
+          description: 'Number of input and output tokens used',
+          unit: '{token}',
+          valueType: ValueType.INT,
+          advice: { explicitBucketBoundaries: TOKEN_BUCKETS },
+        }),
+        operationDuration: meter.createHistogram(GENAI_METRIC_OPERATION_DURATION, {
+          description: 'GenAI operation duration',
+          unit: 's',
+          advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+        }),
+        timeToFirstChunk: meter.createHistogram(GENAI_METRIC_TIME_TO_FIRST_CHUNK, {
+          description: 'Time to receive the first chunk of a streamed response',
+          unit: 's',
+          advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+        }),
+      };
+      this.telemetryState = t;
+    }
+    return t;
+  }
+
+  protected override _updateMetricInstruments(): void {
+    // Called by the base constructor and on setMeterProvider: rebuild the instruments on the new meter.
+    const wasActive = this.telemetryState !== undefined && activeTelemetry() === this.telemetryState;
+    this.telemetryState = undefined;
+    if (wasActive) setActiveTelemetry(this.telemetry());
+  }
+
+  override setTracerProvider(tracerProvider: TracerProvider): void {
+    super.setTracerProvider(tracerProvider);
+    if (this.telemetryState !== undefined) this.telemetryState.tracer = this.tracer;
+  }
+
+  override setConfig(config: Config = {}): void {
+    super.setConfig(config);
+    if (this.telemetryState !== undefined) this.telemetryState.options = resolveOptions(config);
+  }
+
+  override enable(): void {
+    super.enable();
+    // The Anthropic SDK records its own GenAI spans through the global tracer provider; with tokenmeter's
+    // spans as well every call would be counted twice. An explicit setting by the app wins.
+    process.env.ANTHROPIC_OPEN_TELEMETRY ??= 'false';
+    setActiveTelemetry(this.telemetry());
+  }
+
+  override disable(): void {
+    super.disable();
+    if (this.telemetryState !== undefined && activeTelemetry() === this.telemetryState) setActiveTelemetry(undefined);
+  }
+}
+
+function safePatch(fn: () => string[]): void {
+  try {
+    const done = fn();
+    diag.debug(`tokenmeter: instrumented ${done.join(', ') || 'nothing'}`);
+  } catch (err) {
+    diag.error('tokenmeter: failed to instrument an SDK; it runs uninstrumented', err);
+  }
+}
+
+/**
+ * The instrumentations to pass to your own `NodeSDK` / `registerInstrumentations` (instead of
+ * `tokenmeter/register`).
+ */
+export function tokenmeterInstrumentations(options?: TokenmeterInstrumentationOptions): TokenmeterInstrumentation[] {
+  return [new TokenmeterInstrumentation(options)];
+}
+
+/**
+ * Instruments an SDK module you hand over: for bundled apps (Next.js, esbuild) where the loader hooks never see
+ * `openai` / `@anthropic-ai/sdk` being loaded, and for packages installed under another name. Accepts the
+ * module namespace, its CommonJS exports or the client class. Returns the methods it patched.
+ */
+export function instrument(mod: unknown): string[] {
+  try {
+    if (activeTelemetry() === undefined && instances.size === 0) {
+      // Reports through the global tracer and meter providers, whenever they are registered.
+      new TokenmeterInstrumentation();
+    }
+    return [...patchOpenAI(mod), ...patchAnthropic(mod)];
+  } catch (err) {
+    diag.error('tokenmeter: instrument() failed; the module runs uninstrumented', err);
+    return [];
+  }
+}
+
+/** Disables every tokenmeter instrumentation and restores every SDK method it wrapped. */
+export function disable(): void {
+  try {
+    for (const i of instances) i.disable();
+    instances.clear();
+    unpatchAll();
+    setActiveTelemetry(undefined);
+  } catch (err) {
+    diag.error('tokenmeter: disable() failed', err);
+  }
+}

@@ -1,0 +1,135 @@
+import { diag, type Attributes } from '@opentelemetry/api';
+import { GENAI } from '../contract/names.js';
+import { activeTelemetry, GenAiCall, type CallAdapter } from './call.js';
+import type { ResolvedOptions } from './options.js';
+import type { ServerInfo } from './provider.js';
+import { instrumentApiPromise, type ResponseHandler } from './stainless.js';
+
+/** How one SDK method becomes a GenAI call. */
+export interface MethodSpec {
+  operation: string;
+  adapter: CallAdapter;
+  handler: ResponseHandler;
+  /** The provider and server of the client the resource belongs to (`this` of the method). */
+  server(resource: any): ServerInfo;
+  /** Request attributes beyond the common ones (set at span start). */
+  requestAttributes(params: Record<string, any>, options: ResolvedOptions): Attributes;
+  /** Returns the parameters to send, when tokenmeter changes them (never mutates the caller's object). */
+  prepare?(call: GenAiCall, params: Record<string, any>): Record<string, any>;
+}
+
+const ORIGINAL = Symbol('tokenmeter.original');
+
+interface Patch {
+  target: Record<string, unknown>;
+  name: string;
+  original: (...args: any[]) => any;
+  wrapper: (...args: any[]) => any;
+}
+
+const applied: Patch[] = [];
+
+function wrapMethod(original: (...args: any[]) => any, spec: MethodSpec): (...args: any[]) => any {
+  const wrapper = function tokenmeterCreate(this: any, params: any, ...rest: any[]): any {
+    const telemetry = activeTelemetry();
+    if (telemetry === undefined || params === null || typeof params !== 'object') {
+      return original.call(this, params, ...rest);
+    }
+    let call: GenAiCall;
+    try {
+      const model = typeof params.model === 'string' ? params.model : 'unknown';
+      call = new GenAiCall(
+        telemetry,
+        spec.adapter,
+        spec.operation,
+        spec.server(this),
+        model,
+        params,
+        spec.requestAttributes(params, telemetry.options),
+      );
+    } catch (err) {
+      diag.error('tokenmeter: failed to start recording an LLM call', err);
+      return original.call(this, params, ...rest);
+    }
+    let send = params;
+    if (spec.prepare !== undefined) {
+      try {
+        send = spec.prepare(call, params);
+      } catch (err) {
+        diag.error('tokenmeter: failed to prepare an LLM request; sending it unchanged', err);
+        call.injectedUsage = false;
+        send = params;
+      }
+    }
+    let result: unknown;
+    try {
+      result = original.call(this, send, ...rest);
+    } catch (err) {
+      call.end(err);
+      throw err;
+    }
+    try {
+      return instrumentApiPromise(result, call, spec.handler);
+    } catch (err) {
+      diag.error('tokenmeter: failed to observe an LLM response', err);
+      call.end();
+      return result;
+    }
+  };
+  (wrapper as any)[ORIGINAL] = original;
+  return wrapper;
+}
+
+/** Wraps `target[name]` once (re-wrapping an already wrapped method is a no-op). Returns whether it is wrapped. */
+export function patchMethod(target: unknown, name: string, spec: MethodSpec): boolean {
+  if (target === null || (typeof target !== 'object' && typeof target !== 'function')) return false;
+  const t = target as Record<string, unknown>;
+  const current = t[name];
+  if (typeof current !== 'function') return false;
+  if ((current as any)[ORIGINAL] !== undefined) return true;
+  const original = current as (...args: any[]) => any;
+  const wrapper = wrapMethod(original, spec);
+  t[name] = wrapper;
+  applied.push({ target: t, name, original, wrapper });
+  return true;
+}
+
+/** Restores the methods this module wrapped under `target` (all of them when omitted). */
+export function unpatchAll(filter?: (target: Record<string, unknown>) => boolean): void {
+  for (let i = applied.length - 1; i >= 0; i--) {
+    const p = applied[i];
+    if (filter !== undefined && !filter(p.target)) continue;
+    if (p.target[p.name] === p.wrapper) p.target[p.name] = p.original;
+    applied.splice(i, 1);
+  }
+}
+
+export function isPatched(target: unknown, name: string): boolean {
+  const fn = (target as Record<string, unknown> | undefined)?.[name];
+  return typeof fn === 'function' && (fn as any)[ORIGINAL] !== undefined;
+}
+
+/** Common request attributes: the sampling parameters the conventions name, when the caller set them. */
+export function samplingAttributes(params: Record<string, any>, maxTokensKeys: readonly string[]): Attributes {
+  const attrs: Attributes = {};
+  for (const key of maxTokensKeys) {
+    if (typeof params[key] === 'number') {
+      attrs['gen_ai.request.max_tokens'] = params[key];
+      break;
+    }
+  }
+  if (typeof params.temperature === 'number') attrs['gen_ai.request.temperature'] = params.temperature;
+  if (typeof params.top_p === 'number') attrs['gen_ai.request.top_p'] = params.top_p;
+  if (params.stream === true) attrs[GENAI.requestStream] = true;
+  return attrs;
+}
+
+/** JSON of the request's messages for `gen_ai.input.messages`, only when content capture is on. */
+export function captureInput(attrs: Attributes, options: ResolvedOptions, value: unknown): void {
+  if (!options.captureMessageContent || value === undefined) return;
+  try {
+    attrs[GENAI.inputMessages] = JSON.stringify(value);
+  } catch {
+    // Unserialisable content is left out rather than guessed.
+  }
+}

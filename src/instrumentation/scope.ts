@@ -1,0 +1,101 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { context, diag, propagation } from '@opentelemetry/api';
+import { ATTR_FEATURE, ATTR_PLAN, ATTR_USER_ID } from '../contract/names.js';
+import type { Usage } from '../usage/index.js';
+
+/** Who a call is made for. `plan` and `feature` are low-cardinality labels; `id` is the user's id. */
+export interface UserAttribution {
+  id?: string;
+  plan?: string;
+  feature?: string;
+}
+
+/** One finished call as `trackUsage` sees it. */
+export interface TrackedCall {
+  provider: string;
+  model: string;
+  operation: string;
+  usage: Usage;
+  estimated: boolean;
+  serviceTier?: string;
+  outcome: 'success' | 'error';
+}
+
+/** Receives the calls that end inside a `trackUsage` scope (and, through `parent`, its enclosing scopes). */
+export interface UsageCollector {
+  calls: TrackedCall[];
+  parent: UsageCollector | undefined;
+}
+
+interface Scope {
+  user: UserAttribution | undefined;
+  collector: UsageCollector | undefined;
+}
+
+// One store for both withUser and trackUsage: each extra AsyncLocalStorage adds work to every async hop.
+const storage = new AsyncLocalStorage<Scope>();
+
+function cleanLabel(value: unknown, what: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 256) {
+    diag.error(`tokenmeter: withUser ignored an invalid ${what} (expected a non-empty string of at most 256 characters)`);
+    return undefined;
+  }
+  return value;
+}
+
+/**
+ * Runs `fn` with every LLM call inside it (across awaits, timers and streams started inside) attributed to
+ * `user`. Fields not given are inherited from an enclosing `withUser`. Returns what `fn` returns.
+ */
+export function withUser<T>(user: UserAttribution, fn: () => T): T {
+  let next: Scope;
+  try {
+    const outer = storage.getStore();
+    const merged: UserAttribution = { ...outer?.user };
+    const id = cleanLabel(user?.id, 'user id');
+    const plan = cleanLabel(user?.plan, 'plan');
+    const feature = cleanLabel(user?.feature, 'feature');
+    if (id !== undefined) merged.id = id;
+    if (plan !== undefined) merged.plan = plan;
+    if (feature !== undefined) merged.feature = feature;
+    next = { user: merged, collector: outer?.collector };
+  } catch (err) {
+    diag.error('tokenmeter: withUser failed; running without attribution', err);
+    return fn();
+  }
+  return storage.run(next, fn);
+}
+
+/** Runs `fn` with a new collector that receives every call ending inside it. */
+export function runCollecting<T>(collector: UsageCollector, fn: () => T): T {
+  const outer = storage.getStore();
+  collector.parent = outer?.collector;
+  return storage.run({ user: outer?.user, collector }, fn);
+}
+
+export function currentCollector(): UsageCollector | undefined {
+  return storage.getStore()?.collector;
+}
+
+/**
+ * The attribution attributes for a call starting now: `withUser` first, then OTel baggage entries
+ * (`user.id`, `tokenmeter.plan`, `tokenmeter.feature`) propagated from an upstream service.
+ */
+export function currentAttribution(out: Record<string, string | number | boolean | string[]>): void {
+  const user = storage.getStore()?.user;
+  let id = user?.id;
+  let plan = user?.plan;
+  let feature = user?.feature;
+  if (id === undefined || plan === undefined || feature === undefined) {
+    const baggage = propagation.getBaggage(context.active());
+    if (baggage !== undefined) {
+      id ??= baggage.getEntry(ATTR_USER_ID)?.value;
+      plan ??= baggage.getEntry(ATTR_PLAN)?.value;
+      feature ??= baggage.getEntry(ATTR_FEATURE)?.value;
+    }
+  }
+  if (id) out[ATTR_USER_ID] = id;
+  if (plan) out[ATTR_PLAN] = plan;
+  if (feature) out[ATTR_FEATURE] = feature;
+}

@@ -1,0 +1,37 @@
+/** Deterministic response text for the mock provider: the same seed and request number give the same words. */
+
+const WORDS = [
+  'the', 'meter', 'counts', 'every', 'token', 'a', 'provider', 'reports', 'and', 'prices', 'it', 'once', 'plans',
+  'limit', 'what', 'users', 'spend', 'each', 'month', 'dashboards', 'show', 'cost', 'by', 'model', 'cache', 'reads',
+  'are', 'cheaper', 'than', 'fresh', 'input', 'output', 'streams', 'arrive', 'in', 'chunks', 'latency', 'matters',
+  'budget', 'alerts', 'fire', 'before', 'overage', 'ledger', 'commits', 'exactly', 'spans', 'carry', 'usage',
+  'reasoning', 'thinks', 'quietly', 'answers', 'politely', 'summaries', 'translate', 'documents', 'quickly',
+];
+
+/** mulberry32: a tiny, well-distributed 32-bit PRNG. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `count` words (at least 1), the first capitalised, ending with a full stop. */
+export function generateWords(seed: number, requestNumber: number, count: number): string[] {
+  const next = prng((seed * 2654435761 + requestNumber * 40503) >>> 0);
+  const n = Math.max(1, Math.floor(count));
+  const words: string[] = [];
+  for (let i = 0; i < n; i++) words.push(WORDS[Math.floor(next() * WORDS.length)]);
+  words[0] = words[0][0].toUpperCase() + words[0].slice(1);
+  words[n - 1] += '.';
+  return words;
+}
+
+/** The words as stream pieces: the first bare, every other one with its leading space. */
+export function streamPieces(words: string[]): string[] {
+  return words.map((w, i) => (i === 0 ? w : ` ${w}`));
+}
