@@ -1,0 +1,247 @@
+/**
+ * `tokenmeter demo`: the exporter on an embedded ledger, a mock provider, and a simulated app (a child process
+ * started with `--import tokenmeter/register`, calling the mock through the real SDKs) — one process tree.
+ * The live view reads every figure from the exporter's usage API.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_HTTP_PORT, DEFAULT_OTLP_PORT } from '../contract/names.js';
+import { attributeSentUsage, type MockSentRecord } from './mock-record.js';
+import { firingAlerts, type FiringAlert } from './alerts.js';
+import { renderLiveView, renderLogLine, newAlertLines } from './terminal-view.js';
+import { UsageApiClient, type Snapshot } from './usage-api.js';
+import { formatInt, formatUsd } from './format.js';
+import { startExporter, type RunningExporter } from '../exporter/exporter.js';
+
+/** The mock provider's default port (shifted by --port-offset like the exporter's). */
+export const DEMO_MOCK_PORT = 8787;
+export const DEFAULT_DEMO_DIR = join('.tokenmeter', 'demo');
+export const MOCK_RECORD_FILE = 'mock-sent-usage.json';
+
+export interface DemoPorts {
+  otlp: number;
+  http: number;
+  mock: number;
+}
+
+export interface DemoOptions {
+  users: number;
+  rate: number;
+  durationSeconds?: number;
+  seed: number;
+  /** Ports to listen on; 0 = any free port. */
+  ports: DemoPorts;
+  dataDir: string;
+  /** Live view (TTY) or plain log lines. */
+  live: boolean;
+  color: boolean;
+  out: NodeJS.WritableStream & { columns?: number };
+  err: NodeJS.WritableStream;
+  /** Aborting stops the demo like Ctrl-C. */
+  signal: AbortSignal;
+  /** Seconds between plain log lines. Default 5. */
+  logIntervalSeconds?: number;
+}
+
+export function demoPorts(offset: number | 'auto'): DemoPorts {
+  if (offset === 'auto') return { otlp: 0, http: 0, mock: 0 };
+  return { otlp: DEFAULT_OTLP_PORT + offset, http: DEFAULT_HTTP_PORT + offset, mock: DEMO_MOCK_PORT + offset };
+}
+
+/** A clear message for a port that is taken, naming the flags that avoid it. */
+export class PortInUseError extends Error {
+  constructor(
+    readonly port: number,
+    what: string,
+  ) {
+    super(
+      `port ${port} (${what}) is already in use — is another tokenmeter running? ` +
+        `Use --port-offset N to shift every demo port by N (e.g. --port-offset 100), or --ports auto to pick free ports.`,
+    );
+  }
+}
+
+function isAddrInUse(err: unknown): err is { code: string; port?: number } {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'EADDRINUSE';
+}
+
+/** The entry module of the simulated app and the instrumentation it is started with. */
+const WORKLOAD_MAIN = fileURLToPath(new URL('./workload-main.js', import.meta.url));
+const REGISTER_URL = new URL('../instrumentation/register.js', import.meta.url).href;
+
+function startWorkload(o: DemoOptions, otlpUrl: string, providerUrl: string): ChildProcess {
+  const args = ['--import', REGISTER_URL, WORKLOAD_MAIN, '--provider-url', providerUrl, '--seed', String(o.seed), '--users', String(o.users), '--rate', String(o.rate)];
+  if (o.durationSeconds !== undefined) args.push('--duration', String(o.durationSeconds));
+  return spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_SERVICE_NAME: 'tokenmeter-demo-app',
+      // Export spans every half second so the live view moves with the workload.
+      OTEL_BSP_SCHEDULE_DELAY: '500',
+      OTEL_METRIC_EXPORT_INTERVAL: '5000',
+    },
+  });
+}
+
+function waitForExit(child: ChildProcess, timeoutMillis: number): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, timeoutMillis);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      resolve(code);
+    });
+  });
+}
+
+const HIDE_CURSOR = '\u001b[?25l';
+const SHOW_CURSOR = '\u001b[?25h';
+const CLEAR = '\u001b[H\u001b[2J';
+
+export async function runDemo(o: DemoOptions): Promise<number> {
+  const dataDir = resolve(o.dataDir);
+  const ledgerDir = join(dataDir, 'ledger');
+  const recordPath = join(dataDir, MOCK_RECORD_FILE);
+  // Each demo starts from an empty ledger so its figures are this run's; the directory is the demo's own.
+  rmSync(ledgerDir, { recursive: true, force: true });
+  rmSync(recordPath, { force: true });
+  mkdirSync(dataDir, { recursive: true });
+
+  const { startMockProvider } = await import('../mock-provider/index.js');
+  let mock: Awaited<ReturnType<typeof startMockProvider>>;
+  try {
+    mock = await startMockProvider({ seed: o.seed, port: o.ports.mock, responseWords: 40 });
+  } catch (err) {
+    if (isAddrInUse(err)) throw new PortInUseError(o.ports.mock, 'the mock provider');
+    throw err;
+  }
+  let exporter: RunningExporter;
+  // The exporter's own log lines would tear the live view: there they are kept and shown when the demo stops.
+  const exporterLog: string[] = [];
+  const log = (line: string) => {
+    if (o.live) exporterLog.push(line);
+    else o.err.write(`tokenmeter: ${line}\n`);
+  };
+  try {
+    exporter = await startExporter({ storage: ledgerDir, host: '127.0.0.1', otlpPort: o.ports.otlp, httpPort: o.ports.http, log });
+  } catch (err) {
+    await mock.close();
+    if (isAddrInUse(err)) {
+      const port = err.port ?? -1;
+      throw new PortInUseError(port, port === o.ports.otlp ? 'the exporter\'s OTLP receiver' : 'the exporter\'s metrics, usage API and status page');
+    }
+    throw err;
+  }
+
+  const api = new UsageApiClient(exporter.httpUrl);
+  o.err.write(
+    [
+      `tokenmeter demo: ${o.users} users, ${o.rate} calls/s, seed ${o.seed}${o.durationSeconds === undefined ? ', until Ctrl-C' : `, ${o.durationSeconds}s`}`,
+      `  status page  ${exporter.httpUrl}/`,
+      `  usage API    ${exporter.httpUrl}/api/v1/usage   metrics ${exporter.httpUrl}/metrics`,
+      `  OTLP         ${exporter.otlpUrl}   mock provider ${mock.url}`,
+      `  ledger       ${ledgerDir}`,
+      '',
+    ].join('\n'),
+  );
+
+  const child = startWorkload(o, exporter.otlpUrl, mock.url);
+  let childStderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    childStderr = (childStderr + d).slice(-4000);
+    if (!o.live) o.err.write(d);
+  });
+  child.stdout?.resume();
+  const childExited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+
+  const startedMillis = Date.now();
+  let last: Snapshot | undefined;
+  let alerts: FiringAlert[] = [];
+  let lastLog = 0;
+  if (o.live) o.out.write(HIDE_CURSOR);
+
+  const tick = async (final = false) => {
+    try {
+      const snap = await api.snapshot();
+      const elapsed = Math.round((Date.now() - startedMillis) / 1000);
+      if (o.live) {
+        const status = `${final ? 'stopped' : 'running'} ${elapsed}s`;
+        o.out.write(CLEAR + renderLiveView(snap, last, { color: o.color, columns: o.out.columns ?? 120, nowMillis: Date.now(), status }) + '\n');
+      } else {
+        const now = firingAlerts(snap.usage.users);
+        for (const line of newAlertLines(now, alerts)) o.out.write(line + '\n');
+        alerts = now;
+        if (final || Date.now() - lastLog >= (o.logIntervalSeconds ?? 5) * 1000) {
+          o.out.write(renderLogLine(snap, last, elapsed) + '\n');
+          lastLog = Date.now();
+        }
+      }
+      last = snap;
+    } catch (err) {
+      o.err.write(`demo: cannot read the usage API: ${err instanceof Error ? err.message : String(err)}\n`);
+    }
+  };
+
+  // Refresh until the workload finishes (--duration) or the demo is stopped (Ctrl-C / abort).
+  const stopped = new Promise<void>((r) => (o.signal.aborted ? r() : o.signal.addEventListener('abort', () => r(), { once: true })));
+  const refreshMillis = 1000;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      await tick();
+      await Promise.race([new Promise((r) => setTimeout(r, refreshMillis)), stopped, childExited]);
+    }
+  })();
+  await Promise.race([stopped, childExited]);
+  running = false;
+  await loop;
+
+  // Stop the app first and let it deliver its last spans; the exporter acknowledges only committed usage.
+  child.kill('SIGTERM');
+  const childCode = await waitForExit(child, 15_000);
+  await tick(true);
+  if (o.live) o.out.write(SHOW_CURSOR);
+
+  let record: MockSentRecord | undefined;
+  try {
+    record = attributeSentUsage(mock.requests, mock.usageSent);
+    writeFileSync(recordPath, JSON.stringify(record, null, 2) + '\n');
+  } catch (err) {
+    o.err.write(`demo: could not write the mock provider's record: ${err instanceof Error ? err.message : String(err)}\n`);
+  }
+  await mock.close();
+  await exporter.close();
+  if (exporterLog.length) o.err.write(exporterLog.slice(-20).map((l) => `tokenmeter: ${l}\n`).join(''));
+
+  o.out.write(summary(last, { ledgerDir, recordPath: record ? recordPath : undefined, httpUrl: exporter.httpUrl }) + '\n');
+  if (childCode !== 0 && childCode !== null) {
+    o.err.write(`demo: the workload exited with code ${childCode}\n${childStderr.trim()}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+function summary(snap: Snapshot | undefined, where: { ledgerDir: string; recordPath?: string; httpUrl: string }): string {
+  const lines = ['', 'tokenmeter demo stopped.'];
+  if (snap) {
+    const t = snap.summary.totals;
+    const over = snap.usage.users.filter((u) => (u.max_ratio ?? 0) >= 1);
+    lines.push(
+      `  this period: ${snap.usage.users.length} users, ${formatInt(t.requests)} requests, ${formatInt(t.tokens.total)} tokens, ${formatUsd(t.cost_usd)} (exact: ${t.cost_usd} USD)`,
+      `  over a limit: ${over.length ? over.map((u) => `${u.user} (${u.plan})`).join(', ') : 'nobody'}`,
+    );
+  }
+  lines.push(
+    `  ledger: ${where.ledgerDir} — look again with: tokenmeter serve --storage ${where.ledgerDir}`,
+    `  metrics and status page were at ${where.httpUrl}/metrics and ${where.httpUrl}/ (stopped with the demo)`,
+  );
+  if (where.recordPath) lines.push(`  usage the mock provider sent, per user: ${where.recordPath}`);
+  return lines.join('\n');
+}
