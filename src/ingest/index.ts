@@ -9,3 +9,6 @@ export type {
   DecodedTraces,
   DecodeOptions,
 } from './types.js';
+export { extractUsage, MAX_LABEL_CHARS } from './extract.js';
+export type { ExtractResult, RejectReason } from './extract.js';
+export { normalizeProvider } from './providers.js';

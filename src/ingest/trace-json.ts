@@ -107,7 +107,7 @@ function uint64At(obj: Record<string, unknown>, key: string, path: JsonPath): bi
   if (typeof v === 'string' && DIGITS_RE.test(v) && v.length <= 20) {
     const n = BigInt(v);
     if (n <= UINT64_MAX) return n;
-  } else if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 18446744073709551615) {
+  } else if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 64) {
     return BigInt(v);
   }
   path.push(key);

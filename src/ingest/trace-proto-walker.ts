@@ -71,7 +71,7 @@ class Walker {
         lo >>>= 0;
         hi >>>= 0;
         if (hi >>> 31) {
-          let nlo = (~lo + 1) >>> 0;
+          const nlo = (~lo + 1) >>> 0;
           let nhi = ~hi >>> 0;
           if (!nlo) nhi = (nhi + 1) >>> 0;
           return -(nlo + nhi * 4294967296);
