@@ -1,0 +1,129 @@
+import { z } from 'zod';
+import { DEFAULT_HTTP_PORT, DEFAULT_OTLP_PORT } from '../contract/names.js';
+import {
+  currencyRatesSchema,
+  periodConfigSchema,
+  plansConfigSchema,
+  priceOverridesSchema,
+  usersConfigSchema,
+  volumeDiscountsSchema,
+} from './external-schemas.js';
+import { byteSizeSchema, durationSchema } from './units.js';
+
+/** Where the ledger lives when nothing says otherwise (relative to the working directory). */
+export const DEFAULT_STORAGE = './.tokenmeter/ledger';
+
+const port = z.number().int().min(0).max(65535);
+
+const serverSchema = z
+  .strictObject({
+    host: z.string().min(1).default('0.0.0.0').describe('Address both servers listen on. Use 127.0.0.1 to accept local connections only.'),
+    otlp_port: port.default(DEFAULT_OTLP_PORT).describe('OTLP/HTTP receiver port (POST /v1/traces, /v1/metrics). 0 picks a free port.'),
+    http_port: port
+      .default(DEFAULT_HTTP_PORT)
+      .describe('Operations port: /metrics, /healthz, /readyz, the usage API and the status page. 0 picks a free port.'),
+    shutdown_timeout: durationSchema
+      .prefault('10s')
+      .describe('On SIGTERM/SIGINT: how long to wait for requests and commits in flight before closing connections.'),
+  })
+  .prefault({})
+  .describe('Listening addresses.');
+
+const token = z.string().min(16, { error: 'expected a token of at least 16 characters' });
+
+const authSchema = z
+  .strictObject({
+    ingest_token: token
+      .optional()
+      .describe('When set, OTLP requests must carry `Authorization: Bearer <token>` (otherwise 401). Secret: redacted in output.'),
+    api_token: token
+      .optional()
+      .describe('When set, the usage API (/api/v1/...) requires `Authorization: Bearer <token>`. Secret: redacted in output.'),
+  })
+  .prefault({})
+  .describe('Bearer tokens. Unset = no authentication (bind to a private network).');
+
+const limitsSchema = z
+  .strictObject({
+    max_request_bytes: byteSizeSchema
+      .prefault('8MiB')
+      .describe('Largest OTLP request body as sent (before decompression); larger bodies get 413 without being read.'),
+    max_decompressed_bytes: byteSizeSchema
+      .prefault('32MiB')
+      .describe('Largest OTLP body after gzip decompression (guards against gzip bombs); larger ones get 413.'),
+    max_users: z
+      .number()
+      .int()
+      .positive()
+      .default(10_000)
+      .describe('Most (user, plan) pairs with their own Prometheus series per period; the rest are summed under user="__overflow__".'),
+    max_features: z.number().int().positive().default(100).describe('Most distinct `feature` label values; the rest go to "__overflow__".'),
+  })
+  .prefault({})
+  .describe('Payload and cardinality limits.');
+
+const ledgerSchema = z
+  .strictObject({
+    dedup_window: durationSchema
+      .prefault('7d')
+      .describe('How long a span id is remembered: a replay of the same trace id + span id within this window is counted once.'),
+    retention: durationSchema
+      .prefault('400d')
+      .describe('How long per-call records are kept in the ledger (period totals are kept regardless).'),
+    refresh_interval: durationSchema
+      .prefault('15s')
+      .describe('How often the period gauges are re-read from the ledger, so replicas sharing one ledger converge. "0s" disables.'),
+    retry_after: durationSchema
+      .prefault('5s')
+      .describe('Retry-After sent with 503 when the ledger is unavailable (rounded up to whole seconds).'),
+  })
+  .prefault({})
+  .describe('Ledger behaviour.');
+
+const pricingSchema = z
+  .strictObject({
+    overrides: priceOverridesSchema.optional().describe('Prices that add to or replace the shipped catalog (negotiated rates, fine-tunes, self-hosted models).'),
+    volume_discounts: volumeDiscountsSchema.optional().describe('Spend-based discount tiers.'),
+  })
+  .prefault({})
+  .describe('Price configuration on top of the shipped catalog.');
+
+const displaySchema = z
+  .strictObject({
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/)
+      .meta({ expected: 'a three-letter ISO 4217 currency code such as "EUR"' })
+      .default('USD')
+      .describe('Currency the usage API and status page show next to USD (the base currency).'),
+    rates: currencyRatesSchema.optional().describe('Conversion rates from USD, e.g. `EUR: "0.92"` (exact decimals).'),
+  })
+  .prefault({})
+  .describe('Display currency.');
+
+export const configSchema = z
+  .strictObject({
+    storage: z
+      .string()
+      .min(1)
+      .default(DEFAULT_STORAGE)
+      .describe('Ledger location: a directory (embedded ledger) or a `postgres://` URL (shared by replicas). Secret parts of URLs are redacted in output.'),
+    server: serverSchema,
+    auth: authSchema,
+    limits: limitsSchema,
+    ledger: ledgerSchema,
+    plans: plansConfigSchema.optional().describe('Plans and their per-period limits (absent limit = unlimited). Defaults: free, pro, team.'),
+    users: usersConfigSchema.optional().describe('Per-user plan assignment and limit overrides.'),
+    period: periodConfigSchema.optional().describe('Billing period (calendar month in UTC unless configured).'),
+    pricing: pricingSchema,
+    display: displaySchema,
+  })
+  .describe('tokenmeter configuration (tokenmeter.yaml).');
+
+/** The configuration as written (YAML/JSON input). */
+export type TokenmeterConfigInput = z.input<typeof configSchema>;
+/** The validated configuration with defaults applied, durations in milliseconds and sizes in bytes. */
+export type TokenmeterConfig = z.output<typeof configSchema>;
+
+/** Secret paths, redacted whenever the effective configuration is printed. */
+export const SECRET_PATHS: readonly (readonly string[])[] = [['auth', 'ingest_token'], ['auth', 'api_token']];

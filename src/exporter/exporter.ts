@@ -1,0 +1,222 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { validateConfig, type TokenmeterConfig, type TokenmeterConfigInput } from '../config/index.js';
+import { ExporterMetrics } from './metrics.js';
+import { createOtlpHandler, type OtlpDecoders } from './otlp-handler.js';
+import { createOpsHandler } from './ops-handler.js';
+import { Pipeline } from './pipeline.js';
+import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
+import { StaticFiles } from './static-files.js';
+import type { DisplayMoney } from './usage-api.js';
+
+/** A clock the exporter reads for billing periods (tests inject a fake one to cross a month boundary). */
+export interface ExporterClock {
+  now(): Date;
+}
+
+/** Everything the exporter needs from the other stages (see adapters.ts for the real bindings). */
+export interface ExporterPorts<S = unknown> {
+  ledger: LedgerPort;
+  plans: PlanPort;
+  pricing: PricingPort;
+  decoders: OtlpDecoders<S>;
+  extract: (span: S) => ExtractResult;
+  invalidId?: (span: S) => string | undefined;
+  isUnavailable: (err: unknown) => boolean;
+  display: DisplayMoney;
+}
+
+export interface StartExporterOptions {
+  /** Configuration as written in tokenmeter.yaml (validated here). Default: every default. */
+  config?: TokenmeterConfigInput;
+  /** An already validated configuration (from loadConfig); wins over `config`. */
+  resolvedConfig?: TokenmeterConfig;
+  /** Shortcuts over the configuration (handy in tests and benchmarks): */
+  storage?: string;
+  host?: string;
+  otlpPort?: number;
+  httpPort?: number;
+  /** Default: the system clock. */
+  clock?: ExporterClock;
+  /** Replace the real ledger/plans/pricing/ingest bindings (hand-written fakes in tests). */
+  ports?: ExporterPorts<unknown>;
+  /** Folder of the status page served at GET / (default: src/exporter/status-page next to this module). */
+  statusPageDir?: string;
+  /** Log sink (default: stderr lines). */
+  log?: (line: string) => void;
+}
+
+export interface RunningExporter {
+  /** e.g. http://127.0.0.1:4318 — POST `${otlpUrl}/v1/traces`. */
+  otlpUrl: string;
+  /** e.g. http://127.0.0.1:9464 — GET `${httpUrl}/metrics`, `/api/v1/usage/{user}`. */
+  httpUrl: string;
+  config: TokenmeterConfig;
+  metrics: ExporterMetrics;
+  /** Re-reads the period gauges from the ledger now (what the periodic refresh does). */
+  refresh(): Promise<void>;
+  /** Stops accepting, finishes requests and commits in flight, closes the ledger. Idempotent. */
+  close(): Promise<void>;
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * Starts the exporter in this process: the OTLP/HTTP receiver and the operations server. Used by
+ * `tokenmeter serve`, the demo, the benchmarks and most tests.
+ */
+export async function startExporter(options: StartExporterOptions = {}): Promise<RunningExporter> {
+  const base = options.resolvedConfig ?? validateConfig(options.config ?? {}, 'configuration');
+  const config: TokenmeterConfig = {
+    ...base,
+    storage: options.storage ?? base.storage,
+    server: {
+      ...base.server,
+      host: options.host ?? base.server.host,
+      otlp_port: options.otlpPort ?? base.server.otlp_port,
+      http_port: options.httpPort ?? base.server.http_port,
+    },
+  };
+  const log = options.log ?? ((line: string) => process.stderr.write(`tokenmeter: ${line}\n`));
+  const clock = options.clock ?? { now: () => new Date() };
+  const ports = options.ports ?? (await (await import('./adapters.js')).createPorts(config, clock));
+
+  const metrics = new ExporterMetrics({
+    maxUsers: config.limits.max_users,
+    maxFeatures: config.limits.max_features,
+    limitsFor: (u, p) => ports.plans.limitsFor(u, p),
+  });
+  const now = () => clock.now();
+  const pipeline = new Pipeline<unknown>({
+    metrics,
+    ledger: ports.ledger,
+    plans: ports.plans,
+    pricing: ports.pricing,
+    extract: ports.extract,
+    ...(ports.invalidId ? { invalidId: ports.invalidId } : {}),
+    isUnavailable: ports.isUnavailable,
+    now,
+    log,
+  });
+  const retryAfterSeconds = Math.max(1, Math.ceil(config.ledger.retry_after / 1000));
+
+  // Requests in flight (each holds its commit); shutdown waits for them.
+  const inFlight = new Set<Promise<unknown>>();
+  const track = <T>(work: Promise<T>): Promise<T> => {
+    inFlight.add(work);
+    const done = () => inFlight.delete(work);
+    work.then(done, done);
+    return work;
+  };
+  let shuttingDown = false;
+
+  let refreshing: Promise<void> | undefined;
+  const refresh = (): Promise<void> => {
+    refreshing ??= (async () => {
+      try {
+        pipeline.ensurePeriod();
+        const period = metrics.currentPeriod!;
+        const rollups = await ports.ledger.loadPeriodRollups(period.start);
+        // A rollover while reading: the next refresh loads the new period.
+        if (metrics.currentPeriod?.start.getTime() === period.start.getTime()) metrics.loadRollups(rollups);
+      } catch (err) {
+        metrics.setLedgerUp(false);
+        log(`could not refresh the period totals from the ledger: ${err instanceof Error ? err.message : String(err)}`);
+      } finally {
+        refreshing = undefined;
+      }
+    })();
+    return refreshing;
+  };
+  await refresh();
+
+  const otlpServer = createServer(
+    { requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 },
+    createOtlpHandler({
+      metrics,
+      pipeline,
+      decoders: ports.decoders,
+      maxRequestBytes: config.limits.max_request_bytes,
+      ...(config.auth.ingest_token !== undefined ? { ingestToken: config.auth.ingest_token } : {}),
+      retryAfterSeconds,
+      log,
+      track,
+    }),
+  );
+  const opsServer = createServer(
+    { requestTimeout: 30_000, headersTimeout: 30_000 },
+    createOpsHandler({
+      metrics,
+      ledger: ports.ledger,
+      plans: ports.plans,
+      staticFiles: new StaticFiles(options.statusPageDir),
+      ...(config.auth.api_token !== undefined ? { apiToken: config.auth.api_token } : {}),
+      display: ports.display,
+      retryAfterSeconds,
+      now,
+      beforeScrape: () => {
+        pipeline.ensurePeriod();
+      },
+      log,
+      isShuttingDown: () => shuttingDown,
+    }),
+  );
+  for (const s of [otlpServer, opsServer]) s.on('clientError', (_err, socket) => socket.destroy());
+
+  let otlpPort: number;
+  let httpPort: number;
+  try {
+    otlpPort = await listen(otlpServer, config.server.otlp_port, config.server.host);
+    httpPort = await listen(opsServer, config.server.http_port, config.server.host);
+  } catch (err) {
+    otlpServer.close();
+    opsServer.close();
+    await ports.ledger.close();
+    throw err;
+  }
+
+  const timer =
+    config.ledger.refresh_interval > 0
+      ? setInterval(() => {
+          void refresh();
+        }, config.ledger.refresh_interval)
+      : undefined;
+  timer?.unref();
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      shuttingDown = true;
+      if (timer) clearInterval(timer);
+      const closed = Promise.all([otlpServer, opsServer].map((s) => new Promise<void>((r) => s.close(() => r()))));
+      otlpServer.closeIdleConnections();
+      opsServer.closeIdleConnections();
+      // Let every request in flight finish its commit (bounded by shutdown_timeout).
+      let timedOut = false;
+      const deadline = new Promise<void>((r) => setTimeout(() => ((timedOut = true), r()), config.server.shutdown_timeout).unref());
+      await Promise.race([Promise.allSettled([...inFlight]), deadline]);
+      if (timedOut) log(`shutdown: ${inFlight.size} request(s) still in flight after ${config.server.shutdown_timeout} ms`);
+      otlpServer.closeAllConnections();
+      opsServer.closeAllConnections();
+      await closed;
+      if (refreshing) await refreshing;
+      await ports.ledger.close();
+    })());
+
+  const h = urlHost(config.server.host);
+  return { otlpUrl: `http://${h}:${otlpPort}`, httpUrl: `http://${h}:${httpPort}`, config, metrics, refresh, close };
+}

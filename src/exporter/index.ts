@@ -1,0 +1,10 @@
+export { startExporter } from './exporter.js';
+export type { StartExporterOptions, RunningExporter, ExporterPorts, ExporterClock } from './exporter.js';
+export { ExporterMetrics } from './metrics.js';
+export type { ExporterMetricsOptions } from './metrics.js';
+export { Pipeline, toLedgerRecord, LedgerUnavailable } from './pipeline.js';
+export type { SpanOutcomes } from './pipeline.js';
+export type { LedgerPort, PlanPort, PricingPort, ModelUsage, ExtractResult } from './ports.js';
+export { encodeExportResponse, encodeStatus } from './otlp-response.js';
+export { StaticFiles, STATUS_PAGE_DIR } from './static-files.js';
+export { createPorts, ingestDecoders, displayMoney } from './adapters.js';

@@ -1,0 +1,183 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ExporterMetrics } from './metrics.js';
+import { bearerMatches, sendJson, sendText } from './http-util.js';
+import type { LedgerPort, PlanPort } from './ports.js';
+import type { StaticFiles } from './static-files.js';
+import { summaryJson, usageListJson, userUsageJson, type DisplayMoney } from './usage-api.js';
+
+export interface OpsHandlerOptions {
+  metrics: ExporterMetrics;
+  ledger: LedgerPort;
+  plans: PlanPort;
+  staticFiles: StaticFiles;
+  apiToken?: string;
+  display: DisplayMoney;
+  retryAfterSeconds: number;
+  now: () => Date;
+  /** Called before a scrape so the period gauges are for the current period (rollover without traffic). */
+  beforeScrape: () => void;
+  log: (message: string) => void;
+  isShuttingDown: () => boolean;
+}
+
+/** Longest user id the API accepts (ids longer than this cannot have come from a sane span either). */
+export const MAX_USER_ID_LENGTH = 256;
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+const PLAN_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+class BadQuery extends Error {}
+
+function parseQuery(search: URLSearchParams, allowed: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of search) {
+    if (!allowed.includes(k)) throw new BadQuery(`unknown query parameter ${JSON.stringify(k.slice(0, 40))}; allowed: ${allowed.join(', ') || 'none'}`);
+    if (out.has(k)) throw new BadQuery(`query parameter ${k} given twice`);
+    out.set(k, v);
+  }
+  return out;
+}
+
+function parseNumberParam(v: string | undefined, name: string, min: number, max: number, integer: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,10}(\.\d{1,10})?$/.test(v)) throw new BadQuery(`${name} must be a number such as 0.8, got ${JSON.stringify(v.slice(0, 40))}`);
+  const n = Number(v);
+  if (!(n >= min && n <= max) || (integer && !Number.isInteger(n))) throw new BadQuery(`${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${v}`);
+  return n;
+}
+
+/** The operations port: /metrics, /healthz, /readyz, the usage API and the status page. */
+export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const unavailable = (res: ServerResponse, err: unknown) => {
+    o.log(`ledger query failed: ${err instanceof Error ? err.message : String(err)}`);
+    o.metrics.setLedgerUp(false);
+    sendJson(res, 503, { error: 'the ledger is unavailable; retry later' }, { 'retry-after': String(o.retryAfterSeconds) });
+  };
+
+  const api = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    if (o.apiToken !== undefined && !bearerMatches(req.headers.authorization, o.apiToken)) {
+      sendJson(res, 401, { error: 'missing or wrong bearer token' }, { 'www-authenticate': 'Bearer' });
+      return;
+    }
+    const period = o.plans.periodFor(o.now());
+    const path = url.pathname;
+    try {
+      if (path === '/api/v1/summary') {
+        parseQuery(url.searchParams, []);
+        const rows = await o.ledger.periodModelUsage(period.start);
+        sendJson(res, 200, summaryJson(period, rows, o.display));
+        return;
+      }
+      if (path === '/api/v1/usage' || path === '/api/v1/usage/') {
+        const q = parseQuery(url.searchParams, ['plan', 'min_ratio', 'limit']);
+        const plan = q.get('plan');
+        if (plan !== undefined && !PLAN_RE.test(plan)) throw new BadQuery(`plan must be 1-64 letters, digits, "_", "-" or ".", got ${JSON.stringify(plan.slice(0, 40))}`);
+        const minRatio = parseNumberParam(q.get('min_ratio'), 'min_ratio', 0, 1_000_000, false);
+        const limit = parseNumberParam(q.get('limit'), 'limit', 1, 10_000, true) ?? 1000;
+        const rollups = await o.ledger.loadPeriodRollups(period.start);
+        sendJson(res, 200, usageListJson(period, rollups, o.plans, { ...(plan !== undefined ? { plan } : {}), ...(minRatio !== undefined ? { minRatio } : {}), limit }));
+        return;
+      }
+      if (path.startsWith('/api/v1/usage/')) {
+        parseQuery(url.searchParams, []);
+        const raw = path.slice('/api/v1/usage/'.length);
+        let user: string;
+        try {
+          user = decodeURIComponent(raw);
+        } catch {
+          throw new BadQuery('the user id is not valid percent-encoding');
+        }
+        if (user.length === 0 || user.length > MAX_USER_ID_LENGTH) throw new BadQuery(`the user id must be 1-${MAX_USER_ID_LENGTH} characters`);
+        if (CONTROL_CHARS.test(user)) throw new BadQuery('the user id contains control characters');
+        const rows = await o.ledger.userModelUsage(user, period.start);
+        sendJson(res, 200, userUsageJson(user, period, rows, o.plans, o.display));
+        return;
+      }
+      sendJson(res, 404, { error: `no API endpoint at ${path.slice(0, 100)}` });
+    } catch (err) {
+      if (err instanceof BadQuery) sendJson(res, 400, { error: err.message });
+      else unavailable(res, err);
+    }
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      sendJson(res, 400, { error: 'malformed request target' });
+      return;
+    }
+    const path = url.pathname;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { error: `${req.method} not allowed: use GET` }, { allow: 'GET, HEAD' });
+      return;
+    }
+    // Nothing here reads a request body; drain it so keep-alive connections stay usable.
+    req.resume();
+    if (path === '/metrics') {
+      o.beforeScrape();
+      sendText(res, 200, await o.metrics.render(), o.metrics.contentType);
+      return;
+    }
+    if (path === '/healthz') {
+      sendJson(res, 200, { status: 'ok' });
+      return;
+    }
+    if (path === '/readyz') {
+      if (o.isShuttingDown()) {
+        sendJson(res, 503, { status: 'shutting down' });
+        return;
+      }
+      try {
+        await withTimeout(o.ledger.ping(), 2000);
+        o.metrics.setLedgerUp(true);
+        sendJson(res, 200, { status: 'ready' });
+      } catch (err) {
+        o.metrics.setLedgerUp(false);
+        sendJson(res, 503, { status: 'ledger unavailable', error: err instanceof Error ? err.message.slice(0, 200) : String(err) });
+      }
+      return;
+    }
+    if (path.startsWith('/api/')) {
+      await api(req, res, url);
+      return;
+    }
+    const file = o.staticFiles.available ? await o.staticFiles.get(path) : undefined;
+    if (file) {
+      res.writeHead(200, {
+        'content-type': file.contentType,
+        'content-length': file.body.length,
+        'x-content-type-options': 'nosniff',
+        'cache-control': 'no-cache',
+      });
+      res.end(req.method === 'HEAD' ? undefined : file.body);
+      return;
+    }
+    sendJson(res, 404, { error: 'not found' });
+  };
+
+  return (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      o.log(`operations request failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}

@@ -1,0 +1,60 @@
+import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
+import type { BillingPeriod, PlanLimits } from '../plans/types.js';
+import type { PriceQuery, PriceResult } from '../pricing/types.js';
+import type { UsageRecord } from '../usage/usage-record.js';
+
+/**
+ * What the exporter needs from the other stages, as small interfaces. `adapters.ts` binds them to the real
+ * ledger, plans, pricing and ingest modules; tests may pass hand-written implementations of the same interfaces.
+ */
+
+/** Plans, limits and billing periods. */
+export interface PlanPort {
+  /** The plan a call is billed under: configuration naming the user, else the span's plan, else the default. */
+  planFor(userId: string, planFromSpan: string | undefined): string;
+  /** Effective limits (plan limits with per-user overrides); absent = unlimited. */
+  limitsFor(userId: string, plan: string): PlanLimits;
+  /** The billing period containing `at`. */
+  periodFor(at: Date): BillingPeriod;
+  /** Configured plan names (for the per-plan period end gauge). */
+  planNames(): string[];
+}
+
+export interface PricingPort {
+  price(query: PriceQuery): PriceResult;
+}
+
+/** Per-model usage of one user or of everyone, for the usage API. */
+export interface ModelUsage {
+  provider: string;
+  model: string;
+  tokens: Record<'input' | 'cache_read' | 'cache_write' | 'output' | 'reasoning', number>;
+  requests: number;
+  /** Exact decimal string. */
+  costUsd: string;
+  /** The plan, when the row is per user and plan. */
+  plan?: string;
+  userId?: string;
+}
+
+export interface LedgerPort {
+  /** Commits (through the group committer): atomic, exactly-once by trace id + span id. */
+  commit(records: LedgerRecord[]): Promise<CommitResult>;
+  ping(): Promise<void>;
+  /** Every (user, plan) rollup of the period starting at `periodStart`. */
+  loadPeriodRollups(periodStart: Date): Promise<PeriodRollup[]>;
+  /** One user's usage this period, per plan, provider and model. */
+  userModelUsage(userId: string, periodStart: Date): Promise<ModelUsage[]>;
+  /** Everyone's usage this period, per provider and model. */
+  periodModelUsage(periodStart: Date): Promise<ModelUsage[]>;
+  /** Waits for commits in flight, then releases connections. */
+  close(): Promise<void>;
+}
+
+/** True when an error means "the ledger cannot be reached now" (answer 503 + Retry-After). */
+export type UnavailableCheck = (err: unknown) => boolean;
+
+export type ExtractResult =
+  | { kind: 'usage'; record: UsageRecord }
+  | { kind: 'ignored' }
+  | { kind: 'rejected'; reason: string; message: string };

@@ -1,0 +1,179 @@
+import { Decimal } from 'decimal.js';
+import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
+import type { PeriodRollup } from '../ledger/types.js';
+import type { BillingPeriod, PlanLimits } from '../plans/types.js';
+import { Money, sumMoney } from './money.js';
+import type { ModelUsage, PlanPort } from './ports.js';
+
+export type TokenCounts = Record<TokenType | 'total', number>;
+
+export interface LimitsJson {
+  tokens: number | null;
+  requests: number | null;
+  cost_usd: string | null;
+}
+export interface RatiosJson {
+  tokens: number | null;
+  requests: number | null;
+  cost_usd: number | null;
+}
+
+/** Display conversion (configured currency other than USD). */
+export type DisplayMoney = (usd: string) => { currency: string; cost: string } | undefined;
+
+export function periodJson(p: BillingPeriod): { start: string; end: string } {
+  return { start: p.start.toISOString(), end: p.end.toISOString() };
+}
+
+function tokenCounts(t: Partial<Record<TokenType, number>>): TokenCounts {
+  const out = { total: 0 } as TokenCounts;
+  for (const k of TOKEN_TYPES) {
+    out[k] = t[k] ?? 0;
+    out.total += out[k];
+  }
+  return out;
+}
+
+function limitsJson(l: PlanLimits): LimitsJson {
+  return { tokens: l.tokens ?? null, requests: l.requests ?? null, cost_usd: l.costUsd ? new Money(l.costUsd.toString()).toFixed() : null };
+}
+
+function ratio(used: Decimal.Value, limit: Decimal.Value | undefined): number | null {
+  if (limit === undefined) return null;
+  const l = new Money(limit);
+  if (l.isZero()) return new Money(used).isZero() ? 0 : Number.POSITIVE_INFINITY;
+  return new Money(used).div(l).toNumber();
+}
+
+export function usageFigures(tokens: TokenCounts, requests: number, costUsd: string, limits: PlanLimits) {
+  const l = limitsJson(limits);
+  const remaining = {
+    tokens: l.tokens === null ? null : Math.max(0, l.tokens - tokens.total),
+    requests: l.requests === null ? null : Math.max(0, l.requests - requests),
+    cost_usd: l.cost_usd === null ? null : Decimal.max(0, new Money(l.cost_usd).minus(costUsd)).toFixed(),
+  };
+  const ratios: RatiosJson = {
+    tokens: ratio(tokens.total, l.tokens ?? undefined),
+    requests: ratio(requests, l.requests ?? undefined),
+    cost_usd: ratio(costUsd, l.cost_usd ?? undefined),
+  };
+  const finite = [ratios.tokens, ratios.requests, ratios.cost_usd].filter((r): r is number => r !== null);
+  const maxRatio = finite.length ? Math.max(...finite) : null;
+  return { limits: l, remaining, ratios, maxRatio };
+}
+
+/** JSON cannot carry Infinity: a ratio against a zero limit with usage is reported as a very large number. */
+function jsonRatio(r: number | null): number | null {
+  return r === null ? null : Number.isFinite(r) ? r : Number.MAX_VALUE;
+}
+function jsonRatios(r: RatiosJson): RatiosJson {
+  return { tokens: jsonRatio(r.tokens), requests: jsonRatio(r.requests), cost_usd: jsonRatio(r.cost_usd) };
+}
+
+interface Totals {
+  tokens: Record<TokenType, number>;
+  requests: number;
+  costs: string[];
+}
+function addRow(acc: Totals, row: { tokens: Record<TokenType, number>; requests: number; costUsd: string }): void {
+  for (const t of TOKEN_TYPES) acc.tokens[t] += row.tokens[t] ?? 0;
+  acc.requests += row.requests;
+  acc.costs.push(row.costUsd);
+}
+function emptyTotals(): Totals {
+  return { tokens: { input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 }, requests: 0, costs: [] };
+}
+
+/** `GET /api/v1/usage/{user}`. A user with no usage this period gets zeros and their plan's limits (not a 404). */
+export function userUsageJson(userId: string, period: BillingPeriod, rows: ModelUsage[], plans: PlanPort, display: DisplayMoney) {
+  // The plan: the one most of this period's calls were billed under, else what configuration says for the user.
+  const byPlan = new Map<string, number>();
+  for (const r of rows) if (r.plan) byPlan.set(r.plan, (byPlan.get(r.plan) ?? 0) + r.requests);
+  const plan = [...byPlan].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]?.[0] ?? plans.planFor(userId, undefined);
+
+  const total = emptyTotals();
+  const models = new Map<string, { provider: string; model: string; acc: Totals }>();
+  for (const r of rows) {
+    addRow(total, r);
+    const k = `${r.provider}\u0000${r.model}`;
+    let m = models.get(k);
+    if (!m) models.set(k, (m = { provider: r.provider, model: r.model, acc: emptyTotals() }));
+    addRow(m.acc, r);
+  }
+  const tokens = tokenCounts(total.tokens);
+  const cost = sumMoney(total.costs);
+  const f = usageFigures(tokens, total.requests, cost, plans.limitsFor(userId, plan));
+  const shown = display(cost);
+  return {
+    user: userId,
+    plan,
+    period: periodJson(period),
+    tokens,
+    requests: total.requests,
+    cost_usd: cost,
+    ...(shown ? { display: shown } : {}),
+    limits: f.limits,
+    remaining: f.remaining,
+    ratios: jsonRatios(f.ratios),
+    by_model: [...models.values()]
+      .map((m) => ({ provider: m.provider, model: m.model, tokens: tokenCounts(m.acc.tokens), requests: m.acc.requests, cost_usd: sumMoney(m.acc.costs) }))
+      .sort((a, b) => new Money(b.cost_usd).cmp(a.cost_usd) || b.tokens.total - a.tokens.total || a.model.localeCompare(b.model)),
+  };
+}
+
+export interface UsageListQuery {
+  plan?: string;
+  minRatio?: number;
+  limit: number;
+}
+
+/** `GET /api/v1/usage?plan=P&min_ratio=R`: users sorted by how close they are to a limit (unlimited last). */
+export function usageListJson(period: BillingPeriod, rollups: PeriodRollup[], plans: PlanPort, q: UsageListQuery) {
+  const users = [];
+  for (const r of rollups) {
+    if (Date.parse(r.periodStart) !== period.start.getTime()) continue;
+    if (q.plan !== undefined && r.plan !== q.plan) continue;
+    const tokens = tokenCounts(r.tokens);
+    const cost = new Money(r.costUsd).toFixed();
+    const f = usageFigures(tokens, r.requests, cost, plans.limitsFor(r.userId, r.plan));
+    if (q.minRatio !== undefined && (f.maxRatio === null || f.maxRatio < q.minRatio)) continue;
+    users.push({ user: r.userId, plan: r.plan, tokens, requests: r.requests, cost_usd: cost, limits: f.limits, ratios: f.ratios, max_ratio: f.maxRatio });
+  }
+  users.sort((a, b) => (b.max_ratio ?? -1) - (a.max_ratio ?? -1) || a.user.localeCompare(b.user) || a.plan.localeCompare(b.plan));
+  const total = users.length;
+  return {
+    period: periodJson(period),
+    total,
+    users: users.slice(0, q.limit).map((u) => ({ ...u, ratios: jsonRatios(u.ratios), max_ratio: jsonRatio(u.max_ratio) })),
+  };
+}
+
+/** `GET /api/v1/summary`: the status page's figures for the current period. */
+export function summaryJson(period: BillingPeriod, rows: ModelUsage[], display: DisplayMoney) {
+  const total = emptyTotals();
+  const providers = new Map<string, Totals>();
+  const models = new Map<string, { provider: string; model: string; acc: Totals }>();
+  for (const r of rows) {
+    addRow(total, r);
+    let p = providers.get(r.provider);
+    if (!p) providers.set(r.provider, (p = emptyTotals()));
+    addRow(p, r);
+    const k = `${r.provider}\u0000${r.model}`;
+    let m = models.get(k);
+    if (!m) models.set(k, (m = { provider: r.provider, model: r.model, acc: emptyTotals() }));
+    addRow(m.acc, r);
+  }
+  const cost = sumMoney(total.costs);
+  const shown = display(cost);
+  const byCost = <T extends { cost_usd: string; tokens: TokenCounts }>(a: T, b: T) => new Money(b.cost_usd).cmp(a.cost_usd) || b.tokens.total - a.tokens.total;
+  return {
+    period: periodJson(period),
+    totals: { tokens: tokenCounts(total.tokens), requests: total.requests, cost_usd: cost, ...(shown ? { display: shown } : {}) },
+    by_provider: [...providers]
+      .map(([provider, acc]) => ({ provider, tokens: tokenCounts(acc.tokens), requests: acc.requests, cost_usd: sumMoney(acc.costs) }))
+      .sort((a, b) => byCost(a, b) || a.provider.localeCompare(b.provider)),
+    by_model: [...models.values()]
+      .map((m) => ({ provider: m.provider, model: m.model, tokens: tokenCounts(m.acc.tokens), requests: m.acc.requests, cost_usd: sumMoney(m.acc.costs) }))
+      .sort((a, b) => byCost(a, b) || a.model.localeCompare(b.model)),
+  };
+}

@@ -1,0 +1,204 @@
+import type { Decimal } from 'decimal.js';
+import { addMoney } from './money.js';
+import { LABEL, METRIC, OVERFLOW_USER } from '../contract/names.js';
+import type { PlanLimits } from '../plans/types.js';
+
+/**
+ * The per-user series (`tokenmeter_user_*_total` counters, `tokenmeter_period_*` and `tokenmeter_limit_*` gauges),
+ * kept as one compact entry per (user, plan) instead of eight prom-client label maps: a few numbers, two exact
+ * decimal strings and a pre-escaped label string. Scraping renders straight from the entries (no per-scrape label
+ * formatting), so a scrape costs less than prom-client serialising the same series.
+ *
+ * At most `maxUsers` (user, plan) pairs get their own series per billing period; past the bound a user's numbers
+ * go to `user="__overflow__"` (one entry per plan), so sums over users stay exact.
+ */
+export interface UserEntry {
+  readonly user: string;
+  readonly plan: string;
+  /** `user="...",plan="..."`, escaped once. */
+  readonly labels: string;
+  tokensTotal: number;
+  /** Exact decimal string. */
+  costTotal: string;
+  periodTokens: number;
+  periodRequests: number;
+  /** Exact decimal string. */
+  periodCost: string;
+  limitTokens: number | undefined;
+  limitRequests: number | undefined;
+  limitCost: string | undefined;
+}
+
+export type LimitsLookup = (user: string, plan: string) => PlanLimits;
+
+export function escapeLabelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function numberText(v: number): string {
+  if (Number.isNaN(v)) return 'Nan';
+  if (!Number.isFinite(v)) return v < 0 ? '-Inf' : '+Inf';
+  return `${v}`;
+}
+
+function key(user: string, plan: string): string {
+  return `${user}\u0000${plan}`;
+}
+
+type Field = 'tokensTotal' | 'costTotal' | 'periodTokens' | 'periodRequests' | 'periodCost' | 'limitTokens' | 'limitRequests' | 'limitCost';
+
+/** A prom-client-compatible metric view over one field of the entries (registered in the Registry). */
+export class UserSeriesMetric {
+  readonly aggregator = 'sum' as const;
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'gauge',
+    private readonly store: UserSeriesStore,
+    private readonly field: Field,
+  ) {}
+
+  private value(e: UserEntry): number | undefined {
+    const v = e[this.field];
+    if (v === undefined) return undefined;
+    return typeof v === 'number' ? v : Number(v);
+  }
+
+  /** prom-client's interface (used by getMetricsAsJSON and as a fallback). */
+  get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: { labels: Record<string, string>; value: number }[] }> {
+    const values: { labels: Record<string, string>; value: number }[] = [];
+    for (const e of this.store.entries()) {
+      const v = this.value(e);
+      if (v !== undefined) values.push({ labels: { [LABEL.user]: e.user, [LABEL.plan]: e.plan }, value: v });
+    }
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
+  }
+
+  reset(): void {
+    // The store owns the values; a registry-wide reset clears the per-user state once.
+    this.store.clear();
+  }
+
+  /** The text exposition, byte-for-byte what prom-client's Registry would produce for the same values. */
+  renderText(): string {
+    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
+    const prefix = `${this.name}{`;
+    for (const e of this.store.entries()) {
+      const v = this.value(e);
+      if (v !== undefined) out.push(`${prefix}${e.labels}} ${numberText(v)}`);
+    }
+    return out.join('\n');
+  }
+}
+
+export class UserSeriesStore {
+  private readonly map = new Map<string, UserEntry>();
+  private tracked = 0;
+
+  constructor(
+    readonly maxUsers: number,
+    private readonly limitsFor: LimitsLookup,
+  ) {}
+
+  entries(): IterableIterator<UserEntry> {
+    return this.map.values();
+  }
+
+  /** Number of (user, plan) pairs with their own series (overflow entries excluded). */
+  get trackedCount(): number {
+    return this.tracked;
+  }
+
+  clear(): void {
+    this.map.clear();
+    this.tracked = 0;
+  }
+
+  get(user: string, plan: string): UserEntry | undefined {
+    return this.map.get(key(user, plan));
+  }
+
+  /** Is this pair (or would it be, if seen now) given its own series? */
+  isTracked(user: string, plan: string): boolean {
+    return this.map.has(key(user, plan)) && user !== OVERFLOW_USER;
+  }
+
+  /**
+   * The entry that receives this user's numbers: their own (created while under the bound) or the plan's
+   * overflow entry. `overflowed` tells the caller which.
+   */
+  resolve(user: string, plan: string): { entry: UserEntry; overflowed: boolean } {
+    const k = key(user, plan);
+    const existing = user === OVERFLOW_USER ? undefined : this.map.get(k);
+    if (existing) return { entry: existing, overflowed: false };
+    if (user !== OVERFLOW_USER && this.tracked < this.maxUsers) {
+      const entry = this.create(user, plan, true);
+      this.map.set(k, entry);
+      this.tracked++;
+      return { entry, overflowed: false };
+    }
+    const ok = key(OVERFLOW_USER, plan);
+    let overflow = this.map.get(ok);
+    if (!overflow) {
+      overflow = this.create(OVERFLOW_USER, plan, false);
+      this.map.set(ok, overflow);
+    }
+    return { entry: overflow, overflowed: true };
+  }
+
+  private create(user: string, plan: string, withLimits: boolean): UserEntry {
+    const limits: PlanLimits = withLimits ? this.limitsFor(user, plan) : {};
+    return {
+      user,
+      plan,
+      labels: `${LABEL.user}="${escapeLabelValue(user)}",${LABEL.plan}="${escapeLabelValue(plan)}"`,
+      tokensTotal: 0,
+      costTotal: '0',
+      periodTokens: 0,
+      periodRequests: 0,
+      periodCost: '0',
+      limitTokens: limits.tokens,
+      limitRequests: limits.requests,
+      limitCost: limits.costUsd?.toFixed(),
+    };
+  }
+
+  /** Re-reads every tracked entry's limits (after a configuration change). */
+  refreshLimits(): void {
+    for (const e of this.map.values()) {
+      if (e.user === OVERFLOW_USER) continue;
+      const l = this.limitsFor(e.user, e.plan);
+      e.limitTokens = l.tokens;
+      e.limitRequests = l.requests;
+      e.limitCost = l.costUsd?.toFixed();
+    }
+  }
+
+  /** Zeroes the period gauges of every overflow entry (before they are recomputed from a full reload). */
+  resetOverflowPeriod(): void {
+    for (const e of this.map.values()) {
+      if (e.user !== OVERFLOW_USER) continue;
+      e.periodTokens = 0;
+      e.periodRequests = 0;
+      e.periodCost = '0';
+    }
+  }
+
+  metrics(): UserSeriesMetric[] {
+    return [
+      new UserSeriesMetric(METRIC.userTokensTotal, 'Tokens per user since the exporter started (bounded by max_users; the rest under user="__overflow__").', 'counter', this, 'tokensTotal'),
+      new UserSeriesMetric(METRIC.userCostUsdTotal, 'Cost in USD per user since the exporter started (bounded by max_users; the rest under user="__overflow__").', 'counter', this, 'costTotal'),
+      new UserSeriesMetric(METRIC.periodTokens, 'Exact tokens this billing period, from the ledger.', 'gauge', this, 'periodTokens'),
+      new UserSeriesMetric(METRIC.periodRequests, 'Exact requests this billing period, from the ledger.', 'gauge', this, 'periodRequests'),
+      new UserSeriesMetric(METRIC.periodCostUsd, 'Exact cost in USD this billing period, from the ledger.', 'gauge', this, 'periodCost'),
+      new UserSeriesMetric(METRIC.limitTokens, "The user's effective token limit this period (absent = unlimited).", 'gauge', this, 'limitTokens'),
+      new UserSeriesMetric(METRIC.limitRequests, "The user's effective request limit this period (absent = unlimited).", 'gauge', this, 'limitRequests'),
+      new UserSeriesMetric(METRIC.limitCostUsd, "The user's effective cost budget in USD this period (absent = unlimited).", 'gauge', this, 'limitCost'),
+    ];
+  }
+}
+
+/** Adds two exact decimal strings. */
+export function addDecimalStrings(a: string, b: string | Decimal): string {
+  return addMoney(a, b);
+}
