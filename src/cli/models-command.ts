@@ -15,11 +15,13 @@ Options:
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
+  const parsed = parseFlags(argv, {
     provider: { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
-  } as const);
+  });
+  const positionals = parsed.positionals;
+  const values = parsed.values as { provider?: string; json?: boolean; help?: boolean };
   if (values.help) {
     process.stdout.write(HELP);
     return 0;

@@ -53,9 +53,15 @@ const OPTIONS = {
 } as const;
 
 /** Wraps node:util parseArgs so every bad flag becomes a CliError naming the flag (exit 2). */
-export function parseFlags<T extends ParseArgsOptionsConfig>(argv: string[], options: T) {
+export interface ParsedFlags {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+export function parseFlags(argv: string[], options: ParseArgsOptionsConfig): ParsedFlags {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { values: values as ParsedFlags['values'], positionals };
   } catch (err) {
     const e = err as Error & { code?: string };
     const m = /'(-{1,2}[^' <]+)/.exec(e.message);
@@ -94,7 +100,11 @@ export function collectRates(flagRates: string[] | undefined, env: string | unde
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, OPTIONS);
+  const parsed = parseFlags(argv, OPTIONS);
+  const positionals = parsed.positionals;
+  const values = parsed.values as {
+    [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string;
+  };
   if (values.help) {
     process.stdout.write(HELP);
     return 0;

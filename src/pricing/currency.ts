@@ -21,9 +21,11 @@ export const currencyRatesSchema = z.record(
   z.string().refine((c) => /^[A-Z]{3}$/.test(c) && KNOWN_CURRENCIES.has(c), {
     error: 'must be an ISO 4217 currency code such as EUR',
   }),
-  z.string().regex(/^\d{1,12}(\.\d{1,12})?$/, { error: 'must be a positive decimal string such as "0.92"' }).refine((s) => !new Decimal(s).isZero(), {
-    error: 'must be greater than zero',
-  }),
+  z
+    .string()
+    .regex(/^\d{1,12}(\.\d{1,12})?$/, { error: 'must be a positive decimal string such as "0.92"' })
+    // zod runs refinements even after a failed regex, so guard before constructing a Decimal.
+    .refine((s) => !/^\d{1,12}(\.\d{1,12})?$/.test(s) || !new Decimal(s).isZero(), { error: 'must be greater than zero' }),
 );
 export type CurrencyRates = z.infer<typeof currencyRatesSchema>;
 

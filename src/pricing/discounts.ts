@@ -8,6 +8,8 @@ import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import { decimalStringSchema } from './catalog-schema.js';
 import { ExactDecimal, toExact, toShared } from './decimal.js';
 
+const DECIMAL_RE = /^\d{1,9}(\.\d{1,12})?$/;
+
 /**
  * One marginal tier: the part of the period's spend above `above_usd` is discounted by `percent_off`, until the
  * next tier's threshold takes over (like tax brackets). `{above_usd: "10000", percent_off: "10"}` = 10% off
@@ -15,14 +17,15 @@ import { ExactDecimal, toExact, toShared } from './decimal.js';
  */
 export const volumeDiscountTierSchema = z.strictObject({
   above_usd: decimalStringSchema,
-  percent_off: decimalStringSchema.refine((s) => new Decimal(s).lte(100), { error: 'must be at most 100' }),
+  // zod runs refinements even after a failed regex, so guard before constructing a Decimal.
+  percent_off: decimalStringSchema.refine((s) => !DECIMAL_RE.test(s) || new Decimal(s).lte(100), { error: 'must be at most 100' }),
 });
 export type VolumeDiscountTier = z.infer<typeof volumeDiscountTierSchema>;
 
 const tierListSchema = z
   .array(volumeDiscountTierSchema)
   .max(100)
-  .refine((tiers) => new Set(tiers.map((t) => new Decimal(t.above_usd).toFixed())).size === tiers.length, {
+  .refine((tiers) => new Set(tiers.map((t) => (DECIMAL_RE.test(t.above_usd) ? new Decimal(t.above_usd).toFixed() : t.above_usd))).size === tiers.length, {
     error: 'two tiers have the same above_usd',
   });
 

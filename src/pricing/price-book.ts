@@ -128,7 +128,8 @@ function compileEntry(e: CatalogEntry | PriceOverride, origin: 'catalog' | 'over
     const t = e.service_tiers?.[tier];
     if (t) plans[tier] = compilePlan(t.prices_usd_per_mtok, t.context_tiers);
   }
-  const ids = [...new Set([e.model, ...(e.aliases ?? [])])];
+  // Ids are matched in normalised form, so an override may be written as a span carries it (`org/model`).
+  const ids = [...new Set([e.model, ...(e.aliases ?? [])].map(normalizeModelId))];
   return {
     provider,
     model: e.model,

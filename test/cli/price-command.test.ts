@@ -1,0 +1,139 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, it, expect, vi, afterEach } from 'vitest';
+import { main } from '../../src/cli/main.js';
+
+const BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const hasBin = existsSync(BIN);
+if (!hasBin && process.env.CI === 'true') throw new Error('dist/cli/main.js missing: run `npm run build` before the tests');
+
+/** Runs the CLI in-process, capturing stdout and stderr. */
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
+  try {
+    const code = await main(argv);
+    return { code, out, err };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+afterEach(() => {
+  delete process.env.TOKENMETER_CURRENCY_RATES;
+});
+
+describe('tokenmeter price (in-process)', () => {
+  it('--json prints exactly the documented object with exact decimal strings', async () => {
+    const r = await cli('price', 'gpt-4o-2024-08-06', '--input', '1000', '--cache-read', '500', '--output', '200', '--json', '--at', '2026-01-01');
+    expect(r.code).toBe(0);
+    expect(r.err).toBe('');
+    const obj = JSON.parse(r.out);
+    expect(obj).toEqual({
+      provider: 'openai',
+      model: 'gpt-4o',
+      total_usd: '0.005125',
+      cost_usd: { input: '0.0025', cache_read: '0.000625', cache_write: '0', output: '0.002', reasoning: '0' },
+      tokens: { input: 1000, cache_read: 500, cache_write: 0, output: 200, reasoning: 0 },
+    });
+    expect(r.out.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('prints an aligned breakdown with the price entry, date and source', async () => {
+    const r = await cli('price', 'claude-sonnet-4-5', '--provider', 'anthropic', '--input', '1000', '--cache-write', '1000', '--cache-write-1h', '400', '--output', '10', '--reasoning', '5', '--at', '2026-01-01');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('anthropic/claude-sonnet-4-5');
+    expect(r.out).toContain('price anthropic/claude-sonnet-4-5@2025-09-29 (catalog)');
+    expect(r.out).toContain('https://platform.claude.com/docs/en/about-claude/pricing');
+    expect(r.out).toMatch(/cache_write\s+1000\s+3\.75 \/ 1h 6\s+0\.00465/);
+    expect(r.out).toMatch(/total\s+2015\s+0\.007875\n/);
+    const lines = r.out.split('\n').filter((l) => /^(type|input|cache_read|cache_write|output|reasoning|total) /.test(l));
+    expect(new Set(lines.map((l) => l.length)).size).toBe(1); // aligned columns
+  });
+
+  it('applies --tier and --at (price history)', async () => {
+    const before = JSON.parse((await cli('price', 'o3', '--input', '1000000', '--at', '2025-06-09', '--json')).out);
+    const after = JSON.parse((await cli('price', 'o3', '--input', '1000000', '--at', '2025-06-10', '--json')).out);
+    const batch = JSON.parse((await cli('price', 'o3', '--input', '1000000', '--tier', 'batch', '--at', '2025-07-01', '--json')).out);
+    expect([before.total_usd, after.total_usd, batch.total_usd]).toEqual(['10', '2', '1']);
+  });
+
+  it('--currency converts with --rate and rounds only for display', async () => {
+    const r = await cli('price', 'gpt-4o', '--input', '1000000', '--output', '1000000', '--currency', 'EUR', '--rate', 'EUR=0.92', '--json', '--at', '2026-01-01');
+    expect(r.code).toBe(0);
+    const obj = JSON.parse(r.out);
+    expect(obj.total_usd).toBe('12.5');
+    expect(obj.display).toEqual({ currency: 'EUR', rate: '0.92', total: '11.5', formatted: '€11.50' });
+    process.env.TOKENMETER_CURRENCY_RATES = 'GBP=0.79,EUR=0.9';
+    const human = await cli('price', 'gpt-4o', '--input', '3', '--currency', 'gbp');
+    expect(human.code).toBe(0);
+    expect(human.out).toContain('total GBP: £0.00 (at 0.79 GBP/USD, rounded half-even)');
+  });
+
+  it.each([
+    [['price', 'gpt-4o', '--currency', 'EUR', '--input', '1'], /no exchange rate for EUR: pass --rate EUR=<units per USD> or set TOKENMETER_CURRENCY_RATES/],
+    [['price', 'no-such-model', '--input', '1'], /no price for model no-such-model/],
+    [['price', 'gpt-4o-minii', '--input', '1'], /no price for model gpt-4o-minii \(did you mean: gpt-4o-mini, /],
+    [['price', '--input', '1'], /missing <model> argument/],
+    [['price', 'gpt-4o', 'gpt-5'], /expected one <model>/],
+    [['price', 'gpt-4o', '--bogus', '1'], /unknown option --bogus/],
+    [['price', 'gpt-4o', '--input', '-5'], /--input must be a non-negative integer, got '-5'/],
+    [['price', 'gpt-4o', '--input=-5'], /--input must be a non-negative integer, got '-5'/],
+    [['price', 'gpt-4o', '--output', '1.5'], /--output must be a non-negative integer, got '1.5'/],
+    [['price', 'gpt-4o', '--reasoning', '1e3'], /--reasoning must be a non-negative integer/],
+    [['price', 'gpt-4o', '--cache-read', '99999999999999999999'], /--cache-read is too large/],
+    [['price', 'gpt-4o', '--at', '2025-13-01'], /--at must be a date YYYY-MM-DD, got '2025-13-01'/],
+    [['price', 'gpt-4o', '--at', 'yesterday'], /--at must be a date/],
+    [['price', 'gpt-4o', '--tier', 'turbo'], /--tier must be one of standard, batch, flex, priority, got 'turbo'/],
+    [['price', 'gpt-4o', '--input'], /--input needs a value|argument missing/],
+    [['price', 'gpt-4o', '--cache-write', '1', '--cache-write-1h', '2'], /--cache-write-1h must not exceed --cache-write/],
+    [['price', 'gpt-4o', '--currency', 'EURO', '--input', '1'], /--currency must be an ISO 4217 code/],
+    [['price', 'gpt-4o', '--currency', 'EUR', '--rate', 'EUR=abc'], /--rate/],
+    [['price', 'gpt-4o', '--at', '2020-01-01', '--input', '1'], /earliest effective_from 2024-08-06/],
+    [['price', 'text-embedding-3-small', '--output', '1'], /no output price/],
+  ])('%j exits 2 with a clear message', async (argv, message) => {
+    const r = await cli(...(argv as string[]));
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err).toMatch(message);
+    expect(r.err.startsWith('tokenmeter price: ')).toBe(true);
+  });
+
+  it('--help exits 0', async () => {
+    const r = await cli('price', '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('Usage: tokenmeter price <model>');
+  });
+});
+
+describe.skipIf(!hasBin)('tokenmeter price (real bin)', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, TOKENMETER_CURRENCY_RATES: '' } });
+
+  it('prices through the built bin with --json', () => {
+    const r = run('price', 'anthropic.claude-3-5-haiku-20241022-v1:0', '--provider', 'aws.bedrock', '--input', '1000', '--output', '1000', '--json', '--at', '2026-01-01');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ provider: 'anthropic', model: 'claude-3-5-haiku', total_usd: '0.0048' });
+  });
+
+  it('exits 2 for an unknown model with suggestions', () => {
+    const r = run('price', 'gemini-2.5-prp', '--input', '1');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/no price for model gemini-2\.5-prp \(did you mean: gemini-2\.5-pro/);
+  });
+
+  it('exits 2 naming a bad flag', () => {
+    const r = run('price', 'gpt-4o', '--input', 'ten');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("--input must be a non-negative integer, got 'ten'");
+  });
+
+  it('exits 2 without a rate for --currency', () => {
+    const r = run('price', 'gpt-4o', '--input', '1', '--currency', 'EUR');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('no exchange rate for EUR');
+  });
+});

@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import { describe, it, expect } from 'vitest';
+import { parse } from 'yaml';
+import { DEFAULT_CATALOG_PATH, PriceBook, PriceCatalogError, catalogSchema } from '../../src/pricing/index.js';
+import { effectiveDateMillis } from '../../src/pricing/catalog-schema.js';
+import { u } from './helpers.js';
+
+const doc = parse(readFileSync(DEFAULT_CATALOG_PATH, 'utf8')) as {
+  entries: { provider: string; model: string; aliases?: string[]; match_prefixes?: string[]; effective_from: string }[];
+};
+
+describe('shipped price catalog', () => {
+  it('validates against the schema', () => {
+    expect(catalogSchema.safeParse(doc).success).toBe(true);
+  });
+
+  it('no two entries claim the same model id (or prefix) at the same date', () => {
+    const claims = new Map<string, string>();
+    const clashes: string[] = [];
+    for (const e of doc.entries) {
+      const t = effectiveDateMillis(e.effective_from);
+      // Ids are global across providers so that a span without a provider still resolves unambiguously.
+      const keys = [...new Set([e.model, ...(e.aliases ?? [])])].map((id) => `id:${id}@${t}`);
+      keys.push(...(e.match_prefixes ?? []).map((p) => `prefix:${p}@${t}`));
+      for (const k of keys) {
+        const who = `${e.provider}/${e.model}@${e.effective_from}`;
+        const prev = claims.get(k);
+        if (prev !== undefined) clashes.push(`${k} claimed by ${prev} and ${who}`);
+        claims.set(k, who);
+      }
+    }
+    expect(clashes).toEqual([]);
+  });
+
+  it('no match prefix reaches another model’s exact id', () => {
+    const exact = new Map<string, string>();
+    for (const e of doc.entries) for (const id of [e.model, ...(e.aliases ?? [])]) exact.set(id, e.model);
+    const bad: string[] = [];
+    for (const e of doc.entries) {
+      for (const p of e.match_prefixes ?? []) {
+        for (const [id, model] of exact) if (id.startsWith(p) && model !== e.model) bad.push(`${p} (${e.model}) reaches ${id} (${model})`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it('covers at least 40 models from all five providers, each with a source and date', () => {
+    const book = PriceBook.load();
+    const models = new Set(book.entries.map((e) => `${e.provider}/${e.model}`));
+    expect(models.size).toBeGreaterThanOrEqual(40);
+    expect(new Set(book.entries.map((e) => e.provider))).toEqual(new Set(['openai', 'anthropic', 'google', 'mistral', 'deepseek']));
+    for (const e of book.entries) {
+      expect(e.source, e.model).toMatch(/^https:\/\//);
+      expect(e.sourceDate, e.model).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    }
+    for (const required of ['gpt-4o', 'gpt-4o-mini', 'gpt-4.1', 'gpt-5', 'o3', 'o4-mini', 'text-embedding-3-small', 'text-embedding-3-large',
+      'claude-3-5-haiku', 'gemini-2.5-pro', 'gemini-2.5-flash', 'gemini-2.5-flash-lite', 'deepseek-chat']) {
+      expect([...models].some((m) => m.endsWith(`/${required}`)), required).toBe(true);
+    }
+  });
+
+  it('Anthropic entries carry 5-minute and 1-hour cache-write rates', () => {
+    const book = PriceBook.load();
+    for (const e of book.entries.filter((x) => x.provider === 'anthropic')) {
+      expect(e.raw.prices_usd_per_mtok.cache_write, e.model).toBeDefined();
+      expect(e.raw.prices_usd_per_mtok.cache_write_1h, e.model).toBeDefined();
+    }
+  });
+
+  it('is parsed once per process (cached default catalog)', () => {
+    const a = PriceBook.load();
+    const b = PriceBook.load();
+    expect(a.entries[0]).toBe(b.entries[0]);
+  });
+});
+
+describe('catalog validation errors name the entry and field', () => {
+  const good = {
+    provider: 'openai',
+    model: 'x-model',
+    effective_from: '2025-01-01',
+    prices_usd_per_mtok: { input: '1.00', output: '2.00' },
+    source: 'https://example.com/pricing',
+    source_date: '2025-01-01',
+  };
+  const load = (entries: unknown[]) => () => PriceBook.load({ catalog: { schema_version: 1, entries } });
+
+  it('a price written as a YAML number', () => {
+    expect(load([{ ...good, prices_usd_per_mtok: { input: 2.5 } }])).toThrow(/entries\[0\] \(openai\/x-model\): prices_usd_per_mtok\.input: must be a quoted decimal string/);
+  });
+  it('a negative price', () => {
+    expect(load([good, { ...good, model: 'y', prices_usd_per_mtok: { input: '-1' } }])).toThrow(/entries\[1\] \(openai\/y\): prices_usd_per_mtok\.input/);
+  });
+  it('an impossible date', () => {
+    expect(load([{ ...good, effective_from: '2025-02-30' }])).toThrow(/effective_from/);
+  });
+  it('an unknown field', () => {
+    expect(load([{ ...good, price: '1' }])).toThrow(PriceCatalogError);
+  });
+  it('an unknown provider', () => {
+    expect(load([{ ...good, provider: 'acme' }])).toThrow(/provider/);
+  });
+  it('a non-https source', () => {
+    expect(load([{ ...good, source: 'http://example.com' }])).toThrow(/source/);
+  });
+  it('two entries claiming one id at the same date', () => {
+    expect(load([good, { ...good, model: 'other', aliases: ['x-model'] }])).toThrow(/id 'x-model' is claimed by/);
+  });
+  it('a catalog file that is not YAML', () => {
+    expect(() => PriceBook.load({ catalogPath: '/nonexistent/catalog.yaml' })).toThrow(/cannot read price catalog/);
+  });
+  it('a hostile document (not an object) is rejected', () => {
+    expect(() => PriceBook.load({ catalog: 'entries: []' })).toThrow(PriceCatalogError);
+    expect(() => PriceBook.load({ catalog: { schema_version: 1, entries: new Array(10_001).fill(good) } })).toThrow(PriceCatalogError);
+  });
+  it('a valid custom catalog prices', () => {
+    const book = PriceBook.load({ catalog: { schema_version: 1, entries: [good] } });
+    const r = book.price({ model: 'X-Model', usage: u(1_000_000, 0, 0, 1_000_000), at: new Date('2025-06-01') });
+    expect(r.priced && r.totalUsd.toFixed()).toBe('3');
+  });
+});

@@ -1,0 +1,182 @@
+/**
+ * Table-driven pricing cases. Every expected string was worked out by hand from the list prices in
+ * data/price-catalog.yaml (USD per million tokens): cost = tokens × rate / 1,000,000, exact.
+ */
+import { describe, it, expect } from 'vitest';
+import { PriceBook } from '../../src/pricing/index.js';
+import type { ServiceTier } from '../../src/pricing/index.js';
+import type { Usage } from '../../src/usage/usage.js';
+import { u, M } from './helpers.js';
+
+interface Case {
+  name: string;
+  provider?: string;
+  model: string;
+  at?: string;
+  tier?: ServiceTier;
+  usage: Usage;
+  /** Expected catalog model and total; `cost` lists per-type costs that must match exactly. */
+  expectModel: string;
+  total: string;
+  cost?: Partial<Record<'input' | 'cache_read' | 'cache_write' | 'output' | 'reasoning', string>>;
+  contextTier?: string;
+}
+
+const NOW = '2026-11-24T12:00:00Z';
+
+const cases: Case[] = [
+  // ── OpenAI ──
+  { name: 'gpt-4o input+output', provider: 'openai', model: 'gpt-4o', usage: u(M, 0, 0, M), expectModel: 'gpt-4o', total: '12.5', cost: { input: '2.5', output: '10' } },
+  { name: 'gpt-4o cached tokens at the cached rate', provider: 'openai', model: 'gpt-4o', usage: u(1000, 500, 0, 200), expectModel: 'gpt-4o', total: '0.005125', cost: { input: '0.0025', cache_read: '0.000625', output: '0.002' } },
+  { name: 'gpt-4o dated snapshot 2024-11-20', provider: 'openai', model: 'gpt-4o-2024-11-20', usage: u(2 * M), expectModel: 'gpt-4o', total: '5' },
+  { name: 'openai/gpt-4o prefix', model: 'openai/gpt-4o', usage: u(1), expectModel: 'gpt-4o', total: '0.0000025' },
+  { name: 'Azure-hosted gpt-4o', provider: 'azure.ai.openai', model: 'gpt-4o', usage: u(0, 0, 0, 3), expectModel: 'gpt-4o', total: '0.00003' },
+  { name: 'gpt-4o batch (cached billed at batch input)', provider: 'openai', model: 'gpt-4o', tier: 'batch', usage: u(M, M, 0, M), expectModel: 'gpt-4o', total: '7.5', cost: { input: '1.25', cache_read: '1.25', output: '5' } },
+  { name: 'gpt-4o-mini not swallowed by gpt-4o', provider: 'openai', model: 'gpt-4o-mini', usage: u(M, M, 0, M), expectModel: 'gpt-4o-mini', total: '0.825' },
+  { name: 'gpt-4o-mini dated snapshot', provider: 'openai', model: 'gpt-4o-mini-2024-07-18', usage: u(10), expectModel: 'gpt-4o-mini', total: '0.0000015' },
+  { name: 'gpt-4o-mini dated prefix rule', provider: 'openai', model: 'gpt-4o-mini-2024-12-01', usage: u(M), expectModel: 'gpt-4o-mini', total: '0.15' },
+  { name: 'gpt-4o-mini batch', provider: 'openai', model: 'gpt-4o-mini', tier: 'batch', usage: u(M, 0, 0, M), expectModel: 'gpt-4o-mini', total: '0.375' },
+  { name: 'gpt-4.1 odd counts', provider: 'openai', model: 'gpt-4.1', usage: u(123456, 654321, 0, 1000), expectModel: 'gpt-4.1', total: '0.5820725', cost: { input: '0.246912', cache_read: '0.3271605', output: '0.008' } },
+  { name: 'gpt-4.1 priority', provider: 'openai', model: 'gpt-4.1', tier: 'priority', usage: u(M, M, 0, M), expectModel: 'gpt-4.1', total: '18.375' },
+  { name: 'gpt-4.1-mini snapshot', provider: 'openai', model: 'gpt-4.1-mini-2025-04-14', usage: u(M, M, 0, M), expectModel: 'gpt-4.1-mini', total: '2.1' },
+  { name: 'gpt-4.1-nano', provider: 'openai', model: 'gpt-4.1-nano', usage: u(M, M, 0, M), expectModel: 'gpt-4.1-nano', total: '0.525' },
+  { name: 'gpt-5 reasoning at the output rate', provider: 'openai', model: 'gpt-5', usage: u(1000, 0, 0, 500, 1500), expectModel: 'gpt-5', total: '0.02125', cost: { input: '0.00125', output: '0.005', reasoning: '0.015' } },
+  { name: 'gpt-5 snapshot flex', provider: 'openai', model: 'gpt-5-2025-08-07', tier: 'flex', usage: u(M, M, 0, M, M), expectModel: 'gpt-5', total: '10.6875' },
+  { name: 'gpt-5 priority', provider: 'openai', model: 'gpt-5', tier: 'priority', usage: u(M, M, 0, M), expectModel: 'gpt-5', total: '22.75' },
+  { name: 'gpt-5 batch', provider: 'openai', model: 'gpt-5', tier: 'batch', usage: u(M, 0, 0, 0, M), expectModel: 'gpt-5', total: '5.625' },
+  { name: 'gpt-5-mini all types', provider: 'openai', model: 'gpt-5-mini', usage: u(M, M, 0, M, M), expectModel: 'gpt-5-mini', total: '4.275' },
+  { name: 'gpt-5-mini priority', provider: 'openai', model: 'gpt-5-mini', tier: 'priority', usage: u(M), expectModel: 'gpt-5-mini', total: '0.45' },
+  { name: 'gpt-5-nano', provider: 'openai', model: 'gpt-5-nano', usage: u(0, M, 0, M), expectModel: 'gpt-5-nano', total: '0.405' },
+  { name: 'gpt-5-nano batch cached', provider: 'openai', model: 'gpt-5-nano', tier: 'batch', usage: u(0, M), expectModel: 'gpt-5-nano', total: '0.0025' },
+  { name: 'gpt-5-nano one cached token', provider: 'openai', model: 'gpt-5-nano', usage: u(0, 1), expectModel: 'gpt-5-nano', total: '0.000000005' },
+  { name: 'gpt-5.1', provider: 'openai', model: 'gpt-5.1', usage: u(M, 0, 0, 0, M), expectModel: 'gpt-5.1', total: '11.25' },
+  { name: 'gpt-5.2', provider: 'openai', model: 'gpt-5.2', usage: u(M, M, 0, M), expectModel: 'gpt-5.2', total: '15.925' },
+  { name: 'gpt-5.4 at exactly 272k stays standard', provider: 'openai', model: 'gpt-5.4', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-5.4', total: '0.695' },
+  { name: 'gpt-5.4 above 272k reprices the request', provider: 'openai', model: 'gpt-5.4', usage: u(272001, 0, 0, 1000), expectModel: 'gpt-5.4', total: '1.382505', cost: { input: '1.360005', output: '0.0225' }, contextTier: 'above 272000 input tokens' },
+  { name: 'gpt-5.4-mini', provider: 'openai', model: 'gpt-5.4-mini', usage: u(M, 0, 0, M), expectModel: 'gpt-5.4-mini', total: '5.25' },
+  { name: 'gpt-5.4-nano', provider: 'openai', model: 'gpt-5.4-nano', usage: u(M, M), expectModel: 'gpt-5.4-nano', total: '0.22' },
+  { name: 'gpt-6-sol cache write billed', provider: 'openai', model: 'gpt-6-sol', usage: u(1000, 1000, 1000, 1000), expectModel: 'gpt-6-sol', total: '0.0147', cost: { cache_write: '0.0025' } },
+  { name: 'gpt-6-sol above 272k counts cached input', provider: 'openai', model: 'gpt-6-sol', usage: u(200000, 72001, 0, 10), expectModel: 'gpt-6-sol', total: '0.8289504', contextTier: 'above 272000 input tokens' },
+  { name: 'gpt-6-luna', provider: 'openai', model: 'gpt-6-luna', usage: u(100000, 0, 0, 100000), expectModel: 'gpt-6-luna', total: '0.06' },
+  { name: 'gpt-6-luna 1M prompt is above 272k', provider: 'openai', model: 'gpt-6-luna', usage: u(M, 0, 0, M), expectModel: 'gpt-6-luna', total: '0.95', contextTier: 'above 272000 input tokens' },
+  { name: 'gpt-6.1-sol cached', provider: 'openai', model: 'gpt-6.1-sol', usage: u(0, 100000), expectModel: 'gpt-6.1-sol', total: '0.01' },
+  { name: 'o3 10^9-token call before the 2025-06-10 cut', provider: 'openai', model: 'o3', at: '2025-06-09T23:59:59Z', usage: u(1e9, 0, 0, 0, 1e9), expectModel: 'o3', total: '50000', cost: { input: '10000', reasoning: '40000' } },
+  { name: 'o3 10^9-token call from the cut', provider: 'openai', model: 'o3-2025-04-16', at: '2025-06-10T00:00:00Z', usage: u(1e9, 0, 0, 0, 1e9), expectModel: 'o3', total: '10000' },
+  { name: 'o3 flex', provider: 'openai', model: 'o3', tier: 'flex', usage: u(M, M, 0, M), expectModel: 'o3', total: '5.25' },
+  { name: 'o4-mini reasoning', provider: 'openai', model: 'o4-mini', usage: u(M, M, 0, 0, M), expectModel: 'o4-mini', total: '5.775' },
+  { name: 'o4-mini flex cached', provider: 'openai', model: 'o4-mini', tier: 'flex', usage: u(0, M), expectModel: 'o4-mini', total: '0.1375' },
+  { name: 'text-embedding-3-small 10^9 tokens', provider: 'openai', model: 'text-embedding-3-small', usage: u(1e9), expectModel: 'text-embedding-3-small', total: '20' },
+  { name: 'text-embedding-3-large batch', provider: 'openai', model: 'text-embedding-3-large', tier: 'batch', usage: u(M), expectModel: 'text-embedding-3-large', total: '0.065' },
+  { name: 'float trap 0.1 + 0.2 (gpt-4.1-nano)', provider: 'openai', model: 'gpt-4.1-nano', usage: u(M, 0, 0, 500000), expectModel: 'gpt-4.1-nano', total: '0.3', cost: { input: '0.1', output: '0.2' } },
+  { name: 'float trap 0.1 + 0.2 (gpt-5-nano)', provider: 'openai', model: 'gpt-5-nano', usage: u(2 * M, 0, 0, 500000), expectModel: 'gpt-5-nano', total: '0.3' },
+  // ── Anthropic ──
+  { name: 'claude-3-5-haiku all types (5m write)', provider: 'anthropic', model: 'claude-3-5-haiku-20241022', usage: u(M, M, M, M), expectModel: 'claude-3-5-haiku', total: '5.88', cost: { cache_read: '0.08', cache_write: '1' } },
+  { name: 'Bedrock Claude 3.5 Haiku id', provider: 'aws.bedrock', model: 'anthropic.claude-3-5-haiku-20241022-v1:0', usage: u(1000, 0, 0, 1000), expectModel: 'claude-3-5-haiku', total: '0.0048' },
+  { name: 'Bedrock cross-region id, 1h write', provider: 'aws.bedrock', model: 'us.anthropic.claude-3-5-haiku-20241022-v1:0', usage: u(0, 0, 1000, 0, 0, 1000), expectModel: 'claude-3-5-haiku', total: '0.0016' },
+  { name: 'claude-3-5-haiku mixed 5m and 1h writes', provider: 'anthropic', model: 'claude-3-5-haiku', usage: u(0, 0, 3000, 0, 0, 1000), expectModel: 'claude-3-5-haiku', total: '0.0036', cost: { cache_write: '0.0036' } },
+  { name: 'claude-3-7-sonnet', provider: 'anthropic', model: 'claude-3-7-sonnet-20250219', usage: u(M, M, M, M), expectModel: 'claude-3-7-sonnet', total: '22.05' },
+  { name: 'Vertex Claude Sonnet 4 @date', provider: 'gcp.vertex_ai', model: 'claude-sonnet-4@20250514', usage: u(100, 0, 0, 100), expectModel: 'claude-sonnet-4', total: '0.0018' },
+  { name: 'claude-sonnet-4-5 above 200k (cache reads count)', provider: 'anthropic', model: 'claude-sonnet-4-5-20250929', usage: u(150000, 50001, 0, 1000), expectModel: 'claude-sonnet-4-5', total: '0.9525006', contextTier: 'above 200000 input tokens' },
+  { name: 'claude-sonnet-4-5 at exactly 200k', provider: 'anthropic', model: 'claude-sonnet-4-5', usage: u(200000), expectModel: 'claude-sonnet-4-5', total: '0.6' },
+  { name: 'claude-sonnet-4-5 batch above 200k', provider: 'anthropic', model: 'claude-sonnet-4-5', tier: 'batch', usage: u(300000, 0, 1000, 1000, 0, 1000), expectModel: 'claude-sonnet-4-5', total: '0.91725', contextTier: 'above 200000 input tokens' },
+  { name: 'claude-sonnet-4-5 1h write', provider: 'anthropic', model: 'claude-sonnet-4-5[1m]', usage: u(0, 0, 100000, 0, 0, 100000), expectModel: 'claude-sonnet-4-5', total: '0.6' },
+  { name: 'claude-haiku-4-5 half 5m half 1h', provider: 'anthropic', model: 'claude-haiku-4-5-20251001', usage: u(M, M, M, M, 0, 500000), expectModel: 'claude-haiku-4-5', total: '7.725', cost: { cache_write: '1.625' } },
+  { name: 'claude-haiku-4-5 batch', provider: 'anthropic', model: 'claude-haiku-4-5', tier: 'batch', usage: u(0, 0, 0, M), expectModel: 'claude-haiku-4-5', total: '2.5' },
+  { name: 'claude-opus-4-1 1h write', provider: 'anthropic', model: 'claude-opus-4-1-20250805', usage: u(M, 0, M, 0, 0, M), expectModel: 'claude-opus-4-1', total: '45' },
+  { name: 'claude-opus-4 batch 5m write', provider: 'anthropic', model: 'claude-opus-4-20250514', tier: 'batch', usage: u(0, 0, M), expectModel: 'claude-opus-4', total: '9.375' },
+  { name: 'claude-opus-4-5', provider: 'anthropic', model: 'claude-opus-4-5', usage: u(M, M, 0, M), expectModel: 'claude-opus-4-5', total: '30.5' },
+  { name: 'claude-opus-5 thinking at the output rate', provider: 'anthropic', model: 'claude-opus-5', usage: u(0, 0, 0, 0, M), expectModel: 'claude-opus-5', total: '25' },
+  { name: 'claude-opus-5-5 1h write', provider: 'anthropic', model: 'claude-opus-5-5', usage: u(M, 0, M, 0, 0, M), expectModel: 'claude-opus-5-5', total: '12' },
+  { name: 'claude-sonnet-5-5 cache read before the 2026-10-07 cut', provider: 'anthropic', model: 'claude-sonnet-5-5', at: '2026-10-06T23:59:59Z', usage: u(0, M), expectModel: 'claude-sonnet-5-5', total: '0.2' },
+  { name: 'claude-sonnet-5-5 cache read from the cut', provider: 'anthropic', model: 'claude-sonnet-5-5', at: '2026-10-07T00:00:00Z', usage: u(0, M), expectModel: 'claude-sonnet-5-5', total: '0.1' },
+  { name: 'claude-haiku-5-5 at 100k', provider: 'anthropic', model: 'claude-haiku-5-5', usage: u(100000, 0, 0, 1000), expectModel: 'claude-haiku-5-5', total: '0.0105' },
+  { name: 'claude-haiku-5-5 above 100k', provider: 'anthropic', model: 'claude-haiku-5-5', usage: u(100001, 0, 0, 1000), expectModel: 'claude-haiku-5-5', total: '0.0525005', contextTier: 'above 100000 input tokens' },
+  { name: 'claude-fable-5-1 cache read', provider: 'anthropic', model: 'claude-fable-5-1', usage: u(0, M), expectModel: 'claude-fable-5-1', total: '0.25' },
+  { name: 'claude-sonnet-5 batch', provider: 'anthropic', model: 'claude-sonnet-5', tier: 'batch', usage: u(M, 0, 0, M), expectModel: 'claude-sonnet-5', total: '6' },
+  // ── Google ──
+  { name: 'gemini-2.5-pro at 200k', provider: 'gcp.gemini', model: 'gemini-2.5-pro', usage: u(200000, 0, 0, 1000), expectModel: 'gemini-2.5-pro', total: '0.26' },
+  { name: 'gemini-2.5-pro above 200k reprices the whole request', provider: 'gcp.gemini', model: 'gemini-2.5-pro', usage: u(150000, 50001, 0, 1000, 2000), expectModel: 'gemini-2.5-pro', total: '0.43250025', cost: { input: '0.375', cache_read: '0.01250025', output: '0.015', reasoning: '0.03' }, contextTier: 'above 200000 input tokens' },
+  { name: 'gemini-2.5-pro batch above 200k', provider: 'gcp.vertex_ai', model: 'gemini-2.5-pro', tier: 'batch', usage: u(300000, 0, 0, 1000), expectModel: 'gemini-2.5-pro', total: '0.3825', contextTier: 'above 200000 input tokens' },
+  { name: 'gemini-2.5-flash thinking at output rate', provider: 'gcp.gemini', model: 'gemini-2.5-flash', usage: u(M, M, 0, M, M), expectModel: 'gemini-2.5-flash', total: '5.33' },
+  { name: 'models/gemini-2.5-flash path', provider: 'gcp.gemini', model: 'models/gemini-2.5-flash', usage: u(10), expectModel: 'gemini-2.5-flash', total: '0.000003' },
+  { name: 'gemini-2.5-flash-lite', provider: 'gcp.gemini', model: 'gemini-2.5-flash-lite', usage: u(M, M, 0, M), expectModel: 'gemini-2.5-flash-lite', total: '0.51' },
+  { name: 'gemini-2.5-flash-lite batch', provider: 'gcp.gemini', model: 'gemini-2.5-flash-lite', tier: 'batch', usage: u(M), expectModel: 'gemini-2.5-flash-lite', total: '0.05' },
+  // ── Mistral ──
+  { name: 'mistral-large-2512', provider: 'mistral_ai', model: 'mistral-large-2512', usage: u(M, 0, 0, M), expectModel: 'mistral-large-2512', total: '2' },
+  { name: 'mistral-large-3 alias', provider: 'mistral_ai', model: 'mistral-large-3', usage: u(M, 0, 0, M), expectModel: 'mistral-large-2512', total: '2' },
+  { name: 'mistral-large-2411', provider: 'mistral_ai', model: 'mistral-large-2411', usage: u(M, 0, 0, M), expectModel: 'mistral-large-2411', total: '8' },
+  { name: 'mistral-medium-2508', provider: 'mistral_ai', model: 'mistral-medium-2508', usage: u(M, 0, 0, M), expectModel: 'mistral-medium-2508', total: '2.4' },
+  { name: 'mistral-small cache reads billed as input', provider: 'mistral_ai', model: 'mistral-small-2506', usage: u(0, M), expectModel: 'mistral-small-2506', total: '0.1' },
+  { name: 'codestral cached', provider: 'mistral_ai', model: 'codestral-2508', usage: u(0, M), expectModel: 'codestral-2508', total: '0.03' },
+  { name: 'magistral-medium dated prefix', provider: 'mistral_ai', model: 'magistral-medium-2509', usage: u(M, 0, 0, 0, M), expectModel: 'magistral-medium', total: '7' },
+  // ── DeepSeek ──
+  { name: 'deepseek-chat V3 price', provider: 'deepseek', model: 'deepseek-chat', at: '2025-03-01T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-chat', total: '1.44' },
+  { name: 'deepseek-chat one second before 2025-09-05 16:00', provider: 'deepseek', model: 'deepseek-chat', at: '2025-09-05T15:59:59Z', usage: u(M, M, 0, M), expectModel: 'deepseek-chat', total: '1.44' },
+  { name: 'deepseek-chat at 2025-09-05 16:00', provider: 'deepseek', model: 'deepseek-chat', at: '2025-09-05T16:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-chat', total: '2.31' },
+  { name: 'deepseek-chat V3.2', provider: 'deepseek', model: 'deepseek-chat', at: '2025-10-01T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-chat', total: '0.728' },
+  { name: 'deepseek-reasoner R1 price, CoT at output rate', provider: 'deepseek', model: 'deepseek-reasoner', at: '2025-03-01T00:00:00Z', usage: u(M, 0, 0, M, M), expectModel: 'deepseek-reasoner', total: '4.93' },
+  { name: 'deepseek-reasoner 10^9 reasoning tokens', provider: 'deepseek', model: 'deepseek-reasoner', usage: u(0, 0, 0, 0, 1e9), expectModel: 'deepseek-reasoner', total: '420' },
+  { name: 'deepseek cache write billed as input (miss)', provider: 'deepseek', model: 'deepseek-chat', usage: u(0, 0, M), expectModel: 'deepseek-chat', total: '0.28' },
+];
+
+describe('price table (hand-computed from list prices)', () => {
+  const book = PriceBook.load();
+  it('has at least 60 cases across all providers', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(60);
+  });
+  it.each(cases)('$name', (c) => {
+    const r = book.price({ provider: c.provider, model: c.model, usage: c.usage, at: new Date(c.at ?? NOW), serviceTier: c.tier });
+    if (!r.priced) throw new Error(`unpriced: ${r.reason}`);
+    expect(r.model).toBe(c.expectModel);
+    expect(r.totalUsd.toFixed()).toBe(c.total);
+    for (const [t, v] of Object.entries(c.cost ?? {})) expect(r.costUsd[t as keyof typeof r.costUsd].toFixed(), t).toBe(v);
+    expect(r.contextTier).toBe(c.contextTier);
+    expect(r.serviceTier).toBe(c.tier ?? 'standard');
+    expect(r.origin).toBe('catalog');
+  });
+});
+
+describe('unpriced results', () => {
+  const book = PriceBook.load();
+  const at = new Date(NOW);
+  it('an unknown model is unpriced with close names, never 0', () => {
+    const r = book.price({ provider: 'openai', model: 'gpt-4o-minii', usage: u(1000), at });
+    expect(r.priced).toBe(false);
+    if (r.priced) return;
+    expect(r.reason).toBe('no price for model gpt-4o-minii');
+    expect(r.suggestions[0]).toBe('gpt-4o-mini');
+    expect(r.suggestions.length).toBeLessThanOrEqual(3);
+  });
+  it('gpt-4o-2024-05-13 kept its launch price and is not priced as gpt-4o', () => {
+    expect(book.price({ provider: 'openai', model: 'gpt-4o-2024-05-13', usage: u(1), at }).priced).toBe(false);
+  });
+  it('mistral -latest aliases are not guessed', () => {
+    expect(book.price({ provider: 'mistral_ai', model: 'mistral-large-latest', usage: u(1), at }).priced).toBe(false);
+  });
+  it('a price never applies before its effective_from', () => {
+    const r = book.price({ provider: 'gcp.gemini', model: 'gemini-2.5-pro', usage: u(1), at: new Date('2026-04-19T23:59:59Z') });
+    expect(r.priced).toBe(false);
+    if (!r.priced) expect(r.reason).toContain('earliest effective_from 2026-04-20');
+    const opus = book.price({ provider: 'anthropic', model: 'claude-opus-5', usage: u(1), at: new Date('2026-07-23T00:00:00Z') });
+    expect(opus.priced).toBe(false);
+  });
+  it('output tokens on an input-only (embedding) model are unpriced, not free', () => {
+    const r = book.price({ provider: 'openai', model: 'text-embedding-3-small', usage: u(10, 0, 0, 1), at });
+    expect(r.priced).toBe(false);
+  });
+  it('a service tier the entry does not list is unpriced', () => {
+    const r = book.price({ provider: 'anthropic', model: 'claude-haiku-5-5', usage: u(10), at, serviceTier: 'flex' });
+    expect(r.priced).toBe(false);
+    if (!r.priced) expect(r.reason).toContain('no flex price');
+  });
+  it('gpt-5.4 priority above 272k is unpriced (the priority table excludes long context)', () => {
+    const r = book.price({ provider: 'openai', model: 'gpt-5.4', usage: u(300000), at, serviceTier: 'priority' });
+    expect(r.priced).toBe(false);
+  });
+  it('invalid usage gives an unpriced result instead of throwing', () => {
+    for (const usage of [u(-1), u(1.5), u(Number.NaN), u(0, 0, 1, 0, 0, 2)]) {
+      expect(book.price({ provider: 'openai', model: 'gpt-4o', usage, at }).priced).toBe(false);
+    }
+    expect(book.price({ provider: 'openai', model: 'gpt-4o', usage: u(1), at: new Date('nope') }).priced).toBe(false);
+  });
+});
