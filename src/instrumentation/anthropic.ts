@@ -79,6 +79,7 @@ const handler: ResponseHandler = {
           // A copy: the SDK's MessageStream mutates this object as its snapshot.
           if (m.usage) {
             call.rawUsage = { ...m.usage };
+            call.usagePartial = true;
             if (typeof m.usage.service_tier === 'string') call.serviceTier = m.usage.service_tier;
           }
         }
@@ -86,7 +87,10 @@ const handler: ResponseHandler = {
       }
       case 'message_delta':
         if (typeof event.delta?.stop_reason === 'string') call.finishReasons = [event.delta.stop_reason];
-        if (event.usage) applyDeltaUsage(call, event.usage);
+        if (event.usage) {
+          applyDeltaUsage(call, event.usage);
+          call.usagePartial = false;
+        }
         break;
       case 'content_block_start': {
         const b = event.content_block;

@@ -76,6 +76,11 @@ export class GenAiCall {
   firstChunkMillis = -1;
   /** The request asked for usage we injected; its usage-only chunk is hidden from the caller. */
   injectedUsage = false;
+  /**
+   * The usage so far is a stream's opening count whose output total never arrived (Anthropic's message_start
+   * before message_delta): its input counts are real, its output is completed with a labelled estimate.
+   */
+  usagePartial = false;
 
   constructor(
     private readonly telemetry: Telemetry,
@@ -180,6 +185,11 @@ export class GenAiCall {
       estimated = true;
     }
 
+    if (usage !== undefined && this.usagePartial && this.options.estimateMissingUsage) {
+      const output = this.adapter.estimateOutput(this);
+      if (output > usage.output) usage = { ...usage, output };
+      estimated = true;
+    }
     if (usage !== undefined) {
       span.setAttributes(usageToGenAiAttributes(usage));
       if (estimated) span.setAttribute(ATTR_USAGE_ESTIMATED, true);
