@@ -1,0 +1,122 @@
+/**
+ * PromQL building blocks shared by the dashboards and the alert rules. Every metric and label name comes from
+ * `src/contract/names.ts`, so a renamed metric breaks the generated files (and CI) instead of silently emptying
+ * a panel.
+ *
+ * Aggregation over several exporter replicas (DESIGN.md "Scaling out"): counters are summed (`sum`), while the
+ * ledger gauges (period_*, limit_*) carry the same value on every replica and are folded with `max by (user, plan)`.
+ */
+import { LABEL, METRIC, type MetricName } from '../contract/names.js';
+
+/** The Prometheus datasource uid Grafana is provisioned with; the alert rules and dashboards default to it. */
+export const PROMETHEUS_DATASOURCE_UID = 'tokenmeter-prometheus';
+/** The Prometheus scrape job of the exporter (used by `TokenmeterExporterDown` and the exporter-health board). */
+export const SCRAPE_JOB = 'tokenmeter';
+
+/** A label matcher list, e.g. `{plan=~"$plan"}`. Matchers are written as given (already quoted). */
+export type Matchers = Record<string, string>;
+
+/** `plan=~"$plan"` style regex matchers for Grafana template variables. */
+export function varMatchers(...labels: (keyof typeof LABEL)[]): Matchers {
+  const m: Matchers = {};
+  for (const l of labels) m[LABEL[l]] = `=~"$${LABEL[l]}"`;
+  return m;
+}
+
+/** `metric{a=~"x",b="y"}`. */
+export function sel(metric: MetricName | `${MetricName}_bucket` | (typeof PROMETHEUS_BUILTIN_METRICS)[number], matchers: Matchers = {}): string {
+  const parts = Object.entries(matchers).map(([k, v]) => `${k}${v}`);
+  return parts.length > 0 ? `${metric}{${parts.join(', ')}}` : metric;
+}
+
+export function by(labels: string[]): string {
+  return labels.length > 0 ? ` by (${labels.join(', ')})` : '';
+}
+
+/** `sum by (...) (rate(counter[window]))` — counters summed across replicas. */
+export function sumRate(metric: MetricName, window: string, groupBy: string[] = [], matchers: Matchers = {}): string {
+  return `sum${by(groupBy)} (rate(${sel(metric, matchers)}[${window}]))`;
+}
+
+/** `sum by (...) (increase(counter[window]))`. */
+export function sumIncrease(metric: MetricName, window: string, groupBy: string[] = [], matchers: Matchers = {}): string {
+  return `sum${by(groupBy)} (increase(${sel(metric, matchers)}[${window}]))`;
+}
+
+/** A ledger gauge folded across replicas: `max by (user, plan) (gauge)`. */
+export function ledgerGauge(metric: MetricName, matchers: Matchers = {}): string {
+  return `max by (${LABEL.user}, ${LABEL.plan}) (${sel(metric, matchers)})`;
+}
+
+/** The three limits a user can have, each as (period gauge, limit gauge). */
+export const LIMIT_KINDS = {
+  tokens: { period: METRIC.periodTokens, limit: METRIC.limitTokens, title: 'token', unit: 'tokens' },
+  requests: { period: METRIC.periodRequests, limit: METRIC.limitRequests, title: 'request', unit: 'requests' },
+  cost: { period: METRIC.periodCostUsd, limit: METRIC.limitCostUsd, title: 'cost budget', unit: 'USD' },
+} as const;
+export type LimitKind = keyof typeof LIMIT_KINDS;
+
+/**
+ * A user's usage this billing period as a fraction of their limit, per (user, plan). Users without a limit have no
+ * limit series (absent = unlimited), so the division yields nothing for them.
+ */
+export function limitRatio(kind: LimitKind, matchers: Matchers = {}): string {
+  const k = LIMIT_KINDS[kind];
+  return `${ledgerGauge(k.period, matchers)} / ${ledgerGauge(k.limit, matchers)}`;
+}
+
+/**
+ * The linear forecast of a period gauge at the end of the billing period, per (user, plan):
+ * `predict_linear(g[window], 0)` (the regression's value now) plus its slope times the seconds left in the plan's
+ * period. The horizon differs per plan, which `predict_linear`'s scalar argument cannot express on its own.
+ */
+export function periodForecast(kind: LimitKind, window: string, matchers: Matchers = {}, planMatchers: Matchers = {}): string {
+  const g = sel(LIMIT_KINDS[kind].period, matchers);
+  const secondsLeft = `(max by (${LABEL.plan}) (${sel(METRIC.periodEndTimestampSeconds, planMatchers)}) - time())`;
+  return (
+    `(max by (${LABEL.user}, ${LABEL.plan}) (predict_linear(${g}[${window}], 0))` +
+    ` + max by (${LABEL.user}, ${LABEL.plan}) (deriv(${g}[${window}])) * on (${LABEL.plan}) group_left () ${secondsLeft})`
+  );
+}
+
+/** Prometheus' own series a dashboard or rule may use besides the exporter's metrics. */
+export const PROMETHEUS_BUILTIN_METRICS = ['up', 'scrape_duration_seconds', 'scrape_samples_scraped'] as const;
+
+const PROMQL_KEYWORDS = new Set([
+  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset', 'atan2',
+  'inf', 'nan',
+]);
+
+/**
+ * The metric names a PromQL expression selects. A small lexer, not a parser: it drops strings, label matchers,
+ * range selectors and grouping label lists, then keeps the identifiers that are not functions or keywords.
+ * Grafana template variables (`$user`, `$__rate_interval`) are dropped too.
+ */
+export function metricNamesIn(expr: string): string[] {
+  let s = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""');
+  s = s.replace(/\{[^}]*\}/g, ' ');
+  s = s.replace(/\[[^\]]*\]/g, ' ');
+  s = s.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
+  s = s.replace(/\$\{?[A-Za-z_][A-Za-z0-9_]*\}?/g, ' ');
+  const names = new Set<string>();
+  const re = /[A-Za-z_:][A-Za-z0-9_:]*/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(s))) {
+    const word = m[0];
+    const before = s[m.index - 1];
+    if (before !== undefined && /[0-9.]/.test(before)) continue; // the exponent or unit of a number: 1e3, 5m
+    const rest = s.slice(m.index + word.length);
+    if (/^\s*\(/.test(rest)) continue; // a function call
+    if (PROMQL_KEYWORDS.has(word.toLowerCase())) continue;
+    names.add(word);
+  }
+  return [...names].sort();
+}
+
+/** Strips the histogram/summary sample suffixes so `x_bucket` maps back to the metric `x`. */
+export function baseMetricName(sampleName: string, histograms: Iterable<string>): string {
+  for (const h of histograms) {
+    for (const suffix of ['_bucket', '_sum', '_count']) if (sampleName === h + suffix) return h;
+  }
+  return sampleName;
+}

@@ -1,0 +1,204 @@
+import { describe, expect, it } from 'vitest';
+import { METRIC } from '../../src/contract/names.js';
+import {
+  EXPORTER_HEALTH_UID,
+  OVERVIEW_UID,
+  PROMETHEUS_BUILTIN_METRICS,
+  PROMETHEUS_DATASOURCE_UID,
+  USAGE_LIMITS_UID,
+  USER_DRILLDOWN_UID,
+  baseMetricName,
+  generatedFiles,
+  metricNamesIn,
+} from '../../src/dashboards/index.js';
+import {
+  DASHBOARD_FILES,
+  allPanelQueries,
+  panelsOf,
+  prometheusAlertRules,
+  readDashboard,
+  readRepoFile,
+  readYaml,
+  variableQueries,
+} from './helpers.js';
+
+const EMITTED = new Set<string>([...Object.values(METRIC), ...PROMETHEUS_BUILTIN_METRICS]);
+const HISTOGRAMS = [METRIC.ledgerCommitSeconds];
+
+/**
+ * How each metric must be aggregated wherever a dashboard or rule reads it, so that several exporter replicas add
+ * up correctly: counters are summed over rate()/increase(); ledger gauges are the same on every replica, so max.
+ */
+function aggregationProblem(expr: string, metric: string, index: number): string | undefined {
+  const before = expr.slice(0, index);
+  const counter = metric.endsWith('_total') || metric.endsWith('_bucket');
+  if (counter) {
+    const m = /(?:rate|increase)\($/.exec(before);
+    if (!m) return `${metric} is not inside rate() or increase()`;
+    if (!/sum(?: by \([^)]*\))? ?\($/.test(before.slice(0, m.index))) return `rate/increase(${metric}) is not summed`;
+    return undefined;
+  }
+  const perUser: string[] = [
+    METRIC.periodTokens, METRIC.periodRequests, METRIC.periodCostUsd, METRIC.limitTokens, METRIC.limitRequests, METRIC.limitCostUsd,
+  ];
+  if (perUser.includes(metric)) {
+    return /max by \(user, plan\) \((?:predict_linear\(|deriv\()?$/.test(before) ? undefined : `${metric} is not folded with max by (user, plan)`;
+  }
+  if (metric === METRIC.periodEndTimestampSeconds) {
+    return /(?:max by \(plan\) \(|min\()$/.test(before) ? undefined : `${metric} is not folded with max by (plan) or min`;
+  }
+  if (metric === METRIC.ledgerUp) return /(?:min by \(instance\) \(|^)$/.test(before) ? undefined : `${metric} is not per instance`;
+  if (metric === METRIC.userSeries) return /max by \(instance\) \($/.test(before) ? undefined : `${metric} is not per instance`;
+  return undefined;
+}
+
+function aggregationProblems(expr: string): string[] {
+  const problems: string[] = [];
+  for (const name of [...EMITTED, `${METRIC.ledgerCommitSeconds}_bucket`]) {
+    const re = new RegExp(`(?<![A-Za-z0-9_:])${name}(?![A-Za-z0-9_:])`, 'g');
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(expr))) {
+      const p = aggregationProblem(expr, name, m.index);
+      if (p) problems.push(p);
+    }
+  }
+  return problems;
+}
+
+describe('generated files', () => {
+  it('are committed exactly as src/dashboards generates them (npm run generate)', () => {
+    for (const [path, content] of generatedFiles()) expect(readRepoFile(path), path).toBe(content);
+  });
+});
+
+describe('dashboards', () => {
+  const dashboards = DASHBOARD_FILES.map((f) => readDashboard(f));
+
+  it('are the four dashboards with stable uids', () => {
+    expect(dashboards.map((d) => d.uid)).toEqual([OVERVIEW_UID, USAGE_LIMITS_UID, USER_DRILLDOWN_UID, EXPORTER_HEALTH_UID]);
+    expect(new Set(dashboards.map((d) => d.title)).size).toBe(4);
+    for (const d of dashboards) expect(d.uid).toMatch(/^[a-z0-9-]{1,40}$/);
+  });
+
+  it('have the template variables: datasource everywhere, plan/provider/model/user where they filter', () => {
+    const names = (d: any) => d.templating.list.map((v: any) => v.name);
+    expect(names(dashboards[0])).toEqual(['datasource', 'plan', 'provider', 'model']);
+    expect(names(dashboards[1])).toEqual(['datasource', 'plan', 'user']);
+    expect(names(dashboards[2])).toEqual(['datasource', 'plan', 'user']);
+    expect(names(dashboards[3])).toEqual(['datasource']);
+    for (const d of dashboards) {
+      const ds = d.templating.list.find((v: any) => v.name === 'datasource');
+      expect(ds.type).toBe('datasource');
+      expect(ds.query).toBe('prometheus');
+      expect(ds.current.value).toBe(PROMETHEUS_DATASOURCE_UID);
+    }
+    // The drill-down is one user at a time; the limits board takes several.
+    const user = (d: any) => d.templating.list.find((v: any) => v.name === 'user');
+    expect(user(dashboards[2]).multi).toBeFalsy();
+    expect(user(dashboards[1]).multi).toBe(true);
+  });
+
+  it('query the $datasource variable from every panel and target', () => {
+    for (const d of dashboards) {
+      for (const p of panelsOf(d)) {
+        expect(p.datasource, `${d.uid}/${p.title}`).toEqual({ type: 'prometheus', uid: '${datasource}' });
+        expect(p.targets.length, `${d.uid}/${p.title}`).toBeGreaterThan(0);
+        for (const t of p.targets) expect(t.datasource, `${d.uid}/${p.title}`).toEqual({ type: 'prometheus', uid: '${datasource}' });
+      }
+    }
+  });
+
+  it('set units on every panel, with USD and tokens among them', () => {
+    const units = new Set<string>();
+    for (const d of dashboards) {
+      for (const p of panelsOf(d)) {
+        expect(p.fieldConfig?.defaults?.unit, `${d.uid}/${p.title}`).toBeTruthy();
+        units.add(p.fieldConfig.defaults.unit);
+      }
+    }
+    expect(units).toContain('currencyUSD');
+    expect(units).toContain('suffix: tokens');
+    expect(units).toContain('percentunit');
+  });
+
+  it('take "spend this billing period" from the ledger gauge, not from increase() over 30 days', () => {
+    const overview = dashboards[0];
+    const spend = panelsOf(overview).find((p) => p.title === 'Spend this billing period');
+    expect(spend.targets[0].expr).toBe('sum(max by (user, plan) (tokenmeter_period_cost_usd{plan=~"$plan"}))');
+    for (const q of allPanelQueries()) expect(q.expr).not.toMatch(/\[(30d|31d|4w|720h)\]/);
+  });
+
+  it('show usage vs limits as bar gauges and ratio-sorted tables, a predict_linear forecast and the time left', () => {
+    const limits = panelsOf(dashboards[1]);
+    const gauges = limits.filter((p) => p.type === 'bargauge');
+    expect(gauges.map((p) => p.title)).toEqual(['Tokens used of limit', 'Requests used of limit', 'Cost budget used of limit']);
+    for (const g of gauges) {
+      expect(g.fieldConfig.defaults.unit).toBe('percentunit');
+      expect(g.fieldConfig.defaults.thresholds.steps.map((s: any) => s.value)).toEqual([null, 0.8, 1]);
+    }
+    const tables = limits.filter((p) => p.type === 'table');
+    expect(tables.map((t) => t.options.sortBy[0])).toEqual([
+      { displayName: 'Used of limit', desc: true },
+      { displayName: 'Tokens used', desc: true },
+    ]);
+    expect(limits.some((p) => p.targets.some((t: any) => t.expr.includes('predict_linear(')))).toBe(true);
+    expect(limits.some((p) => p.title === 'Time left in billing period' && p.targets[0].expr.endsWith('- time()'))).toBe(true);
+  });
+
+  it('drive the user drill-down by $user (exact match)', () => {
+    for (const p of panelsOf(dashboards[2])) {
+      for (const t of p.targets) expect(t.expr, p.title).toContain('user="$user"');
+    }
+  });
+
+  it('only name metrics the exporter emits (METRIC) or Prometheus\' own series', () => {
+    const exprs = [
+      ...allPanelQueries().map((q) => q.expr),
+      ...variableQueries().map((v) => v.query.replace(/^label_values\((.*), *\w+\)$/, '$1')),
+      ...prometheusAlertRules().map((r) => r.expr as string),
+    ];
+    const named = new Set<string>();
+    for (const e of exprs) {
+      const names = metricNamesIn(e);
+      expect(names.length, e).toBeGreaterThan(0);
+      for (const n of names) {
+        const base = baseMetricName(n, HISTOGRAMS);
+        expect(EMITTED.has(base), `${n} in ${e}`).toBe(true);
+        named.add(base);
+      }
+    }
+    // Between them, the dashboards and rules use every metric the exporter emits.
+    for (const m of Object.values(METRIC)) expect(named, m).toContain(m);
+  });
+
+  it('aggregate across replicas: counters with sum, ledger gauges with max by (user, plan)', () => {
+    const exprs = [...allPanelQueries().map((q) => q.expr), ...prometheusAlertRules().map((r) => r.expr as string)];
+    for (const e of exprs) expect(aggregationProblems(e), e).toEqual([]);
+  });
+
+  it('are found by the provisioned dashboard provider', () => {
+    const provider = readYaml('grafana/provisioning/dashboards/tokenmeter.yaml').providers[0];
+    expect(provider.type).toBe('file');
+    const compose = readYaml('docker-compose.yml');
+    expect(compose.services.grafana.volumes).toContain(`./grafana/dashboards:${provider.options.path}:ro`);
+    expect(compose.services.grafana.volumes).toContain('./grafana/provisioning:/etc/grafana/provisioning:ro');
+  });
+});
+
+describe('metricNamesIn', () => {
+  it('finds metric names and skips functions, labels, keywords, durations and variables', () => {
+    expect(
+      metricNamesIn(
+        'sum by (user, plan) (rate(tokenmeter_tokens_total{plan=~"$plan", type="input"}[$__rate_interval])) * 3600 ' +
+          '/ on (plan) group_left () max by (plan) (tokenmeter_period_end_timestamp_seconds) - time() > 1e3 and up offset 5m',
+      ),
+    ).toEqual(['tokenmeter_period_end_timestamp_seconds', 'tokenmeter_tokens_total', 'up']);
+    expect(metricNamesIn('histogram_quantile(0.99, sum by (le) (rate(x_bucket{le="+Inf"}[5m])))')).toEqual(['x_bucket']);
+    expect(metricNamesIn('label_replace(a >= 0.8, "limit", "tokens", "", "") or b')).toEqual(['a', 'b']);
+  });
+
+  it('maps histogram samples back to the metric', () => {
+    expect(baseMetricName('tokenmeter_ledger_commit_seconds_bucket', HISTOGRAMS)).toBe(METRIC.ledgerCommitSeconds);
+    expect(baseMetricName('tokenmeter_tokens_total', HISTOGRAMS)).toBe(METRIC.tokensTotal);
+  });
+});
