@@ -164,7 +164,24 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], jsonSchema: Js
         continue;
       }
     }
-    const got = describeInput('input' in issue ? issue.input : valueAt(input, path));
+    if (issue.code === 'invalid_key' && issue.issues.length > 0) {
+      // A record key that fails its own schema (e.g. an unknown currency code as a key).
+      const inner = issue.issues[0]!.message;
+      const key = path[path.length - 1];
+      out.push({ path, text: `${formatPath(path)}: key ${JSON.stringify(String(key))} ${inner.startsWith('must be ') || inner.startsWith('expected ') ? inner : `is invalid: ${inner}`}` });
+      continue;
+    }
+    const inputHere = 'input' in issue ? issue.input : valueAt(input, path);
+    const got = describeInput(inputHere);
+    if (issue.code === 'custom' && inputHere !== null && typeof inputHere === 'object') {
+      out.push({ path, text: `${formatPath(path)}: ${issue.message}` });
+      continue;
+    }
+    const authored = issue.message.startsWith('expected ') || issue.message.startsWith('must be ');
+    if (!authored && issue.code === 'invalid_type' && issue.expected === 'string' && typeof inputHere === 'number') {
+      out.push({ path, text: `${formatPath(path)}: expected a quoted string (write "${inputHere}", not ${inputHere}), got ${got}` });
+      continue;
+    }
     // Authors write their expectation as "expected X" or "must be X"; otherwise it is derived from the schema.
     const own = issue.message.startsWith('expected ')
       ? issue.message

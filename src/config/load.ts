@@ -2,7 +2,8 @@ import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { YAMLParseError, parseDocument } from 'yaml';
 import { configSchema, type TokenmeterConfig } from './schema.js';
-import { formatIssues, formatPath, inputJsonSchema } from './format-issues.js';
+import { formatIssues, formatPath, inputJsonSchema, type FormattedIssue } from './format-issues.js';
+import { planReferenceIssues } from '../plans/index.js';
 
 /** A configuration that cannot be used. `problems` are one line each, each naming where it came from. */
 export class ConfigError extends Error {
@@ -143,8 +144,13 @@ export function validateConfig(raw: unknown, origin: string, overrideOrigins: Re
     throw new ConfigError([`${origin}: expected a mapping of settings at the top level, got ${Array.isArray(raw) ? 'a list' : JSON.stringify(raw)}`]);
   }
   const result = configSchema.safeParse(raw, { reportInput: true });
-  if (result.success) return result.data;
-  const problems = formatIssues(result.error.issues, jsonSchema(), raw).map(({ path, text }) => {
+  let issues: FormattedIssue[];
+  if (result.success) {
+    // Cross-section checks the per-section schemas cannot make (a user assigned to a plan that does not exist).
+    issues = planReferenceIssues(result.data.plans, result.data.users).map((i) => ({ path: i.path, text: `${formatPath(i.path)}: ${i.message}` }));
+    if (issues.length === 0) return result.data;
+  } else issues = formatIssues(result.error.issues, jsonSchema(), raw);
+  const problems = issues.map(({ path, text }) => {
     const dotted = path.map(String).join('.');
     const src = Object.entries(overrideOrigins).find(([p]) => dotted === p || dotted.startsWith(`${p}.`))?.[1];
     return `${src ?? origin}: ${text}`;

@@ -1,13 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_HTTP_PORT, DEFAULT_OTLP_PORT } from '../contract/names.js';
-import {
-  currencyRatesSchema,
-  periodConfigSchema,
-  plansConfigSchema,
-  priceOverridesSchema,
-  usersConfigSchema,
-  volumeDiscountsSchema,
-} from './external-schemas.js';
+import { periodConfigSchema, plansConfigSchema, usersConfigSchema } from '../plans/index.js';
+import { currencyRatesSchema, priceOverridesSchema, volumeDiscountsSchema } from '../pricing/index.js';
 import { byteSizeSchema, durationSchema } from './units.js';
 
 /** Where the ledger lives when nothing says otherwise (relative to the working directory). */
@@ -83,7 +77,9 @@ const ledgerSchema = z
 const pricingSchema = z
   .strictObject({
     overrides: priceOverridesSchema.optional().describe('Prices that add to or replace the shipped catalog (negotiated rates, fine-tunes, self-hosted models).'),
-    volume_discounts: volumeDiscountsSchema.optional().describe('Spend-based discount tiers.'),
+    volume_discounts: volumeDiscountsSchema
+      .optional()
+      .describe('Marginal discount tiers by monthly spend, per provider: `openai: [{above_usd: "10000", percent_off: "10"}]`.'),
   })
   .prefault({})
   .describe('Price configuration on top of the shipped catalog.');
@@ -114,7 +110,7 @@ export const configSchema = z
     ledger: ledgerSchema,
     plans: plansConfigSchema.optional().describe('Plans and their per-period limits (absent limit = unlimited). Defaults: free, pro, team.'),
     users: usersConfigSchema.optional().describe('Per-user plan assignment and limit overrides.'),
-    period: periodConfigSchema.optional().describe('Billing period (calendar month in UTC unless configured).'),
+    period: periodConfigSchema.prefault({}).describe('Billing period (calendar month in UTC unless configured).'),
     pricing: pricingSchema,
     display: displaySchema,
   })

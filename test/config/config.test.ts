@@ -117,8 +117,11 @@ describe('precedence: flag > environment > file > default', () => {
 describe('errors name the file (or variable/flag), the path and what was expected', () => {
   it('the issue example', () => {
     expect(problemsOf(() => validateConfig({ plans: { pro: { limits: { tokens: 'lots' } } } }, 'tokenmeter.yaml'))).toContain(
-      'tokenmeter.yaml: plans.pro.limits.tokens: expected a positive integer, got "lots"',
+      'tokenmeter.yaml: plans.pro.limits.tokens: expected a non-negative integer or null, got "lots"',
     );
+    const d = dir();
+    writeFileSync(join(d, 'tokenmeter.yaml'), 'plans:\n  pro:\n    limits:\n      tokens: lots\n');
+    expect(problemsOf(() => loadConfig({ cwd: d, env: {} }))).toEqual(['tokenmeter.yaml: plans.pro.limits.tokens: expected a non-negative integer or null, got "lots"']);
   });
 
   it('reports from a real file with several problems at once', () => {
@@ -156,6 +159,19 @@ describe('errors name the file (or variable/flag), the path and what was expecte
     expect(problemsOf(() => loadConfig({ cwd: dir(), env: { TOKENMETER_MAX_REQUEST_BYTES: 'lots' } }))[0]).toMatch(
       /^environment variable TOKENMETER_MAX_REQUEST_BYTES: limits\.max_request_bytes: expected a size/,
     );
+  });
+
+  it('errors from the other modules\' sub-schemas read the same way', () => {
+    const cases: [unknown, string][] = [
+      [{ plans: { pro: { limits: { cost_usd: 20 } } } }, 'f.yaml: plans.pro.limits.cost_usd: expected a quoted decimal string such as "25.00", got 20'],
+      [{ users: { bob: { plan: 'gold' } } }, 'f.yaml: users.bob.plan: plan "gold" is not configured (plans: free, pro, team)'],
+      [{ plans: {} }, 'f.yaml: plans: at least one plan is required (omit `plans` for the defaults free, pro, team)'],
+      [{ period: { timezone: 'Mars/Olympus' } }, 'f.yaml: period.timezone: expected an IANA time zone such as "UTC" or "Europe/Berlin", got "Mars/Olympus"'],
+      [{ pricing: { overrides: [{ provider: 'x', model: 'y', prices_usd_per_mtok: { input: 2.5 } }] } }, 'f.yaml: pricing.overrides[0].prices_usd_per_mtok.input: expected a quoted decimal string such as "2.50", got 2.5'],
+      [{ display: { rates: { EUR: 0.92 } } }, 'f.yaml: display.rates.EUR: expected a quoted string (write "0.92", not 0.92), got 0.92'],
+    ];
+    for (const [raw, line] of cases) expect(problemsOf(() => validateConfig(raw, 'f.yaml'))).toContain(line);
+    expect(problemsOf(() => validateConfig({ display: { rates: { XXY: '1' } } }, 'f.yaml'))[0]).toMatch(/^f\.yaml: display\.rates\.XXY: key "XXY" must be an ISO 4217/);
   });
 
   it('names a missing file, a directory, and a top level that is not a mapping', () => {

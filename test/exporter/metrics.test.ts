@@ -1,0 +1,208 @@
+import { Registry, Gauge, Counter } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Decimal } from 'decimal.js';
+import { ExporterMetrics } from '../../src/exporter/metrics.js';
+import { FakeClock, SimplePlans } from './fakes.js';
+import { otlpJson, postOtlp, scrape, startTestExporter, type TestExporter } from './harness.js';
+
+const running: TestExporter[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((e) => e.close()));
+});
+async function start(...args: Parameters<typeof startTestExporter>): Promise<TestExporter> {
+  const e = await startTestExporter(...args);
+  running.push(e);
+  return e;
+}
+
+const T0 = new Date('2026-03-31T23:00:00Z');
+const NANOS = (d: Date) => BigInt(d.getTime()) * 1_000_000n;
+
+describe('/metrics for a known input, line by line', () => {
+  it('emits exactly the expected samples', async () => {
+    const clock = new FakeClock(T0);
+    const plans = new SimplePlans({ free: { tokens: 50_000, requests: 10 }, pro: { tokens: 500_000, requests: 100, costUsd: new Decimal('20') }, team: {} }, { zoe: { plan: 'team' } });
+    const e = await start({ clock, plans });
+    const end = NANOS(new Date('2026-03-31T22:59:00Z'));
+    const body = otlpJson(
+      [
+        { spanId: 'a000000000000001', user: 'alice', plan: 'pro', feature: 'chat', model: 'gpt-4o', input: 1000, output: 500 },
+        { spanId: 'a000000000000002', user: 'alice', plan: 'pro', feature: 'chat', model: 'gpt-4o-2024-08-06', input: 3000, output: 0, cacheRead: 2000 },
+        { spanId: 'a000000000000003', user: 'bob', model: 'my-private-model', input: 70, output: 30 },
+        { spanId: 'a000000000000004', user: 'zoe', plan: 'pro', model: 'gpt-4o', input: 1, output: 1, extra: { 'tokenmeter.usage.estimated': true } },
+      ],
+      end,
+    );
+    const res = await postOtlp(e.otlpUrl, body);
+    expect(res.status).toBe(200);
+    const lines = await scrape(e.httpUrl);
+    const expected = [
+      '# TYPE tokenmeter_tokens_total counter',
+      'tokenmeter_tokens_total{plan="pro",provider="openai",model="gpt-4o",type="input"} 2000',
+      'tokenmeter_tokens_total{plan="pro",provider="openai",model="gpt-4o",type="output"} 500',
+      'tokenmeter_tokens_total{plan="pro",provider="openai",model="gpt-4o",type="cache_read"} 2000',
+      'tokenmeter_tokens_total{plan="free",provider="openai",model="my-private-model",type="input"} 70',
+      'tokenmeter_tokens_total{plan="free",provider="openai",model="my-private-model",type="output"} 30',
+      'tokenmeter_tokens_total{plan="team",provider="openai",model="gpt-4o",type="input"} 1',
+      '# TYPE tokenmeter_cost_usd_total counter',
+      'tokenmeter_cost_usd_total{plan="pro",provider="openai",model="gpt-4o",type="input"} 0.005',
+      'tokenmeter_cost_usd_total{plan="pro",provider="openai",model="gpt-4o",type="output"} 0.005',
+      'tokenmeter_cost_usd_total{plan="pro",provider="openai",model="gpt-4o",type="cache_read"} 0.0025',
+      'tokenmeter_cost_usd_total{plan="team",provider="openai",model="gpt-4o",type="input"} 0.0000025',
+      'tokenmeter_requests_total{plan="pro",provider="openai",model="gpt-4o",operation="chat",outcome="success"} 2',
+      'tokenmeter_requests_total{plan="free",provider="openai",model="my-private-model",operation="chat",outcome="success"} 1',
+      'tokenmeter_user_tokens_total{user="alice",plan="pro"} 4500',
+      'tokenmeter_user_tokens_total{user="bob",plan="free"} 100',
+      'tokenmeter_user_cost_usd_total{user="alice",plan="pro"} 0.0125',
+      'tokenmeter_user_cost_usd_total{user="bob",plan="free"} 0',
+      'tokenmeter_feature_cost_usd_total{feature="chat",plan="pro"} 0.0125',
+      'tokenmeter_feature_cost_usd_total{feature="none",plan="team"} 0.0000125',
+      'tokenmeter_estimated_tokens_total{plan="team",provider="openai",model="gpt-4o"} 2',
+      'tokenmeter_unpriced_tokens_total{provider="openai",model="my-private-model"} 100',
+      'tokenmeter_period_tokens{user="alice",plan="pro"} 4500',
+      'tokenmeter_period_requests{user="alice",plan="pro"} 2',
+      'tokenmeter_period_cost_usd{user="alice",plan="pro"} 0.0125',
+      'tokenmeter_period_tokens{user="bob",plan="free"} 100',
+      'tokenmeter_limit_tokens{user="alice",plan="pro"} 500000',
+      'tokenmeter_limit_requests{user="alice",plan="pro"} 100',
+      'tokenmeter_limit_cost_usd{user="alice",plan="pro"} 20',
+      'tokenmeter_limit_tokens{user="bob",plan="free"} 50000',
+      'tokenmeter_period_end_timestamp_seconds{plan="pro"} 1775001600',
+      'tokenmeter_ingested_spans_total{outcome="priced"} 4',
+      'tokenmeter_ingested_spans_total{outcome="ignored"} 0',
+      'tokenmeter_ledger_up 1',
+      'tokenmeter_user_series 3',
+      'tokenmeter_user_overflow_total 0',
+    ];
+    for (const line of expected) expect(lines, line).toContain(line);
+    // Limits only where they exist: free has no cost budget, team (zoe) has no limits at all.
+    expect(lines.filter((l) => l.startsWith('tokenmeter_limit_cost_usd{'))).toEqual(['tokenmeter_limit_cost_usd{user="alice",plan="pro"} 20']);
+    expect(lines.some((l) => l.includes('user="zoe"') && l.startsWith('tokenmeter_limit_'))).toBe(false);
+    // An unpriced model is never given a cost series (not "free").
+    expect(lines.some((l) => l.startsWith('tokenmeter_cost_usd_total{') && l.includes('my-private-model'))).toBe(false);
+  });
+
+  it('money counters stay exact over many additions (0.1 + 0.2 = 0.3)', () => {
+    const m = new ExporterMetrics({ maxUsers: 10, limitsFor: () => ({}) });
+    const p = { start: new Date('2026-01-01T00:00:00Z'), end: new Date('2026-02-01T00:00:00Z') };
+    m.setPeriod(p, ['free']);
+    const rec = (id: number, cost: string) => ({
+      traceId: 'a'.repeat(32), spanId: id.toString(16).padStart(16, '0'), endTimeMillis: p.start.getTime() + 1, provider: 'openai', rawModel: 'x', operation: 'chat',
+      usage: { input: 1, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 }, estimated: false, userId: 'u', outcome: 'success' as const, source: 'tokenmeter' as const,
+      plan: 'free', model: 'x', periodStart: p.start.toISOString(), priced: true, costUsd: { input: cost, cache_read: '0', cache_write: '0', output: '0', reasoning: '0' }, totalCostUsd: cost,
+    });
+    const records = [rec(1, '0.1'), rec(2, '0.2')];
+    for (let i = 3; i < 1003; i++) records.push(rec(i, '0.000001'));
+    m.recordCommit({ committed: records, duplicates: [], rollups: [] });
+    return m.render().then((text) => {
+      expect(text).toContain('tokenmeter_cost_usd_total{plan="free",provider="openai",model="x",type="input"} 0.301\n');
+      expect(text).toContain('tokenmeter_user_cost_usd_total{user="u",plan="free"} 0.301\n');
+    });
+  });
+
+  it('renders the per-user series exactly as prom-client would', async () => {
+    const m = new ExporterMetrics({ maxUsers: 100, limitsFor: (u) => (u === 'a"b' ? { tokens: 5 } : {}) });
+    const p = { start: new Date('2026-01-01T00:00:00Z'), end: new Date('2026-02-01T00:00:00Z') };
+    m.setPeriod(p, ['free']);
+    const users = ['plain', 'a"b', 'back\\slash', 'new\nline', 'ünï'];
+    m.loadRollups(users.map((u, i) => ({ periodStart: p.start.toISOString(), userId: u, plan: 'free', tokens: { input: i, cache_read: 0, cache_write: 0, output: 1, reasoning: 0 }, requests: i + 1, costUsd: `0.${i}5` })));
+    const text = await m.render();
+    const reg = new Registry();
+    const g = new Gauge({ name: 'tokenmeter_period_tokens', help: 'Exact tokens this billing period, from the ledger.', labelNames: ['user', 'plan'], registers: [reg] });
+    const lim = new Gauge({ name: 'tokenmeter_limit_tokens', help: "The user's effective token limit this period (absent = unlimited).", labelNames: ['user', 'plan'], registers: [reg] });
+    users.forEach((u, i) => g.set({ user: u, plan: 'free' }, i + 1));
+    lim.set({ user: 'a"b', plan: 'free' }, 5);
+    const reference = await reg.metrics();
+    for (const block of reference.trim().split('\n\n')) expect(text).toContain(block);
+    void Counter;
+  });
+});
+
+describe('period gauges', () => {
+  it('roll over at the month boundary: gauges restart from zero and old users disappear', async () => {
+    const clock = new FakeClock(T0);
+    const e = await start({ clock });
+    const march = NANOS(new Date('2026-03-31T22:00:00Z'));
+    await postOtlp(e.otlpUrl, otlpJson([{ spanId: 'b000000000000001', user: 'march-user', model: 'gpt-4o', input: 100, output: 0 }], march));
+    let lines = await scrape(e.httpUrl);
+    expect(lines).toContain('tokenmeter_period_tokens{user="march-user",plan="free"} 100');
+    expect(lines).toContain('tokenmeter_period_end_timestamp_seconds{plan="free"} 1775001600');
+
+    clock.t = new Date('2026-04-01T00:00:01Z');
+    lines = await scrape(e.httpUrl);
+    expect(lines.some((l) => l.includes('march-user'))).toBe(false);
+    expect(lines).toContain('tokenmeter_period_end_timestamp_seconds{plan="free"} 1777593600');
+    expect(lines).toContain('tokenmeter_user_series 0');
+
+    const april = NANOS(new Date('2026-04-01T00:00:00.500Z'));
+    await postOtlp(e.otlpUrl, otlpJson([{ spanId: 'b000000000000002', user: 'april-user', model: 'gpt-4o', input: 7, output: 0 }], april));
+    // A late span from March is committed to March's period and never lands in April's gauges.
+    await postOtlp(e.otlpUrl, otlpJson([{ spanId: 'b000000000000003', user: 'april-user', model: 'gpt-4o', input: 1000, output: 0 }], march));
+    lines = await scrape(e.httpUrl);
+    expect(lines).toContain('tokenmeter_period_tokens{user="april-user",plan="free"} 7');
+    expect(lines).toContain('tokenmeter_period_requests{user="april-user",plan="free"} 1');
+    // The counters keep counting every committed call, whatever its period.
+    expect(lines).toContain('tokenmeter_tokens_total{plan="free",provider="openai",model="gpt-4o",type="input"} 1107');
+  });
+
+  it('are reloaded from the ledger at start (restart keeps them) and by the periodic refresh (replicas converge)', async () => {
+    const clock = new FakeClock(new Date('2026-05-10T12:00:00Z'));
+    const first = await start({ clock });
+    const at = NANOS(new Date('2026-05-10T11:00:00Z'));
+    await postOtlp(first.otlpUrl, otlpJson([{ spanId: 'c000000000000001', user: 'ivy', model: 'gpt-4o', input: 400, output: 100 }], at));
+    const before = (await scrape(first.httpUrl)).filter((l) => l.startsWith('tokenmeter_period_'));
+    await first.close();
+
+    // Same ledger, new process state.
+    const second = await start({ clock, ledger: first.ledger });
+    const after = (await scrape(second.httpUrl)).filter((l) => l.startsWith('tokenmeter_period_'));
+    expect(after).toEqual(before);
+    expect(after).toContain('tokenmeter_period_cost_usd{user="ivy",plan="free"} 0.002');
+
+    // Another replica commits to the same ledger; our refresh picks it up.
+    const replica = await start({ clock, ledger: first.ledger });
+    await postOtlp(replica.otlpUrl, otlpJson([{ spanId: 'c000000000000002', user: 'ivy', model: 'gpt-4o', input: 400, output: 100 }], at));
+    await second.refresh();
+    expect(await scrape(second.httpUrl)).toContain('tokenmeter_period_tokens{user="ivy",plan="free"} 1000');
+  });
+
+  it('bounds per-user series with max_users; the overflow keeps totals exact', async () => {
+    const clock = new FakeClock(new Date('2026-05-10T12:00:00Z'));
+    const e = await start({ clock, config: { limits: { max_users: 2 } } });
+    const at = NANOS(new Date('2026-05-10T11:00:00Z'));
+    const spans = ['u1', 'u2', 'u3', 'u4', 'u3'].map((user, i) => ({ spanId: `d00000000000000${i}`, user, model: 'gpt-4o', input: 100 * (i + 1), output: 0 }));
+    await postOtlp(e.otlpUrl, otlpJson(spans, at));
+    const lines = await scrape(e.httpUrl);
+    const periodTokens = lines.filter((l) => l.startsWith('tokenmeter_period_tokens{'));
+    expect(periodTokens).toEqual([
+      'tokenmeter_period_tokens{user="u1",plan="free"} 100',
+      'tokenmeter_period_tokens{user="u2",plan="free"} 200',
+      'tokenmeter_period_tokens{user="__overflow__",plan="free"} 1200',
+    ]);
+    expect(lines).toContain('tokenmeter_user_tokens_total{user="__overflow__",plan="free"} 1200');
+    expect(lines).toContain('tokenmeter_user_overflow_total 3');
+    expect(lines).toContain('tokenmeter_user_series 2');
+    // A full reload recomputes the overflow from the ledger: the same exact numbers.
+    await e.refresh();
+    expect((await scrape(e.httpUrl)).filter((l) => l.startsWith('tokenmeter_period_tokens{'))).toEqual(periodTokens);
+    expect(lines.some((l) => l.startsWith('tokenmeter_limit_tokens{user="__overflow__"'))).toBe(false);
+  });
+});
+
+describe('per-user memory', () => {
+  it('stays under 2 KB of heap per active user', () => {
+    const m = new ExporterMetrics({ maxUsers: 100_000, limitsFor: () => ({ tokens: 500_000, requests: 100, costUsd: new Decimal('20') }) });
+    const p = { start: new Date('2026-01-01T00:00:00Z'), end: new Date('2026-02-01T00:00:00Z') };
+    m.setPeriod(p, ['pro']);
+    const n = 20_000;
+    const rollups = Array.from({ length: n }, (_, i) => ({
+      periodStart: p.start.toISOString(), userId: `user-${i}@example.com`, plan: 'pro', tokens: { input: i, cache_read: 0, cache_write: 0, output: 10, reasoning: 0 }, requests: 3, costUsd: '0.0123',
+    }));
+    (globalThis as { gc?: () => void }).gc?.();
+    const before = process.memoryUsage().heapUsed;
+    m.loadRollups(rollups);
+    (globalThis as { gc?: () => void }).gc?.();
+    const perUser = (process.memoryUsage().heapUsed - before) / n;
+    expect(perUser).toBeLessThan(2048);
+  });
+});
