@@ -2,9 +2,7 @@
  * `tokenmeter demo`: see src/demo/demo.ts. Also `--workload-only` (just the simulated app, against an exporter and a
  * provider running elsewhere, e.g. in docker compose) and `--mock-only` (just the mock provider).
  */
-import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { CliError } from './cli-error.js';
 
 const HELP = `Usage: tokenmeter demo [options]
@@ -127,7 +125,7 @@ export async function run(argv: string[]): Promise<number> {
         rate,
         seed,
         durationSeconds,
-      });
+      }, stop.signal);
     }
     if (v['mock-only']) {
       const { startMockProvider } = await import('../mock-provider/index.js');
@@ -165,19 +163,16 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** The simulated app alone, as its own process with the instrumentation, until it finishes or is stopped. */
-async function runWorkloadOnly(o: { otlpEndpoint: string; providerUrl: string; users: number; rate: number; seed: number; durationSeconds?: number }): Promise<number> {
-  const main = fileURLToPath(new URL('../demo/workload-main.js', import.meta.url));
-  const register = new URL('../instrumentation/register.js', import.meta.url).href;
-  const args = ['--import', register, main, '--provider-url', o.providerUrl, '--users', String(o.users), '--rate', String(o.rate), '--seed', String(o.seed)];
-  if (o.durationSeconds !== undefined) args.push('--duration', String(o.durationSeconds));
-  const child = spawn(process.execPath, args, {
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: o.otlpEndpoint, OTEL_SERVICE_NAME: process.env.OTEL_SERVICE_NAME ?? 'tokenmeter-demo-app' },
-  });
-  // SIGINT from a terminal reaches the child too; SIGTERM (docker stop) is passed on.
-  const forward = () => child.kill('SIGTERM');
-  process.on('SIGTERM', forward);
-  const code = await new Promise<number>((r) => child.once('exit', (c) => r(c ?? 1)));
-  process.off('SIGTERM', forward);
+async function runWorkloadOnly(
+  o: { otlpEndpoint: string; providerUrl: string; users: number; rate: number; seed: number; durationSeconds?: number },
+  signal: AbortSignal,
+): Promise<number> {
+  const { startWorkloadProcess, stopWorkloadProcess } = await import('../demo/demo.js');
+  const child = startWorkloadProcess({ otlpUrl: o.otlpEndpoint, ...o, stdio: 'inherit' });
+  const exited = new Promise<number>((r) => child.once('exit', (code) => r(code ?? -1)));
+  const stop = () => void stopWorkloadProcess(child);
+  signal.addEventListener('abort', stop, { once: true });
+  const code = await exited;
+  signal.removeEventListener('abort', stop);
   return code;
 }

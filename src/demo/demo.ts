@@ -67,38 +67,57 @@ function isAddrInUse(err: unknown): err is { code: string; port?: number } {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'EADDRINUSE';
 }
 
-/** The entry module of the simulated app and the instrumentation it is started with. */
+/** The simulated app's entry module, and the package root it runs in (so `tokenmeter/register` resolves). */
 const WORKLOAD_MAIN = fileURLToPath(new URL('./workload-main.js', import.meta.url));
-const REGISTER_URL = new URL('../instrumentation/register.js', import.meta.url).href;
+const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-function startWorkload(o: DemoOptions, otlpUrl: string, providerUrl: string): ChildProcess {
-  const args = ['--import', REGISTER_URL, WORKLOAD_MAIN, '--provider-url', providerUrl, '--seed', String(o.seed), '--users', String(o.users), '--rate', String(o.rate)];
+export interface WorkloadProcessOptions {
+  otlpUrl: string;
+  providerUrl: string;
+  users: number;
+  rate: number;
+  seed: number;
+  durationSeconds?: number;
+  /** Where the child's stdout/stderr go. */
+  stdio: 'pipe' | 'inherit';
+}
+
+/**
+ * Starts the simulated app as users start theirs: `node --import tokenmeter/register app.js`. It runs in its own
+ * process group (a terminal's Ctrl-C reaches only the demo) and is stopped through its IPC channel, so it can finish
+ * its calls in flight and flush their spans before exiting.
+ */
+export function startWorkloadProcess(o: WorkloadProcessOptions): ChildProcess {
+  const args = ['--import', 'tokenmeter/register', WORKLOAD_MAIN, '--provider-url', o.providerUrl, '--seed', String(o.seed), '--users', String(o.users), '--rate', String(o.rate)];
   if (o.durationSeconds !== undefined) args.push('--duration', String(o.durationSeconds));
   return spawn(process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: PACKAGE_ROOT,
+    detached: true,
+    stdio: ['ignore', o.stdio, o.stdio, 'ipc'],
     env: {
       ...process.env,
-      OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-      OTEL_SERVICE_NAME: 'tokenmeter-demo-app',
-      // Export spans every half second so the live view moves with the workload.
+      OTEL_EXPORTER_OTLP_ENDPOINT: o.otlpUrl,
+      OTEL_EXPORTER_OTLP_PROTOCOL: process.env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
+      OTEL_SERVICE_NAME: process.env.OTEL_SERVICE_NAME ?? 'tokenmeter-demo-app',
+      // Export spans every half second so the live view moves with the workload; the demo has no metrics reader.
       OTEL_BSP_SCHEDULE_DELAY: '500',
-      OTEL_METRIC_EXPORT_INTERVAL: '5000',
+      OTEL_METRICS_EXPORTER: 'none',
+      OTEL_LOGS_EXPORTER: 'none',
     },
   });
 }
 
-function waitForExit(child: ChildProcess, timeoutMillis: number): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => {
-      child.kill('SIGKILL');
-    }, timeoutMillis);
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      resolve(code);
-    });
-  });
+/** Asks the app to stop (finish calls in flight, flush spans); SIGTERM, then SIGKILL, if it does not. */
+/** Resolves to the exit code, -1 when it ended by a signal. */
+export async function stopWorkloadProcess(child: ChildProcess, timeoutMillis = 15_000): Promise<number> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode ?? -1;
+  const exited = new Promise<number>((r) => child.once('exit', (code) => r(code ?? -1)));
+  if (child.connected) child.send('stop', () => {});
+  else child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMillis);
+  const code = await exited;
+  clearTimeout(timer);
+  return code;
 }
 
 const HIDE_CURSOR = '\u001b[?25l';
@@ -152,7 +171,15 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     ].join('\n'),
   );
 
-  const child = startWorkload(o, exporter.otlpUrl, mock.url);
+  const child = startWorkloadProcess({
+    otlpUrl: exporter.otlpUrl,
+    providerUrl: mock.url,
+    users: o.users,
+    rate: o.rate,
+    seed: o.seed,
+    durationSeconds: o.durationSeconds,
+    stdio: 'pipe',
+  });
   let childStderr = '';
   child.stderr?.setEncoding('utf8').on('data', (d: string) => {
     childStderr = (childStderr + d).slice(-4000);
@@ -173,7 +200,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       const elapsed = Math.round((Date.now() - startedMillis) / 1000);
       if (o.live) {
         const status = `${final ? 'stopped' : 'running'} ${elapsed}s`;
-        o.out.write(CLEAR + renderLiveView(snap, last, { color: o.color, columns: o.out.columns ?? 120, nowMillis: Date.now(), status }) + '\n');
+        o.out.write(CLEAR + renderLiveView(snap, last, { color: o.color, columns: o.out.columns || 120, nowMillis: Date.now(), status }) + '\n');
       } else {
         const now = firingAlerts(snap.usage.users);
         for (const line of newAlertLines(now, alerts)) o.out.write(line + '\n');
@@ -204,8 +231,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   await loop;
 
   // Stop the app first and let it deliver its last spans; the exporter acknowledges only committed usage.
-  child.kill('SIGTERM');
-  const childCode = await waitForExit(child, 15_000);
+  const childCode = await stopWorkloadProcess(child);
   await tick(true);
   if (o.live) o.out.write(SHOW_CURSOR);
 
@@ -221,7 +247,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   if (exporterLog.length) o.err.write(exporterLog.slice(-20).map((l) => `tokenmeter: ${l}\n`).join(''));
 
   o.out.write(summary(last, { ledgerDir, recordPath: record ? recordPath : undefined, httpUrl: exporter.httpUrl }) + '\n');
-  if (childCode !== 0 && childCode !== null) {
+  if (childCode !== 0) {
     o.err.write(`demo: the workload exited with code ${childCode}\n${childStderr.trim()}\n`);
     return 1;
   }

@@ -5,10 +5,10 @@
  *     node --import tokenmeter/register dist/demo/workload-main.js --provider-url http://127.0.0.1:8787 --seed 1
  *
  * It knows nothing about tokenmeter's numbers: it makes SDK calls, and the instrumentation reports them.
- * SIGINT / SIGTERM stop new calls; the calls in flight finish and the spans are flushed before it exits.
+ * A "stop" message on the IPC channel (the demo), the channel closing, or SIGINT / SIGTERM stop new calls; the calls
+ * in flight finish and the spans are flushed before it exits.
  */
 import { parseArgs } from 'node:util';
-import { metrics, trace } from '@opentelemetry/api';
 import { createWorkload } from './workload.js';
 import { runWorkload, type WithUser } from './workload-runner.js';
 
@@ -21,16 +21,6 @@ function positiveNumber(name: string, raw: string | undefined, fallback: number,
     throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got '${raw}'`);
   }
   return n;
-}
-
-/** Flushes whatever SDK `--import tokenmeter/register` installed, through the OTel API's global providers. */
-async function flushTelemetry(): Promise<void> {
-  type Flushable = { forceFlush?: () => Promise<void>; getDelegate?: () => Flushable };
-  const providers = [trace.getTracerProvider() as Flushable, metrics.getMeterProvider() as Flushable];
-  for (const p of providers) {
-    const sdk = p.getDelegate?.() ?? p;
-    await sdk.forceFlush?.();
-  }
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -51,11 +41,13 @@ async function main(argv: string[]): Promise<number> {
   const seed = values.seed === undefined ? WORKLOAD_DEFAULTS.seed : Number(values.seed);
   if (!Number.isSafeInteger(seed)) throw new Error(`--seed must be an integer, got '${values.seed}'`);
 
-  // The SDKs and withUser are loaded after the instrumentation (--import tokenmeter/register) so they are patched.
-  const [{ default: OpenAI }, { default: Anthropic }, instrumentation] = await Promise.all([
+  // The SDKs are loaded after the instrumentation (--import tokenmeter/register) so they are patched; the register
+  // module imported here is the same instance --import loaded (same file), so its shutdown flushes that SDK.
+  const [{ default: OpenAI }, { default: Anthropic }, instrumentation, register] = await Promise.all([
     import('openai'),
     import('@anthropic-ai/sdk'),
     import('../instrumentation/index.js'),
+    import('../instrumentation/register.js'),
   ]);
   const withUser = instrumentation.withUser as WithUser;
   const base = providerUrl.replace(/\/+$/, '');
@@ -66,9 +58,14 @@ async function main(argv: string[]): Promise<number> {
   };
 
   const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const onStop = () => stop.abort();
+  process.on('SIGINT', onStop);
+  process.on('SIGTERM', onStop);
+  if (process.send) {
+    // Started by the demo: it says when to stop; if the demo dies, the channel closes and the app stops too.
+    process.on('message', (m) => m === 'stop' && onStop());
+    process.on('disconnect', onStop);
+  }
 
   let lastError = '';
   const result = await runWorkload({
@@ -86,8 +83,9 @@ async function main(argv: string[]): Promise<number> {
     },
   });
   // Deliver every span before exiting: the exporter acknowledges only what it has committed.
-  await flushTelemetry();
+  await register.shutdownTokenmeter();
   process.stdout.write(`${JSON.stringify({ event: 'workload-done', ...result })}\n`);
+  if (process.connected) process.disconnect();
   return 0;
 }
 

@@ -137,7 +137,8 @@ export function createWorkload(options: WorkloadOptions): Workload {
   return {
     users,
     next(): PlannedCall {
-      const user = pickWeighted(rng, users);
+      // Everyone makes one call first, so every user shows up at once; then calls follow the users' weights.
+      const user = seq < users.length ? users[seq] : pickWeighted(rng, users);
       const m = pickWeighted(rng, DEMO_MODELS);
       const feature = pick(rng, FEATURES);
       const prompt = `${pick(rng, ASKS)} ${pick(rng, TOPICS)}. Context: ${paragraph(rng, 10 + Math.floor(rng() * 60))}`;

@@ -43,6 +43,11 @@ describe('demo workload', () => {
     expect(heavy).toBeGreaterThan(10);
   });
 
+  it('lets every user make a call before anyone makes a second one', () => {
+    const first = calls(9, 12, 12).map((c) => c.user.id);
+    expect(new Set(first).size).toBe(12);
+  });
+
   it('numbers the calls in order', () => {
     expect(calls(3, 4, 5).map((c) => c.seq)).toEqual([0, 1, 2, 3, 4]);
   });
