@@ -130,6 +130,8 @@ export function parseConfigText(text: string, shownAs: string): unknown {
   }
 }
 
+const NULLABLE_SECTIONS = ['server', 'auth', 'limits', 'ledger', 'period', 'pricing', 'display', 'users'];
+
 let cachedJsonSchema: Record<string, unknown> | undefined;
 function jsonSchema(): Record<string, unknown> {
   return (cachedJsonSchema ??= inputJsonSchema(configSchema));
@@ -143,13 +145,16 @@ export function validateConfig(raw: unknown, origin: string, overrideOrigins: Re
   if (!isPlainObject(raw)) {
     throw new ConfigError([`${origin}: expected a mapping of settings at the top level, got ${Array.isArray(raw) ? 'a list' : JSON.stringify(raw)}`]);
   }
-  const result = configSchema.safeParse(raw, { reportInput: true });
+  // `auth:` with every line commented out is null in YAML: read it as an empty section, not an error.
+  const input: Record<string, unknown> = { ...raw };
+  for (const k of NULLABLE_SECTIONS) if (input[k] === null) delete input[k];
+  const result = configSchema.safeParse(input, { reportInput: true });
   let issues: FormattedIssue[];
   if (result.success) {
     // Cross-section checks the per-section schemas cannot make (a user assigned to a plan that does not exist).
     issues = planReferenceIssues(result.data.plans, result.data.users).map((i) => ({ path: i.path, text: `${formatPath(i.path)}: ${i.message}` }));
     if (issues.length === 0) return result.data;
-  } else issues = formatIssues(result.error.issues, jsonSchema(), raw);
+  } else issues = formatIssues(result.error.issues, jsonSchema(), input);
   const problems = issues.map(({ path, text }) => {
     const dotted = path.map(String).join('.');
     const src = Object.entries(overrideOrigins).find(([p]) => dotted === p || dotted.startsWith(`${p}.`))?.[1];
