@@ -218,8 +218,10 @@ export class GenAiCall {
       const to: Attributes = { ...tm, [GENAI.tokenType]: 'output' };
       t.tokenUsage.record(usage.output + usage.reasoning, to);
     }
+    const endTimeMillis = Date.now();
     for (let c = this.collector; c !== undefined; c = c.parent) {
       c.calls.push({
+        endTimeMillis,
         provider: this.server.provider,
         model: this.responseModel ?? this.requestModel,
         operation: this.operation,

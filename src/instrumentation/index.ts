@@ -3,3 +3,6 @@ export { tokenmeterInstrumentations, instrument, disable, TokenmeterInstrumentat
 export { withUser } from './scope.js';
 export type { UserAttribution } from './scope.js';
 export type { TokenmeterInstrumentationOptions } from './options.js';
+export { trackUsage } from './track-usage.js';
+export type { TrackUsageOptions, UsageTotals, TrackedCallCost } from './track-usage.js';
+export type { TrackedCall } from './scope.js';

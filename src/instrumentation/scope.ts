@@ -19,6 +19,8 @@ export interface TrackedCall {
   estimated: boolean;
   serviceTier?: string;
   outcome: 'success' | 'error';
+  /** When the call ended (epoch milliseconds): chooses the price in force. */
+  endTimeMillis: number;
 }
 
 /** Receives the calls that end inside a `trackUsage` scope (and, through `parent`, its enclosing scopes). */

@@ -115,6 +115,19 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
+/**
+ * The five buckets of what was put on the wire, read back with tokenmeter's normaliser for that format (so a
+ * bucket the format cannot carry is not claimed). Deliberately implausible fixed usage, which the normaliser
+ * refuses, is recorded as configured.
+ */
+function bucketsOf(normalize: () => Usage, configured: Usage): Usage {
+  try {
+    return normalize();
+  } catch {
+    return { ...configured };
+  }
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The parts of one answer, before it is put into a wire format. */
@@ -164,8 +177,8 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     return { n, model, text, pieces, tool, usage };
   }
 
-  function record(a: Answer, api: SentUsage['api'], stream: boolean, raw: Record<string, unknown>, usage: Usage): void {
-    usageSent.push({ requestNumber: a.n, api, model: a.model, stream, raw, usage });
+  function record(a: Answer, api: SentUsage['api'], stream: boolean, raw: Record<string, unknown>, usage: () => Usage): void {
+    usageSent.push({ requestNumber: a.n, api, model: a.model, stream, raw, usage: bucketsOf(usage, a.usage) });
   }
 
   async function writeEvents(res: ServerResponse, events: Array<[string | undefined, unknown]>, done: boolean): Promise<void> {
@@ -222,7 +235,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
       };
       if (!scenario.omitUsage) {
         out.usage = wire;
-        record(a, 'openai.chat', false, wire, normalizeOpenAIChatUsage(wire).usage);
+        record(a, 'openai.chat', false, wire, () => normalizeOpenAIChatUsage(wire).usage);
       }
       json(res, 200, out);
       return;
@@ -244,7 +257,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     events.push([undefined, chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: a.tool ? 'tool_calls' : 'stop' }])]);
     if (includeUsage) {
       events.push([undefined, { ...base, service_tier: 'default', choices: [], usage: wire }]);
-      recordOnComplete(res, () => record(a, 'openai.chat', true, wire, normalizeOpenAIChatUsage(wire).usage));
+      recordOnComplete(res, () => record(a, 'openai.chat', true, wire, () => normalizeOpenAIChatUsage(wire).usage));
     }
     await writeEvents(res, events, true);
   }
@@ -294,7 +307,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
       usage: withOutput && !scenario.omitUsage ? wire : null,
     });
     if (body.stream !== true) {
-      if (!scenario.omitUsage) record(a, 'openai.responses', false, wire, normalizeOpenAIResponsesUsage(wire).usage);
+      if (!scenario.omitUsage) record(a, 'openai.responses', false, wire, () => normalizeOpenAIResponsesUsage(wire).usage);
       json(res, 200, full('completed', true));
       return;
     }
@@ -308,7 +321,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     for (const p of a.pieces) events.push(ev('response.output_text.delta', { item_id: msgId, output_index: 0, content_index: 0, delta: p }));
     events.push(ev('response.output_text.done', { item_id: msgId, output_index: 0, content_index: 0, text: a.text }));
     events.push(ev('response.completed', { response: full('completed', true) }));
-    if (!scenario.omitUsage) recordOnComplete(res, () => record(a, 'openai.responses', true, wire, normalizeOpenAIResponsesUsage(wire).usage));
+    if (!scenario.omitUsage) recordOnComplete(res, () => record(a, 'openai.responses', true, wire, () => normalizeOpenAIResponsesUsage(wire).usage));
     await writeEvents(res, events, false);
   }
 
@@ -331,7 +344,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
       const promptTokens = fixed ? fixed.input : tokens;
       const wire = { prompt_tokens: promptTokens, total_tokens: promptTokens };
       out.usage = wire;
-      usageSent.push({ requestNumber: n, api: 'openai.embeddings', model, stream: false, raw: wire, usage: normalizeOpenAIChatUsage(wire).usage });
+      usageSent.push({ requestNumber: n, api: 'openai.embeddings', model, stream: false, raw: wire, usage: bucketsOf(() => normalizeOpenAIChatUsage(wire).usage, { ...zeroUsage(), input: promptTokens }) });
     }
     json(res, 200, out);
   }
@@ -366,7 +379,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     const content = a.tool ? [{ type: 'tool_use', id: `toolu_mock_${a.n}`, name: a.tool.name, input: JSON.parse(a.tool.args) }] : [{ type: 'text', text: a.text }];
     const usageOut = scenario.omitUsage ? undefined : wire;
     if (body.stream !== true) {
-      if (usageOut) usageSent.push({ requestNumber: a.n, api: 'anthropic.messages', model, stream: false, raw: wire, usage: normalizeAnthropicUsage(wire).usage });
+      if (usageOut) usageSent.push({ requestNumber: a.n, api: 'anthropic.messages', model, stream: false, raw: wire, usage: bucketsOf(() => normalizeAnthropicUsage(wire).usage, a.usage) });
       json(res, 200, { id, type: 'message', role: 'assistant', model, content, stop_reason: stopReason, stop_sequence: null, usage: usageOut });
       return;
     }
@@ -396,7 +409,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     events.push(['message_stop', { type: 'message_stop' }]);
     if (usageOut) {
       recordOnComplete(res, () =>
-        usageSent.push({ requestNumber: a.n, api: 'anthropic.messages', model, stream: true, raw: wire, usage: normalizeAnthropicUsage(wire).usage }),
+        usageSent.push({ requestNumber: a.n, api: 'anthropic.messages', model, stream: true, raw: wire, usage: bucketsOf(() => normalizeAnthropicUsage(wire).usage, a.usage) }),
       );
     }
     await writeEvents(res, events, false);

@@ -16,6 +16,8 @@ export interface Harness {
   spans: InMemorySpanExporter;
   reader: PullReader;
   instrumentation: TokenmeterInstrumentation;
+  tracerProvider: BasicTracerProvider;
+  meterProvider: MeterProvider;
   finished(): ReadableSpan[];
   /** Histogram points of one metric. */
   histogram(name: string): Array<DataPoint<Histogram>>;
@@ -48,6 +50,8 @@ export async function createHarness(options: TokenmeterInstrumentationOptions = 
     spans,
     reader,
     instrumentation,
+    tracerProvider,
+    meterProvider,
     finished: () => spans.getFinishedSpans(),
     histogram(name) {
       const out: Array<DataPoint<Histogram>> = [];
