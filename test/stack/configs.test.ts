@@ -1,0 +1,283 @@
+/**
+ * The stack's configuration files, checked by the real tools from Debian's packages: promtool (config, rules, rule
+ * unit tests), amtool (config, routing) and docker-compose (the compose file). Plus structural checks of the
+ * collector configurations and the Dockerfile, for which no tool is installed.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { GENAI } from '../../src/contract/names.js';
+import { ALERTS, SEVERITIES } from '../../src/dashboards/index.js';
+import { requireBinary } from '../helpers/binaries.js';
+import { readRepoFile, readYaml, root } from '../dashboards/helpers.js';
+
+const promtool = requireBinary('promtool');
+const amtool = requireBinary('amtool');
+const dockerCompose = requireBinary('docker-compose');
+
+function run(bin: string, args: string[], cwd = root): { status: number; out: string; stdout: string } {
+  const r = spawnSync(bin, args, { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}`, stdout: r.stdout };
+}
+
+const temps: string[] = [];
+afterAll(() => {
+  for (const t of temps) rmSync(t, { recursive: true, force: true });
+});
+
+describe.skipIf(!promtool)('Prometheus configuration (promtool)', () => {
+  it('promtool check config accepts prometheus.yml and the rule files it loads', () => {
+    const r = run(promtool!, ['check', 'config', 'otel-config/prometheus/prometheus.yml']);
+    expect(r.out).toMatch(/SUCCESS: 1 rule files found/);
+    expect(r.out).toMatch(/SUCCESS: 12 rules found/);
+    expect(r.status, r.out).toBe(0);
+  });
+
+  it('promtool check rules accepts the generated rule file', () => {
+    const r = run(promtool!, ['check', 'rules', 'otel-config/prometheus/rules/tokenmeter-alerts.yml']);
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toContain(`SUCCESS: ${ALERTS.length} rules found`);
+  });
+
+  const testFiles = readdirSync(join(root, 'otel-config/prometheus/tests'))
+    .filter((f) => f.endsWith('.yml'))
+    .map((f) => `otel-config/prometheus/tests/${f}`);
+
+  it('promtool test rules passes every unit test', () => {
+    expect(testFiles.length).toBeGreaterThan(0);
+    const r = run(promtool!, ['test', 'rules', ...testFiles]);
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toContain('SUCCESS');
+  });
+
+  it('has, for every alert, a case where it fires and a case where it must not', () => {
+    const fires = new Set<string>();
+    const silent = new Set<string>();
+    for (const f of testFiles) {
+      for (const t of readYaml(f).tests) {
+        for (const c of t.alert_rule_test ?? []) {
+          if ((c.exp_alerts ?? []).length > 0) {
+            fires.add(c.alertname);
+            for (const a of c.exp_alerts) {
+              expect(a.exp_labels.severity, c.alertname).toBeTruthy();
+              expect(Object.keys(a.exp_annotations ?? {}).sort(), c.alertname).toEqual(['description', 'runbook_url', 'summary']);
+            }
+          } else silent.add(c.alertname);
+        }
+      }
+    }
+    for (const a of ALERTS) {
+      expect(fires, `no firing case for ${a.name}`).toContain(a.name);
+      expect(silent, `no must-not-fire case for ${a.name}`).toContain(a.name);
+    }
+  });
+
+  it('the unit tests catch a near-limit rule that overlaps the over-limit rule', () => {
+    // A broken copy of the rules (near without its upper bound) must fail the same tests.
+    const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-promtool-'));
+    temps.push(dir);
+    mkdirSync(join(dir, 'rules'));
+    mkdirSync(join(dir, 'tests'));
+    const rules = readRepoFile('otel-config/prometheus/rules/tokenmeter-alerts.yml').replaceAll(' >= 0.8 < 1', ' >= 0.8');
+    writeFileSync(join(dir, 'rules/tokenmeter-alerts.yml'), rules);
+    for (const f of testFiles) copyFileSync(join(root, f), join(dir, 'tests', f.split('/').pop()!));
+    const r = run(promtool!, ['test', 'rules', ...testFiles.map((f) => `tests/${f.split('/').pop()}`)], dir);
+    expect(r.status).not.toBe(0);
+    expect(r.out).toContain('TokenmeterUserNearTokenLimit');
+  });
+});
+
+describe.skipIf(!amtool)('Alertmanager configuration (amtool)', () => {
+  const config = 'otel-config/alertmanager/alertmanager.yml';
+
+  it('amtool check-config accepts alertmanager.yml', () => {
+    const r = run(amtool!, ['check-config', config]);
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toContain('SUCCESS');
+  });
+
+  it.each([
+    ['critical', 'pagerduty'],
+    ['warning', 'slack'],
+    ['info', 'webhook'],
+  ])('routes severity=%s to %s', (severity, receiver) => {
+    const r = run(amtool!, ['config', 'routes', 'test', `--config.file=${config}`, `severity=${severity}`, 'alertname=TokenmeterTest', 'user=alice', 'plan=free']);
+    expect(r.status, r.out).toBe(0);
+    expect(r.stdout.trim()).toBe(receiver);
+  });
+
+  it('routes every severity the alert rules use to a receiver, and alerts without one to the webhook', () => {
+    for (const s of new Set(ALERTS.map((a) => a.severity))) expect(SEVERITIES).toContain(s);
+    const r = run(amtool!, ['config', 'routes', 'test', `--config.file=${config}`, 'alertname=Other']);
+    expect(r.stdout.trim()).toBe('webhook');
+  });
+
+  it('reads receiver secrets from files, never inline', () => {
+    const am = readYaml(config);
+    const text = readRepoFile(config);
+    expect(text).not.toMatch(/^\s*(api_url|routing_key|service_key|auth_password|password):/m);
+    const slack = am.receivers.find((r: any) => r.name === 'slack').slack_configs[0];
+    const pd = am.receivers.find((r: any) => r.name === 'pagerduty').pagerduty_configs[0];
+    expect(slack.api_url_file).toBe('/run/secrets/slack_webhook_url');
+    expect(pd.routing_key_file).toBe('/run/secrets/pagerduty_routing_key');
+    // docker-compose.yml mounts those secrets into the Alertmanager container.
+    const compose = readYaml('docker-compose.yml');
+    expect(compose.services.alertmanager.secrets.sort()).toEqual(['pagerduty_routing_key', 'slack_webhook_url']);
+  });
+
+  it('rejects a configuration with an inline environment reference it would not expand', () => {
+    // The reason for *_file: Alertmanager 0.25 takes "${SLACK_URL}" literally, and it is not a URL.
+    const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-amtool-'));
+    temps.push(dir);
+    const bad = readRepoFile(config).replace('api_url_file: /run/secrets/slack_webhook_url', 'api_url: ${SLACK_URL}');
+    writeFileSync(join(dir, 'am.yml'), bad);
+    const r = run(amtool!, ['check-config', join(dir, 'am.yml')]);
+    expect(r.status).not.toBe(0);
+  });
+});
+
+describe.skipIf(!dockerCompose)('docker-compose.yml (docker-compose config)', () => {
+  function composeConfig(): any {
+    const out = execFileSync(dockerCompose!, ['-f', 'docker-compose.yml', 'config'], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
+    });
+    return parse(out);
+  }
+
+  it('validates, and has the services of the stack', () => {
+    const c = composeConfig();
+    expect(Object.keys(c.services).sort()).toEqual(
+      ['alert-log', 'alertmanager', 'collector', 'demo', 'grafana', 'mock-provider', 'postgres', 'prometheus', 'tokenmeter'].sort(),
+    );
+  });
+
+  it('pins every image, gives every service a healthcheck, keeps state in named volumes', () => {
+    const c = composeConfig();
+    for (const [name, s] of Object.entries<any>(c.services)) {
+      expect(s.image, name).toMatch(/^[a-z0-9./-]+:[A-Za-z0-9._-]+$/);
+      expect(s.image, name).not.toMatch(/:latest$/);
+      expect(s.image.split(':')[1], name).toMatch(/\d/);
+      expect(s.healthcheck?.test, name).toBeTruthy();
+      for (const v of s.volumes ?? []) {
+        const source = typeof v === 'string' ? v.split(':')[0] : v.source;
+        const type = typeof v === 'string' ? (source.startsWith('/') || source.startsWith('.') ? 'bind' : 'volume') : v.type;
+        if (type === 'volume') expect(Object.keys(c.volumes), `${name}: ${source}`).toContain(source);
+        else expect(source.startsWith(root), `${name}: bind mount ${source} is inside the repository`).toBe(true);
+      }
+    }
+    expect(Object.keys(c.volumes).sort()).toEqual(['alertmanager-data', 'grafana-data', 'postgres-data', 'prometheus-data']);
+  });
+
+  it('builds the exporter from the repository Dockerfile and wires the configs', () => {
+    const c = composeConfig();
+    expect(c.services.tokenmeter.build).toMatchObject({ dockerfile: 'Dockerfile', target: 'runtime' });
+    expect(c.services.tokenmeter.environment.TOKENMETER_STORAGE).toMatch(/^postgres:\/\/tokenmeter:.+@postgres:5432\/tokenmeter$/);
+    expect(c.services.demo.build).toMatchObject({ dockerfile: 'Dockerfile', target: 'demo' });
+    expect(c.services.demo.command).toEqual([
+      'demo', '--workload-only', '--otlp-endpoint', 'http://collector:4318', '--provider-url', 'http://mock-provider:8787', '--users', '12', '--rate', '4',
+    ]);
+    expect(c.services.collector.image).toMatch(/^otel\/opentelemetry-collector-contrib:/);
+    const mounts = (s: string) => (c.services[s].volumes ?? []).map((v: any) => (typeof v === 'string' ? v : `${v.source}:${v.target}`));
+    expect(mounts('prometheus').some((m: string) => m.startsWith(`${root}/otel-config/prometheus:/etc/prometheus`))).toBe(true);
+    expect(mounts('collector').some((m: string) => m.startsWith(`${root}/otel-config/collector.yaml:`))).toBe(true);
+    expect(mounts('grafana').some((m: string) => m.startsWith(`${root}/grafana/provisioning:/etc/grafana/provisioning`))).toBe(true);
+    // The Prometheus and Alertmanager images are the versions CI checks the configuration with.
+    const version = (bin: string, re: RegExp) => re.exec(execFileSync(bin, ['--version'], { encoding: 'utf8' }))?.[1];
+    expect(c.services.prometheus.image).toBe(`prom/prometheus:v${version(promtool!, /promtool, version (\d+\.\d+\.\d+)/)}`);
+    expect(c.services.alertmanager.image).toBe(`prom/alertmanager:v${version(amtool!, /amtool, version (\d+\.\d+\.\d+)/)}`);
+  });
+
+  it('fails validation of a broken compose file (so the check can fail)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-compose-'));
+    temps.push(dir);
+    writeFileSync(join(dir, 'docker-compose.yml'), readRepoFile('docker-compose.yml').replace('    healthcheck:\n      test: ["CMD-SHELL"', '    healthcheck: [\n      test: ["CMD-SHELL"'));
+    const r = run(dockerCompose!, ['-f', join(dir, 'docker-compose.yml'), 'config', '-q'], dir);
+    expect(r.status).not.toBe(0);
+  });
+});
+
+describe('Dockerfile', () => {
+  const text = readRepoFile('Dockerfile');
+  const stages = [...text.matchAll(/^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/gim)].map((m) => ({ from: m[1], name: m[2] }));
+
+  it('is multi-stage from a pinned Node 20 image', () => {
+    expect(stages.map((s) => s.name)).toEqual(['build', 'prod-deps', 'demo', 'runtime']);
+    expect(text).toMatch(/^ARG NODE_IMAGE=node:20\.\d+\.\d+-bookworm-slim$/m);
+  });
+
+  it('runs the exporter (the last, default stage) as a non-root user with production dependencies only', () => {
+    const runtime = text.slice(text.search(/^FROM \S+ AS runtime/m));
+    expect(runtime).toMatch(/^USER node$/m);
+    expect(runtime).toContain('COPY --from=prod-deps /app/node_modules');
+    expect(runtime).toMatch(/^CMD \["serve"\]$/m);
+    const demo = text.slice(text.search(/^FROM \S+ AS demo/m), text.search(/^FROM \S+ AS runtime/m));
+    expect(demo).toMatch(/^USER node$/m);
+  });
+
+  it('leaves local build output and dependencies out of the build context', () => {
+    const ignore = readRepoFile('.dockerignore').split('\n');
+    for (const p of ['node_modules', 'dist', '.git']) expect(ignore).toContain(p);
+  });
+});
+
+describe('collector configurations', () => {
+  function pipelinesAreWired(cfg: any): void {
+    for (const [name, p] of Object.entries<any>(cfg.service.pipelines)) {
+      for (const r of p.receivers) expect(Object.keys(cfg.receivers), `${name}: receiver ${r}`).toContain(r);
+      for (const x of p.processors ?? []) expect(Object.keys(cfg.processors), `${name}: processor ${x}`).toContain(x);
+      for (const e of p.exporters) expect(Object.keys(cfg.exporters), `${name}: exporter ${e}`).toContain(e);
+      // memory_limiter first, batch last (the collector's recommended order).
+      if (p.processors?.length) {
+        expect(p.processors[0]).toBe('memory_limiter');
+        if (p.processors.includes('batch')) expect(p.processors.at(-1)).toBe('batch');
+      }
+    }
+    for (const e of cfg.service.extensions ?? []) expect(Object.keys(cfg.extensions)).toContain(e);
+  }
+
+  function genaiFilter(cfg: any): string {
+    return cfg.processors['filter/genai-only'].traces.span.join(' ');
+  }
+
+  it('collector.yaml sends only GenAI spans to tokenmeter over otlphttp, everything to the tracing pipeline', () => {
+    const cfg = readYaml('otel-config/collector.yaml');
+    pipelinesAreWired(cfg);
+    expect(cfg.receivers.otlp.protocols.http.endpoint).toBe('0.0.0.0:4318');
+    const tm = cfg.service.pipelines['traces/tokenmeter'];
+    expect(tm.processors).toEqual(['memory_limiter', 'filter/genai-only', 'batch']);
+    expect(tm.exporters).toEqual(['otlphttp/tokenmeter']);
+    expect(cfg.exporters['otlphttp/tokenmeter'].endpoint).toBe('http://tokenmeter:4318');
+    expect(cfg.service.pipelines['traces/backend'].processors).not.toContain('filter/genai-only');
+    // The filter drops a span only when it has none of the GenAI attributes, across the conventions.
+    const f = genaiFilter(cfg);
+    for (const attr of [GENAI.operationName, GENAI.deprecatedSystem, GENAI.providerName, GENAI.inputTokens, 'llm.request.type', 'ai.model.id']) {
+      expect(f).toContain(`attributes["${attr}"] == nil`);
+    }
+    expect(f).not.toMatch(/\bor\b/);
+  });
+
+  it('collector-scaled.yaml load-balances GenAI spans by trace id over the replicas, with the same filter', () => {
+    const cfg = readYaml('otel-config/collector-scaled.yaml');
+    pipelinesAreWired(cfg);
+    const lb = cfg.exporters['loadbalancing/tokenmeter'];
+    expect(lb.routing_key).toBe('traceID');
+    expect(lb.resolver.dns.hostname).toBeTruthy();
+    expect(genaiFilter(cfg)).toBe(genaiFilter(readYaml('otel-config/collector.yaml')));
+    const sidecar = readYaml('otel-config/collector-sidecar.yaml');
+    pipelinesAreWired(sidecar);
+    expect(sidecar.exporters['otlphttp/tokenmeter'].endpoint).toBe('http://127.0.0.1:4318');
+    expect(sidecar.receivers.otlp.protocols.grpc.endpoint).toBe(`0.0.0.0:${lb.resolver.dns.port}`);
+  });
+});
+
+describe('alert-log (the compose stack\'s webhook receiver)', () => {
+  it('is valid JavaScript', () => {
+    expect(() => execFileSync(process.execPath, ['--check', join(root, 'otel-config/alert-log/alert-log.mjs')])).not.toThrow();
+    expect(readFileSync(join(root, 'otel-config/alertmanager/secrets/slack_webhook_url.example'), 'utf8').trim()).toBe('http://alert-log:8080/slack');
+  });
+});
