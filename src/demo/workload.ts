@@ -118,7 +118,7 @@ export function demoUsers(options: WorkloadOptions): DemoUser[] {
     const plan = PLANS[i % PLANS.length];
     // The first user of each plan is a heavy user; the others make 1 to 3 shares of the calls.
     const heavy = i < PLANS.length;
-    users.push({ id: name, plan, weight: heavy ? 6 : 1 + Math.floor(rng() * 3) });
+    users.push({ id: name, plan, weight: heavy ? 8 : 1 + Math.floor(rng() * 3) });
   }
   return users;
 }

@@ -39,7 +39,7 @@ describe('demo workload', () => {
     expect(cs.some((c) => c.reasoningEffort !== undefined)).toBe(true);
     expect(cs.every((c) => c.provider === 'anthropic' || !c.cacheSystem)).toBe(true);
     // The heavy free user makes enough calls to run past the free plan's request limit.
-    const heavy = cs.filter((c) => c.user.plan === 'free' && c.user.weight === 6).length;
+    const heavy = cs.filter((c) => c.user.plan === 'free' && c.user.weight === 8).length;
     expect(heavy).toBeGreaterThan(10);
   });
 
