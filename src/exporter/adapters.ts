@@ -1,7 +1,10 @@
 import { Decimal } from 'decimal.js';
 import type { TokenmeterConfig } from '../config/index.js';
-import { IngestError, decodeMetricsRequest, decodeTraceRequest, type DecodedSpan } from '../ingest/index.js';
-import { convertFromUsd, formatMoney } from '../pricing/index.js';
+import { IngestError, decodeMetricsRequest, decodeTraceRequest, extractUsage, type DecodedSpan } from '../ingest/index.js';
+import { GroupCommitter, LedgerUnavailableError, discountsFromTiers, openLedger } from '../ledger/index.js';
+import { BillingCalendar, PlanResolver } from '../plans/index.js';
+import { PriceBook, convertFromUsd, formatMoney } from '../pricing/index.js';
+import type { LedgerPort } from './ports.js';
 import type { ExporterClock, ExporterPorts } from './exporter.js';
 import type { OtlpDecoders } from './otlp-handler.js';
 import type { DisplayMoney } from './usage-api.js';
@@ -30,9 +33,56 @@ export function displayMoney(config: TokenmeterConfig): DisplayMoney {
   };
 }
 
+const HOUR_MILLIS = 3_600_000;
+
 /** Binds the exporter to the real ledger, plans, pricing and ingest modules for this configuration. */
 export async function createPorts(config: TokenmeterConfig, clock: ExporterClock): Promise<ExporterPorts<unknown>> {
-  void clock;
-  void config;
-  throw new Error('not wired yet');
+  const plans = new PlanResolver(config.plans, config.users);
+  const calendar = new BillingCalendar(config.period);
+  const pricing = PriceBook.load(config.pricing.overrides ? { overrides: config.pricing.overrides } : {});
+  const tiers = config.pricing.volume_discounts;
+  const discounts = tiers && Object.keys(tiers).length > 0 ? discountsFromTiers(tiers) : undefined;
+  const ledger = await openLedger(config.storage, {
+    dedupWindowMillis: config.ledger.dedup_window,
+    clock,
+    ...(discounts ? { discounts } : {}),
+  });
+  const committer = new GroupCommitter(ledger);
+
+  // Retention: per-call records older than `retention` are pruned (never inside the dedup window; period totals stay).
+  const prune = () => {
+    const olderThan = new Date(clock.now().getTime() - Math.max(config.ledger.retention, config.ledger.dedup_window));
+    ledger.prune({ olderThan }).catch(() => {});
+  };
+  const pruneTimer = setInterval(prune, HOUR_MILLIS);
+  pruneTimer.unref();
+  prune();
+
+  const decoders = ingestDecoders(config.limits.max_decompressed_bytes);
+  const port: LedgerPort = {
+    commit: (records) => committer.commit(records),
+    ping: () => ledger.ping(),
+    loadPeriodRollups: (start) => ledger.loadPeriodRollups(start),
+    userModelUsage: (user, start) => ledger.userModelUsage(user, start),
+    periodModelUsage: (start) => ledger.periodModelUsage(start),
+    close: async () => {
+      clearInterval(pruneTimer);
+      await committer.close();
+      await ledger.close();
+    },
+  };
+  return {
+    ledger: port,
+    plans: {
+      planFor: (user, spanPlan) => plans.planFor(user, spanPlan),
+      limitsFor: (user, plan) => plans.limitsFor(user, plan),
+      periodFor: (at) => calendar.periodFor(at),
+      planNames: () => plans.planNames(),
+    },
+    pricing,
+    decoders: decoders as OtlpDecoders<unknown>,
+    extract: (span) => extractUsage(span as DecodedSpan),
+    isUnavailable: (err) => err instanceof LedgerUnavailableError,
+    display: displayMoney(config),
+  };
 }

@@ -101,11 +101,11 @@ export class Pipeline<S> {
       try {
         result = await this.o.ledger.commit(records);
       } catch (err) {
-        this.o.metrics.setLedgerUp(false);
+        if (this.o.isUnavailable(err)) this.o.metrics.setLedgerUp(false);
         if (this.o.isUnavailable(err)) throw new LedgerUnavailable(err);
-        // Any other commit failure is still "not durably stored": the sender must retry, never a 200.
+        // Not an availability problem (a record the ledger refuses: a bug). Never a 200; the request fails with 500.
         this.o.log?.(`ledger commit failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-        throw new LedgerUnavailable(err);
+        throw err;
       }
       this.o.metrics.observeCommitSeconds((performance.now() - t0) / 1000);
       this.ensurePeriod();
