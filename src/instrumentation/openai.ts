@@ -10,12 +10,21 @@ import {
 import type { CallAdapter, GenAiCall } from './call.js';
 import type { ResolvedOptions } from './options.js';
 import { captureInput, patchMethod, samplingAttributes, type MethodSpec } from './patch.js';
-import { GENERIC_OPENAI_COMPATIBLE, serverInfo } from './provider.js';
+import { GENERIC_OPENAI_COMPATIBLE, serverInfo, type ServerInfo } from './provider.js';
 import type { ResponseHandler } from './stainless.js';
 
-function openAIServer(resource: any) {
+// Per client object: a client's base URL is fixed at construction (withOptions() makes a new client).
+const serverByClient = new WeakMap<object, ServerInfo>();
+
+function openAIServer(resource: any): ServerInfo {
   const client = resource?._client;
-  return serverInfo(client?.baseURL, GENERIC_OPENAI_COMPATIBLE, client?.constructor?.name === 'AzureOpenAI');
+  if (client === null || typeof client !== 'object') return serverInfo(undefined, GENERIC_OPENAI_COMPATIBLE);
+  let info = serverByClient.get(client);
+  if (info === undefined) {
+    info = serverInfo(client.baseURL, GENERIC_OPENAI_COMPATIBLE, client.constructor?.name === 'AzureOpenAI');
+    serverByClient.set(client, info);
+  }
+  return info;
 }
 
 function outputEstimate(call: GenAiCall): number {
