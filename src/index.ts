@@ -1,5 +1,35 @@
-// The public API of the `tokenmeter` package. Each stage of the data flow exports through its own index.
+// The public API of the `tokenmeter` package. Each stage of the data flow exports through its own index;
+// this file names what applications use. The exporter is run through the `tokenmeter serve` command.
 export { TOKEN_TYPES, ATTR_USER_ID, ATTR_PLAN, ATTR_FEATURE, METRIC, LABEL } from './contract/index.js';
 export type { TokenType } from './contract/index.js';
-export { zeroUsage, totalTokens, addUsage } from './usage/index.js';
-export type { Usage } from './usage/index.js';
+export {
+  zeroUsage,
+  totalTokens,
+  addUsage,
+  normalizeOpenAIChatUsage,
+  normalizeOpenAIResponsesUsage,
+  normalizeAnthropicUsage,
+  normalizeGeminiUsage,
+  normalizeBedrockConverseUsage,
+  normalizeGenAiAttributes,
+  UsageError,
+} from './usage/index.js';
+export type { Usage, NormalizedUsage } from './usage/index.js';
+export {
+  tokenmeterInstrumentations,
+  instrument,
+  disable,
+  withUser,
+  trackUsage,
+  TokenmeterInstrumentation,
+} from './instrumentation/index.js';
+export type {
+  TokenmeterInstrumentationOptions,
+  UserAttribution,
+  TrackUsageOptions,
+  UsageTotals,
+  TrackedCallCost,
+  TrackedCall,
+} from './instrumentation/index.js';
+export { PriceBook, PriceCatalogError } from './pricing/index.js';
+export type { PriceBookOptions, PriceQuery, PriceResult, PricedResult, UnpricedResult, ServiceTier } from './pricing/index.js';
