@@ -15,6 +15,12 @@ export interface LedgerRecord extends UsageRecord {
   /** Per-type cost in USD as decimal strings ("0" for each type when unpriced). */
   costUsd: Record<TokenType, string>;
   totalCostUsd: string;
+  /**
+   * Set by the ledger on committed records when a volume discount applied: the discount in USD. `costUsd` and
+   * `totalCostUsd` are then the net (discounted) costs and `grossCostUsd` the cost before the discount.
+   */
+  discountUsd?: string;
+  grossCostUsd?: string;
 }
 
 /** A user's exact totals for one billing period, as the ledger holds them after a commit. */
@@ -35,4 +41,11 @@ export interface CommitResult {
   duplicates: LedgerRecord[];
   /** The current totals of every (period, user, plan) the commit touched, read inside the same transaction. */
   rollups: PeriodRollup[];
+  /**
+   * Per input record, in input order: 'committed' or 'duplicate' (also for a repeat of a span earlier in the
+   * same batch). Always set by this ledger; optional so hand-written fakes may omit it.
+   */
+  outcomes?: CommitOutcome[];
 }
+
+export type CommitOutcome = 'committed' | 'duplicate';

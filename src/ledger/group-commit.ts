@@ -1,0 +1,172 @@
+/**
+ * Group commit: many concurrent requests, one transaction. Each OTLP request is acknowledged only after its
+ * usage is committed; batching the records of concurrent requests into one transaction (and one WAL flush)
+ * keeps that fast.
+ */
+import type { CommitOptions, Ledger } from './ledger.js';
+import { validateRecord } from './ledger.js';
+import { LedgerError, LedgerUnavailableError } from './errors.js';
+import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
+
+export interface GroupCommitterOptions {
+  /** A batch is committed as soon as it holds this many records (default 2000). */
+  maxBatchRecords?: number;
+  /** How long the first record of a batch waits for company before the batch is committed (default 2 ms). */
+  maxWaitMillis?: number;
+  /** Passed to every `ledger.commit`. */
+  commitOptions?: CommitOptions;
+}
+
+interface Waiter {
+  records: LedgerRecord[];
+  resolve: (r: CommitResult) => void;
+  reject: (e: unknown) => void;
+}
+
+export interface GroupCommitterStats {
+  /** Transactions committed. */
+  batches: number;
+  /** Records submitted to committed transactions. */
+  records: number;
+  /** Failed transactions (every caller of the batch was rejected). */
+  failedBatches: number;
+}
+
+/**
+ * Collects records from concurrent callers and commits them in one transaction at a time. Each caller's
+ * promise resolves with its own records' outcome, or every caller of a failed transaction is rejected with
+ * the transaction's error (nothing is partially acknowledged). A caller's records are never split over two
+ * transactions.
+ */
+export class GroupCommitter {
+  readonly #ledger: Ledger;
+  readonly #maxBatchRecords: number;
+  readonly #maxWaitMillis: number;
+  readonly #commitOptions: CommitOptions | undefined;
+  #queue: Waiter[] = [];
+  #queuedRecords = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<void> | undefined;
+  #closed = false;
+  readonly stats: GroupCommitterStats = { batches: 0, records: 0, failedBatches: 0 };
+
+  constructor(ledger: Ledger, options: GroupCommitterOptions = {}) {
+    this.#ledger = ledger;
+    this.#maxBatchRecords = options.maxBatchRecords ?? 2000;
+    this.#maxWaitMillis = options.maxWaitMillis ?? 2;
+    this.#commitOptions = options.commitOptions;
+    if (!Number.isSafeInteger(this.#maxBatchRecords) || this.#maxBatchRecords < 1) throw new RangeError('maxBatchRecords must be a positive integer');
+    if (!Number.isFinite(this.#maxWaitMillis) || this.#maxWaitMillis < 0) throw new RangeError('maxWaitMillis must be a non-negative number');
+  }
+
+  /** Number of records waiting for the next transaction. */
+  get pending(): number {
+    return this.#queuedRecords;
+  }
+
+  /**
+   * Commits `records` together with other callers' records. Invalid records reject this caller alone (before
+   * batching) with a LedgerError; a failed transaction rejects every caller in it.
+   */
+  commit(records: LedgerRecord[]): Promise<CommitResult> {
+    if (this.#closed) return Promise.reject(new LedgerUnavailableError('ledger is closing'));
+    try {
+      if (!Array.isArray(records)) throw new LedgerError('commit: records must be an array');
+      records.forEach(validateRecord);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (records.length === 0) return Promise.resolve({ committed: [], duplicates: [], rollups: [], outcomes: [] });
+    return new Promise<CommitResult>((resolve, reject) => {
+      this.#queue.push({ records, resolve, reject });
+      this.#queuedRecords += records.length;
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#inFlight) return; // the loop picks the queue up when the current transaction ends
+    if (this.#queuedRecords >= this.#maxBatchRecords) {
+      this.#clearTimer();
+      this.#start();
+    } else if (!this.#timer) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        if (!this.#inFlight) this.#start();
+      }, this.#maxWaitMillis);
+    }
+  }
+
+  #clearTimer(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #start(): void {
+    this.#inFlight = this.#loop().finally(() => {
+      this.#inFlight = undefined;
+      if (this.#queue.length > 0) this.#schedule();
+    });
+  }
+
+  /** Commits batches back to back while callers keep arriving (they queued during the last transaction). */
+  async #loop(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch: Waiter[] = [];
+      let n = 0;
+      while (this.#queue.length > 0 && (batch.length === 0 || n + this.#queue[0].records.length <= this.#maxBatchRecords)) {
+        const w = this.#queue.shift()!;
+        batch.push(w);
+        n += w.records.length;
+      }
+      this.#queuedRecords -= n;
+      await this.#commitBatch(batch, n);
+    }
+  }
+
+  async #commitBatch(batch: Waiter[], n: number): Promise<void> {
+    const all = batch.flatMap((w) => w.records);
+    let result: CommitResult;
+    try {
+      result = await this.#ledger.commit(all, this.#commitOptions);
+      if (!result.outcomes || result.outcomes.length !== all.length) throw new LedgerError('ledger commit returned no per-record outcomes');
+    } catch (err) {
+      this.stats.failedBatches += 1;
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    this.stats.batches += 1;
+    this.stats.records += n;
+    const outcomes = result.outcomes;
+    const rollupByKey = new Map<string, PeriodRollup>();
+    for (const r of result.rollups) rollupByKey.set(`${r.periodStart}\n${r.userId}\n${r.plan}`, r);
+    // committed[] is in input order among committed records: walk it alongside the outcomes.
+    let c = 0;
+    let offset = 0;
+    for (const w of batch) {
+      const committed: LedgerRecord[] = [];
+      const duplicates: LedgerRecord[] = [];
+      const keys = new Set<string>();
+      const mine = outcomes.slice(offset, offset + w.records.length);
+      mine.forEach((o, k) => {
+        const rec = w.records[k];
+        if (o === 'committed') committed.push(result.committed[c++]);
+        else duplicates.push(rec);
+        keys.add(`${new Date(rec.periodStart).toISOString()}\n${rec.userId}\n${rec.plan}`);
+      });
+      offset += w.records.length;
+      const rollups = [...keys].map((k) => rollupByKey.get(k)).filter((r): r is PeriodRollup => r !== undefined);
+      w.resolve({ committed, duplicates, rollups, outcomes: mine });
+    }
+  }
+
+  /** Commits everything queued, then refuses new records. Does not close the ledger. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#clearTimer();
+    while (this.#inFlight || this.#queue.length > 0) {
+      if (!this.#inFlight) this.#start();
+      await this.#inFlight;
+    }
+  }
+}

@@ -1,0 +1,22 @@
+export type { LedgerRecord, PeriodRollup, CommitResult, CommitOutcome } from './types.js';
+export { openLedger, migrate, validateRecord, DEFAULT_DEDUP_WINDOW_MILLIS } from './ledger.js';
+export type {
+  Ledger,
+  LedgerOptions,
+  CommitOptions,
+  DiscountFunction,
+  ModelUsage,
+  UserPeriodUsage,
+  PeriodSummary,
+  ProviderSpend,
+  PruneOptions,
+  PruneResult,
+  TokenCounts,
+} from './ledger.js';
+export { GroupCommitter } from './group-commit.js';
+export type { GroupCommitterOptions, GroupCommitterStats } from './group-commit.js';
+export { LedgerError, LedgerUnavailableError, isLedgerUnavailable, isUnavailableDriverError } from './errors.js';
+export { discountsFromTiers } from './discounts.js';
+export { MIGRATIONS } from './migrations.js';
+export type { Migration } from './migrations.js';
+export type { BackendKind, EmbeddedBackendOptions, PostgresBackendOptions } from './backend.js';

@@ -1,0 +1,115 @@
+/**
+ * The ledger schema: ONE numbered list of migrations for both the embedded store (PGlite) and PostgreSQL.
+ * Applied at open under an advisory lock, each in its own transaction, recorded in `schema_migrations`.
+ * Never edit a released migration; append a new one.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const TOKEN_COLUMNS = `
+  input_tokens bigint NOT NULL DEFAULT 0 CHECK (input_tokens >= 0),
+  cache_read_tokens bigint NOT NULL DEFAULT 0 CHECK (cache_read_tokens >= 0),
+  cache_write_tokens bigint NOT NULL DEFAULT 0 CHECK (cache_write_tokens >= 0),
+  cache_write_1h_tokens bigint NOT NULL DEFAULT 0 CHECK (cache_write_1h_tokens >= 0),
+  output_tokens bigint NOT NULL DEFAULT 0 CHECK (output_tokens >= 0),
+  reasoning_tokens bigint NOT NULL DEFAULT 0 CHECK (reasoning_tokens >= 0)`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'calls and rollups',
+    sql: `
+-- One row per LLM call. (trace_id, span_id) is the call's identity: the primary key is the dedup record.
+CREATE TABLE calls (
+  trace_id text NOT NULL,
+  span_id text NOT NULL,
+  period_start timestamptz NOT NULL,
+  end_time timestamptz NOT NULL,
+  received_at timestamptz NOT NULL,
+  user_id text NOT NULL,
+  plan text NOT NULL,
+  feature text,
+  provider text NOT NULL,
+  raw_model text NOT NULL,
+  model text NOT NULL,
+  operation text NOT NULL,
+  outcome text NOT NULL,
+  source text NOT NULL,
+  estimated boolean NOT NULL,
+  service_tier text,
+  priced boolean NOT NULL,
+  price_id text,
+  ${TOKEN_COLUMNS},
+  -- Per-type costs are net of any volume discount; gross = net + discount.
+  input_cost_usd numeric NOT NULL CHECK (input_cost_usd >= 0),
+  cache_read_cost_usd numeric NOT NULL CHECK (cache_read_cost_usd >= 0),
+  cache_write_cost_usd numeric NOT NULL CHECK (cache_write_cost_usd >= 0),
+  output_cost_usd numeric NOT NULL CHECK (output_cost_usd >= 0),
+  reasoning_cost_usd numeric NOT NULL CHECK (reasoning_cost_usd >= 0),
+  gross_cost_usd numeric NOT NULL CHECK (gross_cost_usd >= 0),
+  discount_usd numeric NOT NULL DEFAULT 0 CHECK (discount_usd >= 0),
+  cost_usd numeric NOT NULL CHECK (cost_usd >= 0),
+  PRIMARY KEY (trace_id, span_id)
+);
+CREATE INDEX calls_received_at_idx ON calls (received_at);
+CREATE INDEX calls_period_user_idx ON calls (period_start, user_id);
+
+-- Exact totals per billing period, user and plan (the period gauges and limits).
+CREATE TABLE period_user_usage (
+  period_start timestamptz NOT NULL,
+  user_id text NOT NULL,
+  plan text NOT NULL,
+  ${TOKEN_COLUMNS},
+  requests bigint NOT NULL DEFAULT 0,
+  cost_usd numeric NOT NULL DEFAULT 0,
+  updated_at timestamptz NOT NULL,
+  PRIMARY KEY (period_start, user_id, plan)
+);
+
+-- Per period, user, plan, provider and model: the usage API's breakdown without scanning calls.
+CREATE TABLE period_user_model_usage (
+  period_start timestamptz NOT NULL,
+  user_id text NOT NULL,
+  plan text NOT NULL,
+  provider text NOT NULL,
+  model text NOT NULL,
+  ${TOKEN_COLUMNS},
+  requests bigint NOT NULL DEFAULT 0,
+  unpriced_requests bigint NOT NULL DEFAULT 0,
+  estimated_requests bigint NOT NULL DEFAULT 0,
+  cost_usd numeric NOT NULL DEFAULT 0,
+  PRIMARY KEY (period_start, user_id, plan, provider, model)
+);
+
+-- Per period, provider and model for everyone (period summary).
+CREATE TABLE period_model_usage (
+  period_start timestamptz NOT NULL,
+  provider text NOT NULL,
+  model text NOT NULL,
+  ${TOKEN_COLUMNS},
+  requests bigint NOT NULL DEFAULT 0,
+  unpriced_requests bigint NOT NULL DEFAULT 0,
+  estimated_requests bigint NOT NULL DEFAULT 0,
+  cost_usd numeric NOT NULL DEFAULT 0,
+  PRIMARY KEY (period_start, provider, model)
+);
+
+-- Per period and provider: gross spend (volume discount tiers are on gross spend), discounts, net.
+CREATE TABLE period_provider_spend (
+  period_start timestamptz NOT NULL,
+  provider text NOT NULL,
+  gross_usd numeric NOT NULL DEFAULT 0,
+  discount_usd numeric NOT NULL DEFAULT 0,
+  net_usd numeric NOT NULL DEFAULT 0,
+  requests bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (period_start, provider)
+);
+`,
+  },
+];
+
+/** Key of the advisory lock that serialises migrations between processes opening one database. */
+export const MIGRATION_LOCK_KEY = 7_260_417_113;
