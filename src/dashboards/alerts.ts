@@ -118,7 +118,11 @@ export const ALERTS: readonly AlertDefinition[] = [
   {
     name: 'TokenmeterUnpricedModel',
     group: 'tokenmeter-spend',
-    expr: `${sumIncrease(METRIC.unpricedTokensTotal, '15m', [LABEL.provider, LABEL.model])} > 0`,
+    // A counter series is born with its first value, which increase() cannot see; the `unless ... offset` branch
+    // catches series born in the window (a model's first unpriced call since the exporter started).
+    expr:
+      `${sumIncrease(METRIC.unpricedTokensTotal, '15m', [LABEL.provider, LABEL.model])} > 0 or ` +
+      `sum by (${LABEL.provider}, ${LABEL.model}) (${METRIC.unpricedTokensTotal} unless ${METRIC.unpricedTokensTotal} offset 15m) > 0`,
     for: '1m',
     severity: 'warning',
     summary: `Model {{ $labels.${LABEL.model} }} ({{ $labels.${LABEL.provider} }}) has no price: {{ $value | humanize }} unpriced tokens in 15m`,

@@ -33,6 +33,9 @@ function aggregationProblem(expr: string, metric: string, index: number): string
   const before = expr.slice(0, index);
   const counter = metric.endsWith('_total') || metric.endsWith('_bucket');
   if (counter) {
+    // New-series detection (`sum by (...) (x unless x offset d)`) reads a counter's raw value on purpose.
+    if (/sum by \([^)]*\) \($/.test(before) && expr.slice(index).startsWith(`${metric} unless ${metric} offset `)) return undefined;
+    if (/ unless $/.test(before) && /^\S+ offset \d+[smh]\)/.test(expr.slice(index))) return undefined;
     const m = /(?:rate|increase)\($/.exec(before);
     if (!m) return `${metric} is not inside rate() or increase()`;
     if (!/sum(?: by \([^)]*\))? ?\($/.test(before.slice(0, m.index))) return `rate/increase(${metric}) is not summed`;
