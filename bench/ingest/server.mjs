@@ -1,0 +1,101 @@
+// One OTLP/HTTP trace receiver in its own process. Args: <kind> [storage]
+//   decode-protobufjs  bare node:http; protobufjs reflection decode of the OTLP definitions, nothing else
+//   decode-walker      bare node:http; tokenmeter's decodeTraceRequest (hand-written protobuf walker), nothing else
+//   tokenmeter         the real exporter (dist/): decode, extract, price, group commit to the ledger, then ack
+// Protocol (IPC): sends { ready: { url, httpUrl? } }; on { cmd: 'stop' } replies { stopped: stats } and exits.
+import { createServer } from 'node:http';
+
+const [kind, storage] = process.argv.slice(2);
+// An empty ExportTraceServiceResponse: zero bytes of protobuf.
+const EMPTY = Buffer.alloc(0);
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+async function decodeOnly(decode) {
+  let spans = 0;
+  let requests = 0;
+  const server = createServer(async (req, res) => {
+    const body = await readBody(req);
+    try {
+      spans += decode(body, req.headers['content-type'], req.headers['content-encoding']);
+      requests++;
+      res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 });
+      res.end(EMPTY);
+    } catch (err) {
+      res.writeHead(400, { 'content-type': 'text/plain' });
+      res.end(String(err));
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      return { spans, requests };
+    },
+  };
+}
+
+async function start() {
+  if (kind === 'decode-protobufjs') {
+    const { ExportTraceServiceRequest } = await import('../../dist/ingest/otlp-proto.js');
+    return decodeOnly((body) => {
+      const msg = ExportTraceServiceRequest.decode(body);
+      let n = 0;
+      for (const rs of msg.resourceSpans) for (const ss of rs.scopeSpans) n += ss.spans.length;
+      return n;
+    });
+  }
+  if (kind === 'decode-walker') {
+    const { decodeTraceRequest } = await import('../../dist/ingest/index.js');
+    const options = { maxDecompressedBytes: 64 * 1024 * 1024 };
+    return decodeOnly((body, ct, ce) => decodeTraceRequest(body, ct, ce, options).spans.length);
+  }
+  if (kind === 'tokenmeter') {
+    const { startExporter } = await import('../../dist/exporter/index.js');
+    const logs = [];
+    const running = await startExporter({
+      storage,
+      host: '127.0.0.1',
+      otlpPort: 0,
+      httpPort: 0,
+      config: { limits: { max_users: 1_000_000 } },
+      log: (line) => logs.push(line),
+    });
+    return {
+      url: running.otlpUrl,
+      httpUrl: running.httpUrl,
+      stop: async () => {
+        await running.refresh();
+        const text = await (await fetch(`${running.httpUrl}/metrics`)).text();
+        await running.close();
+        return { metricsText: text, logs: logs.slice(0, 20) };
+      },
+    };
+  }
+  throw new Error(`unknown server kind ${kind}`);
+}
+
+try {
+  const server = await start();
+  process.on('message', async (m) => {
+    if (m?.cmd !== 'stop') return;
+    try {
+      const stats = await server.stop();
+      process.send({ stopped: stats }, () => process.exit(0));
+    } catch (err) {
+      process.send({ error: String(err?.stack ?? err) }, () => process.exit(1));
+    }
+  });
+  process.send({ ready: { url: server.url, httpUrl: server.httpUrl } });
+} catch (err) {
+  process.send({ error: String(err?.stack ?? err) }, () => process.exit(1));
+}

@@ -1,0 +1,171 @@
+// One instrumentation variant in its own process: warm-up, then timed batches of sequential SDK calls against a
+// canned `fetch`, non-streaming and 20-chunk streams. Checks that the variant produced spans with the usage the
+// canned responses report. Args: <provider> <variant> <warmup> <batches> <batchSize>
+import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
+import { metrics } from '@opentelemetry/api';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { childMain } from '../lib/child.mjs';
+import { median } from '../lib/stats.mjs';
+import { ANTHROPIC_USAGE, OPENAI_USAGE, cannedFetch } from './canned.mjs';
+
+const require = createRequire(import.meta.url);
+const notes = [];
+const [provider, variant, warmupArg, batchesArg, batchSizeArg] = process.argv.slice(2);
+const warmup = Number(warmupArg);
+const batches = Number(batchesArg);
+const batchSize = Number(batchSizeArg);
+
+class PullReader extends MetricReader {
+  async onForceFlush() {}
+  async onShutdown() {}
+}
+
+/** Enables the variant's instrumentation (before the SDK is required, as in an app), returns a description. */
+async function setUpVariant(tracerProvider, meterProvider) {
+  // The Anthropic SDK (1.x) records its own OTel spans through the global tracer provider unless told not to;
+  // only the `sdk-builtin` variant measures that. tokenmeter switches it off by itself, the others need it off
+  // too or every call would produce two spans.
+  if (provider === 'anthropic' && variant !== 'sdk-builtin') process.env.ANTHROPIC_OPEN_TELEMETRY = 'false';
+  let instrumentations = [];
+  let version = '';
+  switch (variant) {
+    case 'bare':
+    case 'sdk-builtin':
+      break;
+    case 'tokenmeter': {
+      const tm = await import('../../dist/instrumentation/index.js');
+      instrumentations = tm.tokenmeterInstrumentations();
+      version = require('../../package.json').version;
+      break;
+    }
+    case 'otel-contrib': {
+      const { OpenAIInstrumentation } = require('@opentelemetry/instrumentation-openai');
+      instrumentations = [new OpenAIInstrumentation()];
+      version = require('@opentelemetry/instrumentation-openai/package.json').version;
+      break;
+    }
+    case 'traceloop': {
+      if (provider === 'openai') {
+        const { OpenAIInstrumentation } = require('@traceloop/instrumentation-openai');
+        instrumentations = [new OpenAIInstrumentation()];
+        version = require('@traceloop/instrumentation-openai/package.json').version;
+      } else {
+        // 0.27 patches `Anthropic.Completions.prototype`, which @anthropic-ai/sdk 1.x no longer has: its require
+        // hook throws and the app's `require('@anthropic-ai/sdk')` fails. To measure its per-call cost anyway,
+        // its Messages wrapper is applied through `manuallyInstrument` with a stand-in for the missing class.
+        const { AnthropicInstrumentation } = require('@traceloop/instrumentation-anthropic');
+        const inst = new AnthropicInstrumentation({ enabled: false });
+        inst.setTracerProvider(tracerProvider);
+        const sdk = require('@anthropic-ai/sdk');
+        const shim = { ...sdk, Anthropic: { Completions: { prototype: { create() {} } }, Messages: sdk.Anthropic.Messages, Beta: sdk.Anthropic.Beta } };
+        inst.manuallyInstrument(shim);
+        version = `${require('@traceloop/instrumentation-anthropic/package.json').version} (shimmed)`;
+        notes.push('@traceloop/instrumentation-anthropic 0.27 throws when @anthropic-ai/sdk 1.13 is required (it patches Anthropic.Completions, removed in 1.x); measured through manuallyInstrument with a stand-in class');
+      }
+      break;
+    }
+    default:
+      throw new Error(`unknown variant ${variant}`);
+  }
+  if (instrumentations.length > 0) registerInstrumentations({ instrumentations, tracerProvider, meterProvider });
+  return version;
+}
+
+function makeClient() {
+  if (provider === 'openai') {
+    const { default: OpenAI } = require('openai');
+    return new OpenAI({ apiKey: 'sk-bench', baseURL: 'http://127.0.0.1:9/v1', fetch: cannedFetch('openai'), maxRetries: 0 });
+  }
+  const { default: Anthropic } = require('@anthropic-ai/sdk');
+  return new Anthropic({ apiKey: 'sk-ant-bench', baseURL: 'http://127.0.0.1:9', fetch: cannedFetch('anthropic'), maxRetries: 0 });
+}
+
+function makeCall(client, stream) {
+  if (provider === 'openai') {
+    const params = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say something short.' }], max_tokens: 64 };
+    if (!stream) return async () => client.chat.completions.create(params);
+    const sparams = { ...params, stream: true, stream_options: { include_usage: true } };
+    return async () => {
+      let n = 0;
+      for await (const chunk of await client.chat.completions.create(sparams)) n += chunk ? 1 : 0;
+      return n;
+    };
+  }
+  const params = { model: 'claude-haiku-4-5', max_tokens: 64, messages: [{ role: 'user', content: 'Say something short.' }] };
+  if (!stream) return async () => client.messages.create(params);
+  const sparams = { ...params, stream: true };
+  return async () => {
+    let n = 0;
+    for await (const event of await client.messages.create(sparams)) n += event ? 1 : 0;
+    return n;
+  };
+}
+
+const INPUT_KEYS = ['gen_ai.usage.input_tokens', 'gen_ai.usage.prompt_tokens', 'llm.usage.prompt_tokens'];
+const OUTPUT_KEYS = ['gen_ai.usage.output_tokens', 'gen_ai.usage.completion_tokens', 'llm.usage.completion_tokens'];
+
+/** What the spans of one batch say: spans per call, and whether every call's span carries the real usage. */
+function inspectSpans(spans, calls, expected) {
+  let withUsage = 0;
+  let wrongUsage = 0;
+  const usageKeys = new Set();
+  for (const s of spans) {
+    const a = s.attributes;
+    const inKey = INPUT_KEYS.find((k) => typeof a[k] === 'number');
+    const outKey = OUTPUT_KEYS.find((k) => typeof a[k] === 'number');
+    if (inKey === undefined || outKey === undefined) continue;
+    usageKeys.add(inKey).add(outKey);
+    if (a[inKey] === expected.input && a[outKey] === expected.output) withUsage++;
+    else wrongUsage++;
+  }
+  return {
+    spans: spans.length,
+    calls,
+    spanNames: [...new Set(spans.map((s) => s.name))],
+    spansWithUsage: withUsage,
+    spansWithWrongUsage: wrongUsage,
+    usageKeys: [...usageKeys],
+  };
+}
+
+async function measure(call, exporter, expected) {
+  for (let i = 0; i < warmup; i++) {
+    await call();
+    if (i % 256 === 255) exporter.reset();
+  }
+  exporter.reset();
+  const perCall = [];
+  let check;
+  for (let b = 0; b < batches; b++) {
+    const t0 = performance.now();
+    for (let i = 0; i < batchSize; i++) await call();
+    const elapsed = performance.now() - t0;
+    perCall.push((elapsed * 1000) / batchSize);
+    // Checked on every batch (outside the timing); the last one is reported.
+    check = inspectSpans(exporter.getFinishedSpans(), batchSize, expected);
+    exporter.reset();
+  }
+  return { perCallMicros: median(perCall), batchesMicros: perCall, check };
+}
+
+childMain(async () => {
+  const exporter = new InMemorySpanExporter();
+  const tracerProvider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  tracerProvider.register();
+  const reader = new PullReader();
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  metrics.setGlobalMeterProvider(meterProvider);
+  const version = await setUpVariant(tracerProvider, meterProvider);
+  const client = makeClient();
+  const usage = provider === 'openai' ? OPENAI_USAGE : ANTHROPIC_USAGE;
+  const json = await measure(makeCall(client, false), exporter, usage.json);
+  const stream = await measure(makeCall(client, true), exporter, usage.stream);
+  const collected = await reader.collect();
+  const metricNames = new Set();
+  for (const sm of collected.resourceMetrics.scopeMetrics) for (const m of sm.metrics) metricNames.add(m.descriptor.name);
+  return { provider, variant, version, notes, json, stream, metricNames: [...metricNames], pid: process.pid };
+});

@@ -1,0 +1,45 @@
+// Small statistics helpers shared by every benchmark.
+
+export function median(values) {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function range(values) {
+  if (values.length === 0) return [NaN, NaN];
+  return [Math.min(...values), Math.max(...values)];
+}
+
+/** { median, min, max, n } of a list. */
+export function summary(values) {
+  const [min, max] = range(values);
+  return { median: median(values), min, max, n: values.length };
+}
+
+/** Formats a number with a fixed count of significant-ish digits for tables. */
+export function fmt(v, digits = 1) {
+  if (v === undefined || v === null || Number.isNaN(v)) return 'n/a';
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a >= 1000) return Math.round(v).toLocaleString('en-US');
+  if (a >= 100) return v.toFixed(Math.max(0, digits - 1));
+  if (a >= 10) return v.toFixed(digits);
+  return v.toFixed(digits + 1);
+}
+
+/** "median (min–max)". */
+export function fmtRange(s, digits = 1) {
+  return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
+}
+
+export function fmtBytes(n) {
+  if (!Number.isFinite(n)) return 'n/a';
+  if (n >= 1024 * 1024 * 1024) return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+  if (n >= 1024 * 1024) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${Math.round(n)} B`;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
