@@ -200,7 +200,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       const elapsed = Math.round((Date.now() - startedMillis) / 1000);
       if (o.live) {
         const status = `${final ? 'stopped' : 'running'} ${elapsed}s`;
-        o.out.write(CLEAR + renderLiveView(snap, last, { color: o.color, columns: o.out.columns || 120, nowMillis: Date.now(), status }) + '\n');
+        o.out.write(CLEAR + renderLiveView(snap, last, { color: o.color, columns: o.out.columns || 120, nowMillis: Date.now(), status, final }) + '\n');
       } else {
         const now = firingAlerts(snap.usage.users);
         for (const line of newAlertLines(now, alerts)) o.out.write(line + '\n');

@@ -12,8 +12,10 @@ export interface RenderOptions {
   /** Terminal width in columns. */
   columns: number;
   nowMillis: number;
-  /** Shown in the header, e.g. "run 00:42". */
+  /** Shown in the header, e.g. "running 42s". */
   status?: string;
+  /** The demo has stopped: no "Ctrl-C to stop" hint. */
+  final?: boolean;
 }
 
 const ESC = '\u001b[';
@@ -120,7 +122,7 @@ export function renderLiveView(snap: Snapshot, previous: Snapshot | undefined, o
   lines.push('');
   lines.push(
     `${bold(c, 'INGEST')}  ${rate === null ? '…' : rate.toFixed(1)} spans/s  ${dim(c, `(${formatInt(snap.ingestedSpans)} spans received)`)}` +
-      `   ${dim(c, 'Ctrl-C to stop')}`,
+      (o.final ? '' : `   ${dim(c, 'Ctrl-C to stop')}`),
   );
   return lines.map((l) => truncate(l, o.columns)).join('\n');
 }

@@ -4,7 +4,7 @@
  * work, hostile user ids stay text, and the screenshot in the README (docs/status-page.png) is taken here.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,12 @@ import { formatInt, formatUsd } from '../../src/demo/format.js';
 import type { SummaryResponse, UsageResponse } from '../../src/demo/usage-api.js';
 
 const chromiumPath = requireBinary('chromium', ['/usr/bin/chromium']);
-const SCREENSHOT = fileURLToPath(new URL('../../docs/status-page.png', import.meta.url));
+// docs/status-page.png (the README's) is rewritten only on request, so that a test run leaves the checkout clean:
+//   UPDATE_SCREENSHOT=1 npx vitest run test/e2e/status-page.test.ts
+const README_SCREENSHOT = fileURLToPath(new URL('../../docs/status-page.png', import.meta.url));
+const SCREENSHOT = process.env.UPDATE_SCREENSHOT === '1' || !existsSync(README_SCREENSHOT)
+  ? README_SCREENSHOT
+  : fileURLToPath(new URL('../../test-results/status-page.png', import.meta.url));
 
 interface Call {
   user: string;
