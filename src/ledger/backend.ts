@@ -2,11 +2,11 @@
  * The two SQL backends behind one small interface: PGlite (embedded PostgreSQL in a local directory) and
  * PostgreSQL through a `pg` Pool. The ledger's SQL is the same for both.
  */
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
-import { classifyError, LedgerUnavailableError } from './errors.js';
+import { classifyError, LedgerError, LedgerUnavailableError } from './errors.js';
 
 export type Row = Record<string, unknown>;
 
@@ -45,6 +45,7 @@ export class EmbeddedBackend implements SqlBackend {
   #fsyncWal: boolean;
   #lastWalFile: string | undefined;
   #closed = false;
+  #release: () => void = () => {};
 
   private constructor(dir: string, db: import('@electric-sql/pglite').PGlite, options: EmbeddedBackendOptions) {
     this.dir = dir;
@@ -56,12 +57,20 @@ export class EmbeddedBackend implements SqlBackend {
     const abs = resolve(dir);
     try {
       await mkdir(abs, { recursive: true });
+    } catch (err) {
+      throw new LedgerError(`cannot create the embedded ledger directory ${abs}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    const release = acquireDirectoryLock(abs);
+    try {
       // Loaded lazily: the WebAssembly build is only needed for the embedded store.
       const { PGlite } = await import('@electric-sql/pglite');
       const db = new PGlite(abs);
       await db.waitReady;
-      return new EmbeddedBackend(abs, db, options);
+      const backend = new EmbeddedBackend(abs, db, options);
+      backend.#release = release;
+      return backend;
     } catch (err) {
+      release();
       throw new LedgerUnavailableError(`cannot open the embedded ledger in ${abs}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   }
@@ -110,8 +119,65 @@ export class EmbeddedBackend implements SqlBackend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#db.close();
+    try {
+      await this.#db.close();
+    } finally {
+      this.#release();
+    }
   }
+}
+
+const LOCK_FILE = 'tokenmeter.lock';
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * PGlite has no lock of its own: two processes (or two instances) on one directory would corrupt it. A lock
+ * file holding the owner's pid keeps a second exporter out; a lock left by a dead process is taken over.
+ */
+function acquireDirectoryLock(dir: string): () => void {
+  const path = join(dir, LOCK_FILE);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      try {
+        writeSync(fd, `${process.pid}\n`);
+      } finally {
+        closeSync(fd);
+      }
+      return () => {
+        try {
+          if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
+        } catch {}
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new LedgerError(`cannot lock the embedded ledger in ${dir}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    let owner = NaN;
+    try {
+      owner = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
+    } catch {}
+    if (Number.isSafeInteger(owner) && owner > 0 && processAlive(owner)) {
+      throw new LedgerError(
+        `the embedded ledger in ${dir} is in use by process ${owner}${owner === process.pid ? ' (this process)' : ''}; ` +
+          `an embedded ledger serves one exporter - use a postgres:// URL to share a ledger between replicas ` +
+          `(if no such process uses it, delete ${path})`,
+      );
+    }
+    try {
+      unlinkSync(path); // stale: its owner is gone
+    } catch {}
+  }
+  throw new LedgerError(`cannot lock the embedded ledger in ${dir}: ${path} keeps reappearing`);
 }
 
 function fsyncPath(path: string): void {
@@ -155,6 +221,9 @@ export class PostgresBackend implements SqlBackend {
     // An idle connection dropped by a server restart emits 'error' on the pool; without a listener Node would
     // crash the process. The pool has already discarded that client; the next query opens a new one.
     this.#pool.on('error', () => {});
+    // Errors on a checked-out client surface through the query promise; the listener (once per connection)
+    // keeps the event itself from crashing the process.
+    this.#pool.on('connect', (client) => client.on('error', () => {}));
   }
 
   #check(): void {
@@ -164,10 +233,7 @@ export class PostgresBackend implements SqlBackend {
   async #connect(): Promise<pg.PoolClient> {
     this.#check();
     try {
-      const client = await this.#pool.connect();
-      // Errors on a checked-out client surface through the query promise; keep the event from crashing us.
-      client.on('error', () => {});
-      return client;
+      return await this.#pool.connect();
     } catch (err) {
       throw classifyError(err, 'connect');
     }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { GroupCommitter, LedgerUnavailableError, openLedger, type Ledger } from '../../src/ledger/index.js';
+import { GroupCommitter, LedgerError, LedgerUnavailableError, openLedger, type Ledger } from '../../src/ledger/index.js';
 import { findPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { makeRecord } from './fixtures.js';
 
@@ -27,6 +27,23 @@ describe.skipIf(findPostgres() === undefined)('ledger on a shared PostgreSQL', (
       await client.end();
       await Promise.all(ledgers.map((l) => l.close()));
     }
+  });
+
+  it('refuses a ledger whose schema is newer than this code', async () => {
+    const url = await server.createDatabase('future_schema');
+    const l = await openLedger(url);
+    await l.close();
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')");
+    } finally {
+      await client.end();
+    }
+    const err = await openLedger(url).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LedgerError);
+    expect(err).not.toBeInstanceOf(LedgerUnavailableError);
+    expect((err as Error).message).toMatch(/version 999.*newer/);
   });
 
   it('two ledgers (two pools) committing the same spans concurrently count each span once', async () => {
