@@ -112,12 +112,14 @@ export async function run(argv: string[]): Promise<number> {
   const modes = [v['workload-only'], v['mock-only']].filter(Boolean).length;
   if (modes > 1) throw new CliError('use either --workload-only or --mock-only, not both');
 
-  const { demoPorts, runDemo, DEFAULT_DEMO_DIR, PortInUseError } = await import('../demo/demo.js');
+  const { demoPorts, runDemo, DEFAULT_DEMO_DIR, PortInUseError, MissingSdkError, missingSdks } = await import('../demo/demo.js');
   const ports = demoPorts(offset);
   const stop = new AbortController();
   const release = onStopSignal(stop);
   try {
     if (v['workload-only']) {
+      const missing = missingSdks();
+      if (missing.length) throw new MissingSdkError(missing);
       return await runWorkloadOnly({
         otlpEndpoint: urlFlag('otlp-endpoint', v['otlp-endpoint']),
         providerUrl: urlFlag('provider-url', v['provider-url']),
@@ -155,7 +157,7 @@ export async function run(argv: string[]): Promise<number> {
       signal: stop.signal,
     });
   } catch (err) {
-    if (err instanceof PortInUseError) throw new CliError(err.message, 1);
+    if (err instanceof PortInUseError || err instanceof MissingSdkError) throw new CliError(err.message, 1);
     throw err;
   } finally {
     release();

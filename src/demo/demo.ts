@@ -4,6 +4,7 @@
  * The live view reads every figure from the exporter's usage API.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -124,7 +125,28 @@ const HIDE_CURSOR = '\u001b[?25l';
 const SHOW_CURSOR = '\u001b[?25h';
 const CLEAR = '\u001b[H\u001b[2J';
 
+/** The demo drives the real SDKs, optional peers of tokenmeter: say how to get them when they are missing. */
+export function missingSdks(resolveFrom: string = import.meta.url): string[] {
+  const req = createRequire(resolveFrom);
+  return ['openai', '@anthropic-ai/sdk'].filter((name) => {
+    try {
+      req.resolve(name);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
+
+export class MissingSdkError extends Error {
+  constructor(names: string[]) {
+    super(`the demo calls the real provider SDKs, and ${names.join(' and ')} ${names.length > 1 ? 'are' : 'is'} not installed: npm install ${names.join(' ')}`);
+  }
+}
+
 export async function runDemo(o: DemoOptions): Promise<number> {
+  const missing = missingSdks();
+  if (missing.length) throw new MissingSdkError(missing);
   const dataDir = resolve(o.dataDir);
   const ledgerDir = join(dataDir, 'ledger');
   const recordPath = join(dataDir, MOCK_RECORD_FILE);

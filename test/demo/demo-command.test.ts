@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { run } from '../../src/cli/demo-command.js';
 import { CliError } from '../../src/cli/cli-error.js';
-import { demoPorts, runDemo, PortInUseError, DEMO_MOCK_PORT } from '../../src/demo/demo.js';
+import { demoPorts, runDemo, PortInUseError, DEMO_MOCK_PORT, missingSdks, MissingSdkError } from '../../src/demo/demo.js';
 
 async function rejection(argv: string[]): Promise<CliError> {
   try {
@@ -70,5 +70,14 @@ describe('tokenmeter demo with a port in use', () => {
       blocker.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('tokenmeter demo without the provider SDKs', () => {
+  it('finds them here, and names the ones missing elsewhere with the command to install them', () => {
+    expect(missingSdks()).toEqual([]);
+    const elsewhere = missingSdks(`file://${tmpdir()}/nowhere/x.js`);
+    expect(elsewhere).toEqual(['openai', '@anthropic-ai/sdk']);
+    expect(new MissingSdkError(elsewhere).message).toContain('npm install openai @anthropic-ai/sdk');
   });
 });
