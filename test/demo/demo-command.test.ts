@@ -52,6 +52,25 @@ describe('tokenmeter demo flags', () => {
 });
 
 describe('tokenmeter demo with a port in use', () => {
+  it.each(['otlp', 'http'] as const)('names the exporter port (%s) that is taken', async (which) => {
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as AddressInfo).port;
+    const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-demo-port-'));
+    try {
+      const err = await runDemo({
+        users: 2, rate: 1, seed: 1, ports: { otlp: 0, http: 0, mock: 0, [which]: port }, dataDir: dir, live: false, color: false,
+        out: new PassThrough(), err: new PassThrough(), signal: new AbortController().signal,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PortInUseError);
+      expect((err as Error).message).toContain(`port ${port} (the exporter's ${which === 'otlp' ? 'OTLP receiver' : 'metrics, usage API and status page'}) is already in use`);
+      expect((err as Error).message).toContain('--port-offset');
+    } finally {
+      blocker.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('stops with a message naming the port and the flags to use', async () => {
     const blocker: Server = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
