@@ -3,7 +3,7 @@
 #   runtime (default): the exporter (`tokenmeter serve`), production dependencies only, non-root.
 #   demo:              the demo workload and mock provider (`tokenmeter demo --workload-only|--mock-only`), which
 #                      drive the real openai / @anthropic-ai/sdk packages (dev dependencies), non-root.
-ARG NODE_IMAGE=node:20.18.1-bookworm-slim
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app

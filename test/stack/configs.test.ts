@@ -140,8 +140,8 @@ describe.skipIf(!amtool)('Alertmanager configuration (amtool)', () => {
 });
 
 describe.skipIf(!dockerCompose)('docker-compose.yml (docker-compose config)', () => {
-  function composeConfig(): any {
-    const out = execFileSync(dockerCompose!, ['-f', 'docker-compose.yml', 'config'], {
+  function composeConfig(...overrides: string[]): any {
+    const out = execFileSync(dockerCompose!, ['-f', 'docker-compose.yml', ...overrides.flatMap((f) => ['-f', f]), 'config'], {
       cwd: root,
       encoding: 'utf8',
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
@@ -185,11 +185,29 @@ describe.skipIf(!dockerCompose)('docker-compose.yml (docker-compose config)', ()
     const mounts = (s: string) => (c.services[s].volumes ?? []).map((v: any) => (typeof v === 'string' ? v : `${v.source}:${v.target}`));
     expect(mounts('prometheus').some((m: string) => m.startsWith(`${root}/otel-config/prometheus:/etc/prometheus`))).toBe(true);
     expect(mounts('collector').some((m: string) => m.startsWith(`${root}/otel-config/collector.yaml:`))).toBe(true);
-    expect(mounts('grafana').some((m: string) => m.startsWith(`${root}/grafana/provisioning:/etc/grafana/provisioning`))).toBe(true);
+    for (const dir of ['datasources', 'dashboards']) {
+      expect(mounts('grafana').some((m: string) => m.startsWith(`${root}/grafana/provisioning/${dir}:/etc/grafana/provisioning/${dir}`))).toBe(true);
+    }
     // The Prometheus and Alertmanager images are the versions CI checks the configuration with.
     const version = (bin: string, re: RegExp) => re.exec(execFileSync(bin, ['--version'], { encoding: 'utf8' }))?.[1];
     expect(c.services.prometheus.image).toBe(`prom/prometheus:v${version(promtool!, /promtool, version (\d+\.\d+\.\d+)/)}`);
     expect(c.services.alertmanager.image).toBe(`prom/alertmanager:v${version(amtool!, /amtool, version (\d+\.\d+\.\d+)/)}`);
+  });
+
+  it('alerts through one path at a time: Prometheus + Alertmanager by default, Grafana with the override file', () => {
+    const alertingMount = (c: any) =>
+      (c.services.grafana.volumes ?? []).filter((v: any) => (typeof v === 'string' ? v : v.target).includes('/etc/grafana/provisioning/alerting'));
+    const byDefault = composeConfig();
+    expect(alertingMount(byDefault)).toEqual([]);
+    expect(byDefault.services.prometheus.tmpfs).toBeUndefined();
+
+    const grafana = composeConfig('docker-compose.grafana-alerting.yml');
+    expect(alertingMount(grafana)).toEqual([`${root}/grafana/provisioning/alerting:/etc/grafana/provisioning/alerting:ro`]);
+    // Prometheus' rules directory is emptied, so prometheus.yml's rule_files glob matches nothing.
+    expect(readYaml('otel-config/prometheus/prometheus.yml').rule_files).toEqual(['rules/*.yml']);
+    expect(grafana.services.prometheus.tmpfs).toEqual(['/etc/prometheus/rules']);
+    const promMount = grafana.services.prometheus.volumes.find((v: any) => (typeof v === 'string' ? v : v.source).includes('otel-config/prometheus'));
+    expect(typeof promMount === 'string' ? promMount.split(':')[1] : promMount.target).toBe('/etc/prometheus');
   });
 
   it('fails validation of a broken compose file (so the check can fail)', () => {
@@ -208,6 +226,13 @@ describe('Dockerfile', () => {
   it('is multi-stage from a pinned Node 20 image', () => {
     expect(stages.map((s) => s.name)).toEqual(['build', 'prod-deps', 'demo', 'runtime']);
     expect(text).toMatch(/^ARG NODE_IMAGE=node:20\.\d+\.\d+-bookworm-slim$/m);
+  });
+
+  it('uses a Node version that package.json\'s engines accept', () => {
+    const image = /^ARG NODE_IMAGE=node:(\d+)\.(\d+)\.(\d+)-/m.exec(text)!.slice(1).map(Number);
+    const engines = /^>=(\d+)\.(\d+)\.(\d+)$/.exec(JSON.parse(readRepoFile('package.json')).engines.node)!.slice(1).map(Number);
+    const atLeast = image[0] !== engines[0] ? image[0] > engines[0] : image[1] !== engines[1] ? image[1] > engines[1] : image[2] >= engines[2];
+    expect(atLeast, `node:${image.join('.')} vs engines >=${engines.join('.')}`).toBe(true);
   });
 
   it('runs the exporter (the last, default stage) as a non-root user with production dependencies only', () => {
