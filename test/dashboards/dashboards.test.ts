@@ -184,7 +184,8 @@ describe('dashboards', () => {
     expect(provider.type).toBe('file');
     const compose = readYaml('docker-compose.yml');
     expect(compose.services.grafana.volumes).toContain(`./grafana/dashboards:${provider.options.path}:ro`);
-    expect(compose.services.grafana.volumes).toContain('./grafana/provisioning:/etc/grafana/provisioning:ro');
+    expect(compose.services.grafana.volumes).toContain('./grafana/provisioning/datasources:/etc/grafana/provisioning/datasources:ro');
+    expect(compose.services.grafana.volumes).toContain('./grafana/provisioning/dashboards:/etc/grafana/provisioning/dashboards:ro');
   });
 });
 
