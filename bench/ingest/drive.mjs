@@ -6,9 +6,9 @@ import { performance } from 'node:perf_hooks';
 
 const SERVER = fileURLToPath(new URL('./server.mjs', import.meta.url));
 
-export function startServer(kind, storage) {
+export function startServer(kind, storage, { execArgv = [] } = {}) {
   return new Promise((resolve, reject) => {
-    const child = fork(SERVER, storage ? [kind, storage] : [kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(SERVER, storage ? [kind, storage] : [kind], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let stopResolve;
     let stopReject;
     child.on('message', (m) => {
@@ -67,6 +67,7 @@ export async function drive(url, bodies, { concurrency, warmup, spansPerBody }) 
   const statuses = {};
   let partialResponses = 0;
   let next = 0;
+  const acks = [];
   const sender = async (limit) => {
     while (next < limit) {
       const i = next++;
@@ -75,6 +76,7 @@ export async function drive(url, bodies, { concurrency, warmup, spansPerBody }) 
       // A non-empty ExportTraceServiceResponse carries partial_success (some spans rejected).
       if (res.body.length > 0) partialResponses++;
       if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${res.body.toString('utf8').slice(0, 300)}`);
+      acks.push(performance.now());
     }
   };
   const run = async (limit) => {
@@ -82,13 +84,25 @@ export async function drive(url, bodies, { concurrency, warmup, spansPerBody }) 
   };
   await run(Math.min(warmup, bodies.length));
   const first = next;
+  acks.length = 0;
   const t0 = performance.now();
   await run(bodies.length);
   const seconds = (performance.now() - t0) / 1000;
   agent.destroy();
   const batches = bodies.length - first;
   const spans = batches * spansPerBody;
-  return { batches, spans, warmupSpans: first * spansPerBody, seconds, spansPerSecond: spans / seconds, statuses, partialResponses };
+  // Rates of 5 consecutive segments of the timed run: the spread within one run.
+  // With N senders a segment must span several rounds of N acks, or near-simultaneous acks make absurd rates.
+  const segmentRates = [];
+  const per = Math.floor(acks.length / 5);
+  if (per >= 2 * concurrency) {
+    let start = t0;
+    for (let i = per - 1; i < acks.length; i += per) {
+      segmentRates.push((per * spansPerBody) / ((acks[i] - start) / 1000));
+      start = acks[i];
+    }
+  } else segmentRates.push(spans / seconds);
+  return { batches, spans, warmupSpans: first * spansPerBody, seconds, spansPerSecond: spans / seconds, segmentRates, statuses, partialResponses };
 }
 
 /** Sums a Prometheus text-format metric's samples whose labels include every `match` pair. */

@@ -4,6 +4,7 @@
 //   tokenmeter         the real exporter (dist/): decode, extract, price, group commit to the ledger, then ack
 // Protocol (IPC): sends { ready: { url, httpUrl? } }; on { cmd: 'stop' } replies { stopped: stats } and exits.
 import { createServer } from 'node:http';
+import { performance } from 'node:perf_hooks';
 
 const [kind, storage] = process.argv.slice(2);
 // An empty ExportTraceServiceResponse: zero bytes of protobuf.
@@ -62,6 +63,7 @@ async function start() {
   if (kind === 'tokenmeter') {
     const { startExporter } = await import('../../dist/exporter/index.js');
     const logs = [];
+    const t0 = performance.now();
     const running = await startExporter({
       storage,
       host: '127.0.0.1',
@@ -70,9 +72,14 @@ async function start() {
       config: { limits: { max_users: 1_000_000 } },
       log: (line) => logs.push(line),
     });
+    // startExporter returns once the ledger is open and the period state (every user's rollup) is loaded.
+    const startMillis = performance.now() - t0;
+    const initial = await (await fetch(`${running.httpUrl}/metrics`)).text();
     return {
       url: running.otlpUrl,
       httpUrl: running.httpUrl,
+      startMillis,
+      initialMetricsText: initial,
       stop: async () => {
         await running.refresh();
         const text = await (await fetch(`${running.httpUrl}/metrics`)).text();
@@ -95,7 +102,7 @@ try {
       process.send({ error: String(err?.stack ?? err) }, () => process.exit(1));
     }
   });
-  process.send({ ready: { url: server.url, httpUrl: server.httpUrl } });
+  process.send({ ready: { url: server.url, httpUrl: server.httpUrl, startMillis: server.startMillis, initialMetricsText: server.initialMetricsText } });
 } catch (err) {
   process.send({ error: String(err?.stack ?? err) }, () => process.exit(1));
 }

@@ -3,7 +3,7 @@
 //                through OTLP/HTTP; then GET /metrics timed (and ExporterMetrics.render() alone, the event-loop block)
 //   prom-client  a prom-client Registry holding as many plain Gauge series as tokenmeter's /metrics had (arg 4),
 //                spread over the 8 per-user families: registry.metrics() timed
-// Heap per user: heapUsed after global.gc() before and after the users became active, divided by N.
+// Heap per user: heapUsed after globalThis.gc() before and after the users became active, divided by N.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,8 +20,8 @@ const scrapes = Number(scrapesArg);
 const seriesCount = Number(seriesArg ?? users * 8);
 
 function heapUsed() {
-  global.gc();
-  global.gc();
+  globalThis.gc();
+  globalThis.gc();
   return process.memoryUsage().heapUsed;
 }
 
@@ -52,7 +52,7 @@ function countSeries(text) {
 }
 
 async function tokenmeter() {
-  if (typeof global.gc !== 'function') throw new Error('run with --expose-gc');
+  if (typeof globalThis.gc !== 'function') throw new Error('run with --expose-gc');
   const { startExporter } = await import('../../dist/exporter/index.js');
   const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-bench-scrape-'));
   try {
@@ -107,7 +107,7 @@ async function tokenmeter() {
 }
 
 async function promClient() {
-  if (typeof global.gc !== 'function') throw new Error('run with --expose-gc');
+  if (typeof globalThis.gc !== 'function') throw new Error('run with --expose-gc');
   const { Registry, Gauge } = await import('prom-client');
   const before = heapUsed();
   const registry = new Registry();

@@ -1,0 +1,121 @@
+// Section 1: added overhead per SDK call. Each variant runs in its own processes, round-robin so that a busy
+// moment of the (shared) machine is spread over every variant rather than landing on one.
+import { fileURLToPath } from 'node:url';
+import { runChild } from '../lib/child.mjs';
+import { fmt, fmtRange, summary } from '../lib/stats.mjs';
+
+const CHILD = fileURLToPath(new URL('./child.mjs', import.meta.url));
+
+export const VARIANTS = {
+  openai: [
+    { id: 'bare', label: 'bare `openai` SDK', peer: false },
+    { id: 'tokenmeter', label: 'tokenmeter', peer: false },
+    { id: 'otel-contrib', label: '@opentelemetry/instrumentation-openai', peer: true },
+    { id: 'traceloop', label: '@traceloop/instrumentation-openai (OpenLLMetry)', peer: true },
+  ],
+  anthropic: [
+    { id: 'bare', label: 'bare `@anthropic-ai/sdk`', peer: false },
+    { id: 'tokenmeter', label: 'tokenmeter', peer: false },
+    { id: 'traceloop', label: '@traceloop/instrumentation-anthropic (OpenLLMetry)', peer: true },
+    { id: 'sdk-builtin', label: "the Anthropic SDK's own OTel spans (ANTHROPIC_OPEN_TELEMETRY)", peer: true },
+  ],
+};
+
+export async function benchInstrumentation(cfg, log) {
+  const runs = {};
+  for (let p = 0; p < cfg.processes; p++) {
+    for (const provider of Object.keys(VARIANTS)) {
+      for (const v of VARIANTS[provider]) {
+        log(`instrumentation: ${provider}/${v.id} process ${p + 1}/${cfg.processes}`);
+        const r = await runChild(CHILD, [provider, v.id, String(cfg.warmup), String(cfg.batches), String(cfg.batchSize)]);
+        (runs[`${provider}/${v.id}`] ??= []).push(r);
+      }
+    }
+  }
+  const results = [];
+  for (const provider of Object.keys(VARIANTS)) {
+    const bare = runs[`${provider}/bare`];
+    const bareMed = { json: summary(bare.map((r) => r.json.perCallMicros)).median, stream: summary(bare.map((r) => r.stream.perCallMicros)).median };
+    for (const v of VARIANTS[provider]) {
+      const rs = runs[`${provider}/${v.id}`];
+      const row = { provider, variant: v.id, label: v.label, peer: v.peer, version: rs[0].version, notes: rs[0].notes, metrics: rs[0].metricNames };
+      for (const mode of ['json', 'stream']) {
+        const per = summary(rs.map((r) => r[mode].perCallMicros));
+        const checks = rs.map((r) => r[mode].check);
+        row[mode] = {
+          perCallMicros: per,
+          addedMicros: { median: per.median - bareMed[mode], min: per.min - bareMed[mode], max: per.max - bareMed[mode] },
+          timesBare: per.median / bareMed[mode],
+          spansPerCall: checks.reduce((a, c) => a + c.spans, 0) / checks.reduce((a, c) => a + c.calls, 0),
+          usageCaptured: v.id === 'bare' ? null : checks.every((c) => c.spans === c.calls && c.spansWithUsage === c.calls),
+          check: checks[checks.length - 1],
+        };
+      }
+      results.push(row);
+    }
+  }
+  const ratios = {};
+  for (const provider of Object.keys(VARIANTS)) {
+    const rows = results.filter((r) => r.provider === provider);
+    const tm = rows.find((r) => r.variant === 'tokenmeter');
+    ratios[provider] = {};
+    for (const mode of ['json', 'stream']) {
+      const peers = rows.filter((r) => r.peer);
+      const best = peers.reduce((a, b) => (b[mode].addedMicros.median < a[mode].addedMicros.median ? b : a));
+      const bestWithUsage = peers.filter((r) => r[mode].usageCaptured).reduce((a, b) => (a === undefined || b[mode].addedMicros.median < a[mode].addedMicros.median ? b : a), undefined);
+      const ratio = tm[mode].addedMicros.median / best[mode].addedMicros.median;
+      ratios[provider][mode] = {
+        tokenmeterAddedMicros: tm[mode].addedMicros.median,
+        bestPeer: best.variant,
+        bestPeerAddedMicros: best[mode].addedMicros.median,
+        ratio,
+        goalMet: ratio <= 0.5,
+        bestPeerWithUsage: bestWithUsage?.variant,
+        ratioVsBestPeerWithUsage: bestWithUsage ? tm[mode].addedMicros.median / bestWithUsage[mode].addedMicros.median : undefined,
+      };
+    }
+  }
+  return { config: cfg, results, ratios };
+}
+
+const MODE_NAME = { json: 'non-streaming', stream: `${20}-chunk stream` };
+
+export function instrumentationMarkdown(data) {
+  const out = [];
+  const c = data.config;
+  out.push(
+    `Per-call time of a chat call through the real SDK with a canned \`fetch\` (no network), spans into ` +
+      `\`SimpleSpanProcessor(InMemorySpanExporter)\` on a \`NodeTracerProvider\`, a \`MeterProvider\` registered. ` +
+      `${c.processes} process(es) per variant, ${c.warmup} warm-up calls, then ${c.batches} batches of ${c.batchSize} sequential calls; ` +
+      `a process's figure is the median of its batches; the table gives the median and range (min–max) across processes. ` +
+      `"Added" is the variant's median minus the bare SDK's median in the same run.`,
+    '',
+  );
+  for (const provider of Object.keys(VARIANTS)) {
+    out.push(`**${provider === 'openai' ? 'OpenAI (`openai` 6.49, chat.completions.create)' : 'Anthropic (`@anthropic-ai/sdk` 1.13, messages.create)'}**`, '');
+    out.push('| variant | version | mode | µs/call median (range) | added µs (range) | × bare | spans/call | real usage on every span |');
+    out.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const r of data.results.filter((x) => x.provider === provider)) {
+      for (const mode of ['json', 'stream']) {
+        const m = r[mode];
+        const usage = m.usageCaptured === null ? '—' : m.usageCaptured ? 'yes' : `**NO** (${m.check.spansWithUsage}/${m.check.calls} spans with usage${m.check.spansWithWrongUsage ? `, ${m.check.spansWithWrongUsage} wrong` : ''})`;
+        const added = r.variant === 'bare' ? '—' : fmtRange(m.addedMicros);
+        out.push(`| ${r.label} | ${r.version || '—'} | ${MODE_NAME[mode]} | ${fmtRange(m.perCallMicros)} | ${added} | ${r.variant === 'bare' ? '1' : fmt(m.timesBare, 2)} | ${fmt(m.spansPerCall, 2)} | ${usage} |`);
+      }
+    }
+    out.push('');
+    for (const mode of ['json', 'stream']) {
+      const q = data.ratios[provider][mode];
+      const verdict = q.goalMet ? 'goal (≤ 0.5) **met**' : 'goal (≤ 0.5) **NOT met**';
+      let line = `- ${MODE_NAME[mode]}: tokenmeter adds ${fmt(q.tokenmeterAddedMicros)} µs, the best peer (${q.bestPeer}) ${fmt(q.bestPeerAddedMicros)} µs: ratio **${fmt(q.ratio, 2)}** — ${verdict}.`;
+      if (q.bestPeerWithUsage && q.bestPeerWithUsage !== q.bestPeer) line += ` Against the best peer that recorded the streamed usage (${q.bestPeerWithUsage}): ${fmt(q.ratioVsBestPeerWithUsage, 2)}.`;
+      out.push(line);
+    }
+    const notes = [...new Set(data.results.filter((x) => x.provider === provider).flatMap((r) => r.notes ?? []))];
+    for (const n of notes) out.push(`- Note: ${n}.`);
+    const noUsage = data.results.filter((x) => x.provider === provider && x.stream.usageCaptured === false);
+    for (const r of noUsage) out.push(`- **${r.label} recorded no usage on streamed calls** (the stream's final chunk carries it; its spans have no token counts).`);
+    out.push('');
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,174 @@
+/**
+ * Runs `node bench/run.mjs --quick` (every benchmark at a tiny size) so that the benchmarks never rot. Asserts that
+ * each section ran and produced sane output — spans were produced with the provider's usage, counts add up, every
+ * section is in the report — and NO timings (speed is measured only in bench/, never asserted in tests).
+ * Needs dist/ (npm test builds first).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+interface Check {
+  spans: number;
+  calls: number;
+  spansWithUsage: number;
+  spansWithWrongUsage: number;
+}
+interface ModeResult {
+  perCallMicros: { median: number };
+  usageCaptured: boolean | null;
+  spansPerCall: number;
+  check: Check;
+}
+interface InstrumentationRow {
+  provider: string;
+  variant: string;
+  json: ModeResult;
+  stream: ModeResult;
+}
+interface IngestRun {
+  receiver: string;
+  concurrency: number;
+  spans: number;
+  sentSpans: number;
+  spansPerSecond: number;
+  decodedSpans?: number;
+  priced?: number;
+  ledgerRequests?: number;
+  partialResponses: number;
+  consistent: boolean;
+  statuses: Record<string, number>;
+}
+interface Result {
+  quick: boolean;
+  environment: { nproc: number; node: string; packages: Record<string, string> };
+  sections: {
+    instrumentation?: { results: InstrumentationRow[]; ratios: Record<string, Record<string, { ratio: number }>> };
+    ingest?: { runs: IngestRun[]; growth: Array<IngestRun & { users: number }>; ratios: Record<string, { vsProtobufjs: number }>; notes: string[] };
+    scrape?: {
+      rows: Array<{
+        users: number;
+        perUserSeriesOk: boolean;
+        tokenmeter: { spansSent: number; bytes: number; series: { all: number; perUser: Record<string, number> } };
+        promClient: { series: { all: number } };
+      }>;
+    };
+    ledger?: { calls: number; users: number; consistent: boolean; bytesOnDisk: number; restarts: Array<{ usersLoaded: number; requestsLoaded: number }> };
+  };
+  errors: Record<string, string>;
+}
+
+let dir: string;
+let result: Result;
+let stdout = '';
+let stderr = '';
+let exitCode: number | null = null;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tokenmeter-bench-test-'));
+  const jsonPath = join(dir, 'latest.json');
+  exitCode = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'bench', 'run.mjs'), '--quick', '--json', jsonPath], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve(code));
+  });
+  if (existsSync(jsonPath)) result = JSON.parse(readFileSync(jsonPath, 'utf8')) as Result;
+}, 240_000);
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('npm run bench -- --quick', () => {
+  it('runs every section without an error and exits 0', () => {
+    expect(result, `no results written; stderr:\n${stderr.slice(-3000)}`).toBeDefined();
+    expect(result.errors).toEqual({});
+    expect(exitCode, stderr.slice(-3000)).toBe(0);
+    expect(result.quick).toBe(true);
+    expect(result.environment.nproc).toBeGreaterThan(0);
+    expect(result.environment.packages.openai).toBe('6.49.0');
+  });
+
+  it('prints a Markdown report with every section', () => {
+    for (const heading of ['### Machine and versions', '### Goals', '### 1. Instrumentation overhead', '### 2. Ingest throughput', '### 3. Scrape cost', '### 4. Ledger scale', '### 5. Growth']) {
+      expect(stdout).toContain(heading);
+    }
+    expect(stdout).not.toContain('NaN');
+  });
+
+  it('instrumentation: every variant timed; tokenmeter and the peers made one span per call with the real usage', () => {
+    const rows = result.sections.instrumentation!.results;
+    const variants = rows.map((r) => `${r.provider}/${r.variant}`).sort();
+    expect(variants).toEqual(
+      ['anthropic/bare', 'anthropic/sdk-builtin', 'anthropic/tokenmeter', 'anthropic/traceloop', 'openai/bare', 'openai/otel-contrib', 'openai/tokenmeter', 'openai/traceloop'].sort(),
+    );
+    for (const r of rows) {
+      for (const m of [r.json, r.stream]) {
+        expect(Number.isFinite(m.perCallMicros.median) && m.perCallMicros.median > 0).toBe(true);
+        if (r.variant === 'bare') {
+          expect(m.check.spans).toBe(0);
+        } else {
+          expect(m.spansPerCall).toBe(1);
+          // A variant may miss usage (reported in the table), but never report counts other than the provider's.
+          expect(m.check.spansWithWrongUsage).toBe(0);
+        }
+      }
+    }
+    for (const provider of ['openai', 'anthropic']) {
+      const tm = rows.find((r) => r.provider === provider && r.variant === 'tokenmeter')!;
+      expect(tm.json.usageCaptured).toBe(true);
+      expect(tm.stream.usageCaptured).toBe(true);
+      expect(tm.json.check.spansWithUsage).toBe(tm.json.check.calls);
+    }
+    expect(Object.keys(result.sections.instrumentation!.ratios).sort()).toEqual(['anthropic', 'openai']);
+  });
+
+  it('ingest: decode-only receivers decoded every span; tokenmeter acknowledged, priced and committed every span', () => {
+    const ingest = result.sections.ingest!;
+    const receivers = new Set(ingest.runs.map((r) => r.receiver));
+    expect(receivers.has('decode-protobufjs')).toBe(true);
+    expect(receivers.has('decode-walker')).toBe(true);
+    expect(receivers.has('tokenmeter-pglite')).toBe(true);
+    for (const r of [...ingest.runs, ...ingest.growth]) {
+      expect(r.spans).toBeGreaterThan(0);
+      expect(r.spansPerSecond).toBeGreaterThan(0);
+      expect(Object.keys(r.statuses)).toEqual(['200']);
+      expect(r.partialResponses).toBe(0);
+      if (r.receiver.startsWith('decode')) expect(r.decodedSpans).toBe(r.sentSpans);
+      else {
+        expect(r.priced).toBe(r.sentSpans);
+        expect(r.ledgerRequests).toBe(r.sentSpans);
+      }
+      expect(r.consistent).toBe(true);
+    }
+    if (!ingest.notes.some((n) => n.includes('PostgreSQL runs skipped'))) expect(receivers.has('tokenmeter-postgres')).toBe(true);
+    expect(ingest.growth.length).toBeGreaterThanOrEqual(2);
+    expect(Object.keys(ingest.ratios)).toContain('tokenmeter-pglite/1');
+  });
+
+  it('scrape: every active user has its per-user series; prom-client got the same number of series', () => {
+    for (const row of result.sections.scrape!.rows) {
+      expect(row.perUserSeriesOk).toBe(true);
+      expect(row.tokenmeter.spansSent).toBeGreaterThanOrEqual(row.users);
+      expect(row.tokenmeter.series.perUser.tokenmeter_period_requests).toBe(row.users + 1);
+      expect(row.promClient.series.all).toBe(row.tokenmeter.series.all);
+      expect(row.tokenmeter.bytes).toBeGreaterThan(0);
+    }
+  });
+
+  it('ledger: every acknowledged call is in the period state reloaded on restart', () => {
+    const l = result.sections.ledger!;
+    expect(l.calls).toBeGreaterThanOrEqual(5000);
+    expect(l.consistent).toBe(true);
+    expect(l.bytesOnDisk).toBeGreaterThan(0);
+    const last = l.restarts[l.restarts.length - 1]!;
+    expect(last.usersLoaded).toBe(l.users);
+    expect(last.requestsLoaded).toBe(l.calls);
+  });
+});
