@@ -1,24 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { describe, it, expect, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
-
-const BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-const hasBin = existsSync(BIN);
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+import { describe, it, expect } from 'vitest';
+import { BIN, cli, hasBin } from './helpers.js';
 
 describe('tokenmeter models', () => {
   it('lists one row per model with the price in force now', async () => {

@@ -1,27 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { describe, it, expect, vi, afterEach } from 'vitest';
-import { main } from '../../src/cli/main.js';
-
-const BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-const hasBin = existsSync(BIN);
-if (!hasBin && process.env.CI === 'true') throw new Error('dist/cli/main.js missing: run `npm run build` before the tests');
-
-/** Runs the CLI in-process, capturing stdout and stderr. */
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
-  try {
-    const code = await main(argv);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+import { describe, it, expect, afterEach } from 'vitest';
+import { BIN, cli, hasBin } from './helpers.js';
 
 afterEach(() => {
   delete process.env.TOKENMETER_CURRENCY_RATES;
