@@ -1,9 +1,10 @@
 import { Decimal } from 'decimal.js';
 import type { TokenmeterConfig } from '../config/index.js';
 import { IngestError, decodeMetricsRequest, decodeTraceRequest, extractUsage, type DecodedSpan } from '../ingest/index.js';
-import { GroupCommitter, LedgerUnavailableError, discountsFromTiers, openLedger } from '../ledger/index.js';
+import { GroupCommitter, LedgerUnavailableError, discountsFromTiers, openLedger, type Ledger } from '../ledger/index.js';
 import { BillingCalendar, PlanResolver } from '../plans/index.js';
 import { PriceBook, convertFromUsd, formatMoney } from '../pricing/index.js';
+import { LedgerConnection } from './ledger-connection.js';
 import type { LedgerPort } from './ports.js';
 import type { ExporterClock, ExporterPorts } from './exporter.js';
 import type { OtlpDecoders } from './otlp-handler.js';
@@ -35,40 +36,76 @@ export function displayMoney(config: TokenmeterConfig): DisplayMoney {
 
 const HOUR_MILLIS = 3_600_000;
 
-/** Binds the exporter to the real ledger, plans, pricing and ingest modules for this configuration. */
-export async function createPorts(config: TokenmeterConfig, clock: ExporterClock): Promise<ExporterPorts<unknown>> {
+/** An open ledger and the group committer in front of it. */
+interface OpenLedger {
+  ledger: Ledger;
+  committer: GroupCommitter;
+}
+
+export interface CreatePortsOptions {
+  /** Called when the ledger opens after the start (it was unreachable then): the exporter loads its gauges. */
+  onLedgerOpen?: () => void;
+  log?: (line: string) => void;
+}
+
+/**
+ * Binds the exporter to the real ledger, plans, pricing and ingest modules for this configuration. A PostgreSQL
+ * ledger that cannot be reached at start is opened (and migrated) in the background: until then every ledger
+ * operation fails as unavailable (503 + Retry-After, /readyz 503).
+ */
+export async function createPorts(config: TokenmeterConfig, clock: ExporterClock, options: CreatePortsOptions = {}): Promise<ExporterPorts<unknown>> {
   const plans = new PlanResolver(config.plans, config.users);
   const calendar = new BillingCalendar(config.period);
   const pricing = PriceBook.load(config.pricing.overrides ? { overrides: config.pricing.overrides } : {});
   const tiers = config.pricing.volume_discounts;
   const discounts = tiers && Object.keys(tiers).length > 0 ? discountsFromTiers(tiers) : undefined;
-  const ledger = await openLedger(config.storage, {
-    dedupWindowMillis: config.ledger.dedup_window,
-    clock,
-    ...(discounts ? { discounts } : {}),
-  });
-  const committer = new GroupCommitter(ledger);
+  const shared = /^postgres(ql)?:\/\//i.test(config.storage);
 
+  let pruneTimer: NodeJS.Timeout | undefined;
   // Retention: per-call records older than `retention` are pruned (never inside the dedup window; period totals stay).
-  const prune = () => {
-    const olderThan = new Date(clock.now().getTime() - Math.max(config.ledger.retention, config.ledger.dedup_window));
-    ledger.prune({ olderThan }).catch(() => {});
+  const startPruning = ({ ledger }: OpenLedger) => {
+    const prune = () => {
+      const olderThan = new Date(clock.now().getTime() - Math.max(config.ledger.retention, config.ledger.dedup_window));
+      ledger.prune({ olderThan }).catch(() => {});
+    };
+    pruneTimer = setInterval(prune, HOUR_MILLIS);
+    pruneTimer.unref();
+    prune();
   };
-  const pruneTimer = setInterval(prune, HOUR_MILLIS);
-  pruneTimer.unref();
-  prune();
 
-  const decoders = ingestDecoders(config.limits.max_decompressed_bytes);
-  const port: LedgerPort = {
-    commit: (records) => committer.commit(records),
-    ping: () => ledger.ping(),
-    loadPeriodRollups: (start) => ledger.loadPeriodRollups(start),
-    userModelUsage: (user, start) => ledger.userModelUsage(user, start),
-    periodModelUsage: (start) => ledger.periodModelUsage(start),
-    close: async () => {
-      clearInterval(pruneTimer);
+  const connection = await LedgerConnection.start<OpenLedger>({
+    open: async () => {
+      const ledger = await openLedger(config.storage, { dedupWindowMillis: config.ledger.dedup_window, clock, ...(discounts ? { discounts } : {}) });
+      return { ledger, committer: new GroupCommitter(ledger) };
+    },
+    // Only a shared PostgreSQL is waited for; an embedded directory that cannot be opened is a local problem to fix.
+    retryable: (err) => shared && err instanceof LedgerUnavailableError,
+    close: async ({ ledger, committer }) => {
       await committer.close();
       await ledger.close();
+    },
+    unavailable: (message) => new LedgerUnavailableError(message),
+    onOpen: (opened) => {
+      startPruning(opened);
+      options.onLedgerOpen?.();
+    },
+    maxDelayMillis: Math.max(1000, config.ledger.retry_after),
+    ...(options.log ? { log: options.log } : {}),
+  });
+  if (connection.ledger) startPruning(connection.ledger);
+
+  const decoders = ingestDecoders(config.limits.max_decompressed_bytes);
+  // Each call reads the connection: a rejected promise (not a throw) when the ledger is not open yet.
+  const use = async <T>(fn: (opened: OpenLedger) => Promise<T>): Promise<T> => fn(connection.require());
+  const port: LedgerPort = {
+    commit: (records) => use(({ committer }) => committer.commit(records)),
+    ping: () => use(({ ledger }) => ledger.ping()),
+    loadPeriodRollups: (start) => use(({ ledger }) => ledger.loadPeriodRollups(start)),
+    userModelUsage: (user, start) => use(({ ledger }) => ledger.userModelUsage(user, start)),
+    periodModelUsage: (start) => use(({ ledger }) => ledger.periodModelUsage(start)),
+    close: async () => {
+      if (pruneTimer) clearInterval(pruneTimer);
+      await connection.close();
     },
   };
   return {

@@ -93,7 +93,9 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
   };
   const log = options.log ?? ((line: string) => process.stderr.write(`tokenmeter: ${line}\n`));
   const clock = options.clock ?? { now: () => new Date() };
-  const ports = options.ports ?? (await (await import('./adapters.js')).createPorts(config, clock));
+  // Set once the metrics exist: a ledger that opens after the start (PostgreSQL was down) loads the period gauges.
+  let onLedgerOpen = () => {};
+  const ports = options.ports ?? (await (await import('./adapters.js')).createPorts(config, clock, { onLedgerOpen: () => onLedgerOpen(), log }));
 
   const metrics = new ExporterMetrics({
     maxUsers: config.limits.max_users,
@@ -143,6 +145,10 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     return refreshing;
   };
   await refresh();
+  onLedgerOpen = () => {
+    // After a refresh in flight (which met the closed ledger), not instead of it.
+    void (refreshing ?? Promise.resolve()).then(refresh);
+  };
 
   const otlpServer = createServer(
     { requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 },
