@@ -1,49 +1,30 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeTraceRequest } from '../../src/ingest/decode.js';
 import { extractUsage } from '../../src/ingest/extract.js';
-import { startMockProvider, type MockProvider } from '../../src/mock-provider/index.js';
 import { usageToGenAiAttributes } from '../../src/usage/index.js';
-import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { assertBuilt, runApp } from './fixtures/run-app.js';
+import { runApp, useE2eServers } from './fixtures/run-app.js';
 
-let mock: MockProvider;
-let receiver: OtlpReceiver;
-
-beforeAll(async () => {
-  assertBuilt();
-  mock = await startMockProvider({ seed: 5 });
-  receiver = await startOtlpReceiver();
-});
-
-afterAll(async () => {
-  await mock.close();
-  await receiver.close();
-});
-
-beforeEach(() => {
-  receiver.requests.length = 0;
-  mock.usageSent.length = 0;
-});
+const e2e = useE2eServers(5);
 
 describe('node --require tokenmeter/register (CommonJS)', () => {
   it('exports responses, embeddings and an Anthropic stream with the provider usage (OTLP/JSON)', async () => {
     const run = await runApp({
       nodeArgs: ['--require', 'tokenmeter/register'],
       file: 'cjs-app.cjs',
-      env: { MOCK_URL: mock.url, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'e2e-cjs-app' },
+      env: { MOCK_URL: e2e.mock.url, OTEL_EXPORTER_OTLP_ENDPOINT: e2e.receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'e2e-cjs-app' },
     });
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const out = JSON.parse(run.stdout);
-    const spans = receiver.spans();
+    const spans = e2e.receiver.spans();
     expect(spans.map((s) => s.name)).toEqual(['chat gpt-4.1-mini', 'embeddings text-embedding-3-small', 'chat claude-haiku-4-5']);
     expect(spans[0].attributes['gen_ai.response.id']).toBe(out.responseId);
     expect(spans[2].attributes['gen_ai.response.id']).toBe(out.messageId);
     expect(spans[1].attributes['gen_ai.usage.input_tokens']).toBe(out.embeddingTokens);
-    expect(mock.usageSent.length).toBe(3);
+    expect(e2e.mock.usageSent.length).toBe(3);
     for (const [i, span] of spans.entries()) {
       expect(span.resource['service.name']).toBe('e2e-cjs-app');
-      expect(span.attributes).toMatchObject(usageToGenAiAttributes(mock.usageSent[i].usage));
+      expect(span.attributes).toMatchObject(usageToGenAiAttributes(e2e.mock.usageSent[i].usage));
     }
   });
 
@@ -51,10 +32,10 @@ describe('node --require tokenmeter/register (CommonJS)', () => {
     const run = await runApp({
       nodeArgs: ['--require', 'tokenmeter/register'],
       file: 'cjs-app.cjs',
-      env: { MOCK_URL: mock.url, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
+      env: { MOCK_URL: e2e.mock.url, OTEL_EXPORTER_OTLP_ENDPOINT: e2e.receiver.url },
     });
     expect(run.code).toBe(0);
-    const traces = receiver.requests.filter((r) => r.path === '/v1/traces');
+    const traces = e2e.receiver.requests.filter((r) => r.path === '/v1/traces');
     expect(traces.length).toBeGreaterThan(0);
     expect(traces[0].contentType).toBe('application/x-protobuf');
     const records = traces
@@ -64,7 +45,7 @@ describe('node --require tokenmeter/register (CommonJS)', () => {
       .map((x) => (x.kind === 'usage' ? x.record : undefined));
     expect(records.length).toBe(3);
     for (const [i, record] of records.entries()) {
-      const sent = mock.usageSent[i].usage;
+      const sent = e2e.mock.usageSent[i].usage;
       expect(record?.usage).toMatchObject({ input: sent.input, cache_read: sent.cache_read, cache_write: sent.cache_write, output: sent.output, reasoning: sent.reasoning });
       expect(record?.estimated).toBe(false);
       expect(record?.source).toBe('tokenmeter');
