@@ -76,7 +76,8 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
  * same length first, so neither the content nor the length leaks through timing).
  */
 export function bearerMatches(header: string | undefined, token: string): boolean {
-  const presented = header?.startsWith('Bearer ') ? header.slice(7).trim() : '';
+  // The scheme is case-insensitive (RFC 9110 section 11.1).
+  const presented = header !== undefined && /^bearer /i.test(header) ? header.slice(7).trim() : '';
   const ok = timingSafeEqual(digest(presented), digest(token));
   return ok && presented.length > 0;
 }

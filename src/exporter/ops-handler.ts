@@ -20,6 +20,12 @@ export interface OpsHandlerOptions {
   isShuttingDown: () => boolean;
 }
 
+/**
+ * With `auth.api_token` set the status page (static files, no data) is still served, and the page sends the token it
+ * reads from its own address (`/#token=...`: a fragment never reaches the server, its logs or a Referer header).
+ */
+export const API_TOKEN_HINT = 'send "Authorization: Bearer <auth.api_token>"; the status page takes it from its address: open /#token=<auth.api_token>';
+
 /** Longest user id the API accepts (ids longer than this cannot have come from a sane span either). */
 export const MAX_USER_ID_LENGTH = 256;
 // eslint-disable-next-line no-control-regex
@@ -56,7 +62,7 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
 
   const api = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     if (o.apiToken !== undefined && !bearerMatches(req.headers.authorization, o.apiToken)) {
-      sendJson(res, 401, { error: 'missing or wrong bearer token' }, { 'www-authenticate': 'Bearer' });
+      sendJson(res, 401, { error: 'missing or wrong bearer token', hint: API_TOKEN_HINT }, { 'www-authenticate': 'Bearer realm="tokenmeter usage API"' });
       return;
     }
     const period = o.plans.periodFor(o.now());
@@ -150,6 +156,7 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
         'content-length': file.body.length,
         'x-content-type-options': 'nosniff',
         'cache-control': 'no-cache',
+        'referrer-policy': 'no-referrer',
       });
       res.end(req.method === 'HEAD' ? undefined : file.body);
       return;

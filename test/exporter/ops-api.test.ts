@@ -158,6 +158,20 @@ describe('usage API', () => {
     expect((await getJson(`${e.httpUrl}/api/v1/usage/alice`)).status).toBe(401);
     expect((await getJson(`${e.httpUrl}/api/v1/summary`, { authorization: 'Bearer wrong-token-0123456789' })).status).toBe(401);
     expect((await getJson(`${e.httpUrl}/api/v1/summary`, { authorization: 'Bearer api-token-0123456789' })).status).toBe(200);
+    expect((await getJson(`${e.httpUrl}/api/v1/usage`, { authorization: 'bearer api-token-0123456789' })).status).toBe(200);
+    // Same length, one character off; a prefix; the token in another scheme; an empty bearer.
+    for (const authorization of ['Bearer api-token-0123456788', 'Bearer api-token-012345678', 'Basic api-token-0123456789', 'Bearer ', 'api-token-0123456789']) {
+      expect((await getJson(`${e.httpUrl}/api/v1/usage`, { authorization })).status, authorization).toBe(401);
+    }
+    // The 401 tells a client (and the status page) how to authenticate.
+    const denied = await getJson(`${e.httpUrl}/api/v1/usage`);
+    expect(denied.headers['www-authenticate']).toMatch(/^Bearer /);
+    expect(denied.json.error).toBe('missing or wrong bearer token');
+    expect(denied.json.hint).toContain('/#token=');
+    // The status page itself (static files, no data) is still served; it brings the token from its #token= fragment.
+    const page = await httpRequest(`${e.httpUrl}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers['referrer-policy']).toBe('no-referrer');
     // Health and metrics stay open (Prometheus and orchestrators).
     expect((await httpRequest(`${e.httpUrl}/metrics`)).status).toBe(200);
     expect((await httpRequest(`${e.httpUrl}/healthz`)).status).toBe(200);
