@@ -147,6 +147,15 @@ function instrumentStream(stream: any, call: GenAiCall, handler: ResponseHandler
     claimed = true;
     return new ObservedIterator(inner, call, handler, controller);
   };
+  // A stream aborted before anyone read it has no iterator to observe the end: end the call on the abort.
+  // (Once it is being read, the iterator sees the abort as the stream's quiet end.)
+  controller?.signal?.addEventListener(
+    'abort',
+    () => {
+      if (!claimed) call.end(undefined, 'abort');
+    },
+    { once: true },
+  );
 }
 
 class ObservedIterator implements AsyncIterator<unknown> {

@@ -335,6 +335,9 @@ describe('OpenAI chat completions (openai 6)', () => {
     expect(desc?.unit).toBe('{token}');
     expect(desc?.boundaries).toEqual([1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]);
     expect(h.histogramDescriptor('gen_ai.client.operation.duration')?.unit).toBe('s');
+    const durationBuckets = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+    expect(h.histogramDescriptor('gen_ai.client.operation.duration')?.boundaries).toEqual(durationBuckets);
+    expect(h.histogramDescriptor('gen_ai.client.operation.time_to_first_chunk')).toEqual({ unit: 's', boundaries: durationBuckets });
     const tokens = h.histogram('gen_ai.client.token.usage');
     const input = tokens.find((p) => p.attributes['gen_ai.token.type'] === 'input' && p.attributes['gen_ai.request.model'] === MODEL);
     const output = tokens.find((p) => p.attributes['gen_ai.token.type'] === 'output' && p.attributes['gen_ai.request.model'] === MODEL);
