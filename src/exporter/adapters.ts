@@ -27,7 +27,9 @@ export function displayMoney(config: TokenmeterConfig): DisplayMoney {
   const rates = (config.display.rates ?? {}) as Record<string, string>;
   return (usd) => {
     try {
-      return { currency, cost: formatMoney(convertFromUsd(new Decimal(usd), currency, rates), currency) };
+      const amount = convertFromUsd(new Decimal(usd), currency, rates);
+      // `amount` exact, `cost` rounded for display (e.g. "€0.01").
+      return { currency, amount: amount.toFixed(), cost: formatMoney(amount, currency) };
     } catch {
       return undefined;
     }

@@ -18,8 +18,8 @@ export interface RatiosJson {
   cost_usd: number | null;
 }
 
-/** Display conversion (configured currency other than USD). */
-export type DisplayMoney = (usd: string) => { currency: string; cost: string } | undefined;
+/** Display conversion (configured currency other than USD): the exact converted amount and its display form. */
+export type DisplayMoney = (usd: string) => { currency: string; amount: string; cost: string } | undefined;
 
 export function periodJson(p: BillingPeriod): { start: string; end: string } {
   return { start: p.start.toISOString(), end: p.end.toISOString() };

@@ -61,8 +61,17 @@ describe('usage API', () => {
     expect(json.remaining.tokens).toBe(500000 - 3600);
     expect(json.remaining.requests).toBe(98);
     expect(json.ratios.requests).toBe(0.02);
-    expect(json.display.currency).toBe('EUR');
-    expect(json.display.cost).toMatch(/€/);
+    expect(json.cost_usd).toBe('0.015');
+    expect(json.ratios).toEqual({ tokens: 0.0072, requests: 0.02, cost_usd: 1.5 });
+    expect(json.remaining.cost_usd).toBe('0');
+    // Exact converted amount, and its display form rounded to the currency's minor unit.
+    expect(json.display).toEqual({ currency: 'EUR', amount: '0.0075', cost: '€0.01' });
+    // Exactly issue 4's fields, no more: user, plan, period, tokens by type, requests, cost (+ display), limits,
+    // remaining, ratio per limit, breakdown by model.
+    expect(Object.keys(json).sort()).toEqual(['by_model', 'cost_usd', 'display', 'limits', 'period', 'plan', 'ratios', 'remaining', 'requests', 'tokens', 'user']);
+    expect(Object.keys(json.remaining).sort()).toEqual(['cost_usd', 'requests', 'tokens']);
+    // Equal cost ($0.0075 each): more tokens first.
+    expect(json.by_model.map((m: { provider: string; model: string }) => `${m.provider}/${m.model}`)).toEqual(['anthropic/claude-sonnet-4-5', 'openai/gpt-4o']);
   });
 
   it('a user with no usage gets 200, zeros and the plan limits', async () => {
