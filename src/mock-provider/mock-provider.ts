@@ -72,6 +72,8 @@ export interface MockProvider {
   setOmitUsage(omit: boolean): void;
   setIgnoreIncludeUsage(ignore: boolean): void;
   setChunkDelay(millis: number): void;
+  /** Back to the options it started with: no failures, breaks, fixed usage or delay; records emptied. */
+  reset(): void;
   /** Sum of `usageSent`. */
   totalUsageSent(): Usage;
   close(): Promise<void>;
@@ -144,14 +146,15 @@ interface Answer {
 export async function startMockProvider(options: MockProviderOptions = {}): Promise<MockProvider> {
   const seed = options.seed ?? 1;
   const words = options.responseWords ?? 12;
-  const scenario: Scenario = {
+  const initialScenario = (): Scenario => ({
     failures: { count: 0, status: 500 },
     breakAfter: undefined,
     fixedUsage: undefined,
     omitUsage: false,
     ignoreIncludeUsage: options.ignoreIncludeUsage ?? false,
     chunkDelayMillis: options.chunkDelayMillis ?? 0,
-  };
+  });
+  const scenario: Scenario = initialScenario();
   const requests: RecordedRequest[] = [];
   const usageSent: SentUsage[] = [];
   let counter = 0;
@@ -505,6 +508,11 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     },
     setChunkDelay(millis) {
       scenario.chunkDelayMillis = millis;
+    },
+    reset() {
+      Object.assign(scenario, initialScenario());
+      requests.length = 0;
+      usageSent.length = 0;
     },
     totalUsageSent() {
       return usageSent.reduce((sum, s) => addUsage(sum, s.usage), zeroUsage());

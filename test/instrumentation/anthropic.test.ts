@@ -30,12 +30,7 @@ afterAll(async () => {
 
 afterEach(() => {
   h.reset();
-  mock.setFixedUsage(undefined);
-  mock.setOmitUsage(false);
-  mock.setChunkDelay(0);
-  mock.failNext(0, 500);
-  mock.usageSent.length = 0;
-  mock.requests.length = 0;
+  mock.reset();
 });
 
 function lastSent(): Usage {

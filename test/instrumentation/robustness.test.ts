@@ -36,7 +36,7 @@ afterAll(async () => {
 afterEach(() => {
   h.reset();
   errors.length = 0;
-  mock.setFixedUsage(undefined);
+  mock.reset();
 });
 
 describe('tokenmeter never breaks the app', () => {

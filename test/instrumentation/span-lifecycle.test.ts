@@ -83,8 +83,7 @@ afterEach(() => {
   h.reset();
   recorder.started.length = 0;
   counter.ends.clear();
-  mock.setChunkDelay(0);
-  mock.failNext(0, 500);
+  mock.reset();
 });
 
 async function drain(stream: AsyncIterable<unknown>): Promise<number> {

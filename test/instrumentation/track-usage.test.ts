@@ -30,8 +30,7 @@ afterAll(async () => {
 
 afterEach(() => {
   h.reset();
-  mock.usageSent.length = 0;
-  mock.failNext(0, 500);
+  mock.reset();
 });
 
 function sum(us: Usage[]): Usage {

@@ -120,6 +120,24 @@ describe('mock provider', () => {
     expect((await post('/v1/chat/completions', { model: 'm', messages })).status).toBe(200);
   });
 
+  it('reset() clears the scenario and the records', async () => {
+    const m = await startMockProvider({ seed: 4 });
+    try {
+      m.failNext(5, 429);
+      m.setFixedUsage({ input: 1, cache_read: 0, cache_write: 0, output: 1, reasoning: 0 });
+      expect((await fetch(`${m.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'm', messages }) })).status).toBe(429);
+      expect(m.requests.length).toBe(1);
+      m.reset();
+      expect(m.requests.length).toBe(0);
+      const res = await fetch(`${m.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'm', messages }) });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { usage: { prompt_tokens: number } }).usage.prompt_tokens).toBe(estimateChatTokens(messages, 'm'));
+      expect(m.usageSent.length).toBe(1);
+    } finally {
+      await m.close();
+    }
+  });
+
   it('sums what it sent', () => {
     const total = mock.totalUsageSent();
     expect(total.input).toBe(mock.usageSent.reduce((n, s) => n + s.usage.input, 0));
