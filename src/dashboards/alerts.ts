@@ -8,6 +8,7 @@ import {
   SCRAPE_JOB,
   limitRatio,
   sel,
+  sumGrowth,
   sumIncrease,
   type LimitKind,
 } from './promql.js';
@@ -118,11 +119,8 @@ export const ALERTS: readonly AlertDefinition[] = [
   {
     name: 'TokenmeterUnpricedModel',
     group: 'tokenmeter-spend',
-    // A counter series is born with its first value, which increase() cannot see; the `unless ... offset` branch
-    // catches series born in the window (a model's first unpriced call since the exporter started).
-    expr:
-      `${sumIncrease(METRIC.unpricedTokensTotal, '15m', [LABEL.provider, LABEL.model])} > 0 or ` +
-      `sum by (${LABEL.provider}, ${LABEL.model}) (${METRIC.unpricedTokensTotal} unless ${METRIC.unpricedTokensTotal} offset 15m) > 0`,
+    // sumGrowth also counts series born in the window (a model's first unpriced call since the exporter started).
+    expr: `${sumGrowth(METRIC.unpricedTokensTotal, '15m', [LABEL.provider, LABEL.model])} > 0`,
     for: '1m',
     severity: 'warning',
     summary: `Model {{ $labels.${LABEL.model} }} ({{ $labels.${LABEL.provider} }}) has no price: {{ $value | humanize }} unpriced tokens in 15m`,
@@ -134,8 +132,8 @@ export const ALERTS: readonly AlertDefinition[] = [
     name: 'TokenmeterEstimatedShareHigh',
     group: 'tokenmeter-spend',
     expr:
-      `${sumIncrease(METRIC.estimatedTokensTotal, '1h', [LABEL.plan])} / ` +
-      `${sumIncrease(METRIC.tokensTotal, '1h', [LABEL.plan])} > ${ESTIMATED_SHARE_MAX}`,
+      `${sumGrowth(METRIC.estimatedTokensTotal, '1h', [LABEL.plan])} / ` +
+      `${sumGrowth(METRIC.tokensTotal, '1h', [LABEL.plan])} > ${ESTIMATED_SHARE_MAX}`,
     for: '15m',
     severity: 'info',
     summary: `{{ $value | humanizePercentage }} of plan {{ $labels.${LABEL.plan} }}'s tokens in the last hour were estimated`,
@@ -146,7 +144,8 @@ export const ALERTS: readonly AlertDefinition[] = [
   {
     name: 'TokenmeterIngestRejections',
     group: 'tokenmeter-exporter',
-    expr: `${sumIncrease(METRIC.rejectedSpansTotal, '10m', [LABEL.reason])} > 0`,
+    // A first burst of rejections with a new reason is a new series: sumGrowth counts it, increase() would not.
+    expr: `${sumGrowth(METRIC.rejectedSpansTotal, '10m', [LABEL.reason])} > 0`,
     for: '5m',
     severity: 'warning',
     summary: `tokenmeter rejected {{ $value | humanize }} spans in 10m (reason {{ $labels.${LABEL.reason} }})`,

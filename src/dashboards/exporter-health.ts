@@ -5,7 +5,7 @@ import { PanelBuilder as Stat } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
 import { LABEL, METRIC } from '../contract/names.js';
 import { DS, UNIT, datasourceVariable, plainThresholds, query, withDefaults } from './common.js';
-import { SCRAPE_JOB, sel, sumIncrease, sumRate } from './promql.js';
+import { SCRAPE_JOB, sel, sumGrowth, sumRate } from './promql.js';
 
 export const EXPORTER_HEALTH_UID = 'tokenmeter-exporter-health';
 
@@ -58,7 +58,7 @@ export function exporterHealthDashboard(): Dashboard {
         .title('Duplicate spans (time range)')
         .description('Spans received again (retries, replays) and counted once: exactly-once by trace id + span id.')
         .datasource(DS)
-        .withTarget(query(sumIncrease(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="duplicate"' }), { instant: true }))
+        .withTarget(query(sumGrowth(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="duplicate"' }), { instant: true }))
         .unit(UNIT.count)
         .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
         .thresholds(plainThresholds())
@@ -69,7 +69,7 @@ export function exporterHealthDashboard(): Dashboard {
       new Stat()
         .title('Rejected spans (time range)')
         .datasource(DS)
-        .withTarget(query(sumIncrease(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="rejected"' }), { instant: true }))
+        .withTarget(query(sumGrowth(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="rejected"' }), { instant: true }))
         .unit(UNIT.count)
         .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
         .thresholds(

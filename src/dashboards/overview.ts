@@ -7,7 +7,7 @@ import { PanelBuilder as Table } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
 import { LABEL, METRIC } from '../contract/names.js';
 import { DS, UNIT, datasourceVariable, modelVariable, planVariable, plainThresholds, providerVariable, query, withDefaults } from './common.js';
-import { ledgerGauge, sumIncrease, sumRate, varMatchers } from './promql.js';
+import { ledgerGauge, sumGrowth, sumRate, varMatchers } from './promql.js';
 
 export const OVERVIEW_UID = 'tokenmeter-overview';
 
@@ -28,7 +28,7 @@ function stat(title: string, description: string, expr: string, unit: string): S
 }
 
 export function overviewDashboard(): Dashboard {
-  const totalTokens = sumIncrease(METRIC.tokensTotal, '$__range', [], f);
+  const totalTokens = sumGrowth(METRIC.tokensTotal, '$__range', [], f);
   const planTokenRate = sumRate(METRIC.tokensTotal, '$__rate_interval', [LABEL.plan], f);
   return withDefaults(new DashboardBuilder('tokenmeter / Overview'))
     .uid(OVERVIEW_UID)
@@ -52,20 +52,20 @@ export function overviewDashboard(): Dashboard {
         'Spend today (UTC)',
         'Spend since 00:00 UTC from the cost counters. Prometheus extrapolates increase(), so this is close to, not ' +
           'exactly, the billed figure; the billing-period total is exact.',
-        sumIncrease(METRIC.costUsdTotal, '$__range', [], f),
+        sumGrowth(METRIC.costUsdTotal, '$__range', [], f),
         UNIT.usd,
       ).timeFrom('now/d'),
     )
     .withPanel(stat('Tokens', 'Tokens of all five types in the selected time range.', totalTokens, UNIT.tokens))
     .withPanel(
-      stat('Requests', 'LLM calls in the selected time range (successful and failed).', sumIncrease(METRIC.requestsTotal, '$__range', [], f), UNIT.requests),
+      stat('Requests', 'LLM calls in the selected time range (successful and failed).', sumGrowth(METRIC.requestsTotal, '$__range', [], f), UNIT.requests),
     )
     .withPanel(
       stat(
         'Estimated tokens',
         'Share of tokens in the time range whose counts were estimated with a tokenizer because the provider did not ' +
           'report usage. 0 when every count is the provider\'s own.',
-        `(${sumIncrease(METRIC.estimatedTokensTotal, '$__range', [], f)} or 0 * ${totalTokens}) / ${totalTokens}`,
+        `(${sumGrowth(METRIC.estimatedTokensTotal, '$__range', [], f)} or 0 * ${totalTokens}) / ${totalTokens}`,
         UNIT.ratio,
       ),
     )
@@ -73,7 +73,7 @@ export function overviewDashboard(): Dashboard {
       stat(
         'Unpriced tokens',
         'Tokens of models with no known price in the time range. They are never counted as free: configure a price.',
-        `${sumIncrease(METRIC.unpricedTokensTotal, '$__range', [], varMatchers('provider', 'model'))} or 0 * ${totalTokens}`,
+        `${sumGrowth(METRIC.unpricedTokensTotal, '$__range', [], varMatchers('provider', 'model'))} or 0 * ${totalTokens}`,
         UNIT.tokens,
       ),
     )
@@ -119,7 +119,7 @@ export function overviewDashboard(): Dashboard {
       new BarGauge()
         .title('Spend by provider (time range)')
         .datasource(DS)
-        .withTarget(query(`sort_desc(${sumIncrease(METRIC.costUsdTotal, '$__range', [LABEL.provider], f)})`, { instant: true, legend: `{{${LABEL.provider}}}` }))
+        .withTarget(query(`sort_desc(${sumGrowth(METRIC.costUsdTotal, '$__range', [LABEL.provider], f)})`, { instant: true, legend: `{{${LABEL.provider}}}` }))
         .unit(UNIT.usd)
         .orientation(VizOrientation.Horizontal)
         .displayMode(BarGaugeDisplayMode.Basic)
@@ -144,7 +144,7 @@ export function overviewDashboard(): Dashboard {
         .description('By the tokenmeter.feature span attribute ("none" when absent).')
         .datasource(DS)
         .withTarget(
-          query(`sort_desc(${sumIncrease(METRIC.featureCostUsdTotal, '$__range', [LABEL.feature], planOnly)})`, { instant: true, legend: `{{${LABEL.feature}}}` }),
+          query(`sort_desc(${sumGrowth(METRIC.featureCostUsdTotal, '$__range', [LABEL.feature], planOnly)})`, { instant: true, legend: `{{${LABEL.feature}}}` }),
         )
         .unit(UNIT.usd)
         .orientation(VizOrientation.Horizontal)
@@ -156,8 +156,8 @@ export function overviewDashboard(): Dashboard {
       new Table()
         .title('Spend and tokens by model (time range)')
         .datasource(DS)
-        .withTarget(query(sumIncrease(METRIC.costUsdTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'A' }))
-        .withTarget(query(sumIncrease(METRIC.tokensTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'B' }))
+        .withTarget(query(sumGrowth(METRIC.costUsdTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'A' }))
+        .withTarget(query(sumGrowth(METRIC.tokensTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'B' }))
         .withTransformation({ id: 'merge', options: {} })
         .withTransformation({
           id: 'organize',
@@ -185,7 +185,7 @@ export function overviewDashboard(): Dashboard {
         .description('Models with no known price. Add them to the price overrides; until then their spend is missing.')
         .datasource(DS)
         .withTarget(
-          query(`${sumIncrease(METRIC.unpricedTokensTotal, '$__range', [LABEL.provider, LABEL.model], varMatchers('provider', 'model'))} > 0`, {
+          query(`${sumGrowth(METRIC.unpricedTokensTotal, '$__range', [LABEL.provider, LABEL.model], varMatchers('provider', 'model'))} > 0`, {
             instant: true,
             table: true,
           }),

@@ -43,6 +43,18 @@ export function sumIncrease(metric: MetricName, window: string, groupBy: string[
   return `sum${by(groupBy)} (increase(${sel(metric, matchers)}[${window}]))`;
 }
 
+/**
+ * How much a counter grew in `window`, summed: `increase()` for the series that existed when the window began, plus
+ * the whole current value of the series born inside it. prom-client creates a labelled series with its first
+ * increment, so its first sample is already non-zero and `increase()` alone never counts that first step (a new
+ * model, plan or reject reason would show less than it used, or nothing). A series absent `window` ago started from
+ * 0, so its current value is all of its growth. The two halves never hold the same series.
+ */
+export function sumGrowth(metric: MetricName, window: string, groupBy: string[] = [], matchers: Matchers = {}): string {
+  const s = sel(metric, matchers);
+  return `sum${by(groupBy)} ((increase(${s}[${window}]) and ${s} offset ${window}) or (${s} unless ${s} offset ${window}))`;
+}
+
 /** A ledger gauge folded across replicas: `max by (user, plan) (gauge)`. */
 export function ledgerGauge(metric: MetricName, matchers: Matchers = {}): string {
   return `max by (${LABEL.user}, ${LABEL.plan}) (${sel(metric, matchers)})`;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { METRIC } from '../../src/contract/names.js';
+import { LABEL, METRIC } from '../../src/contract/names.js';
+import { sumGrowth } from '../../src/dashboards/promql.js';
 import {
   EXPORTER_HEALTH_UID,
   OVERVIEW_UID,
@@ -33,9 +34,6 @@ function aggregationProblem(expr: string, metric: string, index: number): string
   const before = expr.slice(0, index);
   const counter = metric.endsWith('_total') || metric.endsWith('_bucket');
   if (counter) {
-    // New-series detection (`sum by (...) (x unless x offset d)`) reads a counter's raw value on purpose.
-    if (/sum by \([^)]*\) \($/.test(before) && expr.slice(index).startsWith(`${metric} unless ${metric} offset `)) return undefined;
-    if (/ unless $/.test(before) && /^\S+ offset \d+[smh]\)/.test(expr.slice(index))) return undefined;
     const m = /(?:rate|increase)\($/.exec(before);
     if (!m) return `${metric} is not inside rate() or increase()`;
     if (!/sum(?: by \([^)]*\))? ?\($/.test(before.slice(0, m.index))) return `rate/increase(${metric}) is not summed`;
@@ -55,7 +53,14 @@ function aggregationProblem(expr: string, metric: string, index: number): string
   return undefined;
 }
 
-function aggregationProblems(expr: string): string[] {
+/**
+ * sumGrowth's inner form, `(increase(x[w]) and x offset w) or (x unless x offset w)`, reads the raw counter on purpose
+ * (series born in the window); with the same selector and window on every side it is folded to `increase(x[w])`.
+ */
+const GROWTH = /\(increase\((\w+)(\{[^}]*\})?\[([^\]]+)\]\) and \1\2 offset \3\) or \(\1\2 unless \1\2 offset \3\)/g;
+
+function aggregationProblems(rawExpr: string): string[] {
+  const expr = rawExpr.replace(GROWTH, (_m, metric: string, matchers: string | undefined, window: string) => `increase(${metric}${matchers ?? ''}[${window}])`);
   const problems: string[] = [];
   for (const name of [...EMITTED, `${METRIC.ledgerCommitSeconds}_bucket`]) {
     const re = new RegExp(`(?<![A-Za-z0-9_:])${name}(?![A-Za-z0-9_:])`, 'g');
@@ -172,6 +177,17 @@ describe('dashboards', () => {
     }
     // Between them, the dashboards and rules use every metric the exporter emits.
     for (const m of Object.values(METRIC)) expect(named, m).toContain(m);
+  });
+
+  it('count the growth of counter series born inside the window (sumGrowth), and check its form', () => {
+    expect(aggregationProblems(sumGrowth(METRIC.tokensTotal, '$__range', [LABEL.plan], { [LABEL.plan]: '=~"$plan"' }))).toEqual([]);
+    // A raw counter outside that exact form (another window on one side) is still a problem.
+    expect(aggregationProblems('sum ((increase(tokenmeter_tokens_total[1h]) and tokenmeter_tokens_total offset 1h) or (tokenmeter_tokens_total unless tokenmeter_tokens_total offset 2h))')).not.toEqual([]);
+    const overview = panelsOf(dashboards[0]);
+    for (const title of ['Spend today (UTC)', 'Tokens', 'Requests']) {
+      const expr = overview.find((p) => p.title === title).targets[0].expr as string;
+      expect(expr, title).toMatch(/^sum \(\(increase\(\w+\{[^}]*\}\[\$__range\]\) and \w+\{[^}]*\} offset \$__range\) or \(/);
+    }
   });
 
   it('aggregate across replicas: counters with sum, ledger gauges with max by (user, plan)', () => {

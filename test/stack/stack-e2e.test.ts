@@ -395,6 +395,19 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('stack end to end: app → e
     }
     expect(empty).toEqual([]);
 
+    // Every counter series here was born inside the 10-minute range, so the range panels must count all of it: the
+    // Overview's "Tokens" and "Requests" equal the exact ledger totals (increase() alone would miss each series' first
+    // sample and show less).
+    const overviewPanel = (title: string) => queries.find((q) => q.dashboard === 'tokenmeter-overview' && q.panel === title)!.expr;
+    for (const [title, ledger] of [['Tokens', METRIC.periodTokens], ['Requests', METRIC.periodRequests]] as const) {
+      const agreed = await waitFor(`Overview "${title}" equal to the ledger's ${ledger}`, async () => {
+        const [panel] = await promQuery(fill(overviewPanel(title)));
+        const [exact] = await promQuery(`sum(max by (user, plan) (${ledger}))`);
+        return panel && exact && Number(panel.value[1]) > 0 && panel.value[1] === exact.value[1] ? panel.value[1] : undefined;
+      }, 10_000);
+      expect(Number(agreed)).toBeGreaterThan(0);
+    }
+
     for (const v of variableQueries()) {
       const m = /^label_values\((.*), *(\w+)\)$/.exec(v.query)!;
       const series = await promQuery(fill(m[1]));
