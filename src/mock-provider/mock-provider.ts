@@ -436,6 +436,9 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    // Azure OpenAI's wire path: /openai/deployments/{deployment}/chat/completions (the SDK's AzureOpenAI client
+    // puts /deployments/{model} under its base URL). The deployment is routed like the plain OpenAI path.
+    const route = path.replace(/^\/v1\/deployments\/[^/]+\//, '/v1/');
     const raw = await readBody(req);
     let body: any = undefined;
     if (raw.length > 0) {
@@ -453,7 +456,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
       providerError(res, path, scenario.failures.status);
       return;
     }
-    switch (path) {
+    switch (route) {
       case '/v1/chat/completions':
         return chatCompletions(body, res);
       case '/v1/responses':

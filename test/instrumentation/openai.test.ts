@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { context, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import OpenAI, { APIPromise, OpenAI as NamedOpenAI } from 'openai';
+import OpenAI, { APIPromise, AzureOpenAI, OpenAI as NamedOpenAI } from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { instrument, withUser } from '../../src/instrumentation/index.js';
 import { startMockProvider, type MockProvider } from '../../src/mock-provider/index.js';
@@ -485,6 +485,13 @@ describe('module shapes', () => {
     expect(spans.length).toBe(2);
     expect(spans[0].attributes['gen_ai.response.id']).toBe(res.id);
     expect(spans.map((s) => usageAttrs(s.attributes))).toEqual(mock.usageSent.map((u) => usageToGenAiAttributes(u.usage)));
+  });
+
+  it('names an AzureOpenAI client azure.ai.openai, with its server address', async () => {
+    const azure = new AzureOpenAI({ apiKey: 'k', baseURL: mock.openaiBaseURL, apiVersion: '2024-10-21' });
+    await azure.chat.completions.create({ model: MODEL, messages });
+    expect(onlySpan(h).attributes).toMatchObject({ 'gen_ai.provider.name': 'azure.ai.openai', 'server.address': '127.0.0.1' });
+    expect(mock.requests.at(-1)?.path).toBe(`/v1/deployments/${MODEL}/chat/completions`);
   });
 
   it('is idempotent: instrumenting twice records one span per call', async () => {

@@ -53,10 +53,22 @@ describe('shipped price catalog', () => {
       expect(e.source, e.model).toMatch(/^https:\/\//);
       expect(e.sourceDate, e.model).toMatch(/^\d{4}-\d{2}-\d{2}$/);
     }
-    for (const required of ['gpt-4o', 'gpt-4o-mini', 'gpt-4.1', 'gpt-5', 'o3', 'o4-mini', 'text-embedding-3-small', 'text-embedding-3-large',
-      'claude-3-5-haiku', 'gemini-2.5-pro', 'gemini-2.5-flash', 'gemini-2.5-flash-lite', 'deepseek-chat']) {
-      expect([...models].some((m) => m.endsWith(`/${required}`)), required).toBe(true);
+    // Every family the foundation issue names.
+    for (const required of [
+      'openai/gpt-4o', 'openai/gpt-4o-mini', 'openai/gpt-4.1', 'openai/gpt-4.1-mini', 'openai/gpt-4.1-nano',
+      'openai/gpt-5', 'openai/gpt-5-mini', 'openai/gpt-5-nano', 'openai/o3', 'openai/o4-mini',
+      'openai/text-embedding-3-small', 'openai/text-embedding-3-large',
+      'anthropic/claude-3-5-haiku', 'anthropic/claude-sonnet-4-5', 'anthropic/claude-haiku-4-5', 'anthropic/claude-opus-4-5',
+      'google/gemini-2.5-pro', 'google/gemini-2.5-flash', 'google/gemini-2.5-flash-lite',
+      'mistral/mistral-large-2512', 'mistral/mistral-medium-2508', 'mistral/mistral-small-2506',
+      'deepseek/deepseek-chat', 'deepseek/deepseek-reasoner',
+    ]) {
+      expect(models.has(required), required).toBe(true);
     }
+    // The Gemini 2.5 Pro long-context tier and every service tier the issue names are modelled.
+    expect(book.entries.find((e) => e.model === 'gemini-2.5-pro')?.raw.context_tiers?.[0]?.above_input_tokens).toBe(200000);
+    const tiers = new Set(book.entries.flatMap((e) => Object.keys(e.raw.service_tiers ?? {})));
+    expect(tiers).toEqual(new Set(['batch', 'flex', 'priority']));
   });
 
   it('Anthropic entries carry 5-minute and 1-hour cache-write rates', () => {
