@@ -28,7 +28,7 @@ function configFor(quick, values) {
   return quick
     ? {
         instrumentation: { processes: 1, warmup: 20, batches: 2, batchSize: 20 },
-        ingest: { batches: 6, warmupBatches: 1, users: 100, concurrency: [1, 8], growthUsers: [100, 1000], postgres: true },
+        ingest: { batches: 6, warmupBatches: 1, users: 100, concurrency: [1], growthUsers: [100, 1000], postgres: true },
         scrape: { users: [100, 1000], scrapes: 2 },
         ledger: { calls: ledgerCalls, users: ledgerUsers, concurrency: 8, restarts: 1 },
       }

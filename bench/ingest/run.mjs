@@ -87,7 +87,7 @@ export async function benchIngest(cfg, log) {
     log(`ingest growth: tokenmeter + PGlite, ${users} users, ${gc} senders`);
     const dir = tempDir();
     try {
-      growth.push({ users, ...(await one('tokenmeter', dir, bodies, gc, cfg)) });
+      growth.push({ receiver: 'tokenmeter-pglite', users, ...(await one('tokenmeter', dir, bodies, gc, cfg)) });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -149,7 +149,9 @@ async function measure(call, exporter, expected) {
     check = inspectSpans(exporter.getFinishedSpans(), batchSize, expected);
     exporter.reset();
   }
-  return { perCallMicros: median(perCall), batchesMicros: perCall, check };
+  // The machine may be shared: interference only ever adds time, so the fastest batch is the process's figure
+  // (the median of its batches is kept too).
+  return { perCallMicros: Math.min(...perCall), medianBatchMicros: median(perCall), batchesMicros: perCall, check };
 }
 
 childMain(async () => {

@@ -87,7 +87,7 @@ export function instrumentationMarkdown(data) {
     `Per-call time of a chat call through the real SDK with a canned \`fetch\` (no network), spans into ` +
       `\`SimpleSpanProcessor(InMemorySpanExporter)\` on a \`NodeTracerProvider\`, a \`MeterProvider\` registered. ` +
       `${c.processes} process(es) per variant, ${c.warmup} warm-up calls, then ${c.batches} batches of ${c.batchSize} sequential calls; ` +
-      `a process's figure is the median of its batches; the table gives the median and range (min–max) across processes. ` +
+      `a process's figure is its fastest batch (the machine is shared with other work, which only ever adds time); the table gives the median and range (min–max) of those across processes. ` +
       `"Added" is the variant's median minus the bare SDK's median in the same run.`,
     '',
   );
