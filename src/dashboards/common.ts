@@ -2,7 +2,8 @@
  * Shared pieces of the four dashboards: the datasource reference, template variables, queries and panel
  * defaults. Panels are built with the Grafana foundation SDK.
  */
-import type { DataSourceRef } from '@grafana/grafana-foundation-sdk/common';
+import { PanelBuilder as BarGauge } from '@grafana/grafana-foundation-sdk/bargauge';
+import { BarGaugeDisplayMode, ReduceDataOptionsBuilder, VizOrientation, type DataSourceRef } from '@grafana/grafana-foundation-sdk/common';
 import {
   DashboardLinkBuilder,
   DashboardLinkType,
@@ -15,6 +16,7 @@ import {
   type DashboardBuilder,
 } from '@grafana/grafana-foundation-sdk/dashboard';
 import { DataqueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
+import { PanelBuilder as Stat } from '@grafana/grafana-foundation-sdk/stat';
 import { LABEL, METRIC } from '../contract/names.js';
 import { NEAR_LIMIT_RATIO, OVER_LIMIT_RATIO } from './alerts.js';
 import { PROMETHEUS_DATASOURCE_UID, sel } from './promql.js';
@@ -65,6 +67,32 @@ export function limitThresholds(): ThresholdsConfigBuilder {
 
 export function plainThresholds(): ThresholdsConfigBuilder {
   return new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([{ value: null, color: 'green' }]);
+}
+
+/** A single-value panel showing the last value, with plain thresholds; callers add the query and may override the rest. */
+export function statPanel(title: string, unit: string): Stat {
+  return new Stat()
+    .title(title)
+    .datasource(DS)
+    .unit(unit)
+    .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
+    .thresholds(plainThresholds())
+    .height(5)
+    .span(6);
+}
+
+/** A horizontal bar gauge of shares of limits, from 0 to 100%, coloured at the alert thresholds. */
+export function limitBarGauge(title: string): BarGauge {
+  return new BarGauge()
+    .title(title)
+    .datasource(DS)
+    .unit(UNIT.ratio)
+    .min(0)
+    .max(OVER_LIMIT_RATIO)
+    .thresholds(limitThresholds())
+    .orientation(VizOrientation.Horizontal)
+    .displayMode(BarGaugeDisplayMode.Gradient)
+    .showUnfilled(true);
 }
 
 export function datasourceVariable(): DatasourceVariableBuilder {

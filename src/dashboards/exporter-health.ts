@@ -1,10 +1,8 @@
 /** The Exporter health dashboard: ingest outcomes, rejects, duplicates, ledger latency, series and overflow. */
-import { ReduceDataOptionsBuilder } from '@grafana/grafana-foundation-sdk/common';
 import { DashboardBuilder, MappingType, RowBuilder, ThresholdsConfigBuilder, ThresholdsMode, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { PanelBuilder as Stat } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
 import { LABEL, METRIC } from '../contract/names.js';
-import { DS, UNIT, datasourceVariable, plainThresholds, query, withDefaults } from './common.js';
+import { DS, UNIT, datasourceVariable, query, statPanel, withDefaults } from './common.js';
 import { SCRAPE_JOB, sel, sumGrowth, sumRate } from './promql.js';
 
 export const EXPORTER_HEALTH_UID = 'tokenmeter-exporter-health';
@@ -29,49 +27,26 @@ export function exporterHealthDashboard(): Dashboard {
     .withVariable(datasourceVariable())
     .withRow(new RowBuilder('Status'))
     .withPanel(
-      new Stat()
-        .title('Exporters up')
+      statPanel('Exporters up', UNIT.count)
         .description(`Scrape targets of job "${SCRAPE_JOB}" that answer.`)
-        .datasource(DS)
         .withTarget(query(`sum(${sel('up', job)})`, { instant: true }))
-        .unit(UNIT.count)
-        .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
-        .thresholds(upDownThresholds())
-        .height(5)
-        .span(6),
+        .thresholds(upDownThresholds()),
     )
     .withPanel(
-      new Stat()
-        .title('Ledger')
+      statPanel('Ledger', UNIT.count)
         .description('Per replica: 1 when its last ledger operation succeeded. While 0 the replica answers OTLP with 503.')
-        .datasource(DS)
         .withTarget(query(`min by (instance) (${sel(METRIC.ledgerUp)})`, { instant: true, legend: '{{instance}}' }))
-        .unit(UNIT.count)
         .mappings([{ type: MappingType.ValueToText, options: { '0': { text: 'down', color: 'red' }, '1': { text: 'up', color: 'green' } } }])
-        .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
-        .thresholds(upDownThresholds())
-        .height(5)
-        .span(6),
+        .thresholds(upDownThresholds()),
     )
     .withPanel(
-      new Stat()
-        .title('Duplicate spans (time range)')
+      statPanel('Duplicate spans (time range)', UNIT.count)
         .description('Spans received again (retries, replays) and counted once: exactly-once by trace id + span id.')
-        .datasource(DS)
-        .withTarget(query(sumGrowth(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="duplicate"' }), { instant: true }))
-        .unit(UNIT.count)
-        .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
-        .thresholds(plainThresholds())
-        .height(5)
-        .span(6),
+        .withTarget(query(sumGrowth(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="duplicate"' }), { instant: true })),
     )
     .withPanel(
-      new Stat()
-        .title('Rejected spans (time range)')
-        .datasource(DS)
+      statPanel('Rejected spans (time range)', UNIT.count)
         .withTarget(query(sumGrowth(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="rejected"' }), { instant: true }))
-        .unit(UNIT.count)
-        .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
         .thresholds(
           new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([
             { value: null, color: 'green' },

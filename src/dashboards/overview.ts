@@ -1,12 +1,11 @@
 /** The Overview dashboard: spend, tokens and requests, cost rate, breakdowns, top users, data-quality figures. */
 import { PanelBuilder as BarGauge } from '@grafana/grafana-foundation-sdk/bargauge';
-import { BarGaugeDisplayMode, ReduceDataOptionsBuilder, StackingConfigBuilder, StackingMode, TableSortByFieldStateBuilder, VizOrientation } from '@grafana/grafana-foundation-sdk/common';
+import { BarGaugeDisplayMode, StackingConfigBuilder, StackingMode, TableSortByFieldStateBuilder, VizOrientation } from '@grafana/grafana-foundation-sdk/common';
 import { DashboardBuilder, RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { PanelBuilder as Stat } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as Table } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
 import { LABEL, METRIC } from '../contract/names.js';
-import { DS, UNIT, datasourceVariable, modelVariable, planVariable, plainThresholds, providerVariable, query, withDefaults } from './common.js';
+import { DS, UNIT, datasourceVariable, modelVariable, planVariable, plainThresholds, providerVariable, query, statPanel, withDefaults } from './common.js';
 import { ledgerGauge, sumGrowth, sumRate, varMatchers } from './promql.js';
 
 export const OVERVIEW_UID = 'tokenmeter-overview';
@@ -14,17 +13,21 @@ export const OVERVIEW_UID = 'tokenmeter-overview';
 const f = varMatchers('plan', 'provider', 'model');
 const planOnly = varMatchers('plan');
 
-function stat(title: string, description: string, expr: string, unit: string): Stat {
-  return new Stat()
+function stat(title: string, description: string, expr: string, unit: string) {
+  return statPanel(title, unit).description(description).withTarget(query(expr, { instant: true })).span(4);
+}
+
+/** A horizontal bar gauge of one figure broken down by a label, highest first. */
+function breakdown(title: string, expr: string, legend: string): BarGauge {
+  return new BarGauge()
     .title(title)
-    .description(description)
     .datasource(DS)
-    .withTarget(query(expr, { instant: true }))
-    .unit(unit)
-    .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
+    .withTarget(query(`sort_desc(${expr})`, { instant: true, legend }))
+    .unit(UNIT.usd)
+    .orientation(VizOrientation.Horizontal)
+    .displayMode(BarGaugeDisplayMode.Basic)
     .thresholds(plainThresholds())
-    .height(5)
-    .span(4);
+    .span(8);
 }
 
 export function overviewDashboard(): Dashboard {
@@ -115,42 +118,20 @@ export function overviewDashboard(): Dashboard {
         .span(12),
     )
     .withRow(new RowBuilder('Breakdowns'))
+    .withPanel(breakdown('Spend by provider (time range)', sumGrowth(METRIC.costUsdTotal, '$__range', [LABEL.provider], f), `{{${LABEL.provider}}}`))
     .withPanel(
-      new BarGauge()
-        .title('Spend by provider (time range)')
-        .datasource(DS)
-        .withTarget(query(`sort_desc(${sumGrowth(METRIC.costUsdTotal, '$__range', [LABEL.provider], f)})`, { instant: true, legend: `{{${LABEL.provider}}}` }))
-        .unit(UNIT.usd)
-        .orientation(VizOrientation.Horizontal)
-        .displayMode(BarGaugeDisplayMode.Basic)
-        .thresholds(plainThresholds())
-        .span(8),
+      breakdown(
+        'Spend by plan (this billing period)',
+        `sum by (${LABEL.plan}) (${ledgerGauge(METRIC.periodCostUsd, planOnly)})`,
+        `{{${LABEL.plan}}}`,
+      ).description('Exact, from the ledger gauges.'),
     )
     .withPanel(
-      new BarGauge()
-        .title('Spend by plan (this billing period)')
-        .description('Exact, from the ledger gauges.')
-        .datasource(DS)
-        .withTarget(query(`sort_desc(sum by (${LABEL.plan}) (${ledgerGauge(METRIC.periodCostUsd, planOnly)}))`, { instant: true, legend: `{{${LABEL.plan}}}` }))
-        .unit(UNIT.usd)
-        .orientation(VizOrientation.Horizontal)
-        .displayMode(BarGaugeDisplayMode.Basic)
-        .thresholds(plainThresholds())
-        .span(8),
-    )
-    .withPanel(
-      new BarGauge()
-        .title('Spend by feature (time range)')
-        .description('By the tokenmeter.feature span attribute ("none" when absent).')
-        .datasource(DS)
-        .withTarget(
-          query(`sort_desc(${sumGrowth(METRIC.featureCostUsdTotal, '$__range', [LABEL.feature], planOnly)})`, { instant: true, legend: `{{${LABEL.feature}}}` }),
-        )
-        .unit(UNIT.usd)
-        .orientation(VizOrientation.Horizontal)
-        .displayMode(BarGaugeDisplayMode.Basic)
-        .thresholds(plainThresholds())
-        .span(8),
+      breakdown(
+        'Spend by feature (time range)',
+        sumGrowth(METRIC.featureCostUsdTotal, '$__range', [LABEL.feature], planOnly),
+        `{{${LABEL.feature}}}`,
+      ).description('By the tokenmeter.feature span attribute ("none" when absent).'),
     )
     .withPanel(
       new Table()

@@ -1,13 +1,11 @@
 /** The Usage vs limits dashboard: every user's share of their token, request and cost limits this billing period. */
-import { PanelBuilder as BarGauge } from '@grafana/grafana-foundation-sdk/bargauge';
-import { BarGaugeDisplayMode, ReduceDataOptionsBuilder, TableSortByFieldStateBuilder, VizOrientation } from '@grafana/grafana-foundation-sdk/common';
+import { TableSortByFieldStateBuilder } from '@grafana/grafana-foundation-sdk/common';
 import { DashboardBuilder, RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { PanelBuilder as Stat } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as Table } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
 import { LABEL, METRIC } from '../contract/names.js';
 import { NEAR_LIMIT_RATIO, OVER_LIMIT_RATIO } from './alerts.js';
-import { DS, UNIT, datasourceVariable, limitThresholds, planVariable, plainThresholds, query, userVariable, withDefaults } from './common.js';
+import { DS, UNIT, datasourceVariable, limitBarGauge, limitThresholds, planVariable, query, statPanel, userVariable, withDefaults } from './common.js';
 import { LIMIT_KINDS, ledgerGauge, limitRatio, periodForecast, sel, varMatchers, type LimitKind } from './promql.js';
 
 export const USAGE_LIMITS_UID = 'tokenmeter-usage-limits';
@@ -21,24 +19,31 @@ const KINDS: LimitKind[] = ['tokens', 'requests', 'cost'];
 const TITLES: Record<LimitKind, string> = { tokens: 'Tokens', requests: 'Requests', cost: 'Cost budget' };
 const userLegend = `{{${LABEL.user}}} ({{${LABEL.plan}}})`;
 
-function ratioBarGauge(kind: LimitKind): BarGauge {
-  return new BarGauge()
-    .title(`${TITLES[kind]} used of limit`)
+function ratioBarGauge(kind: LimitKind) {
+  return limitBarGauge(`${TITLES[kind]} used of limit`)
     .description(
-      `tokenmeter_${kind === 'cost' ? 'period_cost_usd' : `period_${kind}`} / its limit, per user, this billing period (exact, from ` +
+      `${LIMIT_KINDS[kind].period} / its limit, per user, this billing period (exact, from ` +
         'the ledger). Users without this limit are not shown.',
     )
-    .datasource(DS)
     .withTarget(query(`sort_desc(${limitRatio(kind, m)})`, { instant: true, legend: userLegend }))
-    .unit(UNIT.ratio)
-    .min(0)
-    .max(OVER_LIMIT_RATIO)
-    .thresholds(limitThresholds())
-    .orientation(VizOrientation.Horizontal)
-    .displayMode(BarGaugeDisplayMode.Gradient)
-    .showUnfilled(true)
     .span(8)
     .height(10);
+}
+
+/** A user's share of a limit at period end, extrapolated linearly. */
+function forecastPanel(kind: LimitKind, title: string, description: string): TimeSeries {
+  return new TimeSeries()
+    .title(`Forecast: share of ${title} at period end (linear over ${FORECAST_WINDOW})`)
+    .description(description)
+    .datasource(DS)
+    .withTarget(
+      query(`${periodForecast(kind, FORECAST_WINDOW, m, varMatchers('plan'))} / ${ledgerGauge(LIMIT_KINDS[kind].limit, m)}`, {
+        legend: userLegend,
+      }),
+    )
+    .unit(UNIT.ratio)
+    .thresholds(limitThresholds())
+    .span(12);
 }
 
 /** Users with any ratio at or above `threshold` (and below `below`), one row per (user, plan, limit). */
@@ -49,18 +54,12 @@ function flagged(threshold: number, below?: number): string {
   }).join(' or ');
 }
 
-function userCount(title: string, description: string, expr: string): Stat {
+function userCount(title: string, description: string, expr: string) {
   const anyUser = `count(${ledgerGauge(METRIC.periodTokens, m)})`;
-  return new Stat()
-    .title(title)
+  return statPanel(title, UNIT.count)
     .description(description)
-    .datasource(DS)
     .withTarget(query(`count(count by (${LABEL.user}, ${LABEL.plan}) (${expr})) or 0 * ${anyUser}`, { instant: true }))
-    .unit(UNIT.count)
-    .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
-    .thresholds(limitThresholds())
-    .height(5)
-    .span(6);
+    .thresholds(limitThresholds());
 }
 
 export function usageLimitsDashboard(): Dashboard {
@@ -72,15 +71,9 @@ export function usageLimitsDashboard(): Dashboard {
     .withVariable(userVariable(true))
     .withRow(new RowBuilder('This billing period'))
     .withPanel(
-      new Stat()
-        .title('Time left in billing period')
-        .datasource(DS)
-        .withTarget(query(`min(${sel(METRIC.periodEndTimestampSeconds, varMatchers('plan'))}) - time()`, { instant: true }))
-        .unit(UNIT.duration)
-        .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
-        .thresholds(plainThresholds())
-        .height(5)
-        .span(6),
+      statPanel('Time left in billing period', UNIT.duration).withTarget(
+        query(`min(${sel(METRIC.periodEndTimestampSeconds, varMatchers('plan'))}) - time()`, { instant: true }),
+      ),
     )
     .withPanel(
       userCount(
@@ -97,16 +90,9 @@ export function usageLimitsDashboard(): Dashboard {
       ),
     )
     .withPanel(
-      new Stat()
-        .title('Spend this billing period')
+      statPanel('Spend this billing period', UNIT.usd)
         .description('Exact, from the ledger gauges, for the selected plans and users.')
-        .datasource(DS)
-        .withTarget(query(`sum(${ledgerGauge(METRIC.periodCostUsd, m)})`, { instant: true }))
-        .unit(UNIT.usd)
-        .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
-        .thresholds(plainThresholds())
-        .height(5)
-        .span(6),
+        .withTarget(query(`sum(${ledgerGauge(METRIC.periodCostUsd, m)})`, { instant: true })),
     )
     .withRow(new RowBuilder('Share of limits'));
   for (const k of KINDS) d.withPanel(ratioBarGauge(k));
@@ -150,36 +136,14 @@ export function usageLimitsDashboard(): Dashboard {
     )
     .withRow(new RowBuilder('Forecast'))
     .withPanel(
-      new TimeSeries()
-        .title(`Forecast: share of token limit at period end (linear over ${FORECAST_WINDOW})`)
-        .description(
-          'A forecast, not a measurement: predict_linear over the period-tokens gauge, extended to the end of the plan\'s ' +
-            'billing period, divided by the token limit. Unreliable in the first hours after a period starts.',
-        )
-        .datasource(DS)
-        .withTarget(
-          query(`${periodForecast('tokens', FORECAST_WINDOW, m, varMatchers('plan'))} / ${ledgerGauge(LIMIT_KINDS.tokens.limit, m)}`, {
-            legend: userLegend,
-          }),
-        )
-        .unit(UNIT.ratio)
-        .thresholds(limitThresholds())
-        .span(12),
+      forecastPanel(
+        'tokens',
+        'token limit',
+        'A forecast, not a measurement: predict_linear over the period-tokens gauge, extended to the end of the plan\'s ' +
+          'billing period, divided by the token limit. Unreliable in the first hours after a period starts.',
+      ),
     )
-    .withPanel(
-      new TimeSeries()
-        .title(`Forecast: share of cost budget at period end (linear over ${FORECAST_WINDOW})`)
-        .description('A forecast, not a measurement (see the token forecast).')
-        .datasource(DS)
-        .withTarget(
-          query(`${periodForecast('cost', FORECAST_WINDOW, m, varMatchers('plan'))} / ${ledgerGauge(LIMIT_KINDS.cost.limit, m)}`, {
-            legend: userLegend,
-          }),
-        )
-        .unit(UNIT.ratio)
-        .thresholds(limitThresholds())
-        .span(12),
-    )
+    .withPanel(forecastPanel('cost', 'cost budget', 'A forecast, not a measurement (see the token forecast).'))
     .withPanel(
       new TimeSeries()
         .title('Share of token limit over time')

@@ -1,12 +1,9 @@
 /** The User drill-down dashboard: one user (`$user`), their usage against limits and their rates. */
 import { PanelBuilder as BarGauge } from '@grafana/grafana-foundation-sdk/bargauge';
-import { BarGaugeDisplayMode, ReduceDataOptionsBuilder, VizOrientation } from '@grafana/grafana-foundation-sdk/common';
 import { DashboardBuilder, RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { PanelBuilder as Stat } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
 import { LABEL, METRIC } from '../contract/names.js';
-import { OVER_LIMIT_RATIO } from './alerts.js';
-import { DS, UNIT, datasourceVariable, limitThresholds, planVariable, plainThresholds, query, userVariable, withDefaults } from './common.js';
+import { DS, UNIT, datasourceVariable, limitBarGauge, planVariable, query, statPanel, userVariable, withDefaults } from './common.js';
 import { LIMIT_KINDS, ledgerGauge, limitRatio, periodForecast, sel, sumRate, type LimitKind } from './promql.js';
 import { FORECAST_WINDOW } from './usage-limits.js';
 
@@ -16,20 +13,22 @@ export const USER_DRILLDOWN_UID = 'tokenmeter-user';
 const u = { [LABEL.user]: `="$${LABEL.user}"`, [LABEL.plan]: `=~"$${LABEL.plan}"` };
 const KIND_UNITS: Record<LimitKind, string> = { tokens: UNIT.tokens, requests: UNIT.requests, cost: UNIT.usd };
 const TITLES: Record<LimitKind, string> = { tokens: 'Tokens', requests: 'Requests', cost: 'Spend' };
+const GAUGE_LEGENDS: Record<LimitKind, string> = { tokens: 'tokens', requests: 'requests', cost: 'cost budget' };
 
-function usedAndLimit(kind: LimitKind): Stat {
+function usedAndLimit(kind: LimitKind) {
   const k = LIMIT_KINDS[kind];
-  return new Stat()
-    .title(`${TITLES[kind]} this billing period`)
+  return statPanel(`${TITLES[kind]} this billing period`, KIND_UNITS[kind])
     .description('Used so far (exact, from the ledger) and the user\'s limit; no limit value means unlimited.')
-    .datasource(DS)
     .withTarget(query(ledgerGauge(k.period, u), { instant: true, legend: 'used', refId: 'A' }))
-    .withTarget(query(ledgerGauge(k.limit, u), { instant: true, legend: 'limit', refId: 'B' }))
-    .unit(KIND_UNITS[kind])
-    .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
-    .thresholds(plainThresholds())
-    .height(5)
-    .span(6);
+    .withTarget(query(ledgerGauge(k.limit, u), { instant: true, legend: 'limit', refId: 'B' }));
+}
+
+/** One instant query per limit kind (tokens A, requests B, cost C) on a bar gauge. */
+function perLimit(gauge: BarGauge, expr: (kind: LimitKind) => string): BarGauge {
+  for (const [refId, kind] of [['A', 'tokens'], ['B', 'requests'], ['C', 'cost']] as const) {
+    gauge.withTarget(query(expr(kind), { instant: true, legend: GAUGE_LEGENDS[kind], refId }));
+  }
+  return gauge.span(12).height(8);
 }
 
 function periodVsLimit(kind: LimitKind): TimeSeries {
@@ -56,64 +55,18 @@ export function userDrilldownDashboard(): Dashboard {
     .withPanel(usedAndLimit('requests'))
     .withPanel(usedAndLimit('cost'))
     .withPanel(
-      new Stat()
-        .title('Time left in billing period')
-        .datasource(DS)
-        .withTarget(
-          query(
-            `min(${sel(METRIC.periodEndTimestampSeconds)} and on (${LABEL.plan}) ${ledgerGauge(METRIC.periodTokens, u)}) - time()`,
-            { instant: true },
-          ),
-        )
-        .unit(UNIT.duration)
-        .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
-        .thresholds(plainThresholds())
-        .height(5)
-        .span(6),
+      statPanel('Time left in billing period', UNIT.duration).withTarget(
+        query(`min(${sel(METRIC.periodEndTimestampSeconds)} and on (${LABEL.plan}) ${ledgerGauge(METRIC.periodTokens, u)}) - time()`, { instant: true }),
+      ),
     )
+    .withPanel(perLimit(limitBarGauge('Share of limits used'), (kind) => limitRatio(kind, u)))
     .withPanel(
-      new BarGauge()
-        .title('Share of limits used')
-        .datasource(DS)
-        .withTarget(query(limitRatio('tokens', u), { instant: true, legend: 'tokens', refId: 'A' }))
-        .withTarget(query(limitRatio('requests', u), { instant: true, legend: 'requests', refId: 'B' }))
-        .withTarget(query(limitRatio('cost', u), { instant: true, legend: 'cost budget', refId: 'C' }))
-        .unit(UNIT.ratio)
-        .min(0)
-        .max(OVER_LIMIT_RATIO)
-        .thresholds(limitThresholds())
-        .orientation(VizOrientation.Horizontal)
-        .displayMode(BarGaugeDisplayMode.Gradient)
-        .showUnfilled(true)
-        .span(12)
-        .height(8),
-    )
-    .withPanel(
-      new BarGauge()
-        .title(`Forecast at period end (linear over ${FORECAST_WINDOW})`)
-        .description('A forecast, not a measurement: predict_linear extended to the end of the billing period, as a share of each limit.')
-        .datasource(DS)
-        .withTarget(
-          query(`${periodForecast('tokens', FORECAST_WINDOW, u)} / ${ledgerGauge(METRIC.limitTokens, u)}`, { instant: true, legend: 'tokens', refId: 'A' }),
-        )
-        .withTarget(
-          query(`${periodForecast('requests', FORECAST_WINDOW, u)} / ${ledgerGauge(METRIC.limitRequests, u)}`, {
-            instant: true,
-            legend: 'requests',
-            refId: 'B',
-          }),
-        )
-        .withTarget(
-          query(`${periodForecast('cost', FORECAST_WINDOW, u)} / ${ledgerGauge(METRIC.limitCostUsd, u)}`, { instant: true, legend: 'cost budget', refId: 'C' }),
-        )
-        .unit(UNIT.ratio)
-        .min(0)
-        .max(OVER_LIMIT_RATIO)
-        .thresholds(limitThresholds())
-        .orientation(VizOrientation.Horizontal)
-        .displayMode(BarGaugeDisplayMode.Gradient)
-        .span(12)
-        .height(8),
+      perLimit(
+        limitBarGauge(`Forecast at period end (linear over ${FORECAST_WINDOW})`).description(
+          'A forecast, not a measurement: predict_linear extended to the end of the billing period, as a share of each limit.',
+        ),
+        (kind) => `${periodForecast(kind, FORECAST_WINDOW, u)} / ${ledgerGauge(LIMIT_KINDS[kind].limit, u)}`,
+      ),
     )
     .withRow(new RowBuilder('Over time'))
     .withPanel(periodVsLimit('tokens'))
