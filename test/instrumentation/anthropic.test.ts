@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import Anthropic, { APIPromise } from '@anthropic-ai/sdk';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { instrument, withUser } from '../../src/instrumentation/index.js';
-import { startMockProvider, type MockProvider } from '../../src/mock-provider/index.js';
+import type { MockProvider } from '../../src/mock-provider/index.js';
 import { estimateChatTokens, estimateTokens, normalizeGenAiAttributes, usageToGenAiAttributes, type Usage } from '../../src/usage/index.js';
-import { createHarness, onlySpan, usageAttrs, type Harness } from './harness.js';
+import { onlySpan, usageAttrs, useHarnessWithMock, type Harness } from './harness.js';
 
 const MODEL = 'claude-sonnet-4-5';
 const messages = [{ role: 'user' as const, content: 'Explain the meter in one line.' }];
@@ -14,23 +14,14 @@ let h: Harness;
 let mock: MockProvider;
 let client: Anthropic;
 
-beforeAll(async () => {
-  h = await createHarness();
+const env = useHarnessWithMock({ seed: 3 });
+
+beforeAll(() => {
+  ({ h, mock } = env);
   expect(instrument(Anthropic)).toEqual(['messages.create', 'beta.messages.create']);
   // tokenmeter switched the SDK's own GenAI spans off, so calls are not counted twice.
   expect(process.env.ANTHROPIC_OPEN_TELEMETRY).toBe('false');
-  mock = await startMockProvider({ seed: 3 });
   client = new Anthropic({ apiKey: 'test-key', baseURL: mock.url, maxRetries: 2 });
-});
-
-afterAll(async () => {
-  await mock.close();
-  await h.shutdown();
-});
-
-afterEach(() => {
-  h.reset();
-  mock.reset();
 });
 
 function lastSent(): Usage {

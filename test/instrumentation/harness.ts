@@ -5,6 +5,8 @@ import { MeterProvider, MetricReader, type DataPoint, type Histogram } from '@op
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { TokenmeterInstrumentation } from '../../src/instrumentation/instrumentation.js';
 import type { TokenmeterInstrumentationOptions } from '../../src/instrumentation/options.js';
+import { startMockProvider, type MockProvider, type MockProviderOptions } from '../../src/mock-provider/index.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 /** A reader the test pulls from: no timers, no export. */
 export class PullReader extends MetricReader {
@@ -98,6 +100,32 @@ export function usageAttrs(attrs: Attributes): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(attrs)) if (k.startsWith('gen_ai.usage.') || k.startsWith('tokenmeter.usage.')) out[k] = v;
   return out;
+}
+
+export interface HarnessWithMock {
+  h: Harness;
+  mock: MockProvider;
+}
+
+/**
+ * For one test file: a harness and a mock provider on port 0, both reset after each test and closed after the
+ * file. The fields are set once this helper's `beforeAll` has run (before the file's own `beforeAll`).
+ */
+export function useHarnessWithMock(mockOptions: MockProviderOptions): HarnessWithMock {
+  const s = {} as HarnessWithMock;
+  beforeAll(async () => {
+    s.h = await createHarness();
+    s.mock = await startMockProvider(mockOptions);
+  });
+  afterAll(async () => {
+    await s.mock?.close();
+    await s.h?.shutdown();
+  });
+  afterEach(() => {
+    s.h.reset();
+    s.mock.reset();
+  });
+  return s;
 }
 
 export { trace };

@@ -2,11 +2,11 @@ import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { context, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import OpenAI, { APIPromise, AzureOpenAI, OpenAI as NamedOpenAI } from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { instrument, withUser } from '../../src/instrumentation/index.js';
 import { startMockProvider, type MockProvider } from '../../src/mock-provider/index.js';
 import { estimateChatTokens, estimateTokens, normalizeGenAiAttributes, usageToGenAiAttributes, type Usage } from '../../src/usage/index.js';
-import { collectMetrics, createHarness, onlySpan, usageAttrs, type Harness } from './harness.js';
+import { collectMetrics, onlySpan, usageAttrs, useHarnessWithMock, type Harness } from './harness.js';
 
 const MODEL = 'gpt-4o-mini';
 const messages = [
@@ -18,21 +18,12 @@ let h: Harness;
 let mock: MockProvider;
 let client: OpenAI;
 
-beforeAll(async () => {
-  h = await createHarness();
+const env = useHarnessWithMock({ seed: 7, createdSeconds: 1_700_000_000 });
+
+beforeAll(() => {
+  ({ h, mock } = env);
   expect(instrument(OpenAI)).toEqual(['chat.completions.create', 'responses.create', 'embeddings.create']);
-  mock = await startMockProvider({ seed: 7, createdSeconds: 1_700_000_000 });
   client = new OpenAI({ apiKey: 'test-key', baseURL: mock.openaiBaseURL, maxRetries: 2 });
-});
-
-afterAll(async () => {
-  await mock.close();
-  await h.shutdown();
-});
-
-afterEach(() => {
-  h.reset();
-  mock.reset();
 });
 
 function lastSent(): Usage {

@@ -1,36 +1,26 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { Decimal } from 'decimal.js';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { instrument, trackUsage, withUser } from '../../src/instrumentation/index.js';
-import { startMockProvider, type MockProvider } from '../../src/mock-provider/index.js';
+import type { MockProvider } from '../../src/mock-provider/index.js';
 import { PriceBook } from '../../src/pricing/index.js';
 import { addUsage, zeroUsage, type Usage } from '../../src/usage/index.js';
-import { createHarness, type Harness } from './harness.js';
+import { useHarnessWithMock } from './harness.js';
 
 const messages = [{ role: 'user' as const, content: 'Plan the next step.' }];
-let h: Harness;
 let mock: MockProvider;
 let openai: OpenAI;
 let anthropic: Anthropic;
 
-beforeAll(async () => {
-  h = await createHarness();
+const env = useHarnessWithMock({ seed: 21 });
+
+beforeAll(() => {
+  ({ mock } = env);
   instrument(OpenAI);
   instrument(Anthropic);
-  mock = await startMockProvider({ seed: 21 });
   openai = new OpenAI({ apiKey: 'k', baseURL: mock.openaiBaseURL, maxRetries: 0 });
   anthropic = new Anthropic({ apiKey: 'k', baseURL: mock.url, maxRetries: 0 });
-});
-
-afterAll(async () => {
-  await mock.close();
-  await h.shutdown();
-});
-
-afterEach(() => {
-  h.reset();
-  mock.reset();
 });
 
 function sum(us: Usage[]): Usage {
