@@ -297,6 +297,15 @@ describe('collector configurations', () => {
     pipelinesAreWired(sidecar);
     expect(sidecar.exporters['otlphttp/tokenmeter'].endpoint).toBe('http://127.0.0.1:4318');
     expect(sidecar.receivers.otlp.protocols.grpc.endpoint).toBe(`0.0.0.0:${lb.resolver.dns.port}`);
+    // The loadbalancing exporter's only protocol is `otlp` (OTLP/gRPC; upstream's config has no HTTP variant), hence
+    // the sidecar. It neither batches nor queues nor retries, so tokenmeter's answer (success only after the ledger
+    // commit, 503 while it is down) is the gRPC result the gateway sees, and the gateway's queue does the retrying.
+    expect(Object.keys(lb.protocol)).toEqual(['otlp']);
+    expect(lb.protocol.otlp.sending_queue.enabled).toBe(true);
+    expect(lb.protocol.otlp.retry_on_failure.enabled).toBe(true);
+    expect(sidecar.service.pipelines.traces.processors).toEqual(['memory_limiter']);
+    expect(sidecar.exporters['otlphttp/tokenmeter'].sending_queue.enabled).toBe(false);
+    expect(sidecar.exporters['otlphttp/tokenmeter'].retry_on_failure.enabled).toBe(false);
   });
 });
 

@@ -408,6 +408,8 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('stack end to end: app → e
       expect(Number(agreed)).toBeGreaterThan(0);
     }
 
+    // plan, provider, model (Overview); plan, user (Usage vs limits); plan, user (User drill-down).
+    expect(variableQueries().map((v) => `${v.dashboard}/${v.name}`)).toHaveLength(7);
     for (const v of variableQueries()) {
       const m = /^label_values\((.*), *(\w+)\)$/.exec(v.query)!;
       const series = await promQuery(fill(m[1]));
