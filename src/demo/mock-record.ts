@@ -4,7 +4,8 @@
  *
  * The mock records requests (with their bodies) and the usage of each answer (numbered 1, 2, ... in the order the
  * requests were answered); a user is known from the request body (`user` for OpenAI, `metadata.user_id` for
- * Anthropic). Answers and requests are matched by that order and checked by model and stream flag.
+ * Anthropic). The mock puts that user on each answer's record; an answer without one (an older record) is
+ * matched to its request by order and checked by model and stream flag.
  */
 import { TOKEN_TYPES } from '../contract/names.js';
 import { addUsage, zeroUsage, type Usage } from '../usage/index.js';
@@ -19,6 +20,7 @@ interface SentUsageLike {
   requestNumber: number;
   model: string;
   stream: boolean;
+  user?: string;
   usage: Usage;
 }
 
@@ -50,19 +52,27 @@ export function attributeSentUsage(requests: readonly RecordedRequestLike[], sen
   );
   const record: MockSentRecord = { calls: 0, total: zeroUsage(), users: {} };
   for (const s of sent) {
+    if (s.user !== undefined) {
+      add(record, s.user, s.usage);
+      continue;
+    }
     const req = answered[s.requestNumber - 1];
     if (!req || req.body.model !== s.model || (req.body.stream === true) !== s.stream) {
       throw new Error(`mock answer ${s.requestNumber} (${s.model}) does not match a recorded request`);
     }
     const user = userOf(req.body);
     if (user === undefined) throw new Error(`mock answer ${s.requestNumber} has no user in its request`);
-    const u = (record.users[user] ??= { calls: 0, usage: zeroUsage() });
-    u.calls++;
-    u.usage = addUsage(u.usage, pick(s.usage));
-    record.calls++;
-    record.total = addUsage(record.total, pick(s.usage));
+    add(record, user, s.usage);
   }
   return record;
+}
+
+function add(record: MockSentRecord, user: string, usage: Usage): void {
+  const u = (record.users[user] ??= { calls: 0, usage: zeroUsage() });
+  u.calls++;
+  u.usage = addUsage(u.usage, pick(usage));
+  record.calls++;
+  record.total = addUsage(record.total, pick(usage));
 }
 
 /** Only the five buckets (drops the optional cache_write_1h part, which is included in cache_write). */

@@ -2,7 +2,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import {
   addUsage,
-  estimateChatTokens,
   estimateTokens,
   normalizeAnthropicUsage,
   normalizeOpenAIChatUsage,
@@ -11,13 +10,17 @@ import {
   type EstimateChatMessage,
   type Usage,
 } from '../usage/index.js';
-import { generateWords, streamPieces } from './text.js';
+import { AnthropicPromptCache, OpenAIPrefixCache } from './prompt-cache.js';
+import { generateReasoning, generateWords, streamPieces } from './text.js';
 
 /*
  * A TEST AND DEMO server that speaks the OpenAI (chat completions, responses, embeddings) and Anthropic
  * (messages) wire formats, JSON and SSE, on a loopback port. It plays the provider: by default its token counts
  * come from the actual prompt and response text through tokenmeter's tokenizer estimate, and it records the
  * usage it sent so that tests and the demo can compare totals exactly. It is never on a metering path.
+ * Like the providers it caches prompts (Anthropic `cache_control` breakpoints, OpenAI's automatic prefix caching;
+ * see prompt-cache.ts) and reasoning models "think" a hidden, deterministic text whose tokens are reported as
+ * reasoning tokens.
  */
 
 export interface MockProviderOptions {
@@ -35,6 +38,8 @@ export interface MockProviderOptions {
   host?: string;
   /** Port. Default 0 (any free port). */
   port?: number;
+  /** The mock's clock in milliseconds, for prompt-cache TTLs. Default `Date.now`. */
+  nowMillis?: () => number;
 }
 
 export interface RecordedRequest {
@@ -50,6 +55,10 @@ export interface SentUsage {
   api: 'openai.chat' | 'openai.responses' | 'openai.embeddings' | 'anthropic.messages';
   model: string;
   stream: boolean;
+  /** The end user named in the request (`user`, `safety_identifier` or Anthropic `metadata.user_id`). */
+  user?: string;
+  /** The hidden reasoning text whose tokens were reported as reasoning tokens (reasoning models only). */
+  reasoningText?: string;
   raw: Record<string, unknown>;
   usage: Usage;
 }
@@ -72,7 +81,7 @@ export interface MockProvider {
   setOmitUsage(omit: boolean): void;
   setIgnoreIncludeUsage(ignore: boolean): void;
   setChunkDelay(millis: number): void;
-  /** Back to the options it started with: no failures, breaks, fixed usage or delay; records emptied. */
+  /** Back to the options it started with: no failures, breaks, fixed usage or delay; records and prompt caches emptied. */
   reset(): void;
   /** Sum of `usageSent`. */
   totalUsageSent(): Usage;
@@ -132,10 +141,37 @@ function bucketsOf(normalize: () => Usage, configured: Usage): Usage {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+function userOf(body: any): string | undefined {
+  const u = body?.user ?? body?.safety_identifier ?? body?.metadata?.user_id;
+  return typeof u === 'string' ? u : undefined;
+}
+
+/**
+ * The reasoning effort a request runs with: the requested one (`reasoning_effort`, Responses `reasoning.effort`),
+ * else `medium` (the providers' default) for reasoning models (o-series, gpt-5 except its chat variants);
+ * undefined for a model that does not reason.
+ */
+function reasoningEffortOf(model: string, body: any): string | undefined {
+  const requested = body?.reasoning_effort ?? body?.reasoning?.effort;
+  if (typeof requested === 'string') return requested;
+  const m = model.toLowerCase().replace(/^.*\//, '');
+  return /^(o\d|gpt-5)/.test(m) && !/-chat/.test(m) ? 'medium' : undefined;
+}
+
+/** The prompt side of an answer, as the provider counted it. */
+interface PromptCount {
+  input: number;
+  cache_read: number;
+  cache_write: number;
+  cache_write_1h?: number;
+}
+
 /** The parts of one answer, before it is put into a wire format. */
 interface Answer {
   n: number;
   model: string;
+  user: string | undefined;
+  reasoningText: string | undefined;
   text: string;
   pieces: string[];
   tool: { id: string; name: string; args: string; argPieces: string[] } | undefined;
@@ -159,9 +195,13 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
   const usageSent: SentUsage[] = [];
   let counter = 0;
   const created = () => options.createdSeconds ?? Math.floor(Date.now() / 1000);
+  const openaiCache = new OpenAIPrefixCache();
+  const anthropicCache = new AnthropicPromptCache(options.nowMillis ?? Date.now);
 
-  function answer(model: string, promptTokens: number, tools: unknown[] | undefined, lastIsToolResult: boolean): Answer {
+  function answer(body: any, prompt: PromptCount, lastIsToolResult: boolean): Answer {
     const n = ++counter;
+    const model = String(body.model);
+    const tools: unknown[] | undefined = Array.isArray(body.tools) ? body.tools : undefined;
     const ws = generateWords(seed, n, words);
     let tool: Answer['tool'];
     let text = ws.join(' ');
@@ -176,12 +216,28 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
       pieces = [];
     }
     const outputTokens = tool ? estimateTokens(tool.name + tool.args, model) : estimateTokens(text, model);
-    const usage: Usage = scenario.fixedUsage ? { ...scenario.fixedUsage } : { ...zeroUsage(), input: promptTokens, output: outputTokens };
-    return { n, model, text, pieces, tool, usage };
+    const effort = reasoningEffortOf(model, body);
+    const reasoningText = effort === undefined ? undefined : generateReasoning(seed, n, words, effort);
+    const reasoning = reasoningText === undefined ? 0 : estimateTokens(reasoningText, model);
+    const usage: Usage = scenario.fixedUsage ? { ...scenario.fixedUsage } : { ...zeroUsage(), ...prompt, output: outputTokens, reasoning };
+    return { n, model, user: userOf(body), reasoningText, text, pieces, tool, usage };
+  }
+
+  function sentUsage(a: Answer, api: SentUsage['api'], stream: boolean, raw: Record<string, unknown>, usage: () => Usage): SentUsage {
+    const s: SentUsage = { requestNumber: a.n, api, model: a.model, stream, raw, usage: bucketsOf(usage, a.usage) };
+    if (a.user !== undefined) s.user = a.user;
+    if (a.reasoningText !== undefined && !scenario.fixedUsage) s.reasoningText = a.reasoningText;
+    return s;
+  }
+
+  /** OpenAI prompt tokens with the automatically cached part (chat and responses alike). */
+  function openAIPrompt(model: string, messages: EstimateChatMessage[]): PromptCount {
+    const { promptTokens, cachedTokens } = openaiCache.count(model, messages);
+    return { input: promptTokens - cachedTokens, cache_read: cachedTokens, cache_write: 0 };
   }
 
   function record(a: Answer, api: SentUsage['api'], stream: boolean, raw: Record<string, unknown>, usage: () => Usage): void {
-    usageSent.push({ requestNumber: a.n, api, model: a.model, stream, raw, usage: bucketsOf(usage, a.usage) });
+    usageSent.push(sentUsage(a, api, stream, raw, usage));
   }
 
   async function writeEvents(res: ServerResponse, events: Array<[string | undefined, unknown]>, done: boolean): Promise<void> {
@@ -223,7 +279,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     const model = String(body.model);
     const messages: EstimateChatMessage[] = Array.isArray(body.messages) ? body.messages : [];
     const last = messages[messages.length - 1];
-    const a = answer(model, estimateChatTokens(messages, model), body.tools, last?.role === 'tool');
+    const a = answer(body, openAIPrompt(model, messages), last?.role === 'tool');
     const id = `chatcmpl-mock-${a.n}`;
     const wire = chatWireUsage(a.usage);
     const base = { id, object: 'chat.completion.chunk', created: created(), model, system_fingerprint: 'fp_mock' };
@@ -289,7 +345,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     if (typeof body.instructions === 'string') msgs.push({ role: 'system', content: body.instructions });
     if (typeof body.input === 'string') msgs.push({ role: 'user', content: body.input });
     else if (Array.isArray(body.input)) for (const item of body.input) msgs.push({ role: item?.role ?? 'tool', content: item?.content ?? item });
-    const a = answer(model, estimateChatTokens(msgs, model), undefined, false);
+    const a = answer({ ...body, tools: undefined }, openAIPrompt(model, msgs), false);
     const id = `resp_mock_${a.n}`;
     const msgId = `msg_mock_${a.n}`;
     const wire = responsesWireUsage(a.usage);
@@ -347,7 +403,10 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
       const promptTokens = fixed ? fixed.input : tokens;
       const wire = { prompt_tokens: promptTokens, total_tokens: promptTokens };
       out.usage = wire;
-      usageSent.push({ requestNumber: n, api: 'openai.embeddings', model, stream: false, raw: wire, usage: bucketsOf(() => normalizeOpenAIChatUsage(wire).usage, { ...zeroUsage(), input: promptTokens }) });
+      const s: SentUsage = { requestNumber: n, api: 'openai.embeddings', model, stream: false, raw: wire, usage: bucketsOf(() => normalizeOpenAIChatUsage(wire).usage, { ...zeroUsage(), input: promptTokens }) };
+      const user = userOf(body);
+      if (user !== undefined) s.user = user;
+      usageSent.push(s);
     }
     json(res, 200, out);
   }
@@ -373,7 +432,10 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     if (Array.isArray(body.messages)) msgs.push(...body.messages);
     const last = msgs[msgs.length - 1] as any;
     const lastIsToolResult = Array.isArray(last?.content) && last.content.some((b: any) => b?.type === 'tool_result');
-    const a = answer(model, estimateChatTokens(msgs), body.tools, lastIsToolResult);
+    const c = anthropicCache.count(model, msgs, body.cache_control);
+    const prompt: PromptCount = { input: c.input, cache_read: c.cacheRead, cache_write: c.cacheWrite5m + c.cacheWrite1h, cache_write_1h: c.cacheWrite1h };
+    // Anthropic reports extended thinking inside output_tokens; the mock does not simulate it.
+    const a = answer({ ...body, reasoning_effort: undefined, reasoning: undefined }, prompt, lastIsToolResult);
     // Anthropic counts with its own tokenizer; the mock uses o200k for every model.
     if (!scenario.fixedUsage) a.usage.output = a.tool ? estimateTokens(a.tool.name + a.tool.args) : estimateTokens(a.text);
     const id = `msg_mock_${a.n}`;
@@ -382,7 +444,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     const content = a.tool ? [{ type: 'tool_use', id: `toolu_mock_${a.n}`, name: a.tool.name, input: JSON.parse(a.tool.args) }] : [{ type: 'text', text: a.text }];
     const usageOut = scenario.omitUsage ? undefined : wire;
     if (body.stream !== true) {
-      if (usageOut) usageSent.push({ requestNumber: a.n, api: 'anthropic.messages', model, stream: false, raw: wire, usage: bucketsOf(() => normalizeAnthropicUsage(wire).usage, a.usage) });
+      if (usageOut) usageSent.push(sentUsage(a, 'anthropic.messages', false, wire, () => normalizeAnthropicUsage(wire).usage));
       json(res, 200, { id, type: 'message', role: 'assistant', model, content, stop_reason: stopReason, stop_sequence: null, usage: usageOut });
       return;
     }
@@ -412,7 +474,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     events.push(['message_stop', { type: 'message_stop' }]);
     if (usageOut) {
       recordOnComplete(res, () =>
-        usageSent.push({ requestNumber: a.n, api: 'anthropic.messages', model, stream: true, raw: wire, usage: bucketsOf(() => normalizeAnthropicUsage(wire).usage, a.usage) }),
+        usageSent.push(sentUsage(a, 'anthropic.messages', true, wire, () => normalizeAnthropicUsage(wire).usage)),
       );
     }
     await writeEvents(res, events, false);
@@ -516,6 +578,8 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
       Object.assign(scenario, initialScenario());
       requests.length = 0;
       usageSent.length = 0;
+      openaiCache.clear();
+      anthropicCache.clear();
     },
     totalUsageSent() {
       return usageSent.reduce((sum, s) => addUsage(sum, s.usage), zeroUsage());

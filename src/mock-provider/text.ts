@@ -35,3 +35,16 @@ export function generateWords(seed: number, requestNumber: number, count: number
 export function streamPieces(words: string[]): string[] {
   return words.map((w, i) => (i === 0 ? w : ` ${w}`));
 }
+
+/** Hidden reasoning words per response word, by reasoning effort (more effort, longer thinking). */
+export const REASONING_WORDS_PER_RESPONSE_WORD: Readonly<Record<string, number>> = { none: 0, minimal: 0.5, low: 1, medium: 2, high: 4, xhigh: 6 };
+
+/**
+ * The hidden "reasoning" a reasoning model produced for a request: deterministic words (a different stream from
+ * the answer's) whose tokenizer count is the reported reasoning tokens. Empty for effort `none`.
+ */
+export function generateReasoning(seed: number, requestNumber: number, responseWords: number, effort: string): string {
+  const count = Math.round(responseWords * (REASONING_WORDS_PER_RESPONSE_WORD[effort] ?? REASONING_WORDS_PER_RESPONSE_WORD.medium));
+  if (count <= 0) return '';
+  return generateWords((seed ^ 0x52454153) >>> 0, requestNumber, count).join(' ');
+}

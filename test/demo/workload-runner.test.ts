@@ -56,6 +56,13 @@ describe('workload runner (real SDKs against the mock provider)', () => {
     for (const u of Object.values(record.users)) sumOverUsers += u.calls;
     expect(sumOverUsers).toBe(record.calls);
     expect(Object.keys(record.users).every((id) => workload.users.some((u) => u.id === id))).toBe(true);
+    // The mock names the user on each answer; matching answers to requests by order gives the same record.
+    expect(mock.usageSent.every((s) => typeof s.user === 'string')).toBe(true);
+    expect(attributeSentUsage(mock.requests, mock.usageSent.map(({ user: _user, ...s }) => s))).toEqual(record);
+    // The workload's shared system prompts hit the prompt caches, and o4-mini reasons.
+    expect(record.total.cache_write).toBeGreaterThan(0);
+    expect(record.total.cache_read).toBeGreaterThan(0);
+    expect(record.total.reasoning).toBeGreaterThan(0);
     // Streaming and non-streaming calls to both providers went out.
     const kinds = new Set(mock.requests.map((r) => `${r.path}:${r.body.stream === true}`));
     expect(kinds).toEqual(new Set(['/v1/chat/completions:true', '/v1/chat/completions:false', '/v1/messages:true', '/v1/messages:false']));

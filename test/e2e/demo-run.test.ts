@@ -59,8 +59,10 @@ describe.skipIf(!existsSync(BIN))('tokenmeter demo (built bin, no TTY)', () => {
     // After it stopped: the ledger it left behind, read through a fresh exporter's usage API...
     const exporter = await startExporter({ storage: join(dir, 'ledger'), host: '127.0.0.1', otlpPort: 0, httpPort: 0, log: () => {} });
     let final: UsageResponse;
+    let summary: { totals: { tokens: Record<string, number> } };
     try {
       final = (await (await fetch(`${exporter.httpUrl}/api/v1/usage`)).json()) as UsageResponse;
+      summary = (await (await fetch(`${exporter.httpUrl}/api/v1/summary`)).json()) as typeof summary;
     } finally {
       await exporter.close();
     }
@@ -76,7 +78,8 @@ describe.skipIf(!existsSync(BIN))('tokenmeter demo (built bin, no TTY)', () => {
     // The free plan allows 10 requests: the heavy free user is over it.
     expect(final.users.some((u) => (u.max_ratio ?? 0) >= 1)).toBe(true);
     // The workload mixes token types: cache reads/writes and reasoning show up when the provider reports them.
-    expect(sent.total.input).toBeGreaterThan(0);
-    expect(sent.total.output).toBeGreaterThan(0);
+    for (const t of TOKEN_TYPES) expect(sent.total[t], t).toBeGreaterThan(0);
+    // ...and /api/v1/summary (the status page's totals) shows exactly them.
+    for (const t of TOKEN_TYPES) expect(summary.totals.tokens[t], `summary ${t}`).toBe(sent.total[t]);
   });
 });
