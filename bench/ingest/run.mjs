@@ -51,6 +51,8 @@ export async function benchIngest(cfg, log) {
       log(`ingest: ${kind}, ${c} sender(s)`);
       runs.push({ receiver: kind, ...(await one(kind, undefined, pool.bodies, c, cfg)) });
     }
+    log(`ingest: tokenmeter without a ledger (diagnostic), ${c} sender(s)`);
+    runs.push({ receiver: 'tokenmeter-noledger', ...(await one('tokenmeter-noledger', undefined, pool.bodies, c, cfg)) });
     log(`ingest: tokenmeter + embedded ledger (PGlite), ${c} sender(s)`);
     const dir = tempDir();
     try {
@@ -96,7 +98,7 @@ export async function benchIngest(cfg, log) {
   for (const c of cfg.concurrency) {
     const limit = runs.find((r) => r.receiver === 'decode-protobufjs' && r.concurrency === c);
     const walker = runs.find((r) => r.receiver === 'decode-walker' && r.concurrency === c);
-    for (const r of runs.filter((x) => x.receiver.startsWith('tokenmeter') && x.concurrency === c)) {
+    for (const r of runs.filter((x) => x.receiver.startsWith('tokenmeter') && x.receiver !== 'tokenmeter-noledger' && x.concurrency === c)) {
       ratios[`${r.receiver}/${c}`] = { vsProtobufjs: r.spansPerSecond / limit.spansPerSecond, vsWalker: r.spansPerSecond / walker.spansPerSecond };
     }
   }
@@ -106,12 +108,14 @@ export async function benchIngest(cfg, log) {
 const LABEL = {
   'decode-protobufjs': 'bare node:http, protobufjs decode only (the limit)',
   'decode-walker': "bare node:http, tokenmeter's walker decode only",
+  'tokenmeter-noledger': 'diagnostic: tokenmeter with an in-memory ledger (every other stage real)',
   'tokenmeter-pglite': 'tokenmeter, embedded ledger (PGlite)',
   'tokenmeter-postgres': 'tokenmeter, PostgreSQL 15',
 };
 
 function check(r) {
   if (r.priced === undefined) return `${r.decodedSpans} decoded`;
+  if (r.receiver === 'tokenmeter-noledger') return `${r.consistent ? 'ok' : '**MISMATCH**'}: ${r.sentSpans} acked, ${r.priced} priced (not durable)`;
   return `${r.consistent ? 'ok' : '**MISMATCH**'}: ${r.sentSpans} acked, ${r.priced} priced, ${r.ledgerRequests} in ledger`;
 }
 
@@ -132,6 +136,17 @@ export function ingestMarkdown(d) {
     const [recv, c] = k.split('/');
     const goal = recv === 'tokenmeter-pglite' ? ` — goal ≥ 0.5: **${v.vsProtobufjs >= 0.5 ? 'met' : 'NOT met'}**` : '';
     out.push(`- ${LABEL[recv]}, ${c} sender(s): **${fmt(v.vsProtobufjs, 2)}×** the protobufjs decode-only limit (${fmt(v.vsWalker, 2)}× the walker decode-only server)${goal}.`);
+  }
+  for (const c of d.config.concurrency) {
+    const nl = d.runs.find((r) => r.receiver === 'tokenmeter-noledger' && r.concurrency === c);
+    const pg = d.runs.find((r) => r.receiver === 'tokenmeter-pglite' && r.concurrency === c);
+    const lim = d.runs.find((r) => r.receiver === 'decode-protobufjs' && r.concurrency === c);
+    if (nl && pg && lim) {
+      out.push(
+        `- What limits it, ${c} sender(s): without the ledger the same exporter reaches ${fmt(nl.spansPerSecond)} spans/s (${fmt((100 * nl.spansPerSecond) / lim.spansPerSecond, 0)}% of the limit), ` +
+          `so the stages before the ledger cost about ${fmt(1e6 / nl.spansPerSecond - 1e6 / lim.spansPerSecond)} µs per span above decoding and the embedded ledger about ${fmt(1e6 / pg.spansPerSecond - 1e6 / nl.spansPerSecond)} µs per span.`,
+      );
+    }
   }
   if (d.postgresVersion) out.push(`- PostgreSQL: ${d.postgresVersion}, default settings (fsync on), started in a temp directory on loopback.`);
   for (const n of d.notes) out.push(`- ${n}`);

@@ -2,6 +2,7 @@
 //   decode-protobufjs  bare node:http; protobufjs reflection decode of the OTLP definitions, nothing else
 //   decode-walker      bare node:http; tokenmeter's decodeTraceRequest (hand-written protobuf walker), nothing else
 //   tokenmeter         the real exporter (dist/): decode, extract, price, group commit to the ledger, then ack
+//   tokenmeter-noledger  diagnostic: the real exporter with an in-memory ledger (what the rest of the pipeline costs)
 // Protocol (IPC): sends { ready: { url, httpUrl? } }; on { cmd: 'stop' } replies { stopped: stats } and exits.
 import { createServer } from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -59,6 +60,84 @@ async function start() {
     const { decodeTraceRequest } = await import('../../dist/ingest/index.js');
     const options = { maxDecompressedBytes: 64 * 1024 * 1024 };
     return decodeOnly((body, ct, ce) => decodeTraceRequest(body, ct, ce, options).spans.length);
+  }
+  if (kind === 'tokenmeter-noledger') {
+    // Diagnostic only (labelled as such in the report): the real exporter with every real stage (decode, extract,
+    // plans, pricing, metrics) except the ledger, replaced by an in-memory one that commits instantly. The gap to
+    // `tokenmeter` is the ledger's cost; the gap to the decode-only server is the rest of the pipeline's.
+    const { startExporter, ingestDecoders, displayMoney } = await import('../../dist/exporter/index.js');
+    const { validateConfig } = await import('../../dist/config/index.js');
+    const { extractUsage } = await import('../../dist/ingest/index.js');
+    const { PlanResolver, BillingCalendar } = await import('../../dist/plans/index.js');
+    const { PriceBook } = await import('../../dist/pricing/index.js');
+    const config = validateConfig({ server: { host: '127.0.0.1', otlp_port: 0, http_port: 0 }, limits: { max_users: 1_000_000 } }, 'bench');
+    const plans = new PlanResolver(config.plans, config.users);
+    const calendar = new BillingCalendar(config.period);
+    const seen = new Set();
+    const rollups = new Map();
+    const ledger = {
+      async commit(records) {
+        const committed = [];
+        const duplicates = [];
+        const touched = new Map();
+        for (const r of records) {
+          const id = `${r.traceId}/${r.spanId}`;
+          if (seen.has(id)) {
+            duplicates.push(r);
+            continue;
+          }
+          seen.add(id);
+          committed.push(r);
+          const key = `${r.periodStart}|${r.userId}|${r.plan}`;
+          let roll = rollups.get(key);
+          if (!roll) {
+            roll = { periodStart: r.periodStart, userId: r.userId, plan: r.plan, tokens: { input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 }, requests: 0, costUsd: '0' };
+            rollups.set(key, roll);
+          }
+          for (const t of Object.keys(roll.tokens)) roll.tokens[t] += r.usage[t];
+          roll.requests += 1;
+          touched.set(key, roll);
+        }
+        return { committed, duplicates, rollups: [...touched.values()].map((x) => ({ ...x, tokens: { ...x.tokens } })) };
+      },
+      async ping() {},
+      async loadPeriodRollups(start) {
+        return [...rollups.values()].filter((x) => Date.parse(x.periodStart) === start.getTime());
+      },
+      async userModelUsage() {
+        return [];
+      },
+      async periodModelUsage() {
+        return [];
+      },
+      async close() {},
+    };
+    const ports = {
+      ledger,
+      plans: {
+        planFor: (u, p) => plans.planFor(u, p),
+        limitsFor: (u, p) => plans.limitsFor(u, p),
+        periodFor: (at) => calendar.periodFor(at),
+        planNames: () => plans.planNames(),
+      },
+      pricing: PriceBook.load(),
+      decoders: ingestDecoders(config.limits.max_decompressed_bytes),
+      extract: (span) => extractUsage(span),
+      invalidId: (span) => span.invalidId,
+      isUnavailable: () => false,
+      display: displayMoney(config),
+    };
+    const running = await startExporter({ resolvedConfig: config, ports, log: () => {} });
+    return {
+      url: running.otlpUrl,
+      httpUrl: running.httpUrl,
+      stop: async () => {
+        await running.refresh();
+        const text = await (await fetch(`${running.httpUrl}/metrics`)).text();
+        await running.close();
+        return { metricsText: text, logs: [] };
+      },
+    };
   }
   if (kind === 'tokenmeter') {
     const { startExporter } = await import('../../dist/exporter/index.js');

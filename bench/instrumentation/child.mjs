@@ -36,6 +36,7 @@ async function setUpVariant(tracerProvider, meterProvider) {
     case 'bare':
     case 'sdk-builtin':
       break;
+    case 'tokenmeter-nometrics':
     case 'tokenmeter': {
       const tm = await import('../../dist/instrumentation/index.js');
       instrumentations = tm.tokenmeterInstrumentations();
@@ -71,7 +72,8 @@ async function setUpVariant(tracerProvider, meterProvider) {
     default:
       throw new Error(`unknown variant ${variant}`);
   }
-  if (instrumentations.length > 0) registerInstrumentations({ instrumentations, tracerProvider, meterProvider });
+  // tokenmeter-nometrics (diagnostic): no MeterProvider, so the GenAI histograms are no-ops; isolates their cost.
+  if (instrumentations.length > 0) registerInstrumentations(variant === 'tokenmeter-nometrics' ? { instrumentations, tracerProvider } : { instrumentations, tracerProvider, meterProvider });
   return version;
 }
 
@@ -160,7 +162,7 @@ childMain(async () => {
   tracerProvider.register();
   const reader = new PullReader();
   const meterProvider = new MeterProvider({ readers: [reader] });
-  metrics.setGlobalMeterProvider(meterProvider);
+  if (variant !== 'tokenmeter-nometrics') metrics.setGlobalMeterProvider(meterProvider);
   const version = await setUpVariant(tracerProvider, meterProvider);
   const client = makeClient();
   const usage = provider === 'openai' ? OPENAI_USAGE : ANTHROPIC_USAGE;

@@ -10,12 +10,14 @@ export const VARIANTS = {
   openai: [
     { id: 'bare', label: 'bare `openai` SDK', peer: false },
     { id: 'tokenmeter', label: 'tokenmeter', peer: false },
+    { id: 'tokenmeter-nometrics', label: 'diagnostic: tokenmeter, no MeterProvider', peer: false },
     { id: 'otel-contrib', label: '@opentelemetry/instrumentation-openai', peer: true },
     { id: 'traceloop', label: '@traceloop/instrumentation-openai (OpenLLMetry)', peer: true },
   ],
   anthropic: [
     { id: 'bare', label: 'bare `@anthropic-ai/sdk`', peer: false },
     { id: 'tokenmeter', label: 'tokenmeter', peer: false },
+    { id: 'tokenmeter-nometrics', label: 'diagnostic: tokenmeter, no MeterProvider', peer: false },
     { id: 'traceloop', label: '@traceloop/instrumentation-anthropic (OpenLLMetry)', peer: true },
     { id: 'sdk-builtin', label: "the Anthropic SDK's own OTel spans (ANTHROPIC_OPEN_TELEMETRY)", peer: true },
   ],
@@ -93,14 +95,14 @@ export function instrumentationMarkdown(data) {
   );
   for (const provider of Object.keys(VARIANTS)) {
     out.push(`**${provider === 'openai' ? 'OpenAI (`openai` 6.49, chat.completions.create)' : 'Anthropic (`@anthropic-ai/sdk` 1.13, messages.create)'}**`, '');
-    out.push('| variant | version | mode | µs/call median (range) | added µs (range) | × bare | spans/call | real usage on every span |');
-    out.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
+    out.push('| variant | version | mode | µs/call median (range) | added µs (range) | × bare | spans/call | real usage on every span | metrics recorded |');
+    out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const r of data.results.filter((x) => x.provider === provider)) {
       for (const mode of ['json', 'stream']) {
         const m = r[mode];
         const usage = m.usageCaptured === null ? '—' : m.usageCaptured ? 'yes' : `**NO** (${m.check.spansWithUsage}/${m.check.calls} spans with usage${m.check.spansWithWrongUsage ? `, ${m.check.spansWithWrongUsage} wrong` : ''})`;
         const added = r.variant === 'bare' ? '—' : fmtRange(m.addedMicros);
-        out.push(`| ${r.label} | ${r.version || '—'} | ${MODE_NAME[mode]} | ${fmtRange(m.perCallMicros)} | ${added} | ${r.variant === 'bare' ? '1' : fmt(m.timesBare, 2)} | ${fmt(m.spansPerCall, 2)} | ${usage} |`);
+        out.push(`| ${r.label} | ${r.version || '—'} | ${MODE_NAME[mode]} | ${fmtRange(m.perCallMicros)} | ${added} | ${r.variant === 'bare' ? '1' : fmt(m.timesBare, 2)} | ${fmt(m.spansPerCall, 2)} | ${usage} | ${r.metrics.length ? r.metrics.map((x) => `\`${x}\``).join(', ') : 'none'} |`);
       }
     }
     out.push('');
@@ -110,6 +112,14 @@ export function instrumentationMarkdown(data) {
       let line = `- ${MODE_NAME[mode]}: tokenmeter adds ${fmt(q.tokenmeterAddedMicros)} µs, the best peer (${q.bestPeer}) ${fmt(q.bestPeerAddedMicros)} µs: ratio **${fmt(q.ratio, 2)}** — ${verdict}.`;
       if (q.bestPeerWithUsage && q.bestPeerWithUsage !== q.bestPeer) line += ` Against the best peer that recorded the streamed usage (${q.bestPeerWithUsage}): ${fmt(q.ratioVsBestPeerWithUsage, 2)}.`;
       out.push(line);
+    }
+    const tmRow = data.results.find((x) => x.provider === provider && x.variant === 'tokenmeter');
+    const nm = data.results.find((x) => x.provider === provider && x.variant === 'tokenmeter-nometrics');
+    if (tmRow && nm) {
+      out.push(
+        `- Diagnostic: without a MeterProvider (its GenAI histograms become no-ops) tokenmeter adds ${fmt(nm.json.addedMicros.median)} µs / ${fmt(nm.stream.addedMicros.median)} µs ` +
+          `(non-streaming / stream), so recording the metrics costs about ${fmt(tmRow.json.addedMicros.median - nm.json.addedMicros.median)} µs / ${fmt(tmRow.stream.addedMicros.median - nm.stream.addedMicros.median)} µs per call.`,
+      );
     }
     const notes = [...new Set(data.results.filter((x) => x.provider === provider).flatMap((r) => r.notes ?? []))];
     for (const n of notes) out.push(`- Note: ${n}.`);

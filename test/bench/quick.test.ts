@@ -106,7 +106,18 @@ describe('npm run bench -- --quick', () => {
     const rows = result.sections.instrumentation!.results;
     const variants = rows.map((r) => `${r.provider}/${r.variant}`).sort();
     expect(variants).toEqual(
-      ['anthropic/bare', 'anthropic/sdk-builtin', 'anthropic/tokenmeter', 'anthropic/traceloop', 'openai/bare', 'openai/otel-contrib', 'openai/tokenmeter', 'openai/traceloop'].sort(),
+      [
+        'anthropic/bare',
+        'anthropic/sdk-builtin',
+        'anthropic/tokenmeter',
+        'anthropic/tokenmeter-nometrics',
+        'anthropic/traceloop',
+        'openai/bare',
+        'openai/otel-contrib',
+        'openai/tokenmeter',
+        'openai/tokenmeter-nometrics',
+        'openai/traceloop',
+      ].sort(),
     );
     for (const r of rows) {
       for (const m of [r.json, r.stream]) {
@@ -135,6 +146,7 @@ describe('npm run bench -- --quick', () => {
     expect(receivers.has('decode-protobufjs')).toBe(true);
     expect(receivers.has('decode-walker')).toBe(true);
     expect(receivers.has('tokenmeter-pglite')).toBe(true);
+    expect(receivers.has('tokenmeter-noledger')).toBe(true);
     for (const r of [...ingest.runs, ...ingest.growth]) {
       expect(r.spans).toBeGreaterThan(0);
       expect(r.spansPerSecond).toBeGreaterThan(0);
