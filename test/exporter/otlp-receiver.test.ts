@@ -1,7 +1,9 @@
 import { connect } from 'node:net';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeExportResponse } from '../../src/exporter/otlp-response.js';
+import { makeSpans, protobufBody } from '../ingest/otel-spans.js';
 import { getJson, gzip, httpRequest, otlpJson, postOtlp, scrape, startTestExporter, type TestExporter } from './harness.js';
 
 const running: TestExporter[] = [];
@@ -74,6 +76,30 @@ describe('OTLP/HTTP receiver', () => {
     expect(ExportTraceServiceResponse.lookupType('ExportTraceServiceResponse').toObject(ExportTraceServiceResponse.lookupType('ExportTraceServiceResponse').decode(pb), { longs: String })).toEqual({
       partialSuccess: { rejectedSpans: '3', errorMessage: 'three bad' },
     });
+  });
+
+  it('answers a protobuf request with a protobuf ExportTraceServiceResponse (partial_success read by the real OTel deserializer)', async () => {
+    const e = await start();
+    const genAi = (user: string, input: number) => ({
+      name: 'chat gpt-4o',
+      attributes: {
+        'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': 'openai', 'gen_ai.request.model': 'gpt-4o',
+        'gen_ai.usage.input_tokens': input, 'gen_ai.usage.output_tokens': 10, 'user.id': user,
+      },
+    });
+    const ok = await postOtlp(e.otlpUrl, protobufBody(makeSpans([genAi('pb-user', 100)])), 'application/x-protobuf');
+    expect(ok.status).toBe(200);
+    expect(ok.headers['content-type']).toBe('application/x-protobuf');
+    expect(ok.body.length).toBe(0); // an empty message: full success
+    const partial = await postOtlp(e.otlpUrl, gzip(protobufBody(makeSpans([genAi('pb-user', 200), genAi('pb-user', -1), genAi('pb-user', Number.NaN)]))), 'application/x-protobuf', { 'content-encoding': 'gzip' });
+    expect(partial.status).toBe(200);
+    expect(partial.headers['content-type']).toBe('application/x-protobuf');
+    const response = ProtobufTraceSerializer.deserializeResponse(new Uint8Array(partial.body)) as { partialSuccess?: { rejectedSpans?: unknown; errorMessage?: string } };
+    expect(Number(response.partialSuccess?.rejectedSpans)).toBe(2);
+    expect(response.partialSuccess?.errorMessage).toMatch(/^2 span\(s\) rejected: /);
+    const usage = await getJson(`${e.httpUrl}/api/v1/usage/pb-user`);
+    expect(usage.json.requests).toBe(2);
+    expect(usage.json.tokens.input).toBe(300);
   });
 
   it('415 for a wrong content type, 405 for GET, 404 elsewhere', async () => {
