@@ -296,18 +296,6 @@ function keyValue(w: Walker, end: number, depth: number, out: AttributeMap): voi
   out[key] = value;
 }
 
-function resource(w: Walker, end: number, depth: number, attrs: AttributeMap): void {
-  checkDepth(w, depth);
-  while (w.pos < end) {
-    const tag = w.tag(end);
-    if (tag === ((1 << 3) | WT_LEN)) {
-      const e = w.lenEnd(end);
-      keyValue(w, e, depth + 1, attrs);
-      w.pos = e;
-    } else w.skip(tag & 7, end, depth, tag >>> 3);
-  }
-}
-
 function scope(w: Walker, end: number, depth: number, out: DecodedScope): void {
   checkDepth(w, depth);
   while (w.pos < end) {
@@ -444,7 +432,8 @@ function resourceSpans(w: Walker, end: number, depth: number, out: DecodedSpan[]
       w.pos = e;
     } else if (field === 1 && wt === WT_LEN) {
       const e = w.lenEnd(end);
-      resource(w, e, depth + 1, res);
+      // Resource { repeated KeyValue attributes = 1 }: the same wire shape as KeyValueList.
+      keyValueList(w, e, depth + 1, res);
       w.pos = e;
     } else w.skip(wt, end, depth, field);
   }
