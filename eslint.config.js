@@ -23,4 +23,9 @@ export default tseslint.config(
       'no-empty': ['error', { allowEmptyCatch: true }],
     },
   },
+  {
+    // The status page runs in a browser.
+    files: ['src/exporter/status-page/**/*.js'],
+    languageOptions: { globals: { location: 'readonly', sessionStorage: 'readonly', history: 'readonly', navigator: 'readonly' } },
+  },
 );

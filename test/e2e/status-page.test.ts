@@ -264,3 +264,60 @@ describe.skipIf(!chromiumPath)('status page (chromium)', () => {
     });
   });
 });
+
+describe.skipIf(!chromiumPath)('status page with an API token (chromium)', () => {
+  const API_TOKEN = 'status-page-secret-token';
+  let dir: string;
+  let exporter: RunningExporter;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tokenmeter-status-page-token-'));
+    exporter = await startExporter({
+      config: { auth: { api_token: API_TOKEN } },
+      storage: join(dir, 'ledger'),
+      host: '127.0.0.1',
+      otlpPort: 0,
+      httpPort: 0,
+      log: () => {},
+    });
+    const res = await fetch(`${exporter.otlpUrl}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(otlpJson(calls().slice(0, 3))),
+    });
+    expect(res.status).toBe(200);
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: chromiumPath,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await exporter?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('says how to give the token when the API answers 401', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${exporter.httpUrl}/`);
+    await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent?.includes('#token='));
+    expect(await page.$$('[data-testid=user-row]')).toHaveLength(0);
+    await page.close();
+  });
+
+  it('sends the token from the URL fragment, then drops it from the address bar', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${exporter.httpUrl}/#token=${API_TOKEN}`);
+    await page.waitForSelector('body[data-loaded="true"]');
+    expect(await page.$$eval('[data-testid=user-row]', (trs) => trs.map((tr) => tr.getAttribute('data-user')))).toEqual(['ada']);
+    expect(new URL(page.url()).hash).toBe('');
+    // A reload in the same tab keeps working from sessionStorage.
+    await page.reload();
+    await page.waitForSelector('body[data-loaded="true"]');
+    await page.close();
+  });
+});

@@ -11,7 +11,29 @@ const state = {
   sortKey: 'max_ratio',
   sortDir: 'desc',
   plan: '',
+  // The API bearer token, when the exporter has `api_token` set: given once as /#token=... and kept for this tab only.
+  token: null,
 };
+
+const TOKEN_STORAGE_KEY = 'tokenmeter.apiToken';
+
+/** Takes a token from the URL fragment (never sent to the server, unlike a query string) into sessionStorage. */
+function readApiToken() {
+  const m = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+  if (m) {
+    try {
+      sessionStorage.setItem(TOKEN_STORAGE_KEY, decodeURIComponent(m[1]));
+    } catch {}
+    // Keep the secret out of the address bar and the history.
+    history.replaceState(null, '', location.pathname + location.search);
+    return decodeURIComponent(m[1]);
+  }
+  try {
+    return sessionStorage.getItem(TOKEN_STORAGE_KEY);
+  } catch {
+    return null;
+  }
+}
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -238,8 +260,13 @@ function renderSummary() {
   );
 }
 
+class AuthRequiredError extends Error {}
+
 async function getJson(path) {
-  const res = await fetch(path, { headers: { accept: 'application/json' } });
+  const headers = { accept: 'application/json' };
+  if (state.token) headers.authorization = `Bearer ${state.token}`;
+  const res = await fetch(path, { headers });
+  if (res.status === 401) throw new AuthRequiredError(`${path}: HTTP 401`);
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
   return res.json();
 }
@@ -257,12 +284,16 @@ async function refresh() {
     status.classList.remove('error');
     document.body.dataset.loaded = 'true';
   } catch (err) {
-    status.textContent = `Cannot reach the usage API (${err.message}); retrying.`;
+    status.textContent =
+      err instanceof AuthRequiredError
+        ? `The usage API needs its bearer token (api_token): open this page as ${location.pathname}#token=<token>.`
+        : `Cannot reach the usage API (${err.message}); retrying.`;
     status.classList.add('error');
   }
 }
 
 function init() {
+  state.token = readApiToken();
   for (const th of document.querySelectorAll('th[data-sort]')) {
     th.querySelector('button').addEventListener('click', () => {
       const key = th.dataset.sort;
