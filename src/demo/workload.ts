@@ -3,6 +3,9 @@
  * Pure and seeded — the same seed and user count give the same users and the same calls in the same order —
  * so a demo run can be reproduced and its results compared.
  */
+import { createRng } from '../mock-provider/text.js';
+
+export { createRng };
 
 export type DemoProvider = 'openai' | 'anthropic';
 export type DemoPlan = 'free' | 'pro' | 'team';
@@ -69,18 +72,6 @@ const WORDS = (
   'budget quota period report dashboard alert metric service region cluster replica ledger commit schema migration ' +
   'release feature flag rollout experiment cohort retention churn support ticket escalation owner review approval'
 ).split(' ');
-
-/** mulberry32: a small, well-distributed 32-bit PRNG — enough for a reproducible demo. */
-export function createRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(rng: () => number, items: readonly T[]): T {
   return items[Math.floor(rng() * items.length)];

@@ -8,8 +8,8 @@ const WORDS = [
   'reasoning', 'thinks', 'quietly', 'answers', 'politely', 'summaries', 'translate', 'documents', 'quickly',
 ];
 
-/** mulberry32: a tiny, well-distributed 32-bit PRNG. */
-function prng(seed: number): () => number {
+/** mulberry32: a tiny, well-distributed 32-bit PRNG, so the mock and the demo workload are reproducible by seed. */
+export function createRng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -22,7 +22,7 @@ function prng(seed: number): () => number {
 
 /** `count` words (at least 1), the first capitalised, ending with a full stop. */
 export function generateWords(seed: number, requestNumber: number, count: number): string[] {
-  const next = prng((seed * 2654435761 + requestNumber * 40503) >>> 0);
+  const next = createRng((seed * 2654435761 + requestNumber * 40503) >>> 0);
   const n = Math.max(1, Math.floor(count));
   const words: string[] = [];
   for (let i = 0; i < n; i++) words.push(WORDS[Math.floor(next() * WORDS.length)]);
