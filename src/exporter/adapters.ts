@@ -2,7 +2,7 @@ import { Decimal } from 'decimal.js';
 import type { TokenmeterConfig } from '../config/index.js';
 import { IngestError, decodeMetricsRequest, decodeTraceRequest, extractUsage, type DecodedSpan } from '../ingest/index.js';
 import { GroupCommitter, LedgerUnavailableError, discountsFromTiers, openLedger, type Ledger } from '../ledger/index.js';
-import { BillingCalendar, PlanResolver, type BillingPeriod } from '../plans/index.js';
+import { BillingCalendar, PlanResolver } from '../plans/index.js';
 import { PriceBook, convertFromUsd, formatMoney } from '../pricing/index.js';
 import { LedgerConnection } from './ledger-connection.js';
 import type { LedgerPort } from './ports.js';
@@ -38,23 +38,6 @@ export function displayMoney(config: TokenmeterConfig): DisplayMoney {
 
 const HOUR_MILLIS = 3_600_000;
 
-/**
- * Memoises billing periods: computing one reads the time zone through Intl (about 90 µs), and the records of a
- * request nearly always fall in one or two periods. A period is [start, end), so any instant inside a known one
- * has exactly that period.
- */
-export function cachedPeriods(periodFor: (at: Date) => BillingPeriod, size = 4): (at: Date) => BillingPeriod {
-  const recent: BillingPeriod[] = [];
-  return (at) => {
-    const t = at.getTime();
-    for (const p of recent) if (t >= p.start.getTime() && t < p.end.getTime()) return p;
-    const p = periodFor(at);
-    recent.unshift(p);
-    if (recent.length > size) recent.pop();
-    return p;
-  };
-}
-
 /** An open ledger and the group committer in front of it. */
 interface OpenLedger {
   ledger: Ledger;
@@ -75,7 +58,7 @@ export interface CreatePortsOptions {
 export async function createPorts(config: TokenmeterConfig, clock: ExporterClock, options: CreatePortsOptions = {}): Promise<ExporterPorts<unknown>> {
   const plans = new PlanResolver(config.plans, config.users);
   const calendar = new BillingCalendar(config.period);
-  const periodFor = cachedPeriods((at) => calendar.periodFor(at));
+  const periodFor = (at: Date) => calendar.periodFor(at);
   const pricing = PriceBook.load(config.pricing.overrides ? { overrides: config.pricing.overrides } : {});
   const tiers = config.pricing.volume_discounts;
   const discounts = tiers && Object.keys(tiers).length > 0 ? discountsFromTiers(tiers) : undefined;

@@ -99,9 +99,17 @@ export function startOfLocalDay(year: number, month: number, day: number, timeZo
 }
 
 /** Computes billing periods for one configuration. */
+/** How many recently computed periods a calendar remembers (late spans may still fall in the previous one). */
+const RECENT_PERIODS = 4;
+
 export class BillingCalendar {
   readonly timeZone: string;
   readonly anchorDay: number;
+  /**
+   * The last few periods computed, newest first. Computing one goes through Intl (tens of microseconds) and
+   * the exporter asks once per span, almost always for the current period.
+   */
+  private readonly recent: { startMillis: number; endMillis: number }[] = [];
 
   constructor(config: PeriodConfigInput | PeriodConfig = {}) {
     const parsed = periodConfigSchema.parse(config);
@@ -113,6 +121,17 @@ export class BillingCalendar {
   periodFor(instant: Date): BillingPeriod {
     const millis = instant.getTime();
     if (!Number.isFinite(millis)) throw new RangeError('periodFor: invalid date');
+    for (const p of this.recent) {
+      if (millis >= p.startMillis && millis < p.endMillis) return { start: new Date(p.startMillis), end: new Date(p.endMillis) };
+    }
+    const period = this.computePeriod(millis);
+    this.recent.unshift({ startMillis: period.start.getTime(), endMillis: period.end.getTime() });
+    if (this.recent.length > RECENT_PERIODS) this.recent.pop();
+    return period;
+  }
+
+  /** Works the period out from the calendar rules; `periodFor` caches its answers. */
+  protected computePeriod(millis: number): BillingPeriod {
     const local = localParts(millis, this.timeZone);
     let year = local.year;
     let month = local.month;
