@@ -1,11 +1,11 @@
 import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import type { CommitResult, LedgerRecord } from '../ledger/types.js';
-import type { PriceResult, ServiceTier } from '../pricing/types.js';
+import { parseServiceTier } from '../pricing/service-tier.js';
+import type { PriceResult } from '../pricing/types.js';
 import type { UsageRecord } from '../usage/usage-record.js';
 import type { ExporterMetrics } from './metrics.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
 
-const SERVICE_TIERS: ReadonlySet<string> = new Set(['standard', 'batch', 'flex', 'priority']);
 const ZERO_COSTS: Record<TokenType, string> = { input: '0', cache_read: '0', cache_write: '0', output: '0', reasoning: '0' };
 
 /** The ledger could not commit: the whole request gets 503 + Retry-After and nothing was counted. */
@@ -44,7 +44,8 @@ export function toLedgerRecord(rec: UsageRecord, plans: PlanPort, pricing: Prici
   const plan = plans.planFor(rec.userId, rec.planFromSpan);
   const at = new Date(rec.endTimeMillis);
   const period = plans.periodFor(at);
-  const tier = rec.serviceTier && SERVICE_TIERS.has(rec.serviceTier) ? (rec.serviceTier as ServiceTier) : undefined;
+  // The same mapping as in-process pricing (trackUsage): OpenAI's `scale` is priority, `default`/`auto` standard.
+  const tier = parseServiceTier(rec.serviceTier);
   let price: PriceResult;
   try {
     price = pricing.price({ provider: rec.provider, model: rec.rawModel, usage: rec.usage, at, ...(tier ? { serviceTier: tier } : {}) });
