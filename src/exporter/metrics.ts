@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Decimal } from 'decimal.js';
-import { LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES } from '../contract/names.js';
+import { INGEST_OUTCOMES, LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES } from '../contract/names.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod } from '../plans/types.js';
 import { Money, addMoney } from './money.js';
@@ -168,7 +168,7 @@ export class ExporterMetrics {
       help: 'Calls attributed to user="__overflow__" because max_users was reached.',
       registers: r,
     });
-    for (const o of ['priced', 'ignored', 'duplicate', 'rejected']) this.ingestedSpansTotal.inc({ outcome: o }, 0);
+    for (const o of INGEST_OUTCOMES) this.ingestedSpansTotal.inc({ outcome: o }, 0);
     this.userOverflowTotal.inc(0);
   }
 
