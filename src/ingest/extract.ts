@@ -138,6 +138,10 @@ function slot(a: AttributeMap, ...keys: string[]): Slot | undefined {
 
 /** A string attribute (numbers and booleans are stringified); undefined when absent; Reject when unusable. */
 function label(a: AttributeMap, what: string, ...keys: string[]): string | undefined {
+  return labelIn(a, what, keys);
+}
+
+function labelIn(a: AttributeMap, what: string, keys: readonly string[]): string | undefined {
   for (const key of keys) {
     const v = a[key];
     if (!present(v)) continue;
@@ -257,16 +261,38 @@ function metadataSlot(meta: Record<string, unknown> | undefined, key: string, pa
   return { key: `ai.response.providerMetadata.${path}`, value: typeof v === 'object' ? '[object]' : (v as AttributeValue) };
 }
 
+/** Where a convention carries user, plan and feature: the standard attributes first, then its own. */
+interface AttributionKeys {
+  user: readonly string[];
+  plan: readonly string[];
+  feature: readonly string[];
+}
+
+// Built once: extraction runs per span.
+const STANDARD_ATTRIBUTION: AttributionKeys = { user: [ATTR_USER_ID, 'enduser.id'], plan: [ATTR_PLAN], feature: [ATTR_FEATURE] };
+const VERCEL_ATTRIBUTION: AttributionKeys = {
+  user: [...STANDARD_ATTRIBUTION.user, 'ai.telemetry.metadata.userId', 'ai.telemetry.metadata.user.id', 'ai.telemetry.metadata.user_id'],
+  plan: [...STANDARD_ATTRIBUTION.plan, `ai.telemetry.metadata.${ATTR_PLAN}`, 'ai.telemetry.metadata.plan'],
+  feature: [...STANDARD_ATTRIBUTION.feature, `ai.telemetry.metadata.${ATTR_FEATURE}`, 'ai.telemetry.metadata.feature', 'ai.telemetry.functionId'],
+};
+const OPENLLMETRY_ATTRIBUTION: AttributionKeys = {
+  user: [
+    ...STANDARD_ATTRIBUTION.user,
+    'traceloop.association.properties.user_id',
+    'traceloop.association.properties.userId',
+    'traceloop.association.properties.user.id',
+  ],
+  plan: [...STANDARD_ATTRIBUTION.plan, `traceloop.association.properties.${ATTR_PLAN}`, 'traceloop.association.properties.plan'],
+  feature: [...STANDARD_ATTRIBUTION.feature, `traceloop.association.properties.${ATTR_FEATURE}`, 'traceloop.association.properties.feature'],
+};
+
 interface Convention {
   source: UsageSource;
   counts: Counts;
   provider: string | undefined;
   model: string | undefined;
   operation: string;
-  /** Extra attribution keys of this convention, after the standard ones. */
-  userKeys: string[];
-  planKeys: string[];
-  featureKeys: string[];
+  attribution: AttributionKeys;
 }
 
 function vercel(a: AttributeMap, operation: string): Convention {
@@ -321,9 +347,7 @@ function vercel(a: AttributeMap, operation: string): Convention {
     provider,
     model: label(a, 'model', 'ai.response.model', GENAI.responseModel, 'ai.model.id', GENAI.requestModel),
     operation,
-    userKeys: ['ai.telemetry.metadata.userId', 'ai.telemetry.metadata.user.id', 'ai.telemetry.metadata.user_id'],
-    planKeys: [`ai.telemetry.metadata.${ATTR_PLAN}`, 'ai.telemetry.metadata.plan'],
-    featureKeys: [`ai.telemetry.metadata.${ATTR_FEATURE}`, 'ai.telemetry.metadata.feature', 'ai.telemetry.functionId'],
+    attribution: VERCEL_ATTRIBUTION,
   };
 }
 
@@ -346,9 +370,7 @@ function openInference(a: AttributeMap, kind: string): Convention {
     provider: providerRaw === undefined ? undefined : normalizeProvider(providerRaw),
     model: label(a, 'model', 'llm.model_name', 'embedding.model_name', GENAI.responseModel, GENAI.requestModel),
     operation: kind === 'EMBEDDING' ? 'embeddings' : 'chat',
-    userKeys: [],
-    planKeys: [],
-    featureKeys: [],
+    attribution: STANDARD_ATTRIBUTION,
   };
 }
 
@@ -382,11 +404,7 @@ function genAi(a: AttributeMap, span: DecodedSpan, openllmetry: boolean): Conven
     provider,
     model: label(a, 'model', GENAI.responseModel, GENAI.requestModel),
     operation,
-    userKeys: openllmetry
-      ? ['traceloop.association.properties.user_id', 'traceloop.association.properties.userId', 'traceloop.association.properties.user.id']
-      : [],
-    planKeys: openllmetry ? [`traceloop.association.properties.${ATTR_PLAN}`, 'traceloop.association.properties.plan'] : [],
-    featureKeys: openllmetry ? [`traceloop.association.properties.${ATTR_FEATURE}`, 'traceloop.association.properties.feature'] : [],
+    attribution: openllmetry ? OPENLLMETRY_ATTRIBUTION : STANDARD_ATTRIBUTION,
   };
 }
 
@@ -455,9 +473,9 @@ function extract(span: DecodedSpan): ExtractResult {
   const endNanos = span.endTimeUnixNano !== 0n ? span.endTimeUnixNano : span.startTimeUnixNano;
   if (endNanos === 0n) return { kind: 'rejected', reason: 'invalid_attribute', message: `span ${spanRef} has no end or start time` };
 
-  const userId = label(a, 'user', ATTR_USER_ID, 'enduser.id', ...conv.userKeys) ?? ANONYMOUS_USER;
-  const plan = label(a, 'plan', ATTR_PLAN, ...conv.planKeys);
-  const feature = label(a, 'feature', ATTR_FEATURE, ...conv.featureKeys);
+  const userId = labelIn(a, 'user', conv.attribution.user) ?? ANONYMOUS_USER;
+  const plan = labelIn(a, 'plan', conv.attribution.plan);
+  const feature = labelIn(a, 'feature', conv.attribution.feature);
   const tier = label(a, 'service tier', ATTR_SERVICE_TIER, GENAI.responseServiceTier, GENAI.requestServiceTier);
 
   const record: UsageRecord = {
