@@ -1,4 +1,4 @@
-export { configSchema, DEFAULT_STORAGE, SECRET_PATHS } from './schema.js';
+export { configSchema, DEFAULT_STORAGE } from './schema.js';
 export type { TokenmeterConfig, TokenmeterConfigInput } from './schema.js';
 export {
   loadConfig,

@@ -1,15 +1,8 @@
 export {
   ALERTS,
-  ALERT_GROUPS,
-  ESTIMATED_SHARE_MAX,
   NEAR_LIMIT_RATIO,
   OVER_LIMIT_RATIO,
-  RUNBOOK_BASE_URL,
   SEVERITIES,
-  SPEND_SPIKE_FACTOR,
-  SPEND_SPIKE_MIN_USD,
-  alertAnnotations,
-  alertLabels,
   prometheusRules,
   runbookUrl,
 } from './alerts.js';

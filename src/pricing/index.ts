@@ -1,4 +1,4 @@
-export { PriceBook, PriceCatalogError, DEFAULT_CATALOG_PATH, editDistance } from './price-book.js';
+export { PriceBook, PriceCatalogError, DEFAULT_CATALOG_PATH } from './price-book.js';
 export type { PriceBookOptions, CompiledEntry } from './price-book.js';
 export {
   catalogSchema,
