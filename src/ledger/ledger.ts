@@ -205,6 +205,24 @@ function sumTokens(t: TokenCounts): number {
   return s;
 }
 
+/** Tokens, requests and exact cost summed over rollup or per-model rows. */
+function totalsOf(rows: readonly { tokens: TokenCounts; requests: number; costUsd: string }[]): {
+  tokens: TokenCounts;
+  totalTokens: number;
+  requests: number;
+  costUsd: string;
+} {
+  const tokens = Object.fromEntries(TOKEN_TYPES.map((t) => [t, 0])) as TokenCounts;
+  let cost = new Exact(0);
+  let requests = 0;
+  for (const r of rows) {
+    for (const t of TOKEN_TYPES) tokens[t] += r.tokens[t];
+    requests += r.requests;
+    cost = cost.plus(r.costUsd);
+  }
+  return { tokens, totalTokens: sumTokens(tokens), requests, costUsd: cost.toFixed() };
+}
+
 function rollupOf(row: Record<string, unknown>): PeriodRollup {
   return {
     periodStart: String(row.period_start),
@@ -602,16 +620,8 @@ class SqlLedger implements Ledger {
       this.userModelUsage(userId, ps),
     ]);
     const plans = plansRows.map(rollupOf);
-    const tokens = Object.fromEntries(TOKEN_TYPES.map((t) => [t, 0])) as TokenCounts;
-    let cost = new Exact(0);
-    let requests = 0;
-    for (const p of plans) {
-      for (const t of TOKEN_TYPES) tokens[t] += p.tokens[t];
-      requests += p.requests;
-      cost = cost.plus(p.costUsd);
-    }
     const cacheWrite1hTokens = plansRows.reduce((s, r) => s + Number(r.cache_write_1h_tokens), 0);
-    return { userId, periodStart: ps, tokens, cacheWrite1hTokens, totalTokens: sumTokens(tokens), requests, costUsd: cost.toFixed(), plans, byModel };
+    return { userId, periodStart: ps, ...totalsOf(plans), cacheWrite1hTokens, plans, byModel };
   }
 
   async periodModelUsage(periodStart: Date | string): Promise<ModelUsage[]> {
@@ -649,15 +659,7 @@ class SqlLedger implements Ledger {
   async periodSummary(periodStart: Date | string): Promise<PeriodSummary> {
     const ps = isoOf(periodStart);
     const [byModel, byProvider] = await Promise.all([this.periodModelUsage(ps), this.providerPeriodSpend(ps)]);
-    const tokens = Object.fromEntries(TOKEN_TYPES.map((t) => [t, 0])) as TokenCounts;
-    let cost = new Exact(0);
-    let requests = 0;
-    for (const m of byModel) {
-      for (const t of TOKEN_TYPES) tokens[t] += m.tokens[t];
-      requests += m.requests;
-      cost = cost.plus(m.costUsd);
-    }
-    return { periodStart: ps, tokens, totalTokens: sumTokens(tokens), requests, costUsd: cost.toFixed(), byModel, byProvider };
+    return { periodStart: ps, ...totalsOf(byModel), byModel, byProvider };
   }
 
   async prune(options: PruneOptions): Promise<PruneResult> {
