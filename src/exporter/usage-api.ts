@@ -84,6 +84,25 @@ function emptyTotals(): Totals {
   return { tokens: { input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 }, requests: 0, costs: [] };
 }
 
+/** Most expensive first; on equal cost, most tokens first. */
+function byCost<T extends { cost_usd: string; tokens: TokenCounts }>(a: T, b: T): number {
+  return new Money(b.cost_usd).cmp(a.cost_usd) || b.tokens.total - a.tokens.total;
+}
+
+/** The rows summed per provider and model (a user's rows also differ by plan), most expensive first. */
+function modelBreakdown(rows: readonly ModelUsage[]) {
+  const models = new Map<string, { provider: string; model: string; acc: Totals }>();
+  for (const r of rows) {
+    const k = `${r.provider}\u0000${r.model}`;
+    let m = models.get(k);
+    if (!m) models.set(k, (m = { provider: r.provider, model: r.model, acc: emptyTotals() }));
+    addRow(m.acc, r);
+  }
+  return [...models.values()]
+    .map((m) => ({ provider: m.provider, model: m.model, tokens: tokenCounts(m.acc.tokens), requests: m.acc.requests, cost_usd: sumMoney(m.acc.costs) }))
+    .sort((a, b) => byCost(a, b) || a.model.localeCompare(b.model));
+}
+
 /** `GET /api/v1/usage/{user}`. A user with no usage this period gets zeros and their plan's limits (not a 404). */
 export function userUsageJson(userId: string, period: BillingPeriod, rows: ModelUsage[], plans: PlanPort, display: DisplayMoney) {
   // The plan: the one most of this period's calls were billed under, else what configuration says for the user.
@@ -92,14 +111,7 @@ export function userUsageJson(userId: string, period: BillingPeriod, rows: Model
   const plan = [...byPlan].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]?.[0] ?? plans.planFor(userId, undefined);
 
   const total = emptyTotals();
-  const models = new Map<string, { provider: string; model: string; acc: Totals }>();
-  for (const r of rows) {
-    addRow(total, r);
-    const k = `${r.provider}\u0000${r.model}`;
-    let m = models.get(k);
-    if (!m) models.set(k, (m = { provider: r.provider, model: r.model, acc: emptyTotals() }));
-    addRow(m.acc, r);
-  }
+  for (const r of rows) addRow(total, r);
   const tokens = tokenCounts(total.tokens);
   const cost = sumMoney(total.costs);
   const f = usageFigures(tokens, total.requests, cost, plans.limitsFor(userId, plan));
@@ -115,9 +127,7 @@ export function userUsageJson(userId: string, period: BillingPeriod, rows: Model
     limits: f.limits,
     remaining: f.remaining,
     ratios: jsonRatios(f.ratios),
-    by_model: [...models.values()]
-      .map((m) => ({ provider: m.provider, model: m.model, tokens: tokenCounts(m.acc.tokens), requests: m.acc.requests, cost_usd: sumMoney(m.acc.costs) }))
-      .sort((a, b) => new Money(b.cost_usd).cmp(a.cost_usd) || b.tokens.total - a.tokens.total || a.model.localeCompare(b.model)),
+    by_model: modelBreakdown(rows),
   };
 }
 
@@ -152,28 +162,20 @@ export function usageListJson(period: BillingPeriod, rollups: PeriodRollup[], pl
 export function summaryJson(period: BillingPeriod, rows: ModelUsage[], display: DisplayMoney) {
   const total = emptyTotals();
   const providers = new Map<string, Totals>();
-  const models = new Map<string, { provider: string; model: string; acc: Totals }>();
   for (const r of rows) {
     addRow(total, r);
     let p = providers.get(r.provider);
     if (!p) providers.set(r.provider, (p = emptyTotals()));
     addRow(p, r);
-    const k = `${r.provider}\u0000${r.model}`;
-    let m = models.get(k);
-    if (!m) models.set(k, (m = { provider: r.provider, model: r.model, acc: emptyTotals() }));
-    addRow(m.acc, r);
   }
   const cost = sumMoney(total.costs);
   const shown = display(cost);
-  const byCost = <T extends { cost_usd: string; tokens: TokenCounts }>(a: T, b: T) => new Money(b.cost_usd).cmp(a.cost_usd) || b.tokens.total - a.tokens.total;
   return {
     period: periodJson(period),
     totals: { tokens: tokenCounts(total.tokens), requests: total.requests, cost_usd: cost, ...(shown ? { display: shown } : {}) },
     by_provider: [...providers]
       .map(([provider, acc]) => ({ provider, tokens: tokenCounts(acc.tokens), requests: acc.requests, cost_usd: sumMoney(acc.costs) }))
       .sort((a, b) => byCost(a, b) || a.provider.localeCompare(b.provider)),
-    by_model: [...models.values()]
-      .map((m) => ({ provider: m.provider, model: m.model, tokens: tokenCounts(m.acc.tokens), requests: m.acc.requests, cost_usd: sumMoney(m.acc.costs) }))
-      .sort((a, b) => byCost(a, b) || a.model.localeCompare(b.model)),
+    by_model: modelBreakdown(rows),
   };
 }
