@@ -8,6 +8,7 @@
  * matched to its request by order and checked by model and stream flag.
  */
 import { TOKEN_TYPES } from '../contract/names.js';
+import { userOf } from '../mock-provider/mock-provider.js';
 import { addUsage, zeroUsage, type Usage } from '../usage/index.js';
 
 interface RecordedRequestLike {
@@ -37,11 +38,6 @@ export interface MockSentRecord {
   calls: number;
   total: Usage;
   users: Record<string, UserSentUsage>;
-}
-
-function userOf(body: any): string | undefined {
-  const u = body?.user ?? body?.metadata?.user_id ?? body?.safety_identifier;
-  return typeof u === 'string' ? u : undefined;
 }
 
 /** Attributes each sent usage to the user named in its request; throws when they cannot be matched exactly. */

@@ -1,5 +1,5 @@
 // A test and demo server speaking the OpenAI and Anthropic wire formats. Never used on a metering path.
-export { startMockProvider } from './mock-provider.js';
+export { startMockProvider, userOf } from './mock-provider.js';
 export type { MockProvider, MockProviderOptions, RecordedRequest, SentUsage } from './mock-provider.js';
 export { generateWords } from './text.js';
 export { generateReasoning, REASONING_WORDS_PER_RESPONSE_WORD } from './text.js';

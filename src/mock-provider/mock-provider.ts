@@ -141,7 +141,8 @@ function bucketsOf(normalize: () => Usage, configured: Usage): Usage {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function userOf(body: any): string | undefined {
+/** The end user a request names (OpenAI `user` / `safety_identifier`, Anthropic `metadata.user_id`). */
+export function userOf(body: any): string | undefined {
   const u = body?.user ?? body?.safety_identifier ?? body?.metadata?.user_id;
   return typeof u === 'string' ? u : undefined;
 }
