@@ -8,7 +8,7 @@
  * matched to its request by order and checked by model and stream flag.
  */
 import { TOKEN_TYPES } from '../contract/names.js';
-import { userOf } from '../mock-provider/mock-provider.js';
+import { userOf } from '../mock-provider/index.js';
 import { addUsage, zeroUsage, type Usage } from '../usage/index.js';
 
 interface RecordedRequestLike {
