@@ -6,6 +6,7 @@
 import * as alerting from '@grafana/grafana-foundation-sdk/alerting';
 import { TypeMathBuilder } from '@grafana/grafana-foundation-sdk/expr';
 import { DataqueryBuilder } from '@grafana/grafana-foundation-sdk/prometheus';
+import { parseDurationMillis } from '../config/units.js';
 import { LABEL } from '../contract/names.js';
 import { ALERTS, ALERT_GROUPS, SEVERITIES, alertAnnotations, alertLabels, type AlertDefinition, type Severity } from './alerts.js';
 import { PROMETHEUS_DATASOURCE_UID } from './promql.js';
@@ -41,10 +42,10 @@ export function toGrafanaTemplate(template: string): string {
   return template.replace(/\$value\b/g, `$values.${QUERY_REF}.Value`);
 }
 
-function parseDurationSeconds(d: string): number {
-  const m = /^(\d+)([smhd])$/.exec(d);
-  if (!m) throw new Error(`unsupported duration ${d}`);
-  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd'];
+function durationSeconds(d: string): number {
+  const millis = parseDurationMillis(d);
+  if (millis === undefined) throw new Error(`unsupported duration ${d}`);
+  return millis / 1000;
 }
 
 function ruleBuilder(a: AlertDefinition, groupInterval: string): alerting.RuleBuilder {
@@ -57,7 +58,7 @@ function ruleBuilder(a: AlertDefinition, groupInterval: string): alerting.RuleBu
     .expression(CONDITION_EXPRESSION)
     .refId(CONDITION_REF)
     .datasource({ type: '__expr__', uid: EXPRESSION_DATASOURCE_UID });
-  const window = Math.max(600, parseDurationSeconds(groupInterval));
+  const window = Math.max(600, durationSeconds(groupInterval));
   const annotations = Object.fromEntries(Object.entries(alertAnnotations(a)).map(([k, v]) => [k, toGrafanaTemplate(v)]));
   return new alerting.RuleBuilder(a.name)
     .uid(grafanaRuleUid(a.name))
