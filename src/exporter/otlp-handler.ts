@@ -44,10 +44,11 @@ export function createOtlpHandler<S>(o: OtlpHandlerOptions<S>): (req: IncomingMe
     }
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  /** `requested`: the encoding the Content-Type names; errors about other requests are answered in JSON. */
+  const handle = async (req: IncomingMessage, res: ServerResponse, requested: OtlpFormat | undefined): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0]!;
     const signal = PATHS[path];
-    const format = formatOf(req.headers['content-type']) ?? 'json';
+    const format = requested ?? 'json';
     if (!signal) {
       fail(res, format, 404, 'not_found', `no OTLP endpoint at ${path.slice(0, 100)}: use POST /v1/traces or /v1/metrics`);
       return;
@@ -60,7 +61,7 @@ export function createOtlpHandler<S>(o: OtlpHandlerOptions<S>): (req: IncomingMe
       fail(res, format, 401, 'unauthorized', 'missing or wrong bearer token', { 'www-authenticate': 'Bearer', connection: 'close' });
       return;
     }
-    if (formatOf(req.headers['content-type']) === undefined) {
+    if (requested === undefined) {
       // Refused before reading the body.
       fail(res, 'json', 415, 'unsupported_media_type', 'unsupported Content-Type: use application/x-protobuf or application/json', { connection: 'close' });
       return;
@@ -118,10 +119,10 @@ export function createOtlpHandler<S>(o: OtlpHandlerOptions<S>): (req: IncomingMe
   };
 
   return (req, res) => {
-    const format = formatOf(req.headers['content-type']) ?? 'json';
-    o.track(handle(req, res)).catch((err: unknown) => {
+    const requested = formatOf(req.headers['content-type']);
+    o.track(handle(req, res, requested)).catch((err: unknown) => {
       o.log(`OTLP request failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      fail(res, format, 500, 'internal_error', 'internal error');
+      fail(res, requested ?? 'json', 500, 'internal_error', 'internal error');
     });
   };
 }
