@@ -1,7 +1,7 @@
 import { Decimal } from 'decimal.js';
 import type { TokenmeterConfig } from '../config/index.js';
 import { IngestError, decodeMetricsRequest, decodeTraceRequest, extractUsage, type DecodedSpan } from '../ingest/index.js';
-import { GroupCommitter, LedgerUnavailableError, discountsFromTiers, openLedger, type Ledger } from '../ledger/index.js';
+import { GroupCommitter, LedgerUnavailableError, discountsFromTiers, isPostgresStorage, openLedger, type Ledger } from '../ledger/index.js';
 import { BillingCalendar, PlanResolver } from '../plans/index.js';
 import { PriceBook, convertFromUsd, formatMoney } from '../pricing/index.js';
 import { LedgerConnection } from './ledger-connection.js';
@@ -62,7 +62,7 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
   const pricing = PriceBook.load(config.pricing.overrides ? { overrides: config.pricing.overrides } : {});
   const tiers = config.pricing.volume_discounts;
   const discounts = tiers && Object.keys(tiers).length > 0 ? discountsFromTiers(tiers) : undefined;
-  const shared = /^postgres(ql)?:\/\//i.test(config.storage);
+  const shared = isPostgresStorage(config.storage);
 
   let pruneTimer: NodeJS.Timeout | undefined;
   // Retention: per-call records older than `retention` are pruned (never inside the dedup window; period totals stay).

@@ -1,5 +1,5 @@
 export type { LedgerRecord, PeriodRollup, CommitResult, CommitOutcome } from './types.js';
-export { openLedger, migrate, validateRecord, DEFAULT_DEDUP_WINDOW_MILLIS } from './ledger.js';
+export { openLedger, isPostgresStorage, migrate, validateRecord, DEFAULT_DEDUP_WINDOW_MILLIS } from './ledger.js';
 export type {
   Ledger,
   LedgerOptions,

@@ -743,6 +743,11 @@ export async function migrate(backend: SqlBackend): Promise<number[]> {
 
 const URL_RE = /^[a-z][a-z0-9+.-]*:\/\//i;
 
+/** True when `storage` names a PostgreSQL ledger (shared by replicas) rather than an embedded directory. */
+export function isPostgresStorage(storage: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(storage);
+}
+
 /**
  * Opens the ledger: a `postgres://` or `postgresql://` URL → PostgreSQL (shared by replicas); any other string
  * → the embedded store in that directory (created if missing). Runs missing migrations before returning.
@@ -752,7 +757,7 @@ export async function openLedger(storage: string, options: LedgerOptions = {}): 
   const window = options.dedupWindowMillis ?? DEFAULT_DEDUP_WINDOW_MILLIS;
   if (!Number.isSafeInteger(window) || window <= 0) throw new LedgerError('dedupWindowMillis must be a positive integer');
   let backend: SqlBackend;
-  if (/^postgres(ql)?:\/\//i.test(storage)) backend = new PostgresBackend(storage, options.postgres);
+  if (isPostgresStorage(storage)) backend = new PostgresBackend(storage, options.postgres);
   else if (URL_RE.test(storage)) throw new LedgerError(`unsupported storage URL scheme in "${storage.split('://')[0]}://..." (use a directory or postgres://)`);
   else backend = await EmbeddedBackend.open(storage, options.embedded);
   try {
