@@ -3,6 +3,7 @@
  * nothing here computes usage — every figure is read from the exporter's API.
  */
 import { Decimal } from 'decimal.js';
+import { NEAR_LIMIT_RATIO, OVER_LIMIT_RATIO } from '../dashboards/alerts.js';
 import { firingAlerts, type FiringAlert } from './alerts.js';
 import { formatDuration, formatInt, formatPercent, formatUsd } from './format.js';
 import type { Snapshot, UserUsage } from './usage-api.js';
@@ -25,8 +26,9 @@ const dim = (c: boolean, s: string) => style(c, '2', s);
 
 function levelColor(ratio: number | null): string {
   if (ratio === null) return '0';
-  if (ratio >= 1) return '31'; // red: over the limit
-  if (ratio >= 0.8) return '33'; // yellow: near it
+  // The alert thresholds, so a bar changes colour when its limit alert fires.
+  if (ratio >= OVER_LIMIT_RATIO) return '31'; // red: over the limit
+  if (ratio >= NEAR_LIMIT_RATIO) return '33'; // yellow: near it
   return '32';
 }
 
@@ -148,7 +150,7 @@ function truncate(line: string, columns: number): string {
 /** One plain log line per interval, for when stdout is not a terminal. */
 export function renderLogLine(snap: Snapshot, previous: Snapshot | undefined, elapsedSeconds: number): string {
   const { totals } = snap.summary;
-  const over = snap.usage.users.filter((u) => (u.max_ratio ?? 0) >= 1).map((u) => u.user);
+  const over = snap.usage.users.filter((u) => (u.max_ratio ?? 0) >= OVER_LIMIT_RATIO).map((u) => u.user);
   const rate = ingestRate(snap, previous);
   return (
     `[demo ${elapsedSeconds}s] users=${snap.usage.users.length} requests=${totals.requests} tokens=${totals.tokens.total} ` +
