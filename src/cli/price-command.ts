@@ -146,7 +146,7 @@ export async function run(argv: string[]): Promise<number> {
     rates = collectRates(values.rate, process.env.TOKENMETER_CURRENCY_RATES);
     if (currency !== 'USD' && rates[currency] === undefined) {
       throw new CliError(
-        `no exchange rate for ${currency}: pass --rate ${currency}=<units per USD> or set TOKENMETER_CURRENCY_RATES=${currency}=0.92`,
+        `no exchange rate for ${currency}: pass --rate ${currency}=<units per USD> or set TOKENMETER_CURRENCY_RATES=${currency}=<units per USD>`,
       );
     }
   }
