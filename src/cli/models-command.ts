@@ -2,7 +2,7 @@
 import { PriceBook, type CompiledEntry } from '../pricing/price-book.js';
 import { catalogProviderFor, providerLabel } from '../pricing/normalize.js';
 import { CliError } from './cli-error.js';
-import { parseFlags } from './price-command.js';
+import { parseFlags } from './parse-flags.js';
 
 const HELP = `Usage: tokenmeter models [--provider P] [--json]
 

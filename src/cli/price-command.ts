@@ -2,9 +2,6 @@
  * `tokenmeter price <model> --input N --output N [...]`: prices one call from the catalog and prints the
  * per-type breakdown (or one JSON object with --json).
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-
-type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 import { TOKEN_TYPES } from '../contract/names.js';
 import { PriceBook } from '../pricing/price-book.js';
 import { convertFromUsd, CurrencyError, formatMoney, parseCurrencyRates, type CurrencyRates } from '../pricing/currency.js';
@@ -13,6 +10,7 @@ import { SERVICE_TIERS } from '../pricing/service-tier.js';
 import type { ServiceTier } from '../pricing/types.js';
 import type { Usage } from '../usage/usage.js';
 import { CliError } from './cli-error.js';
+import { parseFlags } from './parse-flags.js';
 
 const HELP = `Usage: tokenmeter price <model> --input N --output N [options]
 
@@ -52,36 +50,6 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-/** Wraps node:util parseArgs so every bad flag becomes a CliError naming the flag (exit 2). */
-export interface ParsedFlags {
-  values: Record<string, string | boolean | string[] | undefined>;
-  positionals: string[];
-}
-
-export function parseFlags(argv: string[], options: ParseArgsOptionsConfig): ParsedFlags {
-  try {
-    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-    return { values: values as ParsedFlags['values'], positionals };
-  } catch (err) {
-    const e = err as Error & { code?: string };
-    const m = /'(-{1,2}[^' <]+)/.exec(e.message);
-    const flag = m?.[1];
-    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new CliError(`unknown option ${flag ?? ''}`.trim());
-    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && flag) {
-      const i = argv.indexOf(flag);
-      const next = i >= 0 ? argv[i + 1] : undefined;
-      if (next !== undefined && next.startsWith('-')) {
-        if ((TOKEN_FLAGS as readonly string[]).includes(flag.slice(2))) {
-          throw new CliError(`${flag} must be a non-negative integer, got '${next}'`);
-        }
-        throw new CliError(`${flag} needs a value, got '${next}' (write ${flag}=${next} for a value starting with '-')`);
-      }
-      throw new CliError(`${flag} needs a value`);
-    }
-    throw new CliError(e.message);
-  }
-}
-
 function tokenCount(flag: string, raw: string | undefined): number {
   if (raw === undefined) return 0;
   if (!/^\d+$/.test(raw)) throw new CliError(`--${flag} must be a non-negative integer, got '${raw}'`);
@@ -100,7 +68,7 @@ export function collectRates(flagRates: string[] | undefined, env: string | unde
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const parsed = parseFlags(argv, OPTIONS);
+  const parsed = parseFlags(argv, OPTIONS, TOKEN_FLAGS);
   const positionals = parsed.positionals;
   const values = parsed.values as {
     [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string;
