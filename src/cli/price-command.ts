@@ -8,7 +8,7 @@ import { convertFromUsd, CurrencyError, formatMoney, parseCurrencyRates, type Cu
 import { isRealDate } from '../pricing/catalog-schema.js';
 import { SERVICE_TIERS } from '../pricing/service-tier.js';
 import type { ServiceTier } from '../pricing/types.js';
-import type { Usage } from '../usage/usage.js';
+import { totalTokens, type Usage } from '../usage/usage.js';
 import { CliError } from './cli-error.js';
 import { parseFlags } from './parse-flags.js';
 
@@ -58,7 +58,7 @@ function tokenCount(flag: string, raw: string | undefined): number {
   return n;
 }
 
-export function collectRates(flagRates: string[] | undefined, env: string | undefined): CurrencyRates {
+function collectRates(flagRates: string[] | undefined, env: string | undefined): CurrencyRates {
   try {
     return { ...(env ? parseCurrencyRates(env) : {}), ...parseCurrencyRates((flagRates ?? []).join(',')) };
   } catch (err) {
@@ -160,7 +160,7 @@ export async function run(argv: string[]): Promise<number> {
     ['type', 'tokens', 'USD/Mtok', 'cost USD'],
     ...TOKEN_TYPES.map((t) => [t, String(usage[t]), rateOf(t), result.costUsd[t].toFixed()]),
   ];
-  const total = ['total', String(TOKEN_TYPES.reduce((s, t) => s + usage[t], 0)), '', result.totalUsd.toFixed()];
+  const total = ['total', String(totalTokens(usage)), '', result.totalUsd.toFixed()];
   const widths = [0, 1, 2, 3].map((i) => Math.max(...[...rows, total].map((r) => r[i].length)));
   const line = (r: string[]) => `${r[0].padEnd(widths[0])}  ${r[1].padStart(widths[1])}  ${r[2].padStart(widths[2])}  ${r[3].padStart(widths[3])}`;
   const out = [
