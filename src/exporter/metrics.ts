@@ -3,6 +3,7 @@ import type { Decimal } from 'decimal.js';
 import { INGEST_OUTCOMES, LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES } from '../contract/names.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod } from '../plans/types.js';
+import { totalTokens } from '../usage/usage.js';
 import { Money, addMoney } from './money.js';
 import { UserSeriesMetric, UserSeriesStore, type LimitsLookup } from './user-series.js';
 
@@ -202,9 +203,7 @@ export class ExporterMetrics {
     if (overflowed) return;
     // Rollups only grow within a period and every record adds a request: an older read never replaces a newer one.
     if (r.requests < entry.periodRequests) return;
-    let tokens = 0;
-    for (const t of TOKEN_TYPES) tokens += r.tokens[t];
-    entry.periodTokens = tokens;
+    entry.periodTokens = totalTokens(r.tokens);
     entry.periodRequests = r.requests;
     entry.periodCost = new Money(r.costUsd).toFixed();
   }
@@ -258,7 +257,7 @@ export class ExporterMetrics {
         this.applyRollup(r);
         continue;
       }
-      for (const t of TOKEN_TYPES) entry.periodTokens += r.tokens[t];
+      entry.periodTokens += totalTokens(r.tokens);
       entry.periodRequests += r.requests;
       entry.periodCost = addMoney(entry.periodCost, r.costUsd);
     }

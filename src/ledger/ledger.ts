@@ -6,6 +6,7 @@ import { Decimal } from 'decimal.js';
 import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import { allocateDiscount } from '../pricing/index.js';
 import { systemClock, type Clock } from '../plans/clock.js';
+import { totalTokens } from '../usage/usage.js';
 import {
   EmbeddedBackend,
   PostgresBackend,
@@ -199,12 +200,6 @@ function tokensOf(row: Record<string, unknown>): TokenCounts {
   return out;
 }
 
-function sumTokens(t: TokenCounts): number {
-  let s = 0;
-  for (const k of TOKEN_TYPES) s += t[k];
-  return s;
-}
-
 /** Tokens, requests and exact cost summed over rollup or per-model rows. */
 function totalsOf(rows: readonly { tokens: TokenCounts; requests: number; costUsd: string }[]): {
   tokens: TokenCounts;
@@ -220,7 +215,7 @@ function totalsOf(rows: readonly { tokens: TokenCounts; requests: number; costUs
     requests += r.requests;
     cost = cost.plus(r.costUsd);
   }
-  return { tokens, totalTokens: sumTokens(tokens), requests, costUsd: cost.toFixed() };
+  return { tokens, totalTokens: totalTokens(tokens), requests, costUsd: cost.toFixed() };
 }
 
 function rollupOf(row: Record<string, unknown>): PeriodRollup {
@@ -241,7 +236,7 @@ function modelUsageOf(row: Record<string, unknown>): ModelUsage {
     model: String(row.model),
     tokens,
     cacheWrite1hTokens: Number(row.cache_write_1h_tokens),
-    totalTokens: sumTokens(tokens),
+    totalTokens: totalTokens(tokens),
     requests: Number(row.requests),
     unpricedRequests: Number(row.unpriced_requests),
     estimatedRequests: Number(row.estimated_requests),
