@@ -1,10 +1,8 @@
-import { Decimal } from 'decimal.js';
+import type { Decimal } from 'decimal.js';
+import { ExactDecimal } from '../pricing/index.js';
 
-/**
- * Sums of money: a Decimal with ample precision so that adding millions of per-call costs never rounds, and
- * plain notation (no exponent) in the strings the API returns.
- */
-export const Money = Decimal.clone({ precision: 60, rounding: Decimal.ROUND_HALF_EVEN, toExpNeg: -60, toExpPos: 60 });
+/** Sums of money: pricing's exact Decimal, so that adding millions of per-call costs never rounds. */
+export const Money = ExactDecimal;
 
 export function addMoney(a: Decimal.Value, b: Decimal.Value): string {
   return new Money(a).plus(b).toFixed();

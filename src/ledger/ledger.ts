@@ -4,7 +4,7 @@
  */
 import { Decimal } from 'decimal.js';
 import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
-import { allocateDiscount } from '../pricing/index.js';
+import { allocateDiscount, ExactDecimal } from '../pricing/index.js';
 import { systemClock, type Clock } from '../plans/clock.js';
 import { totalTokens } from '../usage/usage.js';
 import {
@@ -21,8 +21,8 @@ import { MIGRATION_LOCK_KEY, MIGRATIONS } from './migrations.js';
 import type { CommitOutcome, CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 
 /** Exact arithmetic for sums of money strings (the default 20 significant digits could round). */
-const Exact = Decimal.clone({ precision: 200, rounding: Decimal.ROUND_HALF_EVEN, toExpNeg: -100, toExpPos: 100 });
-type Exact = InstanceType<typeof Exact>;
+const Exact = ExactDecimal;
+type Exact = ExactDecimal;
 
 export const DEFAULT_DEDUP_WINDOW_MILLIS = 7 * 24 * 60 * 60 * 1000;
 

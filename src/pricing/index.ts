@@ -28,4 +28,5 @@ export {
 } from './currency.js';
 export type { CurrencyRates } from './currency.js';
 export { parseServiceTier, SERVICE_TIERS } from './service-tier.js';
+export { ExactDecimal } from './decimal.js';
 export type { PriceQuery, PriceResult, PricedResult, UnpricedResult, ServiceTier, AppliedRates } from './types.js';
