@@ -1,6 +1,5 @@
 import { diag } from '@opentelemetry/api';
-import { Decimal } from 'decimal.js';
-import { PriceBook, parseServiceTier } from '../pricing/index.js';
+import { ExactDecimal, PriceBook, parseServiceTier } from '../pricing/index.js';
 import { addUsage, zeroUsage, type Usage } from '../usage/index.js';
 import { runCollecting, type TrackedCall, type UsageCollector } from './scope.js';
 
@@ -65,7 +64,8 @@ export async function trackUsage<T>(fn: () => T | Promise<T>, options: TrackUsag
     }
   }
   let usage = zeroUsage();
-  let cost = new Decimal(0);
+  // Exact: the default Decimal keeps 20 significant digits and would round a long sum.
+  let cost = new ExactDecimal(0);
   let estimatedRequests = 0;
   let failedRequests = 0;
   let unpricedRequests = 0;
