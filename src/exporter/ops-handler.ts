@@ -149,7 +149,7 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
       await api(req, res, url);
       return;
     }
-    const file = o.staticFiles.available ? await o.staticFiles.get(path) : undefined;
+    const file = await o.staticFiles.get(path);
     if (file) {
       res.writeHead(200, {
         'content-type': file.contentType,

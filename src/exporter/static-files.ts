@@ -1,5 +1,4 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { extname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,10 +27,6 @@ export class StaticFiles {
   private root: string | undefined;
 
   constructor(private readonly dir: string = STATUS_PAGE_DIR) {}
-
-  get available(): boolean {
-    return existsSync(join(this.dir, 'index.html'));
-  }
 
   async get(urlPath: string): Promise<StaticFile | undefined> {
     let decoded: string;
