@@ -67,7 +67,3 @@ export function firingAlerts(users: UserUsage[], rules: LimitAlertRule[] = LIMIT
   const rank: Record<Severity, number> = { critical: 0, warning: 1, info: 2 };
   return out.sort((a, b) => rank[a.severity] - rank[b.severity] || b.ratio - a.ratio);
 }
-
-export function alertKey(a: FiringAlert): string {
-  return `${a.name}/${a.user}`;
-}

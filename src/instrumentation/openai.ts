@@ -263,9 +263,3 @@ export function patchOpenAI(mod: unknown): string[] {
   if (patchMethod(OpenAI.Embeddings?.prototype, 'create', embeddingsSpec)) done.push('embeddings.create');
   return done;
 }
-
-export function openAIPrototypes(mod: unknown): object[] {
-  const OpenAI = findOpenAIClass(mod);
-  if (OpenAI === undefined) return [];
-  return [OpenAI.Chat.Completions.prototype, OpenAI.Responses?.prototype, OpenAI.Embeddings?.prototype].filter(Boolean);
-}

@@ -104,11 +104,6 @@ export function unpatchAll(filter?: (target: Record<string, unknown>) => boolean
   }
 }
 
-export function isPatched(target: unknown, name: string): boolean {
-  const fn = (target as Record<string, unknown> | undefined)?.[name];
-  return typeof fn === 'function' && (fn as any)[ORIGINAL] !== undefined;
-}
-
 /** Common request attributes: the sampling parameters the conventions name, when the caller set them. */
 export function samplingAttributes(params: Record<string, any>, maxTokensKeys: readonly string[]): Attributes {
   const attrs: Attributes = {};

@@ -17,8 +17,3 @@ export function toShared(d: ExactDecimal | Decimal): Decimal {
 export function toExact(d: Decimal | ExactDecimal | string | number): ExactDecimal {
   return new ExactDecimal(typeof d === 'object' ? d.toFixed() : d);
 }
-
-/** Plain decimal notation (never exponent form), the format used for every money string tokenmeter prints. */
-export function decimalString(d: Decimal | ExactDecimal): string {
-  return d.toFixed();
-}
