@@ -71,7 +71,6 @@ class DecimalCounter<L extends string> {
 export class ExporterMetrics {
   readonly registry = new Registry();
   private readonly users: UserSeriesStore;
-  private readonly userMetrics: UserSeriesMetric[];
   private readonly features: LabelBound;
   private readonly unpricedModels: LabelBound;
   private period: BillingPeriod | undefined;
@@ -111,7 +110,9 @@ export class ExporterMetrics {
       labelNames: [LABEL.plan, LABEL.provider, LABEL.model, LABEL.operation, LABEL.outcome],
       registers: r,
     });
-    for (const m of (this.userMetrics = this.users.metrics()).slice(0, 2)) this.registry.registerMetric(m as never);
+    // The per-user series keep DESIGN.md's order in the exposition: the two counters here, the gauges further down.
+    const userMetrics = this.users.metrics();
+    for (const m of userMetrics.slice(0, 2)) this.registry.registerMetric(m as never);
     this.featureCostUsdTotal = new DecimalCounter(
       METRIC.featureCostUsdTotal,
       'Cost in USD by product feature (tokenmeter.feature; "none" when absent).',
@@ -130,7 +131,7 @@ export class ExporterMetrics {
       labelNames: [LABEL.provider, LABEL.model],
       registers: r,
     });
-    for (const m of this.userMetrics.slice(2)) this.registry.registerMetric(m as never);
+    for (const m of userMetrics.slice(2)) this.registry.registerMetric(m as never);
     this.periodEnd = new Gauge({
       name: METRIC.periodEndTimestampSeconds,
       help: 'When the current billing period ends (Unix seconds).',

@@ -1,5 +1,3 @@
-import type { Decimal } from 'decimal.js';
-import { addMoney } from './money.js';
 import { LABEL, METRIC, OVERFLOW_USER } from '../contract/names.js';
 import type { PlanLimits } from '../plans/types.js';
 
@@ -196,9 +194,4 @@ export class UserSeriesStore {
       new UserSeriesMetric(METRIC.limitCostUsd, "The user's effective cost budget in USD this period (absent = unlimited).", 'gauge', this, 'limitCost'),
     ];
   }
-}
-
-/** Adds two exact decimal strings. */
-export function addDecimalStrings(a: string, b: string | Decimal): string {
-  return addMoney(a, b);
 }
