@@ -102,8 +102,10 @@ export class Pipeline<S> {
       try {
         result = await this.o.ledger.commit(records);
       } catch (err) {
-        if (this.o.isUnavailable(err)) this.o.metrics.setLedgerUp(false);
-        if (this.o.isUnavailable(err)) throw new LedgerUnavailable(err);
+        if (this.o.isUnavailable(err)) {
+          this.o.metrics.setLedgerUp(false);
+          throw new LedgerUnavailable(err);
+        }
         // Not an availability problem (a record the ledger refuses: a bug). Never a 200; the request fails with 500.
         this.o.log?.(`ledger commit failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
         throw err;
