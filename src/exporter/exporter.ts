@@ -21,7 +21,6 @@ export interface ExporterPorts<S = unknown> {
   pricing: PricingPort;
   decoders: OtlpDecoders<S>;
   extract: (span: S) => ExtractResult;
-  invalidId?: (span: S) => string | undefined;
   isUnavailable: (err: unknown) => boolean;
   display: DisplayMoney;
 }
@@ -109,7 +108,6 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     plans: ports.plans,
     pricing: ports.pricing,
     extract: ports.extract,
-    ...(ports.invalidId ? { invalidId: ports.invalidId } : {}),
     isUnavailable: ports.isUnavailable,
     now,
     log,

@@ -32,8 +32,6 @@ export interface PipelineOptions<S> {
   plans: PlanPort;
   pricing: PricingPort;
   extract: (span: S) => ExtractResult;
-  /** Trace id + span id validity as the decoder saw it (`invalidId` set → rejected). */
-  invalidId?: (span: S) => string | undefined;
   isUnavailable: (err: unknown) => boolean;
   now: () => Date;
   log?: (message: string) => void;
@@ -79,11 +77,6 @@ export class Pipeline<S> {
       if (messages.length < 5) messages.push(message);
     };
     for (const span of spans) {
-      const bad = this.o.invalidId?.(span);
-      if (bad !== undefined) {
-        reject('invalid_id', bad);
-        continue;
-      }
       let r: ExtractResult;
       try {
         r = this.o.extract(span);

@@ -4,7 +4,7 @@ import { validateConfig, type TokenmeterConfigInput } from '../../src/config/ind
 import { displayMoney, ingestDecoders } from '../../src/exporter/adapters.js';
 import { startExporter, type ExporterPorts, type RunningExporter } from '../../src/exporter/index.js';
 import type { ExtractResult } from '../../src/exporter/ports.js';
-import type { DecodedSpan } from '../../src/ingest/index.js';
+import { extractUsage, type DecodedSpan } from '../../src/ingest/index.js';
 import { PriceBook } from '../../src/pricing/index.js';
 import { FakeClock, LedgerDownError, MemoryLedger, SimplePlans } from './fakes.js';
 
@@ -27,14 +27,13 @@ export async function startTestExporter(o: TestExporterOptions = {}): Promise<Te
   const ledger = o.ledger ?? new MemoryLedger();
   const plans = o.plans ?? new SimplePlans();
   const book = PriceBook.load();
-  const extract = o.extract ?? (await defaultExtract());
+  const extract = o.extract ?? extractUsage;
   const ports: ExporterPorts<DecodedSpan> = {
     ledger,
     plans,
     pricing: book,
     decoders: ingestDecoders(config.limits.max_decompressed_bytes),
     extract,
-    invalidId: (s) => s.invalidId,
     isUnavailable: (err) => err instanceof LedgerDownError,
     display: displayMoney(config),
   };
@@ -47,12 +46,6 @@ export async function startTestExporter(o: TestExporterOptions = {}): Promise<Te
   return { ...running, ledger, plans };
 }
 
-async function defaultExtract(): Promise<(span: DecodedSpan) => ExtractResult> {
-  const ingest = (await import('../../src/ingest/index.js')) as Record<string, unknown>;
-  const fn = ingest.extractUsage as ((span: DecodedSpan) => ExtractResult) | undefined;
-  if (!fn) throw new Error('src/ingest does not export extractUsage yet');
-  return fn;
-}
 
 export interface HttpResult {
   status: number;
