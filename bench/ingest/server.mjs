@@ -123,7 +123,6 @@ async function start() {
       pricing: PriceBook.load(),
       decoders: ingestDecoders(config.limits.max_decompressed_bytes),
       extract: (span) => extractUsage(span),
-      invalidId: (span) => span.invalidId,
       isUnavailable: () => false,
       display: displayMoney(config),
     };
