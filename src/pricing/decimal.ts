@@ -8,8 +8,6 @@ import { Decimal } from 'decimal.js';
 export const ExactDecimal = Decimal.clone({ precision: 200, rounding: Decimal.ROUND_HALF_EVEN, toExpNeg: -100, toExpPos: 100 });
 export type ExactDecimal = InstanceType<typeof ExactDecimal>;
 
-export const ONE_MILLION = new ExactDecimal(1_000_000);
-
 export function toShared(d: ExactDecimal | Decimal): Decimal {
   return new Decimal(d.toFixed());
 }

@@ -29,4 +29,13 @@ export {
 export type { CurrencyRates } from './currency.js';
 export { parseServiceTier, SERVICE_TIERS } from './service-tier.js';
 export { ExactDecimal } from './decimal.js';
-export type { PriceQuery, PriceResult, PricedResult, UnpricedResult, ServiceTier, AppliedRates } from './types.js';
+export type {
+  PriceQuery,
+  PriceResult,
+  PricedResult,
+  PriceStringsResult,
+  PricedStringsResult,
+  UnpricedResult,
+  ServiceTier,
+  AppliedRates,
+} from './types.js';

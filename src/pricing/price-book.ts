@@ -18,9 +18,19 @@ import {
   type PriceOverride,
   type PriceSet,
 } from './catalog-schema.js';
-import { ExactDecimal, ONE_MILLION, toShared } from './decimal.js';
+import { Decimal } from 'decimal.js';
+import { ExactDecimal } from './decimal.js';
 import { CATALOG_PROVIDERS, catalogProviderFor, normalizeModelId, providerLabel } from './normalize.js';
-import type { AppliedRates, PriceQuery, PriceResult, PricedResult, ServiceTier, UnpricedResult } from './types.js';
+import type {
+  AppliedRates,
+  PriceQuery,
+  PriceResult,
+  PriceStringsResult,
+  PricedResult,
+  PricedStringsResult,
+  ServiceTier,
+  UnpricedResult,
+} from './types.js';
 
 export interface PriceBookOptions {
   /** Configured prices (negotiated rates, fine-tunes, self-hosted models); they win over the catalog. */
@@ -51,11 +61,108 @@ interface Rates {
   cache_write_1h: ExactDecimal;
   output: ExactDecimal | undefined;
   reasoning: ExactDecimal | undefined;
+  /** The rates as exact decimal strings (what a priced result reports). */
+  applied: Readonly<AppliedRates>;
+  /** The same rates per token as scaled integers, for exact costs without decimal.js on the per-call path. */
+  perToken: ScaledRates;
+}
+
+type RateName = keyof AppliedRates;
+
+/**
+ * Rates in USD per token as integers in units of 10^-scale USD (one scale for the whole set): a cost is then
+ * tokens × factor, exact, and the per-type costs and their total are added as integers. `factor` is a JS number
+ * when it is a safe integer (NaN otherwise); `big` is always set for the BigInt fallback (products past 2^53).
+ */
+interface ScaledRates {
+  scale: number;
+  factor: Record<RateName, number>;
+  big: Record<RateName, bigint>;
+}
+
+const RATE_NAMES: readonly RateName[] = ['input', 'cache_read', 'cache_write', 'cache_write_1h', 'output', 'reasoning'];
+
+/** `rate` (USD per million tokens) per token: digits and the number of decimals (the 10^-6 adds six). */
+function perTokenDigits(rate: ExactDecimal | undefined): { digits: bigint; decimals: number } {
+  if (rate === undefined) return { digits: 0n, decimals: 0 };
+  const text = rate.toFixed();
+  const dot = text.indexOf('.');
+  const decimals = dot === -1 ? 0 : text.length - dot - 1;
+  return { digits: BigInt(dot === -1 ? text : text.slice(0, dot) + text.slice(dot + 1)), decimals: decimals + 6 };
+}
+
+function scaleRates(r: Omit<Rates, 'applied' | 'perToken'>): ScaledRates {
+  const parts = RATE_NAMES.map((n) => perTokenDigits(r[n]));
+  const scale = Math.max(...parts.map((p) => p.decimals));
+  const factor = {} as Record<RateName, number>;
+  const big = {} as Record<RateName, bigint>;
+  RATE_NAMES.forEach((n, i) => {
+    const b = parts[i].digits * 10n ** BigInt(scale - parts[i].decimals);
+    big[n] = b;
+    factor[n] = b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : Number.NaN;
+  });
+  return { scale, factor, big };
+}
+
+/** An exact integer count of 10^-scale units as a decimal string, as decimal.js's toFixed() writes it. */
+export function scaledToDecimalString(units: number | bigint, scale: number): string {
+  if (units == 0) return '0';
+  let s = String(units);
+  if (s.length <= scale) s = '0'.repeat(scale - s.length + 1) + s;
+  const cut = s.length - scale;
+  let end = s.length;
+  while (end > cut && s.charCodeAt(end - 1) === 48) end--;
+  return end === cut ? s.slice(0, cut) : `${s.slice(0, cut)}.${s.slice(cut, end)}`;
+}
+
+/**
+ * Exact per-type costs and total, as decimal strings. Integer arithmetic in units of 10^-scale USD: plain numbers
+ * while every product and sum stays a safe integer (any real call), BigInt otherwise.
+ */
+function callCosts(u: Usage, cw1h: number, r: ScaledRates): { costUsd: Record<TokenType, string>; totalUsd: string } {
+  const f = r.factor;
+  const input = u.input * f.input;
+  const cacheRead = u.cache_read * f.cache_read;
+  const cacheWrite = (u.cache_write - cw1h) * f.cache_write + cw1h * f.cache_write_1h;
+  const output = u.output === 0 ? 0 : u.output * f.output;
+  const reasoning = u.reasoning === 0 ? 0 : u.reasoning * f.reasoning;
+  const total = input + cacheRead + cacheWrite + output + reasoning;
+  // Every term is a non-negative product of safe integers (or NaN), so an inexact step shows in the total.
+  if (total <= Number.MAX_SAFE_INTEGER) {
+    return {
+      costUsd: {
+        input: scaledToDecimalString(input, r.scale),
+        cache_read: scaledToDecimalString(cacheRead, r.scale),
+        cache_write: scaledToDecimalString(cacheWrite, r.scale),
+        output: scaledToDecimalString(output, r.scale),
+        reasoning: scaledToDecimalString(reasoning, r.scale),
+      },
+      totalUsd: scaledToDecimalString(total, r.scale),
+    };
+  }
+  const b = r.big;
+  const bInput = BigInt(u.input) * b.input;
+  const bCacheRead = BigInt(u.cache_read) * b.cache_read;
+  const bCacheWrite = BigInt(u.cache_write - cw1h) * b.cache_write + BigInt(cw1h) * b.cache_write_1h;
+  const bOutput = BigInt(u.output) * b.output;
+  const bReasoning = BigInt(u.reasoning) * b.reasoning;
+  return {
+    costUsd: {
+      input: scaledToDecimalString(bInput, r.scale),
+      cache_read: scaledToDecimalString(bCacheRead, r.scale),
+      cache_write: scaledToDecimalString(bCacheWrite, r.scale),
+      output: scaledToDecimalString(bOutput, r.scale),
+      reasoning: scaledToDecimalString(bReasoning, r.scale),
+    },
+    totalUsd: scaledToDecimalString(bInput + bCacheRead + bCacheWrite + bOutput + bReasoning, r.scale),
+  };
 }
 
 interface TierRates {
   aboveInputTokens: number;
   rates: Rates;
+  /** "above N input tokens", as priced results name the tier. */
+  label: string;
 }
 
 interface PricePlan {
@@ -76,6 +183,8 @@ export interface CompiledEntry {
   ids: string[];
   prefixes: string[];
   plans: Partial<Record<ServiceTier, PricePlan>>;
+  /** Identifies the entry in the ledger: `[override:]provider/model@effective_from`. */
+  priceId: string;
   /** The validated document entry, for listings. */
   raw: CatalogEntry | PriceOverride;
 }
@@ -99,7 +208,7 @@ function compileRates(set: PriceSet): Rates {
   const input = new ExactDecimal(set.input);
   const cacheWrite = set.cache_write !== undefined ? new ExactDecimal(set.cache_write) : input;
   const output = set.output !== undefined ? new ExactDecimal(set.output) : undefined;
-  return {
+  const rates = {
     input,
     cache_read: set.cache_read !== undefined ? new ExactDecimal(set.cache_read) : input,
     cache_write: cacheWrite,
@@ -107,13 +216,26 @@ function compileRates(set: PriceSet): Rates {
     output,
     reasoning: set.reasoning !== undefined ? new ExactDecimal(set.reasoning) : output,
   };
+  const applied: AppliedRates = {
+    input: rates.input.toFixed(),
+    cache_read: rates.cache_read.toFixed(),
+    cache_write: rates.cache_write.toFixed(),
+    cache_write_1h: rates.cache_write_1h.toFixed(),
+    output: rates.output?.toFixed() ?? '',
+    reasoning: rates.reasoning?.toFixed() ?? '',
+  };
+  return { ...rates, applied: Object.freeze(applied), perToken: scaleRates(rates) };
 }
 
 function compilePlan(prices: PriceSet, tiers: ContextTier[] | undefined): PricePlan {
   return {
     base: compileRates(prices),
     contextTiers: (tiers ?? [])
-      .map((t) => ({ aboveInputTokens: t.above_input_tokens, rates: compileRates(t.prices_usd_per_mtok) }))
+      .map((t) => ({
+        aboveInputTokens: t.above_input_tokens,
+        rates: compileRates(t.prices_usd_per_mtok),
+        label: `above ${t.above_input_tokens} input tokens`,
+      }))
       .sort((a, b) => b.aboveInputTokens - a.aboveInputTokens),
   };
 }
@@ -141,6 +263,7 @@ function compileEntry(e: CatalogEntry | PriceOverride, origin: 'catalog' | 'over
     ids,
     prefixes: [...new Set(e.match_prefixes ?? [])],
     plans,
+    priceId: `${origin === 'override' ? 'override:' : ''}${provider}/${e.model}@${effectiveFrom}`,
     raw: e,
   };
 }
@@ -358,6 +481,19 @@ export class PriceBook {
 
   /** Prices one call. Never throws on bad input: an unknown model or unusable usage gives an unpriced result. */
   price(query: PriceQuery): PriceResult {
+    const r = this.priceStrings(query);
+    if (!r.priced) return r;
+    const costUsd = {} as PricedResult['costUsd'];
+    for (const t of TOKEN_TYPES) costUsd[t] = new Decimal(r.costUsd[t]);
+    // The strings are exact; constructing the shared Decimal from them never rounds.
+    return { ...r, costUsd, totalUsd: new Decimal(r.totalUsd), ratesUsdPerMtok: { ...r.ratesUsdPerMtok } };
+  }
+
+  /**
+   * `price` with the money as exact decimal strings (what the ledger stores), without decimal.js: the exporter
+   * prices every span through it. The same result as `price`, whose Decimals are built from these strings.
+   */
+  priceStrings(query: PriceQuery): PriceStringsResult {
     const r = this.resolve(query.provider, query.model);
     const tier: ServiceTier = query.serviceTier ?? 'standard';
     const atMillis = query.at instanceof Date ? query.at.getTime() : NaN;
@@ -415,7 +551,7 @@ export class PriceBook {
     for (const t of plan.contextTiers) {
       if (promptTokens > t.aboveInputTokens) {
         rates = t.rates;
-        contextTier = `above ${t.aboveInputTokens} input tokens`;
+        contextTier = t.label;
         break;
       }
     }
@@ -435,40 +571,18 @@ export class PriceBook {
       return unpriced(entry.provider, entry.model, `model ${entry.model} has no output price (input-only model) but the call reports output tokens`);
     }
 
-    const zero = new ExactDecimal(0);
-    const tokens = (n: number) => new ExactDecimal(n);
-    const cost = (n: number, rate: ExactDecimal | undefined) => (n === 0 || !rate ? zero : tokens(n).times(rate).div(ONE_MILLION));
-    const exact: Record<TokenType, ExactDecimal> = {
-      input: cost(u.input, rates.input),
-      cache_read: cost(u.cache_read, rates.cache_read),
-      cache_write: cost(u.cache_write - cw1h, rates.cache_write).plus(cost(cw1h, rates.cache_write_1h)),
-      output: cost(u.output, rates.output),
-      reasoning: cost(u.reasoning, rates.reasoning),
-    };
-    let total = zero;
-    for (const t of TOKEN_TYPES) total = total.plus(exact[t]);
-
-    const costUsd = {} as PricedResult['costUsd'];
-    for (const t of TOKEN_TYPES) costUsd[t] = toShared(exact[t]);
-    const ratesUsdPerMtok: AppliedRates = {
-      input: rates.input.toFixed(),
-      cache_read: rates.cache_read.toFixed(),
-      cache_write: rates.cache_write.toFixed(),
-      cache_write_1h: rates.cache_write_1h.toFixed(),
-      output: rates.output?.toFixed() ?? '',
-      reasoning: rates.reasoning?.toFixed() ?? '',
-    };
-    const result: PricedResult = {
+    const { costUsd, totalUsd } = callCosts(u, cw1h, rates.perToken);
+    const result: PricedStringsResult = {
       priced: true,
       provider: entry.provider,
       model: entry.model,
-      priceId: `${entry.origin === 'override' ? 'override:' : ''}${entry.provider}/${entry.model}@${entry.effectiveFrom}`,
+      priceId: entry.priceId,
       effectiveFrom: entry.effectiveFrom,
       serviceTier: tier,
       costUsd,
-      totalUsd: toShared(total),
+      totalUsd,
       origin: entry.origin,
-      ratesUsdPerMtok,
+      ratesUsdPerMtok: rates.applied,
     };
     if (contextTier) result.contextTier = contextTier;
     if (entry.source) result.source = entry.source;

@@ -52,3 +52,14 @@ export interface UnpricedResult {
 }
 
 export type PriceResult = PricedResult | UnpricedResult;
+
+/** A priced call with its money as exact decimal strings (`PriceBook.priceStrings`). */
+export interface PricedStringsResult extends Omit<PricedResult, 'costUsd' | 'totalUsd' | 'ratesUsdPerMtok'> {
+  /** Per-type cost in USD as exact decimal strings (decimal.js `toFixed()` form); the five add up to totalUsd. */
+  costUsd: Record<TokenType, string>;
+  totalUsd: string;
+  /** Shared by every call priced with the same rates: do not modify. */
+  ratesUsdPerMtok: Readonly<AppliedRates>;
+}
+
+export type PriceStringsResult = PricedStringsResult | UnpricedResult;
