@@ -1,12 +1,9 @@
-import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import type { CommitResult, LedgerRecord } from '../ledger/types.js';
 import { parseServiceTier } from '../pricing/service-tier.js';
-import type { PriceResult } from '../pricing/types.js';
+import type { PriceStringsResult } from '../pricing/types.js';
 import type { UsageRecord } from '../usage/usage-record.js';
 import type { ExporterMetrics } from './metrics.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
-
-const ZERO_COSTS: Record<TokenType, string> = { input: '0', cache_read: '0', cache_write: '0', output: '0', reasoning: '0' };
 
 /** The ledger could not commit: the whole request gets 503 + Retry-After and nothing was counted. */
 export class LedgerUnavailable extends Error {
@@ -37,25 +34,72 @@ export interface PipelineOptions<S> {
   log?: (message: string) => void;
 }
 
+/**
+ * The ISO start of the billing period of an instant, remembering the last few periods: almost every span of a
+ * request falls in the current one, and working a period out (and writing its ISO string) per span is waste.
+ * `plans.periodFor` must be a pure function of the instant (the configuration's calendar).
+ */
+export class PeriodStarts {
+  /** Newest first. */
+  private readonly recent: { startMillis: number; endMillis: number; startIso: string }[] = [];
+
+  constructor(private readonly plans: PlanPort) {}
+
+  isoStartOf(millis: number): string {
+    for (const p of this.recent) if (millis >= p.startMillis && millis < p.endMillis) return p.startIso;
+    const period = this.plans.periodFor(new Date(millis));
+    const entry = { startMillis: period.start.getTime(), endMillis: period.end.getTime(), startIso: period.start.toISOString() };
+    // A period that does not contain the instant (a fake calendar) is answered but not remembered.
+    if (!(millis >= entry.startMillis && millis < entry.endMillis)) return entry.startIso;
+    this.recent.unshift(entry);
+    if (this.recent.length > RECENT_PERIODS) this.recent.pop();
+    return entry.startIso;
+  }
+}
+
+const RECENT_PERIODS = 4;
+
 /** Maps a usage record to its billing period, plan and price: the record the ledger commits. */
-export function toLedgerRecord(rec: UsageRecord, plans: PlanPort, pricing: PricingPort): LedgerRecord {
+export function toLedgerRecord(rec: UsageRecord, plans: PlanPort, pricing: PricingPort, periods = new PeriodStarts(plans)): LedgerRecord {
   const plan = plans.planFor(rec.userId, rec.planFromSpan);
-  const at = new Date(rec.endTimeMillis);
-  const period = plans.periodFor(at);
+  const periodStart = periods.isoStartOf(rec.endTimeMillis);
   // The same mapping as in-process pricing (trackUsage): OpenAI's `scale` is priority, `default`/`auto` standard.
   const tier = parseServiceTier(rec.serviceTier);
-  let price: PriceResult;
+  let price: PriceStringsResult;
   try {
-    price = pricing.price({ provider: rec.provider, model: rec.rawModel, usage: rec.usage, at, ...(tier ? { serviceTier: tier } : {}) });
+    const at = new Date(rec.endTimeMillis);
+    price = pricing.priceStrings(
+      tier ? { provider: rec.provider, model: rec.rawModel, usage: rec.usage, at, serviceTier: tier } : { provider: rec.provider, model: rec.rawModel, usage: rec.usage, at },
+    );
   } catch (err) {
     // A pricing failure must not drop the call: it is metered as unpriced (and alerted on), never as free.
     price = { priced: false, provider: rec.provider, model: rec.rawModel.toLowerCase(), reason: String(err), suggestions: [] };
   }
-  const base = { ...rec, plan, periodStart: period.start.toISOString(), provider: price.provider, model: price.model };
-  if (!price.priced) return { ...base, priced: false, costUsd: { ...ZERO_COSTS }, totalCostUsd: '0' };
-  const costUsd = {} as Record<TokenType, string>;
-  for (const t of TOKEN_TYPES) costUsd[t] = price.costUsd[t].toFixed();
-  return { ...base, priced: true, priceId: price.priceId, costUsd, totalCostUsd: price.totalUsd.toFixed() };
+  // Built field by field (not spread): one object shape for every record, on the per-span path.
+  const out: LedgerRecord = {
+    traceId: rec.traceId,
+    spanId: rec.spanId,
+    endTimeMillis: rec.endTimeMillis,
+    provider: price.provider,
+    rawModel: rec.rawModel,
+    operation: rec.operation,
+    usage: rec.usage,
+    estimated: rec.estimated,
+    userId: rec.userId,
+    outcome: rec.outcome,
+    source: rec.source,
+    plan,
+    periodStart,
+    model: price.model,
+    priced: price.priced,
+    costUsd: price.priced ? price.costUsd : { input: '0', cache_read: '0', cache_write: '0', output: '0', reasoning: '0' },
+    totalCostUsd: price.priced ? price.totalUsd : '0',
+  };
+  if (price.priced) out.priceId = price.priceId;
+  if (rec.planFromSpan !== undefined) out.planFromSpan = rec.planFromSpan;
+  if (rec.feature !== undefined) out.feature = rec.feature;
+  if (rec.serviceTier !== undefined) out.serviceTier = rec.serviceTier;
+  return out;
 }
 
 /**
@@ -63,7 +107,11 @@ export function toLedgerRecord(rec: UsageRecord, plans: PlanPort, pricing: Prici
  * succeeded, so a 503 followed by the sender's retry never double counts.
  */
 export class Pipeline<S> {
-  constructor(private readonly o: PipelineOptions<S>) {}
+  private readonly periods: PeriodStarts;
+
+  constructor(private readonly o: PipelineOptions<S>) {
+    this.periods = new PeriodStarts(o.plans);
+  }
 
   async process(spans: readonly S[]): Promise<SpanOutcomes> {
     const records: LedgerRecord[] = [];
@@ -86,7 +134,7 @@ export class Pipeline<S> {
       }
       if (r.kind === 'ignored') ignored++;
       else if (r.kind === 'rejected') reject(r.reason, r.message);
-      else records.push(toLedgerRecord(r.record, this.o.plans, this.o.pricing));
+      else records.push(toLedgerRecord(r.record, this.o.plans, this.o.pricing, this.periods));
     }
 
     let result: CommitResult = { committed: [], duplicates: [], rollups: [] };

@@ -1,6 +1,6 @@
 import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod, PlanLimits } from '../plans/types.js';
-import type { PriceQuery, PriceResult } from '../pricing/types.js';
+import type { PriceQuery, PriceStringsResult } from '../pricing/types.js';
 import type { UsageRecord } from '../usage/usage-record.js';
 
 /**
@@ -21,7 +21,8 @@ export interface PlanPort {
 }
 
 export interface PricingPort {
-  price(query: PriceQuery): PriceResult;
+  /** Prices one call, money as exact decimal strings (PriceBook.priceStrings). */
+  priceStrings(query: PriceQuery): PriceStringsResult;
 }
 
 /** Per-model usage of one user or of everyone, for the usage API. */

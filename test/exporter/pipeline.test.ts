@@ -9,7 +9,7 @@ import { SimplePlans } from './fakes.js';
 /** A pricing port that remembers the queries it was asked and prices nothing. */
 class RecordingPricing implements PricingPort {
   readonly queries: PriceQuery[] = [];
-  price(query: PriceQuery) {
+  priceStrings(query: PriceQuery) {
     this.queries.push(query);
     return { priced: false as const, provider: query.provider ?? 'openai', model: query.model, reason: 'test', suggestions: [] };
   }
