@@ -1,10 +1,9 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Decimal } from 'decimal.js';
 import { INGEST_OUTCOMES, LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES } from '../contract/names.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod } from '../plans/types.js';
 import { totalTokens } from '../usage/usage.js';
-import { Money, addMoney } from './money.js';
+import { ExactSum, addMoney, canonicalMoney } from './money.js';
 import { UserSeriesMetric, UserSeriesStore, type LimitsLookup } from './user-series.js';
 
 export interface ExporterMetricsOptions {
@@ -32,35 +31,70 @@ class LabelBound {
   }
 }
 
+/** One series as prom-client's Registry renders it: labels in key order, and the value. */
+interface CounterSeries<V> {
+  readonly labels: Record<string, string>;
+  value: V;
+}
+
+type NumberSeries = CounterSeries<number>;
+type MoneySeries = CounterSeries<ExactSum>;
+
 /**
- * A counter of money kept as exact decimals (so that 0.1 + 0.2 is 0.3 on the scrape too); the float appears only
- * when the sample is rendered. prom-client renders it through the Registry like any other metric.
+ * A labelled counter that hands out its series, so that counting a record adds to a field instead of hashing a
+ * labels object per increment (prom-client's Counter.inc). The caller finds series through its own index and
+ * creates each label set once. The exposition lists series in creation order, as prom-client does, and the
+ * Registry renders them through `get()` like any other metric.
  */
-class DecimalCounter<L extends string> {
+class SeriesCounter<V> {
   readonly type = 'counter';
   readonly aggregator = 'sum';
-  private readonly values = new Map<string, { labels: Record<L, string>; value: InstanceType<typeof Money> }>();
+  private series: CounterSeries<V>[] = [];
   constructor(
     readonly name: string,
     readonly help: string,
-    private readonly labelNames: readonly L[],
+    private readonly valueOf: (v: V) => number,
+    private readonly onReset: () => void,
   ) {}
 
-  inc(labels: Record<L, string>, amount: Decimal.Value): void {
-    const k = this.labelNames.map((n) => labels[n]).join('\u0000');
-    const cur = this.values.get(k);
-    if (cur) cur.value = cur.value.plus(amount);
-    else this.values.set(k, { labels: { ...labels }, value: new Money(amount) });
+  create(labels: Record<string, string>, value: V): CounterSeries<V> {
+    const s = { labels, value };
+    this.series.push(s);
+    return s;
   }
 
   get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: { labels: Record<string, string>; value: number }[] }> {
-    const values = [...this.values.values()].map((v) => ({ labels: v.labels as Record<string, string>, value: v.value.toNumber() }));
+    const values = this.series.map((s) => ({ labels: s.labels, value: this.valueOf(s.value) }));
     return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
   }
 
   reset(): void {
-    this.values.clear();
+    this.series = [];
+    this.onReset();
   }
+}
+
+const numberValue = (v: number): number => v;
+// Money counters are exact decimals (0.1 + 0.2 is 0.3 on the scrape too); the float appears only when rendered.
+const moneyValue = (v: ExactSum): number => v.toNumber();
+
+/** The series of one (plan, provider, model), found with three Map lookups of strings that are mostly shared. */
+interface ModelSeries {
+  /** `{ plan, provider, model }`, the base of every label set below (copied, never shared with a series). */
+  readonly base: { plan: string; provider: string; model: string };
+  /** By TOKEN_TYPES index. */
+  readonly tokens: (NumberSeries | undefined)[];
+  readonly cost: (MoneySeries | undefined)[];
+  /** operation → outcome → series. */
+  readonly requests: Map<string, Map<string, NumberSeries>>;
+  estimated: NumberSeries | undefined;
+}
+
+/** A nested map lookup, creating the inner map on first use. */
+function inner<K, V>(m: Map<K, Map<string, V>>, k: K): Map<string, V> {
+  let v = m.get(k);
+  if (v === undefined) m.set(k, (v = new Map()));
+  return v;
 }
 
 /**
@@ -76,12 +110,19 @@ export class ExporterMetrics {
   private period: BillingPeriod | undefined;
   private periodStartMillis = Number.NaN;
 
-  private readonly tokensTotal: Counter<string>;
-  private readonly costUsdTotal: DecimalCounter<'plan' | 'provider' | 'model' | 'type'>;
-  private readonly requestsTotal: Counter<string>;
-  private readonly featureCostUsdTotal: DecimalCounter<'feature' | 'plan'>;
-  private readonly estimatedTokensTotal: Counter<string>;
-  private readonly unpricedTokensTotal: Counter<string>;
+  private readonly tokensTotal: SeriesCounter<number>;
+  private readonly costUsdTotal: SeriesCounter<ExactSum>;
+  private readonly requestsTotal: SeriesCounter<number>;
+  private readonly featureCostUsdTotal: SeriesCounter<ExactSum>;
+  private readonly estimatedTokensTotal: SeriesCounter<number>;
+  private readonly unpricedTokensTotal: SeriesCounter<number>;
+  /** Indexes of the series above: plan → provider → model, provider → model (unpriced), feature → plan. */
+  private modelSeries = new Map<string, Map<string, Map<string, ModelSeries>>>();
+  private unpricedSeries = new Map<string, Map<string, NumberSeries>>();
+  private featureSeries = new Map<string, Map<string, MoneySeries>>();
+  /** The last periodStart string compared with the current period, and the answer. */
+  private lastPeriodStart: string | undefined;
+  private lastPeriodStartIsCurrent = false;
   private readonly periodEnd: Gauge<string>;
   private readonly ingestedSpansTotal: Counter<string>;
   private readonly rejectedSpansTotal: Counter<string>;
@@ -96,41 +137,47 @@ export class ExporterMetrics {
     this.features = new LabelBound(options.maxFeatures ?? 100);
     this.unpricedModels = new LabelBound(options.maxUnpricedModels ?? 200);
 
-    this.tokensTotal = new Counter({
-      name: METRIC.tokensTotal,
-      help: 'Tokens by non-overlapping type (input, cache_read, cache_write, output, reasoning).',
-      labelNames: [LABEL.plan, LABEL.provider, LABEL.model, LABEL.type],
-      registers: r,
-    });
-    this.costUsdTotal = new DecimalCounter(METRIC.costUsdTotal, 'Cost in USD by token type.', [LABEL.plan, LABEL.provider, LABEL.model, LABEL.type]);
+    // Every counter below is indexed by the maps above; resetting one (registry.resetMetrics) drops the indexes.
+    const dropIndexes = () => {
+      this.modelSeries = new Map();
+      this.unpricedSeries = new Map();
+      this.featureSeries = new Map();
+    };
+    this.tokensTotal = new SeriesCounter(
+      METRIC.tokensTotal,
+      'Tokens by non-overlapping type (input, cache_read, cache_write, output, reasoning).',
+      numberValue,
+      dropIndexes,
+    );
+    this.registry.registerMetric(this.tokensTotal as never);
+    this.costUsdTotal = new SeriesCounter(METRIC.costUsdTotal, 'Cost in USD by token type.', moneyValue, dropIndexes);
     this.registry.registerMetric(this.costUsdTotal as never);
-    this.requestsTotal = new Counter({
-      name: METRIC.requestsTotal,
-      help: 'LLM calls.',
-      labelNames: [LABEL.plan, LABEL.provider, LABEL.model, LABEL.operation, LABEL.outcome],
-      registers: r,
-    });
+    this.requestsTotal = new SeriesCounter(METRIC.requestsTotal, 'LLM calls.', numberValue, dropIndexes);
+    this.registry.registerMetric(this.requestsTotal as never);
     // The per-user series keep DESIGN.md's order in the exposition: the two counters here, the gauges further down.
     const userMetrics = this.users.metrics();
     for (const m of userMetrics.slice(0, 2)) this.registry.registerMetric(m as never);
-    this.featureCostUsdTotal = new DecimalCounter(
+    this.featureCostUsdTotal = new SeriesCounter(
       METRIC.featureCostUsdTotal,
       'Cost in USD by product feature (tokenmeter.feature; "none" when absent).',
-      [LABEL.feature, LABEL.plan],
+      moneyValue,
+      dropIndexes,
     );
     this.registry.registerMetric(this.featureCostUsdTotal as never);
-    this.estimatedTokensTotal = new Counter({
-      name: METRIC.estimatedTokensTotal,
-      help: 'Tokens that were estimated with a tokenizer, not reported by the provider.',
-      labelNames: [LABEL.plan, LABEL.provider, LABEL.model],
-      registers: r,
-    });
-    this.unpricedTokensTotal = new Counter({
-      name: METRIC.unpricedTokensTotal,
-      help: 'Tokens of models with no known price (never counted as free).',
-      labelNames: [LABEL.provider, LABEL.model],
-      registers: r,
-    });
+    this.estimatedTokensTotal = new SeriesCounter(
+      METRIC.estimatedTokensTotal,
+      'Tokens that were estimated with a tokenizer, not reported by the provider.',
+      numberValue,
+      dropIndexes,
+    );
+    this.registry.registerMetric(this.estimatedTokensTotal as never);
+    this.unpricedTokensTotal = new SeriesCounter(
+      METRIC.unpricedTokensTotal,
+      'Tokens of models with no known price (never counted as free).',
+      numberValue,
+      dropIndexes,
+    );
+    this.registry.registerMetric(this.unpricedTokensTotal as never);
     for (const m of userMetrics.slice(2)) this.registry.registerMetric(m as never);
     this.periodEnd = new Gauge({
       name: METRIC.periodEndTimestampSeconds,
@@ -189,6 +236,7 @@ export class ExporterMetrics {
       this.users.clear();
       this.period = period;
       this.periodStartMillis = period.start.getTime();
+      this.lastPeriodStart = undefined;
     }
     this.periodEnd.reset();
     for (const plan of planNames) this.periodEnd.set({ plan }, period.end.getTime() / 1000);
@@ -196,7 +244,12 @@ export class ExporterMetrics {
   }
 
   private inCurrentPeriod(periodStart: string): boolean {
-    return Date.parse(periodStart) === this.periodStartMillis;
+    // Records and rollups of one request almost always carry the same string: parse it once.
+    if (periodStart !== this.lastPeriodStart) {
+      this.lastPeriodStart = periodStart;
+      this.lastPeriodStartIsCurrent = Date.parse(periodStart) === this.periodStartMillis;
+    }
+    return this.lastPeriodStartIsCurrent;
   }
 
   private applyRollup(r: PeriodRollup): void {
@@ -206,46 +259,77 @@ export class ExporterMetrics {
     if (r.requests < entry.periodRequests) return;
     entry.periodTokens = totalTokens(r.tokens);
     entry.periodRequests = r.requests;
-    entry.periodCost = new Money(r.costUsd).toFixed();
+    entry.periodCost = canonicalMoney(r.costUsd);
   }
 
   /** Counts a successful commit: counters from the newly committed records, gauges from the returned rollups. */
   recordCommit(result: CommitResult): void {
     for (const r of result.rollups) if (this.inCurrentPeriod(r.periodStart)) this.applyRollup(r);
-    for (const rec of result.committed) this.countRecord(rec);
+    let overflowed = 0;
+    for (const rec of result.committed) if (this.countRecord(rec)) overflowed++;
+    // One increment per request for the per-outcome and overflow totals (the same sums as one per record).
+    if (result.committed.length > 0) this.ingestedSpansTotal.inc({ outcome: 'priced' }, result.committed.length);
+    if (overflowed > 0) this.userOverflowTotal.inc(overflowed);
     if (result.duplicates.length > 0) this.ingestedSpansTotal.inc({ outcome: 'duplicate' }, result.duplicates.length);
     this.ledgerUp.set(1);
   }
 
-  private countRecord(rec: LedgerRecord): void {
-    const model = rec.priced ? rec.model : this.unpricedModels.label(rec.model);
-    const base = { plan: rec.plan, provider: rec.provider, model };
-    let total = 0;
-    for (const t of TOKEN_TYPES) {
-      const n = rec.usage[t];
-      total += n;
-      if (n > 0) this.tokensTotal.inc({ ...base, type: t }, n);
-      if (rec.priced && rec.costUsd[t] !== '0') this.costUsdTotal.inc({ ...base, type: t }, rec.costUsd[t]);
+  private seriesOf(plan: string, provider: string, model: string): ModelSeries {
+    const byModel = inner(inner(this.modelSeries, plan), provider);
+    let g = byModel.get(model);
+    if (g === undefined) {
+      g = { base: { plan, provider, model }, tokens: [], cost: [], requests: new Map(), estimated: undefined };
+      byModel.set(model, g);
     }
-    this.requestsTotal.inc({ ...base, operation: rec.operation, outcome: rec.outcome });
-    if (rec.priced) this.featureCostUsdTotal.inc({ feature: this.features.label(rec.feature ?? NO_FEATURE), plan: rec.plan }, rec.totalCostUsd);
-    if (rec.estimated && total > 0) this.estimatedTokensTotal.inc(base, total);
-    if (!rec.priced && total > 0) this.unpricedTokensTotal.inc({ provider: rec.provider, model }, total);
-    this.ingestedSpansTotal.inc({ outcome: 'priced' });
+    return g;
+  }
 
-    const { entry, overflowed } = this.users.resolve(rec.userId, rec.plan);
+  /** Counts one committed record; returns true when its user went to the overflow series. */
+  private countRecord(rec: LedgerRecord): boolean {
+    const model = rec.priced ? rec.model : this.unpricedModels.label(rec.model);
+    const g = this.seriesOf(rec.plan, rec.provider, model);
+    const usage = rec.usage;
+    let total = 0;
+    for (let i = 0; i < TOKEN_TYPES.length; i++) {
+      const t = TOKEN_TYPES[i]!;
+      const n = usage[t];
+      total += n;
+      if (n > 0) (g.tokens[i] ??= this.tokensTotal.create({ ...g.base, type: t }, 0)).value += n;
+      if (rec.priced && rec.costUsd[t] !== '0') (g.cost[i] ??= this.costUsdTotal.create({ ...g.base, type: t }, new ExactSum())).value.add(rec.costUsd[t]);
+    }
+    const byOutcome = inner(g.requests, rec.operation);
+    let requests = byOutcome.get(rec.outcome);
+    if (requests === undefined) {
+      byOutcome.set(rec.outcome, (requests = this.requestsTotal.create({ ...g.base, operation: rec.operation, outcome: rec.outcome }, 0)));
+    }
+    requests.value += 1;
+    if (rec.priced) {
+      const feature = this.features.label(rec.feature ?? NO_FEATURE);
+      const byPlan = inner(this.featureSeries, feature);
+      let fs = byPlan.get(rec.plan);
+      if (fs === undefined) byPlan.set(rec.plan, (fs = this.featureCostUsdTotal.create({ feature, plan: rec.plan }, new ExactSum())));
+      fs.value.add(rec.totalCostUsd);
+    }
+    if (rec.estimated && total > 0) (g.estimated ??= this.estimatedTokensTotal.create({ ...g.base }, 0)).value += total;
+    if (!rec.priced && total > 0) {
+      const byModel = inner(this.unpricedSeries, rec.provider);
+      let us = byModel.get(model);
+      if (us === undefined) byModel.set(model, (us = this.unpricedTokensTotal.create({ provider: rec.provider, model }, 0)));
+      us.value += total;
+    }
+
+    const entry = this.users.resolveEntry(rec.userId, rec.plan);
     entry.tokensTotal += total;
     if (rec.priced) entry.costTotal = addMoney(entry.costTotal, rec.totalCostUsd);
-    if (overflowed) {
-      this.userOverflowTotal.inc();
-      if (this.inCurrentPeriod(rec.periodStart)) {
-        // Overflow users have no entry of their own: their period numbers are added call by call and recomputed
-        // exactly from the ledger on every refresh.
-        entry.periodTokens += total;
-        entry.periodRequests += 1;
-        entry.periodCost = addMoney(entry.periodCost, rec.totalCostUsd);
-      }
+    const overflowed = entry.user === OVERFLOW_USER;
+    if (overflowed && this.inCurrentPeriod(rec.periodStart)) {
+      // Overflow users have no entry of their own: their period numbers are added call by call and recomputed
+      // exactly from the ledger on every refresh.
+      entry.periodTokens += total;
+      entry.periodRequests += 1;
+      entry.periodCost = addMoney(entry.periodCost, rec.totalCostUsd);
     }
+    return overflowed;
   }
 
   /** Replaces the period gauges with a full read of the ledger's rollups for the current period. */

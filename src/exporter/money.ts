@@ -4,8 +4,99 @@ import { ExactDecimal } from '../pricing/index.js';
 /** Sums of money: pricing's exact Decimal, so that adding millions of per-call costs never rounds. */
 export const Money = ExactDecimal;
 
+/** Plain non-negative decimal strings, the form every cost takes (decimal.js toFixed(), the ledger's numerics). */
+const PLAIN_DECIMAL = /^\d+(?:\.\d+)?$/;
+/** 10^0 .. 10^15: scaling by these keeps a number exact while the product stays a safe integer. */
+const POW10 = Array.from({ length: 16 }, (_, i) => 10 ** i);
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+/**
+ * An exact sum of decimal strings, cheaper than decimal.js on the per-record path: the value is kept as an
+ * integer count of 10^-scale units, a JS number while it is a safe integer and a BigInt past that. Any string
+ * that is not a plain non-negative decimal ("1e-7", "-0.5") moves the sum to decimal.js (Money) for good, so
+ * the result is always what Money would give (exact; Money rounds only past 200 significant digits).
+ */
+export class ExactSum {
+  private units = 0;
+  private big: bigint | undefined;
+  private scale = 0;
+  private slow: InstanceType<typeof Money> | undefined;
+
+  constructor(initial?: string) {
+    if (initial !== undefined) this.add(initial);
+  }
+
+  add(value: string): void {
+    if (this.slow === undefined && PLAIN_DECIMAL.test(value)) {
+      this.addPlain(value);
+      return;
+    }
+    this.slow = (this.slow ?? new Money(this.toString())).plus(value);
+  }
+
+  private addPlain(value: string): void {
+    const dot = value.indexOf('.');
+    const digits = dot === -1 ? value : value.slice(0, dot) + value.slice(dot + 1);
+    const decimals = dot === -1 ? 0 : value.length - dot - 1;
+    if (decimals > this.scale) this.rescale(decimals);
+    const shift = this.scale - decimals;
+    if (this.big === undefined && digits.length <= 15 && shift <= 15) {
+      const n = Number(digits) * POW10[shift];
+      const sum = this.units + n;
+      if (sum <= MAX_SAFE) {
+        this.units = sum;
+        return;
+      }
+    }
+    const n = BigInt(digits) * 10n ** BigInt(shift);
+    this.big = (this.big ?? BigInt(this.units)) + n;
+  }
+
+  private rescale(scale: number): void {
+    const shift = scale - this.scale;
+    this.scale = scale;
+    if (this.big === undefined && shift <= 15) {
+      const u = this.units * POW10[shift];
+      if (u <= MAX_SAFE) {
+        this.units = u;
+        return;
+      }
+    }
+    this.big = (this.big ?? BigInt(this.units)) * 10n ** BigInt(shift);
+  }
+
+  /** The exact sum, written as decimal.js's toFixed() writes it. */
+  toString(): string {
+    if (this.slow !== undefined) return this.slow.toFixed();
+    const units = this.big ?? this.units;
+    if (units == 0) return '0';
+    let s = String(units);
+    const scale = this.scale;
+    if (s.length <= scale) s = '0'.repeat(scale - s.length + 1) + s;
+    const cut = s.length - scale;
+    let end = s.length;
+    while (end > cut && s.charCodeAt(end - 1) === 48) end--;
+    return end === cut ? s.slice(0, cut) : `${s.slice(0, cut)}.${s.slice(cut, end)}`;
+  }
+
+  toNumber(): number {
+    return Number(this.toString());
+  }
+}
+
+/** a + b, exact, as a decimal string (decimal.js toFixed() form). */
 export function addMoney(a: Decimal.Value, b: Decimal.Value): string {
+  if (typeof a === 'string' && typeof b === 'string') {
+    const s = new ExactSum(a);
+    s.add(b);
+    return s.toString();
+  }
   return new Money(a).plus(b).toFixed();
+}
+
+/** The exact decimal string of `value` in decimal.js toFixed() form ("0.50" → "0.5"). */
+export function canonicalMoney(value: string): string {
+  return new ExactSum(value).toString();
 }
 
 export function sumMoney(values: Iterable<Decimal.Value>): string {

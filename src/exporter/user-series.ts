@@ -126,14 +126,20 @@ export class UserSeriesStore {
    * overflow entry. `overflowed` tells the caller which.
    */
   resolve(user: string, plan: string): { entry: UserEntry; overflowed: boolean } {
+    const entry = this.resolveEntry(user, plan);
+    return { entry, overflowed: entry.user === OVERFLOW_USER };
+  }
+
+  /** `resolve` without the wrapper object (the per-record path): overflowed ⇔ `entry.user === OVERFLOW_USER`. */
+  resolveEntry(user: string, plan: string): UserEntry {
     const k = key(user, plan);
     const existing = user === OVERFLOW_USER ? undefined : this.map.get(k);
-    if (existing) return { entry: existing, overflowed: false };
+    if (existing) return existing;
     if (user !== OVERFLOW_USER && this.tracked < this.maxUsers) {
       const entry = this.create(user, plan, true);
       this.map.set(k, entry);
       this.tracked++;
-      return { entry, overflowed: false };
+      return entry;
     }
     const ok = key(OVERFLOW_USER, plan);
     let overflow = this.map.get(ok);
@@ -141,7 +147,7 @@ export class UserSeriesStore {
       overflow = this.create(OVERFLOW_USER, plan, false);
       this.map.set(ok, overflow);
     }
-    return { entry: overflow, overflowed: true };
+    return overflow;
   }
 
   private create(user: string, plan: string, withLimits: boolean): UserEntry {
