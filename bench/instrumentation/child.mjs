@@ -3,7 +3,7 @@
 // canned responses report. Args: <provider> <variant> <warmup> <batches> <batchSize>
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
-import { metrics } from '@opentelemetry/api';
+import { context, metrics } from '@opentelemetry/api';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -36,6 +36,12 @@ async function setUpVariant(tracerProvider, meterProvider) {
     case 'bare':
     case 'sdk-builtin':
       break;
+    case 'bare-context':
+      // Diagnostic floor: the bare SDK once Node's async context tracking is on. Any variant that ends a span
+      // switches it on (SimpleSpanProcessor exports inside `context.with`); from then on every promise pays for it.
+      context.with(context.active(), () => {});
+      break;
+    case 'tokenmeter-noop':
     case 'tokenmeter-nometrics':
     case 'tokenmeter': {
       const tm = await import('../../dist/instrumentation/index.js');
@@ -73,7 +79,9 @@ async function setUpVariant(tracerProvider, meterProvider) {
       throw new Error(`unknown variant ${variant}`);
   }
   // tokenmeter-nometrics (diagnostic): no MeterProvider, so the GenAI histograms are no-ops; isolates their cost.
-  if (instrumentations.length > 0) registerInstrumentations(variant === 'tokenmeter-nometrics' ? { instrumentations, tracerProvider } : { instrumentations, tracerProvider, meterProvider });
+  // tokenmeter-noop (diagnostic): no providers at all (no-op spans and histograms); isolates tokenmeter's own code.
+  if (variant === 'tokenmeter-noop') registerInstrumentations({ instrumentations });
+  else if (instrumentations.length > 0) registerInstrumentations(variant === 'tokenmeter-nometrics' ? { instrumentations, tracerProvider } : { instrumentations, tracerProvider, meterProvider });
   return version;
 }
 
@@ -159,15 +167,18 @@ async function measure(call, exporter, expected) {
 childMain(async () => {
   const exporter = new InMemorySpanExporter();
   const tracerProvider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-  tracerProvider.register();
+  if (variant !== 'tokenmeter-noop') tracerProvider.register();
   const reader = new PullReader();
   const meterProvider = new MeterProvider({ readers: [reader] });
-  if (variant !== 'tokenmeter-nometrics') metrics.setGlobalMeterProvider(meterProvider);
+  if (variant !== 'tokenmeter-nometrics' && variant !== 'tokenmeter-noop') metrics.setGlobalMeterProvider(meterProvider);
   const version = await setUpVariant(tracerProvider, meterProvider);
   const client = makeClient();
   const usage = provider === 'openai' ? OPENAI_USAGE : ANTHROPIC_USAGE;
-  const json = await measure(makeCall(client, false), exporter, usage.json);
-  const stream = await measure(makeCall(client, true), exporter, usage.stream);
+  // BENCH_INSTR_MODES=json or =stream (profiling one mode) skips the other; the full bench always runs both.
+  const modes = process.env.BENCH_INSTR_MODES ?? 'json,stream';
+  const skipped = { perCallMicros: NaN, medianBatchMicros: NaN, batchesMicros: [], check: inspectSpans([], 0, usage.json) };
+  const json = modes.includes('json') ? await measure(makeCall(client, false), exporter, usage.json) : skipped;
+  const stream = modes.includes('stream') ? await measure(makeCall(client, true), exporter, usage.stream) : skipped;
   const collected = await reader.collect();
   const metricNames = new Set();
   for (const sm of collected.resourceMetrics.scopeMetrics) for (const m of sm.metrics) metricNames.add(m.descriptor.name);

@@ -11,7 +11,7 @@ import {
 import { usageToGenAiAttributes, type NormalizedUsage, type Usage } from '../usage/index.js';
 import type { ResolvedOptions } from './options.js';
 import type { ServerInfo } from './provider.js';
-import { currentAttribution, currentCollector, type UsageCollector } from './scope.js';
+import { currentAttribution, currentScope, type UsageCollector } from './scope.js';
 
 /** The tracer, instruments and options the patched SDK methods report to (set by the active instrumentation). */
 export interface Telemetry {
@@ -60,7 +60,8 @@ function errorType(err: unknown): string {
 export class GenAiCall {
   readonly span: Span;
   readonly startMillis: number;
-  readonly metricAttrs: Attributes;
+  /** The attributed plan (a metric attribute: low-cardinality, unlike the user id). */
+  readonly plan: string | undefined;
   readonly collector: UsageCollector | undefined;
   ended = false;
   streaming = false;
@@ -100,19 +101,10 @@ export class GenAiCall {
       attrs[ATTR_SERVER_ADDRESS] = server.address;
       attrs[ATTR_SERVER_PORT] = server.port;
     }
-    currentAttribution(attrs as Record<string, string>);
-    const metricAttrs: Attributes = {
-      [GENAI.operationName]: operation,
-      [GENAI.providerName]: server.provider,
-      [GENAI.requestModel]: requestModel,
-    };
-    if (server.address !== undefined) {
-      metricAttrs[ATTR_SERVER_ADDRESS] = server.address;
-      metricAttrs[ATTR_SERVER_PORT] = server.port;
-    }
-    if (attrs[ATTR_PLAN] !== undefined) metricAttrs[ATTR_PLAN] = attrs[ATTR_PLAN];
-    this.metricAttrs = metricAttrs;
-    this.collector = currentCollector();
+    const scope = currentScope();
+    currentAttribution(attrs as Record<string, string>, scope);
+    this.plan = attrs[ATTR_PLAN] as string | undefined;
+    this.collector = scope?.collector;
     this.startMillis = performance.now();
     this.span = telemetry.tracer.startSpan(`${operation} ${requestModel}`, { kind: SpanKind.CLIENT, attributes: attrs });
   }
@@ -145,21 +137,17 @@ export class GenAiCall {
   private finish(error: unknown, streamEnd: StreamEnd | undefined): void {
     const t = this.telemetry;
     const span = this.span;
-    const m = this.metricAttrs;
-    const durationSeconds = (performance.now() - this.startMillis) / 1000;
-    if (this.responseModel !== undefined) {
-      span.setAttribute(GENAI.responseModel, this.responseModel);
-      m[GENAI.responseModel] = this.responseModel;
-    }
-    if (this.responseId !== undefined) span.setAttribute(GENAI.responseId, this.responseId);
-    if (this.finishReasons !== undefined && this.finishReasons.length > 0) {
-      span.setAttribute(GENAI.responseFinishReasons, this.finishReasons);
-    }
+    const endMillis = performance.now();
+    // One setAttributes call with everything known at the end (each call on an SDK span re-validates).
+    const attrs: Attributes = {};
+    if (this.responseModel !== undefined) attrs[GENAI.responseModel] = this.responseModel;
+    if (this.responseId !== undefined) attrs[GENAI.responseId] = this.responseId;
+    if (this.finishReasons !== undefined && this.finishReasons.length > 0) attrs[GENAI.responseFinishReasons] = this.finishReasons;
     if (this.serviceTier !== undefined) {
-      span.setAttribute(ATTR_SERVICE_TIER, this.serviceTier);
-      span.setAttribute(GENAI.responseServiceTier, this.serviceTier);
+      attrs[ATTR_SERVICE_TIER] = this.serviceTier;
+      attrs[GENAI.responseServiceTier] = this.serviceTier;
     }
-    if (streamEnd !== undefined) span.setAttribute('tokenmeter.stream.end', streamEnd);
+    if (streamEnd !== undefined) attrs['tokenmeter.stream.end'] = streamEnd;
 
     let usage: Usage | undefined;
     let estimated = false;
@@ -167,11 +155,11 @@ export class GenAiCall {
       try {
         const normalized = this.adapter.normalizeUsage(this.rawUsage);
         usage = normalized.usage;
-        if (normalized.warnings.length > 0) span.setAttribute('tokenmeter.usage.warnings', normalized.warnings);
+        if (normalized.warnings.length > 0) attrs['tokenmeter.usage.warnings'] = normalized.warnings;
       } catch (err) {
         // Implausible provider usage is reported, not priced: the exporter would reject it anyway.
         diag.warn('tokenmeter: the provider reported unusable usage', err);
-        span.setAttribute('tokenmeter.usage.invalid', String((err as Error)?.message ?? err));
+        attrs['tokenmeter.usage.invalid'] = String((err as Error)?.message ?? err);
       }
     } else if (this.options.estimateMissingUsage && (error === undefined || this.streaming)) {
       // A stream exists only once the provider answered, so its prompt was processed even if it broke off.
@@ -191,45 +179,73 @@ export class GenAiCall {
       estimated = true;
     }
     if (usage !== undefined) {
-      span.setAttributes(usageToGenAiAttributes(usage));
-      if (estimated) span.setAttribute(ATTR_USAGE_ESTIMATED, true);
+      Object.assign(attrs, usageToGenAiAttributes(usage));
+      if (estimated) attrs[ATTR_USAGE_ESTIMATED] = true;
     }
     if (this.options.captureMessageContent && this.outputText.length > 0) {
-      span.setAttribute(
-        GENAI.outputMessages,
-        JSON.stringify([{ role: 'assistant', parts: [{ type: 'text', content: this.outputText }], finish_reason: this.finishReasons?.[0] }]),
-      );
+      attrs[GENAI.outputMessages] = JSON.stringify([
+        { role: 'assistant', parts: [{ type: 'text', content: this.outputText }], finish_reason: this.finishReasons?.[0] },
+      ]);
     }
+    let errType: string | undefined;
     if (error !== undefined) {
-      const type = errorType(error);
-      span.setAttribute(ATTR_ERROR_TYPE, type);
-      m[ATTR_ERROR_TYPE] = type;
+      errType = errorType(error);
+      attrs[ATTR_ERROR_TYPE] = errType;
+    }
+    span.setAttributes(attrs);
+    if (error !== undefined) {
       span.recordException(error as Error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: String((error as Error)?.message ?? error) });
     }
     span.end();
 
-    t.operationDuration.record(durationSeconds, m);
+    // Every record hashes its attribute set (sorted keys, JSON) in the metrics SDK: each set is built once, as a
+    // plain literal, and only with the low-cardinality attributes.
+    const m = this.metricAttributes(errType);
+    t.operationDuration.record((endMillis - this.startMillis) / 1000, m);
     if (this.firstChunkMillis >= 0) t.timeToFirstChunk.record((this.firstChunkMillis - this.startMillis) / 1000, m);
     if (usage !== undefined) {
-      const tm: Attributes = estimated ? { ...m, [ATTR_USAGE_ESTIMATED]: true } : { ...m };
+      const tm = this.metricAttributes(errType);
+      if (estimated) tm[ATTR_USAGE_ESTIMATED] = true;
       tm[GENAI.tokenType] = 'input';
       t.tokenUsage.record(usage.input + usage.cache_read + usage.cache_write, tm);
-      const to: Attributes = { ...tm, [GENAI.tokenType]: 'output' };
+      const to = this.metricAttributes(errType);
+      if (estimated) to[ATTR_USAGE_ESTIMATED] = true;
+      to[GENAI.tokenType] = 'output';
       t.tokenUsage.record(usage.output + usage.reasoning, to);
     }
-    const endTimeMillis = Date.now();
-    for (let c = this.collector; c !== undefined; c = c.parent) {
-      c.calls.push({
-        endTimeMillis,
-        provider: this.server.provider,
-        model: this.responseModel ?? this.requestModel,
-        operation: this.operation,
-        usage: usage ?? { input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 },
-        estimated,
-        serviceTier: this.serviceTier,
-        outcome: error === undefined ? 'success' : 'error',
-      });
+    if (this.collector !== undefined) {
+      const endTimeMillis = Date.now();
+      for (let c: UsageCollector | undefined = this.collector; c !== undefined; c = c.parent) {
+        c.calls.push({
+          endTimeMillis,
+          provider: this.server.provider,
+          model: this.responseModel ?? this.requestModel,
+          operation: this.operation,
+          usage: usage ?? { input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 },
+          estimated,
+          serviceTier: this.serviceTier,
+          outcome: error === undefined ? 'success' : 'error',
+        });
+      }
     }
+  }
+
+  /** A fresh metric attribute set (the SDK keeps the first object it sees per set, so none is shared or reused). */
+  private metricAttributes(errType: string | undefined): Attributes {
+    const server = this.server;
+    const m: Attributes = {
+      [GENAI.operationName]: this.operation,
+      [GENAI.providerName]: server.provider,
+      [GENAI.requestModel]: this.requestModel,
+    };
+    if (this.responseModel !== undefined) m[GENAI.responseModel] = this.responseModel;
+    if (server.address !== undefined) {
+      m[ATTR_SERVER_ADDRESS] = server.address;
+      m[ATTR_SERVER_PORT] = server.port;
+    }
+    if (this.plan !== undefined) m[ATTR_PLAN] = this.plan;
+    if (errType !== undefined) m[ATTR_ERROR_TYPE] = errType;
+    return m;
   }
 }

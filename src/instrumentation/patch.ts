@@ -30,10 +30,13 @@ interface Patch {
 const applied: Patch[] = [];
 
 function wrapMethod(original: (...args: any[]) => any, spec: MethodSpec): (...args: any[]) => any {
-  const wrapper = function tokenmeterCreate(this: any, params: any, ...rest: any[]): any {
+  // `arguments` rather than rest parameters: no argument array is built per call.
+  const wrapper = function tokenmeterCreate(this: any, params: any): any {
+    // eslint-disable-next-line prefer-rest-params
+    const args = arguments;
     const telemetry = activeTelemetry();
     if (telemetry === undefined || params === null || typeof params !== 'object') {
-      return original.call(this, params, ...rest);
+      return original.apply(this, args as unknown as unknown[]);
     }
     let call: GenAiCall;
     try {
@@ -49,7 +52,7 @@ function wrapMethod(original: (...args: any[]) => any, spec: MethodSpec): (...ar
       );
     } catch (err) {
       diag.error('tokenmeter: failed to start recording an LLM call', err);
-      return original.call(this, params, ...rest);
+      return original.apply(this, args as unknown as unknown[]);
     }
     let send = params;
     if (spec.prepare !== undefined) {
@@ -63,7 +66,12 @@ function wrapMethod(original: (...args: any[]) => any, spec: MethodSpec): (...ar
     }
     let result: unknown;
     try {
-      result = original.call(this, send, ...rest);
+      if (send === params) result = original.apply(this, args as unknown as unknown[]);
+      else {
+        const sendArgs = Array.prototype.slice.call(args) as unknown[];
+        sendArgs[0] = send;
+        result = original.apply(this, sendArgs);
+      }
     } catch (err) {
       call.end(err);
       throw err;

@@ -29,7 +29,7 @@ export interface UsageCollector {
   parent: UsageCollector | undefined;
 }
 
-interface Scope {
+export interface Scope {
   user: UserAttribution | undefined;
   collector: UsageCollector | undefined;
 }
@@ -76,16 +76,17 @@ export function runCollecting<T>(collector: UsageCollector, fn: () => T): T {
   return storage.run({ user: outer?.user, collector }, fn);
 }
 
-export function currentCollector(): UsageCollector | undefined {
-  return storage.getStore()?.collector;
+/** The `withUser` / `trackUsage` scope a call starting now belongs to (read once per call). */
+export function currentScope(): Scope | undefined {
+  return storage.getStore();
 }
 
 /**
  * The attribution attributes for a call starting now: `withUser` first, then OTel baggage entries
  * (`user.id`, `tokenmeter.plan`, `tokenmeter.feature`) propagated from an upstream service.
  */
-export function currentAttribution(out: Record<string, string | number | boolean | string[]>): void {
-  const user = storage.getStore()?.user;
+export function currentAttribution(out: Record<string, string | number | boolean | string[]>, scope: Scope | undefined = storage.getStore()): void {
+  const user = scope?.user;
   let id = user?.id;
   let plan = user?.plan;
   let feature = user?.feature;

@@ -221,6 +221,28 @@ describe('a span ends exactly once on every path', () => {
     expect(a.attributes['tokenmeter.stream.end']).toBe('abort');
   });
 
+  it("a stream aborted through the caller's AbortSignal before anything read it (OpenAI and Anthropic)", async () => {
+    // The abort reaches the stream's controller through the SDK's forwarding of the request signal, not through
+    // stream.controller: tokenmeter must see it all the same.
+    const o = await path(async () => {
+      const ac = new AbortController();
+      const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true }, { signal: ac.signal });
+      ac.abort();
+      expect(stream.controller.signal.aborted).toBe(true);
+    });
+    expect(o.attributes['tokenmeter.stream.end']).toBe('abort');
+    h.reset();
+    counter.ends.clear();
+    const a = await path(async () => {
+      const ac = new AbortController();
+      const stream = await anthropic.messages.create({ model: 'claude-haiku-4-5', max_tokens: 16, messages, stream: true }, { signal: ac.signal });
+      ac.abort();
+      expect(stream.controller.signal.aborted).toBe(true);
+      await drain(stream).catch(() => undefined);
+    });
+    expect(a.attributes['tokenmeter.stream.end']).toBe('abort');
+  });
+
   it('OpenAI responses stream, read to its end and broken off', async () => {
     await path(async () => drain(await openai.responses.create({ model: 'gpt-4.1', input: 'hi', stream: true })));
     h.reset();

@@ -1,0 +1,54 @@
+// Quick comparison for instrumentation work: runs chosen variants of one or both providers, round-robin, in their
+// own processes, and prints the per-call median and the added µs over bare. Not part of `npm run bench`.
+// Usage: node bench/instrumentation/compare.mjs [--providers=openai,anthropic] [--variants=bare,tokenmeter,traceloop]
+//        [--processes=2] [--warmup=2000] [--batches=10] [--batch-size=400]
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runChild } from '../lib/child.mjs';
+import { median } from '../lib/stats.mjs';
+import { VARIANTS as BENCH_VARIANTS } from './run.mjs';
+
+// The bench's variants plus two diagnostics: `bare-context` (the bare SDK with async context tracking on) and
+// `tokenmeter-noop` (no tracer or meter provider: tokenmeter's own code around no-op spans and histograms).
+const VARIANTS = Object.fromEntries(
+  Object.entries(BENCH_VARIANTS).map(([p, vs]) => [p, [vs[0], { id: 'bare-context', label: 'bare, context tracking on' }, ...vs.slice(1), { id: 'tokenmeter-noop', label: 'tokenmeter, no providers' }]]),
+);
+
+const CHILD = fileURLToPath(new URL('./child.mjs', import.meta.url));
+const { values } = parseArgs({
+  options: {
+    providers: { type: 'string', default: 'openai,anthropic' },
+    variants: { type: 'string', default: 'bare,tokenmeter,traceloop' },
+    processes: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '2000' },
+    batches: { type: 'string', default: '10' },
+    'batch-size': { type: 'string', default: '400' },
+  },
+});
+const providers = values.providers.split(',');
+const wanted = values.variants.split(',');
+const runs = {};
+for (let p = 0; p < Number(values.processes); p++) {
+  for (const provider of providers) {
+    for (const v of VARIANTS[provider]) {
+      if (v.id !== 'bare' && !wanted.includes(v.id)) continue;
+      const r = await runChild(CHILD, [provider, v.id, values.warmup, values.batches, values['batch-size']]);
+      (runs[`${provider}/${v.id}`] ??= []).push(r);
+    }
+  }
+}
+for (const provider of providers) {
+  const bare = runs[`${provider}/bare`];
+  const bareMed = { json: median(bare.map((r) => r.json.perCallMicros)), stream: median(bare.map((r) => r.stream.perCallMicros)) };
+  for (const v of VARIANTS[provider]) {
+    const rs = runs[`${provider}/${v.id}`];
+    if (rs === undefined) continue;
+    const cells = ['json', 'stream'].map((mode) => {
+      const med = median(rs.map((r) => r[mode].perCallMicros));
+      const c = rs[rs.length - 1][mode].check;
+      const ok = c.spans === c.calls && c.spansWithUsage === c.calls ? 'ok' : `usage ${c.spansWithUsage}/${c.calls}`;
+      return `${mode} ${med.toFixed(1)} (+${(med - bareMed[mode]).toFixed(1)}) ${v.id === 'bare' ? '' : ok}`;
+    });
+    console.log(`${provider.padEnd(9)} ${v.id.padEnd(20)} ${cells.join('   ')}   metrics: ${rs[0].metricNames.length}`);
+  }
+}
