@@ -25,6 +25,43 @@ const WT_SGROUP = 3;
 const WT_EGROUP = 4;
 const WT_I32 = 5;
 
+/**
+ * Recently decoded short ASCII strings, by a hash of their bytes (direct-mapped: a collision replaces the
+ * entry). Attribute keys and most values (models, providers, plans, user ids) repeat from span to span; a hit
+ * costs a hash and a compare of the bytes in JS instead of a native decode and a new string, and hands every
+ * later stage the same string object (its hash already computed for Map and property lookups). Only ASCII is
+ * cached, where each byte is its char code, so a hit is byte-for-byte what `toString('utf8')` would return.
+ */
+const CACHE_SIZE = 1 << 13;
+const MAX_CACHED_BYTES = 64;
+const stringCache: string[] = new Array<string>(CACHE_SIZE).fill('');
+
+function decodeString(buf: Buffer, start: number, end: number): string {
+  const len = end - start;
+  if (len === 0) return '';
+  if (len > MAX_CACHED_BYTES) return buf.toString('utf8', start, end);
+  // Hash of the length and a few bytes (first, middle, last four): cheap, and the compare below checks them all.
+  const last = end - 1;
+  let h = Math.imul(len, 0x9e3779b1) ^ buf[start]!;
+  h = Math.imul(h ^ buf[start + (len >> 1)]!, 0x01000193);
+  h = Math.imul(h ^ buf[last]!, 0x01000193);
+  h = Math.imul(h ^ buf[last - (len > 1 ? 1 : 0)]!, 0x01000193);
+  h = Math.imul(h ^ buf[last - (len > 2 ? 2 : 0)]!, 0x01000193);
+  h = Math.imul(h ^ buf[last - (len > 3 ? 3 : 0)]!, 0x01000193);
+  const slot = (h ^ (h >>> 15)) & (CACHE_SIZE - 1);
+  const cached = stringCache[slot]!;
+  if (cached.length === len) {
+    let i = 0;
+    while (i < len && cached.charCodeAt(i) === buf[start + i]) i++;
+    // Every byte equals an ASCII char code: the bytes are that ASCII string.
+    if (i === len) return cached;
+  }
+  for (let i = start; i < end; i++) if (buf[i]! >= 0x80) return buf.toString('utf8', start, end);
+  const s = buf.toString('latin1', start, end);
+  stringCache[slot] = s;
+  return s;
+}
+
 class Walker {
   pos = 0;
   constructor(readonly buf: Buffer) {}
@@ -93,7 +130,7 @@ class Walker {
 
   string(end: number): string {
     const fieldEnd = this.lenEnd(end);
-    const s = this.buf.toString('utf8', this.pos, fieldEnd);
+    const s = decodeString(this.buf, this.pos, fieldEnd);
     this.pos = fieldEnd;
     return s;
   }
@@ -157,6 +194,22 @@ function checkDepth(w: Walker, depth: number): void {
 
 function anyValue(w: Walker, end: number, depth: number): AttributeValue {
   checkDepth(w, depth);
+  // Fast paths for what serializers write: one string, int or bool member filling the value (one-byte length).
+  const buf = w.buf;
+  const start = w.pos;
+  const first = buf[start];
+  if (first === ((1 << 3) | WT_LEN)) {
+    const len = buf[start + 1]!;
+    if (len < 0x80 && start + 2 + len === end) {
+      w.pos = end;
+      return decodeString(buf, start + 2, end);
+    }
+  } else if (first === ((3 << 3) | WT_VARINT) || first === ((2 << 3) | WT_VARINT)) {
+    w.pos = start + 1;
+    const v = first === ((3 << 3) | WT_VARINT) ? w.int64(end) : w.varint32(end) !== 0;
+    if (w.pos === end) return v;
+    w.pos = start;
+  }
   let kind = 0;
   let str = '';
   let bool = false;
@@ -256,6 +309,19 @@ function keyValueList(w: Walker, end: number, depth: number, out: AttributeMap):
 /** Decodes one KeyValue into `out`. */
 function keyValue(w: Walker, end: number, depth: number, out: AttributeMap): void {
   checkDepth(w, depth);
+  // Fast path for what serializers write: the key, then one value, both with one-byte lengths.
+  const buf = w.buf;
+  const start = w.pos;
+  if (buf[start] === ((1 << 3) | WT_LEN)) {
+    const keyEnd = start + 2 + buf[start + 1]!;
+    if (buf[start + 1]! < 0x80 && keyEnd + 2 <= end && buf[keyEnd] === ((2 << 3) | WT_LEN) && buf[keyEnd + 1]! < 0x80 && keyEnd + 2 + buf[keyEnd + 1]! === end) {
+      const key = decodeString(buf, start + 2, keyEnd);
+      w.pos = keyEnd + 2;
+      out[key] = anyValue(w, end, depth + 1);
+      w.pos = end;
+      return;
+    }
+  }
   let key = '';
   let valueStart = -1;
   let valueEnd = -1;
