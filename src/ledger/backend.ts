@@ -2,10 +2,11 @@
  * The two SQL backends behind one small interface: PGlite (embedded PostgreSQL in a local directory) and
  * PostgreSQL through a `pg` Pool. The ledger's SQL is the same for both.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
+import { acquireDirectoryLock } from './dir-lock.js';
 import { classifyError, LedgerError, LedgerUnavailableError } from './errors.js';
 
 export type Row = Record<string, unknown>;
@@ -19,7 +20,8 @@ export interface SqlSession extends SqlRunner {
   exec(sql: string): Promise<void>;
 }
 
-export type BackendKind = 'embedded' | 'postgres';
+/** `embedded`: the journal ledger in a directory; `pglite`: PGlite in a directory; `postgres`: PostgreSQL. */
+export type BackendKind = 'embedded' | 'pglite' | 'postgres';
 
 export interface SqlBackend extends SqlRunner {
   readonly kind: BackendKind;
@@ -39,7 +41,7 @@ export interface EmbeddedBackendOptions {
 
 /** PGlite in a directory. One process owns the directory; PGlite runs one query or transaction at a time. */
 export class EmbeddedBackend implements SqlBackend {
-  readonly kind = 'embedded' as const;
+  readonly kind = 'pglite' as const;
   readonly dir: string;
   #db: import('@electric-sql/pglite').PGlite;
   #fsyncWal: boolean;
@@ -125,59 +127,6 @@ export class EmbeddedBackend implements SqlBackend {
       this.#release();
     }
   }
-}
-
-const LOCK_FILE = 'tokenmeter.lock';
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * PGlite has no lock of its own: two processes (or two instances) on one directory would corrupt it. A lock
- * file holding the owner's pid keeps a second exporter out; a lock left by a dead process is taken over.
- */
-function acquireDirectoryLock(dir: string): () => void {
-  const path = join(dir, LOCK_FILE);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(path, 'wx');
-      try {
-        writeSync(fd, `${process.pid}\n`);
-      } finally {
-        closeSync(fd);
-      }
-      return () => {
-        try {
-          if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
-        } catch {}
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new LedgerError(`cannot lock the embedded ledger in ${dir}: ${(err as Error).message}`, { cause: err });
-      }
-    }
-    let owner = NaN;
-    try {
-      owner = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
-    } catch {}
-    if (Number.isSafeInteger(owner) && owner > 0 && processAlive(owner)) {
-      throw new LedgerError(
-        `the embedded ledger in ${dir} is in use by process ${owner}${owner === process.pid ? ' (this process)' : ''}; ` +
-          `an embedded ledger serves one exporter - use a postgres:// URL to share a ledger between replicas ` +
-          `(if no such process uses it, delete ${path})`,
-      );
-    }
-    try {
-      unlinkSync(path); // stale: its owner is gone
-    } catch {}
-  }
-  throw new LedgerError(`cannot lock the embedded ledger in ${dir}: ${path} keeps reappearing`);
 }
 
 function fsyncPath(path: string): void {

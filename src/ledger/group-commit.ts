@@ -4,7 +4,7 @@
  * keeps that fast.
  */
 import type { CommitOptions, Ledger } from './ledger.js';
-import { validateRecord } from './ledger.js';
+import { markPrevalidated, validateRecord } from './ledger.js';
 import { LedgerError, LedgerUnavailableError } from './errors.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 
@@ -125,7 +125,8 @@ export class GroupCommitter {
   }
 
   async #commitBatch(batch: Waiter[], n: number): Promise<void> {
-    const all = batch.flatMap((w) => w.records);
+    const all = batch.length === 1 ? batch[0].records.slice() : batch.flatMap((w) => w.records);
+    markPrevalidated(all); // each caller's records were validated in commit()
     let result: CommitResult;
     try {
       result = await this.#ledger.commit(all, this.#commitOptions);
@@ -141,6 +142,8 @@ export class GroupCommitter {
     const rollupByKey = new Map<string, PeriodRollup>();
     for (const r of result.rollups) rollupByKey.set(`${r.periodStart}\n${r.userId}\n${r.plan}`, r);
     // committed[] is in input order among committed records: walk it alongside the outcomes.
+    // Period starts as the ledger returns them (ISO), normalised once per distinct string rather than per record.
+    const iso = new Map<string, string>();
     let c = 0;
     let offset = 0;
     for (const w of batch) {
@@ -152,7 +155,9 @@ export class GroupCommitter {
         const rec = w.records[k];
         if (o === 'committed') committed.push(result.committed[c++]);
         else duplicates.push(rec);
-        keys.add(`${new Date(rec.periodStart).toISOString()}\n${rec.userId}\n${rec.plan}`);
+        let ps = iso.get(rec.periodStart);
+        if (ps === undefined) iso.set(rec.periodStart, (ps = new Date(rec.periodStart).toISOString()));
+        keys.add(`${ps}\n${rec.userId}\n${rec.plan}`);
       });
       offset += w.records.length;
       const rollups = [...keys].map((k) => rollupByKey.get(k)).filter((r): r is PeriodRollup => r !== undefined);

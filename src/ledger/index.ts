@@ -14,6 +14,8 @@ export type {
   TokenCounts,
 } from './ledger.js';
 export { GroupCommitter } from './group-commit.js';
+export { JournalLedger } from './journal-ledger.js';
+export type { JournalLedgerOptions } from './journal-ledger.js';
 export type { GroupCommitterOptions, GroupCommitterStats } from './group-commit.js';
 export { LedgerError, LedgerUnavailableError, isLedgerUnavailable, isUnavailableDriverError } from './errors.js';
 export { discountsFromTiers } from './discounts.js';

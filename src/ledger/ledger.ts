@@ -2,6 +2,8 @@
  * The durable ledger: one row per call, exactly once by (trace id, span id), and exact per-period rollups,
  * on the embedded store (PGlite) or PostgreSQL with the same SQL.
  */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Decimal } from 'decimal.js';
 import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import { allocateDiscount, ExactDecimal } from '../pricing/index.js';
@@ -17,6 +19,7 @@ import {
   type SqlRunner,
 } from './backend.js';
 import { classifyError, isRetryableConflict, LedgerError, LedgerUnavailableError } from './errors.js';
+import { JournalLedger, type JournalLedgerOptions } from './journal-ledger.js';
 import { MIGRATION_LOCK_KEY, MIGRATIONS } from './migrations.js';
 import type { CommitOutcome, CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 
@@ -47,7 +50,10 @@ export interface LedgerOptions {
   clock?: Clock;
   /** Volume discounts applied on every commit (see `DiscountFunction`). */
   discounts?: DiscountFunction;
+  /** PGlite (`pglite:<dir>` storage). */
   embedded?: EmbeddedBackendOptions;
+  /** The journal ledger (a directory as storage). */
+  journal?: JournalLedgerOptions;
   postgres?: PostgresBackendOptions;
 }
 
@@ -149,15 +155,37 @@ function checkText(i: number, field: string, v: unknown, optional = false): void
   if (v.includes('\u0000')) fail(i, field, 'must not contain NUL characters');
 }
 
+const REQUIRED_TEXT = ['userId', 'plan', 'provider', 'rawModel', 'model', 'operation', 'source'] as const;
+const OPTIONAL_TEXT = ['feature', 'serviceTier', 'priceId'] as const;
+/** Every record of a batch has the same period start: Date.parse once, not per record. */
+let lastValidPeriod = '';
+
+/**
+ * Batches whose every record `validateRecord` has just accepted (the GroupCommitter validates per caller before
+ * batching): the ledger does not check them a second time. Arrays, not records: nothing outside can add to it.
+ */
+const prevalidated = new WeakSet<LedgerRecord[]>();
+
+export function markPrevalidated(batch: LedgerRecord[]): void {
+  prevalidated.add(batch);
+}
+
+export function isPrevalidated(batch: LedgerRecord[]): boolean {
+  return prevalidated.has(batch);
+}
+
 /** Refuses malformed records before anything is written (nothing of the batch is committed). */
 export function validateRecord(r: LedgerRecord, i: number): void {
   if (typeof r !== 'object' || r === null) fail(i, 'record', 'must be an object');
   if (typeof r.traceId !== 'string' || !HEX32.test(r.traceId)) fail(i, 'traceId', 'must be 32 lower-case hex characters');
   if (typeof r.spanId !== 'string' || !HEX16.test(r.spanId)) fail(i, 'spanId', 'must be 16 lower-case hex characters');
   if (!Number.isSafeInteger(r.endTimeMillis) || r.endTimeMillis < 0) fail(i, 'endTimeMillis', 'must be a non-negative integer');
-  if (typeof r.periodStart !== 'string' || !Number.isFinite(Date.parse(r.periodStart))) fail(i, 'periodStart', 'must be an ISO instant');
-  for (const f of ['userId', 'plan', 'provider', 'rawModel', 'model', 'operation', 'source'] as const) checkText(i, f, r[f]);
-  for (const f of ['feature', 'serviceTier', 'priceId'] as const) checkText(i, f, r[f], true);
+  if (typeof r.periodStart !== 'string' || (r.periodStart !== lastValidPeriod && !Number.isFinite(Date.parse(r.periodStart)))) {
+    fail(i, 'periodStart', 'must be an ISO instant');
+  }
+  lastValidPeriod = r.periodStart;
+  for (const f of REQUIRED_TEXT) checkText(i, f, r[f]);
+  for (const f of OPTIONAL_TEXT) checkText(i, f, r[f], true);
   if (r.outcome !== 'success' && r.outcome !== 'error') fail(i, 'outcome', 'must be "success" or "error"');
   if (typeof r.estimated !== 'boolean') fail(i, 'estimated', 'must be a boolean');
   if (typeof r.priced !== 'boolean') fail(i, 'priced', 'must be a boolean');
@@ -169,14 +197,54 @@ export function validateRecord(r: LedgerRecord, i: number): void {
   const h = r.usage.cache_write_1h ?? 0;
   if (!Number.isSafeInteger(h) || h < 0 || h > r.usage.cache_write) fail(i, 'usage.cache_write_1h', 'must be an integer between 0 and cache_write');
   if (typeof r.costUsd !== 'object' || r.costUsd === null) fail(i, 'costUsd', 'must be an object');
-  let sum = new Exact(0);
+  let scale = 0;
   for (const t of TOKEN_TYPES) {
     const c = r.costUsd[t];
     if (typeof c !== 'string' || !DECIMAL.test(c)) fail(i, `costUsd.${t}`, 'must be a non-negative decimal string');
-    sum = sum.plus(c);
+    scale = Math.max(scale, fractionDigits(c));
   }
-  if (typeof r.totalCostUsd !== 'string' || !DECIMAL.test(r.totalCostUsd)) fail(i, 'totalCostUsd', 'must be a non-negative decimal string');
-  if (!sum.eq(r.totalCostUsd)) fail(i, 'totalCostUsd', `(${r.totalCostUsd}) must equal the sum of costUsd (${sum.toFixed()})`);
+  const total = r.totalCostUsd;
+  if (typeof total !== 'string' || !DECIMAL.test(total)) fail(i, 'totalCostUsd', 'must be a non-negative decimal string');
+  scale = Math.max(scale, fractionDigits(total));
+  if (!costsAddUp(r.costUsd, total, scale)) {
+    const costSum = TOKEN_TYPES.reduce((s, t) => s.plus(r.costUsd[t]), new Exact(0));
+    fail(i, 'totalCostUsd', `(${total}) must equal the sum of costUsd (${costSum.toFixed()})`);
+  }
+}
+
+/**
+ * Exact check with scaled integers (decimal.js costs ~0.5 µs per addition, and this runs on every record):
+ * plain numbers while every scaled value has at most 15 digits (their sum stays below 2^53), BigInt otherwise.
+ */
+function costsAddUp(costUsd: Record<TokenType, string>, total: string, scale: number): boolean {
+  let small = true;
+  let sum = 0;
+  for (const t of TOKEN_TYPES) {
+    const c = costUsd[t];
+    if (c === '0') continue;
+    const digits = scaledDigits(c, scale);
+    if (digits.length > 15) small = false;
+    else sum += Number(digits);
+  }
+  const totalDigits = scaledDigits(total, scale);
+  if (small && totalDigits.length <= 15) return sum === Number(totalDigits);
+  let big = 0n;
+  for (const t of TOKEN_TYPES) if (costUsd[t] !== '0') big += BigInt(scaledDigits(costUsd[t], scale));
+  return big === BigInt(totalDigits);
+}
+
+function fractionDigits(s: string): number {
+  const dot = s.indexOf('.');
+  return dot < 0 ? 0 : s.length - dot - 1;
+}
+
+/** The digits of a DECIMAL-shaped string as an integer count of 10^-scale (scale >= its fraction digits), no leading zeros. */
+function scaledDigits(s: string, scale: number): string {
+  const dot = s.indexOf('.');
+  const digits = dot < 0 ? s + '0'.repeat(scale) : s.slice(0, dot) + s.slice(dot + 1) + '0'.repeat(scale - (s.length - dot - 1));
+  let k = 0;
+  while (k < digits.length - 1 && digits.charCodeAt(k) === 48) k++;
+  return k === 0 ? digits : digits.slice(k);
 }
 
 const ISO_SQL = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
@@ -290,7 +358,7 @@ const tokenArrays = (ds: Delta[]) => [0, 1, 2, 3, 4, 5].map((k) => ds.map((d) =>
 const TOKEN_INSERT_COLS = [...TOKEN_COLS, 'cache_write_1h_tokens'];
 const addCols = (table: string, cols: string[]) => cols.map((c) => `${c} = ${table}.${c} + EXCLUDED.${c}`).join(', ');
 
-interface NetCosts {
+export interface NetCosts {
   costUsd: Record<TokenType, Exact>;
   total: Exact;
   gross: Exact;
@@ -324,7 +392,7 @@ class SqlLedger implements Ledger {
 
   async commit(records: LedgerRecord[], options: CommitOptions = {}): Promise<CommitResult> {
     if (!Array.isArray(records)) throw new LedgerError('commit: records must be an array');
-    records.forEach(validateRecord);
+    if (!isPrevalidated(records)) records.forEach(validateRecord);
     if (records.length === 0) return { committed: [], duplicates: [], rollups: [], outcomes: [] };
     const discounts = options.discounts ?? this.#discounts;
 
@@ -658,17 +726,7 @@ class SqlLedger implements Ledger {
   }
 
   async prune(options: PruneOptions): Promise<PruneResult> {
-    const olderThan = options.olderThan;
-    if (!(olderThan instanceof Date) || !Number.isFinite(olderThan.getTime())) throw new LedgerError('prune: olderThan must be a valid Date');
-    const latestAllowed = this.#clock.now().getTime() - this.dedupWindowMillis;
-    if (olderThan.getTime() > latestAllowed) {
-      throw new LedgerError(
-        `prune: calls are the dedup record, so calls received within the dedup window (${this.dedupWindowMillis} ms) are kept; ` +
-          `olderThan must be at or before ${new Date(latestAllowed).toISOString()}`,
-      );
-    }
-    const before = options.rollupsBefore;
-    if (before !== undefined && !(before instanceof Date && Number.isFinite(before.getTime()))) throw new LedgerError('prune: rollupsBefore must be a valid Date');
+    const { olderThan, before } = pruneArguments(options, this.#clock, this.dedupWindowMillis);
     return this.#run('prune', () =>
       this.#backend.transaction(async (tx) => {
         const calls = await tx.query(`WITH d AS (DELETE FROM calls WHERE received_at < $1::timestamptz RETURNING 1) SELECT count(*)::text AS n FROM d`, [
@@ -695,7 +753,24 @@ class SqlLedger implements Ledger {
   }
 }
 
-function withNetCosts(r: LedgerRecord, net: NetCosts): LedgerRecord {
+/** Checks prune's arguments (shared by both ledgers): `olderThan` never inside the dedup window. */
+export function pruneArguments(options: PruneOptions, clock: Clock, dedupWindowMillis: number): { olderThan: Date; before: Date | undefined } {
+  const olderThan = options.olderThan;
+  if (!(olderThan instanceof Date) || !Number.isFinite(olderThan.getTime())) throw new LedgerError('prune: olderThan must be a valid Date');
+  const latestAllowed = clock.now().getTime() - dedupWindowMillis;
+  if (olderThan.getTime() > latestAllowed) {
+    throw new LedgerError(
+      `prune: calls are the dedup record, so calls received within the dedup window (${dedupWindowMillis} ms) are kept; ` +
+        `olderThan must be at or before ${new Date(latestAllowed).toISOString()}`,
+    );
+  }
+  const before = options.rollupsBefore;
+  if (before !== undefined && !(before instanceof Date && Number.isFinite(before.getTime()))) throw new LedgerError('prune: rollupsBefore must be a valid Date');
+  return { olderThan, before };
+}
+
+/** A committed record with its volume discount applied (per-type costs net, gross and discount set). */
+export function withNetCosts(r: LedgerRecord, net: NetCosts): LedgerRecord {
   const costUsd = {} as Record<TokenType, string>;
   for (const t of TOKEN_TYPES) costUsd[t] = net.costUsd[t].toFixed();
   return { ...r, costUsd, totalCostUsd: net.total.toFixed(), discountUsd: net.discount.toFixed(), grossCostUsd: net.gross.toFixed() };
@@ -737,6 +812,7 @@ export async function migrate(backend: SqlBackend): Promise<number[]> {
 }
 
 const URL_RE = /^[a-z][a-z0-9+.-]*:\/\//i;
+const PGLITE_PREFIX = /^pglite:/i;
 
 /** True when `storage` names a PostgreSQL ledger (shared by replicas) rather than an embedded directory. */
 export function isPostgresStorage(storage: string): boolean {
@@ -744,17 +820,23 @@ export function isPostgresStorage(storage: string): boolean {
 }
 
 /**
- * Opens the ledger: a `postgres://` or `postgresql://` URL → PostgreSQL (shared by replicas); any other string
- * → the embedded store in that directory (created if missing). Runs missing migrations before returning.
+ * Opens the ledger: a `postgres://` or `postgresql://` URL → PostgreSQL (shared by replicas); `pglite:<dir>` →
+ * PGlite (embedded PostgreSQL, the embedded store of earlier versions) in that directory; any other string →
+ * the journal ledger in that directory (created if missing). SQL ledgers run missing migrations before returning.
  */
 export async function openLedger(storage: string, options: LedgerOptions = {}): Promise<Ledger> {
-  if (typeof storage !== 'string' || storage.trim() === '') throw new LedgerError('storage must be a directory or a postgres:// URL');
+  if (typeof storage !== 'string' || storage.trim() === '') throw new LedgerError('storage must be a directory, pglite:<directory> or a postgres:// URL');
   const window = options.dedupWindowMillis ?? DEFAULT_DEDUP_WINDOW_MILLIS;
   if (!Number.isSafeInteger(window) || window <= 0) throw new LedgerError('dedupWindowMillis must be a positive integer');
   let backend: SqlBackend;
   if (isPostgresStorage(storage)) backend = new PostgresBackend(storage, options.postgres);
-  else if (URL_RE.test(storage)) throw new LedgerError(`unsupported storage URL scheme in "${storage.split('://')[0]}://..." (use a directory or postgres://)`);
-  else backend = await EmbeddedBackend.open(storage, options.embedded);
+  else if (URL_RE.test(storage)) throw new LedgerError(`unsupported storage URL scheme in "${storage.split('://')[0]}://..." (use a directory, pglite:<directory> or postgres://)`);
+  else if (PGLITE_PREFIX.test(storage)) {
+    const dir = storage.replace(PGLITE_PREFIX, '');
+    if (dir.trim() === '') throw new LedgerError('storage pglite:<directory> needs a directory');
+    if (existsSync(join(dir, 'FORMAT'))) throw new LedgerError(`${resolve(dir)} holds a journal ledger, not PGlite: use "${dir}" (without pglite:) as storage`);
+    backend = await EmbeddedBackend.open(dir, options.embedded);
+  } else return JournalLedger.open(storage, options, options.journal);
   try {
     await migrate(backend);
   } catch (err) {

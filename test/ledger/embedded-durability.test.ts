@@ -10,7 +10,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'tokenmeter-embedded-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('embedded ledger', () => {
-  it('one directory serves one ledger at a time (PGlite has no lock of its own)', async () => {
+  it('one directory serves one ledger at a time', async () => {
     const dir = join(tmp, 'locked');
     const first = await openLedger(dir);
     const err = await openLedger(dir).catch((e: unknown) => e);
@@ -23,7 +23,7 @@ describe('embedded ledger', () => {
   });
 
   it('what a killed process acknowledged is in the ledger when it is reopened (and its stale lock is taken over)', async () => {
-    const dir = join(tmp, 'locked'); // initialised by the test above (initdb takes seconds)
+    const dir = join(tmp, 'locked'); // created by the test above
     const periodStart = '2030-07-01T00:00:00.000Z';
     const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'crash-child.ts'), dir, periodStart], {
       cwd: join(import.meta.dirname, '..', '..'),

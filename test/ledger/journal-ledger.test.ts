@@ -1,0 +1,371 @@
+import { spawn } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Decimal } from 'decimal.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  discountsFromTiers,
+  JournalLedger,
+  LedgerError,
+  openLedger,
+  type Ledger,
+  type LedgerOptions,
+  type LedgerRecord,
+} from '../../src/ledger/index.js';
+import { Money } from '../../src/ledger/money.js';
+import { ManualClock } from '../../src/plans/index.js';
+import { addDecimalStrings, hex, makeRecord } from './fixtures.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'tokenmeter-journal-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+let dirCounter = 0;
+const freshDir = () => join(tmp, `l${++dirCounter}`);
+const PERIOD = '2030-07-01T00:00:00.000Z';
+const DAY = 24 * 60 * 60 * 1000;
+
+const segments = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('journal-')).sort();
+const snapshots = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('snapshot-')).sort();
+
+/** Everything the ledger can answer about a period, to compare two ledgers or one ledger before and after. */
+async function everything(ledger: Ledger, periodStart: string) {
+  const rollups = await ledger.loadPeriodRollups(periodStart);
+  const users = await Promise.all([...new Set(rollups.map((r) => r.userId))].map((u) => ledger.userPeriodUsage(u, periodStart)));
+  return { rollups, users, summary: await ledger.periodSummary(periodStart), spend: await ledger.providerPeriodSpend(periodStart) };
+}
+
+function someRecords(n: number, seed: number, periodStart = PERIOD): LedgerRecord[] {
+  return Array.from({ length: n }, (_, i) =>
+    makeRecord({
+      periodStart,
+      userId: `u${(i * 7 + seed) % 5}`,
+      plan: i % 3 === 0 ? 'pro' : 'free',
+      provider: i % 4 === 0 ? 'anthropic' : 'openai',
+      model: i % 4 === 0 ? 'claude-sonnet-4' : i % 2 ? 'gpt-4o' : 'gpt-4o-mini',
+      tokens: { input: i + seed, output: 2 * i, cache_write: i % 5, cache_write_1h: i % 3 === 0 ? i % 5 : 0 },
+      costs: { input: `0.${String(i * 13 + seed).padStart(9, '0')}1`, output: `${i % 3}.000000000000000000000000000003`, cache_write: i % 5 ? '0.25' : '0' },
+      estimated: i % 6 === 0,
+      priced: i % 11 !== 0,
+      feature: i % 2 ? 'chat' : undefined,
+    }),
+  );
+}
+
+describe('journal ledger (embedded): durability', () => {
+  it('kill -9 in the middle of ingest: every acknowledged span is there exactly once, nothing counted twice', async () => {
+    const dir = freshDir();
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'journal-crash-child.ts'), dir, PERIOD], {
+      cwd: join(import.meta.dirname, '..', '..'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const sent: [string, string, string, number, string][] = [];
+    const acked = new Set<string>();
+    let buffered = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        buffered += d.toString();
+        const lines = buffered.split('\n');
+        buffered = lines.pop()!;
+        for (const line of lines) {
+          if (line.startsWith('SENT ')) sent.push(...JSON.parse(line.slice(5)));
+          else if (line.startsWith('ACK ')) for (const s of JSON.parse(line.slice(line.indexOf(' ', 4) + 1)) as string[]) acked.add(s);
+        }
+        // Several snapshots and segments in, with commits still in flight.
+        if (acked.size >= 3000) resolve();
+      });
+      child.on('exit', (code) => reject(new Error(`child exited ${code}: ${stderr}`)));
+    });
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    expect(sent.length).toBeGreaterThan(acked.size);
+
+    const ledger = await openLedger(dir);
+    try {
+      const before = (await ledger.loadPeriodRollups(PERIOD)).reduce((s, r) => s + r.requests, 0);
+      expect(before).toBeGreaterThanOrEqual(acked.size);
+      expect(before).toBeLessThanOrEqual(sent.length);
+      // The sender retries everything it sent: each acknowledged span is a duplicate, the rest commit once.
+      const records = sent.map(([traceId, spanId, userId, input, cost]) =>
+        makeRecord({ periodStart: PERIOD, traceId, spanId, userId, tokens: { input, output: 1 }, costs: { input: cost, output: '0.5' } }),
+      );
+      const res = await ledger.commit(records);
+      records.forEach((r, i) => {
+        if (acked.has(r.spanId)) expect(res.outcomes![i]).toBe('duplicate');
+      });
+      expect(res.committed.length).toBe(sent.length - before);
+      const after = await ledger.loadPeriodRollups(PERIOD);
+      expect(after.reduce((s, r) => s + r.requests, 0)).toBe(sent.length);
+      expect(addDecimalStrings(after.map((r) => r.costUsd))).toBe(addDecimalStrings(records.map((r) => r.totalCostUsd)));
+      expect(after.reduce((s, r) => s + r.tokens.input, 0)).toBe(records.reduce((s, r) => s + r.usage.input, 0));
+    } finally {
+      await ledger.close();
+    }
+  }, 60_000);
+
+  it('a torn last write is truncated on open (it was never acknowledged)', async () => {
+    const dir = freshDir();
+    const a = await JournalLedger.open(dir, {}, { snapshotOnClose: false });
+    await a.commit(someRecords(10, 1));
+    const expected = await everything(a, PERIOD);
+    await a.close();
+    const seg = join(dir, segments(dir).at(-1)!);
+    const size = statSync(seg).size;
+    // Half of a second entry: a header that promises more bytes than follow, then a partial payload.
+    const header = Buffer.alloc(8);
+    header.writeUInt32LE(5000, 0);
+    appendFileSync(seg, Buffer.concat([header, Buffer.from('C\u00001234\u0000')]));
+    const b = await openLedger(dir);
+    expect(statSync(seg).size).toBe(size);
+    expect(await everything(b, PERIOD)).toEqual(expected);
+    // A whole last entry whose checksum does not match (a torn page) is dropped the same way.
+    await b.commit(someRecords(3, 2));
+    await b.close();
+    const dir2 = freshDir();
+    const c = await JournalLedger.open(dir2, {}, { snapshotOnClose: false });
+    await c.commit(someRecords(4, 3));
+    const kept = await everything(c, PERIOD);
+    await c.commit(someRecords(4, 4));
+    await c.close();
+    const seg2 = join(dir2, segments(dir2).at(-1)!);
+    const bytes = readFileSync(seg2);
+    bytes[bytes.length - 3] ^= 0xff;
+    writeFileSync(seg2, bytes);
+    const d = await openLedger(dir2);
+    expect(await everything(d, PERIOD)).toEqual(kept);
+    await d.close();
+  });
+
+  it('a corrupt entry in the middle is a clear error naming the file and offset, never skipped', async () => {
+    const dir = freshDir();
+    const a = await JournalLedger.open(dir, {}, { snapshotOnClose: false });
+    await a.commit(someRecords(5, 1));
+    await a.commit(someRecords(5, 2));
+    await a.close();
+    const seg = join(dir, segments(dir)[0]);
+    const bytes = readFileSync(seg);
+    bytes[20] ^= 0x01; // inside the first entry's payload
+    writeFileSync(seg, bytes);
+    const err = await openLedger(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LedgerError);
+    expect((err as Error).message).toContain(seg);
+    expect((err as Error).message).toMatch(/corrupt at byte offset 0: checksum mismatch/);
+    // The failed open released the directory.
+    expect(existsSync(join(dir, 'tokenmeter.lock'))).toBe(false);
+  });
+
+  it('a corrupt snapshot is a clear error naming it', async () => {
+    const dir = freshDir();
+    const a = await openLedger(dir);
+    await a.commit(someRecords(5, 1));
+    await a.close();
+    const snap = join(dir, snapshots(dir).at(-1)!);
+    const bytes = readFileSync(snap);
+    bytes[bytes.length - 10] ^= 0x01;
+    writeFileSync(snap, bytes);
+    await expect(openLedger(dir)).rejects.toThrow(new RegExp(`snapshot ${snap.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is corrupt`));
+  });
+
+  it('snapshot + replay gives the same state as a replay of the whole journal, and dedup survives both', async () => {
+    const clock = new ManualClock('2030-07-02T00:00:00Z');
+    const dir = freshDir();
+    const discounts = discountsFromTiers({ openai: [{ above_usd: '3', percent_off: '12.5' }] });
+    // Small snapshot threshold: several snapshots and segments during the commits below.
+    const a = await JournalLedger.open(dir, { clock, discounts }, { snapshotEveryBytes: 4096 });
+    const all: LedgerRecord[] = [];
+    for (let k = 0; k < 12; k++) {
+      const batch = someRecords(25, k);
+      all.push(...batch);
+      await a.commit(batch);
+      if (k === 5) clock.set('2030-07-03T00:00:00Z'); // a new day: a new segment
+    }
+    await a.checkpoint();
+    const tail = someRecords(7, 99);
+    all.push(...tail);
+    await a.commit(tail);
+    const live = await everything(a, PERIOD);
+    await a.close();
+    expect(snapshots(dir).length).toBe(1);
+    expect(segments(dir).length).toBeGreaterThan(2);
+
+    const b = await JournalLedger.open(dir, { clock, discounts }, { snapshotOnClose: false });
+    expect(await everything(b, PERIOD)).toEqual(live);
+    await b.close();
+    for (const s of snapshots(dir)) rmSync(join(dir, s));
+    const c = await JournalLedger.open(dir, { clock, discounts }, { snapshotOnClose: false });
+    expect(await everything(c, PERIOD)).toEqual(live);
+    expect((await c.commit(all)).committed).toEqual([]);
+    await c.close();
+  });
+
+  it('restart keeps the period gauges exact and keeps deduplicating, across checkpoints', async () => {
+    const dir = freshDir();
+    const a = await openLedger(dir);
+    const first = someRecords(30, 5);
+    await a.commit(first);
+    await (a as JournalLedger).checkpoint();
+    const second = someRecords(30, 6);
+    await a.commit(second);
+    const live = await everything(a, PERIOD);
+    await a.close();
+    const b = await openLedger(dir);
+    expect(await everything(b, PERIOD)).toEqual(live);
+    const all = [...first, ...second];
+    expect((await b.loadPeriodRollups(PERIOD)).reduce((s, r) => s + r.requests, 0)).toBe(60);
+    expect(addDecimalStrings((await b.loadPeriodRollups(PERIOD)).map((r) => r.costUsd))).toBe(addDecimalStrings(all.map((r) => r.totalCostUsd)));
+    const again = await b.commit(all);
+    expect(again.outcomes).toEqual(all.map(() => 'duplicate'));
+    await b.close();
+  });
+
+  it('dedup keys older than the window are forgotten as whole days; newer ones are kept across restart', async () => {
+    const clock = new ManualClock('2030-07-01T10:00:00Z');
+    const dir = freshDir();
+    const options: LedgerOptions = { clock, dedupWindowMillis: 2 * DAY };
+    const a = await openLedger(dir, options);
+    const old = someRecords(3, 1);
+    await a.commit(old);
+    clock.set('2030-07-02T10:00:00Z');
+    const recent = someRecords(3, 2);
+    await a.commit(recent);
+    await a.close();
+    clock.set('2030-07-04T01:00:00Z'); // day of `old` (07-01) ended more than 2 days ago; 07-02 did not
+    const b = await openLedger(dir, options);
+    expect((await b.commit([...old, ...recent])).outcomes).toEqual(['committed', 'committed', 'committed', 'duplicate', 'duplicate', 'duplicate']);
+    await b.close();
+  });
+
+  it('prune deletes whole old segments outside the dedup window, keeps totals, and rollupsBefore survives a restart', async () => {
+    const clock = new ManualClock('2030-07-01T10:00:00Z');
+    const dir = freshDir();
+    const options: LedgerOptions = { clock };
+    const a = await openLedger(dir, options);
+    await a.commit(someRecords(10, 1));
+    await a.commit(someRecords(10, 1, '2030-06-01T00:00:00.000Z'));
+    clock.set('2030-07-20T10:00:00Z');
+    await a.commit(someRecords(5, 2));
+    const totals = await everything(a, PERIOD);
+    expect(await a.prune({ olderThan: new Date('2030-07-10T00:00:00Z') })).toEqual({ callsDeleted: 20, rollupRowsDeleted: 0 });
+    expect(await everything(a, PERIOD)).toEqual(totals);
+    const r = await a.prune({ olderThan: new Date('2030-07-10T00:00:00Z'), rollupsBefore: new Date(PERIOD) });
+    expect(r.callsDeleted).toBe(0);
+    expect(r.rollupRowsDeleted).toBeGreaterThan(0);
+    await a.close();
+    const b = await openLedger(dir, options);
+    expect(await b.loadPeriodRollups('2030-06-01T00:00:00.000Z')).toEqual([]);
+    expect(await everything(b, PERIOD)).toEqual(totals);
+    await b.close();
+  });
+});
+
+describe('journal ledger (embedded): directory', () => {
+  it('a directory in use by a live process is a clear error; a dead owner is taken over', async () => {
+    const dir = freshDir();
+    mkdirSync(dir, { recursive: true });
+    const holder = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(dir, 'tokenmeter.lock'), `${holder.pid}\n`);
+      await expect(openLedger(dir)).rejects.toThrow(new RegExp(`in use by process ${holder.pid}`));
+    } finally {
+      const exited = new Promise((r) => holder.once('exit', r));
+      holder.kill('SIGKILL');
+      await exited;
+    }
+    const l = await openLedger(dir);
+    await l.close();
+  });
+
+  it('refuses a PGlite directory without the pglite: prefix, and pglite: on a journal directory', async () => {
+    const dir = freshDir();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'PG_VERSION'), '17\n');
+    await expect(openLedger(dir)).rejects.toThrow(/holds a PGlite ledger.*"pglite:/);
+    const journal = freshDir();
+    await (await openLedger(journal)).close();
+    await expect(openLedger(`pglite:${journal}`)).rejects.toThrow(/holds a journal ledger, not PGlite/);
+  });
+
+  it('stores hostile strings verbatim through the journal and back (restart)', async () => {
+    const dir = freshDir();
+    const weird = ['=x', '', 'a\u0001b\nc\td', '{"json":[1]}', '🚀 ünïcödé', 'NULL', ' '];
+    const records = weird.map((w, i) => makeRecord({ periodStart: PERIOD, userId: `${w}|${i}`, model: w || 'm', feature: w, tokens: { input: 1 }, costs: { input: '1' } }));
+    const a = await JournalLedger.open(dir, {}, { snapshotOnClose: false });
+    await a.commit(records);
+    const live = await everything(a, PERIOD);
+    await a.close();
+    const b = await openLedger(dir);
+    expect(await everything(b, PERIOD)).toEqual(live);
+    expect(live.rollups.map((r) => r.userId).sort()).toEqual(records.map((r) => r.userId).sort());
+    await b.close();
+  });
+});
+
+describe('journal ledger (embedded) against PGlite', () => {
+  it('volume discounts: the same inputs give the same committed records, spend and totals (also across a restart)', async () => {
+    const clock = new ManualClock('2030-07-05T00:00:00Z');
+    const discounts = discountsFromTiers({
+      openai: [
+        { above_usd: '2', percent_off: '7.5' },
+        { above_usd: '9', percent_off: '15' },
+      ],
+      anthropic: [{ above_usd: '1.5', percent_off: '33.3' }],
+    });
+    const dirJ = freshDir();
+    const dirP = freshDir();
+    let journal = await openLedger(dirJ, { clock, discounts });
+    const pglite = await openLedger(`pglite:${dirP}`, { clock, discounts });
+    try {
+      for (let k = 0; k < 6; k++) {
+        const batch = someRecords(20, k).map((r, i) => ({ ...r, endTimeMillis: Date.parse(PERIOD) + 1000 * (k * 20 + ((i * 7) % 20)) }));
+        batch.push(batch[3]); // a repeat inside the batch
+        const [j, p] = await Promise.all([journal.commit(batch), pglite.commit(batch)]);
+        expect(j.outcomes).toEqual(p.outcomes);
+        expect(j.committed).toEqual(p.committed);
+        expect(j.rollups).toEqual(p.rollups);
+        if (k === 2) {
+          await journal.close();
+          journal = await openLedger(dirJ, { clock, discounts });
+        }
+      }
+      expect(await everything(journal, PERIOD)).toEqual(await everything(pglite, PERIOD));
+      const spend = await journal.providerPeriodSpend(PERIOD);
+      expect(spend.every((s) => new Decimal(s.discountUsd).gt(0))).toBe(true);
+    } finally {
+      await journal.close();
+      await pglite.close();
+    }
+  }, 60_000);
+});
+
+describe('Money (exact running sums)', () => {
+  it('adds exactly like decimal.js: carries, 36+ fraction digits, beyond 24 integer digits', () => {
+    const Exact = Decimal.clone({ precision: 300 });
+    const values = [
+      '0', '1', '0.1', '0.2', '999999999999.999999999999999999999999999999', '0.000000000000000000000000000000000001',
+      '123456789012345678901234', '0.5', '1000', '0.30', '0.0000000000000000000000000000000000001234', '99999999999999999999999999.5',
+    ];
+    const m = new Money();
+    let e = new Exact(0);
+    for (let round = 0; round < 3; round++) {
+      for (const v of values) {
+        m.addString(v);
+        e = e.plus(v);
+        expect(m.toFixed()).toBe(e.toFixed());
+      }
+    }
+    // Random money-shaped values, summed both ways and through add().
+    const sum = new Money();
+    let exact = new Exact(0);
+    for (let i = 0; i < 2000; i++) {
+      const v = `${i % 3 === 0 ? String(i * 977) : '0'}.${String(Number.parseInt(hex(6), 16)).padStart(i % 30 + 1, '0')}`;
+      sum.add(Money.of(v));
+      exact = exact.plus(v);
+    }
+    expect(sum.toFixed()).toBe(exact.toFixed());
+    expect(Money.of('0.30').toFixed()).toBe('0.3');
+    expect(new Money().toFixed()).toBe('0');
+    expect(() => new Money().addString('abc')).toThrow();
+  });
+});
