@@ -128,34 +128,53 @@ function present(v: AttributeValue | undefined): v is AttributeValue {
   return v !== undefined && v !== null;
 }
 
-function slot(a: AttributeMap, ...keys: string[]): Slot | undefined {
-  for (const key of keys) {
-    const value = a[key];
-    if (present(value)) return { key, value };
-  }
+// Fixed arities rather than rest parameters: these run a dozen times per span.
+function slot(a: AttributeMap, k1: string, k2?: string, k3?: string): Slot | undefined {
+  let value = a[k1];
+  if (present(value)) return { key: k1, value };
+  if (k2 === undefined) return undefined;
+  value = a[k2];
+  if (present(value)) return { key: k2, value };
+  if (k3 === undefined) return undefined;
+  value = a[k3];
+  if (present(value)) return { key: k3, value };
   return undefined;
 }
 
 /** A string attribute (numbers and booleans are stringified); undefined when absent; Reject when unusable. */
-function label(a: AttributeMap, what: string, ...keys: string[]): string | undefined {
-  return labelIn(a, what, keys);
+function label(a: AttributeMap, what: string, k1: string, k2?: string, k3?: string, k4?: string, k5?: string): string | undefined {
+  return (
+    labelAt(a, what, k1) ??
+    (k2 === undefined ? undefined : labelAt(a, what, k2)) ??
+    (k3 === undefined ? undefined : labelAt(a, what, k3)) ??
+    (k4 === undefined ? undefined : labelAt(a, what, k4)) ??
+    (k5 === undefined ? undefined : labelAt(a, what, k5))
+  );
 }
 
 function labelIn(a: AttributeMap, what: string, keys: readonly string[]): string | undefined {
   for (const key of keys) {
-    const v = a[key];
-    if (!present(v)) continue;
-    let s: string;
-    if (typeof v === 'string') s = v;
-    else if (typeof v === 'number' || typeof v === 'boolean') s = String(v);
-    else throw new Reject('invalid_attribute', `${what} attribute "${key}" is ${Array.isArray(v) ? 'an array' : 'an object'}, expected a string`);
-    if (s.length > MAX_LABEL_CHARS) {
-      throw new Reject('invalid_attribute', `${what} attribute "${key}" is ${s.length} characters long (limit ${MAX_LABEL_CHARS})`);
-    }
-    if (s.trim() === '') continue;
-    return s;
+    const s = labelAt(a, what, key);
+    if (s !== undefined) return s;
   }
   return undefined;
+}
+
+/** One key of `label`: undefined when absent or blank. */
+function labelAt(a: AttributeMap, what: string, key: string): string | undefined {
+  const v = a[key];
+  if (!present(v)) return undefined;
+  let s: string;
+  if (typeof v === 'string') s = v;
+  else if (typeof v === 'number' || typeof v === 'boolean') s = String(v);
+  else throw new Reject('invalid_attribute', `${what} attribute "${key}" is ${Array.isArray(v) ? 'an array' : 'an object'}, expected a string`);
+  if (s.length > MAX_LABEL_CHARS) {
+    throw new Reject('invalid_attribute', `${what} attribute "${key}" is ${s.length} characters long (limit ${MAX_LABEL_CHARS})`);
+  }
+  // Blank: trim() only when the first character could be white space (printable ASCII cannot).
+  const c = s.charCodeAt(0);
+  if (!(c > 32 && c < 127) && s.trim() === '') return undefined;
+  return s;
 }
 
 function safeCount(s: Slot | undefined): number | undefined {
@@ -181,16 +200,38 @@ interface Normalized {
   result: NormalizedUsage;
 }
 
+/** The normaliser fields each convention's counts go to, for mapping a normaliser error back to its attribute. */
+function fieldSlots(c: Counts): [string, Slot | undefined][] {
+  if (c.inputExcludesCache) {
+    return [
+      ['input_tokens', c.input],
+      ['output_tokens', c.output],
+      ['cache_read_input_tokens', c.cacheRead],
+      ['cache_creation_input_tokens', c.cacheWrite],
+    ];
+  }
+  if (c.outputExcludesReasoning) {
+    return [
+      ['promptTokenCount', c.input],
+      ['candidatesTokenCount', c.output],
+      ['thoughtsTokenCount', c.reasoning],
+      ['cachedContentTokenCount', c.cacheRead],
+    ];
+  }
+  return [
+    [GENAI.inputTokens, c.input],
+    [GENAI.outputTokens, c.output],
+    [GENAI.cacheReadInputTokens, c.cacheRead],
+    [GENAI.cacheCreationInputTokens, c.cacheWrite],
+    [GENAI.reasoningOutputTokens, c.reasoning],
+    [ATTR_CACHE_CREATION_1H, c.cacheWrite1h],
+  ];
+}
+
 /** Hands the counts to the normaliser whose overlap rules they follow; maps its field names back to attributes. */
 function normalize(c: Counts, spanRef: string): Normalized {
-  const fieldToAttr = new Map<string, Slot>();
-  const raw: Record<string, unknown> = {};
-  const put = (field: string, s: Slot | undefined, value: unknown = s?.value): void => {
-    if (s === undefined) return;
-    raw[field] = value;
-    fieldToAttr.set(field, s);
-  };
   let fn: (raw: Record<string, unknown>) => NormalizedUsage;
+  let raw: Record<string, unknown>;
   if (c.inputExcludesCache) {
     // Anthropic's rule. Reasoning is not a separate Anthropic count: excluded-from-output reasoning is added
     // to output (both verified plain integers), included reasoning is already in it.
@@ -198,32 +239,33 @@ function normalize(c: Counts, spanRef: string): Normalized {
     const o = safeCount(c.output);
     const r = safeCount(c.reasoning);
     if (c.outputExcludesReasoning && o !== undefined && r !== undefined) out = o + r;
-    put('input_tokens', c.input);
-    put('output_tokens', c.output, out);
-    put('cache_read_input_tokens', c.cacheRead);
-    put('cache_creation_input_tokens', c.cacheWrite);
+    raw = {};
+    if (c.input) raw.input_tokens = c.input.value;
+    if (c.output) raw.output_tokens = out;
+    if (c.cacheRead) raw.cache_read_input_tokens = c.cacheRead.value;
+    if (c.cacheWrite) raw.cache_creation_input_tokens = c.cacheWrite.value;
     fn = normalizeAnthropicUsage;
   } else if (c.outputExcludesReasoning) {
     // Gemini's rule (prompt includes cached content, candidates exclude thoughts); no cache writes.
-    put('promptTokenCount', c.input);
-    put('candidatesTokenCount', c.output);
-    put('thoughtsTokenCount', c.reasoning);
-    put('cachedContentTokenCount', c.cacheRead);
+    raw = {};
+    for (const [field, s] of fieldSlots(c)) if (s !== undefined) raw[field] = s.value;
     fn = normalizeGeminiUsage;
   } else {
-    put(GENAI.inputTokens, c.input);
-    put(GENAI.outputTokens, c.output);
-    put(GENAI.cacheReadInputTokens, c.cacheRead);
-    put(GENAI.cacheCreationInputTokens, c.cacheWrite);
-    put(GENAI.reasoningOutputTokens, c.reasoning);
-    put(ATTR_CACHE_CREATION_1H, c.cacheWrite1h);
+    // The GenAI conventions' (the usual case: written out, no field list per span).
+    raw = {};
+    if (c.input) raw[GENAI.inputTokens] = c.input.value;
+    if (c.output) raw[GENAI.outputTokens] = c.output.value;
+    if (c.cacheRead) raw[GENAI.cacheReadInputTokens] = c.cacheRead.value;
+    if (c.cacheWrite) raw[GENAI.cacheCreationInputTokens] = c.cacheWrite.value;
+    if (c.reasoning) raw[GENAI.reasoningOutputTokens] = c.reasoning.value;
+    if (c.cacheWrite1h) raw[ATTR_CACHE_CREATION_1H] = c.cacheWrite1h.value;
     fn = normalizeGenAiAttributes;
   }
   try {
     return { result: fn(raw) };
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    const s = fieldToAttr.get(err.field);
+    const s = fieldSlots(c).find(([field]) => field === err.field)?.[1];
     if (s === undefined) throw new Reject('implausible_usage', `${err.message} (span ${spanRef})`);
     const numeric = typeof s.value === 'number' || (typeof s.value === 'string' && /^-?[0-9]+(\.[0-9]*)?$/.test(s.value));
     throw new Reject(

@@ -1,5 +1,5 @@
 import { ATTR_CACHE_CREATION_1H, GENAI } from '../contract/names.js';
-import { CountReader, clampPart, label, result, usageObject, type NormalizedUsage } from './counts.js';
+import { UsageError, clampPart, label, readCount, result, usageObject, type NormalizedUsage } from './counts.js';
 import type { Usage } from './usage.js';
 
 /*
@@ -22,42 +22,72 @@ import type { Usage } from './usage.js';
  */
 export function normalizeGenAiAttributes(attrs: Record<string, unknown>): NormalizedUsage {
   const a = usageObject(attrs, 'GenAI span');
-  const r = new CountReader(true);
+  // Read in this order (the first unusable one is the error), as a CountReader would; written out because
+  // every span goes through here.
+  const inNow = readCount(a[GENAI.inputTokens], GENAI.inputTokens, true);
+  const inOld = readCount(a[GENAI.deprecatedPromptTokens], GENAI.deprecatedPromptTokens, true);
+  const outNow = readCount(a[GENAI.outputTokens], GENAI.outputTokens, true);
+  const outOld = readCount(a[GENAI.deprecatedCompletionTokens], GENAI.deprecatedCompletionTokens, true);
+  const cacheReadRaw = readCount(a[GENAI.cacheReadInputTokens], GENAI.cacheReadInputTokens, true);
+  const cacheWriteRaw = readCount(a[GENAI.cacheCreationInputTokens], GENAI.cacheCreationInputTokens, true);
+  const reasoningRaw = readCount(a[GENAI.reasoningOutputTokens], GENAI.reasoningOutputTokens, true);
+  const oneHourRaw = readCount(a[ATTR_CACHE_CREATION_1H], ATTR_CACHE_CREATION_1H, true);
+  if (
+    inNow === undefined &&
+    inOld === undefined &&
+    outNow === undefined &&
+    outOld === undefined &&
+    cacheReadRaw === undefined &&
+    cacheWriteRaw === undefined &&
+    reasoningRaw === undefined &&
+    oneHourRaw === undefined
+  ) {
+    throw new UsageError('usage', NO_COUNTS);
+  }
   const warnings: string[] = [];
-  const current = (name: string, deprecated: string): { value: number | undefined; field: string } => {
-    const now = r.count(a, name);
-    const old = r.count(a, deprecated);
-    if (now !== undefined && old !== undefined && now !== old) {
-      warnings.push(`${deprecated} (${old}) differs from ${name} (${now}); using ${name}`);
-    }
-    return now !== undefined || old === undefined ? { value: now, field: name } : { value: old, field: deprecated };
-  };
-  const inTotal = current(GENAI.inputTokens, GENAI.deprecatedPromptTokens);
-  const outTotal = current(GENAI.outputTokens, GENAI.deprecatedCompletionTokens);
-  const cacheReadRaw = r.count(a, GENAI.cacheReadInputTokens) ?? 0;
-  const cacheWriteRaw = r.count(a, GENAI.cacheCreationInputTokens) ?? 0;
-  const reasoningRaw = r.count(a, GENAI.reasoningOutputTokens) ?? 0;
-  const oneHourRaw = r.count(a, ATTR_CACHE_CREATION_1H) ?? 0;
-  r.requireAny('GenAI span');
-
-  const input = inTotal.value ?? 0;
-  const output = outTotal.value ?? 0;
-  const inLabel = label(inTotal.field, inTotal.value);
-  const cacheRead = clampPart(cacheReadRaw, GENAI.cacheReadInputTokens, input, inLabel, warnings);
-  const cacheWrite = clampPart(
-    cacheWriteRaw,
-    GENAI.cacheCreationInputTokens,
-    input - cacheRead,
-    `${inLabel} minus ${GENAI.cacheReadInputTokens} (${cacheRead})`,
-    warnings,
-  );
-  const reasoning = clampPart(reasoningRaw, GENAI.reasoningOutputTokens, output, label(outTotal.field, outTotal.value), warnings);
-  const oneHour = clampPart(oneHourRaw, ATTR_CACHE_CREATION_1H, cacheWrite, `${GENAI.cacheCreationInputTokens} (${cacheWrite})`, warnings);
-  return result(
-    { input: input - cacheRead - cacheWrite, cache_read: cacheRead, cache_write: cacheWrite, output: output - reasoning, reasoning, cache_write_1h: oneHour },
-    warnings,
-  );
+  if (inNow !== undefined && inOld !== undefined && inNow !== inOld) {
+    warnings.push(`${GENAI.deprecatedPromptTokens} (${inOld}) differs from ${GENAI.inputTokens} (${inNow}); using ${GENAI.inputTokens}`);
+  }
+  if (outNow !== undefined && outOld !== undefined && outNow !== outOld) {
+    warnings.push(`${GENAI.deprecatedCompletionTokens} (${outOld}) differs from ${GENAI.outputTokens} (${outNow}); using ${GENAI.outputTokens}`);
+  }
+  // The current name wins; the deprecated one is read only when the current one is absent.
+  const inUsesOld = inNow === undefined && inOld !== undefined;
+  const outUsesOld = outNow === undefined && outOld !== undefined;
+  const inValue = inUsesOld ? inOld : inNow;
+  const outValue = outUsesOld ? outOld : outNow;
+  const input = inValue ?? 0;
+  const output = outValue ?? 0;
+  // Labels for the clamp warnings, only written when a part exceeds its total.
+  const inLabel = () => label(inUsesOld ? GENAI.deprecatedPromptTokens : GENAI.inputTokens, inValue);
+  let cacheRead = cacheReadRaw ?? 0;
+  if (cacheRead > input) cacheRead = clampPart(cacheRead, GENAI.cacheReadInputTokens, input, inLabel(), warnings);
+  let cacheWrite = cacheWriteRaw ?? 0;
+  if (cacheWrite > input - cacheRead) {
+    cacheWrite = clampPart(cacheWrite, GENAI.cacheCreationInputTokens, input - cacheRead, `${inLabel()} minus ${GENAI.cacheReadInputTokens} (${cacheRead})`, warnings);
+  }
+  let reasoning = reasoningRaw ?? 0;
+  if (reasoning > output) {
+    reasoning = clampPart(reasoning, GENAI.reasoningOutputTokens, output, label(outUsesOld ? GENAI.deprecatedCompletionTokens : GENAI.outputTokens, outValue), warnings);
+  }
+  let oneHour = oneHourRaw ?? 0;
+  if (oneHour > cacheWrite) oneHour = clampPart(oneHour, ATTR_CACHE_CREATION_1H, cacheWrite, `${GENAI.cacheCreationInputTokens} (${cacheWrite})`, warnings);
+  const usage: Usage = { input: input - cacheRead - cacheWrite, cache_read: cacheRead, cache_write: cacheWrite, output: output - reasoning, reasoning };
+  if (oneHour !== 0) usage.cache_write_1h = oneHour;
+  return result(usage, warnings);
 }
+
+/** CountReader's message for a span with none of the fields above. */
+const NO_COUNTS = `GenAI span usage has no token counts (none of ${[
+  GENAI.inputTokens,
+  GENAI.deprecatedPromptTokens,
+  GENAI.outputTokens,
+  GENAI.deprecatedCompletionTokens,
+  GENAI.cacheReadInputTokens,
+  GENAI.cacheCreationInputTokens,
+  GENAI.reasoningOutputTokens,
+  ATTR_CACHE_CREATION_1H,
+].join(', ')})`;
 
 /**
  * The inverse: the usage attributes the instrumentation writes on a span, per the conventions above.
