@@ -39,10 +39,6 @@ function numberText(v: number): string {
   return `${v}`;
 }
 
-function key(user: string, plan: string): string {
-  return `${user}\u0000${plan}`;
-}
-
 type Field = 'tokensTotal' | 'costTotal' | 'periodTokens' | 'periodRequests' | 'periodCost' | 'limitTokens' | 'limitRequests' | 'limitCost';
 
 /** A prom-client-compatible metric view over one field of the entries (registered in the Registry). */
@@ -90,7 +86,13 @@ export class UserSeriesMetric {
 }
 
 export class UserSeriesStore {
-  private readonly map = new Map<string, UserEntry>();
+  /** Every entry, in creation order (the exposition's order). */
+  private list: UserEntry[] = [];
+  /**
+   * plan → user → entry. Keyed by the strings themselves rather than a joined "user\0plan" key: the per-record
+   * lookup then hashes no new string (span strings arrive with their hash computed).
+   */
+  private readonly byPlan = new Map<string, Map<string, UserEntry>>();
   private tracked = 0;
 
   constructor(
@@ -99,7 +101,7 @@ export class UserSeriesStore {
   ) {}
 
   entries(): IterableIterator<UserEntry> {
-    return this.map.values();
+    return this.list.values();
   }
 
   /** Number of (user, plan) pairs with their own series (overflow entries excluded). */
@@ -108,17 +110,18 @@ export class UserSeriesStore {
   }
 
   clear(): void {
-    this.map.clear();
+    this.list = [];
+    this.byPlan.clear();
     this.tracked = 0;
   }
 
   get(user: string, plan: string): UserEntry | undefined {
-    return this.map.get(key(user, plan));
+    return this.byPlan.get(plan)?.get(user);
   }
 
   /** Is this pair (or would it be, if seen now) given its own series? */
   isTracked(user: string, plan: string): boolean {
-    return this.map.has(key(user, plan)) && user !== OVERFLOW_USER;
+    return this.get(user, plan) !== undefined && user !== OVERFLOW_USER;
   }
 
   /**
@@ -132,20 +135,22 @@ export class UserSeriesStore {
 
   /** `resolve` without the wrapper object (the per-record path): overflowed ⇔ `entry.user === OVERFLOW_USER`. */
   resolveEntry(user: string, plan: string): UserEntry {
-    const k = key(user, plan);
-    const existing = user === OVERFLOW_USER ? undefined : this.map.get(k);
+    let users = this.byPlan.get(plan);
+    if (users === undefined) this.byPlan.set(plan, (users = new Map()));
+    const existing = user === OVERFLOW_USER ? undefined : users.get(user);
     if (existing) return existing;
     if (user !== OVERFLOW_USER && this.tracked < this.maxUsers) {
       const entry = this.create(user, plan, true);
-      this.map.set(k, entry);
+      users.set(user, entry);
+      this.list.push(entry);
       this.tracked++;
       return entry;
     }
-    const ok = key(OVERFLOW_USER, plan);
-    let overflow = this.map.get(ok);
+    let overflow = users.get(OVERFLOW_USER);
     if (!overflow) {
       overflow = this.create(OVERFLOW_USER, plan, false);
-      this.map.set(ok, overflow);
+      users.set(OVERFLOW_USER, overflow);
+      this.list.push(overflow);
     }
     return overflow;
   }
@@ -169,7 +174,7 @@ export class UserSeriesStore {
 
   /** Re-reads every tracked entry's limits (after a configuration change). */
   refreshLimits(): void {
-    for (const e of this.map.values()) {
+    for (const e of this.list) {
       if (e.user === OVERFLOW_USER) continue;
       const l = this.limitsFor(e.user, e.plan);
       e.limitTokens = l.tokens;
@@ -180,7 +185,7 @@ export class UserSeriesStore {
 
   /** Zeroes the period gauges of every overflow entry (before they are recomputed from a full reload). */
   resetOverflowPeriod(): void {
-    for (const e of this.map.values()) {
+    for (const e of this.list) {
       if (e.user !== OVERFLOW_USER) continue;
       e.periodTokens = 0;
       e.periodRequests = 0;

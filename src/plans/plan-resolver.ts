@@ -95,8 +95,12 @@ export class PlanResolver {
     return { plan: this.defaultPlan, source: 'default' };
   }
 
+  /** `resolve(...).plan`, without building the resolution (the exporter asks once per span). */
   planFor(userId: string, planFromSpan?: string): string {
-    return this.resolve(userId, planFromSpan).plan;
+    const configured = Object.hasOwn(this.#users, userId) ? this.#users[userId].plan : undefined;
+    if (configured !== undefined) return configured;
+    if (planFromSpan !== undefined && planFromSpan !== '' && this.#plans.has(planFromSpan)) return planFromSpan;
+    return this.defaultPlan;
   }
 
   /**

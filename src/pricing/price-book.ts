@@ -378,7 +378,8 @@ export class PriceBook {
   private readonly overrideIndexes = new Map<string, IdIndex>();
   /** Overrides by `${provider}/${model}`, for catalog models repriced by configuration. */
   private readonly overridesByModel = new Map<string, Timeline>();
-  private readonly memo = new Map<string, Resolution>();
+  private readonly memo = new Map<string, Map<string, Resolution>>();
+  private memoSize = 0;
   private readonly memoLimit: number;
   /** Every catalog entry, in file order. */
   readonly entries: readonly CompiledEntry[];
@@ -425,8 +426,9 @@ export class PriceBook {
   }
 
   private resolve(provider: string | undefined, rawModel: string): Resolution {
-    const key = `${provider ?? ''}\u0000${rawModel}`;
-    const hit = this.memo.get(key);
+    // provider → raw model → resolution: no joined key string to build and hash per call.
+    const byModel = this.memo.get(provider ?? '');
+    const hit = byModel?.get(rawModel);
     if (hit) return hit;
     const normalized = normalizeModelId(rawModel);
     const resolution: Resolution = {
@@ -434,12 +436,22 @@ export class PriceBook {
       overrideTimeline: this.overrides.length ? this.lookupOverride(provider, normalized) : undefined,
       catalogTimeline: lookup(this.catalogIndex, normalized),
     };
-    if (this.memo.size >= this.memoLimit) {
-      // Bounded: drop the oldest insertion (Map iterates in insertion order).
-      const oldest = this.memo.keys().next();
-      if (!oldest.done) this.memo.delete(oldest.value);
+    if (this.memoSize >= this.memoLimit) {
+      // Bounded: drop the oldest insertion of the oldest provider (Maps iterate in insertion order).
+      for (const [p, models] of this.memo) {
+        const oldest = models.keys().next();
+        if (!oldest.done) {
+          models.delete(oldest.value);
+          this.memoSize--;
+        }
+        if (models.size === 0) this.memo.delete(p);
+        break;
+      }
     }
-    this.memo.set(key, resolution);
+    let models = this.memo.get(provider ?? '');
+    if (models === undefined) this.memo.set(provider ?? '', (models = new Map()));
+    models.set(rawModel, resolution);
+    this.memoSize++;
     return resolution;
   }
 
@@ -522,7 +534,7 @@ export class PriceBook {
     if (r.overrideTimeline) entry = inForce(r.overrideTimeline, atMillis);
     if (!entry && r.catalogTimeline) {
       entry = inForce(r.catalogTimeline, atMillis);
-      if (entry) {
+      if (entry && this.overridesByModel.size > 0) {
         const o = this.overridesByModel.get(`${entry.provider}/${entry.model}`);
         const oe = o && inForce(o, atMillis);
         if (oe) entry = oe;

@@ -41,8 +41,12 @@ describe('model id normalisation', () => {
 
   it('the lookup memo stays bounded', () => {
     const book = PriceBook.load({ lookupCacheSize: 8 });
-    for (let i = 0; i < 100; i++) book.normalizeModel('openai', `unknown-${i}`);
-    expect((book as unknown as { memo: Map<string, unknown> }).memo.size).toBeLessThanOrEqual(8);
+    for (let i = 0; i < 100; i++) book.normalizeModel(['openai', 'anthropic', undefined][i % 3], `unknown-${i}`);
+    // provider → model → resolution
+    const memo = (book as unknown as { memo: Map<string, Map<string, unknown>> }).memo;
+    const entries = [...memo.values()].reduce((n, models) => n + models.size, 0);
+    expect(entries).toBeLessThanOrEqual(8);
+    expect(entries).toBeGreaterThan(0);
     expect(book.normalizeModel('openai', 'gpt-4o').known).toBe(true);
   });
 });
