@@ -320,7 +320,7 @@ export class ExporterMetrics {
 
     const entry = this.users.resolveEntry(rec.userId, rec.plan);
     entry.tokensTotal += total;
-    if (rec.priced) entry.costTotal = addMoney(entry.costTotal, rec.totalCostUsd);
+    if (rec.priced) entry.costTotal.add(rec.totalCostUsd);
     const overflowed = entry.user === OVERFLOW_USER;
     if (overflowed && this.inCurrentPeriod(rec.periodStart)) {
       // Overflow users have no entry of their own: their period numbers are added call by call and recomputed

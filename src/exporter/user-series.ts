@@ -1,5 +1,6 @@
 import { LABEL, METRIC, OVERFLOW_USER } from '../contract/names.js';
 import type { PlanLimits } from '../plans/types.js';
+import { ExactSum } from './money.js';
 
 /**
  * The per-user series (`tokenmeter_user_*_total` counters, `tokenmeter_period_*` and `tokenmeter_limit_*` gauges),
@@ -16,8 +17,8 @@ export interface UserEntry {
   /** `user="...",plan="..."`, escaped once. */
   readonly labels: string;
   tokensTotal: number;
-  /** Exact decimal string. */
-  costTotal: string;
+  /** Exact; added to once per priced call, so kept as a running sum rather than re-parsed strings. */
+  readonly costTotal: ExactSum;
   periodTokens: number;
   periodRequests: number;
   /** Exact decimal string. */
@@ -55,7 +56,7 @@ export class UserSeriesMetric {
   private value(e: UserEntry): number | undefined {
     const v = e[this.field];
     if (v === undefined) return undefined;
-    return typeof v === 'number' ? v : Number(v);
+    return typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : v.toNumber();
   }
 
   /** prom-client's interface (used by getMetricsAsJSON and as a fallback). */
@@ -162,7 +163,7 @@ export class UserSeriesStore {
       plan,
       labels: `${LABEL.user}="${escapeLabelValue(user)}",${LABEL.plan}="${escapeLabelValue(plan)}"`,
       tokensTotal: 0,
-      costTotal: '0',
+      costTotal: new ExactSum(),
       periodTokens: 0,
       periodRequests: 0,
       periodCost: '0',

@@ -59,7 +59,11 @@ function applyOverride(base: PlanLimits, override: LimitsConfig | undefined): Pl
 export class PlanResolver {
   readonly defaultPlan: string;
   readonly #plans: Map<string, PlanLimits>;
-  readonly #users: UsersConfig;
+  /**
+   * Configured users by id. A Map, not the config object: user ids come from spans, and a property lookup with
+   * a string never used as a key makes V8 search its string table on every call.
+   */
+  readonly #users: Map<string, UsersConfig[string]>;
 
   constructor(plans: PlansConfig | undefined, users: UsersConfig | undefined = {}) {
     // Re-validate: callers may build the config in code rather than through src/config.
@@ -73,7 +77,7 @@ export class PlanResolver {
     const config = plansParsed.data;
     this.#plans = new Map(Object.entries(config).map(([name, p]) => [name, toLimits(p.limits)]));
     this.defaultPlan = Object.keys(config).find((n) => config[n].default === true) ?? 'free';
-    this.#users = usersParsed.data;
+    this.#users = new Map(Object.entries(usersParsed.data));
   }
 
   planNames(): string[] {
@@ -86,7 +90,7 @@ export class PlanResolver {
 
   /** Configuration naming the user, else the span's plan when it is configured, else the default plan. */
   resolve(userId: string, planFromSpan?: string): PlanResolution {
-    const configured = Object.hasOwn(this.#users, userId) ? this.#users[userId].plan : undefined;
+    const configured = this.#users.get(userId)?.plan;
     if (configured !== undefined) return { plan: configured, source: 'config' };
     if (planFromSpan !== undefined && planFromSpan !== '') {
       if (this.#plans.has(planFromSpan)) return { plan: planFromSpan, source: 'span' };
@@ -97,7 +101,7 @@ export class PlanResolver {
 
   /** `resolve(...).plan`, without building the resolution (the exporter asks once per span). */
   planFor(userId: string, planFromSpan?: string): string {
-    const configured = Object.hasOwn(this.#users, userId) ? this.#users[userId].plan : undefined;
+    const configured = this.#users.get(userId)?.plan;
     if (configured !== undefined) return configured;
     if (planFromSpan !== undefined && planFromSpan !== '' && this.#plans.has(planFromSpan)) return planFromSpan;
     return this.defaultPlan;
@@ -109,7 +113,7 @@ export class PlanResolver {
    */
   limitsFor(userId: string, plan: string): PlanLimits {
     const base = this.#plans.get(plan) ?? this.#plans.get(this.defaultPlan) ?? {};
-    const user = Object.hasOwn(this.#users, userId) ? this.#users[userId] : undefined;
+    const user = this.#users.get(userId);
     return applyOverride({ ...base }, user?.limits);
   }
 }
