@@ -2,6 +2,7 @@
 // canned `fetch`, non-streaming and 20-chunk streams. Checks that the variant produced spans with the usage the
 // canned responses report. Args: <provider> <variant> <warmup> <batches> <batchSize>
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { context, metrics } from '@opentelemetry/api';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
@@ -44,7 +45,9 @@ async function setUpVariant(tracerProvider, meterProvider) {
     case 'tokenmeter-noop':
     case 'tokenmeter-nometrics':
     case 'tokenmeter': {
-      const tm = await import('../../dist/instrumentation/index.js');
+      // BENCH_TOKENMETER_DIST: another build's dist/ (comparing two versions in one run); the bench never sets it.
+      const dist = process.env.BENCH_TOKENMETER_DIST;
+      const tm = await import(dist ? pathToFileURL(`${dist}/instrumentation/index.js`).href : '../../dist/instrumentation/index.js');
       instrumentations = tm.tokenmeterInstrumentations();
       version = require('../../package.json').version;
       break;
@@ -149,19 +152,24 @@ async function measure(call, exporter, expected) {
   }
   exporter.reset();
   const perCall = [];
+  const cpuPerCall = [];
   let check;
   for (let b = 0; b < batches; b++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     for (let i = 0; i < batchSize; i++) await call();
     const elapsed = performance.now() - t0;
+    const cpu = process.cpuUsage(c0);
     perCall.push((elapsed * 1000) / batchSize);
+    // CPU time of this process (user + system): less disturbed by other work on the machine than wall time.
+    cpuPerCall.push((cpu.user + cpu.system) / batchSize);
     // Checked on every batch (outside the timing); the last one is reported.
     check = inspectSpans(exporter.getFinishedSpans(), batchSize, expected);
     exporter.reset();
   }
   // The machine may be shared: interference only ever adds time, so the fastest batch is the process's figure
   // (the median of its batches is kept too).
-  return { perCallMicros: Math.min(...perCall), medianBatchMicros: median(perCall), batchesMicros: perCall, check };
+  return { perCallMicros: Math.min(...perCall), medianBatchMicros: median(perCall), batchesMicros: perCall, cpuPerCallMicros: Math.min(...cpuPerCall), check };
 }
 
 childMain(async () => {

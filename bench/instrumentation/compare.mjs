@@ -11,7 +11,7 @@ import { VARIANTS as BENCH_VARIANTS } from './run.mjs';
 // The bench's variants plus two diagnostics: `bare-context` (the bare SDK with async context tracking on) and
 // `tokenmeter-noop` (no tracer or meter provider: tokenmeter's own code around no-op spans and histograms).
 const VARIANTS = Object.fromEntries(
-  Object.entries(BENCH_VARIANTS).map(([p, vs]) => [p, [vs[0], { id: 'bare-context', label: 'bare, context tracking on' }, ...vs.slice(1), { id: 'tokenmeter-noop', label: 'tokenmeter, no providers' }]]),
+  Object.entries(BENCH_VARIANTS).map(([p, vs]) => [p, [vs[0], { id: 'bare-context', label: 'bare, context tracking on' }, ...vs.slice(1), { id: 'tokenmeter-noop', label: 'tokenmeter, no providers' }, { id: 'tokenmeter-other', label: 'tokenmeter, --other build' }]]),
 );
 
 const CHILD = fileURLToPath(new URL('./child.mjs', import.meta.url));
@@ -23,6 +23,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '2000' },
     batches: { type: 'string', default: '10' },
     'batch-size': { type: 'string', default: '400' },
+    // Another build's dist/ to measure as the variant `tokenmeter-other` (e.g. the commit before a change).
+    other: { type: 'string' },
   },
 });
 const providers = values.providers.split(',');
@@ -32,22 +34,27 @@ for (let p = 0; p < Number(values.processes); p++) {
   for (const provider of providers) {
     for (const v of VARIANTS[provider]) {
       if (v.id !== 'bare' && !wanted.includes(v.id)) continue;
-      const r = await runChild(CHILD, [provider, v.id, values.warmup, values.batches, values['batch-size']]);
+      const other = v.id === 'tokenmeter-other';
+      const args = [provider, other ? 'tokenmeter' : v.id, values.warmup, values.batches, values['batch-size']];
+      const r = await runChild(CHILD, args, { env: other ? { BENCH_TOKENMETER_DIST: values.other } : {} });
       (runs[`${provider}/${v.id}`] ??= []).push(r);
     }
   }
 }
+function row(rs, mode, key) {
+  return median(rs.map((r) => r[mode][key]));
+}
 for (const provider of providers) {
   const bare = runs[`${provider}/bare`];
-  const bareMed = { json: median(bare.map((r) => r.json.perCallMicros)), stream: median(bare.map((r) => r.stream.perCallMicros)) };
   for (const v of VARIANTS[provider]) {
     const rs = runs[`${provider}/${v.id}`];
     if (rs === undefined) continue;
     const cells = ['json', 'stream'].map((mode) => {
-      const med = median(rs.map((r) => r[mode].perCallMicros));
+      const wall = row(rs, mode, 'perCallMicros');
+      const cpu = row(rs, mode, 'cpuPerCallMicros');
       const c = rs[rs.length - 1][mode].check;
-      const ok = c.spans === c.calls && c.spansWithUsage === c.calls ? 'ok' : `usage ${c.spansWithUsage}/${c.calls}`;
-      return `${mode} ${med.toFixed(1)} (+${(med - bareMed[mode]).toFixed(1)}) ${v.id === 'bare' ? '' : ok}`;
+      const ok = v.id === 'bare' ? '  ' : c.spans === c.calls && c.spansWithUsage === c.calls ? 'ok' : 'NO';
+      return `${mode} wall ${wall.toFixed(1)} (+${(wall - row(bare, mode, 'perCallMicros')).toFixed(1)}) cpu ${cpu.toFixed(1)} (+${(cpu - row(bare, mode, 'cpuPerCallMicros')).toFixed(1)}) ${ok}`;
     });
     console.log(`${provider.padEnd(9)} ${v.id.padEnd(20)} ${cells.join('   ')}   metrics: ${rs[0].metricNames.length}`);
   }

@@ -10,7 +10,7 @@ import {
 } from '../contract/names.js';
 import { usageToGenAiAttributes, type NormalizedUsage, type Usage } from '../usage/index.js';
 import type { ResolvedOptions } from './options.js';
-import type { ServerInfo } from './provider.js';
+import { GENERIC_OPENAI_COMPATIBLE, type ServerInfo } from './provider.js';
 import { currentAttribution, currentScope, type UsageCollector } from './scope.js';
 
 /** The tracer, instruments and options the patched SDK methods report to (set by the active instrumentation). */
@@ -240,7 +240,9 @@ export class GenAiCall {
       [GENAI.requestModel]: this.requestModel,
     };
     if (this.responseModel !== undefined) m[GENAI.responseModel] = this.responseModel;
-    if (server.address !== undefined) {
+    // server.* are only recommended for these metrics; every attribute costs on each record (the SDK hashes the
+    // set), so they are kept where they say something the provider name does not: which OpenAI-compatible server.
+    if (server.address !== undefined && server.provider === GENERIC_OPENAI_COMPATIBLE) {
       m[ATTR_SERVER_ADDRESS] = server.address;
       m[ATTR_SERVER_PORT] = server.port;
     }

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { instrument, withUser } from '../../src/instrumentation/index.js';
 import type { MockProvider } from '../../src/mock-provider/index.js';
 import { estimateChatTokens, estimateTokens, normalizeGenAiAttributes, usageToGenAiAttributes, type Usage } from '../../src/usage/index.js';
-import { onlySpan, usageAttrs, useHarnessWithMock, type Harness } from './harness.js';
+import { collectMetrics, onlySpan, usageAttrs, useHarnessWithMock, type Harness } from './harness.js';
 
 const MODEL = 'claude-sonnet-4-5';
 const messages = [{ role: 'user' as const, content: 'Explain the meter in one line.' }];
@@ -59,6 +59,19 @@ describe('Anthropic messages', () => {
       'server.address': '127.0.0.1',
     });
     expect(usageAttrs(span.attributes)).toEqual(usageToGenAiAttributes(sent));
+  });
+
+  it('records the GenAI metrics with the low-cardinality attribute set (no server.*: the provider name says it)', async () => {
+    await withUser({ id: 'u-1', plan: 'pro' }, () => client.messages.create({ model: MODEL, max_tokens: 64, messages }));
+    await collectMetrics(h);
+    const base = { 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': 'anthropic', 'gen_ai.request.model': MODEL, 'gen_ai.response.model': MODEL, 'tokenmeter.plan': 'pro' };
+    const duration = h.histogram('gen_ai.client.operation.duration').filter((p) => p.attributes['tokenmeter.plan'] === 'pro');
+    expect(duration.map((p) => p.attributes)).toEqual([base]);
+    const tokens = h.histogram('gen_ai.client.token.usage').filter((p) => p.attributes['tokenmeter.plan'] === 'pro');
+    expect(tokens.map((p) => p.attributes).sort((a, b) => String(a['gen_ai.token.type']).localeCompare(String(b['gen_ai.token.type'])))).toEqual([
+      { ...base, 'gen_ai.token.type': 'input' },
+      { ...base, 'gen_ai.token.type': 'output' },
+    ]);
   });
 
   it('streams with create({ stream: true }), counting message_start and cumulative message_delta once', async () => {

@@ -332,6 +332,16 @@ describe('OpenAI chat completions (openai 6)', () => {
     expect(output?.value.sum).toBeGreaterThanOrEqual(sentOut);
     expect(input?.attributes['gen_ai.provider.name']).toBe('openai_compatible');
     expect(input?.attributes['user.id']).toBeUndefined();
+    // An OpenAI-compatible server is only told apart by its address, so the metrics keep server.* here.
+    expect(input?.attributes).toEqual({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai_compatible',
+      'gen_ai.request.model': MODEL,
+      'gen_ai.response.model': MODEL,
+      'server.address': '127.0.0.1',
+      'server.port': Number(new URL(mock.url).port),
+      'gen_ai.token.type': 'input',
+    });
     const ttfc = h.histogram('gen_ai.client.operation.time_to_first_chunk');
     expect(ttfc.reduce((n, p) => n + p.value.count, 0)).toBeGreaterThanOrEqual(1);
   });
