@@ -2,13 +2,23 @@ import type { Attributes } from '@opentelemetry/api';
 import { estimateChatTokens, estimateTokens, normalizeAnthropicUsage, type EstimateChatMessage } from '../usage/index.js';
 import type { CallAdapter, GenAiCall } from './call.js';
 import { captureInput, patchMethod, samplingAttributes, type MethodSpec } from './patch.js';
-import { serverInfo } from './provider.js';
+import { serverInfo, type ServerInfo } from './provider.js';
 import type { ResponseHandler } from './stainless.js';
 
 export const ANTHROPIC_PROVIDER = 'anthropic';
 
-function anthropicServer(resource: any) {
-  return serverInfo(resource?._client?.baseURL, ANTHROPIC_PROVIDER);
+// Per client object, as for OpenAI: a client's base URL is fixed at construction (withOptions() makes a new one).
+const serverByClient = new WeakMap<object, ServerInfo>();
+
+function anthropicServer(resource: any): ServerInfo {
+  const client = resource?._client;
+  if (client === null || typeof client !== 'object') return serverInfo(undefined, ANTHROPIC_PROVIDER);
+  let info = serverByClient.get(client);
+  if (info === undefined) {
+    info = serverInfo(client.baseURL, ANTHROPIC_PROVIDER);
+    serverByClient.set(client, info);
+  }
+  return info;
 }
 
 /*
