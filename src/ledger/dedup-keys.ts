@@ -1,42 +1,169 @@
 /**
- * Exact (trace id, span id) set for the journal ledger's dedup record. Keyed by span id, with the trace id (or
- * the few trace ids sharing a span id) as the value: no 48-character key is built and hashed per lookup, and
- * nothing is lossy (a hash collision would drop a real span).
+ * Exact (trace id, span id) set for the journal ledger's dedup record, outside the JS heap's object graph: each
+ * key is its 24 bytes as six 32-bit words in one Uint32Array, found through an open-addressing table (linear
+ * probing) of entry numbers. About 32–40 bytes per key, no string per key for the garbage collector to trace,
+ * nothing lossy (a hash collision would drop a real span: keys are always compared in full). Ids must be
+ * lower-case hex (validateRecord checks it before anything reaches the ledger).
  */
+import { randomBytes } from 'node:crypto';
+
+const WORDS = 6;
+const EMPTY = 0;
+const SEED = randomBytes(4).readUInt32LE(0);
+
+function hexWord(s: string, at: number): number {
+  let v = 0;
+  for (let k = at; k < at + 8; k++) {
+    const c = s.charCodeAt(k);
+    v = (v << 4) | (c <= 57 ? c - 48 : c - 87);
+  }
+  return v >>> 0;
+}
+
 export class DedupKeys {
-  readonly #bySpan = new Map<string, string | string[]>();
+  #keys: Uint32Array;
+  /** Entry number + 1 per slot (0 = empty); its length is a power of two, at least twice the entries. */
+  #slots: Int32Array;
+  #mask: number;
   #size = 0;
+  readonly #w = new Uint32Array(WORDS);
+
+  constructor(capacity = 1024) {
+    const cap = Math.max(16, capacity);
+    this.#keys = new Uint32Array(cap * WORDS);
+    let table = 32;
+    while (table < cap * 2) table *= 2;
+    this.#slots = new Int32Array(table);
+    this.#mask = table - 1;
+  }
 
   get size(): number {
     return this.#size;
   }
 
+  /** Bytes held (for the memory figures of the benchmark). */
+  get bytes(): number {
+    return this.#keys.byteLength + this.#slots.byteLength;
+  }
+
+  #parse(traceId: string, spanId: string): Uint32Array {
+    const w = this.#w;
+    w[0] = hexWord(traceId, 0);
+    w[1] = hexWord(traceId, 8);
+    w[2] = hexWord(traceId, 16);
+    w[3] = hexWord(traceId, 24);
+    w[4] = hexWord(spanId, 0);
+    w[5] = hexWord(spanId, 8);
+    return w;
+  }
+
+  /**
+   * Every word mixed in turn (ids are not always random: sequential span ids, zero-padded trace ids), seeded per
+   * process so that ids chosen to collide in one process do not collide in another.
+   */
+  #hash(w: Uint32Array, at: number): number {
+    let h = SEED;
+    for (let k = at; k < at + WORDS; k++) {
+      h = Math.imul(h ^ w[k], 0xcc9e2d51);
+      h = Math.imul((h << 15) | (h >>> 17), 0x1b873593);
+    }
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    return (h ^ (h >>> 16)) & this.#mask;
+  }
+
+  /** The slot holding the key in `w` (at word `at`), or the empty slot where it would go (negative: -slot - 1). */
+  #find(w: Uint32Array, at: number): number {
+    const keys = this.#keys;
+    const slots = this.#slots;
+    let i = this.#hash(w, at);
+    for (;;) {
+      const e = slots[i];
+      if (e === EMPTY) return -i - 1;
+      const b = (e - 1) * WORDS;
+      if (keys[b] === w[at] && keys[b + 4] === w[at + 4] && keys[b + 5] === w[at + 5] && keys[b + 1] === w[at + 1] && keys[b + 2] === w[at + 2] && keys[b + 3] === w[at + 3]) {
+        return i;
+      }
+      i = (i + 1) & this.#mask;
+    }
+  }
+
   has(traceId: string, spanId: string): boolean {
-    const v = this.#bySpan.get(spanId);
-    if (v === undefined) return false;
-    return typeof v === 'string' ? v === traceId : v.includes(traceId);
+    return this.#find(this.#parse(traceId, spanId), 0) >= 0;
   }
 
   /** Adds the pair; false when it was already present. */
   add(traceId: string, spanId: string): boolean {
-    const v = this.#bySpan.get(spanId);
-    if (v === undefined) this.#bySpan.set(spanId, traceId);
-    else if (typeof v === 'string') {
-      if (v === traceId) return false;
-      this.#bySpan.set(spanId, [v, traceId]);
-    } else {
-      if (v.includes(traceId)) return false;
-      v.push(traceId);
+    return this.#addWords(this.#parse(traceId, spanId), 0);
+  }
+
+  #addWords(w: Uint32Array, at: number): boolean {
+    const slot = this.#find(w, at);
+    if (slot >= 0) return false;
+    if ((this.#size + 1) * WORDS > this.#keys.length) {
+      const bigger = new Uint32Array(this.#keys.length * 2);
+      bigger.set(this.#keys);
+      this.#keys = bigger;
     }
-    this.#size += 1;
+    const e = this.#size++;
+    this.#keys.set(w.subarray(at, at + WORDS), e * WORDS);
+    if (this.#size * 2 > this.#slots.length) this.#rehash(this.#slots.length * 2);
+    else this.#slots[-slot - 1] = e + 1;
     return true;
   }
 
-  /** Calls `fn` for every pair. */
-  forEach(fn: (traceId: string, spanId: string) => void): void {
-    for (const [spanId, v] of this.#bySpan) {
-      if (typeof v === 'string') fn(v, spanId);
-      else for (const t of v) fn(t, spanId);
+  #rehash(table: number): void {
+    this.#slots = new Int32Array(table);
+    this.#mask = table - 1;
+    const keys = this.#keys;
+    for (let e = 0; e < this.#size; e++) {
+      const slot = this.#find(keys, e * WORDS);
+      this.#slots[-slot - 1] = e + 1;
     }
+  }
+
+  /** Removes the pair (undoing an `add` whose commit failed). */
+  delete(traceId: string, spanId: string): void {
+    let slot = this.#find(this.#parse(traceId, spanId), 0);
+    if (slot < 0) return;
+    const slots = this.#slots;
+    const e = slots[slot] - 1;
+    // Backward-shift deletion keeps every probe sequence unbroken without tombstones.
+    let j = slot;
+    for (;;) {
+      j = (j + 1) & this.#mask;
+      const ej = slots[j];
+      if (ej === EMPTY) break;
+      const home = this.#hash(this.#keys, (ej - 1) * WORDS);
+      // Move entry j back into the hole when its home is not cyclically in (slot, j].
+      if (slot <= j ? home <= slot || home > j : home <= slot && home > j) {
+        slots[slot] = ej;
+        slot = j;
+      }
+    }
+    slots[slot] = EMPTY;
+    // Keep entries dense: the last entry takes the freed number.
+    const last = --this.#size;
+    if (e !== last) {
+      const keys = this.#keys;
+      const s = this.#find(keys, last * WORDS);
+      keys.copyWithin(e * WORDS, last * WORDS, last * WORDS + WORDS);
+      slots[s] = e + 1;
+    }
+  }
+
+  /** The keys as bytes (24 per key: six little-endian 32-bit words), for snapshots. */
+  toBuffer(): Buffer {
+    return Buffer.from(this.#keys.buffer, this.#keys.byteOffset, this.#size * WORDS * 4);
+  }
+
+  /** Adds every key of a `toBuffer()` image. */
+  addBuffer(buf: Buffer): void {
+    if (buf.length % (WORDS * 4) !== 0) throw new RangeError('dedup keys: a key image must be a multiple of 24 bytes');
+    const n = buf.length / (WORDS * 4);
+    const words = new Uint32Array(n * WORDS);
+    Buffer.from(words.buffer).set(buf);
+    for (let e = 0; e < n; e++) this.#addWords(words, e * WORDS);
   }
 }

@@ -11,7 +11,11 @@ import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 export interface GroupCommitterOptions {
   /** A batch is committed as soon as it holds this many records (default 2000). */
   maxBatchRecords?: number;
-  /** How long the first record of a batch waits for company before the batch is committed (default 2 ms). */
+  /**
+   * How long the first record of a batch waits for company before the batch is committed (default 2 ms; 0 for
+   * the embedded journal ledger, whose commit is a file append: waiting would only add latency, and callers that
+   * arrive while a commit is in flight are batched anyway). 0 = the next turn of the event loop.
+   */
   maxWaitMillis?: number;
   /** Passed to every `ledger.commit`. */
   commitOptions?: CommitOptions;
@@ -45,7 +49,7 @@ export class GroupCommitter {
   readonly #commitOptions: CommitOptions | undefined;
   #queue: Waiter[] = [];
   #queuedRecords = 0;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   #inFlight: Promise<void> | undefined;
   #closed = false;
   readonly stats: GroupCommitterStats = { batches: 0, records: 0, failedBatches: 0 };
@@ -53,7 +57,7 @@ export class GroupCommitter {
   constructor(ledger: Ledger, options: GroupCommitterOptions = {}) {
     this.#ledger = ledger;
     this.#maxBatchRecords = options.maxBatchRecords ?? 2000;
-    this.#maxWaitMillis = options.maxWaitMillis ?? 2;
+    this.#maxWaitMillis = options.maxWaitMillis ?? (ledger.kind === 'embedded' ? 0 : 2);
     this.#commitOptions = options.commitOptions;
     if (!Number.isSafeInteger(this.#maxBatchRecords) || this.#maxBatchRecords < 1) throw new RangeError('maxBatchRecords must be a positive integer');
     if (!Number.isFinite(this.#maxWaitMillis) || this.#maxWaitMillis < 0) throw new RangeError('maxWaitMillis must be a non-negative number');
@@ -90,15 +94,20 @@ export class GroupCommitter {
       this.#clearTimer();
       this.#start();
     } else if (!this.#timer) {
-      this.#timer = setTimeout(() => {
+      const fire = () => {
         this.#timer = undefined;
         if (!this.#inFlight) this.#start();
-      }, this.#maxWaitMillis);
+      };
+      // setTimeout(0) waits about 1 ms; setImmediate runs after the I/O callbacks already due (other requests).
+      this.#timer = this.#maxWaitMillis === 0 ? setImmediate(fire) : setTimeout(fire, this.#maxWaitMillis);
     }
   }
 
   #clearTimer(): void {
-    if (this.#timer) clearTimeout(this.#timer);
+    const t = this.#timer;
+    if (t === undefined) return;
+    if (this.#maxWaitMillis === 0) clearImmediate(t as NodeJS.Immediate);
+    else clearTimeout(t as NodeJS.Timeout);
     this.#timer = undefined;
   }
 
@@ -139,29 +148,42 @@ export class GroupCommitter {
     this.stats.batches += 1;
     this.stats.records += n;
     const outcomes = result.outcomes;
-    const rollupByKey = new Map<string, PeriodRollup>();
-    for (const r of result.rollups) rollupByKey.set(`${r.periodStart}\n${r.userId}\n${r.plan}`, r);
-    // committed[] is in input order among committed records: walk it alongside the outcomes.
+    if (batch.length === 1) {
+      // One caller: the transaction's result is its result (its rollups are those of its own records).
+      batch[0].resolve({ committed: result.committed, duplicates: result.duplicates, rollups: result.rollups, outcomes });
+      return;
+    }
+    // Each caller gets the rollups of its own (period, user, plan) keys, in the ledger's order. Looked up through
+    // nested maps of the strings the records already hold (no key string built per record).
+    const index = new Map<string, Map<string, Map<string, PeriodRollup>>>();
+    for (const r of result.rollups) {
+      let users = index.get(r.periodStart);
+      if (!users) index.set(r.periodStart, (users = new Map()));
+      let plans = users.get(r.userId);
+      if (!plans) users.set(r.userId, (plans = new Map()));
+      plans.set(r.plan, r);
+    }
     // Period starts as the ledger returns them (ISO), normalised once per distinct string rather than per record.
     const iso = new Map<string, string>();
+    // committed[] is in input order among committed records: walk it alongside the outcomes.
     let c = 0;
     let offset = 0;
     for (const w of batch) {
       const committed: LedgerRecord[] = [];
       const duplicates: LedgerRecord[] = [];
-      const keys = new Set<string>();
+      const touched = new Set<PeriodRollup>();
       const mine = outcomes.slice(offset, offset + w.records.length);
-      mine.forEach((o, k) => {
+      for (let k = 0; k < mine.length; k++) {
         const rec = w.records[k];
-        if (o === 'committed') committed.push(result.committed[c++]);
+        if (mine[k] === 'committed') committed.push(result.committed[c++]);
         else duplicates.push(rec);
         let ps = iso.get(rec.periodStart);
         if (ps === undefined) iso.set(rec.periodStart, (ps = new Date(rec.periodStart).toISOString()));
-        keys.add(`${ps}\n${rec.userId}\n${rec.plan}`);
-      });
+        const r = index.get(ps)?.get(rec.userId)?.get(rec.plan);
+        if (r) touched.add(r);
+      }
       offset += w.records.length;
-      const rollups = [...keys].map((k) => rollupByKey.get(k)).filter((r): r is PeriodRollup => r !== undefined);
-      w.resolve({ committed, duplicates, rollups, outcomes: mine });
+      w.resolve({ committed, duplicates, rollups: result.rollups.filter((r) => touched.has(r)), outcomes: mine });
     }
   }
 

@@ -184,11 +184,15 @@ export class JournalLedger implements Ledger {
   #release: () => void = () => {};
 
   readonly #periods = new Map<string, PeriodState>();
-  /** Dedup keys (trace id + span id, 48 hex characters) by received UTC day. */
+  /** Dedup keys (trace id + span id) by received UTC day. */
   readonly #buckets = new Map<number, DedupKeys>();
   /** The same sets, newest day first (the order lookups try them). */
   #bucketList: DedupKeys[] = [];
   readonly #isoCache = new Map<string, string>();
+  /** `provider\0model` keys by provider and model: built once, so no string is concatenated per record. */
+  readonly #modelKeys = new Map<string, Map<string, string>>();
+  /** Reused for each record's gross cost while it is added to the totals. */
+  readonly #scratch = new Money();
 
   /** Sealed and current segments, oldest first. */
   #segments: SegmentInfo[] = [];
@@ -363,14 +367,14 @@ export class JournalLedger implements Ledger {
         p.providers.set(provider, { provider, gross: Money.of(gross), discount: Money.of(discount), net: Money.of(net), requests });
       }
     }
-    // Dedup keys: per bucket, f64 day, u32 count, then count × 24 bytes (trace id 16 + span id 8).
+    // Dedup keys: per bucket, f64 day, u32 count, then count × 24 bytes (see DedupKeys.toBuffer).
     let off = 0;
     while (off < binary.length) {
       const day = binary.readDoubleLE(off);
       const n = binary.readUInt32LE(off + 8);
       off += 12;
-      const set = this.#bucket(day);
-      for (let k = 0; k < n; k++, off += 24) set.add(binary.toString('hex', off, off + 16), binary.toString('hex', off + 16, off + 24));
+      this.#bucket(day).addBuffer(binary.subarray(off, off + 24 * n));
+      off += 24 * n;
     }
     if (off !== binary.length) throw new LedgerError(`the journal ledger snapshot ${file} is corrupt (dedup keys); restore the directory from a backup`);
   }
@@ -392,9 +396,10 @@ export class JournalLedger implements Ledger {
     return set;
   }
 
-  #seen(traceId: string, spanId: string): boolean {
+  /** Whether a bucket other than `except` holds the pair. */
+  #seenElsewhere(traceId: string, spanId: string, except: DedupKeys): boolean {
     const list = this.#bucketList;
-    for (let k = 0; k < list.length; k++) if (list[k].has(traceId, spanId)) return true;
+    for (let k = 0; k < list.length; k++) if (list[k] !== except && list[k].has(traceId, spanId)) return true;
     return false;
   }
 
@@ -424,7 +429,10 @@ export class JournalLedger implements Ledger {
     addTokens(u.tokens, t0, t1, t2, t3, t4, t5);
     u.requests += 1;
     u.cost.add(net);
-    const mk = `${provider}\u0000${model}`;
+    let keys = this.#modelKeys.get(provider);
+    if (!keys) this.#modelKeys.set(provider, (keys = new Map()));
+    let mk = keys.get(model);
+    if (mk === undefined) keys.set(model, (mk = `${provider}\u0000${model}`));
     let um = u.models.get(mk);
     if (!um) u.models.set(mk, (um = { provider, model, tokens: zeroTokens(), requests: 0, unpriced: 0, estimated: 0, cost: new Money() }));
     addModel(um, t0, t1, t2, t3, t4, t5, priced, estimated, net);
@@ -519,12 +527,13 @@ export class JournalLedger implements Ledger {
     }
     const now = this.#clock.now().getTime();
     this.#expire(now);
-    const pendingKeys = new DedupKeys();
+    // New keys go into today's bucket at once (later records of the group see them); undone if the write fails.
+    const today = this.#bucket(Math.floor(now / DAY_MILLIS));
     const pendingSpend = new Map<string, Money>();
     const prepared: Prepared[] = [];
     for (const w of group) {
       try {
-        prepared.push(this.#prepare(w, pendingKeys, pendingSpend));
+        prepared.push(this.#prepare(w, today, pendingSpend));
       } catch (err) {
         w.reject(err instanceof LedgerError ? err : new LedgerError(`ledger commit failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
       }
@@ -540,18 +549,20 @@ export class JournalLedger implements Ledger {
       try {
         await this.#append(parts.join(FIELD_SEPARATOR), now, fresh);
       } catch (err) {
-        for (const p of prepared) p.waiter.reject(err);
+        for (const p of prepared) {
+          for (const i of p.fresh) today.delete(p.waiter.records[i].traceId, p.waiter.records[i].spanId);
+          p.waiter.reject(err);
+        }
         return;
       }
-      const bucket = this.#bucket(Math.floor(now / DAY_MILLIS));
+      const gross = this.#scratch;
       for (const p of prepared) {
         const recs = p.waiter.records;
         p.fresh.forEach((i, k) => {
           const r = recs[i];
-          bucket.add(r.traceId, r.spanId);
           const u = r.usage;
           const discount = p.discounts[k];
-          const gross = Money.of(r.totalCostUsd);
+          gross.set(r.totalCostUsd);
           const net = discount === undefined ? gross : Money.of(new Exact(r.totalCostUsd).minus(discount).toFixed());
           this.#apply(
             this.#iso(r.periodStart), r.userId, r.plan, r.provider, r.model,
@@ -566,17 +577,27 @@ export class JournalLedger implements Ledger {
   }
 
   /** Decides committed/duplicate and the volume discounts for one caller's records, without changing the state. */
-  #prepare(w: Waiter, pendingKeys: DedupKeys, pendingSpend: Map<string, Money>): Prepared {
+  #prepare(w: Waiter, today: DedupKeys, pendingSpend: Map<string, Money>): Prepared {
     const recs = w.records;
     const outcomes: CommitOutcome[] = new Array<CommitOutcome>(recs.length).fill('duplicate');
     const fresh: number[] = [];
-    const mine = new DedupKeys();
     for (let i = 0; i < recs.length; i++) {
       const { traceId, spanId } = recs[i];
-      if (pendingKeys.has(traceId, spanId) || this.#seen(traceId, spanId) || !mine.add(traceId, spanId)) continue;
+      if (this.#seenElsewhere(traceId, spanId, today) || !today.add(traceId, spanId)) continue;
       fresh.push(i);
       outcomes[i] = 'committed';
     }
+    try {
+      return this.#discount(w, fresh, outcomes, pendingSpend);
+    } catch (err) {
+      for (const i of fresh) today.delete(recs[i].traceId, recs[i].spanId);
+      throw err;
+    }
+  }
+
+  /** The volume discounts of one caller's new records (none without a discount function). */
+  #discount(w: Waiter, fresh: number[], outcomes: CommitOutcome[], pendingSpend: Map<string, Money>): Prepared {
+    const recs = w.records;
     const discounts: (Exact | undefined)[] = new Array<Exact | undefined>(fresh.length).fill(undefined);
     const nets: Prepared['nets'] = new Map();
     const fn = w.discounts;
@@ -614,8 +635,7 @@ export class JournalLedger implements Ledger {
         nets.set(fresh[k], { costUsd, total: gross.minus(discount), gross, discount });
       }
     }
-    // Only now (nothing threw) does this caller's work count for the callers after it in the group.
-    mine.forEach((t, sp) => pendingKeys.add(t, sp));
+    // Only now (nothing threw) does this caller's spend count for the callers after it in the group.
     for (const [k, v] of spend) pendingSpend.set(k, v);
     return { waiter: w, outcomes, fresh, discounts, nets };
   }
@@ -755,16 +775,10 @@ export class JournalLedger implements Ledger {
     const json = JSON.stringify({ version: 1, covers, segments, periods } satisfies SnapshotJson);
     const binary: Buffer[] = [];
     for (const [day, set] of this.#buckets) {
-      const buf = Buffer.allocUnsafe(12 + 24 * set.size);
-      buf.writeDoubleLE(day, 0);
-      buf.writeUInt32LE(set.size, 8);
-      let off = 12;
-      set.forEach((traceId, spanId) => {
-        buf.write(traceId, off, 16, 'hex');
-        buf.write(spanId, off + 16, 8, 'hex');
-        off += 24;
-      });
-      binary.push(buf);
+      const head = Buffer.allocUnsafe(12);
+      head.writeDoubleLE(day, 0);
+      head.writeUInt32LE(set.size, 8);
+      binary.push(head, Buffer.from(set.toBuffer())); // a copy: commits go on while the snapshot is written
     }
     return encodeSnapshot(json, binary);
   }

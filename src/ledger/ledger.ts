@@ -148,15 +148,13 @@ function fail(index: number, field: string, message: string): never {
   throw new LedgerError(`record ${index}: ${field} ${message}`);
 }
 
-function checkText(i: number, field: string, v: unknown, optional = false): void {
-  if (v === undefined && optional) return;
+function checkText(i: number, field: string, v: unknown): void {
   if (typeof v !== 'string' || v.length > MAX_TEXT) fail(i, field, `must be a string of at most ${MAX_TEXT} characters`);
-  // PostgreSQL text cannot hold NUL; refusing it here keeps one bad record from failing a whole batch.
+  // PostgreSQL text cannot hold NUL and the journal ledger separates fields with it; refusing it here keeps one
+  // bad record from failing a whole batch.
   if (v.includes('\u0000')) fail(i, field, 'must not contain NUL characters');
 }
 
-const REQUIRED_TEXT = ['userId', 'plan', 'provider', 'rawModel', 'model', 'operation', 'source'] as const;
-const OPTIONAL_TEXT = ['feature', 'serviceTier', 'priceId'] as const;
 /** Every record of a batch has the same period start: Date.parse once, not per record. */
 let lastValidPeriod = '';
 
@@ -176,6 +174,7 @@ export function isPrevalidated(batch: LedgerRecord[]): boolean {
 
 /** Refuses malformed records before anything is written (nothing of the batch is committed). */
 export function validateRecord(r: LedgerRecord, i: number): void {
+  // Written out field by field: this runs for every span the exporter commits.
   if (typeof r !== 'object' || r === null) fail(i, 'record', 'must be an object');
   if (typeof r.traceId !== 'string' || !HEX32.test(r.traceId)) fail(i, 'traceId', 'must be 32 lower-case hex characters');
   if (typeof r.spanId !== 'string' || !HEX16.test(r.spanId)) fail(i, 'spanId', 'must be 16 lower-case hex characters');
@@ -184,32 +183,52 @@ export function validateRecord(r: LedgerRecord, i: number): void {
     fail(i, 'periodStart', 'must be an ISO instant');
   }
   lastValidPeriod = r.periodStart;
-  for (const f of REQUIRED_TEXT) checkText(i, f, r[f]);
-  for (const f of OPTIONAL_TEXT) checkText(i, f, r[f], true);
+  checkText(i, 'userId', r.userId);
+  checkText(i, 'plan', r.plan);
+  checkText(i, 'provider', r.provider);
+  checkText(i, 'rawModel', r.rawModel);
+  checkText(i, 'model', r.model);
+  checkText(i, 'operation', r.operation);
+  checkText(i, 'source', r.source);
+  if (r.feature !== undefined) checkText(i, 'feature', r.feature);
+  if (r.serviceTier !== undefined) checkText(i, 'serviceTier', r.serviceTier);
+  if (r.priceId !== undefined) checkText(i, 'priceId', r.priceId);
   if (r.outcome !== 'success' && r.outcome !== 'error') fail(i, 'outcome', 'must be "success" or "error"');
   if (typeof r.estimated !== 'boolean') fail(i, 'estimated', 'must be a boolean');
   if (typeof r.priced !== 'boolean') fail(i, 'priced', 'must be a boolean');
-  if (typeof r.usage !== 'object' || r.usage === null) fail(i, 'usage', 'must be an object');
-  for (const t of TOKEN_TYPES) {
-    const n = r.usage[t];
-    if (!Number.isSafeInteger(n) || n < 0) fail(i, `usage.${t}`, 'must be a non-negative integer');
-  }
-  const h = r.usage.cache_write_1h ?? 0;
-  if (!Number.isSafeInteger(h) || h < 0 || h > r.usage.cache_write) fail(i, 'usage.cache_write_1h', 'must be an integer between 0 and cache_write');
-  if (typeof r.costUsd !== 'object' || r.costUsd === null) fail(i, 'costUsd', 'must be an object');
+  const u = r.usage;
+  if (typeof u !== 'object' || u === null) fail(i, 'usage', 'must be an object');
+  if (!count(u.input)) fail(i, 'usage.input', 'must be a non-negative integer');
+  if (!count(u.cache_read)) fail(i, 'usage.cache_read', 'must be a non-negative integer');
+  if (!count(u.cache_write)) fail(i, 'usage.cache_write', 'must be a non-negative integer');
+  if (!count(u.output)) fail(i, 'usage.output', 'must be a non-negative integer');
+  if (!count(u.reasoning)) fail(i, 'usage.reasoning', 'must be a non-negative integer');
+  const h = u.cache_write_1h ?? 0;
+  if (!count(h) || h > u.cache_write) fail(i, 'usage.cache_write_1h', 'must be an integer between 0 and cache_write');
+  const c = r.costUsd;
+  if (typeof c !== 'object' || c === null) fail(i, 'costUsd', 'must be an object');
   let scale = 0;
-  for (const t of TOKEN_TYPES) {
-    const c = r.costUsd[t];
-    if (typeof c !== 'string' || !DECIMAL.test(c)) fail(i, `costUsd.${t}`, 'must be a non-negative decimal string');
-    scale = Math.max(scale, fractionDigits(c));
-  }
+  scale = moneyScale(i, 'costUsd.input', c.input, scale);
+  scale = moneyScale(i, 'costUsd.cache_read', c.cache_read, scale);
+  scale = moneyScale(i, 'costUsd.cache_write', c.cache_write, scale);
+  scale = moneyScale(i, 'costUsd.output', c.output, scale);
+  scale = moneyScale(i, 'costUsd.reasoning', c.reasoning, scale);
   const total = r.totalCostUsd;
-  if (typeof total !== 'string' || !DECIMAL.test(total)) fail(i, 'totalCostUsd', 'must be a non-negative decimal string');
-  scale = Math.max(scale, fractionDigits(total));
-  if (!costsAddUp(r.costUsd, total, scale)) {
-    const costSum = TOKEN_TYPES.reduce((s, t) => s.plus(r.costUsd[t]), new Exact(0));
+  scale = moneyScale(i, 'totalCostUsd', total, scale);
+  if (!costsAddUp(c, total, scale)) {
+    const costSum = TOKEN_TYPES.reduce((s, t) => s.plus(c[t]), new Exact(0));
     fail(i, 'totalCostUsd', `(${total}) must equal the sum of costUsd (${costSum.toFixed()})`);
   }
+}
+
+function count(n: unknown): boolean {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+/** Checks a money string; returns the larger of `scale` and its fraction digits. */
+function moneyScale(i: number, field: string, v: unknown, scale: number): number {
+  if (typeof v !== 'string' || !DECIMAL.test(v)) fail(i, field, 'must be a non-negative decimal string');
+  return Math.max(scale, fractionDigits(v));
 }
 
 /**
@@ -217,20 +236,44 @@ export function validateRecord(r: LedgerRecord, i: number): void {
  * plain numbers while every scaled value has at most 15 digits (their sum stays below 2^53), BigInt otherwise.
  */
 function costsAddUp(costUsd: Record<TokenType, string>, total: string, scale: number): boolean {
-  let small = true;
   let sum = 0;
   for (const t of TOKEN_TYPES) {
     const c = costUsd[t];
     if (c === '0') continue;
-    const digits = scaledDigits(c, scale);
-    if (digits.length > 15) small = false;
-    else sum += Number(digits);
+    const v = scaledNumber(c, scale);
+    if (Number.isNaN(v)) return bigCostsAddUp(costUsd, total, scale);
+    sum += v;
   }
-  const totalDigits = scaledDigits(total, scale);
-  if (small && totalDigits.length <= 15) return sum === Number(totalDigits);
+  const tv = scaledNumber(total, scale);
+  return Number.isNaN(tv) ? bigCostsAddUp(costUsd, total, scale) : sum === tv;
+}
+
+function bigCostsAddUp(costUsd: Record<TokenType, string>, total: string, scale: number): boolean {
   let big = 0n;
   for (const t of TOKEN_TYPES) if (costUsd[t] !== '0') big += BigInt(scaledDigits(costUsd[t], scale));
-  return big === BigInt(totalDigits);
+  return big === BigInt(scaledDigits(total, scale));
+}
+
+const POW10 = Array.from({ length: 16 }, (_, k) => 10 ** k);
+
+/** A DECIMAL-shaped string × 10^scale as an exact integer number, or NaN when it needs more than 15 digits. */
+function scaledNumber(s: string, scale: number): number {
+  let v = 0;
+  let digits = 0;
+  let frac = -1;
+  for (let k = 0; k < s.length; k++) {
+    const ch = s.charCodeAt(k);
+    if (ch === 46) {
+      frac = 0;
+      continue;
+    }
+    if (v !== 0 || ch !== 48) digits++; // leading zeros do not count
+    v = v * 10 + (ch - 48);
+    if (frac >= 0) frac++;
+  }
+  const shift = scale - (frac < 0 ? 0 : frac);
+  if (digits + shift > 15) return NaN;
+  return v * POW10[shift];
 }
 
 function fractionDigits(s: string): number {

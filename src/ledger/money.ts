@@ -36,6 +36,13 @@ export class Money {
     return m;
   }
 
+  /** Makes this the value of `s` (a reusable scratch value). */
+  set(s: string): void {
+    this.l0 = this.l1 = this.l2 = this.l3 = this.l4 = 0;
+    this.big = undefined;
+    this.addString(s);
+  }
+
   clone(): Money {
     const m = new Money();
     m.add(this);

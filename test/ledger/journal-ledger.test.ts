@@ -13,6 +13,7 @@ import {
   type LedgerOptions,
   type LedgerRecord,
 } from '../../src/ledger/index.js';
+import { DedupKeys } from '../../src/ledger/dedup-keys.js';
 import { Money } from '../../src/ledger/money.js';
 import { ManualClock } from '../../src/plans/index.js';
 import { addDecimalStrings, hex, makeRecord } from './fixtures.js';
@@ -367,5 +368,32 @@ describe('Money (exact running sums)', () => {
     expect(Money.of('0.30').toFixed()).toBe('0.3');
     expect(new Money().toFixed()).toBe('0');
     expect(() => new Money().addString('abc')).toThrow();
+  });
+});
+
+describe('DedupKeys (the exact dedup set)', () => {
+  it('behaves like a Set of trace id + span id through adds, deletes, growth and a buffer round trip', () => {
+    const keys = new DedupKeys(16);
+    const ref = new Set<string>();
+    const pairs: [string, string][] = [];
+    // Shared span ids under different traces, and sequential span ids (some instrumentations use them).
+    for (let i = 0; i < 5000; i++) pairs.push([hex(16), i % 3 === 0 ? '0000000000000001' : i % 3 === 1 ? i.toString(16).padStart(16, '0') : hex(8)]);
+    for (const [t, s] of pairs) {
+      expect(keys.add(t, s)).toBe(!ref.has(t + s));
+      ref.add(t + s);
+    }
+    expect(keys.add(pairs[7][0], pairs[7][1])).toBe(false);
+    for (let i = 0; i < pairs.length; i += 3) {
+      keys.delete(pairs[i][0], pairs[i][1]);
+      ref.delete(pairs[i][0] + pairs[i][1]);
+    }
+    keys.delete(hex(16), hex(8)); // absent: nothing happens
+    expect(keys.size).toBe(ref.size);
+    for (const [t, s] of pairs) expect(keys.has(t, s)).toBe(ref.has(t + s));
+    expect(keys.has(pairs[1][0], pairs[2][1])).toBe(false); // trace of one key, span of another
+    const copy = new DedupKeys();
+    copy.addBuffer(Buffer.from(keys.toBuffer()));
+    expect(copy.size).toBe(ref.size);
+    for (const [t, s] of pairs) expect(copy.has(t, s)).toBe(ref.has(t + s));
   });
 });
