@@ -189,6 +189,23 @@ childMain(async () => {
   const stream = modes.includes('stream') ? await measure(makeCall(client, true), exporter, usage.stream) : skipped;
   const collected = await reader.collect();
   const metricNames = new Set();
-  for (const sm of collected.resourceMetrics.scopeMetrics) for (const m of sm.metrics) metricNames.add(m.descriptor.name);
-  return { provider, variant, version, notes, json, stream, metricNames: [...metricNames], pid: process.pid };
+  // Data points recorded per metric (cumulative over the whole process), to check that recording kept up with the
+  // calls: a GenAI instrumentation records one duration and two token-usage points (input, output) per call.
+  const metricCounts = {};
+  for (const sm of collected.resourceMetrics.scopeMetrics) {
+    for (const m of sm.metrics) {
+      metricNames.add(m.descriptor.name);
+      for (const dp of m.dataPoints) metricCounts[m.descriptor.name] = (metricCounts[m.descriptor.name] ?? 0) + (dp.value?.count ?? 0);
+    }
+  }
+  const calls = { json: modes.includes('json') ? warmup + batches * batchSize : 0, stream: modes.includes('stream') ? warmup + batches * batchSize : 0 };
+  let metricsEveryCall = null;
+  if (variant === 'tokenmeter') {
+    const all = calls.json + calls.stream;
+    metricsEveryCall =
+      metricCounts['gen_ai.client.operation.duration'] === all &&
+      metricCounts['gen_ai.client.token.usage'] === 2 * all &&
+      metricCounts['gen_ai.client.operation.time_to_first_chunk'] === calls.stream;
+  }
+  return { provider, variant, version, notes, json, stream, metricNames: [...metricNames], metricCounts, calls, metricsEveryCall, pid: process.pid };
 });

@@ -24,7 +24,8 @@ const exporter = new InMemorySpanExporter();
 const tracerProvider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
 tracerProvider.register();
 const reader = new PullReader();
-metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
+// BENCH_NO_METRICS=1: no MeterProvider (tokenmeter's histograms are no-ops), to isolate what recording costs.
+if (!process.env.BENCH_NO_METRICS) metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
 if (provider === 'anthropic') process.env.ANTHROPIC_OPEN_TELEMETRY = 'false';
 const tm = await import(pathToFileURL(`${dist}/instrumentation/index.js`).href);
 
@@ -107,8 +108,7 @@ for (let r = 0; r < rounds; r++) {
     }
   }
 }
-const collected = await reader.collect();
-const names = collected.resourceMetrics.scopeMetrics.flatMap((sm) => sm.metrics.map((m) => m.descriptor.name));
+const names = process.env.BENCH_NO_METRICS ? [] : (await reader.collect()).resourceMetrics.scopeMetrics.flatMap((sm) => sm.metrics.map((m) => m.descriptor.name));
 for (const mode of ['json', 'stream']) {
   const b = best[`bare/${mode}`];
   const t = best[`tokenmeter/${mode}`];
@@ -116,4 +116,4 @@ for (const mode of ['json', 'stream']) {
     `${provider} ${mode.padEnd(6)} bare ${b[0].toFixed(1)} µs (cpu ${b[1].toFixed(1)})  tokenmeter ${t[0].toFixed(1)} (cpu ${t[1].toFixed(1)})  added ${(t[0] - b[0]).toFixed(1)} (cpu ${(t[1] - b[1]).toFixed(1)})`,
   );
 }
-console.log(`metrics: ${[...new Set(names)].join(', ')}`);
+console.log(`metrics: ${[...new Set(names)].join(', ') || 'none'}`);

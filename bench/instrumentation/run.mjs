@@ -41,6 +41,9 @@ export async function benchInstrumentation(cfg, log) {
     for (const v of VARIANTS[provider]) {
       const rs = runs[`${provider}/${v.id}`];
       const row = { provider, variant: v.id, label: v.label, peer: v.peer, version: rs[0].version, notes: rs[0].notes, metrics: rs[0].metricNames };
+      // tokenmeter: one duration and two token-usage points per call (and time to first chunk per stream), in every
+      // process; null for the other variants (not checked).
+      if (rs[0].metricsEveryCall !== undefined && rs[0].metricsEveryCall !== null) row.metricsEveryCall = rs.every((r) => r.metricsEveryCall === true);
       for (const mode of ['json', 'stream']) {
         const per = summary(rs.map((r) => r[mode].perCallMicros));
         const checks = rs.map((r) => r[mode].check);
@@ -102,7 +105,8 @@ export function instrumentationMarkdown(data) {
         const m = r[mode];
         const usage = m.usageCaptured === null ? '—' : m.usageCaptured ? 'yes' : `**NO** (${m.check.spansWithUsage}/${m.check.calls} spans with usage${m.check.spansWithWrongUsage ? `, ${m.check.spansWithWrongUsage} wrong` : ''})`;
         const added = r.variant === 'bare' ? '—' : fmtRange(m.addedMicros);
-        out.push(`| ${r.label} | ${r.version || '—'} | ${MODE_NAME[mode]} | ${fmtRange(m.perCallMicros)} | ${added} | ${r.variant === 'bare' ? '1' : fmt(m.timesBare, 2)} | ${fmt(m.spansPerCall, 2)} | ${usage} | ${r.metrics.length ? r.metrics.map((x) => `\`${x}\``).join(', ') : 'none'} |`);
+        const everyCall = r.metricsEveryCall === true ? ' (every call)' : r.metricsEveryCall === false ? ' — **points missing**' : '';
+        out.push(`| ${r.label} | ${r.version || '—'} | ${MODE_NAME[mode]} | ${fmtRange(m.perCallMicros)} | ${added} | ${r.variant === 'bare' ? '1' : fmt(m.timesBare, 2)} | ${fmt(m.spansPerCall, 2)} | ${usage} | ${r.metrics.length ? r.metrics.map((x) => `\`${x}\``).join(', ') + everyCall : 'none'} |`);
       }
     }
     out.push('');
