@@ -4,8 +4,6 @@ import { ExactDecimal } from '../pricing/index.js';
 /** Sums of money: pricing's exact Decimal, so that adding millions of per-call costs never rounds. */
 export const Money = ExactDecimal;
 
-/** Plain non-negative decimal strings, the form every cost takes (decimal.js toFixed(), the ledger's numerics). */
-const PLAIN_DECIMAL = /^\d+(?:\.\d+)?$/;
 /** 10^0 .. 10^15: scaling by these keeps a number exact while the product stays a safe integer. */
 const POW10 = Array.from({ length: 16 }, (_, i) => 10 ** i);
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
@@ -27,29 +25,45 @@ export class ExactSum {
   }
 
   add(value: string): void {
-    if (this.slow === undefined && PLAIN_DECIMAL.test(value)) {
-      this.addPlain(value);
-      return;
+    if (this.slow === undefined) {
+      // One pass over a plain decimal ("123", "0.00061605"): its digits as a number while they fit (15 digits
+      // always do), where the dot is; anything else goes to decimal.js.
+      const len = value.length;
+      let n = 0;
+      let dot = -1;
+      let plain = len > 0;
+      for (let i = 0; i < len; i++) {
+        const c = value.charCodeAt(i);
+        if (c >= 48 && c <= 57) n = n * 10 + (c - 48);
+        else if (c === 46 && dot === -1 && i > 0 && i < len - 1) dot = i;
+        else {
+          plain = false;
+          break;
+        }
+      }
+      if (plain) {
+        const decimals = dot === -1 ? 0 : len - dot - 1;
+        const digits = dot === -1 ? len : len - 1;
+        this.addDigits(value, dot, digits <= 15 ? n : Number.NaN, decimals);
+        return;
+      }
     }
     this.slow = (this.slow ?? new Money(this.toString())).plus(value);
   }
 
-  private addPlain(value: string): void {
-    const dot = value.indexOf('.');
-    const digits = dot === -1 ? value : value.slice(0, dot) + value.slice(dot + 1);
-    const decimals = dot === -1 ? 0 : value.length - dot - 1;
+  /** Adds a plain decimal with `decimals` decimals; `n` is its digits as a number, NaN when they may not fit. */
+  private addDigits(value: string, dot: number, n: number, decimals: number): void {
     if (decimals > this.scale) this.rescale(decimals);
     const shift = this.scale - decimals;
-    if (this.big === undefined && digits.length <= 15 && shift <= 15) {
-      const n = Number(digits) * POW10[shift];
-      const sum = this.units + n;
+    if (this.big === undefined && n === n && shift <= 15) {
+      const sum = this.units + n * POW10[shift]!;
       if (sum <= MAX_SAFE) {
         this.units = sum;
         return;
       }
     }
-    const n = BigInt(digits) * 10n ** BigInt(shift);
-    this.big = (this.big ?? BigInt(this.units)) + n;
+    const digits = dot === -1 ? value : value.slice(0, dot) + value.slice(dot + 1);
+    this.big = (this.big ?? BigInt(this.units)) + BigInt(digits) * 10n ** BigInt(shift);
   }
 
   private rescale(scale: number): void {

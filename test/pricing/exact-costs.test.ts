@@ -117,5 +117,12 @@ describe('exact per-call costs', () => {
       }),
       { numRuns: 500 },
     );
+    fc.assert(
+      fc.property(fc.oneof(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: 0, max: 10_000 }).map((n) => n * 1000)), fc.integer({ min: 0, max: 45 }), (units, scale) => {
+        expect(scaledToDecimalString(units, scale)).toBe(scaledToDecimalString(BigInt(units), scale));
+        expect(scaledToDecimalString(units, scale)).toBe(new ExactDecimal(units).div(new ExactDecimal(10).pow(scale)).toFixed());
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
