@@ -103,7 +103,9 @@ export const configSchema = z
       .string()
       .min(1)
       .default(DEFAULT_STORAGE)
-      .describe('Ledger location: a directory (embedded ledger) or a `postgres://` URL (shared by replicas). Secret parts of URLs are redacted in output.'),
+      .describe(
+        'Ledger location: a directory (the embedded journal ledger), `pglite:<directory>` (PGlite, the embedded ledger of earlier versions) or a `postgres://` URL (shared by replicas). Secret parts of URLs are redacted in output.',
+      ),
     server: serverSchema,
     auth: authSchema,
     limits: limitsSchema,

@@ -77,7 +77,7 @@ const RECORD_FIELDS = 29;
 export interface JournalLedgerOptions {
   /** Start a new segment file when the current one reaches this size (default 64 MiB). */
   segmentMaxBytes?: number;
-  /** Write a snapshot after this many journal bytes since the last one (default 128 MiB): bounds replay at open. */
+  /** Write a snapshot after this many journal bytes since the last one (default 64 MiB): bounds replay at open. */
   snapshotEveryBytes?: number;
   /** Write a snapshot on close (default true: the next open reads it instead of replaying). Tests turn it off. */
   snapshotOnClose?: boolean;
@@ -193,6 +193,20 @@ export class JournalLedger implements Ledger {
   readonly #modelKeys = new Map<string, Map<string, string>>();
   /** Reused for each record's gross cost while it is added to the totals. */
   readonly #scratch = new Money();
+  /**
+   * Replay's strings are slices of a whole journal entry (V8 keeps the entry alive as long as a slice lives), so
+   * the names kept in the totals are copies, each made once; repeats also find the same string (its hash cached).
+   */
+  readonly #names = new Map<string, string>();
+  readonly #intern = (s: string): string => {
+    let v = this.#names.get(s);
+    if (v === undefined) {
+      v = s.length >= 13 ? Buffer.from(s, 'utf8').toString('utf8') : s; // V8 copies shorter substrings anyway
+      if (this.#names.size >= 100_000) this.#names.clear();
+      this.#names.set(v, v);
+    }
+    return v;
+  };
 
   /** Sealed and current segments, oldest first. */
   #segments: SegmentInfo[] = [];
@@ -217,7 +231,7 @@ export class JournalLedger implements Ledger {
     this.#clock = options.clock ?? systemClock;
     this.#discounts = options.discounts;
     this.#segmentMaxBytes = journal.segmentMaxBytes ?? 64 * 1024 * 1024;
-    this.#snapshotEveryBytes = journal.snapshotEveryBytes ?? 128 * 1024 * 1024;
+    this.#snapshotEveryBytes = journal.snapshotEveryBytes ?? 64 * 1024 * 1024;
     this.#snapshotOnClose = journal.snapshotOnClose ?? true;
   }
 
@@ -276,6 +290,7 @@ export class JournalLedger implements Ledger {
     toReplay.forEach((seq, k) => this.#segments.push(this.#replaySegment(seq, k === toReplay.length - 1)));
     this.#nextSeq = Math.max(covered, segSeqs.length > 0 ? segSeqs[segSeqs.length - 1] + 1 : 1, 1);
     this.#expire(this.#clock.now().getTime());
+    this.#names.clear();
   }
 
   /** Metadata of a segment already covered by the snapshot but missing from its list (should not happen). */
@@ -329,13 +344,15 @@ export class JournalLedger implements Ledger {
     const day = Math.floor(receivedAt / DAY_MILLIS);
     const keep = (day + 1) * DAY_MILLIS > this.#clock.now().getTime() - this.dedupWindowMillis;
     const bucket = keep ? this.#bucket(day) : undefined;
+    const gross = this.#scratch;
+    const own = this.#intern;
     for (let k = 0, b = 3; k < n; k++, b += RECORD_FIELDS) {
       bucket?.add(f[b], f[b + 1]);
       const flags = Number(f[b + 13]);
-      const gross = Money.of(f[b + 27]);
+      gross.set(f[b + 27]);
       const discount = f[b + 28] === '' ? undefined : f[b + 28];
       this.#apply(
-        f[b + 3], f[b + 4], f[b + 5], f[b + 7], f[b + 9],
+        own(f[b + 3]), own(f[b + 4]), own(f[b + 5]), own(f[b + 7]), own(f[b + 9]),
         Number(f[b + 16]), Number(f[b + 17]), Number(f[b + 18]), Number(f[b + 19]), Number(f[b + 20]), Number(f[b + 21]),
         (flags & 2) !== 0, (flags & 1) !== 0, gross, discount === undefined ? undefined : Money.of(discount), discount === undefined ? gross : Money.of(new Exact(f[b + 27]).minus(discount).toFixed()),
       );
