@@ -94,7 +94,7 @@ export function createOtlpHandler<S>(o: OtlpHandlerOptions<S>): (req: IncomingMe
       return;
     }
 
-    let spans: S[];
+    let spans: S[] | undefined;
     try {
       spans = o.decoders.decodeTraces(body, contentType, contentEncoding).spans;
     } catch (err) {
@@ -103,7 +103,10 @@ export function createOtlpHandler<S>(o: OtlpHandlerOptions<S>): (req: IncomingMe
       return;
     }
     try {
-      const outcome = await o.pipeline.process(spans);
+      const processing = o.pipeline.process(spans);
+      // Not held while the commit is awaited: the decoded spans can be collected young (see Pipeline.process).
+      spans = undefined;
+      const outcome = await processing;
       const partial =
         outcome.rejected > 0
           ? { rejected: outcome.rejected, errorMessage: `${outcome.rejected} span(s) rejected: ${outcome.messages.join('; ')}`.slice(0, 1000) }

@@ -102,6 +102,15 @@ export function toLedgerRecord(rec: UsageRecord, plans: PlanPort, pricing: Prici
   return out;
 }
 
+/** A request's spans after extraction, planning and pricing, before the commit. */
+interface PreparedBatch {
+  records: LedgerRecord[];
+  rejectedByReason: Map<string, number>;
+  messages: string[];
+  ignored: number;
+  rejected: number;
+}
+
 /**
  * decode → extract → plan + period → price → ledger commit → metrics. Counters move only after the commit
  * succeeded, so a 503 followed by the sender's retry never double counts.
@@ -113,7 +122,22 @@ export class Pipeline<S> {
     this.periods = new PeriodStarts(o.plans);
   }
 
-  async process(spans: readonly S[]): Promise<SpanOutcomes> {
+  /**
+   * Extracts, plans and prices the spans synchronously, then commits. Only the ledger records are kept across
+   * the commit's await, not the decoded spans (an attribute map each): with several requests waiting for their
+   * group commit, spans held there would survive young-generation collections and be copied and promoted.
+   */
+  process(spans: readonly S[]): Promise<SpanOutcomes> {
+    let batch: PreparedBatch;
+    try {
+      batch = this.prepare(spans);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.commit(batch);
+  }
+
+  private prepare(spans: readonly S[]): PreparedBatch {
     const records: LedgerRecord[] = [];
     const rejectedByReason = new Map<string, number>();
     const messages: string[] = [];
@@ -136,7 +160,10 @@ export class Pipeline<S> {
       else if (r.kind === 'rejected') reject(r.reason, r.message);
       else records.push(toLedgerRecord(r.record, this.o.plans, this.o.pricing, this.periods));
     }
+    return { records, rejectedByReason, messages, ignored, rejected };
+  }
 
+  private async commit({ records, rejectedByReason, messages, ignored, rejected }: PreparedBatch): Promise<SpanOutcomes> {
     let result: CommitResult = { committed: [], duplicates: [], rollups: [] };
     if (records.length > 0) {
       const t0 = performance.now();
