@@ -53,12 +53,20 @@ export async function benchIngest(cfg, log) {
     }
     log(`ingest: tokenmeter without a ledger (diagnostic), ${c} sender(s)`);
     runs.push({ receiver: 'tokenmeter-noledger', ...(await one('tokenmeter-noledger', undefined, pool.bodies, c, cfg)) });
-    log(`ingest: tokenmeter + embedded ledger (PGlite), ${c} sender(s)`);
+    log(`ingest: tokenmeter + embedded ledger (journal), ${c} sender(s)`);
     const dir = tempDir();
     try {
-      runs.push({ receiver: 'tokenmeter-pglite', users: cfg.users, ...(await one('tokenmeter', dir, pool.bodies, c, cfg)) });
+      runs.push({ receiver: 'tokenmeter-embedded', users: cfg.users, ...(await one('tokenmeter', dir, pool.bodies, c, cfg)) });
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+    // Diagnostic: the embedded ledger of earlier versions (PGlite, still selectable as `pglite:<dir>`).
+    log(`ingest: tokenmeter + PGlite ledger (diagnostic), ${c} sender(s)`);
+    const pgliteDir = tempDir();
+    try {
+      runs.push({ receiver: 'tokenmeter-pglite', users: cfg.users, ...(await one('tokenmeter', `pglite:${pgliteDir}`, pool.bodies, c, cfg)) });
+    } finally {
+      rmSync(pgliteDir, { recursive: true, force: true });
     }
   }
   let pgVersion;
@@ -80,16 +88,16 @@ export async function benchIngest(cfg, log) {
   const growth = [];
   const gc = Math.max(...cfg.concurrency);
   for (const users of cfg.growthUsers) {
-    const same = runs.find((r) => r.receiver === 'tokenmeter-pglite' && r.concurrency === gc && users === cfg.users);
+    const same = runs.find((r) => r.receiver === 'tokenmeter-embedded' && r.concurrency === gc && users === cfg.users);
     if (same) {
       growth.push({ ...same, users });
       continue;
     }
     const bodies = makeBatches({ batches: cfg.batches, batchSize: BATCH, users, seed: 11 }).bodies;
-    log(`ingest growth: tokenmeter + PGlite, ${users} users, ${gc} senders`);
+    log(`ingest growth: tokenmeter + embedded ledger, ${users} users, ${gc} senders`);
     const dir = tempDir();
     try {
-      growth.push({ receiver: 'tokenmeter-pglite', users, ...(await one('tokenmeter', dir, bodies, gc, cfg)) });
+      growth.push({ receiver: 'tokenmeter-embedded', users, ...(await one('tokenmeter', dir, bodies, gc, cfg)) });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -109,7 +117,8 @@ const LABEL = {
   'decode-protobufjs': 'bare node:http, protobufjs decode only (the limit)',
   'decode-walker': "bare node:http, tokenmeter's walker decode only",
   'tokenmeter-noledger': 'diagnostic: tokenmeter with an in-memory ledger (every other stage real)',
-  'tokenmeter-pglite': 'tokenmeter, embedded ledger (PGlite)',
+  'tokenmeter-embedded': 'tokenmeter, embedded ledger (journal)',
+  'tokenmeter-pglite': 'diagnostic: tokenmeter, PGlite ledger (`pglite:<dir>`, the embedded ledger before)',
   'tokenmeter-postgres': 'tokenmeter, PostgreSQL 15',
 };
 
@@ -134,17 +143,22 @@ export function ingestMarkdown(d) {
   out.push('');
   for (const [k, v] of Object.entries(d.ratios)) {
     const [recv, c] = k.split('/');
-    const goal = recv === 'tokenmeter-pglite' ? ` — goal ≥ 0.5: **${v.vsProtobufjs >= 0.5 ? 'met' : 'NOT met'}**` : '';
+    const goal = recv === 'tokenmeter-embedded' ? ` — goal ≥ 0.5: **${v.vsProtobufjs >= 0.5 ? 'met' : 'NOT met'}**` : '';
     out.push(`- ${LABEL[recv]}, ${c} sender(s): **${fmt(v.vsProtobufjs, 2)}×** the protobufjs decode-only limit (${fmt(v.vsWalker, 2)}× the walker decode-only server)${goal}.`);
   }
   for (const c of d.config.concurrency) {
     const nl = d.runs.find((r) => r.receiver === 'tokenmeter-noledger' && r.concurrency === c);
-    const pg = d.runs.find((r) => r.receiver === 'tokenmeter-pglite' && r.concurrency === c);
+    const em = d.runs.find((r) => r.receiver === 'tokenmeter-embedded' && r.concurrency === c);
+    const pgl = d.runs.find((r) => r.receiver === 'tokenmeter-pglite' && r.concurrency === c);
     const lim = d.runs.find((r) => r.receiver === 'decode-protobufjs' && r.concurrency === c);
-    if (nl && pg && lim) {
+    if (nl && em && lim) {
+      // Per-span time differences between receivers of the same run (each receiver is one event loop).
+      const perSpan = (r) => 1e6 / r.spansPerSecond;
       out.push(
         `- What limits it, ${c} sender(s): without the ledger the same exporter reaches ${fmt(nl.spansPerSecond)} spans/s (${fmt((100 * nl.spansPerSecond) / lim.spansPerSecond, 0)}% of the limit), ` +
-          `so the stages before the ledger cost about ${fmt(1e6 / nl.spansPerSecond - 1e6 / lim.spansPerSecond)} µs per span above decoding and the embedded ledger about ${fmt(1e6 / pg.spansPerSecond - 1e6 / nl.spansPerSecond)} µs per span.`,
+          `so the stages before the ledger cost about ${fmt(perSpan(nl) - perSpan(lim))} µs per span above decoding and the embedded (journal) ledger about ` +
+          `${fmt(perSpan(em) - perSpan(nl))} µs per span` +
+          (pgl ? ` (PGlite: about ${fmt(perSpan(pgl) - perSpan(nl))} µs per span).` : '.'),
       );
     }
   }
@@ -155,7 +169,7 @@ export function ingestMarkdown(d) {
 }
 
 export function ingestGrowthMarkdown(d) {
-  const out = ['| distinct users | calls | spans/s (8 senders, PGlite) | range | check |', '| --- | --- | --- | --- | --- |'];
+  const out = ['| distinct users | calls | spans/s (8 senders, embedded journal ledger) | range | check |', '| --- | --- | --- | --- | --- |'];
   for (const g of d.growth) out.push(`| ${g.users.toLocaleString('en-US')} | ${g.sentSpans.toLocaleString('en-US')} | ${fmt(g.spansPerSecond)} | ${fmt(g.rate.min)}–${fmt(g.rate.max)} | ${check(g)} |`);
   return out.join('\n');
 }

@@ -1,5 +1,6 @@
-// Section 4 (and the per-call half of 5): a simulated month of calls into the embedded ledger through the real
-// exporter, its size on disk, and the time to restart and reload the period state.
+// Section 4 (and the per-call half of 5): a simulated month of calls into the embedded (journal) ledger through the
+// real exporter, its size on disk, and the time to restart and reload the period state.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { drive, startServer, sumMetric } from '../ingest/drive.mjs';
 import { makeBatches } from '../lib/payloads.mjs';
 import { fmt, fmtBytes, median } from '../lib/stats.mjs';
+import { DedupKeys } from '../../dist/ledger/dedup-keys.js';
 
 const BATCH = 512;
 
@@ -17,6 +19,16 @@ function duBytes(dir) {
     n += e.isDirectory() ? duBytes(p) : statSync(p).size;
   }
   return n;
+}
+
+/**
+ * Memory of the dedup record: the journal ledger keeps every (trace id, span id) of the dedup window in a
+ * DedupKeys table (typed arrays only, so its size is exact), here filled with as many random ids as the run sent.
+ */
+function dedupKeyBytes(n) {
+  const keys = new DedupKeys();
+  for (let k = 0; k < n; k++) keys.add(randomBytes(16).toString('hex'), randomBytes(8).toString('hex'));
+  return { keys: keys.size, bytes: keys.bytes, bytesPerKey: keys.bytes / keys.size };
 }
 
 function countUsers(text) {
@@ -36,7 +48,7 @@ export async function benchLedger(cfg, log) {
     const timeOf = (k) => periodStart + Math.floor((span * k) / cfg.calls);
     const totalBatches = Math.ceil(cfg.calls / BATCH);
     const chunk = 40;
-    log(`ledger: ${cfg.calls} calls for ${cfg.users} users into PGlite`);
+    log(`ledger: ${cfg.calls} calls for ${cfg.users} users into the embedded journal ledger`);
     // The size of an empty ledger (schema, catalog of the database engine), to give the per-call cost above it.
     const emptyDir = mkdtempSync(join(tmpdir(), 'tokenmeter-bench-empty-'));
     let emptyBytes;
@@ -72,8 +84,16 @@ export async function benchLedger(cfg, log) {
       restarts.push({ startExporterMillis: server.startMillis, processMillis, usersLoaded: countUsers(server.initialMetricsText), requestsLoaded: sumMetric(server.initialMetricsText, 'tokenmeter_period_requests') });
       after = await server.stop();
     }
+    // Worst case: no snapshot at all (a crash before the first one), every call replayed from the journal. A running
+    // ledger snapshots every 128 MiB of journal, so after a crash at most that much is replayed.
+    for (const f of readdirSync(dir)) if (f.startsWith('snapshot-')) rmSync(join(dir, f));
+    server = await startServer('tokenmeter', dir);
+    const replayRestart = { startExporterMillis: server.startMillis, requestsLoaded: sumMetric(server.initialMetricsText, 'tokenmeter_period_requests') };
+    await server.stop();
     const restartMedian = median(restarts.map((r) => r.startExporterMillis));
     const last = restarts[restarts.length - 1];
+    const files = readdirSync(dir);
+    const dedup = dedupKeyBytes(sent);
     return {
       config: cfg,
       calls: sent,
@@ -84,10 +104,18 @@ export async function benchLedger(cfg, log) {
       bytesOnDisk,
       emptyBytes,
       bytesPerCall: (bytesOnDisk - emptyBytes) / sent,
+      files: { journalSegments: files.filter((f) => f.startsWith('journal-')).length, snapshots: files.filter((f) => f.startsWith('snapshot-')).map((f) => ({ name: f, bytes: statSync(join(dir, f)).size })) },
+      dedup,
       restarts,
       restartMillis: restartMedian,
+      replayRestart,
       restartGoalMet: restartMedian < 5000,
-      consistent: pricedBefore === sent && last.requestsLoaded === sent && last.usersLoaded === Math.min(cfg.users, sent) && sumMetric(after.metricsText, 'tokenmeter_period_requests') === sent,
+      consistent:
+        pricedBefore === sent &&
+        last.requestsLoaded === sent &&
+        last.usersLoaded === Math.min(cfg.users, sent) &&
+        sumMetric(after.metricsText, 'tokenmeter_period_requests') === sent &&
+        replayRestart.requestsLoaded === sent,
       extrapolated: cfg.calls < 1_000_000 ? { calls: 1_000_000, ingestSeconds: (1_000_000 / sent) * ingestSeconds, bytesOnDisk: emptyBytes + 1_000_000 * ((bytesOnDisk - emptyBytes) / sent) } : undefined,
     };
   } finally {
@@ -99,15 +127,23 @@ export function ledgerMarkdown(d) {
   const out = [];
   out.push(
     `${d.calls.toLocaleString('en-US')} calls for ${d.users.toLocaleString('en-US')} users, spread over the current billing period, sent through OTLP ` +
-      `(${d.config.concurrency} senders, batches of ${BATCH}) into the real exporter with the embedded ledger (PGlite) in a temp directory; then the ` +
+      `(${d.config.concurrency} senders, batches of ${BATCH}) into the real exporter with the embedded ledger (the journal ledger) in a temp directory; then the ` +
       `exporter is stopped and started again ${d.config.restarts} time(s) on the same directory.`,
     '',
   );
   out.push('| figure | value |', '| --- | --- |');
   out.push(`| ingest time | ${fmt(d.ingestSeconds)} s (${fmt(d.spansPerSecond)} calls/s) |`);
   out.push(`| ledger size on disk | ${fmtBytes(d.bytesOnDisk)}: an empty ledger's ${fmtBytes(d.emptyBytes)} + ${fmt(d.bytesPerCall, 0)} B per call |`);
+  if (d.files) {
+    const snaps = d.files.snapshots.map((s) => fmtBytes(s.bytes)).join(', ') || 'none';
+    out.push(`| files | ${d.files.journalSegments} journal segment(s) (the per-call record, kept for \`ledger.retention\`), snapshot: ${snaps} |`);
+  }
+  if (d.dedup) out.push(`| memory of the dedup record | ${fmt(d.dedup.bytesPerKey, 0)} B per (trace id, span id) (${fmtBytes(d.dedup.bytes)} for ${d.dedup.keys.toLocaleString('en-US')} keys) |`);
   out.push(`| restart: startExporter until period state loaded (median) | **${fmt(d.restartMillis)} ms** (${d.restarts.map((r) => fmt(r.startExporterMillis)).join(', ')}) |`);
   out.push(`| restart: new process until ready (incl. Node start, module load) | ${d.restarts.map((r) => `${fmt(r.processMillis)} ms`).join(', ')} |`);
+  if (d.replayRestart) {
+    out.push(`| restart with no snapshot (every call replayed from the journal: worse than any crash) | ${fmt(d.replayRestart.startExporterMillis)} ms (${d.replayRestart.requestsLoaded.toLocaleString('en-US')} calls reloaded) |`);
+  }
   out.push(`| users / calls reloaded from the ledger | ${d.restarts[d.restarts.length - 1].usersLoaded.toLocaleString('en-US')} / ${d.restarts[d.restarts.length - 1].requestsLoaded.toLocaleString('en-US')} |`);
   out.push(`| check | ${d.consistent ? 'ok: every acknowledged call is in the reloaded period totals' : '**MISMATCH** between acknowledged and reloaded calls'} |`);
   out.push('');

@@ -145,6 +145,7 @@ describe('npm run bench -- --quick', () => {
     const receivers = new Set(ingest.runs.map((r) => r.receiver));
     expect(receivers.has('decode-protobufjs')).toBe(true);
     expect(receivers.has('decode-walker')).toBe(true);
+    expect(receivers.has('tokenmeter-embedded')).toBe(true);
     expect(receivers.has('tokenmeter-pglite')).toBe(true);
     expect(receivers.has('tokenmeter-noledger')).toBe(true);
     for (const r of [...ingest.runs, ...ingest.growth]) {
@@ -161,6 +162,7 @@ describe('npm run bench -- --quick', () => {
     }
     if (!ingest.notes.some((n) => n.includes('PostgreSQL runs skipped'))) expect(receivers.has('tokenmeter-postgres')).toBe(true);
     expect(ingest.growth.length).toBeGreaterThanOrEqual(2);
+    expect(Object.keys(ingest.ratios)).toContain('tokenmeter-embedded/1');
     expect(Object.keys(ingest.ratios)).toContain('tokenmeter-pglite/1');
   });
 
