@@ -150,13 +150,13 @@ function callCosts(u: Usage, cw1h: number, r: ScaledRates): { costUsd: Record<To
   if (total <= Number.MAX_SAFE_INTEGER) {
     return {
       costUsd: {
-        input: scaledToDecimalString(input, r.scale),
-        cache_read: scaledToDecimalString(cacheRead, r.scale),
-        cache_write: scaledToDecimalString(cacheWrite, r.scale),
-        output: scaledToDecimalString(output, r.scale),
-        reasoning: scaledToDecimalString(reasoning, r.scale),
+        input: safeScaledToDecimalString(input, r.scale),
+        cache_read: safeScaledToDecimalString(cacheRead, r.scale),
+        cache_write: safeScaledToDecimalString(cacheWrite, r.scale),
+        output: safeScaledToDecimalString(output, r.scale),
+        reasoning: safeScaledToDecimalString(reasoning, r.scale),
       },
-      totalUsd: scaledToDecimalString(total, r.scale),
+      totalUsd: safeScaledToDecimalString(total, r.scale),
     };
   }
   const b = r.big;
