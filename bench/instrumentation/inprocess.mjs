@@ -14,7 +14,7 @@ const require = createRequire(import.meta.url);
 const [provider = 'openai', distArg, roundsArg = '12'] = process.argv.slice(2);
 const dist = distArg ?? fileURLToPath(new URL('../../dist', import.meta.url));
 const rounds = Number(roundsArg);
-const BATCH = 200;
+const BATCH = Number(process.env.BENCH_BATCH ?? 200);
 
 class PullReader extends MetricReader {
   async onForceFlush() {}

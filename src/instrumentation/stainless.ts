@@ -151,12 +151,19 @@ function instrumentStream(stream: any, call: GenAiCall, handler: ResponseHandler
   // (Once it is being read, the iterator sees the abort as the stream's quiet end.) Every abort of this
   // controller goes through its `abort` method (the caller's `stream.controller.abort()`, the SDK's forwarding
   // of the caller's AbortSignal), so an own `abort` sees it; far cheaper per call than an 'abort' listener.
-  if (controller !== undefined && controller !== null && typeof controller.abort === 'function') {
-    const abort = controller.abort;
+  if (controller === undefined || controller === null || typeof controller.abort !== 'function') return;
+  const abort = controller.abort;
+  const endOnAbort = (): void => {
+    if (!claimed) call.end(undefined, 'abort');
+  };
+  try {
     controller.abort = function tokenmeterAbort(this: AbortController, reason?: unknown): void {
-      if (!claimed) call.end(undefined, 'abort');
+      endOnAbort();
       return abort.call(this, reason);
     };
+  } catch {
+    // A controller that cannot take an own property (frozen): listen instead.
+    controller.signal?.addEventListener('abort', endOnAbort, { once: true });
   }
 }
 

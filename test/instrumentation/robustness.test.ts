@@ -99,6 +99,31 @@ describe('tokenmeter never breaks the app', () => {
     expect(() => client.chat.completions.create(undefined as never)).toThrow(TypeError);
     expect(h.finished().length).toBe(0);
   });
+
+  it('still ends a stream aborted before reading when its AbortController is frozen', async () => {
+    // tokenmeter sees an abort through an own `abort` on the stream's controller; a frozen controller cannot take
+    // one, and then the 'abort' event must do.
+    const Original = globalThis.AbortController;
+    class FrozenAbortController extends Original {
+      constructor() {
+        super();
+        Object.freeze(this);
+      }
+    }
+    globalThis.AbortController = FrozenAbortController;
+    let controller: AbortController;
+    try {
+      const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true });
+      controller = stream.controller;
+    } finally {
+      globalThis.AbortController = Original;
+    }
+    expect(Object.isFrozen(controller)).toBe(true);
+    controller.abort();
+    const span = onlySpan(h);
+    expect(span.attributes['tokenmeter.stream.end']).toBe('abort');
+    expect(errors).toEqual([]);
+  });
 });
 
 describe('disable()', () => {
