@@ -83,27 +83,98 @@ export interface JournalLedgerOptions {
   snapshotOnClose?: boolean;
 }
 
-/** Six token counters: the five buckets + the 1-hour part of cache_write. */
+/** Six token counters: the five buckets + the 1-hour part of cache_write (the snapshot's form). */
 type Tokens = [number, number, number, number, number, number];
 
-interface ModelRow {
-  provider: string;
-  model: string;
-  tokens: Tokens;
-  requests: number;
-  unpriced: number;
-  estimated: number;
-  cost: Money;
+/**
+ * One total: its exact cost (the Money it extends), token counters as fields (no array per row), requests. Rows
+ * are the bulk of the ledger's heap (a few per active user), so they are plain classes, chained instead of a Map
+ * per user.
+ */
+class Row extends Money {
+  t0 = 0;
+  t1 = 0;
+  t2 = 0;
+  t3 = 0;
+  t4 = 0;
+  t5 = 0;
+  requests = 0;
+
+  addTokens(t0: number, t1: number, t2: number, t3: number, t4: number, t5: number, net: Money): void {
+    this.t0 += t0;
+    this.t1 += t1;
+    this.t2 += t2;
+    this.t3 += t3;
+    this.t4 += t4;
+    this.t5 += t5;
+    this.requests += 1;
+    this.add(net);
+  }
+
+  tokens(): Tokens {
+    return [this.t0, this.t1, this.t2, this.t3, this.t4, this.t5];
+  }
+
+  setTokens(t: Tokens): void {
+    [this.t0, this.t1, this.t2, this.t3, this.t4, this.t5] = t;
+  }
+
+  counts(): TokenCounts {
+    return { input: this.t0, cache_read: this.t1, cache_write: this.t2, output: this.t3, reasoning: this.t4 };
+  }
 }
 
-interface UserRow {
-  userId: string;
-  plan: string;
-  tokens: Tokens;
-  requests: number;
-  cost: Money;
-  /** Per provider + model (key `provider\0model`): the usage API's per-user breakdown. */
-  models: Map<string, ModelRow>;
+class ModelRow extends Row {
+  unpriced = 0;
+  estimated = 0;
+  /** The user's next provider/model (per-user rows only). */
+  next: ModelRow | undefined = undefined;
+
+  constructor(
+    readonly provider: string,
+    readonly model: string,
+  ) {
+    super();
+  }
+}
+
+class UserRow extends Row {
+  /** The user's usage per provider and model in this plan: the usage API's per-user breakdown. */
+  models: ModelRow | undefined = undefined;
+  /** The same user's row under another plan (usually none). */
+  next: UserRow | undefined = undefined;
+
+  constructor(
+    readonly userId: string,
+    readonly plan: string,
+  ) {
+    super();
+  }
+
+  /** The per-model row, created when missing. */
+  model(provider: string, model: string): ModelRow {
+    let m = this.models;
+    while (m !== undefined && (m.model !== model || m.provider !== provider)) m = m.next;
+    if (m === undefined) {
+      m = new ModelRow(provider, model);
+      m.next = this.models;
+      this.models = m;
+    }
+    return m;
+  }
+
+  modelRows(): ModelRow[] {
+    const out: ModelRow[] = [];
+    for (let m = this.models; m !== undefined; m = m.next) out.push(m);
+    return out;
+  }
+}
+
+/** Every plan's row of one user (the chain from `head`). */
+function planRows(head: UserRow | undefined): UserRow[] {
+  const out: UserRow[] = [];
+  for (let u = head; u !== undefined; u = u.next) out.push(u);
+  return out;
 }
 
 interface SpendRow {
@@ -115,8 +186,8 @@ interface SpendRow {
 }
 
 interface PeriodState {
-  /** user → plan → totals. */
-  users: Map<string, Map<string, UserRow>>;
+  /** user → their rows (one per plan, chained). */
+  users: Map<string, UserRow>;
   /** `provider\0model` → totals for everyone. */
   models: Map<string, ModelRow>;
   providers: Map<string, SpendRow>;
@@ -150,15 +221,10 @@ interface Prepared {
   nets: Map<number, { costUsd: Record<TokenType, Exact>; total: Exact; gross: Exact; discount: Exact }>;
 }
 
-const zeroTokens = (): Tokens => [0, 0, 0, 0, 0, 0];
-
 function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function tokenCounts(t: Tokens): TokenCounts {
-  return { input: t[0], cache_read: t[1], cache_write: t[2], output: t[3], reasoning: t[4] };
-}
 
 function isoOf(periodStart: Date | string): string {
   const d = typeof periodStart === 'string' ? new Date(periodStart) : periodStart;
@@ -369,17 +435,19 @@ export class JournalLedger implements Ledger {
     for (const [ps, users, models, providers] of s.periods) {
       const p = this.#period(ps);
       for (const [userId, plan, tokens, requests, cost, rows] of users) {
-        const row: UserRow = { userId, plan, tokens, requests, cost: Money.of(cost), models: new Map() };
-        for (const [provider, model, t, rq, unpriced, estimated, c] of rows) {
-          row.models.set(`${provider}\u0000${model}`, { provider, model, tokens: t, requests: rq, unpriced, estimated, cost: Money.of(c) });
+        const row = new UserRow(userId, plan);
+        row.setTokens(tokens);
+        row.requests = requests;
+        row.addString(cost);
+        for (const m of rows) {
+          const r = modelRowOf(m);
+          r.next = row.models;
+          row.models = r;
         }
-        let byPlan = p.users.get(userId);
-        if (!byPlan) p.users.set(userId, (byPlan = new Map()));
-        byPlan.set(plan, row);
+        row.next = p.users.get(userId);
+        p.users.set(userId, row);
       }
-      for (const [provider, model, t, rq, unpriced, estimated, c] of models) {
-        p.models.set(`${provider}\u0000${model}`, { provider, model, tokens: t, requests: rq, unpriced, estimated, cost: Money.of(c) });
-      }
+      for (const m of models) p.models.set(this.#modelKey(m[0], m[1]), modelRowOf(m));
       for (const [provider, gross, discount, net, requests] of providers) {
         p.providers.set(provider, { provider, gross: Money.of(gross), discount: Money.of(discount), net: Money.of(net), requests });
       }
@@ -439,23 +507,23 @@ export class JournalLedger implements Ledger {
     priced: boolean, estimated: boolean, gross: Money, discount: Money | undefined, net: Money,
   ): void {
     const p = this.#period(ps);
-    let byPlan = p.users.get(userId);
-    if (!byPlan) p.users.set(userId, (byPlan = new Map()));
-    let u = byPlan.get(plan);
-    if (!u) byPlan.set(plan, (u = { userId, plan, tokens: zeroTokens(), requests: 0, cost: new Money(), models: new Map() }));
-    addTokens(u.tokens, t0, t1, t2, t3, t4, t5);
-    u.requests += 1;
-    u.cost.add(net);
-    let keys = this.#modelKeys.get(provider);
-    if (!keys) this.#modelKeys.set(provider, (keys = new Map()));
-    let mk = keys.get(model);
-    if (mk === undefined) keys.set(model, (mk = `${provider}\u0000${model}`));
-    let um = u.models.get(mk);
-    if (!um) u.models.set(mk, (um = { provider, model, tokens: zeroTokens(), requests: 0, unpriced: 0, estimated: 0, cost: new Money() }));
-    addModel(um, t0, t1, t2, t3, t4, t5, priced, estimated, net);
+    const head = p.users.get(userId);
+    let u = head;
+    while (u !== undefined && u.plan !== plan) u = u.next;
+    if (u === undefined) {
+      u = new UserRow(userId, plan);
+      u.next = head;
+      p.users.set(userId, u);
+    }
+    u.addTokens(t0, t1, t2, t3, t4, t5, net);
+    const um = u.model(provider, model);
+    um.addTokens(t0, t1, t2, t3, t4, t5, net);
+    addModel(um, priced, estimated);
+    const mk = this.#modelKey(provider, model);
     let m = p.models.get(mk);
-    if (!m) p.models.set(mk, (m = { provider, model, tokens: zeroTokens(), requests: 0, unpriced: 0, estimated: 0, cost: new Money() }));
-    addModel(m, t0, t1, t2, t3, t4, t5, priced, estimated, net);
+    if (!m) p.models.set(mk, (m = new ModelRow(provider, model)));
+    m.addTokens(t0, t1, t2, t3, t4, t5, net);
+    addModel(m, priced, estimated);
     let s = p.providers.get(provider);
     if (!s) p.providers.set(provider, (s = { provider, gross: new Money(), discount: new Money(), net: new Money(), requests: 0 }));
     s.gross.add(gross);
@@ -464,11 +532,20 @@ export class JournalLedger implements Ledger {
     s.requests += 1;
   }
 
+  /** The interned `provider\0model` key (no string built per record). */
+  #modelKey(provider: string, model: string): string {
+    let keys = this.#modelKeys.get(provider);
+    if (!keys) this.#modelKeys.set(provider, (keys = new Map()));
+    let mk = keys.get(model);
+    if (mk === undefined) keys.set(model, (mk = `${provider}\u0000${model}`));
+    return mk;
+  }
+
   #dropRollupsBefore(beforeMillis: number): number {
     let rows = 0;
     for (const [ps, p] of this.#periods) {
       if (Date.parse(ps) >= beforeMillis) continue;
-      for (const byPlan of p.users.values()) for (const u of byPlan.values()) rows += 1 + u.models.size;
+      for (const head of p.users.values()) for (const u of planRows(head)) rows += 1 + u.modelRows().length;
       rows += p.models.size + p.providers.size;
       this.#periods.delete(ps);
     }
@@ -673,7 +750,8 @@ export class JournalLedger implements Ledger {
     const seen = new Set<UserRow>();
     for (const r of recs) {
       const ps = this.#iso(r.periodStart);
-      const u = this.#periods.get(ps)?.users.get(r.userId)?.get(r.plan);
+      let u = this.#periods.get(ps)?.users.get(r.userId);
+      while (u !== undefined && u.plan !== r.plan) u = u.next;
       if (u && !seen.has(u)) {
         seen.add(u);
         touched.push(u);
@@ -781,10 +859,8 @@ export class JournalLedger implements Ledger {
     const periods: SnapshotJson['periods'] = [];
     for (const [ps, p] of this.#periods) {
       const users: SnapshotUser[] = [];
-      for (const byPlan of p.users.values()) {
-        for (const u of byPlan.values()) {
-          users.push([u.userId, u.plan, u.tokens, u.requests, u.cost.toFixed(), [...u.models.values()].map(modelJson)]);
-        }
+      for (const head of p.users.values()) {
+        for (const u of planRows(head)) users.push([u.userId, u.plan, u.tokens(), u.requests, u.toFixed(), u.modelRows().map(modelJson)]);
       }
       const providers: SnapshotJson['periods'][number][3] = [...p.providers.values()].map((s) => [s.provider, s.gross.toFixed(), s.discount.toFixed(), s.net.toFixed(), s.requests]);
       periods.push([ps, users, [...p.models.values()].map(modelJson), providers]);
@@ -818,17 +894,17 @@ export class JournalLedger implements Ledger {
     if (!p) return [];
     const ps = isoOf(periodStart);
     const rows: UserRow[] = [];
-    for (const byPlan of p.users.values()) for (const u of byPlan.values()) rows.push(u);
+    for (const head of p.users.values()) for (let u: UserRow | undefined = head; u !== undefined; u = u.next) rows.push(u);
     rows.sort((a, b) => compareStrings(a.userId, b.userId) || compareStrings(a.plan, b.plan));
     return rows.map((u) => rollupOf(ps, u));
   }
 
   async userModelUsage(userId: string, periodStart: Date | string): Promise<ModelUsage[]> {
-    const byPlan = this.#query(periodStart)?.users.get(userId);
-    if (!byPlan) return [];
+    const head = this.#query(periodStart)?.users.get(userId);
+    if (!head) return [];
     const out: ModelUsage[] = [];
-    for (const u of [...byPlan.values()].sort((a, b) => compareStrings(a.plan, b.plan))) {
-      const rows = [...u.models.values()].sort((a, b) => compareStrings(a.provider, b.provider) || compareStrings(a.model, b.model));
+    for (const u of planRows(head).sort((a, b) => compareStrings(a.plan, b.plan))) {
+      const rows = u.modelRows().sort((a, b) => compareStrings(a.provider, b.provider) || compareStrings(a.model, b.model));
       for (const m of rows) out.push({ ...modelUsageOf(m), userId, plan: u.plan });
     }
     return out;
@@ -836,10 +912,9 @@ export class JournalLedger implements Ledger {
 
   async userPeriodUsage(userId: string, periodStart: Date | string): Promise<UserPeriodUsage> {
     const ps = isoOf(periodStart);
-    const byPlan = this.#query(ps)?.users.get(userId);
-    const rows = byPlan ? [...byPlan.values()].sort((a, b) => compareStrings(a.plan, b.plan)) : [];
+    const rows = planRows(this.#query(ps)?.users.get(userId)).sort((a, b) => compareStrings(a.plan, b.plan));
     const plans = rows.map((u) => rollupOf(ps, u));
-    const cacheWrite1hTokens = rows.reduce((s, u) => s + u.tokens[5], 0);
+    const cacheWrite1hTokens = rows.reduce((s, u) => s + u.t5, 0);
     const byModel = await this.userModelUsage(userId, ps);
     return { userId, periodStart: ps, ...totalsOf(plans), cacheWrite1hTokens, plans, byModel };
   }
@@ -945,41 +1020,39 @@ interface SnapshotJson {
   periods: [ps: string, users: SnapshotUser[], models: SnapshotModel[], providers: [provider: string, gross: string, discount: string, net: string, requests: number][]][];
 }
 
-const modelJson = (m: ModelRow): SnapshotModel => [m.provider, m.model, m.tokens, m.requests, m.unpriced, m.estimated, m.cost.toFixed()];
+const modelJson = (m: ModelRow): SnapshotModel => [m.provider, m.model, m.tokens(), m.requests, m.unpriced, m.estimated, m.toFixed()];
 
-function addTokens(t: Tokens, t0: number, t1: number, t2: number, t3: number, t4: number, t5: number): void {
-  t[0] += t0;
-  t[1] += t1;
-  t[2] += t2;
-  t[3] += t3;
-  t[4] += t4;
-  t[5] += t5;
+function modelRowOf([provider, model, tokens, requests, unpriced, estimated, cost]: SnapshotModel): ModelRow {
+  const r = new ModelRow(provider, model);
+  r.setTokens(tokens);
+  r.requests = requests;
+  r.unpriced = unpriced;
+  r.estimated = estimated;
+  r.addString(cost);
+  return r;
 }
 
-function addModel(m: ModelRow, t0: number, t1: number, t2: number, t3: number, t4: number, t5: number, priced: boolean, estimated: boolean, net: Money): void {
-  addTokens(m.tokens, t0, t1, t2, t3, t4, t5);
-  m.requests += 1;
+function addModel(m: ModelRow, priced: boolean, estimated: boolean): void {
   if (!priced) m.unpriced += 1;
   if (estimated) m.estimated += 1;
-  m.cost.add(net);
 }
 
 function rollupOf(ps: string, u: UserRow): PeriodRollup {
-  return { periodStart: ps, userId: u.userId, plan: u.plan, tokens: tokenCounts(u.tokens), requests: u.requests, costUsd: u.cost.toFixed() };
+  return { periodStart: ps, userId: u.userId, plan: u.plan, tokens: u.counts(), requests: u.requests, costUsd: u.toFixed() };
 }
 
 function modelUsageOf(m: ModelRow): ModelUsage {
-  const tokens = tokenCounts(m.tokens);
+  const tokens = m.counts();
   return {
     provider: m.provider,
     model: m.model,
     tokens,
-    cacheWrite1hTokens: m.tokens[5],
+    cacheWrite1hTokens: m.t5,
     totalTokens: totalTokens(tokens),
     requests: m.requests,
     unpricedRequests: m.unpriced,
     estimatedRequests: m.estimated,
-    costUsd: m.cost.toFixed(),
+    costUsd: m.toFixed(),
   };
 }
 
