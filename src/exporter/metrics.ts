@@ -53,6 +53,8 @@ class SeriesCounter<V> {
   constructor(
     readonly name: string,
     readonly help: string,
+    /** In the order of each series' labels (prom-client's field; the README's metric table reads it). */
+    readonly labelNames: readonly string[],
     private readonly valueOf: (v: V) => number,
     private readonly onReset: () => void,
   ) {}
@@ -146,13 +148,26 @@ export class ExporterMetrics {
     this.tokensTotal = new SeriesCounter(
       METRIC.tokensTotal,
       'Tokens by non-overlapping type (input, cache_read, cache_write, output, reasoning).',
+      [LABEL.plan, LABEL.provider, LABEL.model, LABEL.type],
       numberValue,
       dropIndexes,
     );
     this.registry.registerMetric(this.tokensTotal as never);
-    this.costUsdTotal = new SeriesCounter(METRIC.costUsdTotal, 'Cost in USD by token type.', moneyValue, dropIndexes);
+    this.costUsdTotal = new SeriesCounter(
+      METRIC.costUsdTotal,
+      'Cost in USD by token type.',
+      [LABEL.plan, LABEL.provider, LABEL.model, LABEL.type],
+      moneyValue,
+      dropIndexes,
+    );
     this.registry.registerMetric(this.costUsdTotal as never);
-    this.requestsTotal = new SeriesCounter(METRIC.requestsTotal, 'LLM calls.', numberValue, dropIndexes);
+    this.requestsTotal = new SeriesCounter(
+      METRIC.requestsTotal,
+      'LLM calls.',
+      [LABEL.plan, LABEL.provider, LABEL.model, LABEL.operation, LABEL.outcome],
+      numberValue,
+      dropIndexes,
+    );
     this.registry.registerMetric(this.requestsTotal as never);
     // The per-user series keep DESIGN.md's order in the exposition: the two counters here, the gauges further down.
     const userMetrics = this.users.metrics();
@@ -160,6 +175,7 @@ export class ExporterMetrics {
     this.featureCostUsdTotal = new SeriesCounter(
       METRIC.featureCostUsdTotal,
       'Cost in USD by product feature (tokenmeter.feature; "none" when absent).',
+      [LABEL.feature, LABEL.plan],
       moneyValue,
       dropIndexes,
     );
@@ -167,6 +183,7 @@ export class ExporterMetrics {
     this.estimatedTokensTotal = new SeriesCounter(
       METRIC.estimatedTokensTotal,
       'Tokens that were estimated with a tokenizer, not reported by the provider.',
+      [LABEL.plan, LABEL.provider, LABEL.model],
       numberValue,
       dropIndexes,
     );
@@ -174,6 +191,7 @@ export class ExporterMetrics {
     this.unpricedTokensTotal = new SeriesCounter(
       METRIC.unpricedTokensTotal,
       'Tokens of models with no known price (never counted as free).',
+      [LABEL.provider, LABEL.model],
       numberValue,
       dropIndexes,
     );
@@ -284,18 +302,34 @@ export class ExporterMetrics {
     return g;
   }
 
+  /** Adds to the tokens series of TOKEN_TYPES[i]. */
+  private addTokens(g: ModelSeries, i: number, n: number): void {
+    (g.tokens[i] ??= this.tokensTotal.create({ ...g.base, type: TOKEN_TYPES[i]! }, 0)).value += n;
+  }
+
+  private addCost(g: ModelSeries, i: number, usd: string): void {
+    (g.cost[i] ??= this.costUsdTotal.create({ ...g.base, type: TOKEN_TYPES[i]! }, new ExactSum())).value.add(usd);
+  }
+
   /** Counts one committed record; returns true when its user went to the overflow series. */
   private countRecord(rec: LedgerRecord): boolean {
     const model = rec.priced ? rec.model : this.unpricedModels.label(rec.model);
     const g = this.seriesOf(rec.plan, rec.provider, model);
-    const usage = rec.usage;
-    let total = 0;
-    for (let i = 0; i < TOKEN_TYPES.length; i++) {
-      const t = TOKEN_TYPES[i]!;
-      const n = usage[t];
-      total += n;
-      if (n > 0) (g.tokens[i] ??= this.tokensTotal.create({ ...g.base, type: t }, 0)).value += n;
-      if (rec.priced && rec.costUsd[t] !== '0') (g.cost[i] ??= this.costUsdTotal.create({ ...g.base, type: t }, new ExactSum())).value.add(rec.costUsd[t]);
+    // Written out per type (named property reads, not usage[t]), in TOKEN_TYPES order: series are created in it.
+    const u = rec.usage;
+    const total = u.input + u.cache_read + u.cache_write + u.output + u.reasoning;
+    if (u.input > 0) this.addTokens(g, 0, u.input);
+    if (u.cache_read > 0) this.addTokens(g, 1, u.cache_read);
+    if (u.cache_write > 0) this.addTokens(g, 2, u.cache_write);
+    if (u.output > 0) this.addTokens(g, 3, u.output);
+    if (u.reasoning > 0) this.addTokens(g, 4, u.reasoning);
+    if (rec.priced) {
+      const c = rec.costUsd;
+      if (c.input !== '0') this.addCost(g, 0, c.input);
+      if (c.cache_read !== '0') this.addCost(g, 1, c.cache_read);
+      if (c.cache_write !== '0') this.addCost(g, 2, c.cache_write);
+      if (c.output !== '0') this.addCost(g, 3, c.output);
+      if (c.reasoning !== '0') this.addCost(g, 4, c.reasoning);
     }
     const byOutcome = inner(g.requests, rec.operation);
     let requests = byOutcome.get(rec.outcome);

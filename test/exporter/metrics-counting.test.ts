@@ -201,6 +201,12 @@ describe('counting committed records', () => {
     expect(expected).toMatch(/^tokenmeter_unpriced_tokens_total\{/m);
     expect(expected).toContain('outcome="error"');
 
+    // Each family declares the label names its series carry (prom-client's labelNames; the README table reads them).
+    for (const metric of m.registry.getMetricsAsArray() as unknown as { name: string; labelNames?: readonly string[]; get(): Promise<{ values: { labels: object }[] }> }[]) {
+      if (!names.includes(metric.name) || metric.labelNames === undefined) continue;
+      for (const v of (await metric.get()).values) expect([metric.name, Object.keys(v.labels)]).toEqual([metric.name, [...metric.labelNames]]);
+    }
+
     // Per-user counters: exact sums, overflow included.
     for (const [key, cost] of ref.userCost) {
       const [user, plan] = key.split('\u0000');
