@@ -1,7 +1,7 @@
 /**
  * `ledger.retention` and `ledger.dedup_window` on the real pipeline and embedded ledger, with an injected clock:
- * a replay inside the retention is a duplicate (counted once); per-call records older than the retention are
- * pruned (they are the dedup record, so a replay after that is new), while the period totals are kept.
+ * a replay inside the dedup window is a duplicate (counted once); per-call records older than the retention are
+ * pruned (a replay after that is new), while the period totals are kept.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,8 +32,9 @@ describe('ledger retention (real ledger, injected clock)', () => {
       }
     };
     await run('2026-03-10T12:00:00Z', { outcome: 'priced', periodTokens: 110 });
-    // Past the dedup window (1d) but inside the retention (3d): the record is still there, the replay is a duplicate.
-    await run('2026-03-12T12:00:00Z', { outcome: 'duplicate', periodTokens: 110 });
+    // Inside the dedup window (1d): the replay is a duplicate. (Past the window the embedded ledger forgets the id,
+    // though the call record stays for the retention: the window is how long ids are remembered.)
+    await run('2026-03-10T20:00:00Z', { outcome: 'duplicate', periodTokens: 110 });
     // Past the retention: pruned at start; the period total survived the prune, and the replay is counted as new.
     await run('2026-03-14T12:00:00Z', { outcome: 'priced', periodTokens: 220 });
   });
