@@ -271,8 +271,8 @@ export class ExporterMetrics {
   }
 
   private applyRollup(r: PeriodRollup): void {
-    const { entry, overflowed } = this.users.resolve(r.userId, r.plan);
-    if (overflowed) return;
+    const entry = this.users.resolveEntry(r.userId, r.plan);
+    if (entry.user === OVERFLOW_USER) return;
     // Rollups only grow within a period and every record adds a request: an older read never replaces a newer one.
     if (r.requests < entry.periodRequests) return;
     entry.periodTokens = totalTokens(r.tokens);

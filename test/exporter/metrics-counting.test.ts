@@ -203,7 +203,7 @@ describe('counting committed records', () => {
 
     // Each family declares the label names its series carry (prom-client's labelNames; the README table reads them).
     for (const metric of m.registry.getMetricsAsArray() as unknown as { name: string; labelNames?: readonly string[]; get(): Promise<{ values: { labels: object }[] }> }[]) {
-      if (!names.includes(metric.name) || metric.labelNames === undefined) continue;
+      if (!(names as string[]).includes(metric.name) || metric.labelNames === undefined) continue;
       for (const v of (await metric.get()).values) expect([metric.name, Object.keys(v.labels)]).toEqual([metric.name, [...metric.labelNames]]);
     }
 
