@@ -95,10 +95,11 @@ export class DedupKeys {
 
   /** Adds the pair; false when it was already present. */
   add(traceId: string, spanId: string): boolean {
-    return this.#addWords(this.#parse(traceId, spanId), 0);
+    return this.addWords(this.#parse(traceId, spanId), 0);
   }
 
-  #addWords(w: Uint32Array, at: number): boolean {
+  /** Adds the key whose six words start at `at` in `w` (trace id 4 words, span id 2, as hex digits read in 8s). */
+  addWords(w: Uint32Array, at: number): boolean {
     const slot = this.#find(w, at);
     if (slot >= 0) return false;
     if ((this.#size + 1) * WORDS > this.#keys.length) {
@@ -164,6 +165,6 @@ export class DedupKeys {
     const n = buf.length / (WORDS * 4);
     const words = new Uint32Array(n * WORDS);
     Buffer.from(words.buffer).set(buf);
-    for (let e = 0; e < n; e++) this.#addWords(words, e * WORDS);
+    for (let e = 0; e < n; e++) this.addWords(words, e * WORDS);
   }
 }

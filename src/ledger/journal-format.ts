@@ -2,8 +2,7 @@
  * On-disk framing of the journal ledger: append-only segment files of checksummed entries, and atomically
  * written snapshots. Kept apart from the ledger's state so the byte layout is in one place.
  *
- * Entry: u32 LE payload length, u32 LE crc32 (of the length bytes and the payload), payload (UTF-8 text whose
- * fields are separated by NUL; the ledger refuses NUL in every text field, so a field can never contain one).
+ * Entry: u32 LE payload length, u32 LE crc32 (of the length bytes and the payload), payload (journal-entry.ts).
  */
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
@@ -14,7 +13,6 @@ import { LedgerError } from './errors.js';
 export const ENTRY_HEADER_BYTES = 8;
 /** A payload larger than this is not something this ledger wrote (a group is at most a few MB). */
 export const MAX_ENTRY_BYTES = 512 * 1024 * 1024;
-export const FIELD_SEPARATOR = '\u0000';
 
 const SEGMENT_RE = /^journal-(\d{12})\.log$/;
 const SNAPSHOT_RE = /^snapshot-(\d{12})\.snap$/;
@@ -32,12 +30,14 @@ export function parseSnapshotName(name: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** One framed entry for `payload`. */
-export function frameEntry(payload: string): Buffer {
-  const len = Buffer.byteLength(payload, 'utf8');
+/** One framed entry for a payload given as parts: header + parts, as one buffer. */
+export function frameEntry(payload: Buffer[]): Buffer {
+  let len = 0;
+  for (const p of payload) len += p.length;
   const buf = Buffer.allocUnsafe(ENTRY_HEADER_BYTES + len);
   buf.writeUInt32LE(len, 0);
-  buf.write(payload, ENTRY_HEADER_BYTES, len, 'utf8');
+  let off = ENTRY_HEADER_BYTES;
+  for (const p of payload) off += p.copy(buf, off);
   buf.writeUInt32LE(crc32(buf.subarray(ENTRY_HEADER_BYTES), crc32(buf.subarray(0, 4))), 4);
   return buf;
 }
@@ -60,7 +60,7 @@ function allZero(buf: Buffer, from: number): boolean {
  * write was in progress at a crash, so it was never acknowledged. Anywhere else a bad entry is corruption: a
  * LedgerError naming the file and offset (never skipped, that would silently drop acknowledged calls).
  */
-export function readEntries(buf: Buffer, file: string, isLast: boolean, onEntry: (payload: string, offset: number) => void): ReadEntries {
+export function readEntries(buf: Buffer, file: string, isLast: boolean, onEntry: (payload: Buffer, offset: number) => void): ReadEntries {
   let off = 0;
   while (off < buf.length) {
     const torn = (why: string): ReadEntries => {
@@ -79,7 +79,7 @@ export function readEntries(buf: Buffer, file: string, isLast: boolean, onEntry:
       if (isLast && (end === buf.length || allZero(buf, end))) return torn('checksum mismatch in the last entry');
       throw new LedgerError(`the journal ledger file ${file} is corrupt at byte offset ${off}: checksum mismatch; restore the directory from a backup`);
     }
-    onEntry(buf.toString('utf8', off + ENTRY_HEADER_BYTES, end), off);
+    onEntry(buf.subarray(off + ENTRY_HEADER_BYTES, end), off);
     off = end;
   }
   return { validBytes: off, tornTail: false };

@@ -31,11 +31,11 @@ import { totalTokens } from '../usage/usage.js';
 import { acquireDirectoryLock } from './dir-lock.js';
 import { LedgerError, LedgerUnavailableError } from './errors.js';
 import { DedupKeys } from './dedup-keys.js';
+import { CommitEncoder, decodeEntry, ENTRY_COMMIT, encodePrune } from './journal-entry.js';
 import { Money } from './money.js';
 import {
   decodeSnapshot,
   encodeSnapshot,
-  FIELD_SEPARATOR,
   frameEntry,
   fsyncDirectory,
   parseSegmentName,
@@ -71,8 +71,6 @@ const ZERO = new Exact(0);
 const DAY_MILLIS = 24 * 60 * 60 * 1000;
 const FORMAT_FILE = 'FORMAT';
 const FORMAT_TEXT = 'tokenmeter journal ledger, format 1\n';
-/** Fields per call in a commit entry (see `encodeRecord`). */
-const RECORD_FIELDS = 29;
 
 export interface JournalLedgerOptions {
   /** Start a new segment file when the current one reaches this size (default 64 MiB). */
@@ -232,8 +230,6 @@ function isoOf(periodStart: Date | string): string {
   return d.toISOString();
 }
 
-const opt = (v: string | undefined) => (v === undefined ? '' : `=${v}`);
-
 function promisify<T>(fn: (cb: (err: NodeJS.ErrnoException | null, v?: T) => void) => void): Promise<T> {
   return new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))));
 }
@@ -366,10 +362,9 @@ export class JournalLedger implements Ledger {
     const buf = readFileSync(file);
     info.bytes = buf.length;
     readEntries(buf, file, false, (payload) => {
-      const f = payload.split(FIELD_SEPARATOR, 3);
-      if (f[0] === 'C') {
-        info.records += Number(f[2]);
-        info.maxReceivedMillis = Math.max(info.maxReceivedMillis, Number(f[1]));
+      if (payload.length >= 24 && payload[0] === ENTRY_COMMIT) {
+        info.records += payload.readUInt32LE(16);
+        info.maxReceivedMillis = Math.max(info.maxReceivedMillis, payload.readDoubleLE(8));
       }
     });
     return info;
@@ -395,35 +390,32 @@ export class JournalLedger implements Ledger {
     return info;
   }
 
-  #replayEntry(payload: string, info: SegmentInfo, file: string, offset: number): void {
-    const f = payload.split(FIELD_SEPARATOR);
-    const receivedAt = Number(f[1]);
-    const bad = (why: string) => new LedgerError(`the journal ledger file ${file} is corrupt at byte offset ${offset}: ${why}; restore the directory from a backup`);
-    if (!Number.isSafeInteger(receivedAt)) throw bad('bad received time');
-    if (f[0] === 'R') {
-      this.#dropRollupsBefore(Number(f[2]));
+  #replayEntry(payload: Buffer, info: SegmentInfo, file: string, offset: number): void {
+    let entry;
+    try {
+      entry = decodeEntry(payload, this.#intern);
+    } catch (err) {
+      throw new LedgerError(`the journal ledger file ${file} is corrupt at byte offset ${offset}: ${(err as Error).message}; restore the directory from a backup`);
+    }
+    if (entry.kind === 'prune') {
+      this.#dropRollupsBefore(entry.rollupsBeforeMillis);
       return;
     }
-    if (f[0] !== 'C') throw bad(`unknown entry type ${JSON.stringify(f[0])}`);
-    const n = Number(f[2]);
-    if (!Number.isSafeInteger(n) || f.length !== 3 + n * RECORD_FIELDS) throw bad('wrong number of fields');
+    const receivedAt = entry.receivedAtMillis;
     const day = Math.floor(receivedAt / DAY_MILLIS);
     const keep = (day + 1) * DAY_MILLIS > this.#clock.now().getTime() - this.dedupWindowMillis;
     const bucket = keep ? this.#bucket(day) : undefined;
     const gross = this.#scratch;
-    const own = this.#intern;
-    for (let k = 0, b = 3; k < n; k++, b += RECORD_FIELDS) {
-      bucket?.add(f[b], f[b + 1]);
-      const flags = Number(f[b + 13]);
-      gross.set(f[b + 27]);
-      const discount = f[b + 28] === '' ? undefined : f[b + 28];
+    entry.forEach((c) => {
+      bucket?.addWords(c.words, c.idAt);
+      gross.set(c.totalCostUsd);
+      const discount = c.discount;
       this.#apply(
-        own(f[b + 3]), own(f[b + 4]), own(f[b + 5]), own(f[b + 7]), own(f[b + 9]),
-        Number(f[b + 16]), Number(f[b + 17]), Number(f[b + 18]), Number(f[b + 19]), Number(f[b + 20]), Number(f[b + 21]),
-        (flags & 2) !== 0, (flags & 1) !== 0, gross, discount === undefined ? undefined : Money.of(discount), discount === undefined ? gross : Money.of(new Exact(f[b + 27]).minus(discount).toFixed()),
+        c.periodStart, c.userId, c.plan, c.provider, c.model, c.t0, c.t1, c.t2, c.t3, c.t4, c.t5, c.priced, c.estimated,
+        gross, discount === undefined ? undefined : Money.of(discount), discount === undefined ? gross : Money.of(new Exact(c.totalCostUsd).minus(discount).toFixed()),
       );
-    }
-    info.records += n;
+    });
+    info.records += entry.calls;
     info.maxReceivedMillis = Math.max(info.maxReceivedMillis, receivedAt);
     info.day = day;
   }
@@ -635,13 +627,13 @@ export class JournalLedger implements Ledger {
     let fresh = 0;
     for (const p of prepared) fresh += p.fresh.length;
     if (fresh > 0) {
-      const parts: (string | number)[] = ['C', now, fresh];
+      const enc = new CommitEncoder(fresh);
       for (const p of prepared) {
         const recs = p.waiter.records;
-        p.fresh.forEach((i, k) => encodeRecord(parts, recs[i], this.#iso(recs[i].periodStart), p.discounts[k]));
+        p.fresh.forEach((i, k) => enc.add(recs[i], this.#iso(recs[i].periodStart), p.discounts[k]?.toFixed()));
       }
       try {
-        await this.#append(parts.join(FIELD_SEPARATOR), now, fresh);
+        await this.#append(enc.finish(now), now, fresh);
       } catch (err) {
         for (const p of prepared) {
           for (const i of p.fresh) today.delete(p.waiter.records[i].traceId, p.waiter.records[i].spanId);
@@ -764,7 +756,7 @@ export class JournalLedger implements Ledger {
   }
 
   /** Appends one entry to the current segment and makes it durable; on failure nothing of it remains. */
-  async #append(payload: string, receivedAtMillis: number, records: number): Promise<void> {
+  async #append(payload: Buffer[], receivedAtMillis: number, records: number): Promise<void> {
     const day = Math.floor(receivedAtMillis / DAY_MILLIS);
     let cur = this.#current;
     if (cur && (cur.bytes >= this.#segmentMaxBytes || (cur.records > 0 && cur.day !== day))) {
@@ -976,7 +968,7 @@ export class JournalLedger implements Ledger {
       let rollupRowsDeleted = 0;
       if (before) {
         const now = this.#clock.now().getTime();
-        await this.#append(['R', now, before.getTime()].join(FIELD_SEPARATOR), now, 0);
+        await this.#append(encodePrune(now, before.getTime()), now, 0);
         rollupRowsDeleted = this.#dropRollupsBefore(before.getTime());
       }
       return { callsDeleted, rollupRowsDeleted };
@@ -1066,21 +1058,4 @@ function totalsOf(rows: readonly { tokens: TokenCounts; requests: number; costUs
     cost = cost.plus(r.costUsd);
   }
   return { tokens, totalTokens: totalTokens(tokens), requests, costUsd: cost.toFixed() };
-}
-
-/**
- * One call's fields, in order: trace id, span id, end time, period start (ISO), user, plan, feature?, provider,
- * raw model, model, operation, outcome, source, flags (1 estimated, 2 priced), service tier?, price id?, the five
- * token buckets, cache_write_1h, the five per-type gross costs, gross total, discount? ('' = none; optional
- * fields are '' when absent and '=' + value when present).
- */
-function encodeRecord(parts: (string | number)[], r: LedgerRecord, ps: string, discount: Exact | undefined): void {
-  const u = r.usage;
-  const c = r.costUsd;
-  parts.push(
-    r.traceId, r.spanId, r.endTimeMillis, ps, r.userId, r.plan, opt(r.feature), r.provider, r.rawModel, r.model, r.operation,
-    r.outcome, r.source, (r.estimated ? 1 : 0) | (r.priced ? 2 : 0), opt(r.serviceTier), opt(r.priceId),
-    u.input, u.cache_read, u.cache_write, u.output, u.reasoning, u.cache_write_1h ?? 0,
-    c.input, c.cache_read, c.cache_write, c.output, c.reasoning, r.totalCostUsd, discount === undefined ? '' : discount.toFixed(),
-  );
 }

@@ -14,6 +14,7 @@ import {
   type LedgerRecord,
 } from '../../src/ledger/index.js';
 import { DedupKeys } from '../../src/ledger/dedup-keys.js';
+import { CommitEncoder, decodeEntry, encodePrune } from '../../src/ledger/journal-entry.js';
 import { Money } from '../../src/ledger/money.js';
 import { ManualClock } from '../../src/plans/index.js';
 import { addDecimalStrings, hex, makeRecord } from './fixtures.js';
@@ -395,5 +396,34 @@ describe('DedupKeys (the exact dedup set)', () => {
     copy.addBuffer(Buffer.from(keys.toBuffer()));
     expect(copy.size).toBe(ref.size);
     for (const [t, s] of pairs) expect(copy.has(t, s)).toBe(ref.has(t + s));
+  });
+});
+
+describe('journal entries (binary codec)', () => {
+  it('a commit entry gives back every field of every call exactly', () => {
+    const records = [
+      ...someRecords(6, 3),
+      { ...makeRecord({ periodStart: PERIOD, userId: 'ünï 🚀', feature: '', tokens: { cache_write: 5, cache_write_1h: 2 } }), serviceTier: 'flex', outcome: 'error' as const },
+      { ...makeRecord({ periodStart: PERIOD, priced: false }), rawModel: '', source: 'openinference' as const },
+    ];
+    const enc = new CommitEncoder(records.length);
+    records.forEach((r, i) => enc.add(r, PERIOD, i === 2 ? '0.125' : undefined));
+    const payload = Buffer.concat(enc.finish(1_800_000_000_123));
+    const entry = decodeEntry(payload, (s) => s);
+    expect(entry.kind).toBe('commit');
+    if (entry.kind !== 'commit') return;
+    expect([entry.receivedAtMillis, entry.calls]).toEqual([1_800_000_000_123, records.length]);
+    const back: LedgerRecord[] = [];
+    const discounts: (string | undefined)[] = [];
+    entry.forEach((c) => {
+      back.push(c.record());
+      discounts.push(c.discount);
+    });
+    const normal = (r: LedgerRecord) => ({ ...r, usage: { cache_write_1h: 0, ...r.usage } });
+    expect(back).toEqual(records.map(normal));
+    expect(discounts).toEqual(records.map((_, i) => (i === 2 ? '0.125' : undefined)));
+    expect(() => decodeEntry(payload.subarray(0, payload.length - 8), (s) => s)).toThrow(/wrong number of call records/);
+    const prune = decodeEntry(Buffer.concat(encodePrune(5, 1_700_000_000_000)), (s) => s);
+    expect(prune).toEqual({ kind: 'prune', receivedAtMillis: 5, rollupsBeforeMillis: 1_700_000_000_000 });
   });
 });
