@@ -58,6 +58,9 @@ export class CommitEncoder {
   readonly #f64: Float64Array;
   readonly #u32: Uint32Array;
   #n = 0;
+  /** Per string slot, the previous call's string and its index: consecutive calls mostly share plan, model... */
+  readonly #lastString: (string | undefined)[] = new Array<string | undefined>(RECORD_U32).fill(undefined);
+  readonly #lastIndex = new Uint32Array(RECORD_U32).fill(NONE);
 
   constructor(calls: number) {
     this.#f64 = new Float64Array(calls * F64_PER_RECORD);
@@ -74,8 +77,13 @@ export class CommitEncoder {
     return i;
   }
 
-  #opt(s: string | undefined): number {
-    return s === undefined ? NONE : this.#index(s);
+  /** The index of `s` for string slot `k`: a pointer compare with the previous call's string first. */
+  #slot(k: number, s: string | undefined): number {
+    if (s === this.#lastString[k]) return this.#lastIndex[k];
+    const i = s === undefined ? NONE : this.#index(s);
+    this.#lastString[k] = s;
+    this.#lastIndex[k] = i;
+    return i;
   }
 
   /** Adds one call: `periodStart` normalised (ISO), `discount` the volume discount when there is one. */
@@ -100,26 +108,26 @@ export class CommitEncoder {
     u32[u + 4] = hexWord(r.spanId, 0);
     u32[u + 5] = hexWord(r.spanId, 8);
     u32[u + 6] = (r.estimated ? 1 : 0) | (r.priced ? 2 : 0) | (r.outcome === 'error' ? 4 : 0);
-    u32[u + S_PERIOD] = this.#index(periodStart);
-    u32[u + S_USER] = this.#index(r.userId);
-    u32[u + S_PLAN] = this.#index(r.plan);
-    u32[u + S_FEATURE] = this.#opt(r.feature);
-    u32[u + S_PROVIDER] = this.#index(r.provider);
-    u32[u + S_RAW_MODEL] = this.#index(r.rawModel);
-    u32[u + S_MODEL] = this.#index(r.model);
-    u32[u + S_OPERATION] = this.#index(r.operation);
-    u32[u + S_OUTCOME] = this.#index(r.outcome);
-    u32[u + S_SOURCE] = this.#index(r.source);
-    u32[u + S_TIER] = this.#opt(r.serviceTier);
-    u32[u + S_PRICE] = this.#opt(r.priceId);
+    u32[u + S_PERIOD] = this.#slot(S_PERIOD, periodStart);
+    u32[u + S_USER] = this.#slot(S_USER, r.userId);
+    u32[u + S_PLAN] = this.#slot(S_PLAN, r.plan);
+    u32[u + S_FEATURE] = this.#slot(S_FEATURE, r.feature);
+    u32[u + S_PROVIDER] = this.#slot(S_PROVIDER, r.provider);
+    u32[u + S_RAW_MODEL] = this.#slot(S_RAW_MODEL, r.rawModel);
+    u32[u + S_MODEL] = this.#slot(S_MODEL, r.model);
+    u32[u + S_OPERATION] = this.#slot(S_OPERATION, r.operation);
+    u32[u + S_OUTCOME] = this.#slot(S_OUTCOME, r.outcome);
+    u32[u + S_SOURCE] = this.#slot(S_SOURCE, r.source);
+    u32[u + S_TIER] = this.#slot(S_TIER, r.serviceTier);
+    u32[u + S_PRICE] = this.#slot(S_PRICE, r.priceId);
     const c = r.costUsd;
-    u32[u + S_COST] = this.#index(c.input);
-    u32[u + S_COST + 1] = this.#index(c.cache_read);
-    u32[u + S_COST + 2] = this.#index(c.cache_write);
-    u32[u + S_COST + 3] = this.#index(c.output);
-    u32[u + S_COST + 4] = this.#index(c.reasoning);
-    u32[u + S_TOTAL] = this.#index(r.totalCostUsd);
-    u32[u + S_DISCOUNT] = this.#opt(discount);
+    u32[u + S_COST] = this.#slot(S_COST, c.input);
+    u32[u + S_COST + 1] = this.#slot(S_COST + 1, c.cache_read);
+    u32[u + S_COST + 2] = this.#slot(S_COST + 2, c.cache_write);
+    u32[u + S_COST + 3] = this.#slot(S_COST + 3, c.output);
+    u32[u + S_COST + 4] = this.#slot(S_COST + 4, c.reasoning);
+    u32[u + S_TOTAL] = this.#slot(S_TOTAL, r.totalCostUsd);
+    u32[u + S_DISCOUNT] = this.#slot(S_DISCOUNT, discount);
   }
 
   /** The payload, as parts to write one after the other. */
