@@ -42,6 +42,24 @@ async function setUpVariant(tracerProvider, meterProvider) {
       // switches it on (SimpleSpanProcessor exports inside `context.with`); from then on every promise pays for it.
       context.with(context.active(), () => {});
       break;
+    case 'span-floor': {
+      // Diagnostic floor: what any span-producing instrumentation pays at least. One span per call with no
+      // attributes, no usage and no metrics, ended when the SDK's promise settles (for a stream: when it opens,
+      // before any chunk, so this is a lower bound). Patched on the prototype as instrumentations do.
+      const tracer = tracerProvider.getTracer('span-floor');
+      const proto = provider === 'openai' ? require('openai').OpenAI.Chat.Completions.prototype : require('@anthropic-ai/sdk').Anthropic.Messages.prototype;
+      const original = proto.create;
+      proto.create = function create(...args) {
+        const span = tracer.startSpan('chat');
+        const promise = original.apply(this, args);
+        promise.then(
+          () => span.end(),
+          () => span.end(),
+        );
+        return promise;
+      };
+      break;
+    }
     case 'tokenmeter-noop':
     case 'tokenmeter-nometrics':
     case 'tokenmeter': {

@@ -27,6 +27,7 @@ interface ModeResult {
 interface InstrumentationRow {
   provider: string;
   variant: string;
+  metricsEveryCall?: boolean | null;
   json: ModeResult;
   stream: ModeResult;
 }
@@ -108,11 +109,15 @@ describe('npm run bench -- --quick', () => {
     expect(variants).toEqual(
       [
         'anthropic/bare',
+        'anthropic/bare-context',
+        'anthropic/span-floor',
         'anthropic/sdk-builtin',
         'anthropic/tokenmeter',
         'anthropic/tokenmeter-nometrics',
         'anthropic/traceloop',
         'openai/bare',
+        'openai/bare-context',
+        'openai/span-floor',
         'openai/otel-contrib',
         'openai/tokenmeter',
         'openai/tokenmeter-nometrics',
@@ -122,8 +127,11 @@ describe('npm run bench -- --quick', () => {
     for (const r of rows) {
       for (const m of [r.json, r.stream]) {
         expect(Number.isFinite(m.perCallMicros.median) && m.perCallMicros.median > 0).toBe(true);
-        if (r.variant === 'bare') {
+        if (r.variant === 'bare' || r.variant === 'bare-context') {
           expect(m.check.spans).toBe(0);
+        } else if (r.variant === 'span-floor') {
+          expect(m.spansPerCall).toBe(1);
+          expect(m.check.spansWithUsage).toBe(0);
         } else {
           expect(m.spansPerCall).toBe(1);
           // A variant may miss usage (reported in the table), but never report counts other than the provider's.
@@ -136,6 +144,8 @@ describe('npm run bench -- --quick', () => {
       expect(tm.json.usageCaptured).toBe(true);
       expect(tm.stream.usageCaptured).toBe(true);
       expect(tm.json.check.spansWithUsage).toBe(tm.json.check.calls);
+      // One duration and two token-usage points per call (and time to first chunk per stream) in every process.
+      expect(tm.metricsEveryCall).toBe(true);
     }
     expect(Object.keys(result.sections.instrumentation!.ratios).sort()).toEqual(['anthropic', 'openai']);
   });
