@@ -4,6 +4,10 @@ import { LedgerError } from './errors.js';
 
 const LOCK_FILE = 'tokenmeter.lock';
 
+/** Lock files this process holds. A lock file naming this process's pid that is not in here was left by an
+ * earlier process that had the same pid (a container restarted: the exporter is pid 1 again), so it is stale. */
+const held = new Set<string>();
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -28,7 +32,9 @@ export function acquireDirectoryLock(dir: string): () => void {
       } finally {
         closeSync(fd);
       }
+      held.add(path);
       return () => {
+        held.delete(path);
         try {
           if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
         } catch {}
@@ -42,9 +48,10 @@ export function acquireDirectoryLock(dir: string): () => void {
     try {
       owner = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
     } catch {}
-    if (Number.isSafeInteger(owner) && owner > 0 && processAlive(owner)) {
+    const ours = owner === process.pid;
+    if (Number.isSafeInteger(owner) && owner > 0 && (ours ? held.has(path) : processAlive(owner))) {
       throw new LedgerError(
-        `the embedded ledger in ${dir} is in use by process ${owner}${owner === process.pid ? ' (this process)' : ''}; ` +
+        `the embedded ledger in ${dir} is in use by process ${owner}${ours ? ' (this process)' : ''}; ` +
           `an embedded ledger serves one exporter - use a postgres:// URL to share a ledger between replicas ` +
           `(if no such process uses it, delete ${path})`,
       );

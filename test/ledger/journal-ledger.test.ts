@@ -279,6 +279,18 @@ describe('journal ledger (embedded): directory', () => {
     await l.close();
   });
 
+  it('a lock file naming this process but not held by it is stale (a restarted container has pid 1 again)', async () => {
+    // Regression: the pid in the lock file was this process's own pid, so the exporter refused to start after a
+    // container restart (kill -9 leaves the lock; the new process gets the same pid).
+    const dir = freshDir();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'tokenmeter.lock'), `${process.pid}\n`);
+    const l = await openLedger(dir);
+    await expect(openLedger(dir)).rejects.toThrow(/in use by process \d+ \(this process\)/);
+    await l.close();
+    expect(existsSync(join(dir, 'tokenmeter.lock'))).toBe(false);
+  });
+
   it('refuses a PGlite directory without the pglite: prefix, and pglite: on a journal directory', async () => {
     const dir = freshDir();
     mkdirSync(dir, { recursive: true });
