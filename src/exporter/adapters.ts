@@ -101,7 +101,8 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
   // Each call reads the connection: a rejected promise (not a throw) when the ledger is not open yet.
   const use = async <T>(fn: (opened: OpenLedger) => Promise<T>): Promise<T> => fn(connection.require());
   const port: LedgerPort = {
-    commit: (records) => use(({ committer }) => committer.commit(records)),
+    // The pipeline builds its records (decoder ids, calendar periods, priceStrings costs): a structural check only.
+    commit: (records) => use(({ committer }) => committer.commitTrusted(records)),
     ping: () => use(({ ledger }) => ledger.ping()),
     loadPeriodRollups: (start) => use(({ ledger }) => ledger.loadPeriodRollups(start)),
     userModelUsage: (user, start) => use(({ ledger }) => ledger.userModelUsage(user, start)),

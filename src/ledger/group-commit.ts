@@ -4,7 +4,7 @@
  * keeps that fast.
  */
 import type { CommitOptions, Ledger } from './ledger.js';
-import { markPrevalidated, validateRecord } from './ledger.js';
+import { checkTrustedRecord, markPrevalidated, validateRecord } from './ledger.js';
 import { LedgerError, LedgerUnavailableError } from './errors.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 
@@ -19,6 +19,21 @@ export interface GroupCommitterOptions {
   maxWaitMillis?: number;
   /** Passed to every `ledger.commit`. */
   commitOptions?: CommitOptions;
+}
+
+/** A ledger that commits several callers' records as one group, each with its own result. */
+interface CallerGroupLedger {
+  commitEach(callers: readonly LedgerRecord[][], options?: CommitOptions): Promise<CommitResult>[] | undefined;
+}
+
+/** Each caller's records were validated in commit(): the ledger need not check them again. */
+function markAndTrue(w: Waiter): boolean {
+  markPrevalidated(w.records);
+  return true;
+}
+
+function recordsOf(w: Waiter): LedgerRecord[] {
+  return w.records;
 }
 
 interface Waiter {
@@ -73,10 +88,22 @@ export class GroupCommitter {
    * batching) with a LedgerError; a failed transaction rejects every caller in it.
    */
   commit(records: LedgerRecord[]): Promise<CommitResult> {
+    return this.#enqueue(records, validateRecord);
+  }
+
+  /**
+   * `commit` for records built by the exporter's pipeline, which constructs ids, periods and prices itself: a
+   * structural check (`checkTrustedRecord`) instead of re-parsing every id and money string and re-adding the costs.
+   */
+  commitTrusted(records: LedgerRecord[]): Promise<CommitResult> {
+    return this.#enqueue(records, checkTrustedRecord);
+  }
+
+  #enqueue(records: LedgerRecord[], check: (r: LedgerRecord, i: number) => void): Promise<CommitResult> {
     if (this.#closed) return Promise.reject(new LedgerUnavailableError('ledger is closing'));
     try {
       if (!Array.isArray(records)) throw new LedgerError('commit: records must be an array');
-      records.forEach(validateRecord);
+      for (let i = 0; i < records.length; i++) check(records[i], i);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -134,6 +161,11 @@ export class GroupCommitter {
   }
 
   async #commitBatch(batch: Waiter[], n: number): Promise<void> {
+    const each = (this.#ledger as Partial<CallerGroupLedger>).commitEach;
+    if (typeof each === 'function' && batch.every(markAndTrue)) {
+      const results = each.call(this.#ledger, batch.map(recordsOf), this.#commitOptions);
+      if (results) return this.#settleEach(results, batch, n);
+    }
     const all = batch.length === 1 ? batch[0].records.slice() : batch.flatMap((w) => w.records);
     markPrevalidated(all); // each caller's records were validated in commit()
     let result: CommitResult;
@@ -184,6 +216,31 @@ export class GroupCommitter {
       }
       offset += w.records.length;
       w.resolve({ committed, duplicates, rollups: result.rollups.filter((r) => touched.has(r)), outcomes: mine });
+    }
+  }
+
+  /**
+   * A ledger that groups callers itself (the journal ledger): the batch is handed over caller by caller, so no
+   * joined array and no splitting of the result. Every caller of a failed write is rejected as before.
+   */
+  async #settleEach(pending: Promise<CommitResult>[], batch: Waiter[], n: number): Promise<void> {
+    const results = await Promise.allSettled(pending);
+    let failed = false;
+    for (let k = 0; k < batch.length; k++) {
+      const w = batch[k];
+      const s = results[k];
+      if (s.status === 'rejected') {
+        failed = true;
+        w.reject(s.reason);
+      } else if (!s.value.outcomes || s.value.outcomes.length !== w.records.length) {
+        failed = true;
+        w.reject(new LedgerError('ledger commit returned no per-record outcomes'));
+      } else w.resolve(s.value);
+    }
+    if (failed) this.stats.failedBatches += 1;
+    else {
+      this.stats.batches += 1;
+      this.stats.records += n;
     }
   }
 

@@ -578,6 +578,41 @@ export class JournalLedger implements Ledger {
     });
   }
 
+  /**
+   * Commits several callers' records in one group (one journal entry, one fdatasync), each caller with its own
+   * result, as if each had called `commit` in the same turn. Lets a GroupCommitter hand its batch over without
+   * joining the callers' records and splitting the result again. Arrays not marked prevalidated are validated.
+   * Undefined (nothing done) when volume discounts apply: they are decided in call order across the whole batch,
+   * which needs the joined records.
+   */
+  commitEach(callers: readonly LedgerRecord[][], options: CommitOptions = {}): Promise<CommitResult>[] | undefined {
+    const discounts = options.discounts ?? this.#discounts;
+    if (discounts !== undefined) return undefined;
+    const down = this.#unavailable();
+    const out: Promise<CommitResult>[] = [];
+    for (const records of callers) {
+      if (down) {
+        out.push(Promise.reject(down));
+        continue;
+      }
+      try {
+        if (!Array.isArray(records)) throw new LedgerError('commit: records must be an array');
+        if (!isPrevalidated(records)) records.forEach(validateRecord);
+      } catch (err) {
+        out.push(Promise.reject(err));
+        continue;
+      }
+      if (records.length === 0) {
+        out.push(Promise.resolve({ committed: [], duplicates: [], rollups: [], outcomes: [] }));
+        continue;
+      }
+      out.push(new Promise((resolve, reject) => this.#queue.push({ records, discounts, resolve, reject })));
+    }
+    // Queued first, kicked once: the callers go out in one group.
+    this.#kick();
+    return out;
+  }
+
   #kick(): void {
     if (this.#running || (this.#queue.length === 0 && this.#jobs.length === 0)) return;
     this.#running = true;

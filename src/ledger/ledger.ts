@@ -221,6 +221,57 @@ export function validateRecord(r: LedgerRecord, i: number): void {
   }
 }
 
+/**
+ * The check for records built by a trusted producer (the exporter's pipeline: ids from the OTLP decoders, which
+ * check their byte length; costs and totals from `PriceBook.priceStrings`, property-tested against decimal.js;
+ * the period from the calendar): every field's type and shape, and the text limits of span-derived strings, but
+ * not the id and money syntax nor the cost sum again. A record that fails it is refused like by `validateRecord`.
+ */
+export function checkTrustedRecord(r: LedgerRecord, i: number): void {
+  if (typeof r !== 'object' || r === null) fail(i, 'record', 'must be an object');
+  if (typeof r.traceId !== 'string' || r.traceId.length !== 32) fail(i, 'traceId', 'must be 32 lower-case hex characters');
+  if (typeof r.spanId !== 'string' || r.spanId.length !== 16) fail(i, 'spanId', 'must be 16 lower-case hex characters');
+  if (!Number.isSafeInteger(r.endTimeMillis) || r.endTimeMillis < 0) fail(i, 'endTimeMillis', 'must be a non-negative integer');
+  if (typeof r.periodStart !== 'string' || (r.periodStart !== lastValidPeriod && !Number.isFinite(Date.parse(r.periodStart)))) {
+    fail(i, 'periodStart', 'must be an ISO instant');
+  }
+  lastValidPeriod = r.periodStart;
+  checkText(i, 'userId', r.userId);
+  checkText(i, 'plan', r.plan);
+  checkText(i, 'provider', r.provider);
+  checkText(i, 'rawModel', r.rawModel);
+  checkText(i, 'model', r.model);
+  checkText(i, 'operation', r.operation);
+  checkText(i, 'source', r.source);
+  if (r.feature !== undefined) checkText(i, 'feature', r.feature);
+  if (r.serviceTier !== undefined) checkText(i, 'serviceTier', r.serviceTier);
+  if (r.priceId !== undefined) checkText(i, 'priceId', r.priceId);
+  if (r.outcome !== 'success' && r.outcome !== 'error') fail(i, 'outcome', 'must be "success" or "error"');
+  if (typeof r.estimated !== 'boolean') fail(i, 'estimated', 'must be a boolean');
+  if (typeof r.priced !== 'boolean') fail(i, 'priced', 'must be a boolean');
+  const u = r.usage;
+  if (typeof u !== 'object' || u === null) fail(i, 'usage', 'must be an object');
+  if (!count(u.input)) fail(i, 'usage.input', 'must be a non-negative integer');
+  if (!count(u.cache_read)) fail(i, 'usage.cache_read', 'must be a non-negative integer');
+  if (!count(u.cache_write)) fail(i, 'usage.cache_write', 'must be a non-negative integer');
+  if (!count(u.output)) fail(i, 'usage.output', 'must be a non-negative integer');
+  if (!count(u.reasoning)) fail(i, 'usage.reasoning', 'must be a non-negative integer');
+  const h = u.cache_write_1h ?? 0;
+  if (!count(h) || h > u.cache_write) fail(i, 'usage.cache_write_1h', 'must be an integer between 0 and cache_write');
+  const c = r.costUsd;
+  if (typeof c !== 'object' || c === null) fail(i, 'costUsd', 'must be an object');
+  if (
+    typeof c.input !== 'string' ||
+    typeof c.cache_read !== 'string' ||
+    typeof c.cache_write !== 'string' ||
+    typeof c.output !== 'string' ||
+    typeof c.reasoning !== 'string'
+  ) {
+    fail(i, 'costUsd', 'must hold a decimal string per token type');
+  }
+  if (typeof r.totalCostUsd !== 'string' || r.totalCostUsd.length === 0) fail(i, 'totalCostUsd', 'must be a non-negative decimal string');
+}
+
 function count(n: unknown): boolean {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 }

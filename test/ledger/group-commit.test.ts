@@ -1,0 +1,179 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Decimal } from 'decimal.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { GroupCommitter, LedgerError, openLedger, type CommitResult, type Ledger, type LedgerRecord } from '../../src/ledger/index.js';
+import { ManualClock } from '../../src/plans/index.js';
+import { hex, makeRecord } from './fixtures.js';
+
+const PERIOD = '2030-06-01T00:00:00.000Z';
+const dirs: string[] = [];
+const open: Ledger[] = [];
+
+async function journal(): Promise<Ledger> {
+  const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-group-'));
+  dirs.push(dir);
+  const ledger = await openLedger(dir, { clock: new ManualClock('2030-06-02T00:00:00Z') });
+  open.push(ledger);
+  return ledger;
+}
+
+/** The journal ledger seen through the plain Ledger interface only: the GroupCommitter joins and splits batches. */
+function withoutCommitEach(ledger: Ledger): Ledger {
+  return {
+    kind: ledger.kind,
+    dedupWindowMillis: ledger.dedupWindowMillis,
+    commit: (records, options) => ledger.commit(records, options),
+    ping: () => ledger.ping(),
+    loadPeriodRollups: (s) => ledger.loadPeriodRollups(s),
+    userPeriodUsage: (u, s) => ledger.userPeriodUsage(u, s),
+    userModelUsage: (u, s) => ledger.userModelUsage(u, s),
+    periodModelUsage: (s) => ledger.periodModelUsage(s),
+    periodSummary: (s) => ledger.periodSummary(s),
+    providerPeriodSpend: (s) => ledger.providerPeriodSpend(s),
+    prune: (o) => ledger.prune(o),
+    close: () => ledger.close(),
+  };
+}
+
+afterEach(async () => {
+  for (const l of open.splice(0)) await l.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** Callers with their own records, a span every caller sends, repeats inside a caller and across callers. */
+function callers(round: number): LedgerRecord[][] {
+  const shared = makeRecord({ periodStart: PERIOD, userId: 'shared', tokens: { input: 1 }, costs: { input: '0.01' } });
+  const out: LedgerRecord[][] = [];
+  for (let i = 0; i < 12; i++) {
+    const own = Array.from({ length: 1 + (i % 4) }, (_, k) =>
+      makeRecord({
+        periodStart: PERIOD,
+        userId: `u${(i + k) % 5}`,
+        plan: k % 2 === 0 ? 'free' : 'pro',
+        provider: i % 3 === 0 ? 'anthropic' : 'openai',
+        model: i % 2 === 0 ? 'gpt-4o' : 'claude-x',
+        tokens: { input: 10 + i, output: k, cache_read: round },
+        costs: { input: `0.00${i + 1}7`, output: k > 0 ? `0.000${k}` : '0', cache_read: round > 0 ? '0.0000001' : '0' },
+      }),
+    );
+    const recs = [...own, shared];
+    if (i % 5 === 0) recs.push(own[0]); // a repeat inside the caller
+    if (i > 0 && i % 4 === 0) recs.push(out[i - 1][0]); // a span another caller of the group sends too
+    out.push(recs);
+  }
+  return out;
+}
+
+const discounts = (_provider: string, prior: Decimal, gross: Decimal) => (prior.gt('0.01') ? gross.times('0.125') : new Decimal(0));
+
+async function run(gc: GroupCommitter, groups: LedgerRecord[][][]): Promise<CommitResult[][]> {
+  const results: CommitResult[][] = [];
+  // All callers of a round in the same turn: one batch.
+  for (const g of groups) results.push(await Promise.all(g.map((recs) => gc.commit(recs))));
+  return results;
+}
+
+describe('GroupCommitter over the journal ledger (callers handed over one by one)', () => {
+  it.each([
+    ['without discounts', undefined],
+    ['with volume discounts (decided across the joined batch)', discounts],
+  ])('gives every caller what the joined-batch path gave (%s)', async (_name, fn) => {
+    const groups = [callers(0), callers(1)];
+    groups.push(groups[0].slice(3, 7)); // a whole round of duplicates
+    const direct = await journal();
+    const joined = withoutCommitEach(await journal());
+    const options = fn ? { commitOptions: { discounts: fn } } : {};
+    const a = new GroupCommitter(direct, { maxWaitMillis: 0, ...options });
+    const b = new GroupCommitter(joined, { maxWaitMillis: 0, ...options });
+    const ra = await run(a, groups);
+    const rb = await run(b, groups);
+    expect(ra).toEqual(rb);
+    expect(a.stats).toEqual(b.stats);
+    expect(a.stats.batches).toBe(3);
+    expect(await direct.loadPeriodRollups(PERIOD)).toEqual(await joined.loadPeriodRollups(PERIOD));
+    expect(await direct.periodSummary(PERIOD)).toEqual(await joined.periodSummary(PERIOD));
+    // The shared span counted once, for the first caller of the first round.
+    // The span every caller sends is committed once per round.
+    for (const [k, round] of ra.slice(0, 2).entries()) {
+      const sharedSpan = groups[k][0].find((r) => r.userId === 'shared')!.spanId;
+      expect(round.flatMap((r) => r.committed).filter((r) => r.spanId === sharedSpan)).toHaveLength(1);
+    }
+    expect(ra[2].every((r) => r.committed.length === 0)).toBe(true);
+  });
+
+  it('a failed batch rejects every caller in it, then commits on retry', async () => {
+    let fail = true;
+    const ledger = await journal();
+    const gc = new GroupCommitter(ledger, {
+      maxWaitMillis: 0,
+      commitOptions: {
+        discounts: () => {
+          if (fail) throw new Error('discount service down');
+          return new Decimal(0);
+        },
+      },
+    });
+    const group = Array.from({ length: 5 }, (_, i) => [makeRecord({ periodStart: PERIOD, userId: `f${i}`, tokens: { input: 1 }, costs: { input: '1' } })]);
+    const settled = await Promise.allSettled(group.map((g) => gc.commit(g)));
+    expect(settled.every((s) => s.status === 'rejected')).toBe(true);
+    expect(gc.stats.failedBatches).toBe(1);
+    expect(await ledger.loadPeriodRollups(PERIOD)).toEqual([]);
+    fail = false;
+    const ok = await Promise.all(group.map((g) => gc.commit(g)));
+    expect(ok.map((r) => r.outcomes)).toEqual(group.map(() => ['committed']));
+  });
+});
+
+describe('GroupCommitter.commitTrusted (records built by the exporter pipeline)', () => {
+  it('commits well-formed records like commit()', async () => {
+    const a = new GroupCommitter(await journal());
+    const b = new GroupCommitter(await journal());
+    const recs = callers(0)[5];
+    expect(await a.commitTrusted(recs)).toEqual(await b.commit(recs));
+  });
+
+  it('still refuses a caller whose records are structurally wrong, before batching and alone', async () => {
+    const ledger = await journal();
+    const gc = new GroupCommitter(ledger);
+    const good = makeRecord({ periodStart: PERIOD, userId: 'v', tokens: { input: 1 }, costs: { input: '1' } });
+    const base = () => makeRecord({ periodStart: PERIOD });
+    const bad: [string, LedgerRecord][] = [
+      ['traceId', { ...base(), traceId: 'abc' }],
+      ['spanId', { ...base(), spanId: hex(9) }],
+      ['traceId', { ...base(), traceId: undefined as unknown as string }],
+      ['endTimeMillis', { ...base(), endTimeMillis: -1 }],
+      ['periodStart', { ...base(), periodStart: 'last month' }],
+      ['userId', { ...base(), userId: 'a\u0000b' }],
+      ['userId', { ...base(), userId: 'x'.repeat(5000) }],
+      ['feature', { ...base(), feature: 'f\u0000' }],
+      ['outcome', { ...base(), outcome: 'maybe' as 'success' }],
+      ['usage.output', { ...base(), usage: { input: 0, cache_read: 0, cache_write: 0, output: 1.5, reasoning: 0 } }],
+      ['usage.cache_write_1h', { ...base(), usage: { input: 0, cache_read: 0, cache_write: 1, output: 0, reasoning: 0, cache_write_1h: 2 } }],
+      ['costUsd', { ...base(), costUsd: { input: 1 as unknown as string, cache_read: '0', cache_write: '0', output: '0', reasoning: '0' } }],
+      ['totalCostUsd', { ...base(), totalCostUsd: undefined as unknown as string }],
+      ['priced', { ...base(), priced: 'yes' as unknown as boolean }],
+    ];
+    for (const [field, record] of bad) {
+      const other = gc.commit([makeRecord({ periodStart: PERIOD, userId: 'bystander', tokens: { input: 1 }, costs: { input: '1' } })]);
+      const err = await gc.commitTrusted([good, record]).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LedgerError);
+      expect((err as Error).message).toContain(`record 1: ${field}`);
+      expect((await other).outcomes).toEqual(['committed']);
+    }
+    expect((await ledger.loadPeriodRollups(PERIOD)).map((r) => r.userId)).toEqual(['bystander']);
+  });
+
+  it('commit() keeps the full check of ids and money (the public API gets any caller)', async () => {
+    const gc = new GroupCommitter(await journal());
+    const base = () => makeRecord({ periodStart: PERIOD, costs: { input: '0.1' } });
+    for (const [field, record] of [
+      ['traceId', { ...base(), traceId: 'X'.repeat(32) }],
+      ['costUsd.input', { ...base(), costUsd: { input: '1e3', cache_read: '0', cache_write: '0', output: '0', reasoning: '0' }, totalCostUsd: '1000' }],
+      ['totalCostUsd', { ...base(), totalCostUsd: '0.2' }],
+    ] as [string, LedgerRecord][]) {
+      await expect(gc.commit([record])).rejects.toThrow(`record 0: ${field}`);
+    }
+  });
+});
