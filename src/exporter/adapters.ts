@@ -102,7 +102,7 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
   const use = async <T>(fn: (opened: OpenLedger) => Promise<T>): Promise<T> => fn(connection.require());
   const port: LedgerPort = {
     // The pipeline builds its records (decoder ids, calendar periods, priceStrings costs): a structural check only.
-    commit: (records) => use(({ committer }) => committer.commitTrusted(records)),
+    commit: (records, onDurable) => use(({ committer }) => committer.commitTrusted(records, onDurable)),
     ping: () => use(({ ledger }) => ledger.ping()),
     loadPeriodRollups: (start) => use(({ ledger }) => ledger.loadPeriodRollups(start)),
     userModelUsage: (user, start) => use(({ ledger }) => ledger.userModelUsage(user, start)),

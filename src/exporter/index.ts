@@ -3,7 +3,7 @@ export type { StartExporterOptions, RunningExporter, ExporterPorts, ExporterCloc
 export { ExporterMetrics } from './metrics.js';
 export type { ExporterMetricsOptions } from './metrics.js';
 export { Pipeline, toLedgerRecord, LedgerUnavailable } from './pipeline.js';
-export type { SpanOutcomes } from './pipeline.js';
+export type { AckOutcome, SpanOutcomes } from './pipeline.js';
 export type { LedgerPort, PlanPort, PricingPort, ModelUsage, ExtractResult } from './ports.js';
 export { encodeExportResponse, encodeStatus } from './otlp-response.js';
 export { StaticFiles, STATUS_PAGE_DIR } from './static-files.js';

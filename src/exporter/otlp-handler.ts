@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ExporterMetrics } from './metrics.js';
 import { BodyReadError, BodyTooLargeError, bearerMatches, mediaType, readBody } from './http-util.js';
 import { OTLP_CONTENT_TYPE, encodeExportResponse, encodeStatus, grpcCodeFor, type OtlpFormat, type OtlpSignal } from './otlp-response.js';
-import { LedgerUnavailable, type Pipeline } from './pipeline.js';
+import { LedgerUnavailable, type AckOutcome, type Pipeline } from './pipeline.js';
 
 /** What the OTLP receiver needs from the decoders (src/ingest). */
 export interface OtlpDecoders<S> {
@@ -103,15 +103,19 @@ export function createOtlpHandler<S>(o: OtlpHandlerOptions<S>): (req: IncomingMe
       return;
     }
     try {
-      const processing = o.pipeline.process(spans);
+      // Acknowledged as soon as the ledger has the records durably (the pipeline calls this once, before it moves
+      // the metrics in the same turn), not after the ledger and the metrics have finished their bookkeeping.
+      const ack = (outcome: AckOutcome) => {
+        const partial =
+          outcome.rejected > 0
+            ? { rejected: outcome.rejected, errorMessage: `${outcome.rejected} span(s) rejected: ${outcome.messages.join('; ')}`.slice(0, 1000) }
+            : undefined;
+        sendExport(res, 'traces', format, partial);
+      };
+      const processing = o.pipeline.process(spans, ack);
       // Not held while the commit is awaited: the decoded spans can be collected young (see Pipeline.process).
       spans = undefined;
-      const outcome = await processing;
-      const partial =
-        outcome.rejected > 0
-          ? { rejected: outcome.rejected, errorMessage: `${outcome.rejected} span(s) rejected: ${outcome.messages.join('; ')}`.slice(0, 1000) }
-          : undefined;
-      sendExport(res, 'traces', format, partial);
+      await processing;
     } catch (err) {
       if (err instanceof LedgerUnavailable) {
         fail(res, format, 503, 'ledger_unavailable', 'the ledger is unavailable; retry later', { 'retry-after': String(o.retryAfterSeconds) });

@@ -102,6 +102,12 @@ export function toLedgerRecord(rec: UsageRecord, plans: PlanPort, pricing: Prici
   return out;
 }
 
+/** What the OTLP response needs: known before the commit, sent once the commit is durable. */
+export interface AckOutcome {
+  rejected: number;
+  messages: string[];
+}
+
 /** A request's spans after extraction, planning and pricing, before the commit. */
 interface PreparedBatch {
   records: LedgerRecord[];
@@ -127,14 +133,14 @@ export class Pipeline<S> {
    * the commit's await, not the decoded spans (an attribute map each): with several requests waiting for their
    * group commit, spans held there would survive young-generation collections and be copied and promoted.
    */
-  process(spans: readonly S[]): Promise<SpanOutcomes> {
+  process(spans: readonly S[], ack?: (outcome: AckOutcome) => void): Promise<SpanOutcomes> {
     let batch: PreparedBatch;
     try {
       batch = this.prepare(spans);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.commit(batch);
+    return this.commit(batch, ack);
   }
 
   private prepare(spans: readonly S[]): PreparedBatch {
@@ -163,12 +169,21 @@ export class Pipeline<S> {
     return { records, rejectedByReason, messages, ignored, rejected };
   }
 
-  private async commit({ records, rejectedByReason, messages, ignored, rejected }: PreparedBatch): Promise<SpanOutcomes> {
+  private async commit({ records, rejectedByReason, messages, ignored, rejected }: PreparedBatch, ack?: (outcome: AckOutcome) => void): Promise<SpanOutcomes> {
     let result: CommitResult = { committed: [], duplicates: [], rollups: [] };
+    let acked = false;
+    const acknowledge = ack
+      ? () => {
+          if (acked) return;
+          acked = true;
+          ack({ rejected, messages });
+        }
+      : undefined;
     if (records.length > 0) {
       const t0 = performance.now();
       try {
-        result = await this.o.ledger.commit(records);
+        // The ledger may call `acknowledge` as soon as the records are durable, before it builds its totals.
+        result = await this.o.ledger.commit(records, acknowledge);
       } catch (err) {
         if (this.o.isUnavailable(err)) {
           this.o.metrics.setLedgerUp(false);
@@ -178,12 +193,16 @@ export class Pipeline<S> {
         this.o.log?.(`ledger commit failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
         throw err;
       }
+      // Committed: acknowledged now if the ledger did not already. The metrics below move in this same turn,
+      // before anyone can scrape.
+      acknowledge?.();
       this.o.metrics.observeCommitSeconds((performance.now() - t0) / 1000);
       this.ensurePeriod();
       this.o.metrics.recordCommit(result);
     }
     this.o.metrics.countIgnored(ignored);
     for (const [reason, n] of rejectedByReason) this.o.metrics.countRejected(reason, n);
+    acknowledge?.();
     return { rejected, messages, committed: result.committed.length, duplicates: result.duplicates.length, ignored };
   }
 

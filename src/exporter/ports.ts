@@ -39,8 +39,12 @@ export interface ModelUsage {
 }
 
 export interface LedgerPort {
-  /** Commits (through the group committer): atomic, exactly-once by trace id + span id. */
-  commit(records: LedgerRecord[]): Promise<CommitResult>;
+  /**
+   * Commits (through the group committer): atomic, exactly-once by trace id + span id. `onDurable`, when the
+   * ledger supports it, is called synchronously as soon as the records are durable, before the in-memory totals
+   * and the result are built (the promise still resolves with the result); it may also never be called.
+   */
+  commit(records: LedgerRecord[], onDurable?: () => void): Promise<CommitResult>;
   ping(): Promise<void>;
   /** Every (user, plan) rollup of the period starting at `periodStart`. */
   loadPeriodRollups(periodStart: Date): Promise<PeriodRollup[]>;

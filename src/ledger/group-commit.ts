@@ -23,7 +23,7 @@ export interface GroupCommitterOptions {
 
 /** A ledger that commits several callers' records as one group, each with its own result. */
 interface CallerGroupLedger {
-  commitEach(callers: readonly LedgerRecord[][], options?: CommitOptions): Promise<CommitResult>[] | undefined;
+  commitEach(callers: readonly LedgerRecord[][], options?: CommitOptions, onDurable?: readonly ((() => void) | undefined)[]): Promise<CommitResult>[] | undefined;
 }
 
 /** Each caller's records were validated in commit(): the ledger need not check them again. */
@@ -36,8 +36,13 @@ function recordsOf(w: Waiter): LedgerRecord[] {
   return w.records;
 }
 
+function onDurableOf(w: Waiter): (() => void) | undefined {
+  return w.onDurable;
+}
+
 interface Waiter {
   records: LedgerRecord[];
+  onDurable: (() => void) | undefined;
   resolve: (r: CommitResult) => void;
   reject: (e: unknown) => void;
 }
@@ -94,12 +99,15 @@ export class GroupCommitter {
   /**
    * `commit` for records built by the exporter's pipeline, which constructs ids, periods and prices itself: a
    * structural check (`checkTrustedRecord`) instead of re-parsing every id and money string and re-adding the costs.
+   * `onDurable`: called synchronously once the records are durable, before the ledger builds its totals and the
+   * result (the exporter acknowledges the request then); only ledgers that group callers themselves (the journal
+   * ledger) call it, and never for a failed commit. The promise resolves with the result as `commit`'s does.
    */
-  commitTrusted(records: LedgerRecord[]): Promise<CommitResult> {
-    return this.#enqueue(records, checkTrustedRecord);
+  commitTrusted(records: LedgerRecord[], onDurable?: () => void): Promise<CommitResult> {
+    return this.#enqueue(records, checkTrustedRecord, onDurable);
   }
 
-  #enqueue(records: LedgerRecord[], check: (r: LedgerRecord, i: number) => void): Promise<CommitResult> {
+  #enqueue(records: LedgerRecord[], check: (r: LedgerRecord, i: number) => void, onDurable?: () => void): Promise<CommitResult> {
     if (this.#closed) return Promise.reject(new LedgerUnavailableError('ledger is closing'));
     try {
       if (!Array.isArray(records)) throw new LedgerError('commit: records must be an array');
@@ -109,7 +117,7 @@ export class GroupCommitter {
     }
     if (records.length === 0) return Promise.resolve({ committed: [], duplicates: [], rollups: [], outcomes: [] });
     return new Promise<CommitResult>((resolve, reject) => {
-      this.#queue.push({ records, resolve, reject });
+      this.#queue.push({ records, onDurable, resolve, reject });
       this.#queuedRecords += records.length;
       this.#schedule();
     });
@@ -163,7 +171,7 @@ export class GroupCommitter {
   async #commitBatch(batch: Waiter[], n: number): Promise<void> {
     const each = (this.#ledger as Partial<CallerGroupLedger>).commitEach;
     if (typeof each === 'function' && batch.every(markAndTrue)) {
-      const results = each.call(this.#ledger, batch.map(recordsOf), this.#commitOptions);
+      const results = each.call(this.#ledger, batch.map(recordsOf), this.#commitOptions, batch.map(onDurableOf));
       if (results) return this.#settleEach(results, batch, n);
     }
     const all = batch.length === 1 ? batch[0].records.slice() : batch.flatMap((w) => w.records);

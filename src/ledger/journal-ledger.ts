@@ -204,6 +204,8 @@ interface SegmentInfo {
 interface Waiter {
   records: LedgerRecord[];
   discounts: DiscountFunction | undefined;
+  /** Called synchronously once the caller's records are durable (before the totals are applied), if set. */
+  onDurable?: (() => void) | undefined;
   resolve: (r: CommitResult) => void;
   reject: (e: unknown) => void;
 }
@@ -583,14 +585,21 @@ export class JournalLedger implements Ledger {
    * result, as if each had called `commit` in the same turn. Lets a GroupCommitter hand its batch over without
    * joining the callers' records and splitting the result again. Arrays not marked prevalidated are validated.
    * Undefined (nothing done) when volume discounts apply: they are decided in call order across the whole batch,
-   * which needs the joined records.
+   * which needs the joined records. `onDurable[k]`, if set, is called synchronously as soon as caller k's records
+   * are durable (after the journal write and fdatasync, before the totals are applied and the results built);
+   * never for a caller that is rejected.
    */
-  commitEach(callers: readonly LedgerRecord[][], options: CommitOptions = {}): Promise<CommitResult>[] | undefined {
+  commitEach(
+    callers: readonly LedgerRecord[][],
+    options: CommitOptions = {},
+    onDurable?: readonly ((() => void) | undefined)[],
+  ): Promise<CommitResult>[] | undefined {
     const discounts = options.discounts ?? this.#discounts;
     if (discounts !== undefined) return undefined;
     const down = this.#unavailable();
     const out: Promise<CommitResult>[] = [];
-    for (const records of callers) {
+    for (let k = 0; k < callers.length; k++) {
+      const records = callers[k];
       if (down) {
         out.push(Promise.reject(down));
         continue;
@@ -606,7 +615,8 @@ export class JournalLedger implements Ledger {
         out.push(Promise.resolve({ committed: [], duplicates: [], rollups: [], outcomes: [] }));
         continue;
       }
-      out.push(new Promise((resolve, reject) => this.#queue.push({ records, discounts, resolve, reject })));
+      const durable = onDurable?.[k];
+      out.push(new Promise((resolve, reject) => this.#queue.push({ records, discounts, onDurable: durable, resolve, reject })));
     }
     // Queued first, kicked once: the callers go out in one group.
     this.#kick();
@@ -676,6 +686,7 @@ export class JournalLedger implements Ledger {
         }
         return;
       }
+      this.#durable(prepared);
       const gross = this.#scratch;
       for (const p of prepared) {
         const recs = p.waiter.records;
@@ -693,8 +704,25 @@ export class JournalLedger implements Ledger {
         });
       }
     }
+    if (fresh === 0) this.#durable(prepared); // only duplicates: durable since their first commit
     for (const p of prepared) p.waiter.resolve(this.#result(p));
     if (this.#bytesSinceSnapshot >= this.#snapshotEveryBytes && !this.#snapshotting) this.#startSnapshot();
+  }
+
+  /**
+   * Tells each caller its records are durable (the exporter acknowledges then, in this same turn: nothing can
+   * read the totals before they are applied below). A throwing callback does not stop the group.
+   */
+  #durable(prepared: Prepared[]): void {
+    for (const p of prepared) {
+      const cb = p.waiter.onDurable;
+      if (cb === undefined) continue;
+      try {
+        cb();
+      } catch {
+        // The caller's own problem; its promise still resolves with the result.
+      }
+    }
   }
 
   /** Decides committed/duplicate and the volume discounts for one caller's records, without changing the state. */

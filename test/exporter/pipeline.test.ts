@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { toLedgerRecord } from '../../src/exporter/pipeline.js';
+import { ExporterMetrics } from '../../src/exporter/metrics.js';
+import { LedgerUnavailable, Pipeline, toLedgerRecord } from '../../src/exporter/pipeline.js';
 import type { PricingPort } from '../../src/exporter/ports.js';
+import type { CommitResult, LedgerRecord } from '../../src/ledger/types.js';
 import type { PriceQuery } from '../../src/pricing/types.js';
 import { zeroUsage } from '../../src/usage/usage.js';
 import type { UsageRecord } from '../../src/usage/usage-record.js';
-import { SimplePlans } from './fakes.js';
+import { LedgerDownError, MemoryLedger, SimplePlans } from './fakes.js';
 
 /** A pricing port that remembers the queries it was asked and prices nothing. */
 class RecordingPricing implements PricingPort {
@@ -48,5 +50,76 @@ describe('toLedgerRecord', () => {
     toLedgerRecord(record(raw), new SimplePlans(), pricing);
     expect(pricing.queries).toHaveLength(1);
     expect(pricing.queries[0]!.serviceTier).toBe(tier);
+  });
+});
+
+/** MemoryLedger that tells the caller its records are durable before it resolves (as the journal ledger does). */
+class DurableFirstLedger extends MemoryLedger {
+  readonly events: string[] = [];
+  callOnDurable = true;
+  override async commit(records: LedgerRecord[], onDurable?: () => void): Promise<CommitResult> {
+    const result = await super.commit(records);
+    if (this.callOnDurable && onDurable) {
+      this.events.push('durable');
+      onDurable();
+    }
+    this.events.push('resolved');
+    return result;
+  }
+}
+
+describe('Pipeline acknowledgement', () => {
+  const setup = (ledger: MemoryLedger) => {
+    const metrics = new ExporterMetrics({ maxUsers: 10, limitsFor: () => ({}) });
+    const pipeline = new Pipeline<UsageRecord | 'ignore' | 'reject'>({
+      metrics,
+      ledger,
+      plans: new SimplePlans(),
+      pricing: new RecordingPricing(),
+      extract: (s) => (s === 'ignore' ? { kind: 'ignored' } : s === 'reject' ? { kind: 'rejected', reason: 'invalid_usage', message: 'bad' } : { kind: 'usage', record: s }),
+      isUnavailable: (err) => err instanceof LedgerDownError,
+      now: () => new Date(Date.UTC(2026, 0, 20)),
+    });
+    return { metrics, pipeline };
+  };
+  const span = (i: number): UsageRecord => ({ ...record(undefined), spanId: `b7ad6b71692033${(10 + i).toString(16)}` });
+  const priced = async (metrics: ExporterMetrics) => (await metrics.registry.metrics()).match(/tokenmeter_ingested_spans_total\{outcome="priced"\} (\d+)/)?.[1];
+
+  it('acknowledges once, when the ledger says the records are durable, before the metrics move', async () => {
+    const ledger = new DurableFirstLedger();
+    const { metrics, pipeline } = setup(ledger);
+    const acks: { rejected: number; messages: string[]; pricedAtAck: Promise<string | undefined> }[] = [];
+    const outcome = await pipeline.process([span(1), 'reject', span(2), 'ignore'], (o) => {
+      ledger.events.push('ack');
+      acks.push({ ...o, pricedAtAck: priced(metrics) });
+    });
+    expect(ledger.events).toEqual(['durable', 'ack', 'resolved']);
+    expect(acks).toHaveLength(1);
+    expect(acks[0]).toMatchObject({ rejected: 1, messages: ['bad'] });
+    expect(await acks[0].pricedAtAck).toBe('0');
+    expect(await priced(metrics)).toBe('2');
+    expect(outcome).toMatchObject({ rejected: 1, committed: 2, duplicates: 0, ignored: 1 });
+  });
+
+  it('acknowledges after the commit resolves when the ledger does not call back, and without a commit', async () => {
+    const ledger = new DurableFirstLedger();
+    ledger.callOnDurable = false;
+    const { pipeline } = setup(ledger);
+    let acks = 0;
+    await pipeline.process([span(3)], () => {
+      expect(ledger.events).toEqual(['resolved']);
+      acks++;
+    });
+    await pipeline.process(['ignore', 'reject'], () => acks++);
+    expect(acks).toBe(2);
+  });
+
+  it('never acknowledges a failed commit', async () => {
+    const ledger = new DurableFirstLedger();
+    ledger.down = true;
+    const { pipeline } = setup(ledger);
+    let acks = 0;
+    await expect(pipeline.process([span(4)], () => acks++)).rejects.toBeInstanceOf(LedgerUnavailable);
+    expect(acks).toBe(0);
   });
 });

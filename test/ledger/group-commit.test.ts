@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Decimal } from 'decimal.js';
@@ -175,5 +175,48 @@ describe('GroupCommitter.commitTrusted (records built by the exporter pipeline)'
     ] as [string, LedgerRecord][]) {
       await expect(gc.commit([record])).rejects.toThrow(`record 0: ${field}`);
     }
+  });
+});
+
+describe('onDurable (the exporter acknowledges when the journal has the records)', () => {
+  it('is called once per caller after the journal write and before the promise resolves; not for a refused caller', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-group-'));
+    dirs.push(dir);
+    const ledger = await openLedger(dir, { clock: new ManualClock('2030-06-02T00:00:00Z') });
+    open.push(ledger);
+    const gc = new GroupCommitter(ledger, { maxWaitMillis: 0 });
+    const journalBytes = () => readdirSync(dir).filter((f) => f.startsWith('journal-')).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+    const before = journalBytes();
+    const events: string[] = [];
+    const bytesAtDurable: number[] = [];
+    const group = callers(0).slice(0, 4);
+    const pending = group.map((recs, k) =>
+      gc
+        .commitTrusted(recs, () => {
+          events.push(`durable ${k}`);
+          bytesAtDurable.push(journalBytes());
+        })
+        .then(() => events.push(`resolved ${k}`)),
+    );
+    const refused = gc.commitTrusted([{ ...group[0][0], spanId: 'short' }], () => events.push('durable refused')).catch(() => events.push('refused'));
+    await Promise.all([...pending, refused]);
+    expect(events.filter((e) => e.startsWith('durable')).sort()).toEqual(['durable 0', 'durable 1', 'durable 2', 'durable 3']);
+    for (let k = 0; k < 4; k++) expect(events.indexOf(`durable ${k}`)).toBeLessThan(events.indexOf(`resolved ${k}`));
+    expect(events).toContain('refused');
+    // Told after the entry was written: the journal had grown by then.
+    expect(bytesAtDurable).toHaveLength(4);
+    for (const b of bytesAtDurable) expect(b).toBeGreaterThan(before);
+    // A round of nothing but duplicates: durable since its first commit, still told.
+    let told = 0;
+    await gc.commitTrusted(group[1], () => told++);
+    expect(told).toBe(1);
+  });
+
+  it('is not called on the joined path (volume discounts); the commit still resolves', async () => {
+    const gc = new GroupCommitter(await journal(), { maxWaitMillis: 0, commitOptions: { discounts } });
+    let told = 0;
+    const r = await gc.commitTrusted(callers(0)[2], () => told++);
+    expect(r.committed.length).toBeGreaterThan(0);
+    expect(told).toBe(0);
   });
 });
