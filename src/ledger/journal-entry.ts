@@ -51,6 +51,15 @@ function hexWord(s: string, at: number): number {
 
 const hex8 = (w: number) => w.toString(16).padStart(8, '0');
 
+/** Longest string measured and copied in JS when it is ASCII. */
+const SHORT_ASCII = 64;
+
+/** `s.length` when every char is ASCII (one UTF-8 byte each), else -1. */
+function asciiLength(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return -1;
+  return s.length;
+}
+
 /** Builds one commit entry's payload. */
 export class CommitEncoder {
   readonly #dict = new Map<string, number>();
@@ -74,6 +83,25 @@ export class CommitEncoder {
       this.#strings.push(s);
       this.#dict.set(s, i);
     }
+    return i;
+  }
+
+  /**
+   * The index of a cost string (slots S_COST..S_DISCOUNT): costs are mostly distinct per call (they follow the
+   * token counts), so looking them up in the dictionary map only grows it. Appended as they come (the format
+   * allows a string twice); '0' and a repeat of the previous call's string still share one entry.
+   */
+  #costSlot(k: number, s: string | undefined): number {
+    if (s === this.#lastString[k]) return this.#lastIndex[k];
+    let i: number;
+    if (s === undefined) i = NONE;
+    else if (s === '0') i = this.#index(s);
+    else {
+      i = this.#strings.length;
+      this.#strings.push(s);
+    }
+    this.#lastString[k] = s;
+    this.#lastIndex[k] = i;
     return i;
   }
 
@@ -121,35 +149,50 @@ export class CommitEncoder {
     u32[u + S_TIER] = this.#slot(S_TIER, r.serviceTier);
     u32[u + S_PRICE] = this.#slot(S_PRICE, r.priceId);
     const c = r.costUsd;
-    u32[u + S_COST] = this.#slot(S_COST, c.input);
-    u32[u + S_COST + 1] = this.#slot(S_COST + 1, c.cache_read);
-    u32[u + S_COST + 2] = this.#slot(S_COST + 2, c.cache_write);
-    u32[u + S_COST + 3] = this.#slot(S_COST + 3, c.output);
-    u32[u + S_COST + 4] = this.#slot(S_COST + 4, c.reasoning);
-    u32[u + S_TOTAL] = this.#slot(S_TOTAL, r.totalCostUsd);
-    u32[u + S_DISCOUNT] = this.#slot(S_DISCOUNT, discount);
+    u32[u + S_COST] = this.#costSlot(S_COST, c.input);
+    u32[u + S_COST + 1] = this.#costSlot(S_COST + 1, c.cache_read);
+    u32[u + S_COST + 2] = this.#costSlot(S_COST + 2, c.cache_write);
+    u32[u + S_COST + 3] = this.#costSlot(S_COST + 3, c.output);
+    u32[u + S_COST + 4] = this.#costSlot(S_COST + 4, c.reasoning);
+    u32[u + S_TOTAL] = this.#costSlot(S_TOTAL, r.totalCostUsd);
+    u32[u + S_DISCOUNT] = this.#costSlot(S_DISCOUNT, discount);
   }
 
   /** The payload, as parts to write one after the other. */
   finish(receivedAtMillis: number): Buffer[] {
+    const strings = this.#strings;
     let dictBytes = 0;
-    const lens = this.#strings.map((s) => {
-      const n = Buffer.byteLength(s, 'utf8');
+    // Short ASCII strings (costs, ids, names: nearly all) are measured and copied in JS: a native call per
+    // string costs more than the loop. Anything else goes through Buffer's UTF-8 encoder.
+    const lens = new Int32Array(strings.length);
+    for (let k = 0; k < strings.length; k++) {
+      const s = strings[k]!;
+      let n = s.length <= SHORT_ASCII ? asciiLength(s) : -1;
+      if (n < 0) {
+        n = Buffer.byteLength(s, 'utf8');
+        lens[k] = -1 - n;
+      } else lens[k] = n;
       dictBytes += 4 + n;
-      return n;
-    });
+    }
     const pad = (8 - (dictBytes % 8)) % 8;
     const head = Buffer.alloc(24 + dictBytes + pad);
     head[0] = ENTRY_COMMIT;
     head.writeDoubleLE(receivedAtMillis, 8);
     head.writeUInt32LE(this.#n, 16);
-    head.writeUInt32LE(this.#strings.length, 20);
+    head.writeUInt32LE(strings.length, 20);
     let off = 24;
-    this.#strings.forEach((s, k) => {
-      head.writeUInt32LE(lens[k], off);
+    for (let k = 0; k < strings.length; k++) {
+      const s = strings[k]!;
+      const l = lens[k]!;
+      const n = l < 0 ? -1 - l : l;
+      head.writeUInt32LE(n, off);
       off += 4;
-      off += head.write(s, off, lens[k], 'utf8');
-    });
+      if (l < 0) off += head.write(s, off, n, 'utf8');
+      else {
+        for (let i = 0; i < n; i++) head[off + i] = s.charCodeAt(i);
+        off += n;
+      }
+    }
     return [head, Buffer.from(this.#f64.buffer, 0, this.#n * RECORD_BYTES)];
   }
 }

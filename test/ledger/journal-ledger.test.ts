@@ -438,4 +438,26 @@ describe('journal entries (binary codec)', () => {
     const prune = decodeEntry(Buffer.concat(encodePrune(5, 1_700_000_000_000)), (s) => s);
     expect(prune).toEqual({ kind: 'prune', receivedAtMillis: 5, rollupsBeforeMillis: 1_700_000_000_000 });
   });
+
+  it('round-trips costs repeated across calls and slots, and strings around the short-ASCII limit', () => {
+    const costs = ['0.1', '0.25', '0', '12.5', '0.1'];
+    const records = Array.from({ length: 40 }, (_, i) => {
+      const pick = (k: number) => costs[(i * 3 + k) % costs.length]!;
+      const c = { input: pick(0), cache_read: pick(1), cache_write: '0', output: pick(2), reasoning: i % 7 === 0 ? pick(3) : '0' };
+      const r = makeRecord({ periodStart: PERIOD, userId: ['a'.repeat(64), 'b'.repeat(65), `é${'c'.repeat(70)}`, 'ü', `u${i % 3}`][i % 5], costs: c });
+      return i % 4 === 0 ? { ...r, feature: 'x'.repeat(63 + (i % 3)) } : r;
+    });
+    const enc = new CommitEncoder(records.length);
+    records.forEach((r, i) => enc.add(r, PERIOD, i % 6 === 0 ? costs[i % costs.length] : undefined));
+    const entry = decodeEntry(Buffer.concat(enc.finish(7)), (s) => s);
+    if (entry.kind !== 'commit') throw new Error('not a commit entry');
+    const back: LedgerRecord[] = [];
+    const discounts: (string | undefined)[] = [];
+    entry.forEach((c) => {
+      back.push(c.record());
+      discounts.push(c.discount);
+    });
+    expect(back).toEqual(records.map((r) => ({ ...r, usage: { cache_write_1h: 0, ...r.usage } })));
+    expect(discounts).toEqual(records.map((_, i) => (i % 6 === 0 ? costs[i % costs.length] : undefined)));
+  });
 });
