@@ -110,7 +110,39 @@ export function addMoney(a: Decimal.Value, b: Decimal.Value): string {
 
 /** The exact decimal string of `value` in decimal.js toFixed() form ("0.50" → "0.5"). */
 export function canonicalMoney(value: string): string {
+  // Rollups from the journal ledger are already in that form (one per touched user per request): a scan, not a
+  // parse and a format.
+  if (isCanonicalDecimal(value)) return value;
   return new ExactSum(value).toString();
+}
+
+/**
+ * True for a plain non-negative decimal as decimal.js toFixed() writes it: "0", or digits without a leading
+ * zero, optionally "." and digits not ending in zero ("0.5", "12.25"; not "00", "0.50", "1.", ".5", "1e3").
+ */
+export function isCanonicalDecimal(value: string): boolean {
+  const len = value.length;
+  if (len === 0) return false;
+  const first = value.charCodeAt(0);
+  if (first < 48 || first > 57) return false;
+  let i = 1;
+  if (first === 48) {
+    if (len === 1) return true;
+  } else {
+    while (i < len) {
+      const c = value.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      i++;
+    }
+    if (i === len) return true;
+  }
+  // A fraction must follow: "." then at least one digit, the last not a zero.
+  if (value.charCodeAt(i) !== 46 || i === len - 1) return false;
+  for (let k = i + 1; k < len; k++) {
+    const c = value.charCodeAt(k);
+    if (c < 48 || c > 57) return false;
+  }
+  return value.charCodeAt(len - 1) !== 48;
 }
 
 export function sumMoney(values: Iterable<Decimal.Value>): string {

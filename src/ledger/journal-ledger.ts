@@ -253,6 +253,8 @@ export class JournalLedger implements Ledger {
   /** The same sets, newest day first (the order lookups try them). */
   #bucketList: DedupKeys[] = [];
   readonly #isoCache = new Map<string, string>();
+  #lastIsoIn: string | undefined = undefined;
+  #lastIsoOut = '';
   /** `provider\0model` keys by provider and model: built once, so no string is concatenated per record. */
   readonly #modelKeys = new Map<string, Map<string, string>>();
   /** Reused for each record's gross cost while it is added to the totals. */
@@ -547,12 +549,16 @@ export class JournalLedger implements Ledger {
   }
 
   #iso(periodStart: string): string {
+    // Every record of a group almost always carries the same string: compared before the map lookup.
+    if (periodStart === this.#lastIsoIn) return this.#lastIsoOut;
     let iso = this.#isoCache.get(periodStart);
     if (iso === undefined) {
       if (this.#isoCache.size > 256) this.#isoCache.clear();
       iso = isoOf(periodStart);
       this.#isoCache.set(periodStart, iso);
     }
+    this.#lastIsoIn = periodStart;
+    this.#lastIsoOut = iso;
     return iso;
   }
 

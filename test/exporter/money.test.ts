@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { ExactSum, Money, addMoney, canonicalMoney } from '../../src/exporter/money.js';
+import { ExactSum, Money, addMoney, canonicalMoney, isCanonicalDecimal } from '../../src/exporter/money.js';
 
 /** Plain decimal strings as costs are written: short ones of real calls, long ones past 2^53, trailing zeros. */
 const plainArb = fc.oneof(
@@ -68,5 +68,27 @@ describe('addMoney and canonicalMoney', () => {
       { numRuns: 2000 },
     );
     expect(addMoney(1, '0.5')).toBe('1.5');
+  });
+
+  it('canonicalMoney passes canonical spellings through and only those (isCanonicalDecimal)', () => {
+    const spelling = fc
+      .tuple(fc.stringMatching(/^[0-9]{0,22}$/), fc.constantFrom('', '.'), fc.stringMatching(/^[0-9]{0,22}$/), fc.constantFrom('', '', '', 'e3', '-', ' '))
+      .map(([i, dot, f, junk]) => `${i}${dot}${f}${junk}`);
+    fc.assert(
+      fc.property(fc.oneof(plainArb, otherArb, spelling), (a) => {
+        let decimalJs: string | undefined;
+        try {
+          decimalJs = new Money(a).toFixed();
+        } catch {
+          decimalJs = undefined;
+        }
+        if (isCanonicalDecimal(a)) expect(decimalJs).toBe(a);
+        if (decimalJs !== undefined && !/^-/.test(decimalJs) && decimalJs === a) expect(isCanonicalDecimal(a)).toBe(true);
+        if (decimalJs !== undefined) expect(canonicalMoney(a)).toBe(decimalJs);
+      }),
+      { numRuns: 5000 },
+    );
+    for (const s of ['0', '7', '10', '0.5', '12.25', '123456789012345678901.000000000000000000001']) expect(isCanonicalDecimal(s)).toBe(true);
+    for (const s of ['', '00', '01', '0.50', '1.', '.5', '1e3', '-1', '1.0', ' 1', '0.']) expect(isCanonicalDecimal(s)).toBe(false);
   });
 });
