@@ -20,6 +20,16 @@ function hexWord(s: string, at: number): number {
   return v >>> 0;
 }
 
+/** Writes a (trace id, span id) pair's six words at `at` in `out` (lower-case hex, as DedupKeys reads it). */
+export function readIdWords(traceId: string, spanId: string, out: Uint32Array, at: number): void {
+  out[at] = hexWord(traceId, 0);
+  out[at + 1] = hexWord(traceId, 8);
+  out[at + 2] = hexWord(traceId, 16);
+  out[at + 3] = hexWord(traceId, 24);
+  out[at + 4] = hexWord(spanId, 0);
+  out[at + 5] = hexWord(spanId, 8);
+}
+
 export class DedupKeys {
   #keys: Uint32Array;
   /** Entry number + 1 per slot (0 = empty); its length is a power of two, at least twice the entries. */
@@ -91,6 +101,11 @@ export class DedupKeys {
 
   has(traceId: string, spanId: string): boolean {
     return this.#find(this.#parse(traceId, spanId), 0) >= 0;
+  }
+
+  /** `has` for the key whose six words start at `at` in `w` (see readIdWords). */
+  hasWords(w: Uint32Array, at: number): boolean {
+    return this.#find(w, at) >= 0;
   }
 
   /** Adds the pair; false when it was already present. */

@@ -114,8 +114,11 @@ export class CommitEncoder {
     return i;
   }
 
-  /** Adds one call: `periodStart` normalised (ISO), `discount` the volume discount when there is one. */
-  add(r: LedgerRecord, periodStart: string, discount: string | undefined): void {
+  /**
+   * Adds one call: `periodStart` normalised (ISO), `discount` the volume discount when there is one; `ids`, when
+   * given, holds the record's trace and span id words at `idsAt` (already read for the dedup check).
+   */
+  add(r: LedgerRecord, periodStart: string, discount: string | undefined, ids?: Uint32Array, idsAt = 0): void {
     const f = this.#n * F64_PER_RECORD;
     const u = this.#n * U32_PER_RECORD + RECORD_F64 * 2;
     this.#n += 1;
@@ -129,12 +132,21 @@ export class CommitEncoder {
     f64[f + 4] = t.output;
     f64[f + 5] = t.reasoning;
     f64[f + 6] = t.cache_write_1h ?? 0;
-    u32[u] = hexWord(r.traceId, 0);
-    u32[u + 1] = hexWord(r.traceId, 8);
-    u32[u + 2] = hexWord(r.traceId, 16);
-    u32[u + 3] = hexWord(r.traceId, 24);
-    u32[u + 4] = hexWord(r.spanId, 0);
-    u32[u + 5] = hexWord(r.spanId, 8);
+    if (ids !== undefined) {
+      u32[u] = ids[idsAt]!;
+      u32[u + 1] = ids[idsAt + 1]!;
+      u32[u + 2] = ids[idsAt + 2]!;
+      u32[u + 3] = ids[idsAt + 3]!;
+      u32[u + 4] = ids[idsAt + 4]!;
+      u32[u + 5] = ids[idsAt + 5]!;
+    } else {
+      u32[u] = hexWord(r.traceId, 0);
+      u32[u + 1] = hexWord(r.traceId, 8);
+      u32[u + 2] = hexWord(r.traceId, 16);
+      u32[u + 3] = hexWord(r.traceId, 24);
+      u32[u + 4] = hexWord(r.spanId, 0);
+      u32[u + 5] = hexWord(r.spanId, 8);
+    }
     u32[u + 6] = (r.estimated ? 1 : 0) | (r.priced ? 2 : 0) | (r.outcome === 'error' ? 4 : 0);
     u32[u + S_PERIOD] = this.#slot(S_PERIOD, periodStart);
     u32[u + S_USER] = this.#slot(S_USER, r.userId);

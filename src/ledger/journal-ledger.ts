@@ -30,7 +30,7 @@ import { systemClock, type Clock } from '../plans/clock.js';
 import { totalTokens } from '../usage/usage.js';
 import { acquireDirectoryLock } from './dir-lock.js';
 import { LedgerError, LedgerUnavailableError } from './errors.js';
-import { DedupKeys } from './dedup-keys.js';
+import { DedupKeys, readIdWords } from './dedup-keys.js';
 import { CommitEncoder, decodeEntry, ENTRY_COMMIT, encodePrune } from './journal-entry.js';
 import { Money } from './money.js';
 import {
@@ -219,7 +219,11 @@ interface Prepared {
   discounts: (Exact | undefined)[];
   /** Net per-type costs for discounted records (by index). */
   nets: Map<number, { costUsd: Record<TokenType, Exact>; total: Exact; gross: Exact; discount: Exact }>;
+  /** Every record's id words (ID_WORDS per record, by input index; see readIdWords). */
+  ids: Uint32Array;
 }
+
+const ID_WORDS = 6;
 
 function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -478,9 +482,10 @@ export class JournalLedger implements Ledger {
   }
 
   /** Whether a bucket other than `except` holds the pair. */
-  #seenElsewhere(traceId: string, spanId: string, except: DedupKeys): boolean {
+  /** Whether the key whose words start at `at` in `w` is in another day's bucket (ids parsed once, not per day). */
+  #seenElsewhere(w: Uint32Array, at: number, except: DedupKeys): boolean {
     const list = this.#bucketList;
-    for (let k = 0; k < list.length; k++) if (list[k] !== except && list[k].has(traceId, spanId)) return true;
+    for (let k = 0; k < list.length; k++) if (list[k] !== except && list[k].hasWords(w, at)) return true;
     return false;
   }
 
@@ -681,7 +686,7 @@ export class JournalLedger implements Ledger {
       const enc = new CommitEncoder(fresh);
       for (const p of prepared) {
         const recs = p.waiter.records;
-        p.fresh.forEach((i, k) => enc.add(recs[i], this.#iso(recs[i].periodStart), p.discounts[k]?.toFixed()));
+        p.fresh.forEach((i, k) => enc.add(recs[i], this.#iso(recs[i].periodStart), p.discounts[k]?.toFixed(), p.ids, i * ID_WORDS));
       }
       try {
         await this.#append(enc.finish(now), now, fresh);
@@ -736,14 +741,17 @@ export class JournalLedger implements Ledger {
     const recs = w.records;
     const outcomes: CommitOutcome[] = new Array<CommitOutcome>(recs.length).fill('duplicate');
     const fresh: number[] = [];
+    // Each record's id words, read once for every day's bucket and for the journal entry.
+    const ids = new Uint32Array(recs.length * ID_WORDS);
     for (let i = 0; i < recs.length; i++) {
-      const { traceId, spanId } = recs[i];
-      if (this.#seenElsewhere(traceId, spanId, today) || !today.add(traceId, spanId)) continue;
+      const at = i * ID_WORDS;
+      readIdWords(recs[i].traceId, recs[i].spanId, ids, at);
+      if (this.#seenElsewhere(ids, at, today) || !today.addWords(ids, at)) continue;
       fresh.push(i);
       outcomes[i] = 'committed';
     }
     try {
-      return this.#discount(w, fresh, outcomes, pendingSpend);
+      return this.#discount(w, fresh, outcomes, pendingSpend, ids);
     } catch (err) {
       for (const i of fresh) today.delete(recs[i].traceId, recs[i].spanId);
       throw err;
@@ -751,7 +759,7 @@ export class JournalLedger implements Ledger {
   }
 
   /** The volume discounts of one caller's new records (none without a discount function). */
-  #discount(w: Waiter, fresh: number[], outcomes: CommitOutcome[], pendingSpend: Map<string, Money>): Prepared {
+  #discount(w: Waiter, fresh: number[], outcomes: CommitOutcome[], pendingSpend: Map<string, Money>, ids: Uint32Array): Prepared {
     const recs = w.records;
     const discounts: (Exact | undefined)[] = new Array<Exact | undefined>(fresh.length).fill(undefined);
     const nets: Prepared['nets'] = new Map();
@@ -792,7 +800,7 @@ export class JournalLedger implements Ledger {
     }
     // Only now (nothing threw) does this caller's spend count for the callers after it in the group.
     for (const [k, v] of spend) pendingSpend.set(k, v);
-    return { waiter: w, outcomes, fresh, discounts, nets };
+    return { waiter: w, outcomes, fresh, discounts, nets, ids };
   }
 
   #result(p: Prepared): CommitResult {

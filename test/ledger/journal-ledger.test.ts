@@ -13,7 +13,7 @@ import {
   type LedgerOptions,
   type LedgerRecord,
 } from '../../src/ledger/index.js';
-import { DedupKeys } from '../../src/ledger/dedup-keys.js';
+import { DedupKeys, readIdWords } from '../../src/ledger/dedup-keys.js';
 import { CommitEncoder, decodeEntry, encodePrune } from '../../src/ledger/journal-entry.js';
 import { Money } from '../../src/ledger/money.js';
 import { ManualClock } from '../../src/plans/index.js';
@@ -437,6 +437,23 @@ describe('journal entries (binary codec)', () => {
     expect(() => decodeEntry(payload.subarray(0, payload.length - 8), (s) => s)).toThrow(/wrong number of call records/);
     const prune = decodeEntry(Buffer.concat(encodePrune(5, 1_700_000_000_000)), (s) => s);
     expect(prune).toEqual({ kind: 'prune', receivedAtMillis: 5, rollupsBeforeMillis: 1_700_000_000_000 });
+  });
+
+  it('an entry encoded with the dedup check\'s id words is byte for byte the one encoded from the id strings', () => {
+    const records = someRecords(5, 2);
+    const ids = new Uint32Array(records.length * 6);
+    records.forEach((r, i) => readIdWords(r.traceId, r.spanId, ids, i * 6));
+    const a = new CommitEncoder(records.length);
+    const b = new CommitEncoder(records.length);
+    records.forEach((r, i) => {
+      a.add(r, PERIOD, undefined);
+      b.add(r, PERIOD, undefined, ids, i * 6);
+    });
+    expect(Buffer.concat(b.finish(9)).equals(Buffer.concat(a.finish(9)))).toBe(true);
+    const keys = new DedupKeys();
+    records.slice(0, 3).forEach((r) => keys.add(r.traceId, r.spanId));
+    records.forEach((r, i) => expect(keys.hasWords(ids, i * 6)).toBe(keys.has(r.traceId, r.spanId)));
+    expect(records.map((_, i) => keys.hasWords(ids, i * 6))).toEqual(records.map((_, i) => i < 3));
   });
 
   it('round-trips costs repeated across calls and slots, and strings around the short-ASCII limit', () => {
