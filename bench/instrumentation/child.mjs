@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { context, metrics } from '@opentelemetry/api';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { childMain } from '../lib/child.mjs';
 import { median } from '../lib/stats.mjs';
@@ -163,11 +163,12 @@ function inspectSpans(spans, calls, expected) {
   };
 }
 
-async function measure(call, exporter, expected) {
+async function measure(call, exporter, expected, flush) {
   for (let i = 0; i < warmup; i++) {
     await call();
     if (i % 256 === 255) exporter.reset();
   }
+  await flush();
   exporter.reset();
   const perCall = [];
   const cpuPerCall = [];
@@ -182,6 +183,7 @@ async function measure(call, exporter, expected) {
     // CPU time of this process (user + system): less disturbed by other work on the machine than wall time.
     cpuPerCall.push((cpu.user + cpu.system) / batchSize);
     // Checked on every batch (outside the timing); the last one is reported.
+    await flush();
     check = inspectSpans(exporter.getFinishedSpans(), batchSize, expected);
     exporter.reset();
   }
@@ -192,7 +194,12 @@ async function measure(call, exporter, expected) {
 
 childMain(async () => {
   const exporter = new InMemorySpanExporter();
-  const tracerProvider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  // BENCH_SPAN_PROCESSOR=batch (diagnostic, compare.mjs --span-processor=batch): the BatchSpanProcessor that
+  // NodeSDK and tokenmeter/register use in production, flushed before each batch's check (outside the timing).
+  const batch = process.env.BENCH_SPAN_PROCESSOR === 'batch';
+  const processor = batch ? new BatchSpanProcessor(exporter, { maxQueueSize: 4096 }) : new SimpleSpanProcessor(exporter);
+  const tracerProvider = new NodeTracerProvider({ spanProcessors: [processor] });
+  const flush = () => processor.forceFlush();
   if (variant !== 'tokenmeter-noop') tracerProvider.register();
   const reader = new PullReader();
   const meterProvider = new MeterProvider({ readers: [reader] });
@@ -203,8 +210,8 @@ childMain(async () => {
   // BENCH_INSTR_MODES=json or =stream (profiling one mode) skips the other; the full bench always runs both.
   const modes = process.env.BENCH_INSTR_MODES ?? 'json,stream';
   const skipped = { perCallMicros: NaN, medianBatchMicros: NaN, batchesMicros: [], check: inspectSpans([], 0, usage.json) };
-  const json = modes.includes('json') ? await measure(makeCall(client, false), exporter, usage.json) : skipped;
-  const stream = modes.includes('stream') ? await measure(makeCall(client, true), exporter, usage.stream) : skipped;
+  const json = modes.includes('json') ? await measure(makeCall(client, false), exporter, usage.json, flush) : skipped;
+  const stream = modes.includes('stream') ? await measure(makeCall(client, true), exporter, usage.stream, flush) : skipped;
   const collected = await reader.collect();
   const metricNames = new Set();
   // Data points recorded per metric (cumulative over the whole process), to check that recording kept up with the

@@ -1,17 +1,17 @@
 // Quick comparison for instrumentation work: runs chosen variants of one or both providers, round-robin, in their
 // own processes, and prints the per-call median and the added µs over bare. Not part of `npm run bench`.
 // Usage: node bench/instrumentation/compare.mjs [--providers=openai,anthropic] [--variants=bare,tokenmeter,traceloop]
-//        [--processes=2] [--warmup=2000] [--batches=10] [--batch-size=400]
+//        [--processes=2] [--warmup=2000] [--batches=10] [--batch-size=400] [--span-processor=simple|batch]
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runChild } from '../lib/child.mjs';
 import { median } from '../lib/stats.mjs';
 import { VARIANTS as BENCH_VARIANTS } from './run.mjs';
 
-// The bench's variants plus two diagnostics: `bare-context` (the bare SDK with async context tracking on) and
-// `tokenmeter-noop` (no tracer or meter provider: tokenmeter's own code around no-op spans and histograms).
+// The bench's variants plus two diagnostics: `tokenmeter-noop` (no tracer or meter provider: tokenmeter's own code
+// around no-op spans and histograms) and `tokenmeter-other` (another build, see --other).
 const VARIANTS = Object.fromEntries(
-  Object.entries(BENCH_VARIANTS).map(([p, vs]) => [p, [vs[0], { id: 'bare-context', label: 'bare, context tracking on' }, ...vs.slice(1), { id: 'tokenmeter-noop', label: 'tokenmeter, no providers' }, { id: 'tokenmeter-other', label: 'tokenmeter, --other build' }]]),
+  Object.entries(BENCH_VARIANTS).map(([p, vs]) => [p, [...vs, { id: 'tokenmeter-noop', label: 'tokenmeter, no providers' }, { id: 'tokenmeter-other', label: 'tokenmeter, --other build' }]]),
 );
 
 const CHILD = fileURLToPath(new URL('./child.mjs', import.meta.url));
@@ -25,6 +25,8 @@ const { values } = parseArgs({
     'batch-size': { type: 'string', default: '400' },
     // Another build's dist/ to measure as the variant `tokenmeter-other` (e.g. the commit before a change).
     other: { type: 'string' },
+    // simple (what `npm run bench` uses) or batch (BatchSpanProcessor, as in production).
+    'span-processor': { type: 'string', default: 'simple' },
   },
 });
 const providers = values.providers.split(',');
@@ -36,7 +38,9 @@ for (let p = 0; p < Number(values.processes); p++) {
       if (v.id !== 'bare' && !wanted.includes(v.id)) continue;
       const other = v.id === 'tokenmeter-other';
       const args = [provider, other ? 'tokenmeter' : v.id, values.warmup, values.batches, values['batch-size']];
-      const r = await runChild(CHILD, args, { env: other ? { BENCH_TOKENMETER_DIST: values.other } : {} });
+      const env = { BENCH_SPAN_PROCESSOR: values['span-processor'] };
+      if (other) env.BENCH_TOKENMETER_DIST = values.other;
+      const r = await runChild(CHILD, args, { env });
       (runs[`${provider}/${v.id}`] ??= []).push(r);
     }
   }

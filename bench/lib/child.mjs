@@ -38,8 +38,16 @@ export function runChild(modulePath, args, { execArgv = [], env = {}, timeoutMil
   });
 }
 
-/** In a child: runs `main`, sends its result (or error) to the parent, then exits. */
+/**
+ * In a child: runs `main`, sends its result (or error) to the parent, then exits. Started without an IPC channel
+ * (by hand, or under valgrind by instructions.mjs) it prints the result as one JSON line instead.
+ */
 export async function childMain(main) {
+  if (process.send === undefined) {
+    const result = await main();
+    process.stdout.write(`${JSON.stringify({ result })}\n`, () => process.exit(0));
+    return;
+  }
   try {
     const result = await main();
     await new Promise((r) => process.send({ result }, r));

@@ -1,6 +1,6 @@
 // Scrape cost with N active users, in its own process (run with --expose-gc). Args: <mode> <users> <scrapes>
 //   tokenmeter   the real exporter (dist/, embedded PGlite ledger in a temp dir): N spans, one per user, ingested
-//                through OTLP/HTTP; then GET /metrics timed (and ExporterMetrics.render() alone, the event-loop block)
+//                through OTLP/HTTP; then GET /metrics timed (and ExporterMetrics.renderBody() alone, the event-loop block)
 //   prom-client  a prom-client Registry holding as many plain Gauge series as tokenmeter's /metrics had (arg 4),
 //                spread over the 8 per-user families: registry.metrics() timed
 // Heap per user: heapUsed after globalThis.gc() before and after the users became active, divided by N.
@@ -95,7 +95,7 @@ async function tokenmeter() {
     const renderTimes = [];
     for (let i = 0; i < scrapes; i++) {
       const t0 = performance.now();
-      await running.metrics.render();
+      await running.metrics.renderBody();
       renderTimes.push(performance.now() - t0);
     }
     const series = countSeries(text);

@@ -32,7 +32,7 @@ export function scrapeMarkdown(d) {
   out.push(
     `The real exporter (embedded ledger) after N users each made a call through OTLP (so every per-user counter, period gauge and ` +
       `limit gauge exists), against a prom-client \`Registry\` holding the same number of plain \`Gauge\` series spread over the ` +
-      `same per-user families. "render" is \`ExporterMetrics.render()\` in-process (the time the scrape blocks the event loop), ` +
+      `same per-user families. "render" is \`ExporterMetrics.renderBody()\` in-process (the time the scrape blocks the event loop), ` +
       `"GET" the whole \`GET /metrics\` from a client in the same process. Heap: \`heapUsed\` after \`global.gc()\` ` +
       `(\`--expose-gc\`), before and after the users became active, / N. Medians of ${d.config.scrapes} scrapes (fewer at 100k).`,
     '',

@@ -4,6 +4,7 @@ import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.j
 import type { BillingPeriod } from '../plans/types.js';
 import { totalTokens } from '../usage/usage.js';
 import { ExactSum, addMoney, canonicalMoney } from './money.js';
+import { TextWriter } from './text-writer.js';
 import { UserSeriesMetric, UserSeriesStore, type LimitsLookup } from './user-series.js';
 
 export interface ExporterMetricsOptions {
@@ -111,6 +112,7 @@ export class ExporterMetrics {
   private readonly unpricedModels: LabelBound;
   private period: BillingPeriod | undefined;
   private periodStartMillis = Number.NaN;
+  private lastBodyBytes = 0;
 
   private readonly tokensTotal: SeriesCounter<number>;
   private readonly costUsdTotal: SeriesCounter<ExactSum>;
@@ -423,15 +425,30 @@ export class ExporterMetrics {
     return this.registry.contentType;
   }
 
-  /** The /metrics body: prom-client's exposition, with the per-user series rendered from their compact store. */
-  async render(): Promise<string> {
-    const parts: string[] = [];
+  /**
+   * The /metrics body as UTF-8 bytes: prom-client's exposition, with the per-user series written straight from
+   * their compact store.
+   */
+  async renderBody(): Promise<Buffer> {
+    // Sized from the last scrape, so a steady body is written without growing the buffer.
+    const w = new TextWriter(this.lastBodyBytes + 16 * 1024);
     // getMetricsAsString is prom-client's per-metric serialiser (public in its JS, absent from its typings).
     const registry = this.registry as unknown as { getMetricsAsString(m: unknown): Promise<string> };
+    let first = true;
     for (const m of this.registry.getMetricsAsArray() as unknown[]) {
-      if (m instanceof UserSeriesMetric) parts.push(m.renderText());
-      else parts.push(await registry.getMetricsAsString(m));
+      if (!first) w.write('\n\n');
+      first = false;
+      if (m instanceof UserSeriesMetric) m.writeText(w);
+      else w.write(await registry.getMetricsAsString(m));
     }
-    return `${parts.join('\n\n')}\n`;
+    w.write('\n');
+    const body = w.finish();
+    this.lastBodyBytes = body.length;
+    return body;
+  }
+
+  /** The /metrics body as text. */
+  async render(): Promise<string> {
+    return (await this.renderBody()).toString('utf8');
   }
 }

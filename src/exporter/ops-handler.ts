@@ -123,7 +123,7 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
     req.resume();
     if (path === '/metrics') {
       o.beforeScrape();
-      sendText(res, 200, await o.metrics.render(), o.metrics.contentType);
+      sendText(res, 200, await o.metrics.renderBody(), o.metrics.contentType);
       return;
     }
     if (path === '/healthz') {

@@ -1,6 +1,7 @@
 import { LABEL, METRIC, OVERFLOW_USER } from '../contract/names.js';
 import type { PlanLimits } from '../plans/types.js';
 import { ExactSum } from './money.js';
+import type { TextWriter } from './text-writer.js';
 
 /**
  * The per-user series (`tokenmeter_user_*_total` counters, `tokenmeter_period_*` and `tokenmeter_limit_*` gauges),
@@ -40,6 +41,9 @@ function numberText(v: number): string {
   return `${v}`;
 }
 
+/** Lines joined into one string before each buffer write: short-lived, so they die in the young generation. */
+const LINES_PER_WRITE = 64;
+
 type Field = 'tokensTotal' | 'costTotal' | 'periodTokens' | 'periodRequests' | 'periodCost' | 'limitTokens' | 'limitRequests' | 'limitCost';
 
 /** A prom-client-compatible metric view over one field of the entries (registered in the Registry). */
@@ -74,15 +78,26 @@ export class UserSeriesMetric {
     this.store.clear();
   }
 
-  /** The text exposition, byte-for-byte what prom-client's Registry would produce for the same values. */
-  renderText(): string {
-    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
-    const prefix = `${this.name}{`;
+  /**
+   * Writes the text exposition, byte for byte what prom-client's Registry would produce for the same values, in
+   * chunks of lines (one buffer write per chunk rather than per line).
+   */
+  writeText(w: TextWriter): void {
+    w.write(`# HELP ${this.name} ${this.help}\n# TYPE ${this.name} ${this.type}`);
+    const prefix = `\n${this.name}{`;
+    let chunk = '';
+    let lines = 0;
     for (const e of this.store.entries()) {
       const v = this.value(e);
-      if (v !== undefined) out.push(`${prefix}${e.labels}} ${numberText(v)}`);
+      if (v === undefined) continue;
+      chunk += `${prefix}${e.labels}} ${numberText(v)}`;
+      if (++lines === LINES_PER_WRITE) {
+        w.write(chunk);
+        chunk = '';
+        lines = 0;
+      }
     }
-    return out.join('\n');
+    if (lines > 0) w.write(chunk);
   }
 }
 

@@ -118,6 +118,34 @@ describe('/metrics for a known input, line by line', () => {
   });
 });
 
+describe('/metrics body with many users', () => {
+  // The per-user families are written in chunks of lines: every count around the chunk size renders every line.
+  it.each([63, 64, 65, 128, 129, 300])('%i users render exactly as prom-client would, as bytes and as text', async (n) => {
+    const m = new ExporterMetrics({ maxUsers: 1000, limitsFor: (u) => (u.endsWith('7') ? { tokens: 7, requests: 3, costUsd: new Decimal('1.5') } : {}) });
+    const p = { start: new Date('2026-01-01T00:00:00Z'), end: new Date('2026-02-01T00:00:00Z') };
+    m.setPeriod(p, ['free']);
+    const users = Array.from({ length: n }, (_, i) => (i % 10 === 3 ? `ü-"${i}"` : `user-${i}`));
+    m.loadRollups(users.map((u, i) => ({ periodStart: p.start.toISOString(), userId: u, plan: 'free', tokens: { input: i, cache_read: 0, cache_write: 0, output: 1, reasoning: 0 }, requests: i + 1, costUsd: `0.${i}5` })));
+    const body = await m.renderBody();
+    const text = await m.render();
+    expect(body.toString('utf8')).toBe(text);
+    expect(text.endsWith('\n')).toBe(true);
+    const reg = new Registry();
+    const tokens = new Gauge({ name: 'tokenmeter_period_tokens', help: 'Exact tokens this billing period, from the ledger.', labelNames: ['user', 'plan'], registers: [reg] });
+    const cost = new Gauge({ name: 'tokenmeter_period_cost_usd', help: 'Exact cost in USD this billing period, from the ledger.', labelNames: ['user', 'plan'], registers: [reg] });
+    const lim = new Gauge({ name: 'tokenmeter_limit_cost_usd', help: "The user's effective cost budget in USD this period (absent = unlimited).", labelNames: ['user', 'plan'], registers: [reg] });
+    users.forEach((u, i) => {
+      tokens.set({ user: u, plan: 'free' }, i + 1);
+      cost.set({ user: u, plan: 'free' }, Number(`0.${i}5`));
+      if (u.endsWith('7')) lim.set({ user: u, plan: 'free' }, 1.5);
+    });
+    const reference = await reg.metrics();
+    for (const block of reference.trim().split('\n\n')) expect(text).toContain(`${block}\n`);
+    // The next scrape (sized from this one) is the same body.
+    expect((await m.renderBody()).equals(body)).toBe(true);
+  });
+});
+
 describe('period gauges', () => {
   it('roll over at the month boundary: gauges restart from zero and old users disappear', async () => {
     const clock = new FakeClock(T0);
