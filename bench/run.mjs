@@ -14,7 +14,7 @@ import { benchIngest, ingestGrowthMarkdown, ingestMarkdown } from './ingest/run.
 import { benchInstrumentation, instrumentationMarkdown } from './instrumentation/run.mjs';
 import { benchLedger, ledgerGrowthMarkdown, ledgerMarkdown } from './ledger/run.mjs';
 import { benchScrape, scrapeGrowthMarkdown, scrapeMarkdown } from './scrape/run.mjs';
-import { fmt } from './lib/stats.mjs';
+import { fmt, growthExponent } from './lib/stats.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -119,6 +119,21 @@ function goalsTable(r) {
   }
   const l = r.sections.ledger;
   if (l) rows.push([`restart with ${l.users.toLocaleString('en-US')} users < 5 s (embedded ledger, ${l.calls.toLocaleString('en-US')} calls)`, `${fmt(l.restartMillis)} ms`, l.restartGoalMet]);
+  // Growth (section 5): exponents k of cost ∝ size^k over the measured sizes. The bounds leave room for this
+  // machine's noise between runs of one size and say so: k ≤ 1.1 is counted as linear, k ≤ 0.1 as flat.
+  if (s && s.rows.length > 1) {
+    const k = growthExponent(s.rows.map((row) => [row.users, row.tokenmeter.renderMillis]));
+    rows.push([`scrape cost grows linearly or better with active users (render ms ∝ users^k over ${s.rows.map((row) => row.users.toLocaleString('en-US')).join(' → ')}; k ≤ 1.1)`, `k = ${fmt(k, 2)}`, k <= 1.1]);
+  }
+  if (g && g.growth.length > 1) {
+    const k = growthExponent(g.growth.map((x) => [x.users, 1 / x.spansPerSecond]));
+    rows.push([`no per-user cost on the per-call ingest path (time per call ∝ distinct users^k over ${g.growth.map((x) => x.users.toLocaleString('en-US')).join(' → ')}; k ≤ 0.1)`, `k = ${fmt(k, 2)}`, k <= 0.1]);
+  }
+  if (l && l.segments.length > 2) {
+    // The first chunk is the ledger's warm-up (empty journal, cold JIT): left out.
+    const k = growthExponent(l.segments.slice(1).map((x) => [x.callsInLedger, 1 / x.spansPerSecond]));
+    rows.push([`ingest does not slow down as the ledger fills (time per call ∝ calls in the ledger^k up to ${l.segments[l.segments.length - 1].callsInLedger.toLocaleString('en-US')}; k ≤ 0.1)`, `k = ${fmt(k, 2)}`, k <= 0.1]);
+  }
   return ['| goal | measured | met? |', '| --- | --- | --- |', ...rows.map(([a, b, ok]) => `| ${a} | ${b} | ${ok ? 'yes' : '**no**'} |`)].join('\n');
 }
 

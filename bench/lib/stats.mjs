@@ -43,3 +43,21 @@ export function fmtBytes(n) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The growth exponent k of y ∝ x^k: the least-squares slope of ln y against ln x over [x, y] points. 1 is linear,
+ * 0 is flat (no growth); NaN with fewer than two distinct x.
+ */
+export function growthExponent(points) {
+  const pts = points.filter(([x, y]) => x > 0 && y > 0 && Number.isFinite(x) && Number.isFinite(y)).map(([x, y]) => [Math.log(x), Math.log(y)]);
+  if (pts.length < 2) return NaN;
+  const mx = pts.reduce((a, [x]) => a + x, 0) / pts.length;
+  const my = pts.reduce((a, [, y]) => a + y, 0) / pts.length;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of pts) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den === 0 ? NaN : num / den;
+}

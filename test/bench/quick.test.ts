@@ -101,6 +101,9 @@ describe('npm run bench -- --quick', () => {
       expect(stdout).toContain(heading);
     }
     expect(stdout).not.toContain('NaN');
+    // Growth exponents are computed from the measured sizes (their values are not checked: no timings).
+    expect(stdout).toMatch(/\| scrape cost grows linearly or better .*\| k = -?\d/);
+    expect(stdout).toMatch(/\| no per-user cost on the per-call ingest path .*\| k = -?\d/);
   });
 
   it('instrumentation: every variant timed; tokenmeter and the peers made one span per call with the real usage', () => {
