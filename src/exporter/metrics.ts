@@ -434,11 +434,13 @@ export class ExporterMetrics {
     const w = new TextWriter(this.lastBodyBytes + 16 * 1024);
     // getMetricsAsString is prom-client's per-metric serialiser (public in its JS, absent from its typings).
     const registry = this.registry as unknown as { getMetricsAsString(m: unknown): Promise<string> };
+    const userFamilies = this.users.renderFamilies();
     let first = true;
     for (const m of this.registry.getMetricsAsArray() as unknown[]) {
       if (!first) w.write('\n\n');
       first = false;
-      if (m instanceof UserSeriesMetric) m.writeText(w);
+      const family = m instanceof UserSeriesMetric ? userFamilies.get(m) : undefined;
+      if (family !== undefined) w.writeBytes(family);
       else w.write(await registry.getMetricsAsString(m));
     }
     w.write('\n');

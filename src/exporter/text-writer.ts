@@ -19,6 +19,13 @@ export class TextWriter {
     this.length += this.buf.write(text, this.length);
   }
 
+  /** Appends bytes as they are. */
+  writeBytes(bytes: Uint8Array): void {
+    if (this.length + bytes.length > this.buf.length) this.grow(this.length + bytes.length);
+    this.buf.set(bytes, this.length);
+    this.length += bytes.length;
+  }
+
   /** The bytes written so far (a view: no copy). */
   finish(): Buffer {
     return this.buf.subarray(0, this.length);

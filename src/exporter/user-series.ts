@@ -1,7 +1,7 @@
 import { LABEL, METRIC, OVERFLOW_USER } from '../contract/names.js';
 import type { PlanLimits } from '../plans/types.js';
 import { ExactSum } from './money.js';
-import type { TextWriter } from './text-writer.js';
+import { TextWriter } from './text-writer.js';
 
 /**
  * The per-user series (`tokenmeter_user_*_total` counters, `tokenmeter_period_*` and `tokenmeter_limit_*` gauges),
@@ -46,6 +46,18 @@ const LINES_PER_WRITE = 64;
 
 type Field = 'tokensTotal' | 'costTotal' | 'periodTokens' | 'periodRequests' | 'periodCost' | 'limitTokens' | 'limitRequests' | 'limitCost';
 
+/** The per-user families: field, metric name, help, type. UserSeriesStore.renderFamilies follows this order. */
+const FIELDS: ReadonlyArray<readonly [Field, string, string, 'counter' | 'gauge']> = [
+  ['tokensTotal', METRIC.userTokensTotal, 'Tokens per user since the exporter started (bounded by max_users; the rest under user="__overflow__").', 'counter'],
+  ['costTotal', METRIC.userCostUsdTotal, 'Cost in USD per user since the exporter started (bounded by max_users; the rest under user="__overflow__").', 'counter'],
+  ['periodTokens', METRIC.periodTokens, 'Exact tokens this billing period, from the ledger.', 'gauge'],
+  ['periodRequests', METRIC.periodRequests, 'Exact requests this billing period, from the ledger.', 'gauge'],
+  ['periodCost', METRIC.periodCostUsd, 'Exact cost in USD this billing period, from the ledger.', 'gauge'],
+  ['limitTokens', METRIC.limitTokens, "The user's effective token limit this period (absent = unlimited).", 'gauge'],
+  ['limitRequests', METRIC.limitRequests, "The user's effective request limit this period (absent = unlimited).", 'gauge'],
+  ['limitCost', METRIC.limitCostUsd, "The user's effective cost budget in USD this period (absent = unlimited).", 'gauge'],
+];
+
 /** A prom-client-compatible metric view over one field of the entries (registered in the Registry). */
 export class UserSeriesMetric {
   readonly aggregator = 'sum' as const;
@@ -78,26 +90,9 @@ export class UserSeriesMetric {
     this.store.clear();
   }
 
-  /**
-   * Writes the text exposition, byte for byte what prom-client's Registry would produce for the same values, in
-   * chunks of lines (one buffer write per chunk rather than per line).
-   */
-  writeText(w: TextWriter): void {
-    w.write(`# HELP ${this.name} ${this.help}\n# TYPE ${this.name} ${this.type}`);
-    const prefix = `\n${this.name}{`;
-    let chunk = '';
-    let lines = 0;
-    for (const e of this.store.entries()) {
-      const v = this.value(e);
-      if (v === undefined) continue;
-      chunk += `${prefix}${e.labels}} ${numberText(v)}`;
-      if (++lines === LINES_PER_WRITE) {
-        w.write(chunk);
-        chunk = '';
-        lines = 0;
-      }
-    }
-    if (lines > 0) w.write(chunk);
+  /** `# HELP` and `# TYPE`, as prom-client writes them. */
+  header(): string {
+    return `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} ${this.type}`;
   }
 }
 
@@ -111,10 +106,17 @@ export class UserSeriesStore {
   private readonly byPlan = new Map<string, Map<string, UserEntry>>();
   private tracked = 0;
 
+  /** The eight per-user families, in the order of FIELDS (renderFamilies writes them in that order). */
+  private readonly families: UserSeriesMetric[];
+  /** Each family's body size at the last scrape, to size the next one's buffer. */
+  private readonly lastFamilyBytes = FIELDS.map(() => 0);
+
   constructor(
     readonly maxUsers: number,
     private readonly limitsFor: LimitsLookup,
-  ) {}
+  ) {
+    this.families = FIELDS.map(([field, name, help, type]) => new UserSeriesMetric(name, help, type, this, field));
+  }
 
   entries(): IterableIterator<UserEntry> {
     return this.list.values();
@@ -209,16 +211,69 @@ export class UserSeriesStore {
     }
   }
 
+  /** The per-user families, to register in the Registry (the same objects every time). */
   metrics(): UserSeriesMetric[] {
-    return [
-      new UserSeriesMetric(METRIC.userTokensTotal, 'Tokens per user since the exporter started (bounded by max_users; the rest under user="__overflow__").', 'counter', this, 'tokensTotal'),
-      new UserSeriesMetric(METRIC.userCostUsdTotal, 'Cost in USD per user since the exporter started (bounded by max_users; the rest under user="__overflow__").', 'counter', this, 'costTotal'),
-      new UserSeriesMetric(METRIC.periodTokens, 'Exact tokens this billing period, from the ledger.', 'gauge', this, 'periodTokens'),
-      new UserSeriesMetric(METRIC.periodRequests, 'Exact requests this billing period, from the ledger.', 'gauge', this, 'periodRequests'),
-      new UserSeriesMetric(METRIC.periodCostUsd, 'Exact cost in USD this billing period, from the ledger.', 'gauge', this, 'periodCost'),
-      new UserSeriesMetric(METRIC.limitTokens, "The user's effective token limit this period (absent = unlimited).", 'gauge', this, 'limitTokens'),
-      new UserSeriesMetric(METRIC.limitRequests, "The user's effective request limit this period (absent = unlimited).", 'gauge', this, 'limitRequests'),
-      new UserSeriesMetric(METRIC.limitCostUsd, "The user's effective cost budget in USD this period (absent = unlimited).", 'gauge', this, 'limitCost'),
-    ];
+    return [...this.families];
+  }
+
+  /**
+   * The text exposition of every per-user family, byte for byte what prom-client's Registry would write for the
+   * same values, in `metrics()` order. One pass over the entries writes all eight families (each into its own
+   * buffer, a chunk of lines per write): with 100k users the entries span ~100 MiB of heap, and a pass per family
+   * read them from memory eight times.
+   */
+  renderFamilies(): Map<UserSeriesMetric, Buffer> {
+    const f = this.families;
+    const w = f.map((m, i) => {
+      const t = new TextWriter(this.lastFamilyBytes[i]! + 1024);
+      t.write(m.header());
+      return t;
+    });
+    const p = f.map((m) => `\n${m.name}{`);
+    // One chunk string per family, in FIELDS order; the indices below follow it.
+    let c0 = '';
+    let c1 = '';
+    let c2 = '';
+    let c3 = '';
+    let c4 = '';
+    let c5 = '';
+    let c6 = '';
+    let c7 = '';
+    const [p0, p1, p2, p3, p4, p5, p6, p7] = p as [string, string, string, string, string, string, string, string];
+    let lines = 0;
+    for (const e of this.list) {
+      const l = e.labels;
+      c0 += `${p0}${l}} ${numberText(e.tokensTotal)}`;
+      c1 += `${p1}${l}} ${numberText(e.costTotal.toNumber())}`;
+      c2 += `${p2}${l}} ${numberText(e.periodTokens)}`;
+      c3 += `${p3}${l}} ${numberText(e.periodRequests)}`;
+      c4 += `${p4}${l}} ${numberText(Number(e.periodCost))}`;
+      if (e.limitTokens !== undefined) c5 += `${p5}${l}} ${numberText(e.limitTokens)}`;
+      if (e.limitRequests !== undefined) c6 += `${p6}${l}} ${numberText(e.limitRequests)}`;
+      if (e.limitCost !== undefined) c7 += `${p7}${l}} ${numberText(Number(e.limitCost))}`;
+      if (++lines === LINES_PER_WRITE) {
+        flush();
+        lines = 0;
+      }
+    }
+    flush();
+    function flush(): void {
+      w[0]!.write(c0);
+      w[1]!.write(c1);
+      w[2]!.write(c2);
+      w[3]!.write(c3);
+      w[4]!.write(c4);
+      w[5]!.write(c5);
+      w[6]!.write(c6);
+      w[7]!.write(c7);
+      c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = '';
+    }
+    const out = new Map<UserSeriesMetric, Buffer>();
+    f.forEach((m, i) => {
+      const body = w[i]!.finish();
+      this.lastFamilyBytes[i] = body.length;
+      out.set(m, body);
+    });
+    return out;
   }
 }

@@ -2,6 +2,7 @@ import { Registry, Gauge, Counter } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Decimal } from 'decimal.js';
 import { ExporterMetrics } from '../../src/exporter/metrics.js';
+import { UserSeriesMetric } from '../../src/exporter/user-series.js';
 import { FakeClock, SimplePlans } from './fakes.js';
 import { otlpJson, postOtlp, scrape, startTestExporter, type TestExporter } from './harness.js';
 
@@ -119,28 +120,44 @@ describe('/metrics for a known input, line by line', () => {
 });
 
 describe('/metrics body with many users', () => {
-  // The per-user families are written in chunks of lines: every count around the chunk size renders every line.
-  it.each([63, 64, 65, 128, 129, 300])('%i users render exactly as prom-client would, as bytes and as text', async (n) => {
-    const m = new ExporterMetrics({ maxUsers: 1000, limitsFor: (u) => (u.endsWith('7') ? { tokens: 7, requests: 3, costUsd: new Decimal('1.5') } : {}) });
+  // The per-user families are written in one pass, in chunks of lines: every count around the chunk size renders
+  // every line of all eight families exactly as prom-client's Registry does.
+  it.each([63, 64, 65, 128, 129, 300])('%i users: every per-user family renders exactly as prom-client would', async (n) => {
+    const m = new ExporterMetrics({ maxUsers: 250, limitsFor: (u) => (u.endsWith('7') ? { tokens: 7, requests: 3, costUsd: new Decimal('1.5') } : u.endsWith('8') ? { requests: 8 } : {}) });
     const p = { start: new Date('2026-01-01T00:00:00Z'), end: new Date('2026-02-01T00:00:00Z') };
     m.setPeriod(p, ['free']);
-    const users = Array.from({ length: n }, (_, i) => (i % 10 === 3 ? `ü-"${i}"` : `user-${i}`));
+    const users = Array.from({ length: n }, (_, i) => (i % 10 === 3 ? `ü-"${i}"\\` : `user-${i}`));
     m.loadRollups(users.map((u, i) => ({ periodStart: p.start.toISOString(), userId: u, plan: 'free', tokens: { input: i, cache_read: 0, cache_write: 0, output: 1, reasoning: 0 }, requests: i + 1, costUsd: `0.${i}5` })));
+    // Counters too: one priced call for some of the users (past max_users: the overflow entry).
+    const records = users.filter((_, i) => i % 3 === 0).map((u, i) => ({
+      traceId: 'b'.repeat(32), spanId: (i + 1).toString(16).padStart(16, '0'), endTimeMillis: p.start.getTime() + 1, provider: 'openai', rawModel: 'x', operation: 'chat',
+      usage: { input: 10 + i, cache_read: 0, cache_write: 0, output: 1, reasoning: 0 }, estimated: false, userId: u, outcome: 'success' as const, source: 'tokenmeter' as const,
+      plan: 'free', model: 'x', periodStart: p.start.toISOString(), priced: true, costUsd: { input: `0.00${i}1`, cache_read: '0', cache_write: '0', output: '0', reasoning: '0' }, totalCostUsd: `0.00${i}1`,
+    }));
+    m.recordCommit({ committed: records, duplicates: [], rollups: [] });
     const body = await m.renderBody();
     const text = await m.render();
     expect(body.toString('utf8')).toBe(text);
     expect(text.endsWith('\n')).toBe(true);
+    // The reference: prom-client's own Gauges/Counters holding the values each family reports through get().
     const reg = new Registry();
-    const tokens = new Gauge({ name: 'tokenmeter_period_tokens', help: 'Exact tokens this billing period, from the ledger.', labelNames: ['user', 'plan'], registers: [reg] });
-    const cost = new Gauge({ name: 'tokenmeter_period_cost_usd', help: 'Exact cost in USD this billing period, from the ledger.', labelNames: ['user', 'plan'], registers: [reg] });
-    const lim = new Gauge({ name: 'tokenmeter_limit_cost_usd', help: "The user's effective cost budget in USD this period (absent = unlimited).", labelNames: ['user', 'plan'], registers: [reg] });
-    users.forEach((u, i) => {
-      tokens.set({ user: u, plan: 'free' }, i + 1);
-      cost.set({ user: u, plan: 'free' }, Number(`0.${i}5`));
-      if (u.endsWith('7')) lim.set({ user: u, plan: 'free' }, 1.5);
-    });
+    let families = 0;
+    for (const metric of m.registry.getMetricsAsArray() as unknown[]) {
+      if (!(metric instanceof UserSeriesMetric)) continue;
+      const got = await metric.get();
+      if (got.type === 'counter') {
+        const ref = new Counter({ name: got.name, help: got.help, labelNames: ['user', 'plan'], registers: [reg] });
+        for (const v of got.values) ref.inc(v.labels, v.value);
+      } else {
+        const ref = new Gauge({ name: got.name, help: got.help, labelNames: ['user', 'plan'], registers: [reg] });
+        for (const v of got.values) ref.set(v.labels, v.value);
+      }
+      families++;
+    }
+    expect(families).toBe(8);
     const reference = await reg.metrics();
     for (const block of reference.trim().split('\n\n')) expect(text).toContain(`${block}\n`);
+    expect(reference).toContain('user="__overflow__"');
     // The next scrape (sized from this one) is the same body.
     expect((await m.renderBody()).equals(body)).toBe(true);
   });
