@@ -33,7 +33,7 @@ function configFor(quick, values) {
         ledger: { calls: ledgerCalls, users: ledgerUsers, concurrency: 8, restarts: 1 },
       }
     : {
-        instrumentation: { processes: 3, warmup: 2000, batches: 10, batchSize: 400 },
+        instrumentation: { processes: 5, warmup: 2000, batches: 10, batchSize: 400 },
         ingest: { batches: 100, warmupBatches: 10, users: 1000, concurrency: [1, 8], growthUsers: [1000, 10_000, 100_000], postgres: true },
         scrape: { users: [1000, 10_000, 100_000], scrapes: 10 },
         ledger: { calls: ledgerCalls, users: ledgerUsers, concurrency: 8, restarts: 3 },
