@@ -46,7 +46,7 @@ const LINES_PER_WRITE = 64;
 
 type Field = 'tokensTotal' | 'costTotal' | 'periodTokens' | 'periodRequests' | 'periodCost' | 'limitTokens' | 'limitRequests' | 'limitCost';
 
-/** The per-user families: field, metric name, help, type. UserSeriesStore.renderFamilies follows this order. */
+/** The per-user families, in exposition order: field, metric name, help, type. */
 const FIELDS: ReadonlyArray<readonly [Field, string, string, 'counter' | 'gauge']> = [
   ['tokensTotal', METRIC.userTokensTotal, 'Tokens per user since the exporter started (bounded by max_users; the rest under user="__overflow__").', 'counter'],
   ['costTotal', METRIC.userCostUsdTotal, 'Cost in USD per user since the exporter started (bounded by max_users; the rest under user="__overflow__").', 'counter'],
@@ -61,13 +61,16 @@ const FIELDS: ReadonlyArray<readonly [Field, string, string, 'counter' | 'gauge'
 /** A prom-client-compatible metric view over one field of the entries (registered in the Registry). */
 export class UserSeriesMetric {
   readonly aggregator = 'sum' as const;
+  private readonly linePrefix: string;
   constructor(
     readonly name: string,
     readonly help: string,
     readonly type: 'counter' | 'gauge',
     private readonly store: UserSeriesStore,
     private readonly field: Field,
-  ) {}
+  ) {
+    this.linePrefix = `\n${name}{`;
+  }
 
   private value(e: UserEntry): number | undefined {
     const v = e[this.field];
@@ -90,6 +93,12 @@ export class UserSeriesMetric {
     this.store.clear();
   }
 
+  /** This entry's sample line, preceded by a newline; undefined when the entry has no value here. */
+  line(e: UserEntry): string | undefined {
+    const v = this.value(e);
+    return v === undefined ? undefined : `${this.linePrefix}${e.labels}} ${numberText(v)}`;
+  }
+
   /** `# HELP` and `# TYPE`, as prom-client writes them. */
   header(): string {
     return `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} ${this.type}`;
@@ -106,7 +115,7 @@ export class UserSeriesStore {
   private readonly byPlan = new Map<string, Map<string, UserEntry>>();
   private tracked = 0;
 
-  /** The eight per-user families, in the order of FIELDS (renderFamilies writes them in that order). */
+  /** The eight per-user families, in the order of FIELDS. */
   private readonly families: UserSeriesMetric[];
   /** Each family's body size at the last scrape, to size the next one's buffer. */
   private readonly lastFamilyBytes = FIELDS.map(() => 0);
@@ -224,53 +233,33 @@ export class UserSeriesStore {
    */
   renderFamilies(): Map<UserSeriesMetric, Buffer> {
     const f = this.families;
-    const w = f.map((m, i) => {
+    const writers = f.map((m, i) => {
       const t = new TextWriter(this.lastFamilyBytes[i]! + 1024);
       t.write(m.header());
       return t;
     });
-    const p = f.map((m) => `\n${m.name}{`);
-    // One chunk string per family, in FIELDS order; the indices below follow it.
-    let c0 = '';
-    let c1 = '';
-    let c2 = '';
-    let c3 = '';
-    let c4 = '';
-    let c5 = '';
-    let c6 = '';
-    let c7 = '';
-    const [p0, p1, p2, p3, p4, p5, p6, p7] = p as [string, string, string, string, string, string, string, string];
+    const chunks = f.map(() => '');
+    const flush = (): void => {
+      for (let i = 0; i < f.length; i++) {
+        writers[i]!.write(chunks[i]!);
+        chunks[i] = '';
+      }
+    };
     let lines = 0;
     for (const e of this.list) {
-      const l = e.labels;
-      c0 += `${p0}${l}} ${numberText(e.tokensTotal)}`;
-      c1 += `${p1}${l}} ${numberText(e.costTotal.toNumber())}`;
-      c2 += `${p2}${l}} ${numberText(e.periodTokens)}`;
-      c3 += `${p3}${l}} ${numberText(e.periodRequests)}`;
-      c4 += `${p4}${l}} ${numberText(Number(e.periodCost))}`;
-      if (e.limitTokens !== undefined) c5 += `${p5}${l}} ${numberText(e.limitTokens)}`;
-      if (e.limitRequests !== undefined) c6 += `${p6}${l}} ${numberText(e.limitRequests)}`;
-      if (e.limitCost !== undefined) c7 += `${p7}${l}} ${numberText(Number(e.limitCost))}`;
+      for (let i = 0; i < f.length; i++) {
+        const line = f[i]!.line(e);
+        if (line !== undefined) chunks[i] += line;
+      }
       if (++lines === LINES_PER_WRITE) {
         flush();
         lines = 0;
       }
     }
     flush();
-    function flush(): void {
-      w[0]!.write(c0);
-      w[1]!.write(c1);
-      w[2]!.write(c2);
-      w[3]!.write(c3);
-      w[4]!.write(c4);
-      w[5]!.write(c5);
-      w[6]!.write(c6);
-      w[7]!.write(c7);
-      c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = '';
-    }
     const out = new Map<UserSeriesMetric, Buffer>();
     f.forEach((m, i) => {
-      const body = w[i]!.finish();
+      const body = writers[i]!.finish();
       this.lastFamilyBytes[i] = body.length;
       out.set(m, body);
     });
