@@ -33,7 +33,7 @@ async function runPg(bin, args) {
     const { stdout } = await run(cmd, argv, { timeout: 120_000 });
     return stdout;
   } catch (err) {
-    throw new Error(`${bin} ${args.join(' ')} failed: ${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+    throw new Error(`${bin} ${args.join(' ')} failed: ${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`, { cause: err });
   }
 }
 
