@@ -1,24 +1,81 @@
 // One instrumentation variant in its own process: warm-up, then timed batches of sequential SDK calls against a
 // canned `fetch`, non-streaming and 20-chunk streams. Checks that the variant produced spans with the usage the
 // canned responses report. Args: <provider> <variant> <warmup> <batches> <batchSize>
+// BENCH_DEPS_DIR: a directory (bench/lib/deps.mjs) whose packages win over the project's: the newest SDKs, peer
+// instrumentations and OpenTelemetry SDK line (3.x, which has one TracerProvider and no NodeTracerProvider).
 import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { context, metrics } from '@opentelemetry/api';
-import { registerInstrumentations } from '@opentelemetry/instrumentation';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
-import { BatchSpanProcessor, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { childMain } from '../lib/child.mjs';
 import { median } from '../lib/stats.mjs';
 import { ANTHROPIC_USAGE, OPENAI_USAGE, cannedFetch } from './canned.mjs';
 
-const require = createRequire(import.meta.url);
+const projectRequire = createRequire(import.meta.url);
+const depsDir = process.env.BENCH_DEPS_DIR;
+const depsRequire = depsDir ? createRequire(join(depsDir, 'package.json')) : undefined;
+/** A package from BENCH_DEPS_DIR when it holds it, else the project's. */
+function require(name) {
+  if (depsRequire) {
+    try {
+      return depsRequire(name);
+    } catch (err) {
+      if (err?.code !== 'MODULE_NOT_FOUND') throw err;
+    }
+  }
+  return projectRequire(name);
+}
+function hasDep(name) {
+  try {
+    depsRequire?.resolve(name);
+    return depsRequire !== undefined;
+  } catch {
+    return false;
+  }
+}
+/** The version of the package `require(name)` loads (some packages do not export their package.json). */
+function pkgVersion(name) {
+  let dir = dirname((depsRequire && hasDep(name) ? depsRequire : projectRequire).resolve(name));
+  for (;;) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, 'utf8'));
+      if (pkg.name === name) return pkg.version;
+    }
+    const up = dirname(dir);
+    if (up === dir) return 'unknown';
+    dir = up;
+  }
+}
+const { context, metrics, trace } = require('@opentelemetry/api');
+const { registerInstrumentations } = require('@opentelemetry/instrumentation');
+const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics');
+// OpenTelemetry JS 3.x merged sdk-trace-base and sdk-trace-node into @opentelemetry/sdk-trace.
+const otel3 = hasDep('@opentelemetry/sdk-trace');
+const { BatchSpanProcessor, InMemorySpanExporter, SimpleSpanProcessor } = require(otel3 ? '@opentelemetry/sdk-trace' : '@opentelemetry/sdk-trace-base');
 const notes = [];
 const [provider, variant, warmupArg, batchesArg, batchSizeArg] = process.argv.slice(2);
 const warmup = Number(warmupArg);
 const batches = Number(batchesArg);
 const batchSize = Number(batchSizeArg);
+
+/** A tracer provider as an app on this OpenTelemetry line makes one. */
+function makeTracerProvider(processor) {
+  if (otel3) return new (require('@opentelemetry/sdk-trace').TracerProvider)({ spanProcessors: [processor] });
+  return new (require('@opentelemetry/sdk-trace-node').NodeTracerProvider)({ spanProcessors: [processor] });
+}
+
+/** Global registration with async context propagation, as NodeTracerProvider.register() does on the 2.x line. */
+function registerTracerProvider(tracerProvider) {
+  if (!otel3) {
+    tracerProvider.register();
+    return;
+  }
+  const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  trace.setGlobalTracerProvider(tracerProvider);
+}
 
 class PullReader extends MetricReader {
   async onForceFlush() {}
@@ -67,20 +124,20 @@ async function setUpVariant(tracerProvider, meterProvider) {
       const dist = process.env.BENCH_TOKENMETER_DIST;
       const tm = await import(dist ? pathToFileURL(`${dist}/instrumentation/index.js`).href : '../../dist/instrumentation/index.js');
       instrumentations = tm.tokenmeterInstrumentations();
-      version = require('../../package.json').version;
+      version = projectRequire('../../package.json').version;
       break;
     }
     case 'otel-contrib': {
       const { OpenAIInstrumentation } = require('@opentelemetry/instrumentation-openai');
       instrumentations = [new OpenAIInstrumentation()];
-      version = require('@opentelemetry/instrumentation-openai/package.json').version;
+      version = pkgVersion('@opentelemetry/instrumentation-openai');
       break;
     }
     case 'traceloop': {
       if (provider === 'openai') {
         const { OpenAIInstrumentation } = require('@traceloop/instrumentation-openai');
         instrumentations = [new OpenAIInstrumentation()];
-        version = require('@traceloop/instrumentation-openai/package.json').version;
+        version = pkgVersion('@traceloop/instrumentation-openai');
       } else {
         // 0.27 patches `Anthropic.Completions.prototype`, which @anthropic-ai/sdk 1.x no longer has: its require
         // hook throws and the app's `require('@anthropic-ai/sdk')` fails. To measure its per-call cost anyway,
@@ -91,7 +148,7 @@ async function setUpVariant(tracerProvider, meterProvider) {
         const sdk = require('@anthropic-ai/sdk');
         const shim = { ...sdk, Anthropic: { Completions: { prototype: { create() {} } }, Messages: sdk.Anthropic.Messages, Beta: sdk.Anthropic.Beta } };
         inst.manuallyInstrument(shim);
-        version = `${require('@traceloop/instrumentation-anthropic/package.json').version} (shimmed)`;
+        version = `${pkgVersion('@traceloop/instrumentation-anthropic')} (shimmed)`;
         notes.push('@traceloop/instrumentation-anthropic 0.27 throws when @anthropic-ai/sdk 1.13 is required (it patches Anthropic.Completions, removed in 1.x); measured through manuallyInstrument with a stand-in class');
       }
       break;
@@ -197,10 +254,13 @@ childMain(async () => {
   // BENCH_SPAN_PROCESSOR=batch (diagnostic, compare.mjs --span-processor=batch): the BatchSpanProcessor that
   // NodeSDK and tokenmeter/register use in production, flushed before each batch's check (outside the timing).
   const batch = process.env.BENCH_SPAN_PROCESSOR === 'batch';
-  const processor = batch ? new BatchSpanProcessor(exporter, { maxQueueSize: 4096 }) : new SimpleSpanProcessor(exporter);
-  const tracerProvider = new NodeTracerProvider({ spanProcessors: [processor] });
+  // The 3.x line takes the exporter inside the options object.
+  const processor = batch
+    ? otel3 ? new BatchSpanProcessor({ exporter, maxQueueSize: 4096 }) : new BatchSpanProcessor(exporter, { maxQueueSize: 4096 })
+    : otel3 ? new SimpleSpanProcessor({ exporter }) : new SimpleSpanProcessor(exporter);
+  const tracerProvider = makeTracerProvider(processor);
   const flush = () => processor.forceFlush();
-  if (variant !== 'tokenmeter-noop') tracerProvider.register();
+  if (variant !== 'tokenmeter-noop') registerTracerProvider(tracerProvider);
   const reader = new PullReader();
   const meterProvider = new MeterProvider({ readers: [reader] });
   if (variant !== 'tokenmeter-nometrics' && variant !== 'tokenmeter-noop') metrics.setGlobalMeterProvider(meterProvider);
@@ -232,5 +292,7 @@ childMain(async () => {
       metricCounts['gen_ai.client.token.usage'] === 2 * all &&
       metricCounts['gen_ai.client.operation.time_to_first_chunk'] === calls.stream;
   }
-  return { provider, variant, version, notes, json, stream, metricNames: [...metricNames], metricCounts, calls, metricsEveryCall, pid: process.pid };
+  const sdkVersion = pkgVersion(provider === 'openai' ? 'openai' : '@anthropic-ai/sdk');
+  const otelVersion = pkgVersion(otel3 ? '@opentelemetry/sdk-trace' : '@opentelemetry/sdk-trace-base');
+  return { provider, variant, version, sdkVersion, otelVersion, node: process.version, notes, json, stream, metricNames: [...metricNames], metricCounts, calls, metricsEveryCall, pid: process.pid };
 });

@@ -2,13 +2,15 @@
 import { fork } from 'node:child_process';
 
 /**
- * Forks `modulePath` with `args`; the child sends exactly one `{ result }` or `{ error }` message.
+ * Forks `modulePath` with `args` (on another Node binary with `execPath`); the child sends exactly one `{ result }`
+ * or `{ error }` message.
  * Rejects on a non-zero exit, a child error or the timeout.
  */
-export function runChild(modulePath, args, { execArgv = [], env = {}, timeoutMillis = 600_000 } = {}) {
+export function runChild(modulePath, args, { execArgv = [], env = {}, timeoutMillis = 600_000, execPath } = {}) {
   return new Promise((resolve, reject) => {
     const child = fork(modulePath, args, {
       execArgv,
+      ...(execPath ? { execPath } : {}),
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
