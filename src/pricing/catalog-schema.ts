@@ -40,23 +40,46 @@ export const priceSetSchema = z.strictObject({
 });
 export type PriceSet = z.infer<typeof priceSetSchema>;
 
-export const contextTierSchema = z.strictObject({
-  above_input_tokens: z.int().positive(),
-  prices_usd_per_mtok: priceSetSchema,
-});
+/**
+ * A context-size tier. Providers word the boundary two ways: "above 200K" (Anthropic, Google: a 200,000-token
+ * prompt is still standard) and "< 272K is standard" (OpenAI, xAI: a 272,000-token prompt is already long), so a
+ * tier names exactly one of `above_input_tokens` (prompt > N) or `from_input_tokens` (prompt >= N).
+ */
+export const contextTierSchema = z
+  .strictObject({
+    above_input_tokens: z.int().positive().optional(),
+    from_input_tokens: z.int().min(2).optional(),
+    prices_usd_per_mtok: priceSetSchema,
+  })
+  .refine((t) => (t.above_input_tokens === undefined) !== (t.from_input_tokens === undefined), {
+    error: 'a context tier needs exactly one of above_input_tokens (prompt > N) or from_input_tokens (prompt >= N)',
+  });
 export type ContextTier = z.infer<typeof contextTierSchema>;
+
+/** The tier's threshold as "the prompt exceeds this many tokens". */
+export function tierThreshold(t: ContextTier): number {
+  return t.above_input_tokens ?? (t.from_input_tokens as number) - 1;
+}
 
 const contextTiersSchema = z
   .array(contextTierSchema)
   .max(16)
-  .refine((tiers) => new Set(tiers.map((t) => t.above_input_tokens)).size === tiers.length, {
-    error: 'two context tiers have the same above_input_tokens',
+  .refine((tiers) => new Set(tiers.map(tierThreshold)).size === tiers.length, {
+    error: 'two context tiers have the same threshold',
   });
 
 export const serviceTierPricesSchema = z.strictObject({
   prices_usd_per_mtok: priceSetSchema,
   context_tiers: contextTiersSchema.optional(),
 });
+
+/**
+ * provider_page: read on the provider's own pricing / model page. announcement: the provider's dated
+ * announcement or changelog, not (yet) its price table. dated_price_map: a dated machine-readable price map
+ * (genai-prices, LiteLLM, Langfuse) or a dated third-party page quoting the provider, with no provider page read.
+ */
+export const SOURCE_CONFIDENCE = ['provider_page', 'announcement', 'dated_price_map'] as const;
+export type SourceConfidence = (typeof SOURCE_CONFIDENCE)[number];
 
 const idSchema = z
   .string()
@@ -79,8 +102,17 @@ const entryShape = {
       priority: serviceTierPricesSchema.optional(),
     })
     .optional(),
+  /**
+   * The first instant the model no longer answers (the provider retired the id): a call at or after it is
+   * reported unpriced with that reason, never charged from a stale price.
+   */
+  retired_from: effectiveDateSchema.optional(),
   source: z.url({ protocol: /^https$/, error: 'must be an https URL of the public pricing page' }),
   source_date: effectiveDateSchema,
+  /** How sure the source is (see the catalog header). Required of every shipped entry by the catalog tests. */
+  source_confidence: z.enum(SOURCE_CONFIDENCE).optional(),
+  /** Free text: what the source says that the numbers alone do not (promotions, caveats). */
+  notes: z.string().min(1).max(2000).optional(),
 };
 
 export const catalogEntrySchema = z.strictObject(entryShape);

@@ -17,6 +17,7 @@ import {
   type ContextTier,
   type PriceOverride,
   type PriceSet,
+  tierThreshold,
 } from './catalog-schema.js';
 import { Decimal } from 'decimal.js';
 import { ExactDecimal } from './decimal.js';
@@ -204,6 +205,8 @@ export interface CompiledEntry {
   plans: Partial<Record<ServiceTier, PricePlan>>;
   /** Identifies the entry in the ledger: `[override:]provider/model@effective_from`. */
   priceId: string;
+  /** Calls at or after this instant are unpriced: the provider retired the model (NaN = not retired). */
+  retiredFromMillis: number;
   /** The validated document entry, for listings. */
   raw: CatalogEntry | PriceOverride;
 }
@@ -251,9 +254,9 @@ function compilePlan(prices: PriceSet, tiers: ContextTier[] | undefined): PriceP
     base: compileRates(prices),
     contextTiers: (tiers ?? [])
       .map((t) => ({
-        aboveInputTokens: t.above_input_tokens,
+        aboveInputTokens: tierThreshold(t),
         rates: compileRates(t.prices_usd_per_mtok),
-        label: `above ${t.above_input_tokens} input tokens`,
+        label: t.from_input_tokens !== undefined ? `from ${t.from_input_tokens} input tokens` : `above ${t.above_input_tokens} input tokens`,
       }))
       .sort((a, b) => b.aboveInputTokens - a.aboveInputTokens),
   };
@@ -283,6 +286,7 @@ function compileEntry(e: CatalogEntry | PriceOverride, origin: 'catalog' | 'over
     prefixes: [...new Set(e.match_prefixes ?? [])],
     plans,
     priceId: `${origin === 'override' ? 'override:' : ''}${provider}/${e.model}@${effectiveFrom}`,
+    retiredFromMillis: e.retired_from !== undefined ? effectiveDateMillis(e.retired_from) : Number.NaN,
     raw: e,
   };
 }
@@ -572,6 +576,13 @@ export class PriceBook {
       return unpriced(providerLabel(query.provider), r.normalized, `no price for model ${r.normalized}`, this.suggest(r.normalized));
     }
 
+    if (entry.retiredFromMillis <= atMillis) {
+      return unpriced(
+        entry.provider,
+        entry.model,
+        `model ${entry.model} was retired by its provider on ${entry.raw.retired_from}: calls after that are errors, not billable`,
+      );
+    }
     const plan = entry.plans[tier];
     if (!plan) {
       return unpriced(entry.provider, entry.model, `no ${tier} price for model ${entry.model} (price ${entry.effectiveFrom})`);

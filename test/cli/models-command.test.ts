@@ -28,7 +28,12 @@ describe('tokenmeter models', () => {
       '2025-02-08T16:00:00Z 0.27',
       '2025-09-05T16:00:00Z 0.56',
       '2025-09-29 0.28',
+      '2026-04-24 0.14',
     ]);
+    expect(list.find((e) => e.model === 'deepseek-chat' && e.effective_from === '2026-04-24')).toMatchObject({
+      retired_from: '2026-07-24T15:59:00Z',
+      source_confidence: 'provider_page',
+    });
     expect(list.every((e) => e.source.startsWith('https://'))).toBe(true);
   });
 

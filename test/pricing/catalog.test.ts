@@ -71,6 +71,12 @@ describe('shipped price catalog', () => {
     expect(tiers).toEqual(new Set(['batch', 'flex', 'priority']));
   });
 
+  it('every shipped entry says how sure its source is', () => {
+    const book = PriceBook.load();
+    const missing = book.entries.filter((e) => e.raw.source_confidence === undefined).map((e) => e.priceId);
+    expect(missing).toEqual([]);
+  });
+
   it('Anthropic entries carry 5-minute and 1-hour cache-write rates', () => {
     const book = PriceBook.load();
     for (const e of book.entries.filter((x) => x.provider === 'anthropic')) {
@@ -108,6 +114,28 @@ describe('catalog validation errors name the entry and field', () => {
   });
   it('an unknown field', () => {
     expect(load([{ ...good, price: '1' }])).toThrow(PriceCatalogError);
+  });
+  it('a context tier with both or neither of above_input_tokens / from_input_tokens', () => {
+    const p = { input: '2.00' };
+    expect(load([{ ...good, context_tiers: [{ above_input_tokens: 10, from_input_tokens: 10, prices_usd_per_mtok: p }] }])).toThrow(/context_tiers\.0: a context tier needs exactly one/);
+    expect(load([{ ...good, context_tiers: [{ prices_usd_per_mtok: p }] }])).toThrow(/exactly one/);
+    expect(load([{ ...good, context_tiers: [{ from_input_tokens: 1, prices_usd_per_mtok: p }] }])).toThrow(/from_input_tokens/);
+  });
+  it('two context tiers with the same threshold, however written', () => {
+    const p = { input: '2.00' };
+    expect(load([{ ...good, context_tiers: [{ above_input_tokens: 9, prices_usd_per_mtok: p }, { from_input_tokens: 10, prices_usd_per_mtok: p }] }])).toThrow(/same threshold/);
+  });
+  it('a bad retired_from or source_confidence', () => {
+    expect(load([{ ...good, retired_from: '2026-13-01' }])).toThrow(/retired_from/);
+    expect(load([{ ...good, source_confidence: 'rumour' }])).toThrow(/source_confidence/);
+  });
+  it('from_input_tokens: a prompt of exactly N tokens takes the tier', () => {
+    const book = PriceBook.load({ catalog: { schema_version: 1, entries: [{ ...good, context_tiers: [{ from_input_tokens: 10, prices_usd_per_mtok: { input: '3.00', output: '2.00' } }] }] } });
+    const at = new Date('2025-06-01');
+    const nine = book.price({ model: 'x-model', usage: u(9), at });
+    const ten = book.price({ model: 'x-model', usage: u(10), at });
+    expect(nine.priced && [nine.totalUsd.toFixed(), nine.contextTier]).toEqual(['0.000009', undefined]);
+    expect(ten.priced && [ten.totalUsd.toFixed(), ten.contextTier]).toEqual(['0.00003', 'from 10 input tokens']);
   });
   it('an unknown provider', () => {
     expect(load([{ ...good, provider: 'acme' }])).toThrow(/provider/);

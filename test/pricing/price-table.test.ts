@@ -51,8 +51,9 @@ const cases: Case[] = [
   { name: 'gpt-5-nano one cached token', provider: 'openai', model: 'gpt-5-nano', usage: u(0, 1), expectModel: 'gpt-5-nano', total: '0.000000005' },
   { name: 'gpt-5.1', provider: 'openai', model: 'gpt-5.1', usage: u(M, 0, 0, 0, M), expectModel: 'gpt-5.1', total: '11.25' },
   { name: 'gpt-5.2', provider: 'openai', model: 'gpt-5.2', usage: u(M, M, 0, M), expectModel: 'gpt-5.2', total: '15.925' },
-  { name: 'gpt-5.4 at exactly 272k stays standard', provider: 'openai', model: 'gpt-5.4', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-5.4', total: '0.695' },
-  { name: 'gpt-5.4 above 272k reprices the request', provider: 'openai', model: 'gpt-5.4', usage: u(272001, 0, 0, 1000), expectModel: 'gpt-5.4', total: '1.382505', cost: { input: '1.360005', output: '0.0225' }, contextTier: 'above 272000 input tokens' },
+  // OpenAI: "< 272K" input tokens is standard, so 271,999 is standard and 272,000 is already long (issue 20).
+  { name: 'gpt-5.4 at 271,999 stays standard', provider: 'openai', model: 'gpt-5.4', usage: u(271999, 0, 0, 1000), expectModel: 'gpt-5.4', total: '0.6949975' },
+  { name: 'gpt-5.4 at exactly 272k reprices the request', provider: 'openai', model: 'gpt-5.4', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-5.4', total: '1.3825', cost: { input: '1.36', output: '0.0225' }, contextTier: 'from 272000 input tokens' },
   { name: 'gpt-5.4-mini', provider: 'openai', model: 'gpt-5.4-mini', usage: u(M, 0, 0, M), expectModel: 'gpt-5.4-mini', total: '5.25' },
   { name: 'gpt-5.4-nano', provider: 'openai', model: 'gpt-5.4-nano', usage: u(M, M), expectModel: 'gpt-5.4-nano', total: '0.22' },
   { name: 'gpt-6-sol cache write billed', provider: 'openai', model: 'gpt-6-sol', usage: u(1000, 1000, 1000, 1000), expectModel: 'gpt-6-sol', total: '0.0147', cost: { cache_write: '0.0025' } },
@@ -115,8 +116,38 @@ const cases: Case[] = [
   { name: 'deepseek-chat at 2025-09-05 16:00', provider: 'deepseek', model: 'deepseek-chat', at: '2025-09-05T16:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-chat', total: '2.31' },
   { name: 'deepseek-chat V3.2', provider: 'deepseek', model: 'deepseek-chat', at: '2025-10-01T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-chat', total: '0.728' },
   { name: 'deepseek-reasoner R1 price, CoT at output rate', provider: 'deepseek', model: 'deepseek-reasoner', at: '2025-03-01T00:00:00Z', usage: u(M, 0, 0, M, M), expectModel: 'deepseek-reasoner', total: '4.93' },
-  { name: 'deepseek-reasoner 10^9 reasoning tokens', provider: 'deepseek', model: 'deepseek-reasoner', usage: u(0, 0, 0, 0, 1e9), expectModel: 'deepseek-reasoner', total: '420' },
-  { name: 'deepseek cache write billed as input (miss)', provider: 'deepseek', model: 'deepseek-chat', usage: u(0, 0, M), expectModel: 'deepseek-chat', total: '0.28' },
+  { name: 'deepseek-reasoner 10^9 reasoning tokens', provider: 'deepseek', model: 'deepseek-reasoner', at: '2026-01-15T00:00:00Z', usage: u(0, 0, 0, 0, 1e9), expectModel: 'deepseek-reasoner', total: '420' },
+  { name: 'deepseek cache write billed as input (miss)', provider: 'deepseek', model: 'deepseek-chat', at: '2026-01-15T00:00:00Z', usage: u(0, 0, M), expectModel: 'deepseek-chat', total: '0.28' },
+  // ── Fixes of issue 20, by hand from the sources' rates ──
+  // deepseek-chat / -reasoner served by V4 Flash from 2026-04-24: 0.14 miss, 0.0028 hit, 0.28 output.
+  { name: 'deepseek-chat the day before V4 (V3.2 price)', provider: 'deepseek', model: 'deepseek-chat', at: '2026-04-23T23:59:59Z', usage: u(M, M, 0, M), expectModel: 'deepseek-chat', total: '0.728' },
+  { name: 'deepseek-chat at V4 Flash price from 2026-04-24', provider: 'deepseek', model: 'deepseek-chat', at: '2026-04-24T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-chat', total: '0.4228', cost: { input: '0.14', cache_read: '0.0028', output: '0.28' } },
+  { name: 'deepseek-reasoner at V4 Flash price, CoT at output rate', provider: 'deepseek', model: 'deepseek-reasoner', at: '2026-07-24T15:58:59Z', usage: u(1000, 2000, 0, 500, 1500), expectModel: 'deepseek-reasoner', total: '0.0007056', cost: { input: '0.00014', cache_read: '0.0000056', output: '0.00014', reasoning: '0.00042' } },
+  // Mistral Large 3 / Medium 3.1 cached tokens at 10% of input.
+  { name: 'mistral-large-2512 cached at 10% of input', provider: 'mistral_ai', model: 'mistral-large-2512', usage: u(M, M, 0, M), expectModel: 'mistral-large-2512', total: '2.05', cost: { cache_read: '0.05' } },
+  { name: 'mistral-medium-2508 cached at 10% of input', provider: 'mistral_ai', model: 'mistral-medium-3.1', usage: u(0, 500000), expectModel: 'mistral-medium-2508', total: '0.02' },
+  // Claude Opus 5.5 from its 2026-09-22 release: $4 in, $20 out.
+  { name: 'claude-opus-5-5 on its release day', provider: 'anthropic', model: 'claude-opus-5-5', at: '2026-09-22T00:00:00Z', usage: u(M, 0, 0, M), expectModel: 'claude-opus-5-5', total: '24' },
+  // Priority rates from openai.com/api-priority-processing.
+  { name: 'gpt-4o priority', provider: 'openai', model: 'gpt-4o-2024-08-06', tier: 'priority', usage: u(M, M, 0, M), expectModel: 'gpt-4o', total: '23.375', cost: { input: '4.25', cache_read: '2.125', output: '17' } },
+  { name: 'gpt-4o-mini priority', provider: 'openai', model: 'gpt-4o-mini', tier: 'priority', usage: u(M, M, 0, M), expectModel: 'gpt-4o-mini', total: '1.375' },
+  { name: 'o3 priority', provider: 'openai', model: 'o3', tier: 'priority', usage: u(M, M, 0, 0, M), expectModel: 'o3', total: '18.375' },
+  { name: 'o4-mini priority', provider: 'openai', model: 'o4-mini', tier: 'priority', usage: u(M, M, 0, M), expectModel: 'o4-mini', total: '10.5' },
+  // GPT-5.4 family batch / flex at 50% of standard.
+  { name: 'gpt-5.4 batch', provider: 'openai', model: 'gpt-5.4', tier: 'batch', usage: u(100000, 100000, 0, 100000), expectModel: 'gpt-5.4', total: '0.8875' },
+  { name: 'gpt-5.4 flex', provider: 'openai', model: 'gpt-5.4', tier: 'flex', usage: u(100000, 0, 0, 10000), expectModel: 'gpt-5.4', total: '0.2' },
+  { name: 'gpt-5.4-mini batch', provider: 'openai', model: 'gpt-5.4-mini', tier: 'batch', usage: u(M, M, 0, M), expectModel: 'gpt-5.4-mini', total: '2.6625' },
+  { name: 'gpt-5.4-nano batch', provider: 'openai', model: 'gpt-5.4-nano', tier: 'batch', usage: u(M, M, 0, M), expectModel: 'gpt-5.4-nano', total: '0.735' },
+  // GPT-6 Sol / Luna / 6.1 Sol: batch and flex 50%, priority (Fast mode) 2x, long context included.
+  { name: 'gpt-6-sol batch with cache write', provider: 'openai', model: 'gpt-6-sol', tier: 'batch', usage: u(10000, 10000, 10000, 10000), expectModel: 'gpt-6-sol', total: '0.0735', cost: { cache_write: '0.0125' } },
+  { name: 'gpt-6-sol priority above 272k', provider: 'openai', model: 'gpt-6-sol', tier: 'priority', usage: u(300000, 0, 0, 1000), expectModel: 'gpt-6-sol', total: '2.43', cost: { input: '2.4', output: '0.03' }, contextTier: 'above 272000 input tokens' },
+  { name: 'gpt-6-luna flex', provider: 'openai', model: 'gpt-6-luna', tier: 'flex', usage: u(100000, 0, 0, 100000), expectModel: 'gpt-6-luna', total: '0.03' },
+  { name: 'gpt-6-luna flex 1M prompt is long context', provider: 'openai', model: 'gpt-6-luna', tier: 'flex', usage: u(M, 0, 0, M), expectModel: 'gpt-6-luna', total: '0.475', contextTier: 'above 272000 input tokens' },
+  { name: 'gpt-6.1-sol priority cached', provider: 'openai', model: 'gpt-6.1-sol', tier: 'priority', usage: u(0, 100000), expectModel: 'gpt-6.1-sol', total: '0.02' },
+  // Claude Fable 5.1 and Haiku 5.5 batch: 50% of every rate.
+  { name: 'claude-fable-5-1 batch', provider: 'anthropic', model: 'claude-fable-5-1', tier: 'batch', usage: u(M, M, M, M), expectModel: 'claude-fable-5-1', total: '36.375' },
+  { name: 'claude-haiku-5-5 batch at 100k', provider: 'anthropic', model: 'claude-haiku-5-5', tier: 'batch', usage: u(100000, 0, 0, 1000), expectModel: 'claude-haiku-5-5', total: '0.00525' },
+  { name: 'claude-haiku-5-5 batch above 100k', provider: 'anthropic', model: 'claude-haiku-5-5', tier: 'batch', usage: u(100001, 0, 0, 1000), expectModel: 'claude-haiku-5-5', total: '0.02625025', contextTier: 'above 100000 input tokens' },
 ];
 
 describe('price table (hand-computed from list prices)', () => {
@@ -164,14 +195,23 @@ describe('unpriced results', () => {
     const r = book.price({ provider: 'openai', model: 'text-embedding-3-small', usage: u(10, 0, 0, 1), at });
     expect(r.priced).toBe(false);
   });
+  it('a retired model is unpriced with the reason, never charged a stale price (deepseek-chat after 2026-07-24 15:59 UTC)', () => {
+    for (const model of ['deepseek-chat', 'deepseek-reasoner']) {
+      const r = book.price({ provider: 'deepseek', model, usage: u(1000), at: new Date('2026-07-24T15:59:00Z') });
+      expect(r.priced).toBe(false);
+      if (!r.priced) expect(r.reason).toBe(`model ${model} was retired by its provider on 2026-07-24T15:59:00Z: calls after that are errors, not billable`);
+    }
+  });
   it('a service tier the entry does not list is unpriced', () => {
     const r = book.price({ provider: 'anthropic', model: 'claude-haiku-5-5', usage: u(10), at, serviceTier: 'flex' });
     expect(r.priced).toBe(false);
     if (!r.priced) expect(r.reason).toContain('no flex price');
   });
-  it('gpt-5.4 priority above 272k is unpriced (the priority table excludes long context)', () => {
-    const r = book.price({ provider: 'openai', model: 'gpt-5.4', usage: u(300000), at, serviceTier: 'priority' });
-    expect(r.priced).toBe(false);
+  it('gpt-5.4 priority / batch from 272k are unpriced (no long-context rate for those tiers is catalogued)', () => {
+    for (const serviceTier of ['priority', 'batch'] as const) {
+      const r = book.price({ provider: 'openai', model: 'gpt-5.4', usage: u(272000), at, serviceTier });
+      expect(r.priced, serviceTier).toBe(false);
+    }
   });
   it('invalid usage gives an unpriced result instead of throwing', () => {
     for (const usage of [u(-1), u(1.5), u(Number.NaN), u(0, 0, 1, 0, 0, 2)]) {
