@@ -148,6 +148,59 @@ const cases: Case[] = [
   { name: 'claude-fable-5-1 batch', provider: 'anthropic', model: 'claude-fable-5-1', tier: 'batch', usage: u(M, M, M, M), expectModel: 'claude-fable-5-1', total: '36.375' },
   { name: 'claude-haiku-5-5 batch at 100k', provider: 'anthropic', model: 'claude-haiku-5-5', tier: 'batch', usage: u(100000, 0, 0, 1000), expectModel: 'claude-haiku-5-5', total: '0.00525' },
   { name: 'claude-haiku-5-5 batch above 100k', provider: 'anthropic', model: 'claude-haiku-5-5', tier: 'batch', usage: u(100001, 0, 0, 1000), expectModel: 'claude-haiku-5-5', total: '0.02625025', contextTier: 'above 100000 input tokens' },
+  // ── Models added for issue 20, by hand from the sources' rates (USD per Mtok) ──
+  // gpt-5.4-pro 30 / 180, from 272k 60 / 270; no cache discount listed, so cached input bills at 30.
+  { name: 'gpt-5.4-pro', provider: 'openai', model: 'gpt-5.4-pro-2026-03-05', usage: u(100000, 0, 0, 10000), expectModel: 'gpt-5.4-pro', total: '4.8' },
+  { name: 'gpt-5.4-pro from 272k', provider: 'openai', model: 'gpt-5.4-pro', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-5.4-pro', total: '16.59', cost: { input: '16.32', output: '0.27' }, contextTier: 'from 272000 input tokens' },
+  // gpt-5.5 5 / 0.5 / 30; from 272k 10 / 1 / 45; batch 2.5 / 0.25 / 15 (long 5 / 0.5 / 22.5); priority 12.5 / 1.25 / 75.
+  { name: 'gpt-5.5', provider: 'openai', model: 'gpt-5.5', usage: u(100000, 100000, 0, 10000, 10000), expectModel: 'gpt-5.5', total: '1.15', cost: { input: '0.5', cache_read: '0.05', output: '0.3', reasoning: '0.3' } },
+  { name: 'gpt-5.5 from 272k (cached input counts)', provider: 'openai', model: 'gpt-5.5-2026-04-23', usage: u(200000, 72000, 0, 1000), expectModel: 'gpt-5.5', total: '2.117', cost: { input: '2', cache_read: '0.072', output: '0.045' }, contextTier: 'from 272000 input tokens' },
+  { name: 'gpt-5.5 batch long context', provider: 'openai', model: 'gpt-5.5', tier: 'batch', usage: u(300000, 0, 0, 2000), expectModel: 'gpt-5.5', total: '1.545', contextTier: 'from 272000 input tokens' },
+  { name: 'gpt-5.5 priority', provider: 'openai', model: 'gpt-5.5', tier: 'priority', usage: u(10000, 10000, 0, 1000), expectModel: 'gpt-5.5', total: '0.2125', cost: { input: '0.125', cache_read: '0.0125', output: '0.075' } },
+  { name: 'gpt-5.5-pro', provider: 'openai', model: 'gpt-5.5-pro', usage: u(10000, 0, 0, 1000), expectModel: 'gpt-5.5-pro', total: '0.48' },
+  // gpt-5.6-sol 5 / 0.5 / 6.25 write / 30 from 2026-07-09; 4 / 0.4 / 5 / 20 from 2026-08-21.
+  { name: 'gpt-5.6 alias = Sol at launch price, cache write at 1.25x input', provider: 'openai', model: 'gpt-5.6', at: '2026-08-20T23:59:59Z', usage: u(10000, 10000, 10000, 1000), expectModel: 'gpt-5.6-sol', total: '0.1475', cost: { input: '0.05', cache_read: '0.005', cache_write: '0.0625', output: '0.03' } },
+  { name: 'gpt-5.6-sol after the 2026-08-21 cut', provider: 'openai', model: 'gpt-5.6-sol-2026-07-09', at: '2026-08-21T00:00:00Z', usage: u(10000, 10000, 10000, 1000), expectModel: 'gpt-5.6-sol', total: '0.114' },
+  { name: 'gpt-5.6-sol from 272k after the cut', provider: 'openai', model: 'gpt-5.6-sol', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-5.6-sol', total: '2.206', contextTier: 'from 272000 input tokens' },
+  // gpt-5.6-terra 2.5 / 0.25 / 3.125 / 15, from 2026-07-30 2 / 0.2 / 2.5 / 12.
+  { name: 'gpt-5.6-terra before the 2026-07-30 cut', provider: 'openai', model: 'gpt-5.6-terra', at: '2026-07-29T12:00:00Z', usage: u(M, 0, 0, M), expectModel: 'gpt-5.6-terra', total: '27.5', contextTier: 'from 272000 input tokens' },
+  { name: 'gpt-5.6-terra after the cut', provider: 'openai', model: 'gpt-5.6-terra', at: '2026-07-30T00:00:00Z', usage: u(100000, 0, 0, 100000), expectModel: 'gpt-5.6-terra', total: '1.4' },
+  // gpt-5.6-luna 1 / 0.1 / 1.25 / 6, from 2026-07-30 0.2 / 0.02 / 0.25 / 1.2.
+  { name: 'gpt-5.6-luna at launch', provider: 'openai', model: 'gpt-5.6-luna', at: '2026-07-10T00:00:00Z', usage: u(100000, 0, 0, 100000), expectModel: 'gpt-5.6-luna', total: '0.7' },
+  { name: 'gpt-5.6-luna after the -80% cut', provider: 'openai', model: 'gpt-5.6-luna', usage: u(100000, 0, 0, 100000), expectModel: 'gpt-5.6-luna', total: '0.14' },
+  // gpt-6-astra 10 / 1 / 12.5 / 50, from 272k 20 / 2 / 25 / 75.
+  { name: 'gpt-6-astra', provider: 'openai', model: 'gpt-6-astra', usage: u(10000, 10000, 10000, 1000), expectModel: 'gpt-6-astra', total: '0.285' },
+  { name: 'gpt-6-astra from 272k', provider: 'openai', model: 'gpt-6-astra-2026-10-01', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-6-astra', total: '5.515', contextTier: 'from 272000 input tokens' },
+  // Claude Opus 4.6 / Sonnet 4.6: above 200k at 2x input, 1.5x output until 2026-03-13, flat afterwards.
+  { name: 'claude-opus-4-6 above 200k before 2026-03-13', provider: 'anthropic', model: 'claude-opus-4-6', at: '2026-03-12T00:00:00Z', usage: u(200001, 0, 0, 1000), expectModel: 'claude-opus-4-6', total: '2.03751', contextTier: 'above 200000 input tokens' },
+  { name: 'claude-opus-4-6 above 200k from 2026-03-13 (flat)', provider: 'anthropic', model: 'claude-opus-4-6', at: '2026-03-13T00:00:00Z', usage: u(200001, 0, 0, 1000), expectModel: 'claude-opus-4-6', total: '1.025005' },
+  { name: 'claude-sonnet-4-6 above 200k before 2026-03-13, 1h write', provider: 'anthropic', model: 'claude-sonnet-4-6', at: '2026-02-17T00:00:00Z', usage: u(150000, 0, 60000, 1000, 0, 60000), expectModel: 'claude-sonnet-4-6', total: '1.6425', cost: { input: '0.9', cache_write: '0.72', output: '0.0225' }, contextTier: 'above 200000 input tokens' },
+  { name: 'claude-sonnet-4-6 batch', provider: 'anthropic', model: 'claude-sonnet-4-6', tier: 'batch', usage: u(M, M, M, M), expectModel: 'claude-sonnet-4-6', total: '11.025' },
+  { name: 'claude-opus-4-7', provider: 'anthropic', model: 'claude-opus-4-7', usage: u(M, M, M, M, 0, M), expectModel: 'claude-opus-4-7', total: '40.5' },
+  { name: 'claude-opus-4-8 batch', provider: 'anthropic', model: 'claude-opus-4-8', tier: 'batch', usage: u(M, 0, 0, M), expectModel: 'claude-opus-4-8', total: '15' },
+  { name: 'claude-fable-5 cache read at $1', provider: 'anthropic', model: 'claude-fable-5', usage: u(0, M, 0, 0, M), expectModel: 'claude-fable-5', total: '51' },
+  { name: 'claude-mythos-5', provider: 'anthropic', model: 'claude-mythos-5', at: '2026-12-03T00:00:00Z', usage: u(1000, 0, 1000, 1000), expectModel: 'claude-mythos-5', total: '0.0725' },
+  // Gemini 3.x.
+  { name: 'gemini-3-pro-preview at 200k', provider: 'gcp.gemini', model: 'gemini-3-pro-preview', usage: u(200000, 0, 0, 1000), expectModel: 'gemini-3-pro-preview', total: '0.412' },
+  { name: 'gemini-3.1-pro-preview above 200k, thinking at the output rate', provider: 'gcp.vertex_ai', model: 'gemini-3.1-pro-preview', usage: u(150000, 50001, 0, 1000, 1000), expectModel: 'gemini-3.1-pro-preview', total: '0.6560004', contextTier: 'above 200000 input tokens' },
+  { name: 'gemini-3-flash-preview', provider: 'gcp.gemini', model: 'gemini-3-flash-preview', usage: u(M, M, 0, M), expectModel: 'gemini-3-flash-preview', total: '3.55' },
+  { name: 'gemini-3.1-flash-lite preview id', provider: 'gcp.gemini', model: 'gemini-3.1-flash-lite-preview-09-2026', usage: u(M, 0, 0, M), expectModel: 'gemini-3.1-flash-lite', total: '1.75' },
+  { name: 'gemini-3.5-flash', provider: 'gcp.gemini', model: 'gemini-3.5-flash', usage: u(M, M, 0, M), expectModel: 'gemini-3.5-flash', total: '10.65' },
+  { name: 'gemini-3.5-flash-lite', provider: 'gcp.gemini', model: 'gemini-3.5-flash-lite', usage: u(M, M, 0, M), expectModel: 'gemini-3.5-flash-lite', total: '2.83' },
+  { name: 'gemini-3.6-flash introductory rate on 2026-12-31', provider: 'gcp.gemini', model: 'gemini-3.6-flash', at: '2026-12-31T23:59:59Z', usage: u(M, M, 0, M), expectModel: 'gemini-3.6-flash', total: '4.575' },
+  { name: 'gemini-3.6-flash announced rate from 2027-01-01', provider: 'gcp.gemini', model: 'gemini-3.6-flash', at: '2027-01-01T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'gemini-3.6-flash', total: '9.15' },
+  { name: 'gemini-3.7-flash', provider: 'gcp.gemini', model: 'gemini-3.7-flash', usage: u(0, 0, 0, M), expectModel: 'gemini-3.7-flash', total: '3.75' },
+  { name: 'gemini-3.8-flash from 2027', provider: 'gcp.gemini', model: 'gemini-3.8-flash-preview-01', at: '2027-02-01T00:00:00Z', usage: u(M), expectModel: 'gemini-3.8-flash', total: '1.5' },
+  // Mistral.
+  { name: 'mistral-medium-3.5', provider: 'mistral_ai', model: 'mistral-medium-3.5', usage: u(M, M, 0, M), expectModel: 'mistral-medium-3.5', total: '9.15' },
+  { name: 'mistral-small-2603', provider: 'mistral_ai', model: 'mistral-small-2603', usage: u(M, M, 0, M), expectModel: 'mistral-small-2603', total: '0.765' },
+  // xAI: "< 200k" is standard, so a 200,000-token prompt is long context.
+  { name: 'grok-4.20 at 199,999', provider: 'x_ai', model: 'grok-4.20', usage: u(199999, 0, 0, 1000), expectModel: 'grok-4.20', total: '0.25249875' },
+  { name: 'grok-4.20 from 200k', provider: 'x_ai', model: 'grok-4.20', usage: u(200000, 0, 0, 1000), expectModel: 'grok-4.20', total: '0.505', contextTier: 'from 200000 input tokens' },
+  { name: 'grok-4.3 dated id', provider: 'x_ai', model: 'grok-4.3-20260901', usage: u(100000, 50000, 0, 10000), expectModel: 'grok-4.3', total: '0.16' },
+  { name: 'grok-4.5 cache read 0.30', provider: 'x_ai', model: 'xai/grok-4.5', usage: u(0, 100000), expectModel: 'grok-4.5', total: '0.03' },
+  { name: 'grok-4.6 from 200k (cache counts)', provider: 'x_ai', model: 'grok-4.6', usage: u(100000, 100000, 0, 1000), expectModel: 'grok-4.6', total: '0.512', contextTier: 'from 200000 input tokens' },
+  { name: 'grok-code-fast-1', provider: 'x_ai', model: 'grok-code-fast-1', usage: u(M, M, 0, M), expectModel: 'grok-code-fast-1', total: '1.72' },
 ];
 
 describe('price table (hand-computed from list prices)', () => {
