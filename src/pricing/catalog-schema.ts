@@ -81,6 +81,36 @@ export const serviceTierPricesSchema = z.strictObject({
 export const SOURCE_CONFIDENCE = ['provider_page', 'announcement', 'dated_price_map'] as const;
 export type SourceConfidence = (typeof SOURCE_CONFIDENCE)[number];
 
+const HHMM_RE = /^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$/;
+
+/** Minutes since 00:00 of "HH:MM" (24:00 = 1440, the end of the day). */
+export function hhmmMinutes(s: string): number {
+  return Number(s.slice(0, 2)) * 60 + Number(s.slice(3, 5));
+}
+
+export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
+
+/**
+ * Time-of-day pricing (DeepSeek's peak / off-peak): the entry's own prices are the off-peak rates; a call whose
+ * instant falls in one of the UTC windows, on one of `days_utc` (every day when absent), is priced from `peak`.
+ */
+export const peakSchema = z.strictObject({
+  windows_utc: z
+    .array(
+      z
+        .strictObject({
+          from: z.string().regex(HHMM_RE, { error: 'must be HH:MM (UTC)' }),
+          to: z.string().regex(HHMM_RE, { error: 'must be HH:MM (UTC), 24:00 for the end of the day' }),
+        })
+        .refine((w) => hhmmMinutes(w.from) < hhmmMinutes(w.to), { error: 'a window must end after it starts (split one that crosses midnight)' }),
+    )
+    .min(1)
+    .max(24),
+  days_utc: z.array(z.enum(WEEKDAYS)).min(1).max(7).optional(),
+  prices_usd_per_mtok: priceSetSchema,
+});
+export type PeakRule = z.infer<typeof peakSchema>;
+
 const idSchema = z
   .string()
   .min(1)
@@ -102,6 +132,8 @@ const entryShape = {
       priority: serviceTierPricesSchema.optional(),
     })
     .optional(),
+  /** Peak-hour prices; the entry's own prices are then the off-peak rates (standard tier only). */
+  peak: peakSchema.optional(),
   /**
    * The first instant the model no longer answers (the provider retired the id): a call at or after it is
    * reported unpriced with that reason, never charged from a stale price.
@@ -115,7 +147,13 @@ const entryShape = {
   notes: z.string().min(1).max(2000).optional(),
 };
 
-export const catalogEntrySchema = z.strictObject(entryShape);
+/** Peak prices are one flat set: an entry with time-of-day pricing cannot also have context tiers (none does). */
+const peakWithoutTiers = {
+  check: (e: { peak?: unknown; context_tiers?: unknown[] }) => e.peak === undefined || !e.context_tiers?.length,
+  error: { error: 'peak: time-of-day pricing cannot be combined with context_tiers', path: ['peak'] },
+};
+
+export const catalogEntrySchema = z.strictObject(entryShape).refine(peakWithoutTiers.check, peakWithoutTiers.error);
 export type CatalogEntry = z.infer<typeof catalogEntrySchema>;
 
 export const catalogSchema = z.strictObject({
@@ -131,12 +169,14 @@ export type Catalog = z.infer<typeof catalogSchema>;
  * `effective_from` defaults to the beginning of time (the rate applies to every call). An override whose
  * provider/model names a catalog model also applies to every alias of that model.
  */
-export const priceOverrideSchema = z.strictObject({
-  ...entryShape,
-  effective_from: effectiveDateSchema.optional(),
-  source: z.string().min(1).max(2000).optional(),
-  source_date: effectiveDateSchema.optional(),
-});
+export const priceOverrideSchema = z
+  .strictObject({
+    ...entryShape,
+    effective_from: effectiveDateSchema.optional(),
+    source: z.string().min(1).max(2000).optional(),
+    source_date: effectiveDateSchema.optional(),
+  })
+  .refine(peakWithoutTiers.check, peakWithoutTiers.error);
 export type PriceOverride = z.infer<typeof priceOverrideSchema>;
 
 export const priceOverridesSchema = z.array(priceOverrideSchema).max(10_000);

@@ -20,6 +20,7 @@ interface Case {
   total: string;
   cost?: Partial<Record<'input' | 'cache_read' | 'cache_write' | 'output' | 'reasoning', string>>;
   contextTier?: string;
+  pricePeriod?: 'peak' | 'off_peak';
 }
 
 const NOW = '2026-11-24T12:00:00Z';
@@ -201,6 +202,21 @@ const cases: Case[] = [
   { name: 'grok-4.5 cache read 0.30', provider: 'x_ai', model: 'xai/grok-4.5', usage: u(0, 100000), expectModel: 'grok-4.5', total: '0.03' },
   { name: 'grok-4.6 from 200k (cache counts)', provider: 'x_ai', model: 'grok-4.6', usage: u(100000, 100000, 0, 1000), expectModel: 'grok-4.6', total: '0.512', contextTier: 'from 200000 input tokens' },
   { name: 'grok-code-fast-1', provider: 'x_ai', model: 'grok-code-fast-1', usage: u(M, M, 0, M), expectModel: 'grok-code-fast-1', total: '1.72' },
+  // DeepSeek V4: flat at launch; peak / off-peak from 2026-08-16 16:00 UTC (peak 01:00-04:00, 06:00-10:00 UTC);
+  // weekends off-peak from 2026-08-23; V4.1 Flash prices from 2026-09-10 04:00 (Pro from 2026-09-14 04:00).
+  { name: 'deepseek-v4-flash flat launch price', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-05-01T02:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-flash', total: '0.4228' },
+  { name: 'deepseek-v4-flash off-peak at 16:00 on 2026-08-16', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-08-16T16:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-flash', total: '0.887', pricePeriod: 'off_peak' },
+  { name: 'deepseek-v4-flash peak 01:00 on a Saturday before the weekend rule', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-08-22T01:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-flash', total: '1.774', cost: { input: '0.44', cache_read: '0.014', output: '1.32' }, pricePeriod: 'peak' },
+  { name: 'deepseek-v4-flash 03:59 on a weekday is peak', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-09-01T03:59:59Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-flash', total: '1.774', pricePeriod: 'peak' },
+  { name: 'deepseek-v4-flash 04:00 on a weekday is off-peak', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-09-01T04:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-flash', total: '0.887', pricePeriod: 'off_peak' },
+  { name: 'deepseek-v4-flash 09:30 on a Saturday is off-peak (weekend rule)', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-09-05T09:30:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-flash', total: '0.887', pricePeriod: 'off_peak' },
+  { name: 'deepseek-v4-flash billed as V4.1 Flash from 2026-09-10 04:00, peak 06:00 Thursday', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-09-10T06:00:00Z', usage: u(M, M, 0, M, M), expectModel: 'deepseek-v4-flash', total: '2.706', cost: { input: '0.3', cache_read: '0.006', output: '1.2', reasoning: '1.2' }, pricePeriod: 'peak' },
+  { name: 'deepseek-flash off-peak', provider: 'deepseek', model: 'deepseek-flash', usage: u(M, M, 0, M), expectModel: 'deepseek-flash', total: '0.753', pricePeriod: 'off_peak' },
+  { name: 'deepseek-v4-pro flat launch price', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-06-01T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '1.308625' },
+  { name: 'deepseek-v4-pro peak Monday 07:00', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-08-24T07:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '5.324', pricePeriod: 'peak' },
+  { name: 'deepseek-v4-pro off-peak Monday 10:00', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-08-24T10:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '2.662', pricePeriod: 'off_peak' },
+  { name: 'deepseek-v4-pro billed at Flash price from 2026-09-14 04:00 (peak 09:00)', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-09-14T09:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '1.506', pricePeriod: 'peak' },
+  { name: 'deepseek-v4-pro one second before the re-route (V4 Pro peak)', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-09-14T03:59:59Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '5.324', pricePeriod: 'peak' },
 ];
 
 describe('price table (hand-computed from list prices)', () => {
@@ -215,6 +231,7 @@ describe('price table (hand-computed from list prices)', () => {
     expect(r.totalUsd.toFixed()).toBe(c.total);
     for (const [t, v] of Object.entries(c.cost ?? {})) expect(r.costUsd[t as keyof typeof r.costUsd].toFixed(), t).toBe(v);
     expect(r.contextTier).toBe(c.contextTier);
+    expect(r.pricePeriod).toBe(c.pricePeriod);
     expect(r.serviceTier).toBe(c.tier ?? 'standard');
     expect(r.origin).toBe('catalog');
   });
