@@ -2,7 +2,8 @@
  * Generates README.md's reference sections from the code they describe, so the README cannot drift:
  *   - config:  the configuration reference, from the zod schema (src/config renderConfigReference()),
  *   - metrics: the Prometheus metrics, from the names in src/contract/names.ts and the exporter's own HELP texts,
- *   - alerts:  the alert rules, from the definitions in src/dashboards.
+ *   - alerts:  the alert rules, from the definitions in src/dashboards,
+ *   - catalog: the price catalog's models and dated entries by provider and source confidence, from data/price-catalog.yaml.
  * Each section sits between `<!-- generated:NAME:start -->` and `<!-- generated:NAME:end -->`.
  *
  *   npm run readme          rewrites the sections in README.md
@@ -14,8 +15,9 @@ import { LABEL, METRIC } from '../src/contract/names.js';
 import { renderConfigReference } from '../src/config/index.js';
 import { ALERTS } from '../src/dashboards/alerts.js';
 import { ExporterMetrics } from '../src/exporter/metrics.js';
+import { CATALOG_PROVIDERS, PriceBook } from '../src/pricing/index.js';
 
-export const SECTION_NAMES = ['config', 'metrics', 'alerts'] as const;
+export const SECTION_NAMES = ['config', 'metrics', 'alerts', 'catalog'] as const;
 export type SectionName = (typeof SECTION_NAMES)[number];
 
 const startMarker = (name: string) => `<!-- generated:${name}:start -->`;
@@ -69,11 +71,30 @@ export function renderAlertsReference(): string {
   return rows.join('\n');
 }
 
+export function renderCatalogSummary(): string {
+  const book = PriceBook.load();
+  const confidences = ['provider_page', 'announcement', 'dated_price_map'] as const;
+  const rows = [
+    '| provider | models | dated entries | from a provider page | from an announcement | from a dated price map | latest effective_from |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
+  ];
+  const line = (label: string, entries: typeof book.entries) => {
+    const models = new Set(entries.map((e) => `${e.provider}/${e.model}`)).size;
+    const by = confidences.map((c) => entries.filter((e) => e.raw.source_confidence === c).length);
+    const latest = entries.map((e) => e.effectiveFrom.slice(0, 10)).sort().at(-1) ?? '—';
+    return `| ${label} | ${models} | ${entries.length} | ${by.join(' | ')} | ${latest} |`;
+  };
+  for (const p of CATALOG_PROVIDERS) rows.push(line(p, book.entries.filter((e) => e.provider === p)));
+  rows.push(line('**all**', book.entries));
+  return rows.join('\n');
+}
+
 export function renderSections(): Record<SectionName, string> {
   return {
     config: renderConfigReference().trim(),
     metrics: renderMetricsReference(),
     alerts: renderAlertsReference(),
+    catalog: renderCatalogSummary(),
   };
 }
 

@@ -6,7 +6,8 @@ import { parseFlags } from './parse-flags.js';
 
 const HELP = `Usage: tokenmeter models [--provider P] [--json]
 
-Lists the price catalog: one line per model with the price in force now (USD per million tokens).
+Lists the price catalog: one line per model with the price in force now (USD per million tokens), how sure its
+source is (provider_page, announcement, dated_price_map) and the source it was taken from.
 
 Options:
   --provider P   only this provider (openai, anthropic, google / gcp.gemini, mistral, deepseek)
@@ -48,8 +49,11 @@ export async function run(argv: string[]): Promise<number> {
       prices_usd_per_mtok: e.raw.prices_usd_per_mtok,
       context_tiers: e.raw.context_tiers ?? [],
       service_tiers: e.raw.service_tiers ?? {},
+      ...(e.raw.retired_from !== undefined ? { retired_from: e.raw.retired_from } : {}),
       source: e.source,
       source_date: e.sourceDate,
+      source_confidence: e.raw.source_confidence,
+      ...(e.raw.notes !== undefined ? { notes: e.raw.notes } : {}),
     }));
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     return 0;
@@ -67,11 +71,13 @@ export async function run(argv: string[]): Promise<number> {
       (e.effectiveFromMillis > now && cur.effectiveFromMillis > now && e.effectiveFromMillis < cur.effectiveFromMillis);
     if (better) byModel.set(key, e);
   }
-  const rows = [['provider', 'model', 'input', 'cache_read', 'cache_write', 'cache_1h', 'output', 'tiers', 'since']];
+  const rows = [['provider', 'model', 'input', 'cache_read', 'cache_write', 'cache_1h', 'output', 'tiers', 'since', 'confidence', 'source']];
   for (const e of byModel.values()) {
     const p = e.raw.prices_usd_per_mtok;
     const tiers = [
-      ...(e.raw.context_tiers ?? []).map((t) => `>${t.above_input_tokens / 1000}k`),
+      ...(e.raw.context_tiers ?? []).map((t) =>
+        t.from_input_tokens !== undefined ? `>=${t.from_input_tokens / 1000}k` : `>${(t.above_input_tokens ?? 0) / 1000}k`,
+      ),
       ...Object.keys(e.raw.service_tiers ?? {}),
     ].join(',');
     rows.push([
@@ -84,6 +90,8 @@ export async function run(argv: string[]): Promise<number> {
       p.output ?? '-',
       tiers || '-',
       e.effectiveFrom.slice(0, 10),
+      e.raw.source_confidence ?? '-',
+      e.source ?? '-',
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));

@@ -5,7 +5,7 @@
 import { TOKEN_TYPES } from '../contract/names.js';
 import { PriceBook } from '../pricing/price-book.js';
 import { convertFromUsd, CurrencyError, formatMoney, parseCurrencyRates, type CurrencyRates } from '../pricing/currency.js';
-import { isRealDate } from '../pricing/catalog-schema.js';
+import { effectiveDateMillis, effectiveDateSchema } from '../pricing/catalog-schema.js';
 import { SERVICE_TIERS } from '../pricing/service-tier.js';
 import type { ServiceTier } from '../pricing/types.js';
 import { totalTokens, type Usage } from '../usage/usage.js';
@@ -24,7 +24,8 @@ Options:
   --cache-write-1h N   the part of --cache-write written with a 1-hour TTL
   --reasoning N        reasoning / thinking tokens
   --provider P         provider (openai, anthropic, gcp.gemini, aws.bedrock, ...)
-  --at YYYY-MM-DD      price in force on that day (default: now)
+  --at WHEN           the call's instant: YYYY-MM-DD (00:00 UTC) or an ISO instant such as
+                       2026-09-01T02:30:00Z; picks the price in force and peak / off-peak hours (default: now)
   --tier T             service tier: standard, batch, flex, priority (default: standard)
   --currency CODE      also show the total in CODE (needs a rate)
   --rate CODE=RATE     exchange rate, units of CODE per 1 USD (repeatable; or TOKENMETER_CURRENCY_RATES)
@@ -94,10 +95,10 @@ export async function run(argv: string[]): Promise<number> {
 
   let at = new Date();
   if (values.at !== undefined) {
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(values.at) || !isRealDate(values.at)) {
-      throw new CliError(`--at must be a date YYYY-MM-DD, got '${values.at}'`);
+    if (!effectiveDateSchema.safeParse(values.at).success) {
+      throw new CliError(`--at must be a date YYYY-MM-DD or an ISO instant ending in Z (2026-09-01T02:30:00Z), got '${values.at}'`);
     }
-    at = new Date(`${values.at}T00:00:00Z`);
+    at = new Date(effectiveDateMillis(values.at));
   }
   let tier: ServiceTier = 'standard';
   if (values.tier !== undefined) {
@@ -145,6 +146,7 @@ export async function run(argv: string[]): Promise<number> {
       cost_usd: Object.fromEntries(TOKEN_TYPES.map((t) => [t, result.costUsd[t].toFixed()])),
       tokens: Object.fromEntries(TOKEN_TYPES.map((t) => [t, usage[t]])),
     };
+    if (result.pricePeriod) out.price_period = result.pricePeriod;
     if (display) out.display = { currency: display.currency, rate: display.rate, total: display.total, formatted: display.formatted };
     process.stdout.write(JSON.stringify(out) + '\n');
     return 0;
@@ -164,7 +166,7 @@ export async function run(argv: string[]): Promise<number> {
   const widths = [0, 1, 2, 3].map((i) => Math.max(...[...rows, total].map((r) => r[i].length)));
   const line = (r: string[]) => `${r[0].padEnd(widths[0])}  ${r[1].padStart(widths[1])}  ${r[2].padStart(widths[2])}  ${r[3].padStart(widths[3])}`;
   const out = [
-    `${result.provider}/${result.model}  ${tier} tier${result.contextTier ? `, ${result.contextTier}` : ''}`,
+    `${result.provider}/${result.model}  ${tier} tier${result.contextTier ? `, ${result.contextTier}` : ''}${result.pricePeriod ? `, ${result.pricePeriod === 'peak' ? 'peak' : 'off-peak'} hours (${at.toISOString()})` : ''}`,
     `price ${result.priceId} (${result.origin})${result.source ? `, source ${result.source}` : ''}${result.sourceDate ? ` (taken ${result.sourceDate})` : ''}`,
     '',
     line(rows[0]),

@@ -40,23 +40,76 @@ export const priceSetSchema = z.strictObject({
 });
 export type PriceSet = z.infer<typeof priceSetSchema>;
 
-export const contextTierSchema = z.strictObject({
-  above_input_tokens: z.int().positive(),
-  prices_usd_per_mtok: priceSetSchema,
-});
+/**
+ * A context-size tier. Providers word the boundary two ways: "above 200K" (Anthropic, Google: a 200,000-token
+ * prompt is still standard) and "< 272K is standard" (OpenAI, xAI: a 272,000-token prompt is already long), so a
+ * tier names exactly one of `above_input_tokens` (prompt > N) or `from_input_tokens` (prompt >= N).
+ */
+export const contextTierSchema = z
+  .strictObject({
+    above_input_tokens: z.int().positive().optional(),
+    from_input_tokens: z.int().min(2).optional(),
+    prices_usd_per_mtok: priceSetSchema,
+  })
+  .refine((t) => (t.above_input_tokens === undefined) !== (t.from_input_tokens === undefined), {
+    error: 'a context tier needs exactly one of above_input_tokens (prompt > N) or from_input_tokens (prompt >= N)',
+  });
 export type ContextTier = z.infer<typeof contextTierSchema>;
+
+/** The tier's threshold as "the prompt exceeds this many tokens". */
+export function tierThreshold(t: ContextTier): number {
+  return t.above_input_tokens ?? (t.from_input_tokens as number) - 1;
+}
 
 const contextTiersSchema = z
   .array(contextTierSchema)
   .max(16)
-  .refine((tiers) => new Set(tiers.map((t) => t.above_input_tokens)).size === tiers.length, {
-    error: 'two context tiers have the same above_input_tokens',
+  .refine((tiers) => new Set(tiers.map(tierThreshold)).size === tiers.length, {
+    error: 'two context tiers have the same threshold',
   });
 
 export const serviceTierPricesSchema = z.strictObject({
   prices_usd_per_mtok: priceSetSchema,
   context_tiers: contextTiersSchema.optional(),
 });
+
+/**
+ * provider_page: read on the provider's own pricing / model page. announcement: the provider's dated
+ * announcement or changelog, not (yet) its price table. dated_price_map: a dated machine-readable price map
+ * (genai-prices, LiteLLM, Langfuse) or a dated third-party page quoting the provider, with no provider page read.
+ */
+export const SOURCE_CONFIDENCE = ['provider_page', 'announcement', 'dated_price_map'] as const;
+export type SourceConfidence = (typeof SOURCE_CONFIDENCE)[number];
+
+const HHMM_RE = /^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$/;
+
+/** Minutes since 00:00 of "HH:MM" (24:00 = 1440, the end of the day). */
+export function hhmmMinutes(s: string): number {
+  return Number(s.slice(0, 2)) * 60 + Number(s.slice(3, 5));
+}
+
+export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
+
+/**
+ * Time-of-day pricing (DeepSeek's peak / off-peak): the entry's own prices are the off-peak rates; a call whose
+ * instant falls in one of the UTC windows, on one of `days_utc` (every day when absent), is priced from `peak`.
+ */
+export const peakSchema = z.strictObject({
+  windows_utc: z
+    .array(
+      z
+        .strictObject({
+          from: z.string().regex(HHMM_RE, { error: 'must be HH:MM (UTC)' }),
+          to: z.string().regex(HHMM_RE, { error: 'must be HH:MM (UTC), 24:00 for the end of the day' }),
+        })
+        .refine((w) => hhmmMinutes(w.from) < hhmmMinutes(w.to), { error: 'a window must end after it starts (split one that crosses midnight)' }),
+    )
+    .min(1)
+    .max(24),
+  days_utc: z.array(z.enum(WEEKDAYS)).min(1).max(7).optional(),
+  prices_usd_per_mtok: priceSetSchema,
+});
+export type PeakRule = z.infer<typeof peakSchema>;
 
 const idSchema = z
   .string()
@@ -79,11 +132,28 @@ const entryShape = {
       priority: serviceTierPricesSchema.optional(),
     })
     .optional(),
+  /** Peak-hour prices; the entry's own prices are then the off-peak rates (standard tier only). */
+  peak: peakSchema.optional(),
+  /**
+   * The first instant the model no longer answers (the provider retired the id): a call at or after it is
+   * reported unpriced with that reason, never charged from a stale price.
+   */
+  retired_from: effectiveDateSchema.optional(),
   source: z.url({ protocol: /^https$/, error: 'must be an https URL of the public pricing page' }),
   source_date: effectiveDateSchema,
+  /** How sure the source is (see the catalog header). Required of every shipped entry by the catalog tests. */
+  source_confidence: z.enum(SOURCE_CONFIDENCE).optional(),
+  /** Free text: what the source says that the numbers alone do not (promotions, caveats). */
+  notes: z.string().min(1).max(2000).optional(),
 };
 
-export const catalogEntrySchema = z.strictObject(entryShape);
+/** Peak prices are one flat set: an entry with time-of-day pricing cannot also have context tiers (none does). */
+const peakWithoutTiers = {
+  check: (e: { peak?: unknown; context_tiers?: unknown[] }) => e.peak === undefined || !e.context_tiers?.length,
+  error: { error: 'peak: time-of-day pricing cannot be combined with context_tiers', path: ['peak'] },
+};
+
+export const catalogEntrySchema = z.strictObject(entryShape).refine(peakWithoutTiers.check, peakWithoutTiers.error);
 export type CatalogEntry = z.infer<typeof catalogEntrySchema>;
 
 export const catalogSchema = z.strictObject({
@@ -99,12 +169,14 @@ export type Catalog = z.infer<typeof catalogSchema>;
  * `effective_from` defaults to the beginning of time (the rate applies to every call). An override whose
  * provider/model names a catalog model also applies to every alias of that model.
  */
-export const priceOverrideSchema = z.strictObject({
-  ...entryShape,
-  effective_from: effectiveDateSchema.optional(),
-  source: z.string().min(1).max(2000).optional(),
-  source_date: effectiveDateSchema.optional(),
-});
+export const priceOverrideSchema = z
+  .strictObject({
+    ...entryShape,
+    effective_from: effectiveDateSchema.optional(),
+    source: z.string().min(1).max(2000).optional(),
+    source_date: effectiveDateSchema.optional(),
+  })
+  .refine(peakWithoutTiers.check, peakWithoutTiers.error);
 export type PriceOverride = z.infer<typeof priceOverrideSchema>;
 
 export const priceOverridesSchema = z.array(priceOverrideSchema).max(10_000);

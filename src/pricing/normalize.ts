@@ -3,7 +3,7 @@
  */
 
 /** Catalog provider names. */
-export const CATALOG_PROVIDERS = ['openai', 'anthropic', 'google', 'mistral', 'deepseek'] as const;
+export const CATALOG_PROVIDERS = ['openai', 'anthropic', 'google', 'mistral', 'deepseek', 'xai'] as const;
 
 /**
  * OTel `gen_ai.provider.name` values (current and deprecated `gen_ai.system` spellings) that name exactly one
@@ -25,6 +25,9 @@ const PROVIDER_MAP: ReadonlyMap<string, string> = new Map([
   ['mistral', 'mistral'],
   ['mistralai', 'mistral'],
   ['deepseek', 'deepseek'],
+  ['x_ai', 'xai'],
+  ['xai', 'xai'],
+  ['x-ai', 'xai'],
 ]);
 
 /** The catalog provider a span's provider name maps to, or undefined for platforms and unknown names. */

@@ -17,6 +17,9 @@ import {
   type ContextTier,
   type PriceOverride,
   type PriceSet,
+  tierThreshold,
+  hhmmMinutes,
+  WEEKDAYS,
 } from './catalog-schema.js';
 import { Decimal } from 'decimal.js';
 import { ExactDecimal } from './decimal.js';
@@ -204,8 +207,33 @@ export interface CompiledEntry {
   plans: Partial<Record<ServiceTier, PricePlan>>;
   /** Identifies the entry in the ledger: `[override:]provider/model@effective_from`. */
   priceId: string;
+  /** Calls at or after this instant are unpriced: the provider retired the model (NaN = not retired). */
+  retiredFromMillis: number;
+  /** Time-of-day pricing: the standard plan in the peak windows (the entry's own prices are off-peak). */
+  peak?: CompiledPeak;
   /** The validated document entry, for listings. */
   raw: CatalogEntry | PriceOverride;
+}
+
+interface CompiledPeak {
+  /** [start, end) in minutes since 00:00 UTC. */
+  windows: [number, number][];
+  /** Bit d set = peak windows apply on UTC weekday d (0 = Sunday). */
+  dayMask: number;
+  plan: PricePlan;
+}
+
+function dayMask(days: readonly (typeof WEEKDAYS)[number][]): number {
+  let mask = 0;
+  for (const day of days) mask |= 1 << WEEKDAYS.indexOf(day);
+  return mask;
+}
+
+function inPeak(peak: CompiledPeak, atMillis: number): boolean {
+  const d = new Date(atMillis);
+  if ((peak.dayMask & (1 << d.getUTCDay())) === 0) return false;
+  const minute = d.getUTCHours() * 60 + d.getUTCMinutes();
+  return peak.windows.some(([from, to]) => minute >= from && minute < to);
 }
 
 /** Entries claiming one id, sorted by effective_from ascending. */
@@ -251,9 +279,9 @@ function compilePlan(prices: PriceSet, tiers: ContextTier[] | undefined): PriceP
     base: compileRates(prices),
     contextTiers: (tiers ?? [])
       .map((t) => ({
-        aboveInputTokens: t.above_input_tokens,
+        aboveInputTokens: tierThreshold(t),
         rates: compileRates(t.prices_usd_per_mtok),
-        label: `above ${t.above_input_tokens} input tokens`,
+        label: t.from_input_tokens !== undefined ? `from ${t.from_input_tokens} input tokens` : `above ${t.above_input_tokens} input tokens`,
       }))
       .sort((a, b) => b.aboveInputTokens - a.aboveInputTokens),
   };
@@ -283,7 +311,18 @@ function compileEntry(e: CatalogEntry | PriceOverride, origin: 'catalog' | 'over
     prefixes: [...new Set(e.match_prefixes ?? [])],
     plans,
     priceId: `${origin === 'override' ? 'override:' : ''}${provider}/${e.model}@${effectiveFrom}`,
+    retiredFromMillis: e.retired_from !== undefined ? effectiveDateMillis(e.retired_from) : Number.NaN,
     raw: e,
+    ...(e.peak
+      ? {
+          peak: {
+            windows: e.peak.windows_utc.map((w): [number, number] => [hhmmMinutes(w.from), hhmmMinutes(w.to)]),
+            dayMask: dayMask(e.peak.days_utc ?? WEEKDAYS),
+            // Peak hours reprice the standard tier (the schema keeps peak and context tiers apart).
+            plan: compilePlan(e.peak.prices_usd_per_mtok, undefined),
+          },
+        }
+      : {}),
   };
 }
 
@@ -572,7 +611,19 @@ export class PriceBook {
       return unpriced(providerLabel(query.provider), r.normalized, `no price for model ${r.normalized}`, this.suggest(r.normalized));
     }
 
-    const plan = entry.plans[tier];
+    if (entry.retiredFromMillis <= atMillis) {
+      return unpriced(
+        entry.provider,
+        entry.model,
+        `model ${entry.model} was retired by its provider on ${entry.raw.retired_from}: calls after that are errors, not billable`,
+      );
+    }
+    let plan = entry.plans[tier];
+    let pricePeriod: 'peak' | 'off_peak' | undefined;
+    if (entry.peak && tier === 'standard') {
+      pricePeriod = inPeak(entry.peak, atMillis) ? 'peak' : 'off_peak';
+      if (pricePeriod === 'peak') plan = entry.peak.plan;
+    }
     if (!plan) {
       return unpriced(entry.provider, entry.model, `no ${tier} price for model ${entry.model} (price ${entry.effectiveFrom})`);
     }
@@ -616,6 +667,7 @@ export class PriceBook {
       ratesUsdPerMtok: rates.applied,
     };
     if (contextTier) result.contextTier = contextTier;
+    if (pricePeriod) result.pricePeriod = pricePeriod;
     if (entry.source) result.source = entry.source;
     if (entry.sourceDate) result.sourceDate = entry.sourceDate;
     return result;

@@ -29,6 +29,8 @@ export interface PricedResult {
   totalUsd: Decimal;
   /** Which context-size tier was applied, if the entry has tiers (e.g. "above 200000 input tokens"). */
   contextTier?: string;
+  /** For entries with time-of-day pricing: whether the call's instant fell in the peak hours. */
+  pricePeriod?: 'peak' | 'off_peak';
   /** 'override' when a configured override supplied the price, else 'catalog'. */
   origin: 'catalog' | 'override';
   /** The rates applied (USD per million tokens, after context and service tiers), as exact decimal strings. */

@@ -6,11 +6,32 @@ describe('tokenmeter models', () => {
   it('lists one row per model with the price in force now', async () => {
     const r = await cli('models');
     expect(r.code).toBe(0);
-    const rows = r.out.split('\n').filter((l) => /^(openai|anthropic|google|mistral|deepseek) /.test(l));
+    const rows = r.out.split('\n').filter((l) => /^(openai|anthropic|google|mistral|deepseek|xai) /.test(l));
     expect(rows.length).toBeGreaterThanOrEqual(40);
     const o3 = rows.find((l) => /^openai\s+o3\s/.test(l));
     expect(o3).toMatch(/2\.00\s+0\.50\s+2\.00\s+2\.00\s+8\.00/); // the price after the 2025-06-10 cut
     expect(rows.filter((l) => /^openai\s+o3\s/.test(l))).toHaveLength(1);
+  });
+
+  it('lists the models added for issue 20 with how sure their source is and the source', async () => {
+    const r = await cli('models');
+    expect(r.code).toBe(0);
+    const row = (model: string) => r.out.split('\n').find((l) => new RegExp(`^\\w+\\s+${model.replace(/\./g, '\\.')}\\s`).test(l));
+    for (const [model, confidence, source] of [
+      ['gpt-5.5', 'provider_page', 'https://developers.openai.com/api/docs/models/gpt-5.5'],
+      ['gpt-5.6-sol', 'dated_price_map', 'https://developers.openai.com/api/docs/changelog'],
+      ['gpt-6-astra', 'dated_price_map', 'https://developers.openai.com/api/docs/models/gpt-6-astra'],
+      ['claude-opus-4-6', 'provider_page', 'https://platform.claude.com/docs/en/about-claude/pricing'],
+      ['claude-mythos-5', 'provider_page', 'https://platform.claude.com/docs/en/about-claude/pricing'],
+      ['gemini-3.1-pro-preview', 'dated_price_map', 'https://ai.google.dev/gemini-api/docs/pricing'],
+      ['mistral-medium-3.5', 'dated_price_map', 'https://mistral.ai/pricing#api-pricing'],
+      ['grok-4.20', 'dated_price_map', 'https://docs.x.ai/docs/models'],
+    ]) {
+      expect(row(model), model).toMatch(new RegExp(`\\s${confidence}\\s+${source.replace(/[.?]/g, '\\$&')}$`));
+    }
+    // The long-context boundary is shown as written: >= for OpenAI's "< 272K is standard", > for "above 200K".
+    expect(row('gpt-5.5')).toMatch(/\s>=272k,batch,flex,priority\s/);
+    expect(row('gemini-3.1-pro-preview')).toMatch(/\s>200k\s/);
   });
 
   it('filters by provider, accepting OTel provider names', async () => {
@@ -28,8 +49,21 @@ describe('tokenmeter models', () => {
       '2025-02-08T16:00:00Z 0.27',
       '2025-09-05T16:00:00Z 0.56',
       '2025-09-29 0.28',
+      '2026-04-24 0.14',
     ]);
+    expect(list.find((e) => e.model === 'deepseek-chat' && e.effective_from === '2026-04-24')).toMatchObject({
+      retired_from: '2026-07-24T15:59:00Z',
+      source_confidence: 'provider_page',
+    });
     expect(list.every((e) => e.source.startsWith('https://'))).toBe(true);
+  });
+
+  it('filters the new xai provider by its OTel name (x_ai)', async () => {
+    const r = await cli('models', '--provider', 'x_ai', '--json');
+    expect(r.code).toBe(0);
+    const list = JSON.parse(r.out) as { provider: string; model: string; source: string; source_confidence: string }[];
+    expect(list.map((e) => e.model)).toEqual(['grok-4.20', 'grok-4.3', 'grok-4.5', 'grok-4.6', 'grok-code-fast-1']);
+    expect(list.every((e) => e.provider === 'xai' && e.source.startsWith('https://docs.x.ai/') && e.source_confidence === 'dated_price_map')).toBe(true);
   });
 
   it.each([

@@ -41,6 +41,20 @@ describe('tokenmeter price (in-process)', () => {
     expect([before.total_usd, after.total_usd, batch.total_usd]).toEqual(['10', '2', '1']);
   });
 
+  it('--at takes an instant: DeepSeek peak / off-peak hours (UTC), shown and in --json', async () => {
+    const args = ['price', 'deepseek-v4-pro', '--provider', 'deepseek', '--input', '1000000', '--output', '1000000'];
+    const peak = JSON.parse((await cli(...args, '--at', '2026-08-24T07:00:00Z', '--json')).out);
+    const offPeak = JSON.parse((await cli(...args, '--at', '2026-08-24T10:00:00Z', '--json')).out);
+    const weekend = JSON.parse((await cli(...args, '--at', '2026-08-29T07:00:00Z', '--json')).out);
+    // Peak 1.32 + 3.96, off-peak half of it; Saturday 2026-08-29 is off-peak all day.
+    expect([peak.total_usd, peak.price_period]).toEqual(['5.28', 'peak']);
+    expect([offPeak.total_usd, offPeak.price_period]).toEqual(['2.64', 'off_peak']);
+    expect([weekend.total_usd, weekend.price_period]).toEqual(['2.64', 'off_peak']);
+    const human = await cli(...args, '--at', '2026-08-24T07:00:00Z');
+    expect(human.out).toContain('deepseek/deepseek-v4-pro  standard tier, peak hours (2026-08-24T07:00:00.000Z)');
+    expect(human.out).toMatch(/input\s+1000000\s+1\.32\s+1\.32/);
+  });
+
   it('--currency converts with --rate and rounds only for display', async () => {
     const r = await cli('price', 'gpt-4o', '--input', '1000000', '--output', '1000000', '--currency', 'EUR', '--rate', 'EUR=0.92', '--json', '--at', '2026-01-01');
     expect(r.code).toBe(0);
@@ -65,7 +79,10 @@ describe('tokenmeter price (in-process)', () => {
     [['price', 'gpt-4o', '--output', '1.5'], /--output must be a non-negative integer, got '1.5'/],
     [['price', 'gpt-4o', '--reasoning', '1e3'], /--reasoning must be a non-negative integer/],
     [['price', 'gpt-4o', '--cache-read', '99999999999999999999'], /--cache-read is too large/],
-    [['price', 'gpt-4o', '--at', '2025-13-01'], /--at must be a date YYYY-MM-DD, got '2025-13-01'/],
+    [['price', 'gpt-4o', '--at', '2025-13-01'], /--at must be a date YYYY-MM-DD or an ISO instant ending in Z \(2026-09-01T02:30:00Z\), got '2025-13-01'/],
+    [['price', 'gpt-4o', '--at', '2026-09-01T02:30:00+08:00'], /--at must be a date YYYY-MM-DD or an ISO instant ending in Z/],
+    [['price', 'gpt-4o', '--at', '2026-09-01T25:00:00Z'], /--at must be a date/],
+    [['price', 'deepseek-chat', '--input', '1', '--at', '2026-08-01'], /model deepseek-chat was retired by its provider on 2026-07-24T15:59:00Z/],
     [['price', 'gpt-4o', '--at', 'yesterday'], /--at must be a date/],
     [['price', 'gpt-4o', '--tier', 'turbo'], /--tier must be one of standard, batch, flex, priority, got 'turbo'/],
     [['price', 'gpt-4o', '--input'], /--input needs a value|argument missing/],

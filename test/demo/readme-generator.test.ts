@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { replaceSections, renderSections, renderAlertsReference, renderMetricsReference } from '../../scripts/readme.js';
+import { replaceSections, renderSections, renderAlertsReference, renderMetricsReference, renderCatalogSummary } from '../../scripts/readme.js';
 import { METRIC } from '../../src/contract/names.js';
 import { ALERTS } from '../../src/dashboards/alerts.js';
 
@@ -25,6 +25,17 @@ describe('README generator', () => {
     for (const a of ALERTS) expect(alerts).toContain(`\`${a.name}\``);
     // PromQL and Go templates contain '|', which would split a Markdown table cell.
     for (const line of alerts.split('\n').slice(2)) expect(line.replace(/\\\|/g, '').split('|')).toHaveLength(7);
+  });
+
+  it('summarises the price catalog by provider, with a total that adds up', () => {
+    const rows = renderCatalogSummary().split('\n').slice(2).map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+    expect(rows.map((r) => r[0])).toEqual(['openai', 'anthropic', 'google', 'mistral', 'deepseek', 'xai', '**all**']);
+    const total = rows.at(-1)!;
+    for (const col of [1, 2, 3, 4, 5]) {
+      expect(rows.slice(0, -1).reduce((sum, r) => sum + Number(r[col]), 0), `column ${col}`).toBe(Number(total[col]));
+    }
+    // Every dated entry has exactly one confidence.
+    for (const r of rows) expect(Number(r[3]) + Number(r[4]) + Number(r[5])).toBe(Number(r[2]));
   });
 
   it('README.md is current (npm run readme)', () => {

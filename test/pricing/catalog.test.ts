@@ -48,7 +48,7 @@ describe('shipped price catalog', () => {
     const book = PriceBook.load();
     const models = new Set(book.entries.map((e) => `${e.provider}/${e.model}`));
     expect(models.size).toBeGreaterThanOrEqual(40);
-    expect(new Set(book.entries.map((e) => e.provider))).toEqual(new Set(['openai', 'anthropic', 'google', 'mistral', 'deepseek']));
+    expect(new Set(book.entries.map((e) => e.provider))).toEqual(new Set(['openai', 'anthropic', 'google', 'mistral', 'deepseek', 'xai']));
     for (const e of book.entries) {
       expect(e.source, e.model).toMatch(/^https:\/\//);
       expect(e.sourceDate, e.model).toMatch(/^\d{4}-\d{2}-\d{2}$/);
@@ -69,6 +69,12 @@ describe('shipped price catalog', () => {
     expect(book.entries.find((e) => e.model === 'gemini-2.5-pro')?.raw.context_tiers?.[0]?.above_input_tokens).toBe(200000);
     const tiers = new Set(book.entries.flatMap((e) => Object.keys(e.raw.service_tiers ?? {})));
     expect(tiers).toEqual(new Set(['batch', 'flex', 'priority']));
+  });
+
+  it('every shipped entry says how sure its source is', () => {
+    const book = PriceBook.load();
+    const missing = book.entries.filter((e) => e.raw.source_confidence === undefined).map((e) => e.priceId);
+    expect(missing).toEqual([]);
   });
 
   it('Anthropic entries carry 5-minute and 1-hour cache-write rates', () => {
@@ -108,6 +114,52 @@ describe('catalog validation errors name the entry and field', () => {
   });
   it('an unknown field', () => {
     expect(load([{ ...good, price: '1' }])).toThrow(PriceCatalogError);
+  });
+  it('a context tier with both or neither of above_input_tokens / from_input_tokens', () => {
+    const p = { input: '2.00' };
+    expect(load([{ ...good, context_tiers: [{ above_input_tokens: 10, from_input_tokens: 10, prices_usd_per_mtok: p }] }])).toThrow(/context_tiers\.0: a context tier needs exactly one/);
+    expect(load([{ ...good, context_tiers: [{ prices_usd_per_mtok: p }] }])).toThrow(/exactly one/);
+    expect(load([{ ...good, context_tiers: [{ from_input_tokens: 1, prices_usd_per_mtok: p }] }])).toThrow(/from_input_tokens/);
+  });
+  it('two context tiers with the same threshold, however written', () => {
+    const p = { input: '2.00' };
+    expect(load([{ ...good, context_tiers: [{ above_input_tokens: 9, prices_usd_per_mtok: p }, { from_input_tokens: 10, prices_usd_per_mtok: p }] }])).toThrow(/same threshold/);
+  });
+  it('a malformed peak rule', () => {
+    const peak = (over: object) => ({ ...good, peak: { windows_utc: [{ from: '01:00', to: '04:00' }], prices_usd_per_mtok: { input: '2.00' }, ...over } });
+    expect(load([peak({ windows_utc: [{ from: '04:00', to: '01:00' }] })])).toThrow(/peak\.windows_utc\.0: a window must end after it starts/);
+    expect(load([peak({ windows_utc: [{ from: '1:00', to: '04:00' }] })])).toThrow(/peak\.windows_utc\.0\.from: must be HH:MM/);
+    expect(load([peak({ windows_utc: [{ from: '23:00', to: '24:01' }] })])).toThrow(/peak\.windows_utc\.0\.to/);
+    expect(load([peak({ windows_utc: [] })])).toThrow(/peak\.windows_utc/);
+    expect(load([peak({ days_utc: ['monday'] })])).toThrow(/peak\.days_utc/);
+    expect(load([peak({ prices_usd_per_mtok: { input: 2 } })])).toThrow(/peak\.prices_usd_per_mtok\.input: must be a quoted decimal/);
+    expect(load([{ ...peak({}), context_tiers: [{ above_input_tokens: 10, prices_usd_per_mtok: { input: '1.00' } }] }])).toThrow(/peak: time-of-day pricing cannot be combined with context_tiers/);
+  });
+  it('a peak window ending 24:00 covers the last minute of the day; days_utc limits the weekdays', () => {
+    const book = PriceBook.load({
+      catalog: { schema_version: 1, entries: [{ ...good, peak: { windows_utc: [{ from: '22:00', to: '24:00' }], days_utc: ['sat'], prices_usd_per_mtok: { input: '5.00', output: '2.00' } } }] },
+    });
+    const at = (iso: string) => book.price({ model: 'x-model', usage: u(1_000_000), at: new Date(iso) });
+    const sat = at('2025-06-07T23:59:59Z'); // a Saturday
+    const fri = at('2025-06-06T23:59:59Z');
+    const early = at('2025-06-07T21:59:59Z');
+    expect(sat.priced && [sat.totalUsd.toFixed(), sat.pricePeriod]).toEqual(['5', 'peak']);
+    expect(fri.priced && [fri.totalUsd.toFixed(), fri.pricePeriod]).toEqual(['1', 'off_peak']);
+    expect(early.priced && [early.totalUsd.toFixed(), early.pricePeriod]).toEqual(['1', 'off_peak']);
+    // Peak rules reprice the standard tier only: no batch price is listed, so a batch call stays unpriced.
+    expect(book.price({ model: 'x-model', usage: u(1), at: new Date('2025-06-07T23:00:00Z'), serviceTier: 'batch' }).priced).toBe(false);
+  });
+  it('a bad retired_from or source_confidence', () => {
+    expect(load([{ ...good, retired_from: '2026-13-01' }])).toThrow(/retired_from/);
+    expect(load([{ ...good, source_confidence: 'rumour' }])).toThrow(/source_confidence/);
+  });
+  it('from_input_tokens: a prompt of exactly N tokens takes the tier', () => {
+    const book = PriceBook.load({ catalog: { schema_version: 1, entries: [{ ...good, context_tiers: [{ from_input_tokens: 10, prices_usd_per_mtok: { input: '3.00', output: '2.00' } }] }] } });
+    const at = new Date('2025-06-01');
+    const nine = book.price({ model: 'x-model', usage: u(9), at });
+    const ten = book.price({ model: 'x-model', usage: u(10), at });
+    expect(nine.priced && [nine.totalUsd.toFixed(), nine.contextTier]).toEqual(['0.000009', undefined]);
+    expect(ten.priced && [ten.totalUsd.toFixed(), ten.contextTier]).toEqual(['0.00003', 'from 10 input tokens']);
   });
   it('an unknown provider', () => {
     expect(load([{ ...good, provider: 'acme' }])).toThrow(/provider/);

@@ -20,6 +20,7 @@ interface Case {
   total: string;
   cost?: Partial<Record<'input' | 'cache_read' | 'cache_write' | 'output' | 'reasoning', string>>;
   contextTier?: string;
+  pricePeriod?: 'peak' | 'off_peak';
 }
 
 const NOW = '2026-11-24T12:00:00Z';
@@ -51,8 +52,9 @@ const cases: Case[] = [
   { name: 'gpt-5-nano one cached token', provider: 'openai', model: 'gpt-5-nano', usage: u(0, 1), expectModel: 'gpt-5-nano', total: '0.000000005' },
   { name: 'gpt-5.1', provider: 'openai', model: 'gpt-5.1', usage: u(M, 0, 0, 0, M), expectModel: 'gpt-5.1', total: '11.25' },
   { name: 'gpt-5.2', provider: 'openai', model: 'gpt-5.2', usage: u(M, M, 0, M), expectModel: 'gpt-5.2', total: '15.925' },
-  { name: 'gpt-5.4 at exactly 272k stays standard', provider: 'openai', model: 'gpt-5.4', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-5.4', total: '0.695' },
-  { name: 'gpt-5.4 above 272k reprices the request', provider: 'openai', model: 'gpt-5.4', usage: u(272001, 0, 0, 1000), expectModel: 'gpt-5.4', total: '1.382505', cost: { input: '1.360005', output: '0.0225' }, contextTier: 'above 272000 input tokens' },
+  // OpenAI: "< 272K" input tokens is standard, so 271,999 is standard and 272,000 is already long (issue 20).
+  { name: 'gpt-5.4 at 271,999 stays standard', provider: 'openai', model: 'gpt-5.4', usage: u(271999, 0, 0, 1000), expectModel: 'gpt-5.4', total: '0.6949975' },
+  { name: 'gpt-5.4 at exactly 272k reprices the request', provider: 'openai', model: 'gpt-5.4', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-5.4', total: '1.3825', cost: { input: '1.36', output: '0.0225' }, contextTier: 'from 272000 input tokens' },
   { name: 'gpt-5.4-mini', provider: 'openai', model: 'gpt-5.4-mini', usage: u(M, 0, 0, M), expectModel: 'gpt-5.4-mini', total: '5.25' },
   { name: 'gpt-5.4-nano', provider: 'openai', model: 'gpt-5.4-nano', usage: u(M, M), expectModel: 'gpt-5.4-nano', total: '0.22' },
   { name: 'gpt-6-sol cache write billed', provider: 'openai', model: 'gpt-6-sol', usage: u(1000, 1000, 1000, 1000), expectModel: 'gpt-6-sol', total: '0.0147', cost: { cache_write: '0.0025' } },
@@ -115,8 +117,106 @@ const cases: Case[] = [
   { name: 'deepseek-chat at 2025-09-05 16:00', provider: 'deepseek', model: 'deepseek-chat', at: '2025-09-05T16:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-chat', total: '2.31' },
   { name: 'deepseek-chat V3.2', provider: 'deepseek', model: 'deepseek-chat', at: '2025-10-01T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-chat', total: '0.728' },
   { name: 'deepseek-reasoner R1 price, CoT at output rate', provider: 'deepseek', model: 'deepseek-reasoner', at: '2025-03-01T00:00:00Z', usage: u(M, 0, 0, M, M), expectModel: 'deepseek-reasoner', total: '4.93' },
-  { name: 'deepseek-reasoner 10^9 reasoning tokens', provider: 'deepseek', model: 'deepseek-reasoner', usage: u(0, 0, 0, 0, 1e9), expectModel: 'deepseek-reasoner', total: '420' },
-  { name: 'deepseek cache write billed as input (miss)', provider: 'deepseek', model: 'deepseek-chat', usage: u(0, 0, M), expectModel: 'deepseek-chat', total: '0.28' },
+  { name: 'deepseek-reasoner 10^9 reasoning tokens', provider: 'deepseek', model: 'deepseek-reasoner', at: '2026-01-15T00:00:00Z', usage: u(0, 0, 0, 0, 1e9), expectModel: 'deepseek-reasoner', total: '420' },
+  { name: 'deepseek cache write billed as input (miss)', provider: 'deepseek', model: 'deepseek-chat', at: '2026-01-15T00:00:00Z', usage: u(0, 0, M), expectModel: 'deepseek-chat', total: '0.28' },
+  // ── Fixes of issue 20, by hand from the sources' rates ──
+  // deepseek-chat / -reasoner served by V4 Flash from 2026-04-24: 0.14 miss, 0.0028 hit, 0.28 output.
+  { name: 'deepseek-chat the day before V4 (V3.2 price)', provider: 'deepseek', model: 'deepseek-chat', at: '2026-04-23T23:59:59Z', usage: u(M, M, 0, M), expectModel: 'deepseek-chat', total: '0.728' },
+  { name: 'deepseek-chat at V4 Flash price from 2026-04-24', provider: 'deepseek', model: 'deepseek-chat', at: '2026-04-24T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-chat', total: '0.4228', cost: { input: '0.14', cache_read: '0.0028', output: '0.28' } },
+  { name: 'deepseek-reasoner at V4 Flash price, CoT at output rate', provider: 'deepseek', model: 'deepseek-reasoner', at: '2026-07-24T15:58:59Z', usage: u(1000, 2000, 0, 500, 1500), expectModel: 'deepseek-reasoner', total: '0.0007056', cost: { input: '0.00014', cache_read: '0.0000056', output: '0.00014', reasoning: '0.00042' } },
+  // Mistral Large 3 / Medium 3.1 cached tokens at 10% of input.
+  { name: 'mistral-large-2512 cached at 10% of input', provider: 'mistral_ai', model: 'mistral-large-2512', usage: u(M, M, 0, M), expectModel: 'mistral-large-2512', total: '2.05', cost: { cache_read: '0.05' } },
+  { name: 'mistral-medium-2508 cached at 10% of input', provider: 'mistral_ai', model: 'mistral-medium-3.1', usage: u(0, 500000), expectModel: 'mistral-medium-2508', total: '0.02' },
+  // Claude Opus 5.5 from its 2026-09-22 release: $4 in, $20 out.
+  { name: 'claude-opus-5-5 on its release day', provider: 'anthropic', model: 'claude-opus-5-5', at: '2026-09-22T00:00:00Z', usage: u(M, 0, 0, M), expectModel: 'claude-opus-5-5', total: '24' },
+  // Priority rates from openai.com/api-priority-processing.
+  { name: 'gpt-4o priority', provider: 'openai', model: 'gpt-4o-2024-08-06', tier: 'priority', usage: u(M, M, 0, M), expectModel: 'gpt-4o', total: '23.375', cost: { input: '4.25', cache_read: '2.125', output: '17' } },
+  { name: 'gpt-4o-mini priority', provider: 'openai', model: 'gpt-4o-mini', tier: 'priority', usage: u(M, M, 0, M), expectModel: 'gpt-4o-mini', total: '1.375' },
+  { name: 'o3 priority', provider: 'openai', model: 'o3', tier: 'priority', usage: u(M, M, 0, 0, M), expectModel: 'o3', total: '18.375' },
+  { name: 'o4-mini priority', provider: 'openai', model: 'o4-mini', tier: 'priority', usage: u(M, M, 0, M), expectModel: 'o4-mini', total: '10.5' },
+  // GPT-5.4 family batch / flex at 50% of standard.
+  { name: 'gpt-5.4 batch', provider: 'openai', model: 'gpt-5.4', tier: 'batch', usage: u(100000, 100000, 0, 100000), expectModel: 'gpt-5.4', total: '0.8875' },
+  { name: 'gpt-5.4 flex', provider: 'openai', model: 'gpt-5.4', tier: 'flex', usage: u(100000, 0, 0, 10000), expectModel: 'gpt-5.4', total: '0.2' },
+  { name: 'gpt-5.4-mini batch', provider: 'openai', model: 'gpt-5.4-mini', tier: 'batch', usage: u(M, M, 0, M), expectModel: 'gpt-5.4-mini', total: '2.6625' },
+  { name: 'gpt-5.4-nano batch', provider: 'openai', model: 'gpt-5.4-nano', tier: 'batch', usage: u(M, M, 0, M), expectModel: 'gpt-5.4-nano', total: '0.735' },
+  // GPT-6 Sol / Luna / 6.1 Sol: batch and flex 50%, priority (Fast mode) 2x, long context included.
+  { name: 'gpt-6-sol batch with cache write', provider: 'openai', model: 'gpt-6-sol', tier: 'batch', usage: u(10000, 10000, 10000, 10000), expectModel: 'gpt-6-sol', total: '0.0735', cost: { cache_write: '0.0125' } },
+  { name: 'gpt-6-sol priority above 272k', provider: 'openai', model: 'gpt-6-sol', tier: 'priority', usage: u(300000, 0, 0, 1000), expectModel: 'gpt-6-sol', total: '2.43', cost: { input: '2.4', output: '0.03' }, contextTier: 'above 272000 input tokens' },
+  { name: 'gpt-6-luna flex', provider: 'openai', model: 'gpt-6-luna', tier: 'flex', usage: u(100000, 0, 0, 100000), expectModel: 'gpt-6-luna', total: '0.03' },
+  { name: 'gpt-6-luna flex 1M prompt is long context', provider: 'openai', model: 'gpt-6-luna', tier: 'flex', usage: u(M, 0, 0, M), expectModel: 'gpt-6-luna', total: '0.475', contextTier: 'above 272000 input tokens' },
+  { name: 'gpt-6.1-sol priority cached', provider: 'openai', model: 'gpt-6.1-sol', tier: 'priority', usage: u(0, 100000), expectModel: 'gpt-6.1-sol', total: '0.02' },
+  // Claude Fable 5.1 and Haiku 5.5 batch: 50% of every rate.
+  { name: 'claude-fable-5-1 batch', provider: 'anthropic', model: 'claude-fable-5-1', tier: 'batch', usage: u(M, M, M, M), expectModel: 'claude-fable-5-1', total: '36.375' },
+  { name: 'claude-haiku-5-5 batch at 100k', provider: 'anthropic', model: 'claude-haiku-5-5', tier: 'batch', usage: u(100000, 0, 0, 1000), expectModel: 'claude-haiku-5-5', total: '0.00525' },
+  { name: 'claude-haiku-5-5 batch above 100k', provider: 'anthropic', model: 'claude-haiku-5-5', tier: 'batch', usage: u(100001, 0, 0, 1000), expectModel: 'claude-haiku-5-5', total: '0.02625025', contextTier: 'above 100000 input tokens' },
+  // ── Models added for issue 20, by hand from the sources' rates (USD per Mtok) ──
+  // gpt-5.4-pro 30 / 180, from 272k 60 / 270; no cache discount listed, so cached input bills at 30.
+  { name: 'gpt-5.4-pro', provider: 'openai', model: 'gpt-5.4-pro-2026-03-05', usage: u(100000, 0, 0, 10000), expectModel: 'gpt-5.4-pro', total: '4.8' },
+  { name: 'gpt-5.4-pro from 272k', provider: 'openai', model: 'gpt-5.4-pro', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-5.4-pro', total: '16.59', cost: { input: '16.32', output: '0.27' }, contextTier: 'from 272000 input tokens' },
+  // gpt-5.5 5 / 0.5 / 30; from 272k 10 / 1 / 45; batch 2.5 / 0.25 / 15 (long 5 / 0.5 / 22.5); priority 12.5 / 1.25 / 75.
+  { name: 'gpt-5.5', provider: 'openai', model: 'gpt-5.5', usage: u(100000, 100000, 0, 10000, 10000), expectModel: 'gpt-5.5', total: '1.15', cost: { input: '0.5', cache_read: '0.05', output: '0.3', reasoning: '0.3' } },
+  { name: 'gpt-5.5 from 272k (cached input counts)', provider: 'openai', model: 'gpt-5.5-2026-04-23', usage: u(200000, 72000, 0, 1000), expectModel: 'gpt-5.5', total: '2.117', cost: { input: '2', cache_read: '0.072', output: '0.045' }, contextTier: 'from 272000 input tokens' },
+  { name: 'gpt-5.5 batch long context', provider: 'openai', model: 'gpt-5.5', tier: 'batch', usage: u(300000, 0, 0, 2000), expectModel: 'gpt-5.5', total: '1.545', contextTier: 'from 272000 input tokens' },
+  { name: 'gpt-5.5 priority', provider: 'openai', model: 'gpt-5.5', tier: 'priority', usage: u(10000, 10000, 0, 1000), expectModel: 'gpt-5.5', total: '0.2125', cost: { input: '0.125', cache_read: '0.0125', output: '0.075' } },
+  { name: 'gpt-5.5-pro', provider: 'openai', model: 'gpt-5.5-pro', usage: u(10000, 0, 0, 1000), expectModel: 'gpt-5.5-pro', total: '0.48' },
+  // gpt-5.6-sol 5 / 0.5 / 6.25 write / 30 from 2026-07-09; 4 / 0.4 / 5 / 20 from 2026-08-21.
+  { name: 'gpt-5.6 alias = Sol at launch price, cache write at 1.25x input', provider: 'openai', model: 'gpt-5.6', at: '2026-08-20T23:59:59Z', usage: u(10000, 10000, 10000, 1000), expectModel: 'gpt-5.6-sol', total: '0.1475', cost: { input: '0.05', cache_read: '0.005', cache_write: '0.0625', output: '0.03' } },
+  { name: 'gpt-5.6-sol after the 2026-08-21 cut', provider: 'openai', model: 'gpt-5.6-sol-2026-07-09', at: '2026-08-21T00:00:00Z', usage: u(10000, 10000, 10000, 1000), expectModel: 'gpt-5.6-sol', total: '0.114' },
+  { name: 'gpt-5.6-sol from 272k after the cut', provider: 'openai', model: 'gpt-5.6-sol', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-5.6-sol', total: '2.206', contextTier: 'from 272000 input tokens' },
+  // gpt-5.6-terra 2.5 / 0.25 / 3.125 / 15, from 2026-07-30 2 / 0.2 / 2.5 / 12.
+  { name: 'gpt-5.6-terra before the 2026-07-30 cut', provider: 'openai', model: 'gpt-5.6-terra', at: '2026-07-29T12:00:00Z', usage: u(M, 0, 0, M), expectModel: 'gpt-5.6-terra', total: '27.5', contextTier: 'from 272000 input tokens' },
+  { name: 'gpt-5.6-terra after the cut', provider: 'openai', model: 'gpt-5.6-terra', at: '2026-07-30T00:00:00Z', usage: u(100000, 0, 0, 100000), expectModel: 'gpt-5.6-terra', total: '1.4' },
+  // gpt-5.6-luna 1 / 0.1 / 1.25 / 6, from 2026-07-30 0.2 / 0.02 / 0.25 / 1.2.
+  { name: 'gpt-5.6-luna at launch', provider: 'openai', model: 'gpt-5.6-luna', at: '2026-07-10T00:00:00Z', usage: u(100000, 0, 0, 100000), expectModel: 'gpt-5.6-luna', total: '0.7' },
+  { name: 'gpt-5.6-luna after the -80% cut', provider: 'openai', model: 'gpt-5.6-luna', usage: u(100000, 0, 0, 100000), expectModel: 'gpt-5.6-luna', total: '0.14' },
+  // gpt-6-astra 10 / 1 / 12.5 / 50, from 272k 20 / 2 / 25 / 75.
+  { name: 'gpt-6-astra', provider: 'openai', model: 'gpt-6-astra', usage: u(10000, 10000, 10000, 1000), expectModel: 'gpt-6-astra', total: '0.285' },
+  { name: 'gpt-6-astra from 272k', provider: 'openai', model: 'gpt-6-astra-2026-10-01', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-6-astra', total: '5.515', contextTier: 'from 272000 input tokens' },
+  // Claude Opus 4.6 / Sonnet 4.6: above 200k at 2x input, 1.5x output until 2026-03-13, flat afterwards.
+  { name: 'claude-opus-4-6 above 200k before 2026-03-13', provider: 'anthropic', model: 'claude-opus-4-6', at: '2026-03-12T00:00:00Z', usage: u(200001, 0, 0, 1000), expectModel: 'claude-opus-4-6', total: '2.03751', contextTier: 'above 200000 input tokens' },
+  { name: 'claude-opus-4-6 above 200k from 2026-03-13 (flat)', provider: 'anthropic', model: 'claude-opus-4-6', at: '2026-03-13T00:00:00Z', usage: u(200001, 0, 0, 1000), expectModel: 'claude-opus-4-6', total: '1.025005' },
+  { name: 'claude-sonnet-4-6 above 200k before 2026-03-13, 1h write', provider: 'anthropic', model: 'claude-sonnet-4-6', at: '2026-02-17T00:00:00Z', usage: u(150000, 0, 60000, 1000, 0, 60000), expectModel: 'claude-sonnet-4-6', total: '1.6425', cost: { input: '0.9', cache_write: '0.72', output: '0.0225' }, contextTier: 'above 200000 input tokens' },
+  { name: 'claude-sonnet-4-6 batch', provider: 'anthropic', model: 'claude-sonnet-4-6', tier: 'batch', usage: u(M, M, M, M), expectModel: 'claude-sonnet-4-6', total: '11.025' },
+  { name: 'claude-opus-4-7', provider: 'anthropic', model: 'claude-opus-4-7', usage: u(M, M, M, M, 0, M), expectModel: 'claude-opus-4-7', total: '40.5' },
+  { name: 'claude-opus-4-8 batch', provider: 'anthropic', model: 'claude-opus-4-8', tier: 'batch', usage: u(M, 0, 0, M), expectModel: 'claude-opus-4-8', total: '15' },
+  { name: 'claude-fable-5 cache read at $1', provider: 'anthropic', model: 'claude-fable-5', usage: u(0, M, 0, 0, M), expectModel: 'claude-fable-5', total: '51' },
+  { name: 'claude-mythos-5', provider: 'anthropic', model: 'claude-mythos-5', at: '2026-12-03T00:00:00Z', usage: u(1000, 0, 1000, 1000), expectModel: 'claude-mythos-5', total: '0.0725' },
+  // Gemini 3.x.
+  { name: 'gemini-3-pro-preview at 200k', provider: 'gcp.gemini', model: 'gemini-3-pro-preview', usage: u(200000, 0, 0, 1000), expectModel: 'gemini-3-pro-preview', total: '0.412' },
+  { name: 'gemini-3.1-pro-preview above 200k, thinking at the output rate', provider: 'gcp.vertex_ai', model: 'gemini-3.1-pro-preview', usage: u(150000, 50001, 0, 1000, 1000), expectModel: 'gemini-3.1-pro-preview', total: '0.6560004', contextTier: 'above 200000 input tokens' },
+  { name: 'gemini-3-flash-preview', provider: 'gcp.gemini', model: 'gemini-3-flash-preview', usage: u(M, M, 0, M), expectModel: 'gemini-3-flash-preview', total: '3.55' },
+  { name: 'gemini-3.1-flash-lite preview id', provider: 'gcp.gemini', model: 'gemini-3.1-flash-lite-preview-09-2026', usage: u(M, 0, 0, M), expectModel: 'gemini-3.1-flash-lite', total: '1.75' },
+  { name: 'gemini-3.5-flash', provider: 'gcp.gemini', model: 'gemini-3.5-flash', usage: u(M, M, 0, M), expectModel: 'gemini-3.5-flash', total: '10.65' },
+  { name: 'gemini-3.5-flash-lite', provider: 'gcp.gemini', model: 'gemini-3.5-flash-lite', usage: u(M, M, 0, M), expectModel: 'gemini-3.5-flash-lite', total: '2.83' },
+  { name: 'gemini-3.6-flash introductory rate on 2026-12-31', provider: 'gcp.gemini', model: 'gemini-3.6-flash', at: '2026-12-31T23:59:59Z', usage: u(M, M, 0, M), expectModel: 'gemini-3.6-flash', total: '4.575' },
+  { name: 'gemini-3.6-flash announced rate from 2027-01-01', provider: 'gcp.gemini', model: 'gemini-3.6-flash', at: '2027-01-01T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'gemini-3.6-flash', total: '9.15' },
+  { name: 'gemini-3.7-flash', provider: 'gcp.gemini', model: 'gemini-3.7-flash', usage: u(0, 0, 0, M), expectModel: 'gemini-3.7-flash', total: '3.75' },
+  { name: 'gemini-3.8-flash from 2027', provider: 'gcp.gemini', model: 'gemini-3.8-flash-preview-01', at: '2027-02-01T00:00:00Z', usage: u(M), expectModel: 'gemini-3.8-flash', total: '1.5' },
+  // Mistral.
+  { name: 'mistral-medium-3.5', provider: 'mistral_ai', model: 'mistral-medium-3.5', usage: u(M, M, 0, M), expectModel: 'mistral-medium-3.5', total: '9.15' },
+  { name: 'mistral-small-2603', provider: 'mistral_ai', model: 'mistral-small-2603', usage: u(M, M, 0, M), expectModel: 'mistral-small-2603', total: '0.765' },
+  // xAI: "< 200k" is standard, so a 200,000-token prompt is long context.
+  { name: 'grok-4.20 at 199,999', provider: 'x_ai', model: 'grok-4.20', usage: u(199999, 0, 0, 1000), expectModel: 'grok-4.20', total: '0.25249875' },
+  { name: 'grok-4.20 from 200k', provider: 'x_ai', model: 'grok-4.20', usage: u(200000, 0, 0, 1000), expectModel: 'grok-4.20', total: '0.505', contextTier: 'from 200000 input tokens' },
+  { name: 'grok-4.3 dated id', provider: 'x_ai', model: 'grok-4.3-20260901', usage: u(100000, 50000, 0, 10000), expectModel: 'grok-4.3', total: '0.16' },
+  { name: 'grok-4.5 cache read 0.30', provider: 'x_ai', model: 'xai/grok-4.5', usage: u(0, 100000), expectModel: 'grok-4.5', total: '0.03' },
+  { name: 'grok-4.6 from 200k (cache counts)', provider: 'x_ai', model: 'grok-4.6', usage: u(100000, 100000, 0, 1000), expectModel: 'grok-4.6', total: '0.512', contextTier: 'from 200000 input tokens' },
+  { name: 'grok-code-fast-1', provider: 'x_ai', model: 'grok-code-fast-1', usage: u(M, M, 0, M), expectModel: 'grok-code-fast-1', total: '1.72' },
+  // DeepSeek V4: flat at launch; peak / off-peak from 2026-08-16 16:00 UTC (peak 01:00-04:00, 06:00-10:00 UTC);
+  // weekends off-peak from 2026-08-23; V4.1 Flash prices from 2026-09-10 04:00 (Pro from 2026-09-14 04:00).
+  { name: 'deepseek-v4-flash flat launch price', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-05-01T02:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-flash', total: '0.4228' },
+  { name: 'deepseek-v4-flash off-peak at 16:00 on 2026-08-16', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-08-16T16:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-flash', total: '0.887', pricePeriod: 'off_peak' },
+  { name: 'deepseek-v4-flash peak 01:00 on a Saturday before the weekend rule', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-08-22T01:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-flash', total: '1.774', cost: { input: '0.44', cache_read: '0.014', output: '1.32' }, pricePeriod: 'peak' },
+  { name: 'deepseek-v4-flash 03:59 on a weekday is peak', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-09-01T03:59:59Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-flash', total: '1.774', pricePeriod: 'peak' },
+  { name: 'deepseek-v4-flash 04:00 on a weekday is off-peak', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-09-01T04:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-flash', total: '0.887', pricePeriod: 'off_peak' },
+  { name: 'deepseek-v4-flash 09:30 on a Saturday is off-peak (weekend rule)', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-09-05T09:30:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-flash', total: '0.887', pricePeriod: 'off_peak' },
+  { name: 'deepseek-v4-flash billed as V4.1 Flash from 2026-09-10 04:00, peak 06:00 Thursday', provider: 'deepseek', model: 'deepseek-v4-flash', at: '2026-09-10T06:00:00Z', usage: u(M, M, 0, M, M), expectModel: 'deepseek-v4-flash', total: '2.706', cost: { input: '0.3', cache_read: '0.006', output: '1.2', reasoning: '1.2' }, pricePeriod: 'peak' },
+  { name: 'deepseek-flash off-peak', provider: 'deepseek', model: 'deepseek-flash', usage: u(M, M, 0, M), expectModel: 'deepseek-flash', total: '0.753', pricePeriod: 'off_peak' },
+  { name: 'deepseek-v4-pro flat launch price', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-06-01T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '1.308625' },
+  { name: 'deepseek-v4-pro peak Monday 07:00', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-08-24T07:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '5.324', pricePeriod: 'peak' },
+  { name: 'deepseek-v4-pro off-peak Monday 10:00', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-08-24T10:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '2.662', pricePeriod: 'off_peak' },
+  { name: 'deepseek-v4-pro billed at Flash price from 2026-09-14 04:00 (peak 09:00)', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-09-14T09:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '1.506', pricePeriod: 'peak' },
+  { name: 'deepseek-v4-pro one second before the re-route (V4 Pro peak)', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-09-14T03:59:59Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '5.324', pricePeriod: 'peak' },
 ];
 
 describe('price table (hand-computed from list prices)', () => {
@@ -131,6 +231,7 @@ describe('price table (hand-computed from list prices)', () => {
     expect(r.totalUsd.toFixed()).toBe(c.total);
     for (const [t, v] of Object.entries(c.cost ?? {})) expect(r.costUsd[t as keyof typeof r.costUsd].toFixed(), t).toBe(v);
     expect(r.contextTier).toBe(c.contextTier);
+    expect(r.pricePeriod).toBe(c.pricePeriod);
     expect(r.serviceTier).toBe(c.tier ?? 'standard');
     expect(r.origin).toBe('catalog');
   });
@@ -164,14 +265,23 @@ describe('unpriced results', () => {
     const r = book.price({ provider: 'openai', model: 'text-embedding-3-small', usage: u(10, 0, 0, 1), at });
     expect(r.priced).toBe(false);
   });
+  it('a retired model is unpriced with the reason, never charged a stale price (deepseek-chat after 2026-07-24 15:59 UTC)', () => {
+    for (const model of ['deepseek-chat', 'deepseek-reasoner']) {
+      const r = book.price({ provider: 'deepseek', model, usage: u(1000), at: new Date('2026-07-24T15:59:00Z') });
+      expect(r.priced).toBe(false);
+      if (!r.priced) expect(r.reason).toBe(`model ${model} was retired by its provider on 2026-07-24T15:59:00Z: calls after that are errors, not billable`);
+    }
+  });
   it('a service tier the entry does not list is unpriced', () => {
     const r = book.price({ provider: 'anthropic', model: 'claude-haiku-5-5', usage: u(10), at, serviceTier: 'flex' });
     expect(r.priced).toBe(false);
     if (!r.priced) expect(r.reason).toContain('no flex price');
   });
-  it('gpt-5.4 priority above 272k is unpriced (the priority table excludes long context)', () => {
-    const r = book.price({ provider: 'openai', model: 'gpt-5.4', usage: u(300000), at, serviceTier: 'priority' });
-    expect(r.priced).toBe(false);
+  it('gpt-5.4 priority / batch from 272k are unpriced (no long-context rate for those tiers is catalogued)', () => {
+    for (const serviceTier of ['priority', 'batch'] as const) {
+      const r = book.price({ provider: 'openai', model: 'gpt-5.4', usage: u(272000), at, serviceTier });
+      expect(r.priced, serviceTier).toBe(false);
+    }
   });
   it('invalid usage gives an unpriced result instead of throwing', () => {
     for (const usage of [u(-1), u(1.5), u(Number.NaN), u(0, 0, 1, 0, 0, 2)]) {

@@ -27,6 +27,8 @@ interface Case {
   buckets: Record<TokenType, number> & { cache_write_1h?: number };
   cost: Record<TokenType, string>;
   total: string;
+  /** The call instant (default AT). */
+  at?: string;
 }
 
 const AT = new Date('2026-11-24T12:00:00Z');
@@ -181,6 +183,8 @@ const cases: Case[] = [
     },
     provider: 'deepseek',
     model: 'deepseek-chat',
+    // At the V3.2 price: the name was served at V4 Flash prices from 2026-04-24 and retired 2026-07-24.
+    at: '2026-01-15T00:00:00Z',
     buckets: { input: 1000, cache_read: 8000, cache_write: 1000, output: 300, reasoning: 200 },
     cost: { input: '0.00028', cache_read: '0.000224', cache_write: '0.00028', output: '0.000126', reasoning: '0.000084' },
     total: '0.000994',
@@ -209,7 +213,7 @@ describe('provider usage payloads priced end to end (hand-computed)', () => {
     const got = { ...usage };
     if (!got.cache_write_1h) delete got.cache_write_1h;
     expect(got).toEqual(expected);
-    const r = book.price({ provider: c.provider, model: c.model, usage, at: AT });
+    const r = book.price({ provider: c.provider, model: c.model, usage, at: c.at ? new Date(c.at) : AT });
     if (!r.priced) throw new Error(`unpriced: ${r.reason}`);
     expect(Object.fromEntries(Object.entries(r.costUsd).map(([k, v]) => [k, v.toFixed()]))).toEqual(c.cost);
     expect(r.totalUsd.toFixed()).toBe(c.total);
