@@ -77,7 +77,11 @@ export interface FailureReport {
 }
 
 function codeOf(error: unknown): unknown {
-  return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  try {
+    return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  } catch {
+    return undefined; // a throwing getter
+  }
 }
 
 function messageOf(error: unknown): string {
