@@ -236,6 +236,31 @@ describe('the flush at exit is bounded', () => {
     only(lines, /the process exits 1000 ms after it began to end, before the final export finished: 1 span to /);
   });
 
+  it('an app that handles SIGTERM and calls process.exit(7): exits with 7 within the bound, exporter down', async () => {
+    e2e.mock.setChunkDelay(30);
+    const endpoint = await closedPort();
+    let killedAt = 0;
+    const run = await runApp({
+      nodeArgs: ['--import', 'tokenmeter/register'],
+      file: 'drain-app.mjs',
+      env: env(endpoint, { EXIT_MODE: 'exit', TOKENMETER_EXIT_FLUSH_TIMEOUT_MILLIS: '1000' }),
+      onOutput: {
+        text: 'ready',
+        then: (child) => {
+          killedAt = Date.now();
+          child.kill('SIGTERM');
+        },
+      },
+    });
+    const afterSignalMillis = Date.now() - killedAt;
+    expect(run.signal).toBeNull();
+    expect(run.code).toBe(7);
+    expect(run.stdout).toMatch(/^ready\ndraining\ndone \S+\n$/);
+    expect(afterSignalMillis).toBeLessThan(1_000 + SLACK_MILLIS);
+    const lines = warningLines(run.stderr);
+    only(lines, /the process exits 1000 ms after it began to end, before the final export finished: 1 span to /);
+  });
+
   it('exporter up: nothing is printed, and no waiting', async () => {
     const run = await timedRun(env(e2e.receiver.url, { CALLS: '2', TOKENMETER_EXIT_FLUSH_TIMEOUT_MILLIS: '100000' }));
     expect(run.stderr).toBe('');
