@@ -121,9 +121,9 @@ describe('tokenmeter/register when spans and metrics cannot be exported', () => 
     expect(e2e.receiver.requests.filter((r) => r.path === '/v1/traces').length).toBeGreaterThanOrEqual(2);
   });
 
-  it('connection refused: one warning per signal naming the endpoint and the fix, however many batches fail', async () => {
+  it.each(['http/protobuf', 'http/json'])('connection refused (%s): one warning per signal naming the endpoint and the fix, however many batches fail', async (protocol) => {
     const endpoint = await closedPort();
-    const run = await timedRun(env(endpoint, MANY_BATCHES));
+    const run = await timedRun(env(endpoint, { ...MANY_BATCHES, OTEL_EXPORTER_OTLP_PROTOCOL: protocol }));
     expect(run.code).toBe(3);
     expect(appOutput(run.stdout)).toBe(appStdout);
     const lines = warningLines(run.stderr);
@@ -154,6 +154,16 @@ describe('tokenmeter/register when spans and metrics cannot be exported', () => 
       const line = only(lines, new RegExp(`the exporter at ${escape(exporter.url)}/v1/${signal} rejected ${noun} with HTTP ${status}`));
       expect(line).toMatch(fix);
     }
+  });
+
+  it('another exporter configuration stays NodeSDK\'s own (OTEL_TRACES_EXPORTER=console, OTEL_METRICS_EXPORTER=none)', async () => {
+    const endpoint = await closedPort();
+    const run = await timedRun(env(endpoint, { OTEL_TRACES_EXPORTER: 'console', OTEL_METRICS_EXPORTER: 'none' }));
+    expect(run.code).toBe(3);
+    expect(run.stderr).toBe('');
+    // The console exporter printed the span; nothing went to the (closed) OTLP endpoint, so nothing to warn about.
+    expect(run.stdout).toMatch(/^app done \S+$/m);
+    expect(run.stdout).toContain("'gen_ai.usage.input_tokens'");
   });
 
   it('OTEL_LOG_LEVEL=error: OTel\'s own per-batch export errors are not printed on top of the warning', async () => {
