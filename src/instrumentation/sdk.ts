@@ -8,7 +8,9 @@ import { warnOnce } from './warn.js';
 /*
  * What `tokenmeter/register` starts: an OTel NodeSDK with tokenmeter's instrumentations only. The exporters,
  * endpoint (default http://localhost:4318), protocol, service name, resource and OTEL_SDK_DISABLED all come
- * from the standard OTEL_* variables, which NodeSDK reads itself.
+ * from the standard OTEL_* variables, which NodeSDK reads itself; for the default OTLP/HTTP exporters,
+ * exporters.ts builds the same ones so that their failures are reported (never silent). The flush at exit is
+ * bounded (TOKENMETER_EXIT_FLUSH_TIMEOUT_MILLIS, 2 s): the exporter's retries never hold the process.
  */
 
 let started: NodeSDK | undefined;

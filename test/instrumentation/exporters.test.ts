@@ -1,11 +1,10 @@
 /**
  * The export-failure warnings of src/instrumentation/exporters.ts, in process: which warning each error gets
- * (real OTLPExporterError objects as the OTLP exporters produce them, Node network errors, and hostile values),
- * the endpoint it names, and the one-line-per-kind rule. The child-process tests are in
- * test/e2e/register-export-failures.test.ts.
+ * (errors shaped as the OTLP exporters' OTLPExporterError, Node network errors, and hostile values; the real
+ * ones come from real servers in test/e2e/register-export-failures.test.ts),
+ * the endpoint it names, and the one-line-per-kind rule.
  */
 import { ExportResultCode } from '@opentelemetry/core';
-import { OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   describeExportFailure,
@@ -18,6 +17,18 @@ import { resolveExitFlushTimeoutMillis } from '../../src/instrumentation/sdk.js'
 import { captureWarnings } from '../../src/instrumentation/warn.js';
 
 const URL_ = 'http://127.0.0.1:4318/v1/traces';
+
+/** The shape of @opentelemetry/otlp-exporter-base's OTLPExporterError (a transitive package, not imported here). */
+class OTLPExporterError extends Error {
+  override name = 'OTLPExporterError';
+  constructor(
+    message: string,
+    readonly code?: number,
+    readonly data?: string,
+  ) {
+    super(message);
+  }
+}
 
 function netError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
