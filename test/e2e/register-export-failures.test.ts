@@ -25,15 +25,19 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));
 });
 
-/** An OTLP endpoint that answers every request with `status` (or never answers, with `status` undefined). */
-async function failingExporter(status: number | undefined): Promise<Exporter> {
+/**
+ * An OTLP endpoint that answers every request with `status` (or never answers, with `status` undefined); with
+ * `failFirst`, only the first `failFirst` requests of each path, and 200 after them.
+ */
+async function failingExporter(status: number | undefined, failFirst = Number.POSITIVE_INFINITY): Promise<Exporter> {
   const hits = new Map<string, number>();
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    hits.set(req.url ?? '', (hits.get(req.url ?? '') ?? 0) + 1);
+    const n = (hits.get(req.url ?? '') ?? 0) + 1;
+    hits.set(req.url ?? '', n);
     req.resume();
     if (status === undefined) return; // hangs: accepted, never answered
     req.on('end', () => {
-      res.writeHead(status, { 'content-type': 'application/json' });
+      res.writeHead(n <= failFirst ? status : 200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: `answered ${status}` }));
     });
   });
@@ -160,6 +164,21 @@ describe('tokenmeter/register when spans and metrics cannot be exported', () => 
       const line = only(lines, new RegExp(`the exporter at ${escape(exporter.url)}/v1/${signal} rejected ${noun} with HTTP ${status}`));
       expect(line).toMatch(fix);
     }
+  });
+
+  it('an exporter that fails, then accepts again: the failure once, then once that it works again', async () => {
+    const exporter = await failingExporter(500, 2);
+    const run = await timedRun(env(exporter.url, MANY_BATCHES));
+    expect(run.code).toBe(3);
+    expect(appOutput(run.stdout)).toBe(appStdout);
+    const lines = warningLines(run.stderr);
+    for (const [signal, noun] of [['traces', 'spans'], ['metrics', 'metrics']] as const) {
+      const url = `${exporter.url}/v1/${signal}`;
+      const failed = lines.indexOf(only(lines, new RegExp(`the exporter at ${escape(url)} rejected ${noun} with HTTP 500`)));
+      const again = lines.indexOf(only(lines, new RegExp(`exporting ${noun} to ${escape(url)} works again \\(what failed before it was not exported\\)\\.$`)));
+      expect(again).toBeGreaterThan(failed);
+    }
+    expect(lines).toHaveLength(4);
   });
 
   it('another exporter configuration stays NodeSDK\'s own (OTEL_TRACES_EXPORTER=console, OTEL_METRICS_EXPORTER=none)', async () => {
