@@ -1,16 +1,21 @@
 import { diag, metrics, trace } from '@opentelemetry/api';
 import { NodeSDK } from '@opentelemetry/sdk-node';
+import { createWatchedExporters, isReportedExportError, routeDiagConsole, type ExportWatch } from './exporters.js';
 import { tokenmeterInstrumentations } from './instrumentation.js';
 import type { TokenmeterInstrumentationOptions } from './options.js';
+import { warnOnce } from './warn.js';
 
 /*
  * What `tokenmeter/register` starts: an OTel NodeSDK with tokenmeter's instrumentations only. The exporters,
  * endpoint (default http://localhost:4318), protocol, service name, resource and OTEL_SDK_DISABLED all come
- * from the standard OTEL_* variables, which NodeSDK reads itself.
+ * from the standard OTEL_* variables, which NodeSDK reads itself; for the default OTLP/HTTP exporters,
+ * exporters.ts builds the same ones so that their failures are reported (never silent). The flush at exit is
+ * bounded (TOKENMETER_EXIT_FLUSH_TIMEOUT_MILLIS, 2 s): the exporter's retries never hold the process.
  */
 
 let started: NodeSDK | undefined;
 let shutdownPromise: Promise<void> | undefined;
+let watches: ExportWatch[] = [];
 
 function isDisabled(env = process.env): boolean {
   return (env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true';
@@ -19,28 +24,109 @@ function isDisabled(env = process.env): boolean {
 /** Flushes and stops the SDK started by `tokenmeter/register` (idempotent). */
 export function shutdownTokenmeter(): Promise<void> {
   if (started === undefined) return Promise.resolve();
-  shutdownPromise ??= started.shutdown().catch((err: unknown) => diag.error('tokenmeter: SDK shutdown failed', err));
+  shutdownPromise ??= started.shutdown().catch((err: unknown) => {
+    // A failed final export was already reported once by its warning.
+    if (isReportedExportError(err)) diag.debug('tokenmeter: SDK shutdown: final export failed', err);
+    else diag.error('tokenmeter: SDK shutdown failed', err);
+  });
   return shutdownPromise;
 }
 
-/** The longest a signal or an app's `process.exit()` waits for the final export before the process ends. */
-export const EXIT_FLUSH_TIMEOUT_MILLIS = 5_000;
+/** The default of the longest the process waits for the final export at exit (beforeExit, signal, process.exit). */
+export const EXIT_FLUSH_TIMEOUT_MILLIS = 2_000;
+/** Upper bound of a configured exit flush timeout (10 minutes). */
+export const MAX_EXIT_FLUSH_TIMEOUT_MILLIS = 600_000;
+export const EXIT_FLUSH_TIMEOUT_ENV = 'TOKENMETER_EXIT_FLUSH_TIMEOUT_MILLIS';
 
-function within(promise: Promise<unknown>, millis: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, millis);
-    promise.then(
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
+/** Options of `startTokenmeter`: the instrumentations' options, and how the SDK it starts ends. */
+export interface TokenmeterStartOptions extends TokenmeterInstrumentationOptions {
+  /**
+   * The longest the process waits at exit for the final export of spans and metrics; after it, the process
+   * ends and what was not exported is reported on stderr. Whole milliseconds, 0 to 600000. Default: the
+   * TOKENMETER_EXIT_FLUSH_TIMEOUT_MILLIS variable, else 2000.
+   */
+  exitFlushTimeoutMillis?: number;
+}
+
+function validMillis(value: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value <= MAX_EXIT_FLUSH_TIMEOUT_MILLIS;
+}
+
+/** The exit flush bound: the option, else the variable, else the default; an invalid value is warned about once. */
+export function resolveExitFlushTimeoutMillis(option: unknown, env: NodeJS.ProcessEnv = process.env): number {
+  if (option !== undefined) {
+    if (typeof option === 'number' && validMillis(option)) return option;
+    warnOnce(
+      'exit-flush-timeout-option',
+      `startTokenmeter({ exitFlushTimeoutMillis: ${String(option).slice(0, 40)} }) is not a whole number of ` +
+        `milliseconds from 0 to ${MAX_EXIT_FLUSH_TIMEOUT_MILLIS}; ignoring it.`,
     );
+  }
+  const raw = env[EXIT_FLUSH_TIMEOUT_ENV];
+  if (raw !== undefined && raw.trim() !== '') {
+    const value = /^\s*\d{1,9}\s*$/.test(raw) ? Number(raw) : NaN;
+    if (validMillis(value)) return value;
+    warnOnce(
+      'exit-flush-timeout-env',
+      `${EXIT_FLUSH_TIMEOUT_ENV}=${JSON.stringify(raw.slice(0, 40))} is not a whole number of milliseconds from 0 ` +
+        `to ${MAX_EXIT_FLUSH_TIMEOUT_MILLIS}; using the default, ${EXIT_FLUSH_TIMEOUT_MILLIS} ms.`,
+    );
+  }
+  return EXIT_FLUSH_TIMEOUT_MILLIS;
+}
+
+let exitFlushTimeoutMillis = EXIT_FLUSH_TIMEOUT_MILLIS;
+
+/** Resolves true when `promise` settled within `millis`, false when the time ran out first. */
+function within(promise: Promise<unknown>, millis: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), millis);
+    const settled = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    promise.then(settled, settled);
   });
 }
+
+/** Says once what the bound cut short: which exports were still pending, how many items, and why if known. */
+function reportCutShort(millis: number): void {
+  const pending = watches.filter((w) => w.inFlightItems > 0);
+  // The last attempt of a pending export failed: that is why it was pending; say it like a failed export.
+  for (const w of pending) if (w.lastAttemptError !== undefined) w.report(w.lastAttemptError);
+  const what =
+    pending.length === 0
+      ? 'the final export of spans and metrics'
+      : pending
+          .map((w) => {
+            const items = `${w.inFlightItems} ${w.signal === 'traces' ? 'span' : 'metric point'}${w.inFlightItems === 1 ? '' : 's'}`;
+            return `${items} to ${w.url}${w.lastAttemptError === undefined ? ' (no answer from there yet)' : ''}`;
+          })
+          .join(' and ');
+  warnOnce(
+    'exit-flush-cut',
+    `the process exits ${millis} ms after it began to end, before the final export finished: ${what} not ` +
+      `exported. To wait longer, set ${EXIT_FLUSH_TIMEOUT_ENV} (milliseconds).`,
+  );
+}
+
+/** Flushes and shuts the SDK down at exit, waiting at most the exit flush bound. Resolves true when it finished. */
+function shutdownAtExit(): Promise<boolean> {
+  const millis = exitFlushTimeoutMillis;
+  return within(shutdownTokenmeter(), millis).then((finished) => {
+    if (!finished) {
+      try {
+        reportCutShort(millis);
+      } catch (err) {
+        diag.debug('tokenmeter: could not report the cut-short export', err);
+      }
+    }
+    return finished;
+  });
+}
+
+/** Node's own process.exit, kept before any wrapping (see deferProcessExit). */
+const nodeExit = process.exit.bind(process);
 
 /** Exports the spans and metrics recorded so far, keeping the SDK running. */
 function forceFlush(): Promise<void> {
@@ -58,7 +144,7 @@ let exitDeferred = false;
 /**
  * After a signal the app handles itself, the app decides when to exit — often with `process.exit()` right after
  * its last request finished. `exit` listeners cannot wait for an export, so from then on `process.exit(code)`
- * first flushes and shuts the SDK down (at most EXIT_FLUSH_TIMEOUT_MILLIS), then exits with the same code.
+ * first flushes and shuts the SDK down (at most the exit flush bound), then exits with the same code.
  * Only after such a signal: a process that is not shutting down keeps Node's own `process.exit`.
  */
 function deferProcessExit(): void {
@@ -70,7 +156,7 @@ function deferProcessExit(): void {
     if (code !== undefined && code !== null) process.exitCode = code;
     if (exiting) return undefined as never;
     exiting = true;
-    void within(shutdownTokenmeter(), EXIT_FLUSH_TIMEOUT_MILLIS).then(() => realExit());
+    void shutdownAtExit().then(() => realExit());
     return undefined as never;
   }) as typeof process.exit;
 }
@@ -78,7 +164,7 @@ function deferProcessExit(): void {
 /*
  * SIGTERM / SIGINT. Without tokenmeter, a signal the app does not handle ends the process, and one it handles is
  * the app's business (it typically drains its requests, then exits). tokenmeter keeps both behaviours:
- * - no other listener: flush and shut down (at most EXIT_FLUSH_TIMEOUT_MILLIS), then re-raise the signal with
+ * - no other listener: flush and shut down (at most the exit flush bound), then re-raise the signal with
  *   our listener removed, so the process ends by the signal as it would have (exit status 128 + signal number);
  *   a second signal during the flush ends it at once, as Node's default would;
  * - the app listens too: neither shut down nor exit. Flush what has finished so far (in case the app ends
@@ -94,7 +180,7 @@ function flushOnSignal(signal: NodeJS.Signals): void {
       return;
     }
     process.removeListener(signal, onSignal);
-    void within(shutdownTokenmeter(), EXIT_FLUSH_TIMEOUT_MILLIS).then(() => {
+    void shutdownAtExit().then(() => {
       // An app that started listening during the flush decides itself.
       if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
     });
@@ -103,15 +189,28 @@ function flushOnSignal(signal: NodeJS.Signals): void {
 }
 
 /** Starts the SDK once. Never throws: a failure is logged and the app runs uninstrumented. */
-export function startTokenmeter(options?: TokenmeterInstrumentationOptions): void {
+export function startTokenmeter(options?: TokenmeterStartOptions): void {
   if (started !== undefined || isDisabled()) return;
   try {
-    const sdk = new NodeSDK({ instrumentations: tokenmeterInstrumentations(options) });
+    exitFlushTimeoutMillis = resolveExitFlushTimeoutMillis(options?.exitFlushTimeoutMillis);
+    const { exitFlushTimeoutMillis: _bound, ...instrumentationOptions } = options ?? {};
+    const exporters = createWatchedExporters();
+    const sdk = new NodeSDK({
+      instrumentations: tokenmeterInstrumentations(instrumentationOptions),
+      ...(exporters.traceExporter === undefined ? {} : { traceExporter: exporters.traceExporter }),
+      ...(exporters.metricReaders === undefined ? {} : { metricReaders: exporters.metricReaders }),
+    });
+    // NodeSDK's constructor installed its console diag logger (OTEL_LOG_LEVEL); keep warnings from doubling.
+    routeDiagConsole();
     sdk.start();
     started = sdk;
-    // A short script ends by emptying its event loop: flush before it exits, so no span is lost.
+    watches = exporters.watches;
+    // A short script ends by emptying its event loop: flush before it exits, so no span is lost. The app has
+    // nothing left to run then; what still keeps the loop alive after the bound is the exporter's retrying.
     process.once('beforeExit', () => {
-      void shutdownTokenmeter();
+      void shutdownAtExit().then((finished) => {
+        if (!finished) nodeExit();
+      });
     });
     flushOnSignal('SIGTERM');
     flushOnSignal('SIGINT');
