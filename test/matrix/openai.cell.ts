@@ -131,6 +131,57 @@ for (const cell of cellsOf('openai')) {
       expect(JSON.stringify(withMeter.chunks)).toBe(JSON.stringify(plain.chunks));
     });
 
+    it(named(cell, "keeps the SDK's Stream: tee(), toReadableStream() and controller, with exact usage"), async () => {
+      const stream = await client.chat.completions.create({ model: MODEL, messages, stream: true });
+      expect(stream.controller).toBeInstanceOf(AbortController);
+      const [left, right] = stream.tee();
+      const a = await drain(left);
+      const b = await drain(right);
+      expect(a).toEqual(b);
+      expect(a.length).toBeGreaterThan(3);
+      expect(a.some((c: any) => 'usage' in c)).toBe(false);
+      expect(usageAttrs(onlySpan(h).attributes)).toEqual(usageToGenAiAttributes(lastSent()));
+      h.reset();
+      const s2 = await client.chat.completions.create({ model: MODEL, messages, stream: true });
+      const reader = s2.toReadableStream().getReader();
+      let lines = 0;
+      for (;;) {
+        const { done } = await reader.read();
+        if (done) break;
+        lines++;
+      }
+      expect(lines).toBe(a.length);
+      expect(usageAttrs(onlySpan(h).attributes)).toEqual(usageToGenAiAttributes(lastSent()));
+    });
+
+    it(named(cell, 'ends the span once, estimated and labelled, when the caller breaks out or aborts, and as an error when the provider breaks off'), async () => {
+      const stream = await client.chat.completions.create({ model: MODEL, messages, stream: true });
+      let n = 0;
+      for await (const _ of stream) if (++n === 3) break;
+      await new Promise((r) => setTimeout(r, 10));
+      const broken = onlySpan(h);
+      expect(broken.attributes['tokenmeter.stream.end']).toBe('break');
+      expect(broken.attributes['tokenmeter.usage.estimated']).toBe(true);
+      expect(stream.controller.signal.aborted).toBe(true);
+      h.reset();
+      mock.setChunkDelay(15);
+      const ac = new AbortController();
+      const aborted = await client.chat.completions.create({ model: MODEL, messages, stream: true }, { signal: ac.signal });
+      let seen = 0;
+      for await (const _ of aborted) if (++seen === 2) ac.abort();
+      const span = onlySpan(h);
+      expect(span.attributes['tokenmeter.stream.end']).toBe('abort');
+      expect(span.attributes['tokenmeter.usage.estimated']).toBe(true);
+      h.reset();
+      mock.setChunkDelay(0);
+      mock.breakNextStream(4);
+      const cut = await client.chat.completions.create({ model: MODEL, messages, stream: true });
+      await expect(drain(cut)).rejects.toThrow();
+      const failed = onlySpan(h);
+      expect(failed.attributes['error.type']).toBeDefined();
+      expect(failed.attributes['tokenmeter.usage.estimated']).toBe(true);
+    });
+
     it(named(cell, 'records responses.create, streaming and not, and embeddings.create'), async () => {
       const res = await client.responses.create({ model: MODEL, input: 'Say something.', instructions: 'Be brief.' });
       expect(res.output_text.length).toBeGreaterThan(0);
