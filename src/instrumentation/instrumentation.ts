@@ -6,6 +6,7 @@ import { activeTelemetry, setActiveTelemetry, type Telemetry } from './call.js';
 import { findOpenAIClass, patchOpenAI } from './openai.js';
 import { resolveOptions, type TokenmeterInstrumentationOptions } from './options.js';
 import { unpatchAll } from './patch.js';
+import { checkSdkVersion, reportNotInstrumented, type SdkPackage } from './supported.js';
 
 export const INSTRUMENTATION_NAME = 'tokenmeter';
 export const INSTRUMENTATION_VERSION = '0.1.0';
@@ -14,9 +15,11 @@ export const INSTRUMENTATION_VERSION = '0.1.0';
 const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
 const DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
 
-/** Supported majors: OpenAI v4–v6 and the Anthropic SDK 0.30–1.x share the Stainless shapes tokenmeter wraps. */
-const OPENAI_VERSIONS = ['>=4.0.0 <7'];
-const ANTHROPIC_VERSIONS = ['>=0.30.0 <2'];
+/*
+ * Every version is hooked: OTel's own version filter would skip an unsupported SDK without a word, so tokenmeter
+ * checks the version itself (supported.ts), says so once when it is outside the tested ranges, and still tries.
+ */
+const ALL_VERSIONS = ['*'];
 
 const instances = new Set<TokenmeterInstrumentation>();
 
@@ -49,9 +52,9 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
     return [
       new InstrumentationNodeModuleDefinition(
         'openai',
-        OPENAI_VERSIONS,
-        (exports) => {
-          safePatch(() => patchOpenAI(exports));
+        ALL_VERSIONS,
+        (exports, version) => {
+          instrumentSdk('openai', exports, version);
           return exports;
         },
         (exports) => {
@@ -64,9 +67,9 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
       ),
       new InstrumentationNodeModuleDefinition(
         '@anthropic-ai/sdk',
-        ANTHROPIC_VERSIONS,
-        (exports) => {
-          safePatch(() => patchAnthropic(exports));
+        ALL_VERSIONS,
+        (exports, version) => {
+          instrumentSdk('@anthropic-ai/sdk', exports, version);
           return exports;
         },
         (exports) => {
@@ -141,12 +144,24 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
   }
 }
 
-function safePatch(fn: () => string[]): void {
+const PATCHERS: Record<SdkPackage, (mod: unknown) => string[]> = { openai: patchOpenAI, '@anthropic-ai/sdk': patchAnthropic };
+
+/**
+ * Instruments a provider SDK module the app loaded, whose version is known (from the loader hooks or from the
+ * installed package.json). Never silent: a version outside the tested ranges, or a module in which nothing could
+ * be instrumented, is reported once on stderr and through diag. Returns the methods it patched.
+ */
+export function instrumentSdk(pkg: SdkPackage, mod: unknown, version: string | undefined): string[] {
   try {
-    const done = fn();
-    diag.debug(`tokenmeter: instrumented ${done.join(', ') || 'nothing'}`);
+    checkSdkVersion(pkg, version);
+    const done = PATCHERS[pkg](mod);
+    if (done.length === 0) reportNotInstrumented(pkg, version, 'its client class or create() methods were not found');
+    else diag.debug(`tokenmeter: instrumented ${pkg} ${version ?? ''}: ${done.join(', ')}`);
+    return done;
   } catch (err) {
-    diag.error('tokenmeter: failed to instrument an SDK; it runs uninstrumented', err);
+    diag.error(`tokenmeter: failed to instrument ${pkg}; it runs uninstrumented`, err);
+    reportNotInstrumented(pkg, version, `instrumenting it failed: ${err instanceof Error ? err.message : String(err)}`);
+    return [];
   }
 }
 

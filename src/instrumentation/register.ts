@@ -5,12 +5,15 @@
  * already-loaded SDK modules directly.
  */
 import { diag } from '@opentelemetry/api';
+import { readFileSync } from 'node:fs';
 import { createRequire, register } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { instrument } from './instrumentation.js';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { instrumentSdk } from './instrumentation.js';
 import { shutdownTokenmeter, startTokenmeter } from './sdk.js';
+import type { SdkPackage } from './supported.js';
 
-const PACKAGES = ['openai', '@anthropic-ai/sdk'];
+const PACKAGES: SdkPackage[] = ['openai', '@anthropic-ai/sdk'];
 const disabled = (process.env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true';
 
 function registerLoaderHook(): void {
@@ -31,17 +34,39 @@ function loadedByImportFlag(): boolean {
   return args.some((a, i) => (a === '--import' && /tokenmeter\/register/.test(args[i + 1] ?? '')) || /^--import=.*tokenmeter\/register/.test(a));
 }
 
+/** The version of the installed package `import(name)` loads from here (its package.json), if readable. */
+function installedVersion(name: string): string | undefined {
+  try {
+    let dir = dirname(fileURLToPath(import.meta.resolve(name)));
+    for (;;) {
+      try {
+        const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
+        if (pkg.name === name) return typeof pkg.version === 'string' ? pkg.version : undefined;
+      } catch {
+        // No package.json at this level: keep going up.
+      }
+      const parent = dirname(dir);
+      if (parent === dir) return undefined;
+      dir = parent;
+    }
+  } catch {
+    return undefined;
+  }
+}
+
 if (!disabled) {
   registerLoaderHook();
   startTokenmeter();
   if (!loadedByImportFlag()) {
     // The app's static imports were linked before this module ran, so the loader hook never saw them.
     for (const name of PACKAGES) {
+      let mod: unknown;
       try {
-        instrument(await import(name));
+        mod = await import(name);
       } catch {
-        // Not installed: nothing to instrument.
+        continue; // Not installed: nothing to instrument.
       }
+      instrumentSdk(name, mod, installedVersion(name));
     }
   }
 }
