@@ -27,6 +27,9 @@ Options:
   --at WHEN           the call's instant: YYYY-MM-DD (00:00 UTC) or an ISO instant such as
                        2026-09-01T02:30:00Z; picks the price in force and peak / off-peak hours (default: now)
   --tier T             service tier: standard, batch, flex, priority (default: standard)
+  --speed S            standard or fast (Anthropic fast mode, priced at the model's fast-mode multiplier)
+  --processing P       global or regional (a data-residency / in-geography endpoint: the model's regional
+                       premium, where it has one)
   --currency CODE      also show the total in CODE (needs a rate)
   --rate CODE=RATE     exchange rate, units of CODE per 1 USD (repeatable; or TOKENMETER_CURRENCY_RATES)
   --json               print one JSON object
@@ -45,6 +48,8 @@ const OPTIONS = {
   provider: { type: 'string' },
   at: { type: 'string' },
   tier: { type: 'string' },
+  speed: { type: 'string' },
+  processing: { type: 'string' },
   currency: { type: 'string' },
   rate: { type: 'string', multiple: true },
   json: { type: 'boolean' },
@@ -107,6 +112,14 @@ export async function run(argv: string[]): Promise<number> {
     }
     tier = values.tier as ServiceTier;
   }
+  if (values.speed !== undefined && values.speed !== 'standard' && values.speed !== 'fast') {
+    throw new CliError(`--speed must be standard or fast, got '${values.speed}'`);
+  }
+  if (values.processing !== undefined && values.processing !== 'global' && values.processing !== 'regional') {
+    throw new CliError(`--processing must be global or regional, got '${values.processing}'`);
+  }
+  const speed = values.speed as 'standard' | 'fast' | undefined;
+  const processing = values.processing as 'global' | 'regional' | undefined;
   let currency: string | undefined;
   let rates: CurrencyRates = {};
   if (values.currency !== undefined) {
@@ -121,7 +134,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const book = PriceBook.load();
-  const result = book.price({ provider: values.provider, model, usage, at, serviceTier: tier });
+  const result = book.price({ provider: values.provider, model, usage, at, serviceTier: tier, speed, processing });
   if (!result.priced) {
     const hint = result.suggestions.length ? ` (did you mean: ${result.suggestions.join(', ')}?)` : '';
     throw new CliError(`${result.reason}${hint}`);
@@ -147,6 +160,7 @@ export async function run(argv: string[]): Promise<number> {
       tokens: Object.fromEntries(TOKEN_TYPES.map((t) => [t, usage[t]])),
     };
     if (result.pricePeriod) out.price_period = result.pricePeriod;
+    if (result.adjustments) out.adjustments = result.adjustments;
     if (display) out.display = { currency: display.currency, rate: display.rate, total: display.total, formatted: display.formatted };
     process.stdout.write(JSON.stringify(out) + '\n');
     return 0;
@@ -166,7 +180,7 @@ export async function run(argv: string[]): Promise<number> {
   const widths = [0, 1, 2, 3].map((i) => Math.max(...[...rows, total].map((r) => r[i].length)));
   const line = (r: string[]) => `${r[0].padEnd(widths[0])}  ${r[1].padStart(widths[1])}  ${r[2].padStart(widths[2])}  ${r[3].padStart(widths[3])}`;
   const out = [
-    `${result.provider}/${result.model}  ${tier} tier${result.contextTier ? `, ${result.contextTier}` : ''}${result.pricePeriod ? `, ${result.pricePeriod === 'peak' ? 'peak' : 'off-peak'} hours (${at.toISOString()})` : ''}`,
+    `${result.provider}/${result.model}  ${tier} tier${result.contextTier ? `, ${result.contextTier}` : ''}${result.pricePeriod ? `, ${result.pricePeriod === 'peak' ? 'peak' : 'off-peak'} hours (${at.toISOString()})` : ''}${result.adjustments ? `, ${result.adjustments.join(', ')}` : ''}`,
     `price ${result.priceId} (${result.origin})${result.source ? `, source ${result.source}` : ''}${result.sourceDate ? ` (taken ${result.sourceDate})` : ''}`,
     '',
     line(rows[0]),

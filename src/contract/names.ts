@@ -17,6 +17,10 @@ export const ATTR_USAGE_ESTIMATED = 'tokenmeter.usage.estimated';
 export const ATTR_CACHE_CREATION_1H = 'tokenmeter.usage.cache_creation.1h.input_tokens';
 /** Service tier of the request (batch, flex, priority), used for pricing. */
 export const ATTR_SERVICE_TIER = 'tokenmeter.service_tier';
+/** The speed the call ran at, as the provider's usage reports it (Anthropic `usage.speed`: standard | fast). */
+export const ATTR_SPEED = 'tokenmeter.speed';
+/** Where inference ran, as the provider's usage reports it (Anthropic `usage.inference_geo`: global | us | ...). */
+export const ATTR_INFERENCE_GEO = 'tokenmeter.inference_geo';
 
 /** OTel GenAI semantic-convention attributes tokenmeter writes and reads (current names). */
 export const GENAI = {

@@ -4,7 +4,10 @@ import {
   ATTR_ERROR_TYPE,
   ATTR_FEATURE,
   ATTR_PLAN,
+  ATTR_INFERENCE_GEO,
+  ATTR_SERVER_ADDRESS,
   ATTR_SERVICE_TIER,
+  ATTR_SPEED,
   ATTR_USAGE_ESTIMATED,
   ATTR_USER_ID,
   GENAI,
@@ -519,6 +522,10 @@ function extract(span: DecodedSpan): ExtractResult {
   const plan = labelIn(a, 'plan', conv.attribution.plan);
   const feature = labelIn(a, 'feature', conv.attribution.feature);
   const tier = label(a, 'service tier', ATTR_SERVICE_TIER, GENAI.responseServiceTier, GENAI.requestServiceTier);
+  // Pricing facts (fast mode, regional / data-residency premiums): kept raw, interpreted by the pricing stage.
+  const speed = label(a, 'speed', ATTR_SPEED);
+  const serverAddress = label(a, 'server address', ATTR_SERVER_ADDRESS);
+  const inferenceGeo = label(a, 'inference geo', ATTR_INFERENCE_GEO);
 
   const record: UsageRecord = {
     traceId: span.traceId,
@@ -536,6 +543,9 @@ function extract(span: DecodedSpan): ExtractResult {
   if (plan !== undefined) record.planFromSpan = plan;
   if (feature !== undefined) record.feature = feature;
   if (tier !== undefined) record.serviceTier = tier.toLowerCase();
+  if (speed !== undefined) record.speed = speed.toLowerCase();
+  if (serverAddress !== undefined) record.serverAddress = serverAddress.toLowerCase();
+  if (inferenceGeo !== undefined) record.inferenceGeo = inferenceGeo.toLowerCase();
   return { kind: 'usage', record, warnings };
 }
 

@@ -274,6 +274,28 @@ function compileRates(set: PriceSet): Rates {
   return { ...rates, applied: Object.freeze(applied), perToken: scaleRates(rates) };
 }
 
+/** `r` with every rate multiplied by `m`, exactly; memoised per rate set and multiplier. */
+const scaledRatesMemo = new WeakMap<Rates, Map<string, Rates>>();
+function multiplyRates(r: Rates, m: ExactDecimal): Rates {
+  const key = m.toFixed();
+  let byM = scaledRatesMemo.get(r);
+  if (!byM) scaledRatesMemo.set(r, (byM = new Map()));
+  const hit = byM.get(key);
+  if (hit) return hit;
+  const times = (d: ExactDecimal | undefined) => (d === undefined ? undefined : d.times(m).toFixed());
+  const set: PriceSet = { input: r.input.times(m).toFixed() };
+  set.cache_read = times(r.cache_read);
+  set.cache_write = times(r.cache_write);
+  set.cache_write_1h = times(r.cache_write_1h);
+  const output = times(r.output);
+  const reasoning = times(r.reasoning);
+  if (output !== undefined) set.output = output;
+  if (reasoning !== undefined) set.reasoning = reasoning;
+  const scaled = compileRates(set);
+  byM.set(key, scaled);
+  return scaled;
+}
+
 function compilePlan(prices: PriceSet, tiers: ContextTier[] | undefined): PricePlan {
   return {
     base: compileRates(prices),
@@ -649,6 +671,21 @@ export class PriceBook {
         );
       }
     }
+    const adjustments: string[] = [];
+    let multiplier: ExactDecimal | undefined;
+    const mult = entry.raw.multipliers;
+    if (query.speed === 'fast') {
+      if (mult?.fast === undefined || tier !== 'standard') {
+        return unpriced(entry.provider, entry.model, `no fast-mode price for model ${entry.model}${tier !== 'standard' ? ` in the ${tier} tier` : ''} (price ${entry.effectiveFrom})`);
+      }
+      multiplier = new ExactDecimal(mult.fast);
+      adjustments.push(`fast mode x${mult.fast}`);
+    }
+    if (query.processing === 'regional' && mult?.regional !== undefined) {
+      multiplier = (multiplier ?? new ExactDecimal(1)).times(mult.regional);
+      adjustments.push(`regional processing x${mult.regional}`);
+    }
+    if (multiplier) rates = multiplyRates(rates, multiplier);
     if ((u.output > 0 && !rates.output) || (u.reasoning > 0 && !rates.reasoning)) {
       return unpriced(entry.provider, entry.model, `model ${entry.model} has no output price (input-only model) but the call reports output tokens`);
     }
@@ -668,6 +705,7 @@ export class PriceBook {
     };
     if (contextTier) result.contextTier = contextTier;
     if (pricePeriod) result.pricePeriod = pricePeriod;
+    if (adjustments.length) result.adjustments = adjustments;
     if (entry.source) result.source = entry.source;
     if (entry.sourceDate) result.sourceDate = entry.sourceDate;
     return result;

@@ -163,6 +163,27 @@ describe('extractUsage rejects, ignores and never throws', () => {
     expect(r.reason).toBe('missing_model');
   });
 
+  it('keeps the pricing facts the span carries: speed, server.address, inference geo (lower-cased)', () => {
+    const r = extractUsage(
+      span({ ...BASE, 'gen_ai.usage.input_tokens': 1, 'tokenmeter.speed': 'Fast', 'server.address': 'EU.api.openai.com', 'tokenmeter.inference_geo': 'us' }),
+    );
+    expect(r.kind === 'usage' && [r.record.speed, r.record.serverAddress, r.record.inferenceGeo]).toEqual(['fast', 'eu.api.openai.com', 'us']);
+    const bare = extractUsage(span({ ...BASE, 'gen_ai.usage.input_tokens': 1 }));
+    expect(bare.kind === 'usage' && [bare.record.speed, bare.record.serverAddress, bare.record.inferenceGeo]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('rejects a hostile pricing fact instead of stringifying it', () => {
+    for (const [key, value] of [
+      ['tokenmeter.speed', { fast: true } as AttributeValue],
+      ['server.address', ['us.api.openai.com']],
+      ['tokenmeter.inference_geo', 'x'.repeat(100_000)],
+    ] as const) {
+      const r = rejected(extractUsage(span({ ...BASE, 'gen_ai.usage.input_tokens': 1, [key]: value })));
+      expect(r.reason, key).toBe('invalid_attribute');
+      expect(r.message, key).toContain(key);
+    }
+  });
+
   it('prefers the response model over the request model', () => {
     const r = extractUsage(span({ ...BASE, 'gen_ai.response.model': 'gpt-4o-2024-08-06', 'gen_ai.usage.input_tokens': 1 }));
     expect(r.kind === 'usage' && r.record.rawModel).toBe('gpt-4o-2024-08-06');
