@@ -23,6 +23,9 @@ Options:
   --cache-write N      input tokens written to a prompt cache (5-minute TTL unless --cache-write-1h)
   --cache-write-1h N   the part of --cache-write written with a 1-hour TTL
   --reasoning N        reasoning / thinking tokens
+  --input-audio N      the part of --input that was audio (priced at the model's audio input rate)
+  --output-audio N     the part of --output that was audio
+  --output-image N     the part of --output that was image tokens
   --provider P         provider (openai, anthropic, gcp.gemini, aws.bedrock, ...)
   --at WHEN           the call's instant: YYYY-MM-DD (00:00 UTC) or an ISO instant such as
                        2026-09-01T02:30:00Z; picks the price in force and peak / off-peak hours (default: now)
@@ -36,7 +39,7 @@ Options:
   -h, --help           this help
 `;
 
-const TOKEN_FLAGS = ['input', 'output', 'cache-read', 'cache-write', 'cache-write-1h', 'reasoning'] as const;
+const TOKEN_FLAGS = ['input', 'output', 'cache-read', 'cache-write', 'cache-write-1h', 'reasoning', 'input-audio', 'output-audio', 'output-image'] as const;
 
 const OPTIONS = {
   input: { type: 'string' },
@@ -45,6 +48,9 @@ const OPTIONS = {
   'cache-write': { type: 'string' },
   'cache-write-1h': { type: 'string' },
   reasoning: { type: 'string' },
+  'input-audio': { type: 'string' },
+  'output-audio': { type: 'string' },
+  'output-image': { type: 'string' },
   provider: { type: 'string' },
   at: { type: 'string' },
   tier: { type: 'string' },
@@ -97,6 +103,13 @@ export async function run(argv: string[]): Promise<number> {
     reasoning: n.reasoning,
   };
   if (n['cache-write-1h'] > 0) usage.cache_write_1h = n['cache-write-1h'];
+  if (n['input-audio'] > n.input) throw new CliError('--input-audio must not exceed --input (it is the audio part of it)');
+  if (n['output-audio'] + n['output-image'] > n.output) {
+    throw new CliError('--output-audio + --output-image must not exceed --output (they are parts of it)');
+  }
+  if (n['input-audio'] > 0) usage.input_audio = n['input-audio'];
+  if (n['output-audio'] > 0) usage.output_audio = n['output-audio'];
+  if (n['output-image'] > 0) usage.output_image = n['output-image'];
 
   let at = new Date();
   if (values.at !== undefined) {
@@ -170,6 +183,10 @@ export async function run(argv: string[]): Promise<number> {
     const r = result.ratesUsdPerMtok;
     if (!r) return '';
     if (t === 'cache_write' && usage.cache_write_1h) return `${r.cache_write} / 1h ${r.cache_write_1h}`;
+    if (t === 'input' && usage.input_audio) return `${r.input} / audio ${r.input_audio}`;
+    if (t === 'output' && (usage.output_audio || usage.output_image)) {
+      return [r.output, usage.output_audio ? `audio ${r.output_audio}` : '', usage.output_image ? `image ${r.output_image}` : ''].filter(Boolean).join(' / ');
+    }
     return r[t] || '-';
   };
   const rows = [

@@ -37,6 +37,10 @@ export const priceSetSchema = z.strictObject({
   cache_write_1h: decimalStringSchema.optional(),
   output: decimalStringSchema.optional(),
   reasoning: decimalStringSchema.optional(),
+  /** Modality rates: uncached audio input, audio output, image output. Absent = the model has no such price. */
+  input_audio: decimalStringSchema.optional(),
+  output_audio: decimalStringSchema.optional(),
+  output_image: decimalStringSchema.optional(),
 });
 export type PriceSet = z.infer<typeof priceSetSchema>;
 

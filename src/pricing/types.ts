@@ -46,8 +46,11 @@ export interface PricedResult {
   sourceDate?: string;
 }
 
-/** Per-type rates actually applied to a call; `cache_write_1h` is the rate for the 1-hour part of cache_write. */
-export type AppliedRates = Record<TokenType | 'cache_write_1h', string>;
+/**
+ * Per-type rates actually applied to a call; `cache_write_1h` is the rate for the 1-hour part of cache_write, the
+ * modality rates those of the audio part of input and the audio / image parts of output ('' when the model has none).
+ */
+export type AppliedRates = Record<TokenType | 'cache_write_1h' | 'input_audio' | 'output_audio' | 'output_image', string>;
 
 export interface UnpricedResult {
   priced: false;

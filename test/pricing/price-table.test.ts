@@ -235,6 +235,13 @@ const cases: Case[] = [
   { name: 'Bedrock Claude 3.5 Haiku regional: no premium before the 4.5 models', provider: 'aws.bedrock', model: 'us.anthropic.claude-3-5-haiku-20241022-v1:0', processing: 'regional', usage: u(M, 0, 0, M), expectModel: 'claude-3-5-haiku', total: '4.8' },
   { name: 'claude-opus-4-6 inference_geo us, fast mode: 6 x 1.1', provider: 'anthropic', model: 'claude-opus-4-6', speed: 'fast', processing: 'regional', usage: u(M, 0, 0, M), expectModel: 'claude-opus-4-6', total: '198', cost: { input: '33', output: '165' }, adjustments: ['fast mode x6', 'regional processing x1.1'] },
   { name: 'claude-haiku-5-5 regional batch above 100k', provider: 'anthropic', model: 'claude-haiku-5-5', tier: 'batch', processing: 'regional', usage: u(100001, 0, 0, 1000), expectModel: 'claude-haiku-5-5', total: '0.028875275', contextTier: 'above 100000 input tokens', adjustments: ['regional processing x1.1'] },
+  // Modality rates: the audio part of uncached input, the audio / image parts of output, each at its own rate;
+  // the rest at the text rates. Costs stay in the five types (input, output, ...).
+  { name: 'gemini-2.5-flash audio input at $1.00, text at $0.30', provider: 'gcp.gemini', model: 'gemini-2.5-flash', usage: { ...u(M, 0, 0, 1000), input_audio: 400000 }, expectModel: 'gemini-2.5-flash', total: '0.5825', cost: { input: '0.58', output: '0.0025' } },
+  { name: 'gemini-3-flash-preview audio input, cached text', provider: 'gcp.gemini', model: 'gemini-3-flash-preview', usage: { ...u(100000, 100000, 0, 10000), input_audio: 100000 }, expectModel: 'gemini-3-flash-preview', total: '0.135', cost: { input: '0.1', cache_read: '0.005', output: '0.03' } },
+  { name: 'gpt-audio: audio in $32 / out $64, text $2.50 / $10', provider: 'openai', model: 'gpt-audio', usage: { ...u(10000, 0, 0, 5000), input_audio: 6000, output_audio: 4000 }, expectModel: 'gpt-audio', total: '0.468', cost: { input: '0.202', output: '0.266' } },
+  { name: 'gpt-audio-mini all audio', provider: 'openai', model: 'gpt-audio-mini-2025-10-06', usage: { ...u(M, 0, 0, M), input_audio: M, output_audio: M }, expectModel: 'gpt-audio-mini', total: '30' },
+  { name: 'gemini-2.5-flash-image: one 1290-token image at $30 / Mtok, text $2.50', provider: 'gcp.gemini', model: 'gemini-2.5-flash-image', usage: { ...u(1000, 0, 0, 1390), output_image: 1290 }, expectModel: 'gemini-2.5-flash-image', total: '0.03925', cost: { input: '0.0003', output: '0.03895' } },
 ];
 
 describe('price table (hand-computed from list prices)', () => {
@@ -302,6 +309,28 @@ describe('unpriced results', () => {
       const r = book.price({ provider: 'anthropic', model, usage: u(10), at: when ? new Date(when) : at, speed: 'fast', serviceTier });
       expect(r.priced, model).toBe(false);
       if (!r.priced) expect(r.reason, model).toMatch(/^no fast-mode price for model /);
+    }
+  });
+  it('modality tokens on an entry without that rate are unpriced, never priced as text', () => {
+    const cases: [string, Usage, RegExp][] = [
+      ['gpt-5.5', { ...u(1000, 0, 0, 10), input_audio: 10 }, /model gpt-5.5 has no audio input price, and the call reports 10 audio input tokens/],
+      ['gemini-2.5-flash', { ...u(1000, 0, 0, 10), output_image: 10 }, /has no image output price/],
+      ['gpt-audio-mini', { ...u(1000, 0, 0, 10), output_image: 1 }, /has no image output price/],
+      ['claude-opus-4-6', { ...u(1000, 0, 0, 10), output_audio: 5 }, /has no audio output price/],
+    ];
+    for (const [model, usage, reason] of cases) {
+      const r = book.price({ model, usage, at });
+      expect(r.priced, model).toBe(false);
+      if (!r.priced) expect(r.reason).toMatch(reason);
+    }
+    // A batch price set without the audio rate is unpriced too.
+    expect(book.price({ model: 'gemini-2.5-flash', usage: { ...u(1000), input_audio: 1 }, at, serviceTier: 'batch' }).priced).toBe(false);
+  });
+  it('modality parts larger than their bucket are invalid usage', () => {
+    for (const usage of [{ ...u(10), input_audio: 11 }, { ...u(0, 0, 0, 10), output_audio: 6, output_image: 5 }, { ...u(10), input_audio: -1 }, { ...u(10), input_audio: 1.5 }]) {
+      const r = book.price({ model: 'gpt-audio', usage, at });
+      expect(r.priced).toBe(false);
+      if (!r.priced) expect(r.reason).toMatch(/^invalid usage: input_audio must be/);
     }
   });
   it('a service tier the entry does not list is unpriced', () => {
