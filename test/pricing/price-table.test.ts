@@ -164,6 +164,7 @@ const cases: Case[] = [
   { name: 'gpt-5.5-pro', provider: 'openai', model: 'gpt-5.5-pro', usage: u(10000, 0, 0, 1000), expectModel: 'gpt-5.5-pro', total: '0.48' },
   // gpt-5.6-sol 5 / 0.5 / 6.25 write / 30 from 2026-07-09; 4 / 0.4 / 5 / 20 from 2026-08-21.
   { name: 'gpt-5.6 alias = Sol at launch price, cache write at 1.25x input', provider: 'openai', model: 'gpt-5.6', at: '2026-08-20T23:59:59Z', usage: u(10000, 10000, 10000, 1000), expectModel: 'gpt-5.6-sol', total: '0.1475', cost: { input: '0.05', cache_read: '0.005', cache_write: '0.0625', output: '0.03' } },
+  { name: 'gpt-5.6-sol from the 2026-06-26 announcement (limited preview at list price)', provider: 'openai', model: 'gpt-5.6-sol', at: '2026-06-26T00:00:00Z', usage: u(100000), expectModel: 'gpt-5.6-sol', total: '0.5' },
   { name: 'gpt-5.6-sol after the 2026-08-21 cut', provider: 'openai', model: 'gpt-5.6-sol-2026-07-09', at: '2026-08-21T00:00:00Z', usage: u(10000, 10000, 10000, 1000), expectModel: 'gpt-5.6-sol', total: '0.114' },
   { name: 'gpt-5.6-sol from 272k after the cut', provider: 'openai', model: 'gpt-5.6-sol', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-5.6-sol', total: '2.206', contextTier: 'from 272000 input tokens' },
   // gpt-5.6-terra 2.5 / 0.25 / 3.125 / 15, from 2026-07-30 2 / 0.2 / 2.5 / 12.
