@@ -194,6 +194,14 @@ const cases: Case[] = [
   { name: 'gemini-3.5-flash-lite', provider: 'gcp.gemini', model: 'gemini-3.5-flash-lite', usage: u(M, M, 0, M), expectModel: 'gemini-3.5-flash-lite', total: '2.83' },
   { name: 'gemini-3.6-flash introductory rate on 2026-12-31', provider: 'gcp.gemini', model: 'gemini-3.6-flash', at: '2026-12-31T23:59:59Z', usage: u(M, M, 0, M), expectModel: 'gemini-3.6-flash', total: '4.575' },
   { name: 'gemini-3.6-flash announced rate from 2027-01-01', provider: 'gcp.gemini', model: 'gemini-3.6-flash', at: '2027-01-01T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'gemini-3.6-flash', total: '9.15' },
+  // Gemini 3.x service tiers: batch / flex 50% of input and output (cached input at the batch input rate),
+  // priority 1.8x on 3.7 / 3.8 Flash.
+  { name: 'gemini-3-pro-preview batch at 200k', provider: 'gcp.gemini', model: 'gemini-3-pro-preview', tier: 'batch', usage: u(200000, 0, 0, 1000), expectModel: 'gemini-3-pro-preview', total: '0.206' },
+  { name: 'gemini-3.1-pro-preview batch above 200k', provider: 'gcp.gemini', model: 'gemini-3.1-pro-preview', tier: 'batch', usage: u(300000, 0, 0, 1000), expectModel: 'gemini-3.1-pro-preview', total: '0.609', contextTier: 'above 200000 input tokens' },
+  { name: 'gemini-3-flash-preview batch, cached at the batch input rate', provider: 'gcp.gemini', model: 'gemini-3-flash-preview', tier: 'batch', usage: u(M, M, 0, M), expectModel: 'gemini-3-flash-preview', total: '2' },
+  { name: 'gemini-3.5-flash flex', provider: 'gcp.gemini', model: 'gemini-3.5-flash', tier: 'flex', usage: u(M, 0, 0, M), expectModel: 'gemini-3.5-flash', total: '5.25' },
+  { name: 'gemini-3.7-flash priority 1.8x', provider: 'gcp.gemini', model: 'gemini-3.7-flash', tier: 'priority', usage: u(M, M, 0, M), expectModel: 'gemini-3.7-flash', total: '8.235' },
+  { name: 'gemini-3.8-flash priority from 2027 (1.8x the new rate)', provider: 'gcp.gemini', model: 'gemini-3.8-flash', tier: 'priority', at: '2027-01-01T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'gemini-3.8-flash', total: '16.47' },
   { name: 'gemini-3.7-flash', provider: 'gcp.gemini', model: 'gemini-3.7-flash', usage: u(0, 0, 0, M), expectModel: 'gemini-3.7-flash', total: '3.75' },
   { name: 'gemini-3.8-flash from 2027', provider: 'gcp.gemini', model: 'gemini-3.8-flash-preview-01', at: '2027-02-01T00:00:00Z', usage: u(M), expectModel: 'gemini-3.8-flash', total: '1.5' },
   // Mistral.
