@@ -716,7 +716,8 @@ export class PriceBook {
         );
       }
     }
-    const adjustments: string[] = [];
+    // Premiums and modality checks cost nothing on the common path (no speed, no regional processing, text only).
+    let adjustments: string[] | undefined;
     let multiplier: ExactDecimal | undefined;
     const mult = entry.raw.multipliers;
     if (query.speed === 'fast') {
@@ -724,21 +725,23 @@ export class PriceBook {
         return unpriced(entry.provider, entry.model, `no fast-mode price for model ${entry.model}${tier !== 'standard' ? ` in the ${tier} tier` : ''} (price ${entry.effectiveFrom})`);
       }
       multiplier = new ExactDecimal(mult.fast);
-      adjustments.push(`fast mode x${mult.fast}`);
+      adjustments = [`fast mode x${mult.fast}`];
     }
     if (query.processing === 'regional' && mult?.regional !== undefined) {
       multiplier = (multiplier ?? new ExactDecimal(1)).times(mult.regional);
-      adjustments.push(`regional processing x${mult.regional}`);
+      (adjustments ??= []).push(`regional processing x${mult.regional}`);
     }
     if (multiplier) rates = multiplyRates(rates, multiplier);
-    for (const [part, count, what] of [
-      ['input_audio', parts.inputAudio, 'audio input'],
-      ['output_audio', parts.outputAudio, 'audio output'],
-      ['output_image', parts.outputImage, 'image output'],
-    ] as const) {
-      // Never priced as text: a modality the entry has no rate for leaves the call unpriced.
-      if (count > 0 && rates[part] === undefined) {
-        return unpriced(entry.provider, entry.model, `model ${entry.model} has no ${what} price, and the call reports ${count} ${what} tokens`);
+    if (parts.inputAudio > 0 || parts.outputAudio > 0 || parts.outputImage > 0) {
+      for (const [part, count, what] of [
+        ['input_audio', parts.inputAudio, 'audio input'],
+        ['output_audio', parts.outputAudio, 'audio output'],
+        ['output_image', parts.outputImage, 'image output'],
+      ] as const) {
+        // Never priced as text: a modality the entry has no rate for leaves the call unpriced.
+        if (count > 0 && rates[part] === undefined) {
+          return unpriced(entry.provider, entry.model, `model ${entry.model} has no ${what} price, and the call reports ${count} ${what} tokens`);
+        }
       }
     }
     if ((u.output > 0 && !rates.output) || (u.reasoning > 0 && !rates.reasoning)) {
@@ -760,7 +763,7 @@ export class PriceBook {
     };
     if (contextTier) result.contextTier = contextTier;
     if (pricePeriod) result.pricePeriod = pricePeriod;
-    if (adjustments.length) result.adjustments = adjustments;
+    if (adjustments) result.adjustments = adjustments;
     if (entry.source) result.source = entry.source;
     if (entry.sourceDate) result.sourceDate = entry.sourceDate;
     return result;
