@@ -23,17 +23,23 @@ Options:
   --cache-write N      input tokens written to a prompt cache (5-minute TTL unless --cache-write-1h)
   --cache-write-1h N   the part of --cache-write written with a 1-hour TTL
   --reasoning N        reasoning / thinking tokens
+  --input-audio N      the part of --input that was audio (priced at the model's audio input rate)
+  --output-audio N     the part of --output that was audio
+  --output-image N     the part of --output that was image tokens
   --provider P         provider (openai, anthropic, gcp.gemini, aws.bedrock, ...)
   --at WHEN           the call's instant: YYYY-MM-DD (00:00 UTC) or an ISO instant such as
                        2026-09-01T02:30:00Z; picks the price in force and peak / off-peak hours (default: now)
   --tier T             service tier: standard, batch, flex, priority (default: standard)
+  --speed S            standard or fast (Anthropic fast mode, priced at the model's fast-mode multiplier)
+  --processing P       global or regional (a data-residency / in-geography endpoint: the model's regional
+                       premium, where it has one)
   --currency CODE      also show the total in CODE (needs a rate)
   --rate CODE=RATE     exchange rate, units of CODE per 1 USD (repeatable; or TOKENMETER_CURRENCY_RATES)
   --json               print one JSON object
   -h, --help           this help
 `;
 
-const TOKEN_FLAGS = ['input', 'output', 'cache-read', 'cache-write', 'cache-write-1h', 'reasoning'] as const;
+const TOKEN_FLAGS = ['input', 'output', 'cache-read', 'cache-write', 'cache-write-1h', 'reasoning', 'input-audio', 'output-audio', 'output-image'] as const;
 
 const OPTIONS = {
   input: { type: 'string' },
@@ -42,9 +48,14 @@ const OPTIONS = {
   'cache-write': { type: 'string' },
   'cache-write-1h': { type: 'string' },
   reasoning: { type: 'string' },
+  'input-audio': { type: 'string' },
+  'output-audio': { type: 'string' },
+  'output-image': { type: 'string' },
   provider: { type: 'string' },
   at: { type: 'string' },
   tier: { type: 'string' },
+  speed: { type: 'string' },
+  processing: { type: 'string' },
   currency: { type: 'string' },
   rate: { type: 'string', multiple: true },
   json: { type: 'boolean' },
@@ -92,6 +103,13 @@ export async function run(argv: string[]): Promise<number> {
     reasoning: n.reasoning,
   };
   if (n['cache-write-1h'] > 0) usage.cache_write_1h = n['cache-write-1h'];
+  if (n['input-audio'] > n.input) throw new CliError('--input-audio must not exceed --input (it is the audio part of it)');
+  if (n['output-audio'] + n['output-image'] > n.output) {
+    throw new CliError('--output-audio + --output-image must not exceed --output (they are parts of it)');
+  }
+  if (n['input-audio'] > 0) usage.input_audio = n['input-audio'];
+  if (n['output-audio'] > 0) usage.output_audio = n['output-audio'];
+  if (n['output-image'] > 0) usage.output_image = n['output-image'];
 
   let at = new Date();
   if (values.at !== undefined) {
@@ -107,6 +125,14 @@ export async function run(argv: string[]): Promise<number> {
     }
     tier = values.tier as ServiceTier;
   }
+  if (values.speed !== undefined && values.speed !== 'standard' && values.speed !== 'fast') {
+    throw new CliError(`--speed must be standard or fast, got '${values.speed}'`);
+  }
+  if (values.processing !== undefined && values.processing !== 'global' && values.processing !== 'regional') {
+    throw new CliError(`--processing must be global or regional, got '${values.processing}'`);
+  }
+  const speed = values.speed as 'standard' | 'fast' | undefined;
+  const processing = values.processing as 'global' | 'regional' | undefined;
   let currency: string | undefined;
   let rates: CurrencyRates = {};
   if (values.currency !== undefined) {
@@ -121,7 +147,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const book = PriceBook.load();
-  const result = book.price({ provider: values.provider, model, usage, at, serviceTier: tier });
+  const result = book.price({ provider: values.provider, model, usage, at, serviceTier: tier, speed, processing });
   if (!result.priced) {
     const hint = result.suggestions.length ? ` (did you mean: ${result.suggestions.join(', ')}?)` : '';
     throw new CliError(`${result.reason}${hint}`);
@@ -147,6 +173,7 @@ export async function run(argv: string[]): Promise<number> {
       tokens: Object.fromEntries(TOKEN_TYPES.map((t) => [t, usage[t]])),
     };
     if (result.pricePeriod) out.price_period = result.pricePeriod;
+    if (result.adjustments) out.adjustments = result.adjustments;
     if (display) out.display = { currency: display.currency, rate: display.rate, total: display.total, formatted: display.formatted };
     process.stdout.write(JSON.stringify(out) + '\n');
     return 0;
@@ -156,6 +183,10 @@ export async function run(argv: string[]): Promise<number> {
     const r = result.ratesUsdPerMtok;
     if (!r) return '';
     if (t === 'cache_write' && usage.cache_write_1h) return `${r.cache_write} / 1h ${r.cache_write_1h}`;
+    if (t === 'input' && usage.input_audio) return `${r.input} / audio ${r.input_audio}`;
+    if (t === 'output' && (usage.output_audio || usage.output_image)) {
+      return [r.output, usage.output_audio ? `audio ${r.output_audio}` : '', usage.output_image ? `image ${r.output_image}` : ''].filter(Boolean).join(' / ');
+    }
     return r[t] || '-';
   };
   const rows = [
@@ -166,7 +197,7 @@ export async function run(argv: string[]): Promise<number> {
   const widths = [0, 1, 2, 3].map((i) => Math.max(...[...rows, total].map((r) => r[i].length)));
   const line = (r: string[]) => `${r[0].padEnd(widths[0])}  ${r[1].padStart(widths[1])}  ${r[2].padStart(widths[2])}  ${r[3].padStart(widths[3])}`;
   const out = [
-    `${result.provider}/${result.model}  ${tier} tier${result.contextTier ? `, ${result.contextTier}` : ''}${result.pricePeriod ? `, ${result.pricePeriod === 'peak' ? 'peak' : 'off-peak'} hours (${at.toISOString()})` : ''}`,
+    `${result.provider}/${result.model}  ${tier} tier${result.contextTier ? `, ${result.contextTier}` : ''}${result.pricePeriod ? `, ${result.pricePeriod === 'peak' ? 'peak' : 'off-peak'} hours (${at.toISOString()})` : ''}${result.adjustments ? `, ${result.adjustments.join(', ')}` : ''}`,
     `price ${result.priceId} (${result.origin})${result.source ? `, source ${result.source}` : ''}${result.sourceDate ? ` (taken ${result.sourceDate})` : ''}`,
     '',
     line(rows[0]),

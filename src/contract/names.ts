@@ -17,6 +17,14 @@ export const ATTR_USAGE_ESTIMATED = 'tokenmeter.usage.estimated';
 export const ATTR_CACHE_CREATION_1H = 'tokenmeter.usage.cache_creation.1h.input_tokens';
 /** Service tier of the request (batch, flex, priority), used for pricing. */
 export const ATTR_SERVICE_TIER = 'tokenmeter.service_tier';
+/** The speed the call ran at, as the provider's usage reports it (Anthropic `usage.speed`: standard | fast). */
+export const ATTR_SPEED = 'tokenmeter.speed';
+/** Where inference ran, as the provider's usage reports it (Anthropic `usage.inference_geo`: global | us | ...). */
+export const ATTR_INFERENCE_GEO = 'tokenmeter.inference_geo';
+/** Modality parts, for pricing: uncached audio input tokens (part of input), audio / image output (parts of output). */
+export const ATTR_INPUT_AUDIO_TOKENS = 'tokenmeter.usage.input_audio_tokens';
+export const ATTR_OUTPUT_AUDIO_TOKENS = 'tokenmeter.usage.output_audio_tokens';
+export const ATTR_OUTPUT_IMAGE_TOKENS = 'tokenmeter.usage.output_image_tokens';
 
 /** OTel GenAI semantic-convention attributes tokenmeter writes and reads (current names). */
 export const GENAI = {

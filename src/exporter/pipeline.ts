@@ -1,6 +1,7 @@
 import type { CommitResult, LedgerRecord } from '../ledger/types.js';
+import { processingScope } from '../pricing/processing.js';
 import { parseServiceTier } from '../pricing/service-tier.js';
-import type { PriceStringsResult } from '../pricing/types.js';
+import type { PriceQuery, PriceStringsResult } from '../pricing/types.js';
 import type { UsageRecord } from '../usage/usage-record.js';
 import type { ExporterMetrics } from './metrics.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
@@ -68,9 +69,16 @@ export function toLedgerRecord(rec: UsageRecord, plans: PlanPort, pricing: Prici
   let price: PriceStringsResult;
   try {
     const at = new Date(rec.endTimeMillis);
-    price = pricing.priceStrings(
-      tier ? { provider: rec.provider, model: rec.rawModel, usage: rec.usage, at, serviceTier: tier } : { provider: rec.provider, model: rec.rawModel, usage: rec.usage, at },
-    );
+    const query: PriceQuery = { provider: rec.provider, model: rec.rawModel, usage: rec.usage, at };
+    if (tier) query.serviceTier = tier;
+    // Premiums the span's own attributes reveal: fast mode (usage.speed), regional / data-residency processing
+    // (Anthropic inference_geo, a Bedrock geo or in-region profile id, a regional endpoint's server.address).
+    if (rec.speed === 'fast') query.speed = 'fast';
+    if (rec.serverAddress !== undefined || rec.inferenceGeo !== undefined || rec.provider === 'aws.bedrock') {
+      const scope = processingScope({ provider: rec.provider, rawModel: rec.rawModel, serverAddress: rec.serverAddress, inferenceGeo: rec.inferenceGeo });
+      if (scope) query.processing = scope;
+    }
+    price = pricing.priceStrings(query);
   } catch (err) {
     // A pricing failure must not drop the call: it is metered as unpriced (and alerted on), never as free.
     price = { priced: false, provider: rec.provider, model: rec.rawModel.toLowerCase(), reason: String(err), suggestions: [] };

@@ -4,18 +4,26 @@ import {
   ATTR_ERROR_TYPE,
   ATTR_FEATURE,
   ATTR_PLAN,
+  ATTR_INFERENCE_GEO,
+  ATTR_INPUT_AUDIO_TOKENS,
+  ATTR_OUTPUT_AUDIO_TOKENS,
+  ATTR_OUTPUT_IMAGE_TOKENS,
+  ATTR_SERVER_ADDRESS,
   ATTR_SERVICE_TIER,
+  ATTR_SPEED,
   ATTR_USAGE_ESTIMATED,
   ATTR_USER_ID,
   GENAI,
 } from '../contract/names.js';
 import {
+  MAX_PLAUSIBLE_TOKENS,
   normalizeAnthropicUsage,
   normalizeGeminiUsage,
   normalizeGenAiAttributes,
   UsageError,
   zeroUsage,
   type NormalizedUsage,
+  type Usage,
 } from '../usage/index.js';
 import type { UsageRecord, UsageSource } from '../usage/usage-record.js';
 import { normalizeProvider } from './providers.js';
@@ -175,6 +183,39 @@ function labelAt(a: AttributeMap, what: string, key: string): string | undefined
   const c = s.charCodeAt(0);
   if (!(c > 32 && c < 127) && s.trim() === '') return undefined;
   return s;
+}
+
+/** One modality count: a non-negative integer (or integer string) no larger than MAX_PLAUSIBLE_TOKENS, else Reject. */
+function modalityCount(a: AttributeMap, key: string, spanRef: string): number {
+  const v = a[key];
+  if (!present(v)) return 0;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^[0-9]{1,16}$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new Reject(typeof v === 'number' ? 'implausible_usage' : 'invalid_usage', `"${key}" must be a non-negative integer token count (span ${spanRef})`);
+  }
+  if (n > MAX_PLAUSIBLE_TOKENS) throw new Reject('implausible_usage', `"${key}" is ${n}, above MAX_PLAUSIBLE_TOKENS (span ${spanRef})`);
+  return n;
+}
+
+/** The usage with the span's modality parts, each within the bucket it is part of (never clamped: rejected). */
+function withModalityParts(a: AttributeMap, usage: Usage, spanRef: string): Usage {
+  const inputAudio = modalityCount(a, ATTR_INPUT_AUDIO_TOKENS, spanRef);
+  const outputAudio = modalityCount(a, ATTR_OUTPUT_AUDIO_TOKENS, spanRef);
+  const outputImage = modalityCount(a, ATTR_OUTPUT_IMAGE_TOKENS, spanRef);
+  if (inputAudio > usage.input) {
+    throw new Reject('implausible_usage', `"${ATTR_INPUT_AUDIO_TOKENS}" (${inputAudio}) exceeds the uncached input tokens (${usage.input}) (span ${spanRef})`);
+  }
+  if (outputAudio + outputImage > usage.output) {
+    throw new Reject(
+      'implausible_usage',
+      `"${ATTR_OUTPUT_AUDIO_TOKENS}" + "${ATTR_OUTPUT_IMAGE_TOKENS}" (${outputAudio + outputImage}) exceed the output tokens (${usage.output}) (span ${spanRef})`,
+    );
+  }
+  const out: Usage = { ...usage };
+  if (inputAudio) out.input_audio = inputAudio;
+  if (outputAudio) out.output_audio = outputAudio;
+  if (outputImage) out.output_image = outputImage;
+  return out;
 }
 
 function safeCount(s: Slot | undefined): number | undefined {
@@ -512,6 +553,10 @@ function extract(span: DecodedSpan): ExtractResult {
     return { kind: 'rejected', reason: 'missing_usage', message: `GenAI span ${spanRef} (${conv.source}) reports no token counts` };
   }
 
+  if (a[ATTR_INPUT_AUDIO_TOKENS] !== undefined || a[ATTR_OUTPUT_AUDIO_TOKENS] !== undefined || a[ATTR_OUTPUT_IMAGE_TOKENS] !== undefined) {
+    usage = withModalityParts(a, usage, spanRef);
+  }
+
   const endNanos = span.endTimeUnixNano !== 0n ? span.endTimeUnixNano : span.startTimeUnixNano;
   if (endNanos === 0n) return { kind: 'rejected', reason: 'invalid_attribute', message: `span ${spanRef} has no end or start time` };
 
@@ -519,6 +564,10 @@ function extract(span: DecodedSpan): ExtractResult {
   const plan = labelIn(a, 'plan', conv.attribution.plan);
   const feature = labelIn(a, 'feature', conv.attribution.feature);
   const tier = label(a, 'service tier', ATTR_SERVICE_TIER, GENAI.responseServiceTier, GENAI.requestServiceTier);
+  // Pricing facts (fast mode, regional / data-residency premiums): kept raw, interpreted by the pricing stage.
+  const speed = label(a, 'speed', ATTR_SPEED);
+  const serverAddress = label(a, 'server address', ATTR_SERVER_ADDRESS);
+  const inferenceGeo = label(a, 'inference geo', ATTR_INFERENCE_GEO);
 
   const record: UsageRecord = {
     traceId: span.traceId,
@@ -536,6 +585,9 @@ function extract(span: DecodedSpan): ExtractResult {
   if (plan !== undefined) record.planFromSpan = plan;
   if (feature !== undefined) record.feature = feature;
   if (tier !== undefined) record.serviceTier = tier.toLowerCase();
+  if (speed !== undefined) record.speed = speed.toLowerCase();
+  if (serverAddress !== undefined) record.serverAddress = serverAddress.toLowerCase();
+  if (inferenceGeo !== undefined) record.inferenceGeo = inferenceGeo.toLowerCase();
   return { kind: 'usage', record, warnings };
 }
 

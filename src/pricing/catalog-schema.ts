@@ -37,6 +37,10 @@ export const priceSetSchema = z.strictObject({
   cache_write_1h: decimalStringSchema.optional(),
   output: decimalStringSchema.optional(),
   reasoning: decimalStringSchema.optional(),
+  /** Modality rates: uncached audio input, audio output, image output. Absent = the model has no such price. */
+  input_audio: decimalStringSchema.optional(),
+  output_audio: decimalStringSchema.optional(),
+  output_image: decimalStringSchema.optional(),
 });
 export type PriceSet = z.infer<typeof priceSetSchema>;
 
@@ -111,6 +115,24 @@ export const peakSchema = z.strictObject({
 });
 export type PeakRule = z.infer<typeof peakSchema>;
 
+/** A price multiplier such as "1.1" or "6": positive, exact (a quoted decimal string like the prices). */
+const multiplierSchema = z
+  .string({ error: 'must be a quoted decimal string such as "1.1"' })
+  .regex(/^\d{1,3}(\.\d{1,6})?$/, { error: 'must be a decimal string such as "1.1"' })
+  .refine((s) => Number(s) > 0, { error: 'must be greater than 0' });
+
+/**
+ * Premiums on every rate of the call's price set (context tier and service tier already applied):
+ * fast: Anthropic fast mode (a call whose usage says speed "fast"); regional: a call served in one geography
+ * (OpenAI data-residency endpoints, Bedrock geo / in-region inference profiles, Vertex regional endpoints,
+ * Anthropic inference_geo other than "global"). A fast call on an entry without `fast` is reported unpriced;
+ * a regional call on an entry without `regional` is priced at the list price (no premium for that model).
+ */
+export const multipliersSchema = z.strictObject({
+  fast: multiplierSchema.optional(),
+  regional: multiplierSchema.optional(),
+});
+
 const idSchema = z
   .string()
   .min(1)
@@ -132,6 +154,7 @@ const entryShape = {
       priority: serviceTierPricesSchema.optional(),
     })
     .optional(),
+  multipliers: multipliersSchema.optional(),
   /** Peak-hour prices; the entry's own prices are then the off-peak rates (standard tier only). */
   peak: peakSchema.optional(),
   /**

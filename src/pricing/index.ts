@@ -28,6 +28,8 @@ export {
 } from './currency.js';
 export type { CurrencyRates } from './currency.js';
 export { parseServiceTier, SERVICE_TIERS } from './service-tier.js';
+export { processingScope } from './processing.js';
+export type { ProcessingFacts } from './processing.js';
 export { ExactDecimal } from './decimal.js';
 export type {
   PriceQuery,

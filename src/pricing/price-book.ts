@@ -64,6 +64,9 @@ interface Rates {
   cache_write_1h: ExactDecimal;
   output: ExactDecimal | undefined;
   reasoning: ExactDecimal | undefined;
+  input_audio: ExactDecimal | undefined;
+  output_audio: ExactDecimal | undefined;
+  output_image: ExactDecimal | undefined;
   /** The rates as exact decimal strings (what a priced result reports). */
   applied: Readonly<AppliedRates>;
   /** The same rates per token as scaled integers, for exact costs without decimal.js on the per-call path. */
@@ -83,7 +86,9 @@ interface ScaledRates {
   big: Record<RateName, bigint>;
 }
 
-const RATE_NAMES: readonly RateName[] = ['input', 'cache_read', 'cache_write', 'cache_write_1h', 'output', 'reasoning'];
+const RATE_NAMES: readonly RateName[] = [
+  'input', 'cache_read', 'cache_write', 'cache_write_1h', 'output', 'reasoning', 'input_audio', 'output_audio', 'output_image',
+];
 
 /** `rate` (USD per million tokens) per token: digits and the number of decimals (the 10^-6 adds six). */
 function perTokenDigits(rate: ExactDecimal | undefined): { digits: bigint; decimals: number } {
@@ -137,17 +142,32 @@ function safeScaledToDecimalString(units: number, scale: number): string {
   return cut > 0 ? `${s.slice(0, cut)}.${s.slice(cut)}` : `0.${ZEROS[-cut] ?? '0'.repeat(-cut)}${s}`;
 }
 
+/** The sub-bucket parts of a call: the 1-hour cache writes and the modality parts (all validated integers). */
+interface Parts {
+  cacheWrite1h: number;
+  inputAudio: number;
+  outputAudio: number;
+  outputImage: number;
+}
+
+/** tokens × factor, 0 for no tokens (a missing rate's factor may be NaN only when it is never used). */
+function times(tokens: number, factor: number): number {
+  return tokens === 0 ? 0 : tokens * factor;
+}
+
 /**
  * Exact per-type costs and total, as decimal strings. Integer arithmetic in units of 10^-scale USD: plain numbers
  * while every product and sum stays a safe integer (any real call), BigInt otherwise.
  */
-function callCosts(u: Usage, cw1h: number, r: ScaledRates): { costUsd: Record<TokenType, string>; totalUsd: string } {
+function callCosts(u: Usage, p: Parts, r: ScaledRates): { costUsd: Record<TokenType, string>; totalUsd: string } {
   const f = r.factor;
-  const input = u.input * f.input;
+  const cw1h = p.cacheWrite1h;
+  const input = times(u.input - p.inputAudio, f.input) + times(p.inputAudio, f.input_audio);
   const cacheRead = u.cache_read * f.cache_read;
   const cacheWrite = (u.cache_write - cw1h) * f.cache_write + cw1h * f.cache_write_1h;
-  const output = u.output === 0 ? 0 : u.output * f.output;
-  const reasoning = u.reasoning === 0 ? 0 : u.reasoning * f.reasoning;
+  const output =
+    times(u.output - p.outputAudio - p.outputImage, f.output) + times(p.outputAudio, f.output_audio) + times(p.outputImage, f.output_image);
+  const reasoning = times(u.reasoning, f.reasoning);
   const total = input + cacheRead + cacheWrite + output + reasoning;
   // Every term is a non-negative product of safe integers (or NaN), so an inexact step shows in the total.
   if (total <= Number.MAX_SAFE_INTEGER) {
@@ -163,10 +183,11 @@ function callCosts(u: Usage, cw1h: number, r: ScaledRates): { costUsd: Record<To
     };
   }
   const b = r.big;
-  const bInput = BigInt(u.input) * b.input;
+  const bInput = BigInt(u.input - p.inputAudio) * b.input + BigInt(p.inputAudio) * b.input_audio;
   const bCacheRead = BigInt(u.cache_read) * b.cache_read;
   const bCacheWrite = BigInt(u.cache_write - cw1h) * b.cache_write + BigInt(cw1h) * b.cache_write_1h;
-  const bOutput = BigInt(u.output) * b.output;
+  const bOutput =
+    BigInt(u.output - p.outputAudio - p.outputImage) * b.output + BigInt(p.outputAudio) * b.output_audio + BigInt(p.outputImage) * b.output_image;
   const bReasoning = BigInt(u.reasoning) * b.reasoning;
   return {
     costUsd: {
@@ -262,6 +283,9 @@ function compileRates(set: PriceSet): Rates {
     cache_write_1h: set.cache_write_1h !== undefined ? new ExactDecimal(set.cache_write_1h) : cacheWrite,
     output,
     reasoning: set.reasoning !== undefined ? new ExactDecimal(set.reasoning) : output,
+    input_audio: set.input_audio !== undefined ? new ExactDecimal(set.input_audio) : undefined,
+    output_audio: set.output_audio !== undefined ? new ExactDecimal(set.output_audio) : undefined,
+    output_image: set.output_image !== undefined ? new ExactDecimal(set.output_image) : undefined,
   };
   const applied: AppliedRates = {
     input: rates.input.toFixed(),
@@ -270,8 +294,37 @@ function compileRates(set: PriceSet): Rates {
     cache_write_1h: rates.cache_write_1h.toFixed(),
     output: rates.output?.toFixed() ?? '',
     reasoning: rates.reasoning?.toFixed() ?? '',
+    input_audio: rates.input_audio?.toFixed() ?? '',
+    output_audio: rates.output_audio?.toFixed() ?? '',
+    output_image: rates.output_image?.toFixed() ?? '',
   };
   return { ...rates, applied: Object.freeze(applied), perToken: scaleRates(rates) };
+}
+
+/** `r` with every rate multiplied by `m`, exactly; memoised per rate set and multiplier. */
+const scaledRatesMemo = new WeakMap<Rates, Map<string, Rates>>();
+function multiplyRates(r: Rates, m: ExactDecimal): Rates {
+  const key = m.toFixed();
+  let byM = scaledRatesMemo.get(r);
+  if (!byM) scaledRatesMemo.set(r, (byM = new Map()));
+  const hit = byM.get(key);
+  if (hit) return hit;
+  const times = (d: ExactDecimal | undefined) => (d === undefined ? undefined : d.times(m).toFixed());
+  const set: PriceSet = { input: r.input.times(m).toFixed() };
+  set.cache_read = times(r.cache_read);
+  set.cache_write = times(r.cache_write);
+  set.cache_write_1h = times(r.cache_write_1h);
+  const output = times(r.output);
+  const reasoning = times(r.reasoning);
+  if (output !== undefined) set.output = output;
+  if (reasoning !== undefined) set.reasoning = reasoning;
+  for (const k of ['input_audio', 'output_audio', 'output_image'] as const) {
+    const v = times(r[k]);
+    if (v !== undefined) set[k] = v;
+  }
+  const scaled = compileRates(set);
+  byM.set(key, scaled);
+  return scaled;
 }
 
 function compilePlan(prices: PriceSet, tiers: ContextTier[] | undefined): PricePlan {
@@ -587,6 +640,20 @@ export class PriceBook {
     if (!isNonNegativeInt(cw1h) || cw1h > u.cache_write) {
       return unpriced(providerLabel(query.provider), r.normalized, 'invalid usage: cache_write_1h must be an integer between 0 and cache_write');
     }
+    const parts: Parts = { cacheWrite1h: cw1h, inputAudio: u.input_audio ?? 0, outputAudio: u.output_audio ?? 0, outputImage: u.output_image ?? 0 };
+    if (
+      !isNonNegativeInt(parts.inputAudio) ||
+      !isNonNegativeInt(parts.outputAudio) ||
+      !isNonNegativeInt(parts.outputImage) ||
+      parts.inputAudio > u.input ||
+      parts.outputAudio + parts.outputImage > u.output
+    ) {
+      return unpriced(
+        providerLabel(query.provider),
+        r.normalized,
+        'invalid usage: input_audio must be an integer part of input, output_audio and output_image integer parts of output',
+      );
+    }
 
     let entry: CompiledEntry | undefined;
     if (r.overrideTimeline) entry = inForce(r.overrideTimeline, atMillis);
@@ -649,11 +716,39 @@ export class PriceBook {
         );
       }
     }
+    // Premiums and modality checks cost nothing on the common path (no speed, no regional processing, text only).
+    let adjustments: string[] | undefined;
+    let multiplier: ExactDecimal | undefined;
+    const mult = entry.raw.multipliers;
+    if (query.speed === 'fast') {
+      if (mult?.fast === undefined || tier !== 'standard') {
+        return unpriced(entry.provider, entry.model, `no fast-mode price for model ${entry.model}${tier !== 'standard' ? ` in the ${tier} tier` : ''} (price ${entry.effectiveFrom})`);
+      }
+      multiplier = new ExactDecimal(mult.fast);
+      adjustments = [`fast mode x${mult.fast}`];
+    }
+    if (query.processing === 'regional' && mult?.regional !== undefined) {
+      multiplier = (multiplier ?? new ExactDecimal(1)).times(mult.regional);
+      (adjustments ??= []).push(`regional processing x${mult.regional}`);
+    }
+    if (multiplier) rates = multiplyRates(rates, multiplier);
+    if (parts.inputAudio > 0 || parts.outputAudio > 0 || parts.outputImage > 0) {
+      for (const [part, count, what] of [
+        ['input_audio', parts.inputAudio, 'audio input'],
+        ['output_audio', parts.outputAudio, 'audio output'],
+        ['output_image', parts.outputImage, 'image output'],
+      ] as const) {
+        // Never priced as text: a modality the entry has no rate for leaves the call unpriced.
+        if (count > 0 && rates[part] === undefined) {
+          return unpriced(entry.provider, entry.model, `model ${entry.model} has no ${what} price, and the call reports ${count} ${what} tokens`);
+        }
+      }
+    }
     if ((u.output > 0 && !rates.output) || (u.reasoning > 0 && !rates.reasoning)) {
       return unpriced(entry.provider, entry.model, `model ${entry.model} has no output price (input-only model) but the call reports output tokens`);
     }
 
-    const { costUsd, totalUsd } = callCosts(u, cw1h, rates.perToken);
+    const { costUsd, totalUsd } = callCosts(u, parts, rates.perToken);
     const result: PricedStringsResult = {
       priced: true,
       provider: entry.provider,
@@ -668,6 +763,7 @@ export class PriceBook {
     };
     if (contextTier) result.contextTier = contextTier;
     if (pricePeriod) result.pricePeriod = pricePeriod;
+    if (adjustments) result.adjustments = adjustments;
     if (entry.source) result.source = entry.source;
     if (entry.sourceDate) result.sourceDate = entry.sourceDate;
     return result;

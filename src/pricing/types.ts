@@ -12,6 +12,10 @@ export interface PriceQuery {
   /** The instant of the call; chooses the price in force (effective_from). */
   at: Date;
   serviceTier?: ServiceTier;
+  /** Anthropic fast mode: the usage reported speed "fast". */
+  speed?: 'standard' | 'fast';
+  /** Where the call was served: `regional` for a data-residency / in-geography endpoint (see processingScope). */
+  processing?: 'global' | 'regional';
 }
 
 export interface PricedResult {
@@ -31,6 +35,8 @@ export interface PricedResult {
   contextTier?: string;
   /** For entries with time-of-day pricing: whether the call's instant fell in the peak hours. */
   pricePeriod?: 'peak' | 'off_peak';
+  /** Premiums applied to every rate, e.g. ["fast mode x6", "regional processing x1.1"]. */
+  adjustments?: string[];
   /** 'override' when a configured override supplied the price, else 'catalog'. */
   origin: 'catalog' | 'override';
   /** The rates applied (USD per million tokens, after context and service tiers), as exact decimal strings. */
@@ -40,8 +46,11 @@ export interface PricedResult {
   sourceDate?: string;
 }
 
-/** Per-type rates actually applied to a call; `cache_write_1h` is the rate for the 1-hour part of cache_write. */
-export type AppliedRates = Record<TokenType | 'cache_write_1h', string>;
+/**
+ * Per-type rates actually applied to a call; `cache_write_1h` is the rate for the 1-hour part of cache_write, the
+ * modality rates those of the audio part of input and the audio / image parts of output ('' when the model has none).
+ */
+export type AppliedRates = Record<TokenType | 'cache_write_1h' | 'input_audio' | 'output_audio' | 'output_image', string>;
 
 export interface UnpricedResult {
   priced: false;

@@ -31,6 +31,11 @@ export interface UsageRecord {
   feature?: string;
   /** batch | flex | priority | default ... when the span says. */
   serviceTier?: string;
+  /** standard | fast ... when the span says (tokenmeter.speed): fast mode is priced at a premium. */
+  speed?: string;
+  /** Facts that say where the call was served (regional / data-residency premiums): see processingScope. */
+  serverAddress?: string;
+  inferenceGeo?: string;
   /** error when the span had an error status or error.type. */
   outcome: 'success' | 'error';
   source: UsageSource;

@@ -15,6 +15,13 @@ export interface Usage {
    * Not a sixth bucket: it is included in `cache_write`. Absent or 0 means every cache write was 5-minute.
    */
   cache_write_1h?: number;
+  /**
+   * Modality parts, for pricing only (like cache_write_1h, not more buckets): the part of `input` (uncached) that
+   * was audio, and the parts of `output` that were audio or image tokens. Absent or 0 means text.
+   */
+  input_audio?: number;
+  output_audio?: number;
+  output_image?: number;
 }
 
 export function zeroUsage(): Usage {

@@ -55,6 +55,32 @@ describe('tokenmeter price (in-process)', () => {
     expect(human.out).toMatch(/input\s+1000000\s+1\.32\s+1\.32/);
   });
 
+  it('--speed fast and --processing regional apply the model\'s premiums, shown and in --json', async () => {
+    const args = ['price', 'claude-opus-4-6', '--provider', 'anthropic', '--input', '1000000', '--output', '1000000', '--at', '2026-11-24'];
+    const plain = JSON.parse((await cli(...args, '--json')).out);
+    const fast = JSON.parse((await cli(...args, '--speed', 'fast', '--json')).out);
+    const both = JSON.parse((await cli(...args, '--speed', 'fast', '--processing', 'regional', '--json')).out);
+    expect([plain.total_usd, plain.adjustments]).toEqual(['30', undefined]);
+    expect([fast.total_usd, fast.adjustments]).toEqual(['180', ['fast mode x6']]);
+    expect([both.total_usd, both.adjustments]).toEqual(['198', ['fast mode x6', 'regional processing x1.1']]);
+    const human = await cli(...args, '--speed', 'fast', '--processing', 'regional');
+    expect(human.out).toContain('anthropic/claude-opus-4-6  standard tier, fast mode x6, regional processing x1.1');
+    expect(human.out).toMatch(/output\s+1000000\s+165\s+165/);
+    const noFast = await cli('price', 'claude-sonnet-4-6', '--input', '1', '--speed', 'fast');
+    expect(noFast.code).toBe(2);
+    expect(noFast.err).toMatch(/no fast-mode price for model claude-sonnet-4-6/);
+  });
+
+  it('--input-audio / --output-audio / --output-image price those parts at the model\'s modality rates', async () => {
+    const r = JSON.parse((await cli('price', 'gpt-audio', '--input', '10000', '--input-audio', '6000', '--output', '5000', '--output-audio', '4000', '--json')).out);
+    expect([r.total_usd, r.cost_usd.input, r.cost_usd.output]).toEqual(['0.468', '0.202', '0.266']);
+    const human = await cli('price', 'gemini-2.5-flash-image', '--provider', 'gcp.gemini', '--input', '1000', '--output', '1390', '--output-image', '1290');
+    expect(human.out).toMatch(/output\s+1390\s+2\.5 \/ image 30\s+0\.03895/);
+    const text = await cli('price', 'gpt-5.5', '--input', '10', '--input-audio', '1');
+    expect(text.code).toBe(2);
+    expect(text.err).toMatch(/model gpt-5\.5 has no audio input price, and the call reports 1 audio input tokens/);
+  });
+
   it('--currency converts with --rate and rounds only for display', async () => {
     const r = await cli('price', 'gpt-4o', '--input', '1000000', '--output', '1000000', '--currency', 'EUR', '--rate', 'EUR=0.92', '--json', '--at', '2026-01-01');
     expect(r.code).toBe(0);
@@ -84,6 +110,11 @@ describe('tokenmeter price (in-process)', () => {
     [['price', 'gpt-4o', '--at', '2026-09-01T25:00:00Z'], /--at must be a date/],
     [['price', 'deepseek-chat', '--input', '1', '--at', '2026-08-01'], /model deepseek-chat was retired by its provider on 2026-07-24T15:59:00Z/],
     [['price', 'gpt-4o', '--at', 'yesterday'], /--at must be a date/],
+    [['price', 'gpt-audio', '--input', '5', '--input-audio', '6'], /--input-audio must not exceed --input/],
+    [['price', 'gpt-audio', '--output', '5', '--output-audio', '3', '--output-image', '3'], /--output-audio \+ --output-image must not exceed --output/],
+    [['price', 'gpt-audio', '--input-audio', 'x'], /--input-audio must be a non-negative integer, got 'x'/],
+    [['price', 'gpt-4o', '--speed', 'ludicrous'], /--speed must be standard or fast, got 'ludicrous'/],
+    [['price', 'gpt-4o', '--processing', 'eu'], /--processing must be global or regional, got 'eu'/],
     [['price', 'gpt-4o', '--tier', 'turbo'], /--tier must be one of standard, batch, flex, priority, got 'turbo'/],
     [['price', 'gpt-4o', '--input'], /--input needs a value|argument missing/],
     [['price', 'gpt-4o', '--cache-write', '1', '--cache-write-1h', '2'], /--cache-write-1h must not exceed --cache-write/],

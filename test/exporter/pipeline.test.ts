@@ -3,6 +3,7 @@ import { ExporterMetrics } from '../../src/exporter/metrics.js';
 import { LedgerUnavailable, Pipeline, toLedgerRecord } from '../../src/exporter/pipeline.js';
 import type { PricingPort } from '../../src/exporter/ports.js';
 import type { CommitResult, LedgerRecord } from '../../src/ledger/types.js';
+import { PriceBook } from '../../src/pricing/index.js';
 import type { PriceQuery } from '../../src/pricing/types.js';
 import { zeroUsage } from '../../src/usage/usage.js';
 import type { UsageRecord } from '../../src/usage/usage-record.js';
@@ -50,6 +51,37 @@ describe('toLedgerRecord', () => {
     toLedgerRecord(record(raw), new SimplePlans(), pricing);
     expect(pricing.queries).toHaveLength(1);
     expect(pricing.queries[0]!.serviceTier).toBe(tier);
+  });
+});
+
+describe('toLedgerRecord prices from the span facts: fast mode and regional processing', () => {
+  const facts = (over: Partial<UsageRecord>): UsageRecord => ({ ...record(undefined), ...over });
+  it.each<[string, Partial<UsageRecord>, PriceQuery['speed'], PriceQuery['processing']]>([
+    ['nothing said', {}, undefined, undefined],
+    ['Anthropic fast mode', { provider: 'anthropic', rawModel: 'claude-opus-4-6', speed: 'fast' }, 'fast', undefined],
+    ['standard speed', { provider: 'anthropic', rawModel: 'claude-opus-4-6', speed: 'standard' }, undefined, undefined],
+    ['Anthropic inference_geo us', { provider: 'anthropic', rawModel: 'claude-opus-4-6', inferenceGeo: 'us' }, undefined, 'regional'],
+    ['OpenAI data-residency host', { serverAddress: 'eu.api.openai.com' }, undefined, 'regional'],
+    ['OpenAI global host', { serverAddress: 'api.openai.com' }, undefined, 'global'],
+    ['Bedrock geo profile', { provider: 'aws.bedrock', rawModel: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0' }, undefined, 'regional'],
+    ['Bedrock global profile', { provider: 'aws.bedrock', rawModel: 'global.anthropic.claude-sonnet-4-5-20250929-v1:0' }, undefined, 'global'],
+  ])('%s', (_name, over, speed, processing) => {
+    const pricing = new RecordingPricing();
+    toLedgerRecord(facts(over), new SimplePlans(), pricing);
+    expect(pricing.queries[0]!.speed).toBe(speed);
+    expect(pricing.queries[0]!.processing).toBe(processing);
+  });
+
+  it('with the shipped catalog: a Bedrock geo profile pays the 10% regional premium, global does not', () => {
+    const book = PriceBook.load();
+    const usage = { ...zeroUsage(), input: 100_000, output: 100_000 };
+    const at = Date.UTC(2026, 10, 24);
+    const cost = (rawModel: string, extra: Partial<UsageRecord> = {}) =>
+      toLedgerRecord(facts({ provider: 'aws.bedrock', rawModel, usage, endTimeMillis: at, ...extra }), new SimplePlans(), book).totalCostUsd;
+    expect(cost('global.anthropic.claude-sonnet-4-5-20250929-v1:0')).toBe('1.8');
+    expect(cost('us.anthropic.claude-sonnet-4-5-20250929-v1:0')).toBe('1.98');
+    // Opus 4.6 on the first-party API in fast mode with inference_geo us: (5 + 25) x 6 x 1.1 per Mtok, 0.1 Mtok each.
+    expect(cost('claude-opus-4-6', { provider: 'anthropic', speed: 'fast', inferenceGeo: 'us' })).toBe('19.8');
   });
 });
 

@@ -163,6 +163,58 @@ describe('extractUsage rejects, ignores and never throws', () => {
     expect(r.reason).toBe('missing_model');
   });
 
+  it('keeps the pricing facts the span carries: speed, server.address, inference geo (lower-cased)', () => {
+    const r = extractUsage(
+      span({ ...BASE, 'gen_ai.usage.input_tokens': 1, 'tokenmeter.speed': 'Fast', 'server.address': 'EU.api.openai.com', 'tokenmeter.inference_geo': 'us' }),
+    );
+    expect(r.kind === 'usage' && [r.record.speed, r.record.serverAddress, r.record.inferenceGeo]).toEqual(['fast', 'eu.api.openai.com', 'us']);
+    const bare = extractUsage(span({ ...BASE, 'gen_ai.usage.input_tokens': 1 }));
+    expect(bare.kind === 'usage' && [bare.record.speed, bare.record.serverAddress, bare.record.inferenceGeo]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('keeps the modality parts the span carries (integer strings too)', () => {
+    const r = extractUsage(
+      span({
+        ...BASE,
+        'gen_ai.usage.input_tokens': 100,
+        'gen_ai.usage.output_tokens': 50,
+        'tokenmeter.usage.input_audio_tokens': 60,
+        'tokenmeter.usage.output_audio_tokens': '20',
+        'tokenmeter.usage.output_image_tokens': 0,
+      }),
+    );
+    expect(r.kind === 'usage' && r.record.usage).toEqual({ input: 100, cache_read: 0, cache_write: 0, output: 50, reasoning: 0, input_audio: 60, output_audio: 20 });
+  });
+
+  it.each([
+    ['tokenmeter.usage.input_audio_tokens', 101, 'implausible_usage', /exceeds the uncached input tokens \(100\)/],
+    ['tokenmeter.usage.output_image_tokens', 51, 'implausible_usage', /exceed the output tokens \(50\)/],
+    ['tokenmeter.usage.output_audio_tokens', -1, 'implausible_usage', /non-negative integer/],
+    ['tokenmeter.usage.output_audio_tokens', 1.5, 'implausible_usage', /non-negative integer/],
+    ['tokenmeter.usage.input_audio_tokens', 'lots', 'invalid_usage', /non-negative integer/],
+    ['tokenmeter.usage.input_audio_tokens', [1], 'invalid_usage', /non-negative integer/],
+    ['tokenmeter.usage.input_audio_tokens', 1e12, 'implausible_usage', /MAX_PLAUSIBLE_TOKENS/],
+  ])('rejects the modality part %s = %j, naming it', (key, value, reason, msg) => {
+    const r = rejected(
+      extractUsage(span({ ...BASE, 'gen_ai.usage.input_tokens': 100, 'gen_ai.usage.output_tokens': 50, [key]: value as AttributeValue })),
+    );
+    expect(r.reason).toBe(reason);
+    expect(r.message).toMatch(msg);
+    expect(r.message).toContain(key.slice(0, 22));
+  });
+
+  it('rejects a hostile pricing fact instead of stringifying it', () => {
+    for (const [key, value] of [
+      ['tokenmeter.speed', { fast: true } as AttributeValue],
+      ['server.address', ['us.api.openai.com']],
+      ['tokenmeter.inference_geo', 'x'.repeat(100_000)],
+    ] as const) {
+      const r = rejected(extractUsage(span({ ...BASE, 'gen_ai.usage.input_tokens': 1, [key]: value })));
+      expect(r.reason, key).toBe('invalid_attribute');
+      expect(r.message, key).toContain(key);
+    }
+  });
+
   it('prefers the response model over the request model', () => {
     const r = extractUsage(span({ ...BASE, 'gen_ai.response.model': 'gpt-4o-2024-08-06', 'gen_ai.usage.input_tokens': 1 }));
     expect(r.kind === 'usage' && r.record.rawModel).toBe('gpt-4o-2024-08-06');

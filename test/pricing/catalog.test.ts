@@ -149,6 +149,16 @@ describe('catalog validation errors name the entry and field', () => {
     // Peak rules reprice the standard tier only: no batch price is listed, so a batch call stays unpriced.
     expect(book.price({ model: 'x-model', usage: u(1), at: new Date('2025-06-07T23:00:00Z'), serviceTier: 'batch' }).priced).toBe(false);
   });
+  it('a malformed multiplier', () => {
+    for (const [multipliers, field] of [
+      [{ fast: 6 }, /multipliers\.fast: must be a quoted decimal string/],
+      [{ fast: '0' }, /multipliers\.fast: must be greater than 0/],
+      [{ regional: '-1.1' }, /multipliers\.regional/],
+      [{ regional: '1.1', turbo: '2' }, /multipliers/],
+    ] as const) {
+      expect(load([{ ...good, multipliers }])).toThrow(field);
+    }
+  });
   it('a bad retired_from or source_confidence', () => {
     expect(load([{ ...good, retired_from: '2026-13-01' }])).toThrow(/retired_from/);
     expect(load([{ ...good, source_confidence: 'rumour' }])).toThrow(/source_confidence/);

@@ -14,6 +14,8 @@ interface Case {
   model: string;
   at?: string;
   tier?: ServiceTier;
+  speed?: 'fast';
+  processing?: 'global' | 'regional';
   usage: Usage;
   /** Expected catalog model and total; `cost` lists per-type costs that must match exactly. */
   expectModel: string;
@@ -21,6 +23,7 @@ interface Case {
   cost?: Partial<Record<'input' | 'cache_read' | 'cache_write' | 'output' | 'reasoning', string>>;
   contextTier?: string;
   pricePeriod?: 'peak' | 'off_peak';
+  adjustments?: string[];
 }
 
 const NOW = '2026-11-24T12:00:00Z';
@@ -161,6 +164,7 @@ const cases: Case[] = [
   { name: 'gpt-5.5-pro', provider: 'openai', model: 'gpt-5.5-pro', usage: u(10000, 0, 0, 1000), expectModel: 'gpt-5.5-pro', total: '0.48' },
   // gpt-5.6-sol 5 / 0.5 / 6.25 write / 30 from 2026-07-09; 4 / 0.4 / 5 / 20 from 2026-08-21.
   { name: 'gpt-5.6 alias = Sol at launch price, cache write at 1.25x input', provider: 'openai', model: 'gpt-5.6', at: '2026-08-20T23:59:59Z', usage: u(10000, 10000, 10000, 1000), expectModel: 'gpt-5.6-sol', total: '0.1475', cost: { input: '0.05', cache_read: '0.005', cache_write: '0.0625', output: '0.03' } },
+  { name: 'gpt-5.6-sol from the 2026-06-26 announcement (limited preview at list price)', provider: 'openai', model: 'gpt-5.6-sol', at: '2026-06-26T00:00:00Z', usage: u(100000), expectModel: 'gpt-5.6-sol', total: '0.5' },
   { name: 'gpt-5.6-sol after the 2026-08-21 cut', provider: 'openai', model: 'gpt-5.6-sol-2026-07-09', at: '2026-08-21T00:00:00Z', usage: u(10000, 10000, 10000, 1000), expectModel: 'gpt-5.6-sol', total: '0.114' },
   { name: 'gpt-5.6-sol from 272k after the cut', provider: 'openai', model: 'gpt-5.6-sol', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-5.6-sol', total: '2.206', contextTier: 'from 272000 input tokens' },
   // gpt-5.6-terra 2.5 / 0.25 / 3.125 / 15, from 2026-07-30 2 / 0.2 / 2.5 / 12.
@@ -190,6 +194,14 @@ const cases: Case[] = [
   { name: 'gemini-3.5-flash-lite', provider: 'gcp.gemini', model: 'gemini-3.5-flash-lite', usage: u(M, M, 0, M), expectModel: 'gemini-3.5-flash-lite', total: '2.83' },
   { name: 'gemini-3.6-flash introductory rate on 2026-12-31', provider: 'gcp.gemini', model: 'gemini-3.6-flash', at: '2026-12-31T23:59:59Z', usage: u(M, M, 0, M), expectModel: 'gemini-3.6-flash', total: '4.575' },
   { name: 'gemini-3.6-flash announced rate from 2027-01-01', provider: 'gcp.gemini', model: 'gemini-3.6-flash', at: '2027-01-01T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'gemini-3.6-flash', total: '9.15' },
+  // Gemini 3.x service tiers: batch / flex 50% of input and output (cached input at the batch input rate),
+  // priority 1.8x on 3.7 / 3.8 Flash.
+  { name: 'gemini-3-pro-preview batch at 200k', provider: 'gcp.gemini', model: 'gemini-3-pro-preview', tier: 'batch', usage: u(200000, 0, 0, 1000), expectModel: 'gemini-3-pro-preview', total: '0.206' },
+  { name: 'gemini-3.1-pro-preview batch above 200k', provider: 'gcp.gemini', model: 'gemini-3.1-pro-preview', tier: 'batch', usage: u(300000, 0, 0, 1000), expectModel: 'gemini-3.1-pro-preview', total: '0.609', contextTier: 'above 200000 input tokens' },
+  { name: 'gemini-3-flash-preview batch, cached at the batch input rate', provider: 'gcp.gemini', model: 'gemini-3-flash-preview', tier: 'batch', usage: u(M, M, 0, M), expectModel: 'gemini-3-flash-preview', total: '2' },
+  { name: 'gemini-3.5-flash flex', provider: 'gcp.gemini', model: 'gemini-3.5-flash', tier: 'flex', usage: u(M, 0, 0, M), expectModel: 'gemini-3.5-flash', total: '5.25' },
+  { name: 'gemini-3.7-flash priority 1.8x', provider: 'gcp.gemini', model: 'gemini-3.7-flash', tier: 'priority', usage: u(M, M, 0, M), expectModel: 'gemini-3.7-flash', total: '8.235' },
+  { name: 'gemini-3.8-flash priority from 2027 (1.8x the new rate)', provider: 'gcp.gemini', model: 'gemini-3.8-flash', tier: 'priority', at: '2027-01-01T00:00:00Z', usage: u(M, M, 0, M), expectModel: 'gemini-3.8-flash', total: '16.47' },
   { name: 'gemini-3.7-flash', provider: 'gcp.gemini', model: 'gemini-3.7-flash', usage: u(0, 0, 0, M), expectModel: 'gemini-3.7-flash', total: '3.75' },
   { name: 'gemini-3.8-flash from 2027', provider: 'gcp.gemini', model: 'gemini-3.8-flash-preview-01', at: '2027-02-01T00:00:00Z', usage: u(M), expectModel: 'gemini-3.8-flash', total: '1.5' },
   // Mistral.
@@ -217,6 +229,28 @@ const cases: Case[] = [
   { name: 'deepseek-v4-pro off-peak Monday 10:00', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-08-24T10:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '2.662', pricePeriod: 'off_peak' },
   { name: 'deepseek-v4-pro billed at Flash price from 2026-09-14 04:00 (peak 09:00)', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-09-14T09:00:00Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '1.506', pricePeriod: 'peak' },
   { name: 'deepseek-v4-pro one second before the re-route (V4 Pro peak)', provider: 'deepseek', model: 'deepseek-v4-pro', at: '2026-09-14T03:59:59Z', usage: u(M, M, 0, M), expectModel: 'deepseek-v4-pro', total: '5.324', pricePeriod: 'peak' },
+  // Anthropic fast mode: a multiplier on every rate, long context and cache rates included (Opus 4.6 6x,
+  // Opus 4.8 / 5 / 5.5 2x); removed for Opus 4.8 from 2026-11-30.
+  { name: 'claude-opus-4-6 fast mode 6x', provider: 'anthropic', model: 'claude-opus-4-6', speed: 'fast', usage: u(M, M, M, M, 0, M), expectModel: 'claude-opus-4-6', total: '243', cost: { input: '30', cache_read: '3', cache_write: '60', output: '150' }, adjustments: ['fast mode x6'] },
+  { name: 'claude-opus-4-6 fast mode above 200k before 2026-03-13 (6x the long-context rate)', provider: 'anthropic', model: 'claude-opus-4-6', at: '2026-03-01T00:00:00Z', speed: 'fast', usage: u(200001, 0, 0, 1000), expectModel: 'claude-opus-4-6', total: '12.22506', contextTier: 'above 200000 input tokens', adjustments: ['fast mode x6'] },
+  { name: 'claude-opus-4-8 fast mode 2x before its removal', provider: 'anthropic', model: 'claude-opus-4-8', at: '2026-11-29T23:59:59Z', speed: 'fast', usage: u(M, 0, 0, M), expectModel: 'claude-opus-4-8', total: '60', adjustments: ['fast mode x2'] },
+  { name: 'claude-opus-5-5 fast mode: $8 / $40, cache hits $0.40', provider: 'anthropic', model: 'claude-opus-5-5', speed: 'fast', usage: u(M, M, 0, M), expectModel: 'claude-opus-5-5', total: '48.4', cost: { input: '8', cache_read: '0.4', output: '40' }, adjustments: ['fast mode x2'] },
+  // Regional / data-residency premiums: +10% on every rate.
+  { name: 'gpt-5.5 on a data-residency endpoint (+10%)', provider: 'openai', model: 'gpt-5.5', processing: 'regional', usage: u(100000, 100000, 0, 100000), expectModel: 'gpt-5.5', total: '3.905', cost: { input: '0.55', cache_read: '0.055', output: '3.3' }, adjustments: ['regional processing x1.1'] },
+  { name: 'gpt-5.4-nano regional', provider: 'openai', model: 'gpt-5.4-nano', processing: 'regional', usage: u(100000, 0, 0, 100000), expectModel: 'gpt-5.4-nano', total: '0.1595', adjustments: ['regional processing x1.1'] },
+  { name: 'gpt-4o regional: no uplift (released before 2026-03-05)', provider: 'openai', model: 'gpt-4o', processing: 'regional', usage: u(M, 0, 0, M), expectModel: 'gpt-4o', total: '12.5' },
+  { name: 'gpt-5.5 global: no uplift', provider: 'openai', model: 'gpt-5.5', processing: 'global', usage: u(10000, 0, 0, 1000), expectModel: 'gpt-5.5', total: '0.08' },
+  { name: 'Bedrock geo profile Sonnet 4.5 (+10%), 1h write', provider: 'aws.bedrock', model: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0', processing: 'regional', usage: u(10000, 10000, 10000, 10000, 0, 10000), expectModel: 'claude-sonnet-4-5', total: '0.2673', cost: { input: '0.033', cache_read: '0.0033', cache_write: '0.066', output: '0.165' }, adjustments: ['regional processing x1.1'] },
+  { name: 'Bedrock Claude 3.5 Haiku regional: no premium before the 4.5 models', provider: 'aws.bedrock', model: 'us.anthropic.claude-3-5-haiku-20241022-v1:0', processing: 'regional', usage: u(M, 0, 0, M), expectModel: 'claude-3-5-haiku', total: '4.8' },
+  { name: 'claude-opus-4-6 inference_geo us, fast mode: 6 x 1.1', provider: 'anthropic', model: 'claude-opus-4-6', speed: 'fast', processing: 'regional', usage: u(M, 0, 0, M), expectModel: 'claude-opus-4-6', total: '198', cost: { input: '33', output: '165' }, adjustments: ['fast mode x6', 'regional processing x1.1'] },
+  { name: 'claude-haiku-5-5 regional batch above 100k', provider: 'anthropic', model: 'claude-haiku-5-5', tier: 'batch', processing: 'regional', usage: u(100001, 0, 0, 1000), expectModel: 'claude-haiku-5-5', total: '0.028875275', contextTier: 'above 100000 input tokens', adjustments: ['regional processing x1.1'] },
+  // Modality rates: the audio part of uncached input, the audio / image parts of output, each at its own rate;
+  // the rest at the text rates. Costs stay in the five types (input, output, ...).
+  { name: 'gemini-2.5-flash audio input at $1.00, text at $0.30', provider: 'gcp.gemini', model: 'gemini-2.5-flash', usage: { ...u(M, 0, 0, 1000), input_audio: 400000 }, expectModel: 'gemini-2.5-flash', total: '0.5825', cost: { input: '0.58', output: '0.0025' } },
+  { name: 'gemini-3-flash-preview audio input, cached text', provider: 'gcp.gemini', model: 'gemini-3-flash-preview', usage: { ...u(100000, 100000, 0, 10000), input_audio: 100000 }, expectModel: 'gemini-3-flash-preview', total: '0.135', cost: { input: '0.1', cache_read: '0.005', output: '0.03' } },
+  { name: 'gpt-audio: audio in $32 / out $64, text $2.50 / $10', provider: 'openai', model: 'gpt-audio', usage: { ...u(10000, 0, 0, 5000), input_audio: 6000, output_audio: 4000 }, expectModel: 'gpt-audio', total: '0.468', cost: { input: '0.202', output: '0.266' } },
+  { name: 'gpt-audio-mini all audio', provider: 'openai', model: 'gpt-audio-mini-2025-10-06', usage: { ...u(M, 0, 0, M), input_audio: M, output_audio: M }, expectModel: 'gpt-audio-mini', total: '30' },
+  { name: 'gemini-2.5-flash-image: one 1290-token image at $30 / Mtok, text $2.50', provider: 'gcp.gemini', model: 'gemini-2.5-flash-image', usage: { ...u(1000, 0, 0, 1390), output_image: 1290 }, expectModel: 'gemini-2.5-flash-image', total: '0.03925', cost: { input: '0.0003', output: '0.03895' } },
 ];
 
 describe('price table (hand-computed from list prices)', () => {
@@ -225,13 +259,14 @@ describe('price table (hand-computed from list prices)', () => {
     expect(cases.length).toBeGreaterThanOrEqual(60);
   });
   it.each(cases)('$name', (c) => {
-    const r = book.price({ provider: c.provider, model: c.model, usage: c.usage, at: new Date(c.at ?? NOW), serviceTier: c.tier });
+    const r = book.price({ provider: c.provider, model: c.model, usage: c.usage, at: new Date(c.at ?? NOW), serviceTier: c.tier, speed: c.speed, processing: c.processing });
     if (!r.priced) throw new Error(`unpriced: ${r.reason}`);
     expect(r.model).toBe(c.expectModel);
     expect(r.totalUsd.toFixed()).toBe(c.total);
     for (const [t, v] of Object.entries(c.cost ?? {})) expect(r.costUsd[t as keyof typeof r.costUsd].toFixed(), t).toBe(v);
     expect(r.contextTier).toBe(c.contextTier);
     expect(r.pricePeriod).toBe(c.pricePeriod);
+    expect(r.adjustments).toEqual(c.adjustments);
     expect(r.serviceTier).toBe(c.tier ?? 'standard');
     expect(r.origin).toBe('catalog');
   });
@@ -270,6 +305,41 @@ describe('unpriced results', () => {
       const r = book.price({ provider: 'deepseek', model, usage: u(1000), at: new Date('2026-07-24T15:59:00Z') });
       expect(r.priced).toBe(false);
       if (!r.priced) expect(r.reason).toBe(`model ${model} was retired by its provider on 2026-07-24T15:59:00Z: calls after that are errors, not billable`);
+    }
+  });
+  it('fast mode on a model without a fast-mode price, or outside the standard tier, is unpriced (never the standard price)', () => {
+    const cases: [string, string | undefined, ServiceTier | undefined][] = [
+      ['claude-sonnet-4-6', undefined, undefined],
+      ['claude-opus-4-8', '2026-11-30T00:00:00Z', undefined], // fast mode removed for Opus 4.8
+      ['claude-opus-4-7', undefined, undefined],
+      ['claude-opus-5', undefined, 'batch'],
+    ];
+    for (const [model, when, serviceTier] of cases) {
+      const r = book.price({ provider: 'anthropic', model, usage: u(10), at: when ? new Date(when) : at, speed: 'fast', serviceTier });
+      expect(r.priced, model).toBe(false);
+      if (!r.priced) expect(r.reason, model).toMatch(/^no fast-mode price for model /);
+    }
+  });
+  it('modality tokens on an entry without that rate are unpriced, never priced as text', () => {
+    const cases: [string, Usage, RegExp][] = [
+      ['gpt-5.5', { ...u(1000, 0, 0, 10), input_audio: 10 }, /model gpt-5.5 has no audio input price, and the call reports 10 audio input tokens/],
+      ['gemini-2.5-flash', { ...u(1000, 0, 0, 10), output_image: 10 }, /has no image output price/],
+      ['gpt-audio-mini', { ...u(1000, 0, 0, 10), output_image: 1 }, /has no image output price/],
+      ['claude-opus-4-6', { ...u(1000, 0, 0, 10), output_audio: 5 }, /has no audio output price/],
+    ];
+    for (const [model, usage, reason] of cases) {
+      const r = book.price({ model, usage, at });
+      expect(r.priced, model).toBe(false);
+      if (!r.priced) expect(r.reason).toMatch(reason);
+    }
+    // A batch price set without the audio rate is unpriced too.
+    expect(book.price({ model: 'gemini-2.5-flash', usage: { ...u(1000), input_audio: 1 }, at, serviceTier: 'batch' }).priced).toBe(false);
+  });
+  it('modality parts larger than their bucket are invalid usage', () => {
+    for (const usage of [{ ...u(10), input_audio: 11 }, { ...u(0, 0, 0, 10), output_audio: 6, output_image: 5 }, { ...u(10), input_audio: -1 }, { ...u(10), input_audio: 1.5 }]) {
+      const r = book.price({ model: 'gpt-audio', usage, at });
+      expect(r.priced).toBe(false);
+      if (!r.priced) expect(r.reason).toMatch(/^invalid usage: input_audio must be/);
     }
   });
   it('a service tier the entry does not list is unpriced', () => {

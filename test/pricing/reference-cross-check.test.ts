@@ -57,15 +57,34 @@ function standardCallFor(entry: CompiledEntry): Usage {
   return entry.raw.prices_usd_per_mtok.output === undefined ? { ...STANDARD_CALL, output: 0 } : STANDARD_CALL;
 }
 
+/**
+ * The entry's modality call, when it has modality rates: part of the uncached input is audio, part of the output
+ * audio or image (the parts the entry prices), so those rates are cross-checked too.
+ */
+function modalityCallFor(entry: CompiledEntry): Usage | undefined {
+  const p = entry.raw.prices_usd_per_mtok;
+  if (p.input_audio === undefined && p.output_audio === undefined && p.output_image === undefined) return undefined;
+  const u: Usage = { ...STANDARD_CALL, cache_write: 0 };
+  if (p.input_audio !== undefined) u.input_audio = 4_000;
+  if (p.output_audio !== undefined) u.output_audio = 1_000;
+  if (p.output_image !== undefined) u.output_image = 1_290;
+  return u;
+}
+
 /** The reference's price of the call, or undefined when it does not know the model. */
 function referenceTotal(provider: string, model: string, at: Date, u: Usage): number | undefined {
   const r = calcPrice(
     {
-      // genai-prices counts input_tokens as the whole prompt, cached parts included.
+      // genai-prices counts input_tokens as the whole prompt, cached parts included, and the modality parts
+      // inside their totals, as tokenmeter does.
       input_tokens: u.input + u.cache_read + u.cache_write,
       cache_read_tokens: u.cache_read,
       cache_write_tokens: u.cache_write,
       output_tokens: u.output + u.reasoning,
+      // tokenmeter's input_audio is uncached audio: none of the cache reads were audio.
+      ...(u.input_audio ? { input_audio_tokens: u.input_audio, cache_audio_read_tokens: 0 } : {}),
+      ...(u.output_audio ? { output_audio_tokens: u.output_audio } : {}),
+      ...(u.output_image ? { output_image_tokens: u.output_image } : {}),
     },
     model,
     { providerId: provider, timestamp: at },
@@ -95,14 +114,20 @@ describe('catalog vs @pydantic/genai-prices (offline reference)', () => {
     const stale: string[] = [];
     for (const entry of book.entries) {
       const at = instantInside(entry, book);
-      const usage = standardCallFor(entry);
-      const ours = book.price({ provider: entry.provider, model: entry.model, usage, at });
-      expect(ours.priced, `${entry.priceId} at ${at.toISOString()}`).toBe(true);
-      if (!ours.priced) continue;
-      expect(ours.priceId, entry.priceId).toBe(entry.priceId);
-      const theirs = referenceTotal(allowlist.providers[entry.provider], entry.model, at, usage);
-      const agrees = theirs !== undefined && sameMoney(ours.totalUsd, theirs);
-      const line = `${entry.priceId} at ${at.toISOString()}: catalog ${ours.totalUsd.toFixed()}, reference ${theirs ?? 'no price'}`;
+      const calls = [standardCallFor(entry), modalityCallFor(entry)].filter((c): c is Usage => c !== undefined);
+      let agrees = true;
+      const lines: string[] = [];
+      for (const usage of calls) {
+        const ours = book.price({ provider: entry.provider, model: entry.model, usage, at });
+        expect(ours.priced, `${entry.priceId} at ${at.toISOString()}`).toBe(true);
+        if (!ours.priced) continue;
+        expect(ours.priceId, entry.priceId).toBe(entry.priceId);
+        const theirs = referenceTotal(allowlist.providers[entry.provider], entry.model, at, usage);
+        agrees &&= theirs !== undefined && sameMoney(ours.totalUsd, theirs);
+        const kind = usage.input_audio || usage.output_audio || usage.output_image ? 'modality call' : 'standard call';
+        lines.push(`${kind}: catalog ${ours.totalUsd.toFixed()}, reference ${theirs ?? 'no price'}`);
+      }
+      const line = `${entry.priceId} at ${at.toISOString()}: ${lines.join('; ')}`;
       if (!agrees && !listed.has(entry.priceId)) unlisted.push(line);
       if (agrees && listed.has(entry.priceId)) stale.push(`${line} (agrees now: remove it from the allowlist)`);
     }
