@@ -2,6 +2,7 @@ import type { Attributes } from '@opentelemetry/api';
 import { estimateChatTokens, estimateTokens, normalizeAnthropicUsage, type EstimateChatMessage } from '../usage/index.js';
 import type { CallAdapter, GenAiCall } from './call.js';
 import { captureInput, patchMethod, samplingAttributes, type MethodSpec } from './patch.js';
+import { anthropicPricingAttributes } from './pricing-facts.js';
 import { serverInfo, type ServerInfo } from './provider.js';
 import type { ResponseHandler } from './stainless.js';
 
@@ -27,6 +28,7 @@ function anthropicServer(resource: any): ServerInfo {
  */
 const adapter: CallAdapter = {
   normalizeUsage: normalizeAnthropicUsage,
+  pricingAttributes: anthropicPricingAttributes,
   estimateInput(call) {
     const messages: EstimateChatMessage[] = [];
     const system = call.params.system;

@@ -42,6 +42,12 @@ export interface CallAdapter {
   estimateInput(call: GenAiCall): number;
   /** Estimated output tokens of the received text (only called when the provider reported no usage). */
   estimateOutput(call: GenAiCall): number;
+  /**
+   * Facts in the provider's own usage that change the price (speed, processing location, audio/image parts of
+   * the token buckets), as tokenmeter.* attributes the exporter prices from. Only called with the provider's
+   * usage, never with an estimate.
+   */
+  pricingAttributes?(rawUsage: unknown, usage: Usage, warnings: string[]): Attributes;
 }
 
 /** Spec-recommended reasons are strings; keep the list short and cheap. */
@@ -155,7 +161,9 @@ export class GenAiCall {
       try {
         const normalized = this.adapter.normalizeUsage(this.rawUsage);
         usage = normalized.usage;
-        if (normalized.warnings.length > 0) attrs['tokenmeter.usage.warnings'] = normalized.warnings;
+        const warnings = normalized.warnings;
+        if (this.adapter.pricingAttributes !== undefined) Object.assign(attrs, this.adapter.pricingAttributes(this.rawUsage, usage, warnings));
+        if (warnings.length > 0) attrs['tokenmeter.usage.warnings'] = warnings;
       } catch (err) {
         // Implausible provider usage is reported, not priced: the exporter would reject it anyway.
         diag.warn('tokenmeter: the provider reported unusable usage', err);

@@ -10,6 +10,7 @@ import {
 import type { CallAdapter, GenAiCall } from './call.js';
 import type { ResolvedOptions } from './options.js';
 import { captureInput, patchMethod, samplingAttributes, type MethodSpec } from './patch.js';
+import { openAIPricingAttributes } from './pricing-facts.js';
 import { GENERIC_OPENAI_COMPATIBLE, serverInfo, type ServerInfo } from './provider.js';
 import type { ResponseHandler } from './stainless.js';
 
@@ -42,6 +43,7 @@ function pushFinishReason(call: GenAiCall, reason: unknown): void {
 
 const chatAdapter: CallAdapter = {
   normalizeUsage: normalizeOpenAIChatUsage,
+  pricingAttributes: (raw, usage, warnings) => openAIPricingAttributes(raw, usage, warnings, 'prompt_tokens_details', 'completion_tokens_details'),
   estimateInput(call) {
     const messages = Array.isArray(call.params.messages) ? (call.params.messages as EstimateChatMessage[]) : [];
     let tokens = estimateChatTokens(messages, call.requestModel);
@@ -153,6 +155,7 @@ function responsesInputMessages(params: Record<string, any>): EstimateChatMessag
 
 const responsesAdapter: CallAdapter = {
   normalizeUsage: normalizeOpenAIResponsesUsage,
+  pricingAttributes: (raw, usage, warnings) => openAIPricingAttributes(raw, usage, warnings, 'input_tokens_details', 'output_tokens_details'),
   estimateInput(call) {
     return estimateChatTokens(responsesInputMessages(call.params), call.requestModel);
   },
