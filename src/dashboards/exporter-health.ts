@@ -3,7 +3,7 @@ import { DashboardBuilder, MappingType, RowBuilder, ThresholdsConfigBuilder, Thr
 import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
 import { LABEL, METRIC } from '../contract/names.js';
 import { DS, UNIT, datasourceVariable, query, statPanel, withDefaults } from './common.js';
-import { SCRAPE_JOB, sel, sumGrowth, sumRate } from './promql.js';
+import { SCRAPE_JOB, sel, sumIncreaseWithBirths, sumRate } from './promql.js';
 
 export const EXPORTER_HEALTH_UID = 'tokenmeter-exporter-health';
 
@@ -42,11 +42,11 @@ export function exporterHealthDashboard(): Dashboard {
     .withPanel(
       statPanel('Duplicate spans (time range)', UNIT.count)
         .description('Spans received again (retries, replays) and counted once: exactly-once by trace id + span id.')
-        .withTarget(query(sumGrowth(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="duplicate"' }), { instant: true })),
+        .withTarget(query(sumIncreaseWithBirths(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="duplicate"' }), { instant: true })),
     )
     .withPanel(
       statPanel('Rejected spans (time range)', UNIT.count)
-        .withTarget(query(sumGrowth(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="rejected"' }), { instant: true }))
+        .withTarget(query(sumIncreaseWithBirths(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="rejected"' }), { instant: true }))
         .thresholds(
           new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([
             { value: null, color: 'green' },

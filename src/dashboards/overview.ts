@@ -6,7 +6,7 @@ import { PanelBuilder as Table } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
 import { LABEL, METRIC } from '../contract/names.js';
 import { DS, UNIT, datasourceVariable, modelVariable, planVariable, plainThresholds, providerVariable, query, statPanel, withDefaults } from './common.js';
-import { ledgerGauge, sumGrowth, sumRate, varMatchers } from './promql.js';
+import { ledgerGauge, sumIncreaseWithBirths, sumRate, varMatchers } from './promql.js';
 
 export const OVERVIEW_UID = 'tokenmeter-overview';
 
@@ -31,7 +31,7 @@ function breakdown(title: string, expr: string, legend: string): BarGauge {
 }
 
 export function overviewDashboard(): Dashboard {
-  const totalTokens = sumGrowth(METRIC.tokensTotal, '$__range', [], f);
+  const totalTokens = sumIncreaseWithBirths(METRIC.tokensTotal, '$__range', [], f);
   const planTokenRate = sumRate(METRIC.tokensTotal, '$__rate_interval', [LABEL.plan], f);
   return withDefaults(new DashboardBuilder('tokenmeter / Overview'))
     .uid(OVERVIEW_UID)
@@ -55,20 +55,20 @@ export function overviewDashboard(): Dashboard {
         'Spend today (UTC)',
         'Spend since 00:00 UTC from the cost counters. Prometheus extrapolates increase(), so this is close to, not ' +
           'exactly, the billed figure; the billing-period total is exact.',
-        sumGrowth(METRIC.costUsdTotal, '$__range', [], f),
+        sumIncreaseWithBirths(METRIC.costUsdTotal, '$__range', [], f),
         UNIT.usd,
       ).timeFrom('now/d'),
     )
     .withPanel(stat('Tokens', 'Tokens of all five types in the selected time range.', totalTokens, UNIT.tokens))
     .withPanel(
-      stat('Requests', 'LLM calls in the selected time range (successful and failed).', sumGrowth(METRIC.requestsTotal, '$__range', [], f), UNIT.requests),
+      stat('Requests', 'LLM calls in the selected time range (successful and failed).', sumIncreaseWithBirths(METRIC.requestsTotal, '$__range', [], f), UNIT.requests),
     )
     .withPanel(
       stat(
         'Estimated tokens',
         'Share of tokens in the time range whose counts were estimated with a tokenizer because the provider did not ' +
           'report usage. 0 when every count is the provider\'s own.',
-        `(${sumGrowth(METRIC.estimatedTokensTotal, '$__range', [], f)} or 0 * ${totalTokens}) / ${totalTokens}`,
+        `(${sumIncreaseWithBirths(METRIC.estimatedTokensTotal, '$__range', [], f)} or 0 * ${totalTokens}) / ${totalTokens}`,
         UNIT.ratio,
       ),
     )
@@ -76,7 +76,7 @@ export function overviewDashboard(): Dashboard {
       stat(
         'Unpriced tokens',
         'Tokens of models with no known price in the time range. They are never counted as free: configure a price.',
-        `${sumGrowth(METRIC.unpricedTokensTotal, '$__range', [], varMatchers('provider', 'model'))} or 0 * ${totalTokens}`,
+        `${sumIncreaseWithBirths(METRIC.unpricedTokensTotal, '$__range', [], varMatchers('provider', 'model'))} or 0 * ${totalTokens}`,
         UNIT.tokens,
       ),
     )
@@ -118,7 +118,7 @@ export function overviewDashboard(): Dashboard {
         .span(12),
     )
     .withRow(new RowBuilder('Breakdowns'))
-    .withPanel(breakdown('Spend by provider (time range)', sumGrowth(METRIC.costUsdTotal, '$__range', [LABEL.provider], f), `{{${LABEL.provider}}}`))
+    .withPanel(breakdown('Spend by provider (time range)', sumIncreaseWithBirths(METRIC.costUsdTotal, '$__range', [LABEL.provider], f), `{{${LABEL.provider}}}`))
     .withPanel(
       breakdown(
         'Spend by plan (this billing period)',
@@ -129,7 +129,7 @@ export function overviewDashboard(): Dashboard {
     .withPanel(
       breakdown(
         'Spend by feature (time range)',
-        sumGrowth(METRIC.featureCostUsdTotal, '$__range', [LABEL.feature], planOnly),
+        sumIncreaseWithBirths(METRIC.featureCostUsdTotal, '$__range', [LABEL.feature], planOnly),
         `{{${LABEL.feature}}}`,
       ).description('By the tokenmeter.feature span attribute ("none" when absent).'),
     )
@@ -137,8 +137,8 @@ export function overviewDashboard(): Dashboard {
       new Table()
         .title('Spend and tokens by model (time range)')
         .datasource(DS)
-        .withTarget(query(sumGrowth(METRIC.costUsdTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'A' }))
-        .withTarget(query(sumGrowth(METRIC.tokensTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'B' }))
+        .withTarget(query(sumIncreaseWithBirths(METRIC.costUsdTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'A' }))
+        .withTarget(query(sumIncreaseWithBirths(METRIC.tokensTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'B' }))
         .withTransformation({ id: 'merge', options: {} })
         .withTransformation({
           id: 'organize',
@@ -166,7 +166,7 @@ export function overviewDashboard(): Dashboard {
         .description('Models with no known price. Add them to the price overrides; until then their spend is missing.')
         .datasource(DS)
         .withTarget(
-          query(`${sumGrowth(METRIC.unpricedTokensTotal, '$__range', [LABEL.provider, LABEL.model], varMatchers('provider', 'model'))} > 0`, {
+          query(`${sumIncreaseWithBirths(METRIC.unpricedTokensTotal, '$__range', [LABEL.provider, LABEL.model], varMatchers('provider', 'model'))} > 0`, {
             instant: true,
             table: true,
           }),

@@ -55,6 +55,22 @@ export function sumGrowth(metric: MetricName, window: string, groupBy: string[] 
   return `sum${by(groupBy)} ((increase(${s}[${window}]) and ${s} offset ${window}) or (${s} unless ${s} offset ${window}))`;
 }
 
+/**
+ * How much a counter grew in `window`, summed, across restarts and replica replacements: `increase()` of every
+ * series, plus, for a series born inside the window (absent `window` ago), its lowest value in the window. The
+ * exporter starts every series the ledger knows at 0 (ExporterMetrics.primeSeries), so for those the second term is
+ * 0 and this is plain `increase()`, which also counts a replica that metered and was replaced inside the window (the
+ * older `sumGrowth` counted such a series only by its current value, i.e. not at all once it was gone). A label set
+ * first seen at runtime (a new model, an operation or feature the ledger's totals do not carry) is born with its
+ * first increment; the second term adds that first sample, which increase() alone never counts.
+ */
+export function sumIncreaseWithBirths(metric: MetricName, window: string, groupBy: string[] = [], matchers: Matchers = {}): string {
+  const s = sel(metric, matchers);
+  const born = `(min_over_time(${s}[${window}]) unless ${s} offset ${window})`;
+  // `or born`: a series with a single sample in the window has no increase() but has its first sample.
+  return `sum${by(groupBy)} ((increase(${s}[${window}]) + ${born}) or ${born} or increase(${s}[${window}]))`;
+}
+
 /** A ledger gauge folded across replicas: `max by (user, plan) (gauge)`. */
 export function ledgerGauge(metric: MetricName, matchers: Matchers = {}): string {
   return `max by (${LABEL.user}, ${LABEL.plan}) (${sel(metric, matchers)})`;

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { INGEST_OUTCOMES, LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES } from '../contract/names.js';
+import { INGEST_OUTCOMES, LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod } from '../plans/types.js';
 import { totalTokens } from '../usage/usage.js';
@@ -16,6 +16,16 @@ export interface ExporterMetricsOptions {
   maxUnpricedModels?: number;
   /** The user's effective limits (plan limits with per-user overrides). */
   limitsFor: LimitsLookup;
+}
+
+/** A (provider, model) the ledger holds usage of: its series start at 0 when the exporter starts (primeSeries). */
+export interface KnownModelUsage {
+  provider: string;
+  model: string;
+  tokens: Record<TokenType, number>;
+  requests: number;
+  unpricedRequests?: number;
+  estimatedRequests?: number;
 }
 
 /** Keeps a label's distinct values under a bound; past it, values map to the overflow value. */
@@ -366,6 +376,42 @@ export class ExporterMetrics {
       entry.periodCost = addMoney(entry.periodCost, rec.totalCostUsd);
     }
     return overflowed;
+  }
+
+  /**
+   * Creates, at 0, the model-level counter series of every (plan, provider, model, type) the ledger has usage of, so
+   * that a restarted or newly added replica exposes them at 0 before its first call. Prometheus' increase() counts a
+   * series' growth from its first sample: a series born with its first increment loses that increment, and a
+   * replica replaced inside a dashboard's time range would count only part of what it metered. Existing series are
+   * left as they are. The ledger keeps per-model totals without the plan, so each model is primed under every plan
+   * given (a few zero series at most); requests_total and the feature counter carry labels the ledger's totals do
+   * not (operation, outcome, feature) and are not primed: the dashboards count a series born inside the window
+   * with a non-zero first sample by that sample (promql.ts, sumIncreaseWithBirths).
+   */
+  primeSeries(plans: Iterable<string>, models: Iterable<KnownModelUsage>): void {
+    const planList = [...new Set(plans)];
+    for (const m of models) {
+      const unpriced = m.unpricedRequests ?? 0;
+      const priced = m.requests > unpriced;
+      const types = TOKEN_TYPES.map((t, i) => (m.tokens[t] > 0 ? i : -1)).filter((i) => i >= 0);
+      if (unpriced > 0) {
+        const model = this.unpricedModels.label(m.model);
+        const byModel = inner(this.unpricedSeries, m.provider);
+        if (!byModel.has(model)) byModel.set(model, this.unpricedTokensTotal.create({ provider: m.provider, model }, 0));
+        for (const plan of planList) this.primeModel(this.seriesOf(plan, m.provider, model), types, false, (m.estimatedRequests ?? 0) > 0);
+      }
+      if (priced) {
+        for (const plan of planList) this.primeModel(this.seriesOf(plan, m.provider, m.model), types, true, (m.estimatedRequests ?? 0) > 0);
+      }
+    }
+  }
+
+  private primeModel(g: ModelSeries, types: number[], priced: boolean, estimated: boolean): void {
+    for (const i of types) {
+      g.tokens[i] ??= this.tokensTotal.create({ ...g.base, type: TOKEN_TYPES[i]! }, 0);
+      if (priced) g.cost[i] ??= this.costUsdTotal.create({ ...g.base, type: TOKEN_TYPES[i]! }, new ExactSum());
+    }
+    if (estimated) g.estimated ??= this.estimatedTokensTotal.create({ ...g.base }, 0);
   }
 
   /** Replaces the period gauges with a full read of the ledger's rollups for the current period. */
