@@ -6,7 +6,7 @@
  * Aggregation over several exporter replicas (DESIGN.md "Scaling out"): counters are summed (`sum`), while the
  * ledger gauges (period_*, limit_*) carry the same value on every replica and are folded with `max by (user, plan)`.
  */
-import { LABEL, METRIC, type MetricName } from '../contract/names.js';
+import { LABEL, METRIC, type MetricName, type ProcessMetricName } from '../contract/names.js';
 
 /** The Prometheus datasource uid Grafana is provisioned with; the alert rules and dashboards default to it. */
 export const PROMETHEUS_DATASOURCE_UID = 'tokenmeter-prometheus';
@@ -24,7 +24,10 @@ export function varMatchers(...labels: (keyof typeof LABEL)[]): Matchers {
 }
 
 /** `metric{a=~"x",b="y"}`. */
-export function sel(metric: MetricName | `${MetricName}_bucket` | (typeof PROMETHEUS_BUILTIN_METRICS)[number], matchers: Matchers = {}): string {
+export function sel(
+  metric: MetricName | `${MetricName}_bucket` | ProcessMetricName | (typeof PROMETHEUS_BUILTIN_METRICS)[number],
+  matchers: Matchers = {},
+): string {
   const parts = Object.entries(matchers).map(([k, v]) => `${k}${v}`);
   return parts.length > 0 ? `${metric}{${parts.join(', ')}}` : metric;
 }
@@ -91,6 +94,27 @@ export type LimitKind = keyof typeof LIMIT_KINDS;
 export function limitRatio(kind: LimitKind, matchers: Matchers = {}): string {
   const k = LIMIT_KINDS[kind];
   return `${ledgerGauge(k.period, matchers)} / ${ledgerGauge(k.limit, matchers)}`;
+}
+
+/** The label flaggedLimits adds to say which limit a series is about. */
+export const LIMIT_LABEL = 'limit';
+
+/**
+ * Every (user, plan) at or above `threshold` of one of their limits (and below `below`), one series per limit with
+ * `limit="tokens|requests|cost"`.
+ */
+export function flaggedLimits(threshold: number, below: number | undefined, matchers: Matchers = {}): string {
+  return (Object.keys(LIMIT_KINDS) as LimitKind[])
+    .map((k) => {
+      const cond = `${limitRatio(k, matchers)} >= ${threshold}${below === undefined ? '' : ` < ${below}`}`;
+      return `label_replace(${cond}, "${LIMIT_LABEL}", "${k}", "", "")`;
+    })
+    .join(' or ');
+}
+
+/** How many (user, plan) pairs have a series in `flagged` (0, not empty, when there are users but none flagged). */
+export function countFlaggedUsers(flagged: string, matchers: Matchers = {}): string {
+  return `count(count by (${LABEL.user}, ${LABEL.plan}) (${flagged})) or 0 * count(${ledgerGauge(METRIC.periodTokens, matchers)})`;
 }
 
 /**

@@ -99,6 +99,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
   const metrics = new ExporterMetrics({
     maxUsers: config.limits.max_users,
     maxFeatures: config.limits.max_features,
+    processMetrics: true,
     limitsFor: (u, p) => ports.plans.limitsFor(u, p),
   });
   const now = () => clock.now();

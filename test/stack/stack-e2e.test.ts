@@ -429,7 +429,7 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('stack end to end: app → e
     for (const e of exprs) {
       for (const n of metricNamesIn(e)) {
         if (builtins.has(n)) continue;
-        expect(exposed, `${n} (in ${e})`).toContain(baseMetricName(n, [METRIC.ledgerCommitSeconds]));
+        expect(exposed, `${n} (in ${e})`).toContain(baseMetricName(n, [METRIC.ledgerCommitSeconds, METRIC.otlpRequestDurationSeconds]));
       }
     }
   });
