@@ -6,7 +6,7 @@
 set -eu
 src="$1"
 name="$2"
-dir=/var/lib/postgresql/wal-archive
+dir="${WAL_ARCHIVE_DIR:-/var/lib/postgresql/wal-archive}"
 dest="$dir/$name"
 mkdir -p "$dir"
 if [ -f "$dest" ]; then
