@@ -182,8 +182,12 @@ describe.skipIf(!dockerCompose)('docs/production/docker-compose.yml', () => {
     const cfg = readYaml('docs/production/collector-gateway.yaml');
     const lb = cfg.exporters['loadbalancing/tokenmeter'];
     expect(lb.routing_key).toBe('traceID');
-    expect(lb.protocol.otlp.sending_queue.storage).toBe('file_storage/queue');
-    expect(lb.protocol.otlp.retry_on_failure.max_elapsed_time).toBe(0);
+    // The load balancer's own queue (top level), persistent; the per-replica exporters neither queue nor retry.
+    expect(lb.sending_queue).toMatchObject({ enabled: true, storage: 'file_storage/queue' });
+    expect(lb.retry_on_failure).toMatchObject({ enabled: true, max_elapsed_time: 0 });
+    expect(lb.protocol.otlp.sending_queue.enabled).toBe(false);
+    expect(lb.protocol.otlp.retry_on_failure.enabled).toBe(false);
+    expect(s[gateways[0]].image).toMatch(/^otel\/opentelemetry-collector-contrib:0\.(11[4-9]|1[2-9]\d)\.\d+$/);
     expect(cfg.extensions['file_storage/queue'].directory).toBe('/var/lib/otelcol/queue');
     expect(cfg.service.extensions).toEqual(expect.arrayContaining(['file_storage/queue', 'bearertokenauth/apps']));
     for (const proto of ['grpc', 'http']) expect(cfg.receivers.otlp.protocols[proto].auth.authenticator).toBe('bearertokenauth/apps');
