@@ -11,7 +11,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { LABEL, METRIC } from '../src/contract/names.js';
+import { LABEL, METRIC, PROCESS_METRIC } from '../src/contract/names.js';
 import { renderConfigReference } from '../src/config/index.js';
 import { ALERTS } from '../src/dashboards/alerts.js';
 import { ExporterMetrics } from '../src/exporter/metrics.js';
@@ -39,6 +39,7 @@ export function renderMetricsReference(): string {
   const metrics = new ExporterMetrics({
     maxUsers: 1,
     limitsFor: () => ({}),
+    processMetrics: true,
   });
   const byName = new Map<string, { type: string; help: string; labelNames: readonly string[] }>();
   for (const m of metrics.registry.getMetricsAsArray() as unknown as { name: string; help: string; type?: string; labelNames?: string[]; constructor: { name: string } }[]) {
@@ -48,7 +49,7 @@ export function renderMetricsReference(): string {
   }
   const rows = ['| metric | type | labels | meaning |', '| --- | --- | --- | --- |'];
   const missing: string[] = [];
-  for (const name of Object.values(METRIC)) {
+  for (const name of [...Object.values(METRIC), ...Object.values(PROCESS_METRIC)]) {
     const m = byName.get(name);
     if (!m) {
       missing.push(name);

@@ -86,8 +86,29 @@ export const METRIC = {
   ledgerUp: 'tokenmeter_ledger_up',
   userSeries: 'tokenmeter_user_series',
   userOverflowTotal: 'tokenmeter_user_overflow_total',
+  /** Always 1; the labels say which build runs (version, node_version). */
+  buildInfo: 'tokenmeter_build_info',
+  /** Every OTLP/HTTP request answered, by signal (traces, metrics, other) and HTTP status code ("aborted": no answer). */
+  otlpRequestsTotal: 'tokenmeter_otlp_requests_total',
+  /** Time from an OTLP request's arrival to its answer (for traces: including the ledger commit), by signal. */
+  otlpRequestDurationSeconds: 'tokenmeter_otlp_request_duration_seconds',
 } as const;
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
+
+/**
+ * Process and Node.js runtime metrics of the exporter (prom-client's default metrics, standard names, so the usual
+ * Node.js dashboards work too). The ones tokenmeter's dashboards read.
+ */
+export const PROCESS_METRIC = {
+  cpuSecondsTotal: 'process_cpu_seconds_total',
+  residentMemoryBytes: 'process_resident_memory_bytes',
+  startTimeSeconds: 'process_start_time_seconds',
+  openFds: 'process_open_fds',
+  heapUsedBytes: 'nodejs_heap_size_used_bytes',
+  eventLoopLagP99Seconds: 'nodejs_eventloop_lag_p99_seconds',
+  gcDurationSeconds: 'nodejs_gc_duration_seconds',
+} as const;
+export type ProcessMetricName = (typeof PROCESS_METRIC)[keyof typeof PROCESS_METRIC];
 
 /** Prometheus label names. */
 export const LABEL = {
@@ -100,6 +121,10 @@ export const LABEL = {
   user: 'user',
   feature: 'feature',
   reason: 'reason',
+  signal: 'signal',
+  code: 'code',
+  version: 'version',
+  nodeVersion: 'node_version',
 } as const;
 
 /** `tokenmeter_ingested_spans_total{outcome}` values. */

@@ -3,7 +3,17 @@
  * defaults. Panels are built with the Grafana foundation SDK.
  */
 import { PanelBuilder as BarGauge } from '@grafana/grafana-foundation-sdk/bargauge';
-import { BarGaugeDisplayMode, ReduceDataOptionsBuilder, VizOrientation, type DataSourceRef } from '@grafana/grafana-foundation-sdk/common';
+import {
+  BarGaugeDisplayMode,
+  BigValueColorMode,
+  BigValueTextMode,
+  LegendDisplayMode,
+  LegendPlacement,
+  ReduceDataOptionsBuilder,
+  VizLegendOptionsBuilder,
+  VizOrientation,
+  type DataSourceRef,
+} from '@grafana/grafana-foundation-sdk/common';
 import {
   DashboardLinkBuilder,
   DashboardLinkType,
@@ -14,21 +24,29 @@ import {
   VariableRefresh,
   VariableSort,
   type DashboardBuilder,
+  type DashboardLink,
 } from '@grafana/grafana-foundation-sdk/dashboard';
+import type { Builder } from '@grafana/grafana-foundation-sdk/cog';
 import { DataqueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
 import { PanelBuilder as Stat } from '@grafana/grafana-foundation-sdk/stat';
+import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
 import { LABEL, METRIC } from '../contract/names.js';
 import { NEAR_LIMIT_RATIO, OVER_LIMIT_RATIO } from './alerts.js';
-import { PROMETHEUS_DATASOURCE_UID, sel } from './promql.js';
+import { PROMETHEUS_DATASOURCE_UID, SCRAPE_JOB, sel } from './promql.js';
 
 /** Every panel and query uses the `$datasource` variable, which defaults to the provisioned Prometheus. */
 export const DS: DataSourceRef = { type: 'prometheus', uid: '${datasource}' };
 
-/** Grafana units. Tokens and requests have no built-in unit, so they get a custom suffix. */
+/**
+ * Grafana units. Tokens and requests have no built-in unit: `count:<word>` is Grafana's custom count unit, which
+ * scales like `short` (1.2K, 3.4M tokens) and keeps the word, where `suffix:` printed 12345678 tokens.
+ */
 export const UNIT = {
   usd: 'currencyUSD',
-  tokens: 'suffix: tokens',
-  requests: 'suffix: requests',
+  tokens: 'count:tokens',
+  tokensPerSecond: 'count:tokens/s',
+  requests: 'count:requests',
+  bytes: 'bytes',
   ratio: 'percentunit',
   seconds: 's',
   duration: 'dtdurations',
@@ -62,6 +80,96 @@ export function limitThresholds(): ThresholdsConfigBuilder {
     { value: null, color: 'green' },
     { value: NEAR_LIMIT_RATIO, color: 'orange' },
     { value: OVER_LIMIT_RATIO, color: 'red' },
+  ]);
+}
+
+/** For counts of users near a limit: green at 0, amber from 1 (near is a heads-up, not a fault). */
+export function nearCountThresholds(): ThresholdsConfigBuilder {
+  return new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([
+    { value: null, color: 'green' },
+    { value: 1, color: 'orange' },
+  ]);
+}
+
+/** For counts of users over a limit: green at 0, red from 1. */
+export function overCountThresholds(): ThresholdsConfigBuilder {
+  return new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([
+    { value: null, color: 'green' },
+    { value: 1, color: 'red' },
+  ]);
+}
+
+/** The User drill-down's uid (here so that every board can link to it). */
+export const USER_DRILLDOWN_UID = 'tokenmeter-user';
+/** The Exporter health board's uid. */
+export const EXPORTER_HEALTH_UID = 'tokenmeter-exporter-health';
+
+/** A Grafana field data link (title and URL only); the SDK's builder would add dashboard-link fields. */
+function dataLink(title: string, url: string): Builder<DashboardLink> {
+  return { build: () => ({ title, url }) as unknown as DashboardLink };
+}
+
+/**
+ * A data link to one user's drill-down, keeping the time range and data source. `from` says where the user and plan
+ * are: the series labels (bar gauges, time series) or the table row's columns.
+ */
+export function userDrilldownLink(from: 'labels' | 'row'): Builder<DashboardLink>[] {
+  const v = (l: string) => (from === 'labels' ? `\${__field.labels.${l}}` : `\${__data.fields.${l}}`);
+  const url =
+    `/d/${USER_DRILLDOWN_UID}/?var-${LABEL.user}=${v(LABEL.user)}&var-${LABEL.plan}=${v(LABEL.plan)}` +
+    '&var-datasource=${datasource}&${__url_time_range}';
+  return [dataLink(`Open ${v(LABEL.user)} (${v(LABEL.plan)}) in the user drill-down`, url)];
+}
+
+/** A panel link (top-left menu) to another board, keeping the time range. */
+export function boardLink(title: string, uid: string): Builder<DashboardLink>[] {
+  return [dataLink(title, `/d/${uid}/?var-datasource=\${datasource}&\${__url_time_range}`)];
+}
+
+/** A time-series panel with its legend shown (below, as a list with the last and max values). */
+export function timeSeries(title: string): TimeSeries {
+  return new TimeSeries()
+    .title(title)
+    .datasource(DS)
+    .legend(
+      new VizLegendOptionsBuilder()
+        .showLegend(true)
+        .displayMode(LegendDisplayMode.List)
+        .placement(LegendPlacement.Bottom)
+        .calcs(['lastNotNull', 'max']),
+    );
+}
+
+/**
+ * Scrape targets of the exporter job that answer, out of those Prometheus expects: the share up (red when none is,
+ * amber while some are down, green when all are) next to the two counts, "up" and "expected".
+ */
+export function exportersUpPanel(): Stat {
+  const job = { job: `="${SCRAPE_JOB}"` };
+  const up = `(count(${sel('up', job)} == 1) or vector(0))`;
+  const fixed = [{ id: 'unit', value: UNIT.count }, { id: 'color', value: { mode: 'fixed', fixedColor: 'text' } }];
+  return statPanel('Exporters up', UNIT.ratio)
+    .description(
+      `Scrape targets of job "${SCRAPE_JOB}" that answer ("up") out of the targets Prometheus knows ("expected"), and ` +
+        'the share up. Green only when all are up; a replica gone from service discovery is not expected any more ' +
+        '(the ExporterDown alerts also cover absent targets).',
+    )
+    .withTarget(query(`${up} / count(${sel('up', job)})`, { instant: true, legend: 'share up', refId: 'A' }))
+    .withTarget(query(up, { instant: true, legend: 'up', refId: 'B' }))
+    .withTarget(query(`count(${sel('up', job)}) or vector(0)`, { instant: true, legend: 'expected', refId: 'C' }))
+    .textMode(BigValueTextMode.ValueAndName)
+    .colorMode(BigValueColorMode.Background)
+    .overrideByName('up', fixed)
+    .overrideByName('expected', fixed)
+    .thresholds(upShareThresholds());
+}
+
+/** Share of exporter targets up: red at 0, amber below 1, green at 1. */
+export function upShareThresholds(): ThresholdsConfigBuilder {
+  return new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([
+    { value: null, color: 'red' },
+    { value: 0.001, color: 'orange' },
+    { value: 1, color: 'green' },
   ]);
 }
 

@@ -1,11 +1,11 @@
 /** The Exporter health dashboard: ingest outcomes, rejects, duplicates, ledger latency, series and overflow. */
 import { DashboardBuilder, MappingType, RowBuilder, ThresholdsConfigBuilder, ThresholdsMode, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
-import { LABEL, METRIC } from '../contract/names.js';
-import { DS, UNIT, datasourceVariable, query, statPanel, withDefaults } from './common.js';
-import { SCRAPE_JOB, sel, sumGrowth, sumRate } from './promql.js';
+import { PanelBuilder as Table } from '@grafana/grafana-foundation-sdk/table';
+import { LABEL, METRIC, PROCESS_METRIC } from '../contract/names.js';
+import { DS, EXPORTER_HEALTH_UID, UNIT, datasourceVariable, exportersUpPanel, query, statPanel, timeSeries, withDefaults } from './common.js';
+import { SCRAPE_JOB, sel, sumIncreaseWithBirths, sumRate } from './promql.js';
 
-export const EXPORTER_HEALTH_UID = 'tokenmeter-exporter-health';
+export { EXPORTER_HEALTH_UID };
 
 const job = { job: `="${SCRAPE_JOB}"` };
 
@@ -21,17 +21,14 @@ function latencyQuantile(q: number): string {
 }
 
 export function exporterHealthDashboard(): Dashboard {
+  const otlpQuantile = (q: number) =>
+    `histogram_quantile(${q}, sum by (${LABEL.signal}, le) (rate(${sel(`${METRIC.otlpRequestDurationSeconds}_bucket`, { [LABEL.signal]: '!="other"' })}[$__rate_interval])))`;
   return withDefaults(new DashboardBuilder('tokenmeter / Exporter health'))
     .uid(EXPORTER_HEALTH_UID)
     .description('Is tokenmeter metering everything it receives? Ingest outcomes, rejects, duplicates, ledger and series.')
     .withVariable(datasourceVariable())
     .withRow(new RowBuilder('Status'))
-    .withPanel(
-      statPanel('Exporters up', UNIT.count)
-        .description(`Scrape targets of job "${SCRAPE_JOB}" that answer.`)
-        .withTarget(query(`sum(${sel('up', job)})`, { instant: true }))
-        .thresholds(upDownThresholds()),
-    )
+    .withPanel(exportersUpPanel())
     .withPanel(
       statPanel('Ledger', UNIT.count)
         .description('Per replica: 1 when its last ledger operation succeeded. While 0 the replica answers OTLP with 503.')
@@ -42,11 +39,11 @@ export function exporterHealthDashboard(): Dashboard {
     .withPanel(
       statPanel('Duplicate spans (time range)', UNIT.count)
         .description('Spans received again (retries, replays) and counted once: exactly-once by trace id + span id.')
-        .withTarget(query(sumGrowth(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="duplicate"' }), { instant: true })),
+        .withTarget(query(sumIncreaseWithBirths(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="duplicate"' }), { instant: true })),
     )
     .withPanel(
       statPanel('Rejected spans (time range)', UNIT.count)
-        .withTarget(query(sumGrowth(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="rejected"' }), { instant: true }))
+        .withTarget(query(sumIncreaseWithBirths(METRIC.ingestedSpansTotal, '$__range', [], { [LABEL.outcome]: '="rejected"' }), { instant: true }))
         .thresholds(
           new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([
             { value: null, color: 'green' },
@@ -58,19 +55,15 @@ export function exporterHealthDashboard(): Dashboard {
     )
     .withRow(new RowBuilder('Ingest'))
     .withPanel(
-      new TimeSeries()
-        .title('Spans ingested per second by outcome')
+      timeSeries('Spans ingested per second by outcome')
         .description('priced: usage committed; ignored: not a GenAI span; duplicate: already counted; rejected: invalid usage.')
-        .datasource(DS)
         .withTarget(query(sumRate(METRIC.ingestedSpansTotal, '$__rate_interval', [LABEL.outcome]), { legend: `{{${LABEL.outcome}}}` }))
         .unit(UNIT.perSecond)
         .span(12),
     )
     .withPanel(
-      new TimeSeries()
-        .title('Rejects per second by reason')
+      timeSeries('Rejects per second by reason')
         .description('Spans rejected (implausible usage...) and whole OTLP requests refused (malformed, too large...).')
-        .datasource(DS)
         .withTarget(query(sumRate(METRIC.rejectedSpansTotal, '$__rate_interval', [LABEL.reason]), { legend: `span: {{${LABEL.reason}}}`, refId: 'A' }))
         .withTarget(
           query(sumRate(METRIC.rejectedRequestsTotal, '$__rate_interval', [LABEL.reason]), { legend: `request: {{${LABEL.reason}}}`, refId: 'B' }),
@@ -78,53 +71,99 @@ export function exporterHealthDashboard(): Dashboard {
         .unit(UNIT.perSecond)
         .span(12),
     )
+    .withRow(new RowBuilder('OTLP requests'))
+    .withPanel(
+      timeSeries('OTLP requests per second by status code')
+        .description('Every OTLP/HTTP request answered, by signal and HTTP status ("aborted": closed before an answer). 4xx and 5xx are usage not metered unless the sender retries (collectors drop 4xx).')
+        .withTarget(
+          query(sumRate(METRIC.otlpRequestsTotal, '$__rate_interval', [LABEL.signal, LABEL.code]), { legend: `{{${LABEL.signal}}} {{${LABEL.code}}}` }),
+        )
+        .unit(UNIT.perSecond)
+        .span(12),
+    )
+    .withPanel(
+      timeSeries('OTLP request latency')
+        .description('From arrival to answer; for traces this includes the ledger commit (the answer waits for it).')
+        .withTarget(query(otlpQuantile(0.5), { legend: `{{${LABEL.signal}}} p50`, refId: 'A' }))
+        .withTarget(query(otlpQuantile(0.99), { legend: `{{${LABEL.signal}}} p99`, refId: 'B' }))
+        .unit(UNIT.seconds)
+        .span(12),
+    )
     .withRow(new RowBuilder('Ledger'))
     .withPanel(
-      new TimeSeries()
-        .title('Ledger commit latency')
+      timeSeries('Ledger commit latency')
         .description('Time to commit one OTLP request to the ledger, including the wait for its group commit.')
-        .datasource(DS)
         .withTarget(query(latencyQuantile(0.5), { legend: 'p50', refId: 'A' }))
         .withTarget(query(latencyQuantile(0.99), { legend: 'p99', refId: 'B' }))
         .unit(UNIT.seconds)
         .span(12),
     )
     .withPanel(
-      new TimeSeries()
-        .title('Ledger commits per second')
-        .datasource(DS)
+      timeSeries('Ledger commits per second')
         .withTarget(query(`sum(rate(${sel(`${METRIC.ledgerCommitSeconds}_bucket`, { le: '="+Inf"' })}[$__rate_interval]))`, { legend: 'commits' }))
         .unit(UNIT.perSecond)
         .span(12),
     )
     .withRow(new RowBuilder('Series'))
     .withPanel(
-      new TimeSeries()
-        .title('Per-user series by replica')
+      timeSeries('Per-user series by replica')
         .description('(user, plan) pairs with their own series, bounded by max_users; past it, calls go to user="__overflow__".')
-        .datasource(DS)
         .withTarget(query(`max by (instance) (${sel(METRIC.userSeries)})`, { legend: '{{instance}}' }))
         .unit(UNIT.count)
         .span(8),
     )
     .withPanel(
-      new TimeSeries()
-        .title('Calls attributed to the overflow user per second')
-        .datasource(DS)
+      timeSeries('Calls attributed to the overflow user per second')
         .withTarget(query(sumRate(METRIC.userOverflowTotal, '$__rate_interval'), { legend: 'overflow' }))
         .unit(UNIT.perSecond)
         .span(8),
     )
     .withPanel(
-      new TimeSeries()
-        .title('Series per scrape by replica')
+      timeSeries('Series per scrape by replica')
         .description('All series on the exporter\'s /metrics (scrape_samples_scraped) and the scrape duration.')
-        .datasource(DS)
         .withTarget(query(`max by (instance) (${sel('scrape_samples_scraped', job)})`, { legend: '{{instance}} series', refId: 'A' }))
         .withTarget(query(`max by (instance) (${sel('scrape_duration_seconds', job)})`, { legend: '{{instance}} scrape seconds', refId: 'B' }))
         .overrideByQuery('B', [{ id: 'unit', value: UNIT.seconds }, { id: 'custom.axisPlacement', value: 'right' }])
         .unit(UNIT.count)
         .span(8),
+    )
+    .withRow(new RowBuilder('Process'))
+    .withPanel(
+      timeSeries('CPU by replica')
+        .description('CPU seconds per second (1 = one core busy).')
+        .withTarget(query(`sum by (instance) (rate(${sel(PROCESS_METRIC.cpuSecondsTotal, job)}[$__rate_interval]))`, { legend: '{{instance}}' }))
+        .unit(UNIT.count)
+        .span(8),
+    )
+    .withPanel(
+      timeSeries('Memory by replica')
+        .description('Resident set size and the V8 heap in use.')
+        .withTarget(query(`max by (instance) (${sel(PROCESS_METRIC.residentMemoryBytes, job)})`, { legend: '{{instance}} resident', refId: 'A' }))
+        .withTarget(query(`max by (instance) (${sel(PROCESS_METRIC.heapUsedBytes, job)})`, { legend: '{{instance}} heap used', refId: 'B' }))
+        .unit(UNIT.bytes)
+        .span(8),
+    )
+    .withPanel(
+      timeSeries('Event loop lag p99 by replica')
+        .description('How long a ready callback waits for the event loop: scrapes of many series and large requests block it.')
+        .withTarget(query(`max by (instance) (${sel(PROCESS_METRIC.eventLoopLagP99Seconds, job)})`, { legend: '{{instance}}' }))
+        .unit(UNIT.seconds)
+        .span(8),
+    )
+    .withPanel(
+      new Table()
+        .title('Replicas: version, Node.js, started')
+        .description('tokenmeter_build_info and the process start time, per replica: spot a replica left on an old version.')
+        .datasource(DS)
+        .withTarget(
+          query(`max by (instance, ${LABEL.version}, ${LABEL.nodeVersion}) (${sel(METRIC.buildInfo, job)}) * on (instance) group_left () max by (instance) (${sel(PROCESS_METRIC.startTimeSeconds, job)}) * 1000`, {
+            instant: true,
+            table: true,
+          }),
+        )
+        .withTransformation({ id: 'organize', options: { excludeByName: { Time: true }, renameByName: { Value: 'Started' } } })
+        .unit('dateTimeAsIso')
+        .span(24),
     )
     .build();
 }

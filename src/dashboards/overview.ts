@@ -1,12 +1,32 @@
 /** The Overview dashboard: spend, tokens and requests, cost rate, breakdowns, top users, data-quality figures. */
 import { PanelBuilder as BarGauge } from '@grafana/grafana-foundation-sdk/bargauge';
 import { BarGaugeDisplayMode, StackingConfigBuilder, StackingMode, TableSortByFieldStateBuilder, VizOrientation } from '@grafana/grafana-foundation-sdk/common';
-import { DashboardBuilder, RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import { DashboardBuilder, MappingType, RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as Table } from '@grafana/grafana-foundation-sdk/table';
-import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
 import { LABEL, METRIC } from '../contract/names.js';
-import { DS, UNIT, datasourceVariable, modelVariable, planVariable, plainThresholds, providerVariable, query, statPanel, withDefaults } from './common.js';
-import { ledgerGauge, sumGrowth, sumRate, varMatchers } from './promql.js';
+import { NEAR_LIMIT_RATIO, OVER_LIMIT_RATIO } from './alerts.js';
+import {
+  DS,
+  EXPORTER_HEALTH_UID,
+  UNIT,
+  boardLink,
+  datasourceVariable,
+  exportersUpPanel,
+  modelVariable,
+  nearCountThresholds,
+  overCountThresholds,
+  planVariable,
+  plainThresholds,
+  providerVariable,
+  query,
+  statPanel,
+  timeSeries,
+  upShareThresholds,
+  userDrilldownLink,
+  withDefaults,
+} from './common.js';
+import { countFlaggedUsers, flaggedLimits, ledgerGauge, sumIncreaseWithBirths, sumRate, varMatchers } from './promql.js';
+import { USAGE_LIMITS_UID } from './usage-limits.js';
 
 export const OVERVIEW_UID = 'tokenmeter-overview';
 
@@ -30,9 +50,13 @@ function breakdown(title: string, expr: string, legend: string): BarGauge {
     .span(8);
 }
 
+/** A month-to-date panel: Grafana's relative time "this month so far" (the dashboard is in UTC). */
+const THIS_MONTH = 'now/M';
+
 export function overviewDashboard(): Dashboard {
-  const totalTokens = sumGrowth(METRIC.tokensTotal, '$__range', [], f);
+  const totalTokens = sumIncreaseWithBirths(METRIC.tokensTotal, '$__range', [], f);
   const planTokenRate = sumRate(METRIC.tokensTotal, '$__rate_interval', [LABEL.plan], f);
+  const ledgerUp = `min(min by (instance) (${METRIC.ledgerUp}))`;
   return withDefaults(new DashboardBuilder('tokenmeter / Overview'))
     .uid(OVERVIEW_UID)
     .description('What LLM calls cost: spend, tokens and requests by provider, model, plan and user.')
@@ -55,20 +79,25 @@ export function overviewDashboard(): Dashboard {
         'Spend today (UTC)',
         'Spend since 00:00 UTC from the cost counters. Prometheus extrapolates increase(), so this is close to, not ' +
           'exactly, the billed figure; the billing-period total is exact.',
-        sumGrowth(METRIC.costUsdTotal, '$__range', [], f),
+        sumIncreaseWithBirths(METRIC.costUsdTotal, '$__range', [], f),
         UNIT.usd,
       ).timeFrom('now/d'),
     )
     .withPanel(stat('Tokens', 'Tokens of all five types in the selected time range.', totalTokens, UNIT.tokens))
     .withPanel(
-      stat('Requests', 'LLM calls in the selected time range (successful and failed).', sumGrowth(METRIC.requestsTotal, '$__range', [], f), UNIT.requests),
+      stat(
+        'Requests',
+        'LLM calls in the selected time range (successful and failed).',
+        sumIncreaseWithBirths(METRIC.requestsTotal, '$__range', [], f),
+        UNIT.requests,
+      ),
     )
     .withPanel(
       stat(
         'Estimated tokens',
         'Share of tokens in the time range whose counts were estimated with a tokenizer because the provider did not ' +
           'report usage. 0 when every count is the provider\'s own.',
-        `(${sumGrowth(METRIC.estimatedTokensTotal, '$__range', [], f)} or 0 * ${totalTokens}) / ${totalTokens}`,
+        `(${sumIncreaseWithBirths(METRIC.estimatedTokensTotal, '$__range', [], f)} or 0 * ${totalTokens}) / ${totalTokens}`,
         UNIT.ratio,
       ),
     )
@@ -76,15 +105,62 @@ export function overviewDashboard(): Dashboard {
       stat(
         'Unpriced tokens',
         'Tokens of models with no known price in the time range. They are never counted as free: configure a price.',
-        `${sumGrowth(METRIC.unpricedTokensTotal, '$__range', [], varMatchers('provider', 'model'))} or 0 * ${totalTokens}`,
+        `${sumIncreaseWithBirths(METRIC.unpricedTokensTotal, '$__range', [], varMatchers('provider', 'model'))} or 0 * ${totalTokens}`,
         UNIT.tokens,
       ),
     )
+    .withRow(new RowBuilder('Limits and pipeline health'))
+    .withPanel(
+      stat(
+        'Users over a limit',
+        `Users at or above ${OVER_LIMIT_RATIO * 100}% of any of their limits this billing period (exact, from the ledger). ` +
+          'Details in the Usage vs limits board.',
+        countFlaggedUsers(flaggedLimits(OVER_LIMIT_RATIO, undefined, planOnly), planOnly),
+        UNIT.count,
+      )
+        .thresholds(overCountThresholds())
+        .links(boardLink('Usage vs limits', USAGE_LIMITS_UID))
+        .span(4),
+    )
+    .withPanel(
+      stat(
+        'Users near a limit',
+        `Users between ${NEAR_LIMIT_RATIO * 100}% and ${OVER_LIMIT_RATIO * 100}% of any of their limits this billing period.`,
+        countFlaggedUsers(flaggedLimits(NEAR_LIMIT_RATIO, OVER_LIMIT_RATIO, planOnly), planOnly),
+        UNIT.count,
+      )
+        .thresholds(nearCountThresholds())
+        .links(boardLink('Usage vs limits', USAGE_LIMITS_UID))
+        .span(4),
+    )
+    .withPanel(exportersUpPanel().links(boardLink('Exporter health', EXPORTER_HEALTH_UID)).span(6))
+    .withPanel(
+      stat(
+        'Ledger',
+        'The worst replica: 1 (up) when every replica\'s last ledger operation succeeded; 0 (down) while one answers OTLP with 503.',
+        ledgerUp,
+        UNIT.count,
+      )
+        .mappings([{ type: MappingType.ValueToText, options: { '0': { text: 'down', color: 'red' }, '1': { text: 'up', color: 'green' } } }])
+        .thresholds(upShareThresholds())
+        .links(boardLink('Exporter health', EXPORTER_HEALTH_UID))
+        .span(4),
+    )
+    .withPanel(
+      stat(
+        'OTLP requests refused (time range)',
+        'Whole OTLP requests the exporter refused (malformed, too large, wrong token, ledger unavailable): their usage ' +
+          'is not metered unless the sender retries. By reason in the Exporter health board.',
+        `${sumIncreaseWithBirths(METRIC.rejectedRequestsTotal, '$__range')} or vector(0)`,
+        UNIT.count,
+      )
+        .thresholds(nearCountThresholds())
+        .links(boardLink('Exporter health', EXPORTER_HEALTH_UID))
+        .span(6),
+    )
     .withRow(new RowBuilder('Rates'))
     .withPanel(
-      new TimeSeries()
-        .title('Cost rate by provider (USD per hour)')
-        .datasource(DS)
+      timeSeries('Cost rate by provider (USD per hour)')
         .withTarget(query(`${sumRate(METRIC.costUsdTotal, '$__rate_interval', [LABEL.provider], f)} * 3600`, { legend: `{{${LABEL.provider}}}` }))
         .unit(UNIT.usd)
         .stacking(new StackingConfigBuilder().mode(StackingMode.Normal))
@@ -92,33 +168,61 @@ export function overviewDashboard(): Dashboard {
         .span(12),
     )
     .withPanel(
-      new TimeSeries()
-        .title('Tokens per second by type')
-        .datasource(DS)
+      timeSeries('Tokens per second by type')
         .withTarget(query(sumRate(METRIC.tokensTotal, '$__rate_interval', [LABEL.type], f), { legend: `{{${LABEL.type}}}` }))
-        .unit('suffix: tokens/s')
+        .unit(UNIT.tokensPerSecond)
         .stacking(new StackingConfigBuilder().mode(StackingMode.Normal))
         .fillOpacity(20)
         .span(12),
     )
     .withPanel(
-      new TimeSeries()
-        .title('Requests per second by outcome')
-        .datasource(DS)
+      timeSeries('Requests per second by outcome')
         .withTarget(query(sumRate(METRIC.requestsTotal, '$__rate_interval', [LABEL.outcome], f), { legend: `{{${LABEL.outcome}}}` }))
         .unit(UNIT.perSecond)
         .span(12),
     )
     .withPanel(
-      new TimeSeries()
-        .title('Cost rate by plan (USD per hour)')
-        .datasource(DS)
+      timeSeries('Cost rate by plan (USD per hour)')
         .withTarget(query(`${sumRate(METRIC.costUsdTotal, '$__rate_interval', [LABEL.plan], f)} * 3600`, { legend: `{{${LABEL.plan}}}` }))
         .unit(UNIT.usd)
         .span(12),
     )
-    .withRow(new RowBuilder('Breakdowns'))
-    .withPanel(breakdown('Spend by provider (time range)', sumGrowth(METRIC.costUsdTotal, '$__range', [LABEL.provider], f), `{{${LABEL.provider}}}`))
+    .withRow(new RowBuilder('This month (UTC calendar month so far)'))
+    .withPanel(
+      breakdown(
+        'Spend this month by provider',
+        sumIncreaseWithBirths(METRIC.costUsdTotal, '$__range', [LABEL.provider], f),
+        `{{${LABEL.provider}}}`,
+      )
+        .description(
+          'From the cost counters over the calendar month so far (UTC), whatever the dashboard\'s time range. Close to, ' +
+            'not exactly, the billed figure (increase() extrapolates); needs Prometheus to keep at least 31 days.',
+        )
+        .timeFrom(THIS_MONTH)
+        .span(12),
+    )
+    .withPanel(
+      new Table()
+        .title('Spend and tokens this month by model')
+        .description('Per provider and model over the calendar month so far (UTC), whatever the dashboard\'s time range.')
+        .datasource(DS)
+        .withTarget(query(sumIncreaseWithBirths(METRIC.costUsdTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'A' }))
+        .withTarget(query(sumIncreaseWithBirths(METRIC.tokensTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'B' }))
+        .withTransformation({ id: 'merge', options: {} })
+        .withTransformation({
+          id: 'organize',
+          options: { excludeByName: { Time: true }, renameByName: { 'Value #A': 'Spend (USD)', 'Value #B': 'Tokens' } },
+        })
+        .unit(UNIT.usd)
+        .overrideByName('Tokens', [{ id: 'unit', value: UNIT.tokens }])
+        .sortBy([new TableSortByFieldStateBuilder().displayName('Spend (USD)').desc(true)])
+        .timeFrom(THIS_MONTH)
+        .span(12),
+    )
+    .withRow(new RowBuilder('Breakdowns (time range)'))
+    .withPanel(
+      breakdown('Spend by provider (time range)', sumIncreaseWithBirths(METRIC.costUsdTotal, '$__range', [LABEL.provider], f), `{{${LABEL.provider}}}`),
+    )
     .withPanel(
       breakdown(
         'Spend by plan (this billing period)',
@@ -129,7 +233,7 @@ export function overviewDashboard(): Dashboard {
     .withPanel(
       breakdown(
         'Spend by feature (time range)',
-        sumGrowth(METRIC.featureCostUsdTotal, '$__range', [LABEL.feature], planOnly),
+        sumIncreaseWithBirths(METRIC.featureCostUsdTotal, '$__range', [LABEL.feature], planOnly),
         `{{${LABEL.feature}}}`,
       ).description('By the tokenmeter.feature span attribute ("none" when absent).'),
     )
@@ -137,8 +241,8 @@ export function overviewDashboard(): Dashboard {
       new Table()
         .title('Spend and tokens by model (time range)')
         .datasource(DS)
-        .withTarget(query(sumGrowth(METRIC.costUsdTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'A' }))
-        .withTarget(query(sumGrowth(METRIC.tokensTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'B' }))
+        .withTarget(query(sumIncreaseWithBirths(METRIC.costUsdTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'A' }))
+        .withTarget(query(sumIncreaseWithBirths(METRIC.tokensTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'B' }))
         .withTransformation({ id: 'merge', options: {} })
         .withTransformation({
           id: 'organize',
@@ -152,12 +256,16 @@ export function overviewDashboard(): Dashboard {
     .withPanel(
       new Table()
         .title('Top users by spend (this billing period)')
-        .description('Exact, from the ledger gauges. "__overflow__" collects users past the exporter\'s max_users bound.')
+        .description(
+          'Exact, from the ledger gauges: the 10 highest. "__overflow__" collects users past the exporter\'s max_users ' +
+            'bound. Click a row for the user\'s drill-down.',
+        )
         .datasource(DS)
         .withTarget(query(`topk(10, ${ledgerGauge(METRIC.periodCostUsd, planOnly)})`, { instant: true, table: true }))
         .withTransformation({ id: 'organize', options: { excludeByName: { Time: true }, renameByName: { Value: 'Spend (USD)' } } })
         .unit(UNIT.usd)
         .sortBy([new TableSortByFieldStateBuilder().displayName('Spend (USD)').desc(true)])
+        .dataLinks(userDrilldownLink('row'))
         .span(12),
     )
     .withPanel(
@@ -166,7 +274,7 @@ export function overviewDashboard(): Dashboard {
         .description('Models with no known price. Add them to the price overrides; until then their spend is missing.')
         .datasource(DS)
         .withTarget(
-          query(`${sumGrowth(METRIC.unpricedTokensTotal, '$__range', [LABEL.provider, LABEL.model], varMatchers('provider', 'model'))} > 0`, {
+          query(`${sumIncreaseWithBirths(METRIC.unpricedTokensTotal, '$__range', [LABEL.provider, LABEL.model], varMatchers('provider', 'model'))} > 0`, {
             instant: true,
             table: true,
           }),
@@ -176,10 +284,8 @@ export function overviewDashboard(): Dashboard {
         .span(12),
     )
     .withPanel(
-      new TimeSeries()
-        .title('Share of estimated tokens by plan')
+      timeSeries('Share of estimated tokens by plan')
         .description('Tokens counted with a tokenizer estimate instead of the provider\'s report, as a share of all tokens.')
-        .datasource(DS)
         .withTarget(
           query(
             `(${sumRate(METRIC.estimatedTokensTotal, '$__rate_interval', [LABEL.plan], f)} or 0 * ${planTokenRate}) / ${planTokenRate}`,

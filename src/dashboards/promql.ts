@@ -6,7 +6,7 @@
  * Aggregation over several exporter replicas (DESIGN.md "Scaling out"): counters are summed (`sum`), while the
  * ledger gauges (period_*, limit_*) carry the same value on every replica and are folded with `max by (user, plan)`.
  */
-import { LABEL, METRIC, type MetricName } from '../contract/names.js';
+import { LABEL, METRIC, type MetricName, type ProcessMetricName } from '../contract/names.js';
 
 /** The Prometheus datasource uid Grafana is provisioned with; the alert rules and dashboards default to it. */
 export const PROMETHEUS_DATASOURCE_UID = 'tokenmeter-prometheus';
@@ -24,7 +24,10 @@ export function varMatchers(...labels: (keyof typeof LABEL)[]): Matchers {
 }
 
 /** `metric{a=~"x",b="y"}`. */
-export function sel(metric: MetricName | `${MetricName}_bucket` | (typeof PROMETHEUS_BUILTIN_METRICS)[number], matchers: Matchers = {}): string {
+export function sel(
+  metric: MetricName | `${MetricName}_bucket` | ProcessMetricName | (typeof PROMETHEUS_BUILTIN_METRICS)[number],
+  matchers: Matchers = {},
+): string {
   const parts = Object.entries(matchers).map(([k, v]) => `${k}${v}`);
   return parts.length > 0 ? `${metric}{${parts.join(', ')}}` : metric;
 }
@@ -55,6 +58,22 @@ export function sumGrowth(metric: MetricName, window: string, groupBy: string[] 
   return `sum${by(groupBy)} ((increase(${s}[${window}]) and ${s} offset ${window}) or (${s} unless ${s} offset ${window}))`;
 }
 
+/**
+ * How much a counter grew in `window`, summed, across restarts and replica replacements: `increase()` of every
+ * series, plus, for a series born inside the window (absent `window` ago), its lowest value in the window. The
+ * exporter starts every series the ledger knows at 0 (ExporterMetrics.primeSeries), so for those the second term is
+ * 0 and this is plain `increase()`, which also counts a replica that metered and was replaced inside the window (the
+ * older `sumGrowth` counted such a series only by its current value, i.e. not at all once it was gone). A label set
+ * first seen at runtime (a new model, an operation or feature the ledger's totals do not carry) is born with its
+ * first increment; the second term adds that first sample, which increase() alone never counts.
+ */
+export function sumIncreaseWithBirths(metric: MetricName, window: string, groupBy: string[] = [], matchers: Matchers = {}): string {
+  const s = sel(metric, matchers);
+  const born = `(min_over_time(${s}[${window}]) unless ${s} offset ${window})`;
+  // `or born`: a series with a single sample in the window has no increase() but has its first sample.
+  return `sum${by(groupBy)} ((increase(${s}[${window}]) + ${born}) or ${born} or increase(${s}[${window}]))`;
+}
+
 /** A ledger gauge folded across replicas: `max by (user, plan) (gauge)`. */
 export function ledgerGauge(metric: MetricName, matchers: Matchers = {}): string {
   return `max by (${LABEL.user}, ${LABEL.plan}) (${sel(metric, matchers)})`;
@@ -75,6 +94,27 @@ export type LimitKind = keyof typeof LIMIT_KINDS;
 export function limitRatio(kind: LimitKind, matchers: Matchers = {}): string {
   const k = LIMIT_KINDS[kind];
   return `${ledgerGauge(k.period, matchers)} / ${ledgerGauge(k.limit, matchers)}`;
+}
+
+/** The label flaggedLimits adds to say which limit a series is about. */
+export const LIMIT_LABEL = 'limit';
+
+/**
+ * Every (user, plan) at or above `threshold` of one of their limits (and below `below`), one series per limit with
+ * `limit="tokens|requests|cost"`.
+ */
+export function flaggedLimits(threshold: number, below: number | undefined, matchers: Matchers = {}): string {
+  return (Object.keys(LIMIT_KINDS) as LimitKind[])
+    .map((k) => {
+      const cond = `${limitRatio(k, matchers)} >= ${threshold}${below === undefined ? '' : ` < ${below}`}`;
+      return `label_replace(${cond}, "${LIMIT_LABEL}", "${k}", "", "")`;
+    })
+    .join(' or ');
+}
+
+/** How many (user, plan) pairs have a series in `flagged` (0, not empty, when there are users but none flagged). */
+export function countFlaggedUsers(flagged: string, matchers: Matchers = {}): string {
+  return `count(count by (${LABEL.user}, ${LABEL.plan}) (${flagged})) or 0 * count(${ledgerGauge(METRIC.periodTokens, matchers)})`;
 }
 
 /**

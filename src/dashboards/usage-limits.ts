@@ -2,15 +2,46 @@
 import { TableSortByFieldStateBuilder } from '@grafana/grafana-foundation-sdk/common';
 import { DashboardBuilder, RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as Table } from '@grafana/grafana-foundation-sdk/table';
-import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
 import { LABEL, METRIC } from '../contract/names.js';
 import { NEAR_LIMIT_RATIO, OVER_LIMIT_RATIO } from './alerts.js';
-import { DS, UNIT, datasourceVariable, limitBarGauge, limitThresholds, planVariable, query, statPanel, userVariable, withDefaults } from './common.js';
-import { LIMIT_KINDS, ledgerGauge, limitRatio, periodForecast, sel, varMatchers, type LimitKind } from './promql.js';
+import type { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
+import {
+  DS,
+  UNIT,
+  datasourceVariable,
+  limitBarGauge,
+  limitThresholds,
+  nearCountThresholds,
+  overCountThresholds,
+  planVariable,
+  query,
+  statPanel,
+  timeSeries,
+  userDrilldownLink,
+  userVariable,
+  withDefaults,
+} from './common.js';
+import {
+  LIMIT_KINDS,
+  LIMIT_LABEL as FLAGGED_LIMIT_LABEL,
+  countFlaggedUsers,
+  flaggedLimits,
+  ledgerGauge,
+  limitRatio,
+  periodForecast,
+  sel,
+  varMatchers,
+  type LimitKind,
+} from './promql.js';
 
 export const USAGE_LIMITS_UID = 'tokenmeter-usage-limits';
 /** The label the near/over table adds to say which limit a row is about. */
-export const LIMIT_LABEL = 'limit';
+export const LIMIT_LABEL = FLAGGED_LIMIT_LABEL;
+/**
+ * At most this many users per panel: with max_users at 10,000 an unbounded per-user panel would draw 10,000 series.
+ * Bar gauges and tables show the highest; time series the highest at each step.
+ */
+export const TOP_USERS = { barGauge: 20, table: 100, timeSeries: 10 } as const;
 /** The window of the linear forecast: long enough to smooth bursts, short enough to follow a change of pace. */
 export const FORECAST_WINDOW = '6h';
 
@@ -25,22 +56,22 @@ function ratioBarGauge(kind: LimitKind) {
       `${LIMIT_KINDS[kind].period} / its limit, per user, this billing period (exact, from ` +
         'the ledger). Users without this limit are not shown.',
     )
-    .withTarget(query(`sort_desc(${limitRatio(kind, m)})`, { instant: true, legend: userLegend }))
+    .withTarget(query(`sort_desc(topk(${TOP_USERS.barGauge}, ${limitRatio(kind, m)}))`, { instant: true, legend: userLegend }))
+    .dataLinks(userDrilldownLink('labels'))
     .span(8)
     .height(10);
 }
 
 /** A user's share of a limit at period end, extrapolated linearly. */
 function forecastPanel(kind: LimitKind, title: string, description: string): TimeSeries {
-  return new TimeSeries()
-    .title(`Forecast: share of ${title} at period end (linear over ${FORECAST_WINDOW})`)
-    .description(description)
-    .datasource(DS)
+  return timeSeries(`Forecast: share of ${title} at period end (linear over ${FORECAST_WINDOW})`)
+    .description(`${description} The ${TOP_USERS.timeSeries} highest at each point in time.`)
     .withTarget(
-      query(`${periodForecast(kind, FORECAST_WINDOW, m, varMatchers('plan'))} / ${ledgerGauge(LIMIT_KINDS[kind].limit, m)}`, {
+      query(`topk(${TOP_USERS.timeSeries}, ${periodForecast(kind, FORECAST_WINDOW, m, varMatchers('plan'))} / ${ledgerGauge(LIMIT_KINDS[kind].limit, m)})`, {
         legend: userLegend,
       }),
     )
+    .dataLinks(userDrilldownLink('labels'))
     .unit(UNIT.ratio)
     .thresholds(limitThresholds())
     .span(12);
@@ -48,18 +79,11 @@ function forecastPanel(kind: LimitKind, title: string, description: string): Tim
 
 /** Users with any ratio at or above `threshold` (and below `below`), one row per (user, plan, limit). */
 function flagged(threshold: number, below?: number): string {
-  return KINDS.map((k) => {
-    const cond = `${limitRatio(k, m)} >= ${threshold}${below === undefined ? '' : ` < ${below}`}`;
-    return `label_replace(${cond}, "${LIMIT_LABEL}", "${k}", "", "")`;
-  }).join(' or ');
+  return flaggedLimits(threshold, below, m);
 }
 
 function userCount(title: string, description: string, expr: string) {
-  const anyUser = `count(${ledgerGauge(METRIC.periodTokens, m)})`;
-  return statPanel(title, UNIT.count)
-    .description(description)
-    .withTarget(query(`count(count by (${LABEL.user}, ${LABEL.plan}) (${expr})) or 0 * ${anyUser}`, { instant: true }))
-    .thresholds(limitThresholds());
+  return statPanel(title, UNIT.count).description(description).withTarget(query(countFlaggedUsers(expr, m), { instant: true }));
 }
 
 export function usageLimitsDashboard(): Dashboard {
@@ -80,14 +104,14 @@ export function usageLimitsDashboard(): Dashboard {
         'Users over a limit',
         `Users at or above ${OVER_LIMIT_RATIO * 100}% of any of their limits.`,
         flagged(OVER_LIMIT_RATIO),
-      ),
+      ).thresholds(overCountThresholds()),
     )
     .withPanel(
       userCount(
         'Users near a limit',
         `Users between ${NEAR_LIMIT_RATIO * 100}% and ${OVER_LIMIT_RATIO * 100}% of any of their limits.`,
         flagged(NEAR_LIMIT_RATIO, OVER_LIMIT_RATIO),
-      ),
+      ).thresholds(nearCountThresholds()),
     )
     .withPanel(
       statPanel('Spend this billing period', UNIT.usd)
@@ -100,9 +124,13 @@ export function usageLimitsDashboard(): Dashboard {
     .withPanel(
       new Table()
         .title('Users near or over a limit')
-        .description(`Every (user, plan, limit) at or above ${NEAR_LIMIT_RATIO * 100}% of the limit, highest first.`)
+        .description(
+          `Every (user, plan, limit) at or above ${NEAR_LIMIT_RATIO * 100}% of the limit, highest first (the ${TOP_USERS.table} highest). ` +
+            'Click a row for the user\'s drill-down.',
+        )
         .datasource(DS)
-        .withTarget(query(`sort_desc(${flagged(NEAR_LIMIT_RATIO)})`, { instant: true, table: true }))
+        .withTarget(query(`sort_desc(topk(${TOP_USERS.table}, ${flagged(NEAR_LIMIT_RATIO)}))`, { instant: true, table: true }))
+        .dataLinks(userDrilldownLink('row'))
         .withTransformation({ id: 'organize', options: { excludeByName: { Time: true }, renameByName: { Value: 'Used of limit' } } })
         .unit(UNIT.ratio)
         .overrideByName('Used of limit', [{ id: 'custom.cellOptions', value: { type: 'color-background' } }])
@@ -114,11 +142,15 @@ export function usageLimitsDashboard(): Dashboard {
     .withPanel(
       new Table()
         .title('Usage vs limits by user')
-        .description('Share of each limit used this billing period, sorted by the token ratio. Empty cells: no such limit.')
+        .description(
+          `Share of each limit used this billing period, sorted by the token ratio: the ${TOP_USERS.table} highest of each ` +
+            'limit. Empty cells: no such limit (or not among the highest). Click a row for the user\'s drill-down.',
+        )
         .datasource(DS)
-        .withTarget(query(limitRatio('tokens', m), { instant: true, table: true, refId: 'A' }))
-        .withTarget(query(limitRatio('requests', m), { instant: true, table: true, refId: 'B' }))
-        .withTarget(query(limitRatio('cost', m), { instant: true, table: true, refId: 'C' }))
+        .withTarget(query(`topk(${TOP_USERS.table}, ${limitRatio('tokens', m)})`, { instant: true, table: true, refId: 'A' }))
+        .withTarget(query(`topk(${TOP_USERS.table}, ${limitRatio('requests', m)})`, { instant: true, table: true, refId: 'B' }))
+        .withTarget(query(`topk(${TOP_USERS.table}, ${limitRatio('cost', m)})`, { instant: true, table: true, refId: 'C' }))
+        .dataLinks(userDrilldownLink('row'))
         .withTransformation({ id: 'merge', options: {} })
         .withTransformation({
           id: 'organize',
@@ -145,10 +177,10 @@ export function usageLimitsDashboard(): Dashboard {
     )
     .withPanel(forecastPanel('cost', 'cost budget', 'A forecast, not a measurement (see the token forecast).'))
     .withPanel(
-      new TimeSeries()
-        .title('Share of token limit over time')
-        .datasource(DS)
-        .withTarget(query(limitRatio('tokens', m), { legend: userLegend }))
+      timeSeries('Share of token limit over time')
+        .description(`The ${TOP_USERS.timeSeries} highest at each point in time.`)
+        .withTarget(query(`topk(${TOP_USERS.timeSeries}, ${limitRatio('tokens', m)})`, { legend: userLegend }))
+        .dataLinks(userDrilldownLink('labels'))
         .unit(UNIT.ratio)
         .thresholds(limitThresholds())
         .span(24),

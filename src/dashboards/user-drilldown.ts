@@ -1,13 +1,13 @@
 /** The User drill-down dashboard: one user (`$user`), their usage against limits and their rates. */
 import { PanelBuilder as BarGauge } from '@grafana/grafana-foundation-sdk/bargauge';
 import { DashboardBuilder, RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
+import type { PanelBuilder as TimeSeries } from '@grafana/grafana-foundation-sdk/timeseries';
 import { LABEL, METRIC } from '../contract/names.js';
-import { DS, UNIT, datasourceVariable, limitBarGauge, planVariable, query, statPanel, userVariable, withDefaults } from './common.js';
+import { USER_DRILLDOWN_UID, UNIT, datasourceVariable, limitBarGauge, planVariable, query, statPanel, timeSeries, userVariable, withDefaults } from './common.js';
 import { LIMIT_KINDS, ledgerGauge, limitRatio, periodForecast, sel, sumRate, type LimitKind } from './promql.js';
 import { FORECAST_WINDOW } from './usage-limits.js';
 
-export const USER_DRILLDOWN_UID = 'tokenmeter-user';
+export { USER_DRILLDOWN_UID };
 
 /** One user, exactly (`user="$user"`): a single-value variable, so no regex escaping is involved. */
 const u = { [LABEL.user]: `="$${LABEL.user}"`, [LABEL.plan]: `=~"$${LABEL.plan}"` };
@@ -33,9 +33,7 @@ function perLimit(gauge: BarGauge, expr: (kind: LimitKind) => string): BarGauge 
 
 function periodVsLimit(kind: LimitKind): TimeSeries {
   const k = LIMIT_KINDS[kind];
-  return new TimeSeries()
-    .title(`${TITLES[kind]} this billing period vs limit`)
-    .datasource(DS)
+  return timeSeries(`${TITLES[kind]} this billing period vs limit`)
     .withTarget(query(ledgerGauge(k.period, u), { legend: 'used', refId: 'A' }))
     .withTarget(query(ledgerGauge(k.limit, u), { legend: 'limit', refId: 'B' }))
     .unit(KIND_UNITS[kind])
@@ -72,17 +70,13 @@ export function userDrilldownDashboard(): Dashboard {
     .withPanel(periodVsLimit('tokens'))
     .withPanel(periodVsLimit('cost'))
     .withPanel(
-      new TimeSeries()
-        .title('Tokens per hour')
-        .datasource(DS)
+      timeSeries('Tokens per hour')
         .withTarget(query(`${sumRate(METRIC.userTokensTotal, '$__rate_interval', [LABEL.plan], u)} * 3600`, { legend: `{{${LABEL.plan}}}` }))
         .unit(UNIT.tokens)
         .span(12),
     )
     .withPanel(
-      new TimeSeries()
-        .title('Spend per hour (USD)')
-        .datasource(DS)
+      timeSeries('Spend per hour (USD)')
         .withTarget(query(`${sumRate(METRIC.userCostUsdTotal, '$__rate_interval', [LABEL.plan], u)} * 3600`, { legend: `{{${LABEL.plan}}}` }))
         .unit(UNIT.usd)
         .span(12),

@@ -99,6 +99,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
   const metrics = new ExporterMetrics({
     maxUsers: config.limits.max_users,
     maxFeatures: config.limits.max_features,
+    processMetrics: true,
     limitsFor: (u, p) => ports.plans.limitsFor(u, p),
   });
   const now = () => clock.now();
@@ -125,6 +126,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
   let shuttingDown = false;
 
   let refreshing: Promise<void> | undefined;
+  let primed = false;
   const refresh = (): Promise<void> => {
     refreshing ??= (async () => {
       try {
@@ -133,6 +135,13 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
         const rollups = await ports.ledger.loadPeriodRollups(period.start);
         // A rollover while reading: the next refresh loads the new period.
         if (metrics.currentPeriod?.start.getTime() === period.start.getTime()) metrics.loadRollups(rollups);
+        if (!primed) {
+          // Once per process: the label sets of this period and the last one start at 0 (see primeSeries).
+          const previous = ports.plans.periodFor(new Date(period.start.getTime() - 1)).start;
+          const models = [...(await ports.ledger.periodModelUsage(period.start)), ...(await ports.ledger.periodModelUsage(previous))];
+          metrics.primeSeries([...ports.plans.planNames(), ...rollups.map((r) => r.plan)], models);
+          primed = true;
+        }
       } catch (err) {
         metrics.setLedgerUp(false);
         log(`could not refresh the period totals from the ledger: ${err instanceof Error ? err.message : String(err)}`);

@@ -1,5 +1,6 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { INGEST_OUTCOMES, LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES } from '../contract/names.js';
+import { readFileSync } from 'node:fs';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { INGEST_OUTCOMES, LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod } from '../plans/types.js';
 import { totalTokens } from '../usage/usage.js';
@@ -16,6 +17,36 @@ export interface ExporterMetricsOptions {
   maxUnpricedModels?: number;
   /** The user's effective limits (plan limits with per-user overrides). */
   limitsFor: LimitsLookup;
+  /**
+   * Also expose the process and Node.js runtime metrics (prom-client's default metrics: CPU, memory, event loop
+   * lag, GC, handles). On in the running exporter; off by default so that many instances in one test process do
+   * not each start an event-loop monitor.
+   */
+  processMetrics?: boolean;
+  /** The version in tokenmeter_build_info (default: package.json's). */
+  version?: string;
+}
+
+/** OTLP signals as labelled on the request metrics. */
+export type OtlpRequestSignal = 'traces' | 'metrics' | 'other';
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** A (provider, model) the ledger holds usage of: its series start at 0 when the exporter starts (primeSeries). */
+export interface KnownModelUsage {
+  provider: string;
+  model: string;
+  tokens: Record<TokenType, number>;
+  requests: number;
+  unpricedRequests?: number;
+  estimatedRequests?: number;
 }
 
 /** Keeps a label's distinct values under a bound; past it, values map to the overflow value. */
@@ -239,6 +270,41 @@ export class ExporterMetrics {
     });
     for (const o of INGEST_OUTCOMES) this.ingestedSpansTotal.inc({ outcome: o }, 0);
     this.userOverflowTotal.inc(0);
+
+    new Gauge({
+      name: METRIC.buildInfo,
+      help: 'Always 1: the tokenmeter version and the Node.js version running it.',
+      labelNames: [LABEL.version, LABEL.nodeVersion],
+      registers: r,
+    }).set({ [LABEL.version]: options.version ?? packageVersion(), [LABEL.nodeVersion]: process.version }, 1);
+    this.otlpRequestsTotal = new Counter({
+      name: METRIC.otlpRequestsTotal,
+      help: 'OTLP/HTTP requests answered, by signal (traces, metrics, other) and HTTP status code ("aborted": closed before an answer).',
+      labelNames: [LABEL.signal, LABEL.code],
+      registers: r,
+    });
+    this.otlpRequestDurationSeconds = new Histogram({
+      name: METRIC.otlpRequestDurationSeconds,
+      help: 'Time from an OTLP/HTTP request\'s arrival to its answer (traces: including the ledger commit), by signal.',
+      labelNames: [LABEL.signal],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: r,
+    });
+    // The successful series exist from the start, so rates and ratios over them have a 0 to start from.
+    for (const signal of ['traces', 'metrics'] as const) {
+      this.otlpRequestsTotal.inc({ [LABEL.signal]: signal, [LABEL.code]: '200' }, 0);
+      this.otlpRequestDurationSeconds.zero({ [LABEL.signal]: signal });
+    }
+    if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  private readonly otlpRequestsTotal: Counter<string>;
+  private readonly otlpRequestDurationSeconds: Histogram<string>;
+
+  /** One OTLP/HTTP request answered (or closed unanswered: code "aborted"). */
+  observeOtlpRequest(signal: OtlpRequestSignal, code: string, seconds: number): void {
+    this.otlpRequestsTotal.inc({ [LABEL.signal]: signal, [LABEL.code]: code });
+    this.otlpRequestDurationSeconds.observe({ [LABEL.signal]: signal }, seconds);
   }
 
   /** The billing period the gauges describe. */
@@ -366,6 +432,42 @@ export class ExporterMetrics {
       entry.periodCost = addMoney(entry.periodCost, rec.totalCostUsd);
     }
     return overflowed;
+  }
+
+  /**
+   * Creates, at 0, the model-level counter series of every (plan, provider, model, type) the ledger has usage of, so
+   * that a restarted or newly added replica exposes them at 0 before its first call. Prometheus' increase() counts a
+   * series' growth from its first sample: a series born with its first increment loses that increment, and a
+   * replica replaced inside a dashboard's time range would count only part of what it metered. Existing series are
+   * left as they are. The ledger keeps per-model totals without the plan, so each model is primed under every plan
+   * given (a few zero series at most); requests_total and the feature counter carry labels the ledger's totals do
+   * not (operation, outcome, feature) and are not primed: the dashboards count a series born inside the window
+   * with a non-zero first sample by that sample (promql.ts, sumIncreaseWithBirths).
+   */
+  primeSeries(plans: Iterable<string>, models: Iterable<KnownModelUsage>): void {
+    const planList = [...new Set(plans)];
+    for (const m of models) {
+      const unpriced = m.unpricedRequests ?? 0;
+      const priced = m.requests > unpriced;
+      const types = TOKEN_TYPES.map((t, i) => (m.tokens[t] > 0 ? i : -1)).filter((i) => i >= 0);
+      if (unpriced > 0) {
+        const model = this.unpricedModels.label(m.model);
+        const byModel = inner(this.unpricedSeries, m.provider);
+        if (!byModel.has(model)) byModel.set(model, this.unpricedTokensTotal.create({ provider: m.provider, model }, 0));
+        for (const plan of planList) this.primeModel(this.seriesOf(plan, m.provider, model), types, false, (m.estimatedRequests ?? 0) > 0);
+      }
+      if (priced) {
+        for (const plan of planList) this.primeModel(this.seriesOf(plan, m.provider, m.model), types, true, (m.estimatedRequests ?? 0) > 0);
+      }
+    }
+  }
+
+  private primeModel(g: ModelSeries, types: number[], priced: boolean, estimated: boolean): void {
+    for (const i of types) {
+      g.tokens[i] ??= this.tokensTotal.create({ ...g.base, type: TOKEN_TYPES[i]! }, 0);
+      if (priced) g.cost[i] ??= this.costUsdTotal.create({ ...g.base, type: TOKEN_TYPES[i]! }, new ExactSum());
+    }
+    if (estimated) g.estimated ??= this.estimatedTokensTotal.create({ ...g.base }, 0);
   }
 
   /** Replaces the period gauges with a full read of the ledger's rollups for the current period. */

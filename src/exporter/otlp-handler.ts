@@ -126,6 +126,12 @@ export function createOtlpHandler<S>(o: OtlpHandlerOptions<S>): (req: IncomingMe
   };
 
   return (req, res) => {
+    const started = process.hrtime.bigint();
+    res.once('close', () => {
+      const signal = PATHS[(req.url ?? '/').split('?')[0]!] ?? 'other';
+      const code = res.writableFinished ? String(res.statusCode) : 'aborted';
+      o.metrics.observeOtlpRequest(signal, code, Number(process.hrtime.bigint() - started) / 1e9);
+    });
     const requested = formatOf(req.headers['content-type']);
     o.track(handle(req, res, requested)).catch((err: unknown) => {
       o.log(`OTLP request failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

@@ -31,6 +31,9 @@ export interface ModelUsage {
   model: string;
   tokens: Record<'input' | 'cache_read' | 'cache_write' | 'output' | 'reasoning', number>;
   requests: number;
+  /** Requests of this model with no known price, and with estimated token counts (the real ledgers report them). */
+  unpricedRequests?: number;
+  estimatedRequests?: number;
   /** Exact decimal string. */
   costUsd: string;
   /** The plan, when the row is per user and plan. */

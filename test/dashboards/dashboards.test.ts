@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { LABEL, METRIC } from '../../src/contract/names.js';
-import { sumGrowth } from '../../src/dashboards/promql.js';
+import { LABEL, METRIC, PROCESS_METRIC } from '../../src/contract/names.js';
+import { sumGrowth, sumIncreaseWithBirths } from '../../src/dashboards/promql.js';
 import {
   EXPORTER_HEALTH_UID,
   OVERVIEW_UID,
@@ -23,8 +23,8 @@ import {
   variableQueries,
 } from './helpers.js';
 
-const EMITTED = new Set<string>([...Object.values(METRIC), ...PROMETHEUS_BUILTIN_METRICS]);
-const HISTOGRAMS = [METRIC.ledgerCommitSeconds];
+const EMITTED = new Set<string>([...Object.values(METRIC), ...Object.values(PROCESS_METRIC), ...PROMETHEUS_BUILTIN_METRICS]);
+const HISTOGRAMS = [METRIC.ledgerCommitSeconds, METRIC.otlpRequestDurationSeconds];
 
 /**
  * How each metric must be aggregated wherever a dashboard or rule reads it, so that several exporter replicas add
@@ -59,8 +59,17 @@ function aggregationProblem(expr: string, metric: string, index: number): string
  */
 const GROWTH = /\(increase\((\w+)(\{[^}]*\})?\[([^\]]+)\]\) and \1\2 offset \3\) or \(\1\2 unless \1\2 offset \3\)/g;
 
+/**
+ * sumIncreaseWithBirths' inner form, `(increase(x[w]) + B) or B or increase(x[w])` with B = `(min_over_time(x[w]) unless x offset w)`,
+ * reads the raw counter on purpose (the first sample of a series born in the window); folded the same way.
+ */
+const BIRTHS =
+  /\(increase\((\w+)(\{[^}]*\})?\[([^\]]+)\]\) \+ \(min_over_time\(\1\2\[\3\]\) unless \1\2 offset \3\)\) or \(min_over_time\(\1\2\[\3\]\) unless \1\2 offset \3\) or increase\(\1\2\[\3\]\)/g;
+
 function aggregationProblems(rawExpr: string): string[] {
-  const expr = rawExpr.replace(GROWTH, (_m, metric: string, matchers: string | undefined, window: string) => `increase(${metric}${matchers ?? ''}[${window}])`);
+  const expr = rawExpr
+    .replace(GROWTH, (_m, metric: string, matchers: string | undefined, window: string) => `increase(${metric}${matchers ?? ''}[${window}])`)
+    .replace(BIRTHS, (_m, metric: string, matchers: string | undefined, window: string) => `increase(${metric}${matchers ?? ''}[${window}])`);
   const problems: string[] = [];
   for (const name of [...EMITTED, `${METRIC.ledgerCommitSeconds}_bucket`]) {
     const re = new RegExp(`(?<![A-Za-z0-9_:])${name}(?![A-Za-z0-9_:])`, 'g');
@@ -125,7 +134,9 @@ describe('dashboards', () => {
       }
     }
     expect(units).toContain('currencyUSD');
-    expect(units).toContain('suffix: tokens');
+    expect(units).toContain('count:tokens');
+    // Tokens and requests scale (count:), never a fixed suffix that prints 12345678 tokens.
+    expect([...units].filter((u) => u.startsWith('suffix:'))).toEqual([]);
     expect(units).toContain('percentunit');
   });
 
@@ -183,11 +194,15 @@ describe('dashboards', () => {
     expect(aggregationProblems(sumGrowth(METRIC.tokensTotal, '$__range', [LABEL.plan], { [LABEL.plan]: '=~"$plan"' }))).toEqual([]);
     // A raw counter outside that exact form (another window on one side) is still a problem.
     expect(aggregationProblems('sum ((increase(tokenmeter_tokens_total[1h]) and tokenmeter_tokens_total offset 1h) or (tokenmeter_tokens_total unless tokenmeter_tokens_total offset 2h))')).not.toEqual([]);
-    const overview = panelsOf(dashboards[0]);
-    for (const title of ['Spend today (UTC)', 'Tokens', 'Requests']) {
-      const expr = overview.find((p) => p.title === title).targets[0].expr as string;
-      expect(expr, title).toMatch(/^sum \(\(increase\(\w+\{[^}]*\}\[\$__range\]\) and \w+\{[^}]*\} offset \$__range\) or \(/);
-    }
+  });
+
+  it('count the growth of counters in the range with increase() plus the first sample of series born in it (sumIncreaseWithBirths)', () => {
+    expect(aggregationProblems(sumIncreaseWithBirths(METRIC.tokensTotal, '$__range', [LABEL.plan], { [LABEL.plan]: '=~"$plan"' }))).toEqual([]);
+    // Another window on one side is not the form, so the raw counter in it is a problem.
+    const t = 'tokenmeter_tokens_total';
+    expect(aggregationProblems(`sum ((increase(${t}[1h]) + (min_over_time(${t}[1h]) unless ${t} offset 2h)) or (min_over_time(${t}[1h]) unless ${t} offset 2h) or increase(${t}[1h]))`)).not.toEqual([]);
+    // The old form (which lost a replica replaced inside the range) is no longer used by any panel.
+    for (const q of allPanelQueries()) expect(q.expr, `${q.dashboard}/${q.panel}`).not.toMatch(/\) and \w+(\{[^}]*\})? offset /);
   });
 
   it('aggregate across replicas: counters with sum, ledger gauges with max by (user, plan)', () => {
@@ -202,6 +217,128 @@ describe('dashboards', () => {
     expect(compose.services.grafana.volumes).toContain(`./grafana/dashboards:${provider.options.path}:ro`);
     expect(compose.services.grafana.volumes).toContain('./grafana/provisioning/datasources:/etc/grafana/provisioning/datasources:ro');
     expect(compose.services.grafana.volumes).toContain('./grafana/provisioning/dashboards:/etc/grafana/provisioning/dashboards:ro');
+  });
+});
+
+describe('dashboards an on-call team can read in 10 seconds', () => {
+  const boards: Record<string, any[]> = Object.fromEntries(
+    DASHBOARD_FILES.map((f) => {
+      const d = readDashboard(f);
+      return [d.uid, panelsOf(d)];
+    }),
+  );
+  const all: any[] = Object.values(boards).flat();
+  const byTitle = (uid: string, title: string) => {
+    const p = boards[uid].find((x: any) => x.title === title);
+    expect(p, `${uid}: no panel "${title}"`).toBeTruthy();
+    return p;
+  };
+  const drilldownUrl = (p: any) => (p.fieldConfig.defaults.links ?? []).map((l: any) => l.url as string).find((u: string) => u.startsWith(`/d/${USER_DRILLDOWN_UID}/`));
+
+  it('show the legend of every time-series panel', () => {
+    const series = all.filter((p) => p.type === 'timeseries');
+    expect(series.length).toBeGreaterThan(10);
+    for (const p of series) {
+      expect(p.options.legend.showLegend, p.title).toBe(true);
+      expect(p.options.legend.displayMode, p.title).not.toBe('hidden');
+    }
+  });
+
+  it('link top users, the near/over lists and the limit bar gauges to the user drill-down', () => {
+    const linked = [
+      [OVERVIEW_UID, 'Top users by spend (this billing period)', 'row'],
+      [USAGE_LIMITS_UID, 'Users near or over a limit', 'row'],
+      [USAGE_LIMITS_UID, 'Usage vs limits by user', 'row'],
+      [USAGE_LIMITS_UID, 'Tokens used of limit', 'labels'],
+      [USAGE_LIMITS_UID, 'Requests used of limit', 'labels'],
+      [USAGE_LIMITS_UID, 'Cost budget used of limit', 'labels'],
+      [USAGE_LIMITS_UID, 'Share of token limit over time', 'labels'],
+    ] as const;
+    for (const [uid, title, from] of linked) {
+      const url = drilldownUrl(byTitle(uid, title));
+      expect(url, title).toBeTruthy();
+      const v = (l: string) => (from === 'row' ? `\${__data.fields.${l}}` : `\${__field.labels.${l}}`);
+      expect(url).toContain(`var-user=${v('user')}`);
+      expect(url).toContain(`var-plan=${v('plan')}`);
+      expect(url).toContain('${__url_time_range}');
+    }
+    // Every per-user table and bar gauge outside the drill-down links to it.
+    for (const uid of [OVERVIEW_UID, USAGE_LIMITS_UID]) {
+      for (const p of boards[uid].filter((x: any) => ['table', 'bargauge'].includes(x.type))) {
+        const perUser = p.targets.some((t: any) => /tokenmeter_(period|limit)_\w+\{[^}]*user=/.test(t.expr) || /max by \(user, plan\)/.test(t.expr) && !/sum by \(plan\)/.test(t.expr));
+        if (perUser) expect(drilldownUrl(p), `${uid}/${p.title}`).toBeTruthy();
+      }
+    }
+    // The drill-down's uid and variables are the ones the links fill.
+    expect(readDashboard('grafana/dashboards/tokenmeter-user.json').templating.list.map((v: any) => v.name)).toEqual(['datasource', 'plan', 'user']);
+  });
+
+  it('limit every per-user panel with topk (10,000 users at the default max_users)', () => {
+    let checked = 0;
+    for (const uid of [OVERVIEW_UID, USAGE_LIMITS_UID]) {
+      for (const p of boards[uid]) {
+        for (const t of p.targets) {
+          // A per-user result: a ledger gauge kept by (user, plan) without summing the users away.
+          const perUser = /max by \(user, plan\)/.test(t.expr) && !/\b(sum|count|min)\(|sum by \(plan\)/.test(t.expr);
+          if (perUser) {
+            checked++;
+            expect(t.expr, `${uid}/${p.title}/${t.refId}`).toMatch(/topk\(\d+, /);
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(10);
+  });
+
+  it('colour users near a limit amber and over a limit red, on the Overview and on Usage vs limits', () => {
+    for (const uid of [OVERVIEW_UID, USAGE_LIMITS_UID]) {
+      const near = byTitle(uid, 'Users near a limit').fieldConfig.defaults.thresholds.steps;
+      const over = byTitle(uid, 'Users over a limit').fieldConfig.defaults.thresholds.steps;
+      expect(near).toEqual([{ value: null, color: 'green' }, { value: 1, color: 'orange' }]);
+      expect(over).toEqual([{ value: null, color: 'green' }, { value: 1, color: 'red' }]);
+    }
+  });
+
+  it('show exporters up out of expected (count of up targets vs count of targets), not sum(up)', () => {
+    for (const uid of [OVERVIEW_UID, EXPORTER_HEALTH_UID]) {
+      const p = byTitle(uid, 'Exporters up');
+      const exprs = p.targets.map((t: any) => t.expr);
+      expect(exprs).toEqual([
+        '(count(up{job="tokenmeter"} == 1) or vector(0)) / count(up{job="tokenmeter"})',
+        '(count(up{job="tokenmeter"} == 1) or vector(0))',
+        'count(up{job="tokenmeter"}) or vector(0)',
+      ]);
+      expect(p.targets.map((t: any) => t.legendFormat)).toEqual(['share up', 'up', 'expected']);
+      expect(p.fieldConfig.defaults.thresholds.steps.map((x: any) => x.color)).toEqual(['red', 'orange', 'green']);
+      for (const e of exprs) expect(e).not.toMatch(/sum\(up/);
+    }
+  });
+
+  it('give the Overview the users near/over a limit and the pipeline health, linked to their boards', () => {
+    for (const title of ['Users over a limit', 'Users near a limit', 'Exporters up', 'Ledger', 'OTLP requests refused (time range)']) {
+      expect(byTitle(OVERVIEW_UID, title).links?.length, title).toBeGreaterThan(0);
+    }
+  });
+
+  it('have "this month" by provider and by model on a fixed month range, whatever the dashboard range', () => {
+    for (const title of ['Spend this month by provider', 'Spend and tokens this month by model']) {
+      const p = byTitle(OVERVIEW_UID, title);
+      expect(p.timeFrom).toBe('now/M');
+      for (const t of p.targets) expect(t.expr).toContain('[$__range]');
+    }
+  });
+
+  it('use scaling units for tokens and requests', () => {
+    expect(byTitle(OVERVIEW_UID, 'Tokens').fieldConfig.defaults.unit).toBe('count:tokens');
+    expect(byTitle(OVERVIEW_UID, 'Requests').fieldConfig.defaults.unit).toBe('count:requests');
+    expect(byTitle(OVERVIEW_UID, 'Tokens per second by type').fieldConfig.defaults.unit).toBe('count:tokens/s');
+  });
+
+  it('show the exporter\'s process, OTLP request and build metrics', () => {
+    const exprs = boards[EXPORTER_HEALTH_UID].flatMap((p: any) => p.targets.map((t: any) => t.expr)).join('\n');
+    for (const m of [METRIC.otlpRequestsTotal, `${METRIC.otlpRequestDurationSeconds}_bucket`, METRIC.buildInfo, PROCESS_METRIC.cpuSecondsTotal, PROCESS_METRIC.residentMemoryBytes, PROCESS_METRIC.eventLoopLagP99Seconds]) {
+      expect(exprs).toContain(m);
+    }
   });
 });
 

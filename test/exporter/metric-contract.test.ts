@@ -40,6 +40,9 @@ const OPERATIONAL: Record<string, { kind: string; labels: string[] }> = {
   tokenmeter_ledger_up: { kind: 'gauge', labels: [] },
   tokenmeter_user_series: { kind: 'gauge', labels: [] },
   tokenmeter_user_overflow_total: { kind: 'counter', labels: [] },
+  tokenmeter_build_info: { kind: 'gauge', labels: ['version', 'node_version'] },
+  tokenmeter_otlp_requests_total: { kind: 'counter', labels: ['signal', 'code'] },
+  tokenmeter_otlp_request_duration_seconds: { kind: 'histogram', labels: ['signal'] },
 };
 
 interface Sample {
@@ -54,7 +57,7 @@ function parseSamples(lines: string[]): { kinds: Map<string, string>; samples: S
     const type = /^# TYPE (\S+) (\S+)$/.exec(line);
     if (type) kinds.set(type[1]!, type[2]!);
     if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    const m = /^([a-z_][a-z0-9_]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m) throw new Error(`unparsable sample line: ${line}`);
     const labels: Record<string, string> = {};
     for (const l of (m[2] ?? '').matchAll(/([a-z_]+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
@@ -106,7 +109,12 @@ describe('/metrics matches DESIGN.md', () => {
     // Exactly the table's families plus the operational ones: nothing missing, nothing extra.
     expect([...kinds.keys()].filter((n) => n.startsWith('tokenmeter_')).sort()).toEqual(Object.keys(expected).sort());
     for (const [name, spec] of Object.entries(expected)) expect(kinds.get(name), name).toBe(spec.kind);
+    // Plus the process and Node.js runtime metrics (prom-client's default metrics, their own names and labels).
     for (const s of samples) {
+      if (!s.name.startsWith('tokenmeter_')) {
+        expect(s.name, 'a runtime metric').toMatch(/^(process|nodejs)_/);
+        continue;
+      }
       const family = familyOf(s.name, kinds);
       const spec = expected[family];
       expect(spec, s.name).toBeDefined();
