@@ -155,7 +155,8 @@ describe.skipIf(!dockerCompose)('docs/production/docker-compose.yml', () => {
       delete env[missing];
       expect(compose(file, env).status, missing).not.toBe(0);
     }
-  });
+    // One `docker-compose config` per missing secret, about 3 s each.
+  }, 120_000);
 
   it('runs several exporter replicas on one PostgreSQL, each with a sidecar in its network namespace', () => {
     const s = c().services;
