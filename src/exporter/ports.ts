@@ -31,7 +31,9 @@ export interface ModelUsage {
   model: string;
   tokens: Record<'input' | 'cache_read' | 'cache_write' | 'output' | 'reasoning', number>;
   requests: number;
-  /** Exact decimal string. */
+  /** Requests of the row whose model had no price (absent = none): counted in `tokens`, not in `costUsd`. */
+  unpricedRequests?: number;
+  /** Exact decimal string: the cost of the priced requests. */
   costUsd: string;
   /** The plan, when the row is per user and plan. */
   plan?: string;

@@ -965,7 +965,11 @@ export class JournalLedger implements Ledger {
     const rows: UserRow[] = [];
     for (const head of p.users.values()) for (let u: UserRow | undefined = head; u !== undefined; u = u.next) rows.push(u);
     rows.sort((a, b) => compareStrings(a.userId, b.userId) || compareStrings(a.plan, b.plan));
-    return rows.map((u) => rollupOf(ps, u));
+    return rows.map((u) => {
+      let unpricedRequests = 0;
+      for (let m = u.models; m !== undefined; m = m.next) unpricedRequests += m.unpriced;
+      return unpricedRequests > 0 ? { ...rollupOf(ps, u), unpricedRequests } : rollupOf(ps, u);
+    });
   }
 
   async userModelUsage(userId: string, periodStart: Date | string): Promise<ModelUsage[]> {
