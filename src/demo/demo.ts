@@ -9,6 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_HTTP_PORT, DEFAULT_OTLP_PORT } from '../contract/names.js';
+import { describePortHolder } from '../cli/port-holder.js';
 import { attributeSentUsage, type MockSentRecord } from './mock-record.js';
 import { firingAlerts, type FiringAlert } from './alerts.js';
 import { renderLiveView, renderLogLine, newAlertLines } from './terminal-view.js';
@@ -58,8 +59,8 @@ export class PortInUseError extends Error {
     what: string,
   ) {
     super(
-      `port ${port} (${what}) is already in use — is another tokenmeter running? ` +
-        `Use --port-offset N to shift every demo port by N (e.g. --port-offset 100), or --ports auto to pick free ports.`,
+      `port ${port} (${what}) is already in use${describePortHolder(port) || ' — is another tokenmeter running?'}; ` +
+        `use --port-offset N to shift every demo port by N (e.g. --port-offset 100), or --ports auto to pick free ports.`,
     );
   }
 }
