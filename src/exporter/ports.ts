@@ -49,7 +49,8 @@ export interface LedgerPort {
   commit(records: LedgerRecord[], onDurable?: () => void): Promise<CommitResult>;
   ping(): Promise<void>;
   /** Every (user, plan) rollup of the period starting at `periodStart`. */
-  loadPeriodRollups(periodStart: Date): Promise<PeriodRollup[]>;
+  /** With `unpriced`, each rollup also counts the user's unpriced requests (the usage API's list). */
+  loadPeriodRollups(periodStart: Date, options?: { unpriced?: boolean }): Promise<PeriodRollup[]>;
   /** One user's usage this period, per plan, provider and model. */
   userModelUsage(userId: string, periodStart: Date): Promise<ModelUsage[]>;
   /** Everyone's usage this period, per provider and model. */

@@ -3,6 +3,7 @@ export { openLedger, isPostgresStorage, migrate, validateRecord, DEFAULT_DEDUP_W
 export type {
   Ledger,
   LedgerOptions,
+  LoadRollupsOptions,
   CommitOptions,
   DiscountFunction,
   ModelUsage,

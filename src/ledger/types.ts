@@ -34,8 +34,8 @@ export interface PeriodRollup {
   costUsd: string;
   /**
    * Requests of these whose model had no price (their tokens are counted, their cost is unknown, not 0). Set by
-   * `loadPeriodRollups` (the usage API's user list) when there are any; absent means none (and is always absent
-   * on the rollups a commit returns).
+   * `loadPeriodRollups(start, { unpriced: true })` (the usage API's user list) when there are any; absent means
+   * none or not asked (always absent on the rollups a commit returns).
    */
   unpricedRequests?: number;
 }

@@ -62,9 +62,9 @@ export class MemoryLedger implements LedgerPort {
     if (this.down) throw new LedgerDownError('connection refused');
   }
 
-  async loadPeriodRollups(periodStart: Date): Promise<PeriodRollup[]> {
+  async loadPeriodRollups(periodStart: Date, options: { unpriced?: boolean } = {}): Promise<PeriodRollup[]> {
     if (this.down) throw new LedgerDownError('connection refused');
-    return this.rollups(true).filter((r) => Date.parse(r.periodStart) === periodStart.getTime());
+    return this.rollups(options.unpriced === true).filter((r) => Date.parse(r.periodStart) === periodStart.getTime());
   }
 
   private modelUsage(filter: (r: LedgerRecord) => boolean): ModelUsage[] {
