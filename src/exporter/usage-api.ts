@@ -156,8 +156,11 @@ export interface UsageListQuery {
 /** `GET /api/v1/usage?plan=P&min_ratio=R`: users sorted by how close they are to a limit (unlimited last). */
 export function usageListJson(period: BillingPeriod, rollups: PeriodRollup[], plans: PlanPort, q: UsageListQuery) {
   const users = [];
+  // Every plan with usage this period, whatever the filters: a client can offer them all (the list is capped).
+  const planNames = new Set<string>();
   for (const r of rollups) {
     if (Date.parse(r.periodStart) !== period.start.getTime()) continue;
+    planNames.add(r.plan);
     if (q.plan !== undefined && r.plan !== q.plan) continue;
     const tokens = tokenCounts(r.tokens);
     const cost = new Money(r.costUsd).toFixed();
@@ -181,6 +184,7 @@ export function usageListJson(period: BillingPeriod, rollups: PeriodRollup[], pl
   return {
     period: periodJson(period),
     total,
+    plans: [...planNames].sort(),
     users: users.slice(0, q.limit).map((u) => ({ ...u, ratios: jsonRatios(u.ratios), max_ratio: jsonRatio(u.max_ratio) })),
   };
 }

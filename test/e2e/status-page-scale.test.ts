@@ -1,7 +1,7 @@
 /**
  * The status page in a real browser (Debian's chromium, playwright-core) against a real exporter on a temp embedded
  * ledger, at 5,000+ users and with a model that has no price: the USERS tile shows the API's total ("top 1,000 of
- * 5,002"), unpriced usage shows as unpriced (tokens and a mark, never $0) in the page and in the usage API, and the
+ * 5,005"), unpriced usage shows as unpriced (tokens and a mark, never $0) in the page and in the usage API, and the
  * alerts panel lists what the alert rules would fire.
  */
 import { randomBytes } from 'node:crypto';
@@ -20,6 +20,7 @@ const UNPRICED_MODEL = 'my-private-model';
 
 interface Call {
   user: string;
+  plan?: string;
   model: string;
   input: number;
   output: number;
@@ -50,7 +51,7 @@ function otlpBody(calls: Call[]): string {
                 attr(GENAI.inputTokens, c.input),
                 attr(GENAI.outputTokens, c.output),
                 attr(ATTR_USER_ID, c.user),
-                attr(ATTR_PLAN, 'free'),
+                attr(ATTR_PLAN, c.plan ?? 'free'),
               ],
               status: { code: 0 },
             })),
@@ -62,7 +63,8 @@ function otlpBody(calls: Call[]): string {
 }
 
 /** 5,000 free-plan users (limit 10 requests): 10 over it (11 calls), 20 near it (9 calls), the rest 1 call; plus
- * ursula, whose 3 calls are all to a model with no price, and mia, with one priced and one unpriced call. */
+ * ursula, whose 3 calls are all to a model with no price, mia, with one priced and one unpriced call, and three
+ * team-plan users. */
 function calls(): Call[] {
   const out: Call[] = [];
   for (let i = 0; i < USERS; i++) {
@@ -71,6 +73,8 @@ function calls(): Call[] {
   }
   for (let k = 0; k < 3; k++) out.push({ user: 'ursula', model: UNPRICED_MODEL, input: 700, output: 300 });
   out.push({ user: 'mia', model: 'gpt-4o', input: 1000, output: 100 }, { user: 'mia', model: UNPRICED_MODEL, input: 50, output: 5 });
+  // Three team-plan users far from their limits: none of them is in the top 1,000.
+  for (const user of ['tara', 'theo', 'tim']) out.push({ user, plan: 'team', model: 'gpt-4o', input: 1000, output: 100 });
   return out;
 }
 
@@ -107,12 +111,30 @@ describe.skipIf(!chromiumPath)('status page at 5,000 users and with an unpriced 
 
   it('the USERS tile shows the API total, and says the list is the top 1,000 of it', async () => {
     const api = (await (await fetch(`${exporter.httpUrl}/api/v1/usage`)).json()) as { total: number; users: unknown[] };
-    expect(api.total).toBe(USERS + 2);
+    expect(api.total).toBe(USERS + 5);
     expect(api.users).toHaveLength(1000);
-    expect(await page.textContent('[data-testid=total-users]')).toBe('5,002');
-    expect(await page.textContent('[data-testid=total-users-note]')).toBe('top 1,000 of 5,002 listed');
+    expect(await page.textContent('[data-testid=total-users]')).toBe('5,005');
+    expect(await page.textContent('[data-testid=total-users-note]')).toBe('top 1,000 of 5,005 listed');
     expect(await page.isVisible('[data-testid=total-users-note]')).toBe(true);
-    expect(await page.textContent('[data-testid=users-truncated]')).toContain('Showing the top 1,000 of 5,002 users');
+    expect(await page.textContent('[data-testid=users-truncated]')).toContain('Showing the top 1,000 of 5,005 users');
+    expect(await page.$$('[data-testid=user-row]')).toHaveLength(1000);
+  });
+
+  it('the plan filter offers every plan and lists that plan\'s users from the API, not from the top 1,000', async () => {
+    const options = await page.$$eval('[data-testid=plan-filter] option', (os) => os.map((o) => (o as HTMLOptionElement).value));
+    expect(options).toEqual(['', 'free', 'team']);
+    await page.selectOption('[data-testid=plan-filter]', 'team');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=user-row]').length === 3);
+    expect(await page.$$eval('[data-testid=user-row]', (trs) => trs.map((tr) => tr.getAttribute('data-user')).sort())).toEqual(['tara', 'theo', 'tim']);
+    expect(await page.isVisible('[data-testid=users-truncated]')).toBe(false);
+    // It stays so across the page's own refresh (every 5 s).
+    const before = await page.textContent('[data-testid=status]');
+    await page.waitForFunction((b) => document.querySelector('[data-testid=status]')?.textContent !== b, before, { timeout: 15_000 });
+    expect(await page.$$('[data-testid=user-row]')).toHaveLength(3);
+    await page.selectOption('[data-testid=plan-filter]', 'free');
+    await page.waitForFunction(() => document.querySelector('[data-testid=users-truncated]')?.textContent?.includes('of 5,002 users on plan free'));
+    expect(await page.$$('[data-testid=user-row]')).toHaveLength(1000);
+    await page.selectOption('[data-testid=plan-filter]', '');
     expect(await page.$$('[data-testid=user-row]')).toHaveLength(1000);
   });
 

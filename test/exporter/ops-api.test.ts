@@ -110,6 +110,9 @@ describe('usage API', () => {
     expect(bob.max_ratio).toBe(0.8);
     const pro = await getJson(`${e.httpUrl}/api/v1/usage?plan=pro`);
     expect(pro.json.users.map((u: { user: string }) => u.user)).toEqual(['alice', 'vip']);
+    // Every plan with usage, whatever the filter (the status page offers them all).
+    expect(pro.json.plans).toEqual(['free', 'pro', 'team']);
+    expect(pro.json.total).toBe(2);
     const near = await getJson(`${e.httpUrl}/api/v1/usage?min_ratio=0.85`);
     expect(near.json.users.map((u: { user: string }) => u.user)).toEqual(['alice', 'vip']);
     const over = await getJson(`${e.httpUrl}/api/v1/usage?min_ratio=1`);

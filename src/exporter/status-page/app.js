@@ -9,6 +9,10 @@ const state = {
   users: [],
   // The API's count of users with usage this period (the list it returns is capped, by default at 1,000).
   total: 0,
+  // Every plan with usage this period (from the API: the capped list may not show them all).
+  plans: [],
+  // The API's own list for the selected plan ({ plan, users, total }), fetched when the full list is capped.
+  planList: null,
   summary: null,
   sortKey: 'max_ratio',
   sortDir: 'desc',
@@ -291,9 +295,19 @@ function renderAlerts() {
   $('[data-testid=alerts-empty]').hidden = count > 0;
 }
 
+/** The users the table shows and how many there are in all: the API's per-plan list when the full list is capped. */
+function usersToShow() {
+  if (!state.plan) return { users: state.users, total: state.total };
+  if (state.planList?.plan === state.plan) return { users: state.planList.users, total: state.planList.total };
+  const users = state.users.filter((u) => u.plan === state.plan);
+  // Until the per-plan list arrives, a capped list gives only a lower bound.
+  return { users, total: state.total > state.users.length ? null : users.length };
+}
+
 function renderUsers() {
   const body = $('[data-testid=users-body]');
-  const shown = sortUsers(state.users.filter((u) => !state.plan || u.plan === state.plan), state.sortKey, state.sortDir);
+  const list = usersToShow();
+  const shown = sortUsers(list.users, state.sortKey, state.sortDir);
   body.replaceChildren(
     ...shown.map((u) =>
       el('tr', { 'data-testid': 'user-row', 'data-user': u.user, 'data-plan': u.plan }, [
@@ -308,11 +322,14 @@ function renderUsers() {
   );
   $('[data-testid=users-empty]').hidden = shown.length > 0;
   const truncated = $('[data-testid=users-truncated]');
-  truncated.hidden = state.total <= state.users.length;
+  const onPlan = state.plan ? ` on plan ${state.plan}` : '';
+  truncated.hidden = list.total !== null && list.total <= list.users.length;
   truncated.textContent = truncated.hidden
     ? ''
-    : `Showing the top ${formatInt(state.users.length)} of ${formatInt(state.total)} users, closest to a limit first; sorting and the plan filter apply to these. ` +
-      'The usage API has every user: /api/v1/usage?plan=…&limit=…, /api/v1/usage/{user}.';
+    : list.total === null
+      ? `Showing the ${formatInt(list.users.length)} users${onPlan} among the top ${formatInt(state.users.length)}; loading the others…`
+      : `Showing the top ${formatInt(list.users.length)} of ${formatInt(list.total)} users${onPlan}, closest to a limit first; sorting applies to these. ` +
+        'The usage API has every user: /api/v1/usage?plan=…&limit=…, /api/v1/usage/{user}.';
   for (const th of document.querySelectorAll('th[data-sort]')) {
     th.setAttribute('aria-sort', th.dataset.sort === state.sortKey ? (state.sortDir === 'asc' ? 'ascending' : 'descending') : 'none');
   }
@@ -320,7 +337,7 @@ function renderUsers() {
 
 function renderPlanFilter() {
   const select = $('[data-testid=plan-filter]');
-  const plans = [...new Set(state.users.map((u) => u.plan))].sort();
+  const plans = [...new Set([...state.plans, ...state.users.map((u) => u.plan)])].sort();
   if (state.plan && !plans.includes(state.plan)) plans.push(state.plan);
   const have = [...select.options].slice(1).map((o) => o.value);
   if (have.join('\n') !== plans.join('\n')) {
@@ -391,13 +408,21 @@ async function getJson(path) {
   return res.json();
 }
 
+/** The API's list for one plan: with the full list capped, the plan's users may not be in it at all. */
+async function loadPlanList(plan) {
+  const usage = await getJson(`api/v1/usage?plan=${encodeURIComponent(plan)}`);
+  state.planList = { plan, users: usage.users, total: typeof usage.total === 'number' ? usage.total : usage.users.length };
+}
+
 async function refresh() {
   const status = $('[data-testid=status]');
   try {
     const [usage, summary] = await Promise.all([getJson('api/v1/usage'), getJson('api/v1/summary')]);
     state.users = usage.users;
     state.total = typeof usage.total === 'number' ? usage.total : usage.users.length;
+    state.plans = Array.isArray(usage.plans) ? usage.plans : [];
     state.summary = summary;
+    if (state.plan && state.total > state.users.length) await loadPlanList(state.plan);
     renderPlanFilter();
     renderUsers();
     renderSummary();
@@ -428,8 +453,17 @@ function init() {
     });
   }
   $('[data-testid=plan-filter]').addEventListener('change', (e) => {
-    state.plan = e.target.value;
+    const plan = e.target.value;
+    state.plan = plan;
     renderUsers();
+    if (plan && state.total > state.users.length) {
+      loadPlanList(plan).then(
+        () => {
+          if (state.plan === plan) renderUsers();
+        },
+        () => {}, // the next refresh tries again and reports
+      );
+    }
   });
   refresh();
   setInterval(refresh, REFRESH_MILLIS);
