@@ -6,14 +6,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_HTTP_PORT, DEFAULT_OTLP_PORT } from '../contract/names.js';
+import { describePortHolder } from '../cli/port-holder.js';
 import { attributeSentUsage, type MockSentRecord } from './mock-record.js';
 import { firingAlerts, type FiringAlert } from './alerts.js';
 import { renderLiveView, renderLogLine, newAlertLines } from './terminal-view.js';
 import { UsageApiClient, type Snapshot } from './usage-api.js';
-import { formatInt, formatUsd } from './format.js';
+import { formatCost, formatInt } from './format.js';
 import { startExporter, type RunningExporter } from '../exporter/exporter.js';
 
 /** The mock provider's default port (shifted by --port-offset like the exporter's). */
@@ -38,7 +39,7 @@ export interface DemoOptions {
   /** Live view (TTY) or plain log lines. */
   live: boolean;
   color: boolean;
-  out: NodeJS.WritableStream & { columns?: number };
+  out: NodeJS.WritableStream & { columns?: number; rows?: number };
   err: NodeJS.WritableStream;
   /** Aborting stops the demo like Ctrl-C. */
   signal: AbortSignal;
@@ -58,8 +59,8 @@ export class PortInUseError extends Error {
     what: string,
   ) {
     super(
-      `port ${port} (${what}) is already in use — is another tokenmeter running? ` +
-        `Use --port-offset N to shift every demo port by N (e.g. --port-offset 100), or --ports auto to pick free ports.`,
+      `port ${port} (${what}) is already in use${describePortHolder(port) || ' — is another tokenmeter running?'}; ` +
+        `use --port-offset N to shift every demo port by N (e.g. --port-offset 100), or --ports auto to pick free ports.`,
     );
   }
 }
@@ -123,7 +124,31 @@ export async function stopWorkloadProcess(child: ChildProcess, timeoutMillis = 1
 
 const HIDE_CURSOR = '\u001b[?25l';
 const SHOW_CURSOR = '\u001b[?25h';
-const CLEAR = '\u001b[H\u001b[2J';
+// The live view runs on the terminal's alternate screen: its frames never reach the scrollback, and leaving it
+// gives back the screen as it was. Each frame goes to the top left and clears what is left of every line and below
+// (no full clear: no flicker), and never ends with a newline (which would scroll the header off a full screen).
+const ENTER_ALT_SCREEN = '\u001b[?1049h';
+const LEAVE_ALT_SCREEN = '\u001b[?1049l';
+export const FRAME_START = '\u001b[H';
+const CLEAR_LINE_END = '\u001b[K';
+const CLEAR_BELOW = '\u001b[J';
+
+/** One live frame: cursor home, each line cleared to its end, the rest of the screen cleared. */
+export function frame(view: string): string {
+  return FRAME_START + view.split('\n').join(`${CLEAR_LINE_END}\n`) + CLEAR_LINE_END + CLEAR_BELOW;
+}
+
+/** The bin as a command that runs from here: `node dist/cli/main.js` in a clone, an absolute path otherwise. */
+export function binCommand(cwd: string = process.cwd()): string {
+  const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+  const rel = relative(cwd, main);
+  return `node ${shellQuote(rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : main)}`;
+}
+
+/** Quotes a path for a POSIX shell when it needs it. */
+export function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
 
 /** The demo drives the real SDKs, optional peers of tokenmeter: say how to get them when they are missing. */
 export function missingSdks(resolveFrom: string = import.meta.url): string[] {
@@ -214,7 +239,18 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   let last: Snapshot | undefined;
   let alerts: FiringAlert[] = [];
   let lastLog = 0;
-  if (o.live) o.out.write(HIDE_CURSOR);
+  // Give the terminal back even if the demo dies without reaching its end.
+  let onAltScreen = false;
+  const restoreTerminal = () => {
+    if (!onAltScreen) return;
+    onAltScreen = false;
+    o.out.write(LEAVE_ALT_SCREEN + SHOW_CURSOR);
+  };
+  if (o.live) {
+    o.out.write(ENTER_ALT_SCREEN + HIDE_CURSOR);
+    onAltScreen = true;
+    process.once('exit', restoreTerminal);
+  }
 
   const tick = async (final = false) => {
     try {
@@ -222,7 +258,15 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       const elapsed = Math.round((Date.now() - startedMillis) / 1000);
       if (o.live) {
         const status = `${final ? 'stopped' : 'running'} ${elapsed}s`;
-        o.out.write(CLEAR + renderLiveView(snap, last, { color: o.color, columns: o.out.columns || 120, nowMillis: Date.now(), status, final }) + '\n');
+        const view = (rows: number | undefined) =>
+          renderLiveView(snap, last, { color: o.color, columns: o.out.columns || 80, ...(rows ? { rows } : {}), nowMillis: Date.now(), status, final });
+        if (final) {
+          // The last figures stay on the normal screen, once, whole, above the summary.
+          restoreTerminal();
+          o.out.write(view(undefined) + '\n');
+        } else {
+          o.out.write(frame(view(o.out.rows || 24)));
+        }
       } else {
         const now = firingAlerts(snap.usage.users);
         for (const line of newAlertLines(now, alerts)) o.out.write(line + '\n');
@@ -255,7 +299,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   // Stop the app first and let it deliver its last spans; the exporter acknowledges only committed usage.
   const childCode = await stopWorkloadProcess(child);
   await tick(true);
-  if (o.live) o.out.write(SHOW_CURSOR);
+  restoreTerminal();
+  process.off('exit', restoreTerminal);
 
   let record: MockSentRecord | undefined;
   try {
@@ -282,12 +327,13 @@ function summary(snap: Snapshot | undefined, where: { ledgerDir: string; recordP
     const t = snap.summary.totals;
     const over = snap.usage.users.filter((u) => (u.max_ratio ?? 0) >= 1);
     lines.push(
-      `  this period: ${snap.usage.users.length} users, ${formatInt(t.requests)} requests, ${formatInt(t.tokens.total)} tokens, ${formatUsd(t.cost_usd)} (exact: ${t.cost_usd} USD)`,
+      `  this period: ${formatInt(snap.usage.total ?? snap.usage.users.length)} users, ${formatInt(t.requests)} requests, ${formatInt(t.tokens.total)} tokens, ` +
+        `${formatCost(t.cost_usd, t.unpriced_requests)}${t.cost_usd === null ? '' : ` (exact: ${t.cost_usd} USD)`}`,
       `  over a limit: ${over.length ? over.map((u) => `${u.user} (${u.plan})`).join(', ') : 'nobody'}`,
     );
   }
   lines.push(
-    `  ledger: ${where.ledgerDir} — look again with: tokenmeter serve --storage ${where.ledgerDir}`,
+    `  ledger: ${where.ledgerDir} — look again with: ${binCommand()} serve --storage ${shellQuote(where.ledgerDir)} --host 127.0.0.1`,
     `  metrics and status page were at ${where.httpUrl}/metrics and ${where.httpUrl}/ (stopped with the demo)`,
   );
   if (where.recordPath) lines.push(`  usage the mock provider sent, per user: ${where.recordPath}`);

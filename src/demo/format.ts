@@ -19,6 +19,15 @@ export function formatUsd(s: string | null | undefined): string {
   return (negative ? '-$' : '$') + Number(ip).toLocaleString('en-US') + '.' + fp;
 }
 
+/**
+ * A cost as shown: unpriced usage is never "$0" (the same strings as the status page's formatCost). `cost` is the
+ * usage API's cost_usd (null when every request of the figure had no price), `unpriced` its unpriced_requests.
+ */
+export function formatCost(cost: string | null | undefined, unpriced: number | undefined): string {
+  if (cost === null || cost === undefined) return (unpriced ?? 0) > 0 ? 'unpriced' : '—';
+  return (unpriced ?? 0) > 0 ? `${formatUsd(cost)} + unpriced` : formatUsd(cost);
+}
+
 export function formatPercent(ratio: number | null | undefined): string {
   return ratio === null || ratio === undefined ? '—' : `${Math.round(ratio * 100)}%`;
 }

@@ -5,13 +5,18 @@
 import { Decimal } from 'decimal.js';
 import { NEAR_LIMIT_RATIO, OVER_LIMIT_RATIO } from '../dashboards/alerts.js';
 import { firingAlerts, type FiringAlert } from './alerts.js';
-import { formatDuration, formatInt, formatPercent, formatUsd } from './format.js';
+import { formatCost, formatDuration, formatInt, formatPercent, formatUsd } from './format.js';
 import type { Snapshot, UserUsage } from './usage-api.js';
 
 export interface RenderOptions {
   color: boolean;
   /** Terminal width in columns. */
   columns: number;
+  /**
+   * Terminal height: the view is cut to fit it, by showing fewer users, alerts and models (each section then ends
+   * with "… and N more"), never by dropping the header or a column. Default: no limit (the final frame).
+   */
+  rows?: number;
   nowMillis: number;
   /** Shown in the header, e.g. "running 42s". */
   status?: string;
@@ -33,6 +38,7 @@ function levelColor(ratio: number | null): string {
 }
 
 export function bar(ratio: number | null, width: number, color: boolean): string {
+  if (width <= 0) return '';
   if (ratio === null) return dim(color, '·'.repeat(width));
   const filled = Math.min(width, Math.round(Math.min(ratio, 1) * width));
   return style(color, levelColor(ratio), '█'.repeat(filled)) + dim(color, '░'.repeat(width - filled));
@@ -52,26 +58,84 @@ function pad(s: string, width: number, right = false): string {
   return right ? fill + s : s + fill;
 }
 
-function measureCell(used: string, limit: string | null, ratio: number | null, color: boolean, barWidth: number): string {
-  const figure = limit === null ? `${used}` : `${used}/${limit}`;
-  const pct = ratio === null ? '' : style(color, levelColor(ratio), formatPercent(ratio).padStart(5));
-  return `${bar(ratio, barWidth, color)} ${pad(figure, 15)}${pct}`;
+/** Cuts plain text to `width` characters, marking the cut with "…". */
+function ellipsize(s: string, width: number): string {
+  return s.length <= width ? s : width <= 1 ? s.slice(0, width) : `${s.slice(0, width - 1)}…`;
 }
 
-function userLine(u: UserUsage, color: boolean, barWidth: number, nameWidth: number): string {
+const PCT_WIDTH = 5;
+
+/** The users table's column widths for a terminal width: bars shrink first, then go, then the limits after "/". */
+interface UserLayout {
+  nameWidth: number;
+  planWidth: number;
+  barWidth: number;
+  withLimits: boolean;
+  tokensWidth: number;
+  requestsWidth: number;
+  costWidth: number;
+}
+
+function figure(used: string, limit: string | null, withLimits: boolean): string {
+  return limit === null || !withLimits ? used : `${used}/${limit}`;
+}
+
+function userFigures(u: UserUsage, withLimits: boolean) {
+  return {
+    tokens: figure(formatInt(u.tokens.total), u.limits.tokens === null ? null : formatInt(u.limits.tokens), withLimits),
+    requests: figure(formatInt(u.requests), u.limits.requests === null ? null : formatInt(u.limits.requests), withLimits),
+    cost:
+      formatCost(u.cost_usd, u.unpriced_requests) +
+      (u.limits.cost_usd === null ? '' : ` / ${formatUsd(u.limits.cost_usd)} ${formatPercent(u.ratios.cost_usd)}`),
+  };
+}
+
+function userLayout(users: readonly UserUsage[], columns: number): UserLayout {
+  const longest = (xs: string[], min: number) => Math.max(min, ...xs.map((x) => x.length));
+  let nameWidth = Math.min(24, longest(users.map((u) => u.user), 6));
+  const planWidth = Math.min(12, longest(users.map((u) => u.plan), 5));
+  const maxBar = columns >= 120 ? 16 : 10;
+  for (const withLimits of [true, false]) {
+    const f = users.map((u) => userFigures(u, withLimits));
+    const tokensWidth = longest(f.map((x) => x.tokens), 6);
+    const requestsWidth = longest(f.map((x) => x.requests), 6);
+    const costWidth = longest(f.map((x) => x.cost), 4);
+    const rest = () => nameWidth + 2 + planWidth + 2 + tokensWidth + PCT_WIDTH + 2 + requestsWidth + PCT_WIDTH + 2 + costWidth;
+    const spare = columns - rest();
+    // Two bars, each followed by a space.
+    const barWidth = Math.min(maxBar, Math.floor(spare / 2) - 1);
+    if (barWidth >= 4) return { nameWidth, planWidth, barWidth, withLimits, tokensWidth, requestsWidth, costWidth };
+    if (spare >= 0 && withLimits) return { nameWidth, planWidth, barWidth: 0, withLimits, tokensWidth, requestsWidth, costWidth };
+    if (!withLimits) {
+      // Still too wide: shorter user names, so that COST stays on screen.
+      nameWidth = Math.max(6, nameWidth + Math.min(0, spare));
+      return { nameWidth, planWidth, barWidth: 0, withLimits, tokensWidth, requestsWidth, costWidth };
+    }
+  }
+  throw new Error('unreachable');
+}
+
+function measureCell(text: string, ratio: number | null, color: boolean, l: UserLayout, width: number): string {
+  const pct = ratio === null ? ' '.repeat(PCT_WIDTH) : style(color, levelColor(ratio), formatPercent(ratio).padStart(PCT_WIDTH));
+  return `${l.barWidth > 0 ? `${bar(ratio, l.barWidth, color)} ` : ''}${pad(text, width)}${pct}`;
+}
+
+function userLine(u: UserUsage, color: boolean, l: UserLayout): string {
+  const f = userFigures(u, l.withLimits);
+  const cost = formatCost(u.cost_usd, u.unpriced_requests);
   return [
-    pad(u.user, nameWidth),
-    pad(u.plan, 5),
-    measureCell(formatInt(u.tokens.total), u.limits.tokens === null ? null : formatInt(u.limits.tokens), u.ratios.tokens, color, barWidth),
-    measureCell(formatInt(u.requests), u.limits.requests === null ? null : formatInt(u.limits.requests), u.ratios.requests, color, barWidth),
-    pad(formatUsd(u.cost_usd), 9, true) +
+    pad(ellipsize(u.user, l.nameWidth), l.nameWidth),
+    pad(ellipsize(u.plan, l.planWidth), l.planWidth),
+    measureCell(f.tokens, u.ratios.tokens, color, l, l.tokensWidth),
+    measureCell(f.requests, u.ratios.requests, color, l, l.requestsWidth),
+    ((u.unpriced_requests ?? 0) > 0 ? style(color, '33', cost) : cost) +
       (u.limits.cost_usd === null ? '' : ` ${dim(color, '/ ' + formatUsd(u.limits.cost_usd))} ${style(color, levelColor(u.ratios.cost_usd), formatPercent(u.ratios.cost_usd))}`),
   ].join('  ');
 }
 
-function alertLine(a: FiringAlert, color: boolean): string {
+function alertLine(a: FiringAlert, color: boolean, columns: number): string {
   const sev = style(color, a.severity === 'critical' ? '31;1' : a.severity === 'warning' ? '31' : '33', pad(a.name, 30));
-  return `  ${sev} user=${a.user} plan=${a.plan} ${a.measure} at ${formatPercent(a.ratio)} of the limit`;
+  return `  ${sev} user=${a.user} plan=${a.plan} ${a.measure} at ${formatPercent(a.ratio)}${columns >= 100 ? ' of the limit' : ''}`;
 }
 
 /** Spans per second between two snapshots, from the exporter's `tokenmeter_ingested_spans_total`. */
@@ -81,52 +145,106 @@ export function ingestRate(current: Snapshot, previous: Snapshot | undefined): n
   return dt > 0 ? (current.ingestedSpans - previous.ingestedSpans) / dt : null;
 }
 
+/** How many lines each list gets when `budget` lines are left for all three (each shows at least one if any). */
+function allocate(budget: number, wants: { users: number; alerts: number; models: number }) {
+  const got = { users: 0, alerts: 0, models: 0 };
+  let left = budget;
+  const give = (k: keyof typeof got, upTo: number) => {
+    const n = Math.max(0, Math.min(upTo - got[k], wants[k] - got[k], left));
+    got[k] += n;
+    left -= n;
+  };
+  // First a little of each, then users (the point of the view), then alerts, then models.
+  give('users', 1);
+  give('alerts', 1);
+  give('models', 1);
+  give('users', 5);
+  give('alerts', 3);
+  give('models', 3);
+  give('users', Infinity);
+  give('alerts', Infinity);
+  give('models', Infinity);
+  return got;
+}
+
+/** The first `n` lines of `items`, the last of them replaced by "… and K more" when not all fit. */
+function shown<T>(items: readonly T[], n: number, line: (item: T) => string, more: (k: number) => string): string[] {
+  if (items.length <= n) return items.map(line);
+  if (n <= 0) return [];
+  return [...items.slice(0, n - 1).map(line), more(items.length - (n - 1))];
+}
+
 export function renderLiveView(snap: Snapshot, previous: Snapshot | undefined, o: RenderOptions): string {
   const c = o.color;
   const { usage, summary } = snap;
+  const columns = Math.max(20, o.columns);
   const left = formatDuration(new Date(usage.period.end).getTime() - o.nowMillis);
   const rate = ingestRate(snap, previous);
-  const lines: string[] = [];
-  lines.push(
-    `${bold(c, 'tokenmeter demo')}  ${dim(c, `period ${usage.period.start.slice(0, 10)} → ${usage.period.end.slice(0, 10)} UTC, ${left} left`)}` +
-      (o.status ? `  ${dim(c, o.status)}` : ''),
-  );
-  lines.push('');
-  const nameWidth = Math.max(6, ...usage.users.map((u) => u.user.length));
-  const barWidth = o.columns >= 120 ? 16 : 10;
-  const cellWidth = barWidth + 1 + 15 + 5;
-  lines.push(dim(c, [pad('USER', nameWidth), pad('PLAN', 5), pad('TOKENS', cellWidth), pad('REQUESTS', cellWidth), 'COST'].join('  ')));
-  for (const u of usage.users) lines.push(userLine(u, c, barWidth, nameWidth));
-  if (usage.users.length === 0) lines.push(dim(c, '  (no usage yet — waiting for the first calls)'));
+  const status = o.status ? `  ${dim(c, o.status)}` : '';
+  const long = `${bold(c, 'tokenmeter demo')}  ${dim(c, `period ${usage.period.start.slice(0, 10)} → ${usage.period.end.slice(0, 10)} UTC, ${left} left`)}${status}`;
+  const header =
+    stripAnsi(long).length <= columns ? long : `${bold(c, 'tokenmeter demo')}  ${dim(c, `period ends ${usage.period.end.slice(0, 10)} (${left})`)}${status}`;
+
+  const l = userLayout(usage.users, columns);
+  const tokensHead = (l.barWidth > 0 ? l.barWidth + 1 : 0) + l.tokensWidth + PCT_WIDTH;
+  const requestsHead = (l.barWidth > 0 ? l.barWidth + 1 : 0) + l.requestsWidth + PCT_WIDTH;
+  const columnHeader = dim(c, [pad('USER', l.nameWidth), pad('PLAN', l.planWidth), pad('TOKENS', tokensHead), pad('REQUESTS', requestsHead), 'COST'].join('  '));
 
   const alerts = firingAlerts(usage.users);
-  lines.push('');
-  lines.push(bold(c, `ALERTS`) + dim(c, ` as the alert rules would fire them (${alerts.length})`));
-  if (alerts.length === 0) lines.push(dim(c, '  none'));
-  const maxAlerts = 8;
-  for (const a of alerts.slice(0, maxAlerts)) lines.push(alertLine(a, c));
-  if (alerts.length > maxAlerts) lines.push(dim(c, `  … and ${alerts.length - maxAlerts} more`));
+  const models = [...summary.by_model].sort((a, b) => new Decimal(b.cost_usd ?? 0).comparedTo(a.cost_usd ?? 0));
+  const modelCost = (m: { cost_usd: string | null; unpriced_requests?: number }) => formatCost(m.cost_usd, m.unpriced_requests);
+  const tokW = Math.max(5, ...[...models.map((m) => m.tokens.total), summary.totals.tokens.total].map((n) => formatInt(n).length));
+  const reqW = Math.max(3, ...[...models.map((m) => m.requests), summary.totals.requests].map((n) => formatInt(n).length));
+  const costW = Math.max(7, ...[...models.map(modelCost), formatCost(summary.totals.cost_usd, summary.totals.unpriced_requests)].map((s) => s.length));
+  const numbers = 2 + tokW + 7 + 2 + reqW + 9 + 2 + costW;
+  const modelWidth = Math.max(10, Math.min(Math.max(...models.map((m) => m.provider.length + 1 + m.model.length), 10), columns - 2 - numbers));
+  const modelLine = (name: string, tokens: number, requests: number, cost: string) =>
+    `  ${pad(name, modelWidth)}  ${pad(formatInt(tokens), tokW, true)} tokens  ${pad(formatInt(requests), reqW, true)} requests  ${pad(cost, costW, true)}`;
 
-  lines.push('');
-  lines.push(bold(c, 'SPEND BY MODEL'));
-  const models = [...summary.by_model].sort((a, b) => new Decimal(b.cost_usd).comparedTo(a.cost_usd));
-  const modelWidth = Math.max(10, ...models.map((m) => m.provider.length + 1 + m.model.length));
-  for (const m of models) {
-    lines.push(
-      `  ${pad(`${m.provider}/${m.model}`, modelWidth)}  ${pad(formatInt(m.tokens.total), 11, true)} tokens  ` +
-        `${pad(formatInt(m.requests), 6, true)} requests  ${pad(formatUsd(m.cost_usd), 10, true)}`,
-    );
+  // Lines that always show: header, column header, the two section titles, the models' total, the ingest line.
+  const fixed = 6;
+  const wants = { users: Math.max(1, usage.users.length), alerts: Math.max(1, alerts.length), models: models.length };
+  let blanks = 4;
+  let got = { users: wants.users, alerts: wants.alerts, models: wants.models };
+  if (o.rows !== undefined) {
+    const need = wants.users + wants.alerts + wants.models;
+    // Blank separators go first when space is short, then rows of each list.
+    blanks = Math.max(0, Math.min(4, o.rows - fixed - need));
+    got = allocate(Math.max(0, o.rows - fixed - blanks), wants);
   }
+  const blank = (i: number) => (i < blanks ? [''] : []);
+
+  const lines: string[] = [header, ...blank(0), columnHeader];
+  if (usage.users.length === 0) lines.push(dim(c, '  (no usage yet — waiting for the first calls)'));
+  else lines.push(...shown(usage.users, got.users, (u) => userLine(u, c, l), (k) => dim(c, `  … and ${k} more users (closest to a limit first; every user on the status page)`)));
+
+  lines.push(...blank(1), bold(c, `ALERTS`) + dim(c, ` as the alert rules would fire them (${alerts.length})`));
+  if (alerts.length === 0) lines.push(dim(c, '  none'));
+  else lines.push(...shown(alerts, got.alerts, (a) => alertLine(a, c, columns), (k) => dim(c, `  … and ${k} more`)));
+
+  lines.push(...blank(2), bold(c, 'SPEND BY MODEL'));
   lines.push(
-    `  ${pad(bold(c, 'total'), modelWidth)}  ${pad(formatInt(summary.totals.tokens.total), 11, true)} tokens  ` +
-      `${pad(formatInt(summary.totals.requests), 6, true)} requests  ${pad(bold(c, formatUsd(summary.totals.cost_usd)), 10, true)}`,
+    ...shown(
+      models,
+      got.models,
+      (m) => {
+        const cost = modelCost(m);
+        const line = modelLine(ellipsize(`${m.provider}/${m.model}`, modelWidth), m.tokens.total, m.requests, cost);
+        return (m.unpriced_requests ?? 0) > 0 ? line.replace(cost, style(c, '33', cost)) : line;
+      },
+      (k) => dim(c, `  … and ${k} more models`),
+    ),
   );
-  lines.push('');
+  lines.push(
+    `  ${pad(bold(c, 'total'), modelWidth)}  ${pad(formatInt(summary.totals.tokens.total), tokW, true)} tokens  ` +
+      `${pad(formatInt(summary.totals.requests), reqW, true)} requests  ${pad(bold(c, formatCost(summary.totals.cost_usd, summary.totals.unpriced_requests)), costW, true)}`,
+  );
+  lines.push(...blank(3));
   lines.push(
     `${bold(c, 'INGEST')}  ${rate === null ? '…' : rate.toFixed(1)} spans/s  ${dim(c, `(${formatInt(snap.ingestedSpans)} spans received)`)}` +
       (o.final ? '' : `   ${dim(c, 'Ctrl-C to stop')}`),
   );
-  return lines.map((l) => truncate(l, o.columns)).join('\n');
+  return lines.map((line) => truncate(line, columns)).join('\n');
 }
 
 /** Cuts a line to `columns` visible characters, keeping ANSI escapes intact. */

@@ -23,7 +23,10 @@ export interface UserUsage {
   plan: string;
   tokens: TokenCounts;
   requests: number;
-  cost_usd: string;
+  /** Exact cost of the priced requests; null when none had a price (unknown, not 0). */
+  cost_usd: string | null;
+  /** Requests whose model had no price (their tokens are counted, their cost is not in cost_usd). */
+  unpriced_requests?: number;
   limits: { tokens: number | null; requests: number | null; cost_usd: string | null };
   ratios: { tokens: number | null; requests: number | null; cost_usd: number | null };
   max_ratio: number | null;
@@ -31,6 +34,8 @@ export interface UserUsage {
 
 export interface UsageResponse {
   period: Period;
+  /** Users with usage this period (the list is capped, by default at 1,000). */
+  total?: number;
   users: UserUsage[];
 }
 
@@ -39,13 +44,14 @@ export interface ModelSpend {
   model: string;
   tokens: TokenCounts;
   requests: number;
-  cost_usd: string;
+  cost_usd: string | null;
+  unpriced_requests?: number;
 }
 
 export interface SummaryResponse {
   period: Period;
-  totals: { tokens: TokenCounts; requests: number; cost_usd: string };
-  by_provider: { provider: string; tokens: TokenCounts; requests: number; cost_usd: string }[];
+  totals: { tokens: TokenCounts; requests: number; cost_usd: string | null; unpriced_requests?: number };
+  by_provider: { provider: string; tokens: TokenCounts; requests: number; cost_usd: string | null; unpriced_requests?: number }[];
   by_model: ModelSpend[];
 }
 

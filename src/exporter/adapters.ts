@@ -104,7 +104,7 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
     // The pipeline builds its records (decoder ids, calendar periods, priceStrings costs): a structural check only.
     commit: (records, onDurable) => use(({ committer }) => committer.commitTrusted(records, onDurable)),
     ping: () => use(({ ledger }) => ledger.ping()),
-    loadPeriodRollups: (start) => use(({ ledger }) => ledger.loadPeriodRollups(start)),
+    loadPeriodRollups: (start, opts) => use(({ ledger }) => ledger.loadPeriodRollups(start, opts)),
     userModelUsage: (user, start) => use(({ ledger }) => ledger.userModelUsage(user, start)),
     periodModelUsage: (start) => use(({ ledger }) => ledger.periodModelUsage(start)),
     close: async () => {

@@ -50,6 +50,9 @@ export interface RunningExporter {
   otlpUrl: string;
   /** e.g. http://127.0.0.1:9464 — GET `${httpUrl}/metrics`, `/api/v1/usage/{user}`. */
   httpUrl: string;
+  /** What each server is really bound to (e.g. 0.0.0.0:4318 while otlpUrl says 127.0.0.1): `tokenmeter serve` prints it. */
+  otlpAddress: AddressInfo;
+  httpAddress: AddressInfo;
   config: TokenmeterConfig;
   metrics: ExporterMetrics;
   /** Re-reads the period gauges from the ledger now (what the periodic refresh does). */
@@ -58,13 +61,13 @@ export interface RunningExporter {
   close(): Promise<void>;
 }
 
-function listen(server: Server, port: number, host: string): Promise<number> {
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
-      resolve((server.address() as AddressInfo).port);
+      resolve(server.address() as AddressInfo);
     });
   });
 }
@@ -190,11 +193,11 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
   );
   for (const s of [otlpServer, opsServer]) s.on('clientError', (_err, socket) => socket.destroy());
 
-  let otlpPort: number;
-  let httpPort: number;
+  let otlpAddress: AddressInfo;
+  let httpAddress: AddressInfo;
   try {
-    otlpPort = await listen(otlpServer, config.server.otlp_port, config.server.host);
-    httpPort = await listen(opsServer, config.server.http_port, config.server.host);
+    otlpAddress = await listen(otlpServer, config.server.otlp_port, config.server.host);
+    httpAddress = await listen(opsServer, config.server.http_port, config.server.host);
   } catch (err) {
     otlpServer.close();
     opsServer.close();
@@ -231,5 +234,14 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     })());
 
   const h = urlHost(config.server.host);
-  return { otlpUrl: `http://${h}:${otlpPort}`, httpUrl: `http://${h}:${httpPort}`, config, metrics, refresh, close };
+  return {
+    otlpUrl: `http://${h}:${otlpAddress.port}`,
+    httpUrl: `http://${h}:${httpAddress.port}`,
+    otlpAddress,
+    httpAddress,
+    config,
+    metrics,
+    refresh,
+    close,
+  };
 }

@@ -80,7 +80,7 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
         if (plan !== undefined && !PLAN_RE.test(plan)) throw new BadQuery(`plan must be 1-64 letters, digits, "_", "-" or ".", got ${JSON.stringify(plan.slice(0, 40))}`);
         const minRatio = parseNumberParam(q.get('min_ratio'), 'min_ratio', 0, 1_000_000, false);
         const limit = parseNumberParam(q.get('limit'), 'limit', 1, 10_000, true) ?? 1000;
-        const rollups = await o.ledger.loadPeriodRollups(period.start);
+        const rollups = await o.ledger.loadPeriodRollups(period.start, { unpriced: true });
         sendJson(res, 200, usageListJson(period, rollups, o.plans, { ...(plan !== undefined ? { plan } : {}), ...(minRatio !== undefined ? { minRatio } : {}), limit }));
         return;
       }

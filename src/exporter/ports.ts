@@ -31,10 +31,11 @@ export interface ModelUsage {
   model: string;
   tokens: Record<'input' | 'cache_read' | 'cache_write' | 'output' | 'reasoning', number>;
   requests: number;
-  /** Requests of this model with no known price, and with estimated token counts (the real ledgers report them). */
+  /** Requests of the row whose model had no price (absent = none): counted in `tokens`, not in `costUsd`. */
   unpricedRequests?: number;
+  /** Requests of the row whose token counts were estimated (the real ledgers report them). */
   estimatedRequests?: number;
-  /** Exact decimal string. */
+  /** Exact decimal string: the cost of the priced requests. */
   costUsd: string;
   /** The plan, when the row is per user and plan. */
   plan?: string;
@@ -50,7 +51,8 @@ export interface LedgerPort {
   commit(records: LedgerRecord[], onDurable?: () => void): Promise<CommitResult>;
   ping(): Promise<void>;
   /** Every (user, plan) rollup of the period starting at `periodStart`. */
-  loadPeriodRollups(periodStart: Date): Promise<PeriodRollup[]>;
+  /** With `unpriced`, each rollup also counts the user's unpriced requests (the usage API's list). */
+  loadPeriodRollups(periodStart: Date, options?: { unpriced?: boolean }): Promise<PeriodRollup[]>;
   /** One user's usage this period, per plan, provider and model. */
   userModelUsage(userId: string, periodStart: Date): Promise<ModelUsage[]>;
   /** Everyone's usage this period, per provider and model. */

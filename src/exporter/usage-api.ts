@@ -62,6 +62,14 @@ export function usageFigures(tokens: TokenCounts, requests: number, costUsd: str
   return { limits: l, remaining, ratios, maxRatio };
 }
 
+/**
+ * `cost_usd` of a figure: the exact cost of its priced requests, or null when none of its requests has a price
+ * (their cost is unknown, never "0"). `unpriced_requests` next to it says how many were left out.
+ */
+export function costOrNull(costUsd: string, requests: number, unpricedRequests: number): string | null {
+  return requests > 0 && unpricedRequests >= requests ? null : costUsd;
+}
+
 /** JSON cannot carry Infinity: a ratio against a zero limit with usage is reported as a very large number. */
 function jsonRatio(r: number | null): number | null {
   return r === null ? null : Number.isFinite(r) ? r : Number.MAX_VALUE;
@@ -73,20 +81,27 @@ function jsonRatios(r: RatiosJson): RatiosJson {
 interface Totals {
   tokens: Record<TokenType, number>;
   requests: number;
+  unpriced: number;
   costs: string[];
 }
-function addRow(acc: Totals, row: { tokens: Record<TokenType, number>; requests: number; costUsd: string }): void {
+function addRow(acc: Totals, row: { tokens: Record<TokenType, number>; requests: number; unpricedRequests?: number; costUsd: string }): void {
   for (const t of TOKEN_TYPES) acc.tokens[t] += row.tokens[t] ?? 0;
   acc.requests += row.requests;
+  acc.unpriced += row.unpricedRequests ?? 0;
   acc.costs.push(row.costUsd);
 }
 function emptyTotals(): Totals {
-  return { tokens: { input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 }, requests: 0, costs: [] };
+  return { tokens: { input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 }, requests: 0, unpriced: 0, costs: [] };
 }
 
-/** Most expensive first; on equal cost, most tokens first. */
-function byCost<T extends { cost_usd: string; tokens: TokenCounts }>(a: T, b: T): number {
-  return new Money(b.cost_usd).cmp(a.cost_usd) || b.tokens.total - a.tokens.total;
+/** The money fields of a figure: `cost_usd` (null when wholly unpriced) and `unpriced_requests`. */
+function costFields(acc: Totals): { cost_usd: string | null; unpriced_requests: number } {
+  return { cost_usd: costOrNull(sumMoney(acc.costs), acc.requests, acc.unpriced), unpriced_requests: acc.unpriced };
+}
+
+/** Most expensive first (unpriced as 0); on equal cost, most tokens first. */
+function byCost<T extends { cost_usd: string | null; tokens: TokenCounts }>(a: T, b: T): number {
+  return new Money(b.cost_usd ?? '0').cmp(a.cost_usd ?? '0') || b.tokens.total - a.tokens.total;
 }
 
 /** The rows summed per provider and model (a user's rows also differ by plan), most expensive first. */
@@ -99,7 +114,7 @@ function modelBreakdown(rows: readonly ModelUsage[]) {
     addRow(m.acc, r);
   }
   return [...models.values()]
-    .map((m) => ({ provider: m.provider, model: m.model, tokens: tokenCounts(m.acc.tokens), requests: m.acc.requests, cost_usd: sumMoney(m.acc.costs) }))
+    .map((m) => ({ provider: m.provider, model: m.model, tokens: tokenCounts(m.acc.tokens), requests: m.acc.requests, ...costFields(m.acc) }))
     .sort((a, b) => byCost(a, b) || a.model.localeCompare(b.model));
 }
 
@@ -115,14 +130,15 @@ export function userUsageJson(userId: string, period: BillingPeriod, rows: Model
   const tokens = tokenCounts(total.tokens);
   const cost = sumMoney(total.costs);
   const f = usageFigures(tokens, total.requests, cost, plans.limitsFor(userId, plan));
-  const shown = display(cost);
+  const money = costFields(total);
+  const shown = money.cost_usd === null ? undefined : display(cost);
   return {
     user: userId,
     plan,
     period: periodJson(period),
     tokens,
     requests: total.requests,
-    cost_usd: cost,
+    ...money,
     ...(shown ? { display: shown } : {}),
     limits: f.limits,
     remaining: f.remaining,
@@ -140,20 +156,35 @@ export interface UsageListQuery {
 /** `GET /api/v1/usage?plan=P&min_ratio=R`: users sorted by how close they are to a limit (unlimited last). */
 export function usageListJson(period: BillingPeriod, rollups: PeriodRollup[], plans: PlanPort, q: UsageListQuery) {
   const users = [];
+  // Every plan with usage this period, whatever the filters: a client can offer them all (the list is capped).
+  const planNames = new Set<string>();
   for (const r of rollups) {
     if (Date.parse(r.periodStart) !== period.start.getTime()) continue;
+    planNames.add(r.plan);
     if (q.plan !== undefined && r.plan !== q.plan) continue;
     const tokens = tokenCounts(r.tokens);
     const cost = new Money(r.costUsd).toFixed();
     const f = usageFigures(tokens, r.requests, cost, plans.limitsFor(r.userId, r.plan));
     if (q.minRatio !== undefined && (f.maxRatio === null || f.maxRatio < q.minRatio)) continue;
-    users.push({ user: r.userId, plan: r.plan, tokens, requests: r.requests, cost_usd: cost, limits: f.limits, ratios: f.ratios, max_ratio: f.maxRatio });
+    const unpriced = r.unpricedRequests ?? 0;
+    users.push({
+      user: r.userId,
+      plan: r.plan,
+      tokens,
+      requests: r.requests,
+      cost_usd: costOrNull(cost, r.requests, unpriced),
+      unpriced_requests: unpriced,
+      limits: f.limits,
+      ratios: f.ratios,
+      max_ratio: f.maxRatio,
+    });
   }
   users.sort((a, b) => (b.max_ratio ?? -1) - (a.max_ratio ?? -1) || a.user.localeCompare(b.user) || a.plan.localeCompare(b.plan));
   const total = users.length;
   return {
     period: periodJson(period),
     total,
+    plans: [...planNames].sort(),
     users: users.slice(0, q.limit).map((u) => ({ ...u, ratios: jsonRatios(u.ratios), max_ratio: jsonRatio(u.max_ratio) })),
   };
 }
@@ -168,13 +199,13 @@ export function summaryJson(period: BillingPeriod, rows: ModelUsage[], display: 
     if (!p) providers.set(r.provider, (p = emptyTotals()));
     addRow(p, r);
   }
-  const cost = sumMoney(total.costs);
-  const shown = display(cost);
+  const money = costFields(total);
+  const shown = money.cost_usd === null ? undefined : display(money.cost_usd);
   return {
     period: periodJson(period),
-    totals: { tokens: tokenCounts(total.tokens), requests: total.requests, cost_usd: cost, ...(shown ? { display: shown } : {}) },
+    totals: { tokens: tokenCounts(total.tokens), requests: total.requests, ...money, ...(shown ? { display: shown } : {}) },
     by_provider: [...providers]
-      .map(([provider, acc]) => ({ provider, tokens: tokenCounts(acc.tokens), requests: acc.requests, cost_usd: sumMoney(acc.costs) }))
+      .map(([provider, acc]) => ({ provider, tokens: tokenCounts(acc.tokens), requests: acc.requests, ...costFields(acc) }))
       .sort((a, b) => byCost(a, b) || a.provider.localeCompare(b.provider)),
     by_model: modelBreakdown(rows),
   };

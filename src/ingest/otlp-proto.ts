@@ -4,7 +4,8 @@ import protobuf from 'protobufjs';
  * The subset of the official OTLP protos (opentelemetry-proto, files common/v1/common.proto,
  * resource/v1/resource.proto, trace/v1/trace.proto, metrics/v1/metrics.proto, collector/{trace,metrics}/v1)
  * that an OTLP/HTTP receiver of traces and metrics needs. Field numbers and types are copied from those
- * files; test/ingest/otlp-proto.test.ts proves them by decoding bodies made by the real OTel JS serializers.
+ * files; test/ingest/decode.test.ts proves the trace ones by decoding bodies made by the real OTel JS serializers
+ * (the metrics ones are decoded and acknowledged, never priced).
  * Deprecated fields (InstrumentationLibrary, int_gauge, labels, ...) are omitted: they decode as unknown
  * fields and are skipped, as the proto3 rules say.
  *

@@ -10,7 +10,7 @@ import type { AttributeMap, AttributeValue, DecodedScope, DecodedSpan, DecodedTr
  * It follows protobufjs' decoding of the official definitions (otlp-proto.ts) exactly where it reads:
  * proto3 last-one-wins for scalars, merge for repeated sub-messages (a second `status` or `value` merges
  * into the first), a known field with the wrong wire type is skipped as unknown, groups are skipped,
- * the same recursion limit (100). test/ingest/trace-proto-walker.test.ts checks that on random and mutated
+ * the same recursion limit (100). test/ingest/fuzz.test.ts checks that on random and mutated
  * bodies: whatever protobufjs accepts, the walker accepts with identical output. It is more lenient only
  * inside fields it skips (a corrupt event is not looked at).
  */

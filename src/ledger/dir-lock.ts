@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { LedgerError } from './errors.js';
+import { LedgerError, LedgerInUseError } from './errors.js';
 
 const LOCK_FILE = 'tokenmeter.lock';
 
@@ -50,10 +50,13 @@ export function acquireDirectoryLock(dir: string): () => void {
     } catch {}
     const ours = owner === process.pid;
     if (Number.isSafeInteger(owner) && owner > 0 && (ours ? held.has(path) : processAlive(owner))) {
-      throw new LedgerError(
+      throw new LedgerInUseError(
         `the embedded ledger in ${dir} is in use by process ${owner}${ours ? ' (this process)' : ''}; ` +
           `an embedded ledger serves one exporter - use a postgres:// URL to share a ledger between replicas ` +
           `(if no such process uses it, delete ${path})`,
+        dir,
+        owner,
+        path,
       );
     }
     try {

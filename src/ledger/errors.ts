@@ -18,6 +18,22 @@ export class LedgerUnavailableError extends LedgerError {
   }
 }
 
+/**
+ * An embedded ledger directory is held by another live process (its `tokenmeter.lock`): one writer per directory.
+ * A class of its own so `tokenmeter serve` can say so in one line, with the owner's pid and the flag to change.
+ */
+export class LedgerInUseError extends LedgerError {
+  constructor(
+    message: string,
+    readonly directory: string,
+    readonly ownerPid: number,
+    readonly lockPath: string,
+  ) {
+    super(message);
+    this.name = 'LedgerInUseError';
+  }
+}
+
 export function isLedgerUnavailable(err: unknown): boolean {
   return err instanceof LedgerUnavailableError;
 }

@@ -3,6 +3,7 @@ export { openLedger, isPostgresStorage, migrate, validateRecord, DEFAULT_DEDUP_W
 export type {
   Ledger,
   LedgerOptions,
+  LoadRollupsOptions,
   CommitOptions,
   DiscountFunction,
   ModelUsage,
@@ -17,7 +18,7 @@ export { GroupCommitter } from './group-commit.js';
 export { JournalLedger } from './journal-ledger.js';
 export type { JournalLedgerOptions } from './journal-ledger.js';
 export type { GroupCommitterOptions, GroupCommitterStats } from './group-commit.js';
-export { LedgerError, LedgerUnavailableError, isLedgerUnavailable, isUnavailableDriverError } from './errors.js';
+export { LedgerError, LedgerInUseError, LedgerUnavailableError, isLedgerUnavailable, isUnavailableDriverError } from './errors.js';
 export { discountsFromTiers } from './discounts.js';
 export { MIGRATIONS } from './migrations.js';
 export type { Migration } from './migrations.js';

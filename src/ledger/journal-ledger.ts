@@ -55,6 +55,7 @@ import {
   type DiscountFunction,
   type Ledger,
   type LedgerOptions,
+  type LoadRollupsOptions,
   type ModelUsage,
   type PeriodSummary,
   type ProviderSpend,
@@ -958,14 +959,19 @@ export class JournalLedger implements Ledger {
     return this.#periods.get(isoOf(periodStart));
   }
 
-  async loadPeriodRollups(periodStart: Date | string): Promise<PeriodRollup[]> {
+  async loadPeriodRollups(periodStart: Date | string, options: LoadRollupsOptions = {}): Promise<PeriodRollup[]> {
     const p = this.#query(periodStart);
     if (!p) return [];
     const ps = isoOf(periodStart);
     const rows: UserRow[] = [];
     for (const head of p.users.values()) for (let u: UserRow | undefined = head; u !== undefined; u = u.next) rows.push(u);
     rows.sort((a, b) => compareStrings(a.userId, b.userId) || compareStrings(a.plan, b.plan));
-    return rows.map((u) => rollupOf(ps, u));
+    if (!options.unpriced) return rows.map((u) => rollupOf(ps, u));
+    return rows.map((u) => {
+      let unpricedRequests = 0;
+      for (let m = u.models; m !== undefined; m = m.next) unpricedRequests += m.unpriced;
+      return unpricedRequests > 0 ? { ...rollupOf(ps, u), unpricedRequests } : rollupOf(ps, u);
+    });
   }
 
   async userModelUsage(userId: string, periodStart: Date | string): Promise<ModelUsage[]> {

@@ -120,6 +120,12 @@ export interface PruneResult {
   rollupRowsDeleted: number;
 }
 
+export interface LoadRollupsOptions {
+  /** Also count each user's unpriced requests (`unpricedRequests`): the usage API's list asks, the periodic gauge
+   * refresh does not (on a SQL ledger it costs a scan of the period's per-model rows). */
+  unpriced?: boolean;
+}
+
 export interface Ledger {
   readonly kind: BackendKind;
   readonly dedupWindowMillis: number;
@@ -127,7 +133,7 @@ export interface Ledger {
   commit(records: LedgerRecord[], options?: CommitOptions): Promise<CommitResult>;
   /** Resolves when the ledger answers a query; rejects with LedgerUnavailableError otherwise. */
   ping(): Promise<void>;
-  loadPeriodRollups(periodStart: Date | string): Promise<PeriodRollup[]>;
+  loadPeriodRollups(periodStart: Date | string, options?: LoadRollupsOptions): Promise<PeriodRollup[]>;
   userPeriodUsage(userId: string, periodStart: Date | string): Promise<UserPeriodUsage>;
   /** One user's usage in the period per plan, provider and model. */
   userModelUsage(userId: string, periodStart: Date | string): Promise<ModelUsage[]>;
@@ -736,17 +742,36 @@ class SqlLedger implements Ledger {
     await this.#run('ping', () => this.#backend.query('SELECT 1'));
   }
 
-  async loadPeriodRollups(periodStart: Date | string): Promise<PeriodRollup[]> {
+  async loadPeriodRollups(periodStart: Date | string, options: LoadRollupsOptions = {}): Promise<PeriodRollup[]> {
     const ps = isoOf(periodStart);
+    if (!options.unpriced) {
+      const rows = await this.#run('query', () =>
+        this.#backend.query(
+          `SELECT ${ISO_SQL('period_start')} AS period_start, user_id, plan, ${TOKENS_SELECT},
+             requests::text AS requests, cost_usd::text AS cost_usd
+           FROM period_user_usage WHERE period_start = $1::timestamptz ORDER BY user_id, plan`,
+          [ps],
+        ),
+      );
+      return rows.map(rollupOf);
+    }
     const rows = await this.#run('query', () =>
       this.#backend.query(
-        `SELECT ${ISO_SQL('period_start')} AS period_start, user_id, plan, ${TOKENS_SELECT},
-           requests::text AS requests, cost_usd::text AS cost_usd
-         FROM period_user_usage WHERE period_start = $1::timestamptz ORDER BY user_id, plan`,
+        // The unpriced requests per user and plan come from the per-model rows (only the few with any).
+        `SELECT ${ISO_SQL('u.period_start')} AS period_start, u.user_id, u.plan, ${TOKENS_SELECT},
+           u.requests::text AS requests, u.cost_usd::text AS cost_usd, COALESCE(m.unpriced, 0)::text AS unpriced_requests
+         FROM period_user_usage u
+         LEFT JOIN (SELECT user_id, plan, sum(unpriced_requests) AS unpriced FROM period_user_model_usage
+                    WHERE period_start = $1::timestamptz AND unpriced_requests > 0 GROUP BY user_id, plan) m
+           ON m.user_id = u.user_id AND m.plan = u.plan
+         WHERE u.period_start = $1::timestamptz ORDER BY u.user_id, u.plan`,
         [ps],
       ),
     );
-    return rows.map(rollupOf);
+    return rows.map((row) => {
+      const unpriced = Number(row.unpriced_requests);
+      return unpriced > 0 ? { ...rollupOf(row), unpricedRequests: unpriced } : rollupOf(row);
+    });
   }
 
   async userModelUsage(userId: string, periodStart: Date | string): Promise<ModelUsage[]> {

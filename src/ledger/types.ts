@@ -32,6 +32,12 @@ export interface PeriodRollup {
   requests: number;
   /** Exact decimal string. */
   costUsd: string;
+  /**
+   * Requests of these whose model had no price (their tokens are counted, their cost is unknown, not 0). Set by
+   * `loadPeriodRollups(start, { unpriced: true })` (the usage API's user list) when there are any; absent means
+   * none or not asked (always absent on the rollups a commit returns).
+   */
+  unpricedRequests?: number;
 }
 
 export interface CommitResult {

@@ -83,6 +83,8 @@ describe('tokenmeter demo with a port in use', () => {
       }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(PortInUseError);
       expect((err as Error).message).toContain(`port ${port} (the mock provider) is already in use`);
+      // What holds it, from /proc (this test process).
+      expect((err as Error).message).toContain(`in use by process ${process.pid} (`);
       expect((err as Error).message).toContain('--port-offset');
       expect((err as Error).message).toContain('--ports auto');
     } finally {

@@ -1,6 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { formatUsd as tsFormatUsd } from '../../src/demo/format.js';
+import { formatCost as tsFormatCost, formatUsd as tsFormatUsd } from '../../src/demo/format.js';
+import { firingAlerts as tsFiringAlerts, LIMIT_ALERT_RULES as TS_LIMIT_ALERT_RULES } from '../../src/demo/alerts.js';
+import { ALERTS } from '../../src/dashboards/alerts.js';
 
 interface StatusPageModule {
   formatUsd(s: string | null): string;
@@ -8,6 +10,11 @@ interface StatusPageModule {
   compareDecimal(a: string, b: string): number;
   formatDuration(ms: number): string;
   sortUsers(users: { user: string; plan: string; tokens: { total: number }; requests: number; cost_usd: string; max_ratio: number | null }[], key: string, dir: string): { user: string }[];
+  formatCost(cost: string | null, unpriced: number): string;
+  LIMIT_ALERT_RULES: { name: string; measure: string; minRatio: number; maxRatio: number; severity: string }[];
+  UNPRICED_MODEL_ALERT: { name: string; severity: string };
+  firingAlerts(users: unknown[]): unknown[];
+  unpricedModels(byModel: { model: string; unpriced_requests: number; tokens: { total: number } }[]): { model: string }[];
 }
 
 // The status page is plain browser JS with no build step; it exports its pure helpers so they can be tested here.
@@ -45,5 +52,34 @@ describe('status page formatting', () => {
     expect(app.sortUsers(users, 'cost', 'asc').map((u) => u.user)).toEqual(['a', 'b', 'c']);
     expect(app.sortUsers(users, 'max_ratio', 'desc').map((u) => u.user)).toEqual(['a', 'b', 'c']);
     expect(app.sortUsers(users, 'user', 'asc').map((u) => u.user)).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe('status page alerts and unpriced costs', () => {
+  it('evaluates the same limit rules as the alert definitions (names, measures, thresholds, severities)', () => {
+    expect(app.LIMIT_ALERT_RULES).toEqual(TS_LIMIT_ALERT_RULES.map((r) => ({ ...r })));
+    const unpriced = ALERTS.find((a) => a.name === app.UNPRICED_MODEL_ALERT.name);
+    expect(unpriced?.severity).toBe(app.UNPRICED_MODEL_ALERT.severity);
+  });
+
+  it('fires the same alerts as the terminal view on the same users', () => {
+    const u = (user: string, tokens: number | null, requests: number | null, cost: number | null) => ({
+      user, plan: 'free', tokens: { total: 1 }, requests: 1, cost_usd: '1', limits: { tokens: 1, requests: 1, cost_usd: '1' },
+      ratios: { tokens, requests, cost_usd: cost }, max_ratio: Math.max(tokens ?? 0, requests ?? 0, cost ?? 0),
+    });
+    // Only the fields the alerts read (the terminal view's type asks for more).
+    const users = [u('a', 0.79, 0.8, 1), u('b', 1.5, null, 0.99), u('c', null, null, null), u('d', 0.999, 1e308, 2)] as unknown as Parameters<typeof tsFiringAlerts>[0];
+    expect(app.firingAlerts(users)).toEqual(tsFiringAlerts(users));
+    expect(app.firingAlerts(users)).toHaveLength(7);
+  });
+
+  it('lists unpriced models and shows unpriced costs like the terminal view, never as $0', () => {
+    const m = (model: string, unpriced: number, total: number) => ({ model, unpriced_requests: unpriced, tokens: { total } });
+    expect(app.unpricedModels([m('priced', 0, 9), m('few', 1, 100), m('many', 5, 1)]).map((x) => x.model)).toEqual(['many', 'few']);
+    for (const [cost, unpriced] of [[null, 3], ['1.005', 2], ['0', 0], ['0.00004999', 0]] as const) {
+      expect(app.formatCost(cost, unpriced)).toBe(tsFormatCost(cost, unpriced));
+    }
+    expect(app.formatCost(null, 3)).toBe('unpriced');
+    expect(app.formatCost('1.005', 2)).toBe('$1.01 + unpriced');
   });
 });

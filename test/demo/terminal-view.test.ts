@@ -2,7 +2,11 @@ import { describe, it, expect } from 'vitest';
 import { stripAnsi, renderLiveView, renderLogLine, newAlertLines, bar, ingestRate } from '../../src/demo/terminal-view.js';
 import { firingAlerts, LIMIT_ALERT_RULES } from '../../src/demo/alerts.js';
 import { ALERTS } from '../../src/dashboards/alerts.js';
-import { formatUsd, formatInt, formatDuration, formatPercent } from '../../src/demo/format.js';
+import { formatCost, formatUsd, formatInt, formatDuration, formatPercent } from '../../src/demo/format.js';
+import { binCommand, frame, FRAME_START, shellQuote } from '../../src/demo/demo.js';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import type { Snapshot, UserUsage, TokenCounts } from '../../src/demo/usage-api.js';
 
 function tokens(input: number, output: number): TokenCounts {
@@ -120,5 +124,78 @@ describe('terminal view', () => {
     const out = renderLiveView(snapshot([], 0, 0), undefined, { color: false, columns: 100, nowMillis: 0 });
     expect(out).toContain('no usage yet');
     expect(out).toContain('… spans/s');
+  });
+});
+
+describe('terminal view on a small terminal (80×24)', () => {
+  const many = Array.from({ length: 40 }, (_, i) =>
+    user(`user-${String(i).padStart(2, '0')}`, ['free', 'pro', 'team'][i % 3]!, 1_234_567 - i * 1000, 9 + (i % 5), i % 3 === 2 ? 2_000_000 : 50_000, 10),
+  );
+  const models = Array.from({ length: 9 }, (_, i) => ({ provider: 'anthropic', model: `claude-model-with-a-long-name-${i}`, tokens: tokens(1_000_000, i), requests: 1234, cost_usd: `${i}.5` }));
+  const snap = (): Snapshot => {
+    const s = snapshot(many, 0, 0);
+    s.summary.by_model = models;
+    return s;
+  };
+
+  it('fits 80 columns and 24 rows: header, column titles with COST, a cost on every user row, "… and N more"', () => {
+    const out = renderLiveView(snap(), undefined, { color: false, columns: 80, rows: 24, nowMillis: 0, status: 'running 12345s' });
+    const lines = out.split('\n');
+    expect(lines.length).toBeLessThanOrEqual(24);
+    for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(80);
+    expect(lines[0]).toMatch(/^tokenmeter demo .*running 12345s$/);
+    expect(lines[1]).toMatch(/^USER\s+PLAN\s+TOKENS\s+REQUESTS\s+COST$/);
+    const rows = lines.filter((l) => /^user-\d\d /.test(l));
+    expect(rows.length).toBeGreaterThan(5);
+    for (const r of rows) expect(r).toMatch(/\$0\.0123$/);
+    const more = lines.find((l) => l.includes('more users'))!;
+    expect(Number(/… and (\d+) more users/.exec(more)![1]) + rows.length).toBe(40);
+    expect(out).toMatch(/… and \d+ more$/m); // alerts
+    expect(out).toMatch(/… and \d+ more models/);
+    expect(out).toMatch(/^\s+total\s+[\d,]+ tokens\s+[\d,]+ requests\s+\$1\.01$/m);
+    expect(lines[lines.length - 1]).toMatch(/^INGEST/);
+  });
+
+  it('at any size from 40×10 to 200×60 keeps within the screen and shows the header and COST', () => {
+    for (const [columns, rows] of [[40, 10], [60, 15], [80, 24], [100, 30], [200, 60]] as const) {
+      const out = renderLiveView(snap(), undefined, { color: true, columns, rows, nowMillis: 0 });
+      const lines = out.split('\n').map(stripAnsi);
+      expect(lines.length, `${columns}x${rows}`).toBeLessThanOrEqual(rows);
+      for (const l of lines) expect(l.length).toBeLessThanOrEqual(columns);
+      expect(lines[0]).toMatch(/^tokenmeter demo/);
+      if (columns >= 60) expect(lines[1]).toMatch(/COST$/);
+    }
+  });
+
+  it('shows unpriced usage as unpriced, never $0', () => {
+    const s = snapshot([{ ...user('ursula', 'free', 1000, 2, 50_000, 10), cost_usd: null, unpriced_requests: 2 }, { ...user('mia', 'pro', 10, 2, null, null), unpriced_requests: 1 }], 0, 0);
+    s.summary.by_model = [{ provider: 'openai', model: 'my-private-model', tokens: tokens(900, 100), requests: 2, cost_usd: null, unpriced_requests: 2 }];
+    s.summary.totals = { tokens: tokens(900, 100), requests: 2, cost_usd: null, unpriced_requests: 2 };
+    const out = renderLiveView(s, undefined, { color: false, columns: 80, rows: 24, nowMillis: 0 });
+    expect(out).toMatch(/^ursula .* unpriced$/m);
+    expect(out).toMatch(/^mia .* \$0\.0123 \+ unpriced$/m);
+    expect(out).toMatch(/openai\/my-private-model\s+1,000 tokens\s+2 requests\s+unpriced$/m);
+    expect(out).toMatch(/total\s+1,000 tokens\s+2 requests\s+unpriced$/m);
+    expect(out).not.toContain('$0.0000');
+    expect(formatCost(null, 3)).toBe('unpriced');
+    expect(formatCost('1.5', 1)).toBe('$1.50 + unpriced');
+    expect(formatCost('0', 0)).toBe('$0.0000');
+  });
+
+  it('frames redraw from the top left without a trailing newline (a full screen would scroll)', () => {
+    const f = frame('a\nb');
+    expect(f.startsWith(FRAME_START)).toBe(true);
+    expect(f.endsWith('\n')).toBe(false);
+    expect(f).toBe('\u001b[Ha\u001b[K\nb\u001b[K\u001b[J');
+  });
+
+  it('prints an exit hint that runs from the clone', () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    // Relative inside the clone (src/ here under vitest, dist/ when built: test/e2e/demo-tty-80x24.test.ts runs it).
+    expect(binCommand(root)).toMatch(/^node (src|dist)\/cli\/main\.js$/);
+    // Absolute from anywhere else.
+    expect(binCommand(tmpdir())).toMatch(new RegExp(`^node ${join(root, '(src|dist)', 'cli', 'main\\.js')}$`));
+    expect(shellQuote('/tmp/a b')).toBe(`'/tmp/a b'`);
+    expect(shellQuote("it's")).toBe(`'it'\\''s'`);
   });
 });

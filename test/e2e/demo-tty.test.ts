@@ -70,7 +70,7 @@ describe.skipIf(!script || !existsSync(BIN))('tokenmeter demo on a terminal', ()
     let frame = '';
     for (let i = 0; i < 120; i++) {
       await new Promise((r) => setTimeout(r, 500));
-      const frames = out.split('\u001b[H\u001b[2J');
+      const frames = out.split('\u001b[H'); // each live frame starts at the top left
       frame = frames[frames.length - 1];
       const plain = stripAnsi(frame);
       if (/OverRequestLimit/.test(plain) && /INGEST\s+\d+\.\d spans\/s/.test(plain) && plain.includes('SPEND BY MODEL')) break;

@@ -40,7 +40,8 @@ export class MemoryLedger implements LedgerPort {
     return { committed, duplicates, rollups };
   }
 
-  rollups(): PeriodRollup[] {
+  /** The per-user totals; `withUnpriced` adds unpricedRequests where non-zero, as the real loadPeriodRollups does. */
+  rollups(withUnpriced = false): PeriodRollup[] {
     const map = new Map<string, PeriodRollup>();
     for (const r of this.records.values()) {
       const k = `${r.periodStart}\u0000${r.userId}\u0000${r.plan}`;
@@ -51,6 +52,7 @@ export class MemoryLedger implements LedgerPort {
       }
       for (const t of TOKEN_TYPES) x.tokens[t] += r.usage[t];
       x.requests++;
+      if (withUnpriced && !r.priced) x.unpricedRequests = (x.unpricedRequests ?? 0) + 1;
       x.costUsd = new Decimal(x.costUsd).plus(r.totalCostUsd).toFixed();
     }
     return [...map.values()];
@@ -60,9 +62,9 @@ export class MemoryLedger implements LedgerPort {
     if (this.down) throw new LedgerDownError('connection refused');
   }
 
-  async loadPeriodRollups(periodStart: Date): Promise<PeriodRollup[]> {
+  async loadPeriodRollups(periodStart: Date, options: { unpriced?: boolean } = {}): Promise<PeriodRollup[]> {
     if (this.down) throw new LedgerDownError('connection refused');
-    return this.rollups().filter((r) => Date.parse(r.periodStart) === periodStart.getTime());
+    return this.rollups(options.unpriced === true).filter((r) => Date.parse(r.periodStart) === periodStart.getTime());
   }
 
   private modelUsage(filter: (r: LedgerRecord) => boolean): ModelUsage[] {
@@ -72,11 +74,12 @@ export class MemoryLedger implements LedgerPort {
       const k = `${r.userId}\u0000${r.plan}\u0000${r.provider}\u0000${r.model}`;
       let m = map.get(k);
       if (!m) {
-        m = { userId: r.userId, plan: r.plan, provider: r.provider, model: r.model, tokens: { input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 }, requests: 0, costUsd: '0' };
+        m = { userId: r.userId, plan: r.plan, provider: r.provider, model: r.model, tokens: { input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 }, requests: 0, unpricedRequests: 0, costUsd: '0' };
         map.set(k, m);
       }
       for (const t of TOKEN_TYPES) m.tokens[t as TokenType] += r.usage[t];
       m.requests++;
+      if (!r.priced) m.unpricedRequests! += 1;
       m.costUsd = new Decimal(m.costUsd).plus(r.totalCostUsd).toFixed();
     }
     return [...map.values()];

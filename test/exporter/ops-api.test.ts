@@ -54,7 +54,7 @@ describe('usage API', () => {
     expect(json.tokens.total).toBe(3600);
     expect(json.requests).toBe(2);
     const gpt = json.by_model.find((m: { model: string }) => m.model === 'gpt-4o');
-    expect(gpt).toEqual({ provider: 'openai', model: 'gpt-4o', tokens: { input: 1000, cache_read: 0, cache_write: 0, output: 500, reasoning: 0, total: 1500 }, requests: 1, cost_usd: '0.0075' });
+    expect(gpt).toEqual({ provider: 'openai', model: 'gpt-4o', tokens: { input: 1000, cache_read: 0, cache_write: 0, output: 500, reasoning: 0, total: 1500 }, requests: 1, cost_usd: '0.0075', unpriced_requests: 0 });
     const claude = json.by_model.find((m: { provider: string }) => m.provider === 'anthropic');
     expect(new Decimal(json.cost_usd).equals(new Decimal('0.0075').plus(claude.cost_usd))).toBe(true);
     expect(json.limits).toEqual({ tokens: 500000, requests: 100, cost_usd: '0.01' });
@@ -68,7 +68,8 @@ describe('usage API', () => {
     expect(json.display).toEqual({ currency: 'EUR', amount: '0.0075', cost: '€0.01' });
     // Exactly issue 4's fields, no more: user, plan, period, tokens by type, requests, cost (+ display), limits,
     // remaining, ratio per limit, breakdown by model.
-    expect(Object.keys(json).sort()).toEqual(['by_model', 'cost_usd', 'display', 'limits', 'period', 'plan', 'ratios', 'remaining', 'requests', 'tokens', 'user']);
+    // (+ unpriced_requests, issue 12: the requests whose model has no price, which cost_usd leaves out.)
+    expect(Object.keys(json).sort()).toEqual(['by_model', 'cost_usd', 'display', 'limits', 'period', 'plan', 'ratios', 'remaining', 'requests', 'tokens', 'unpriced_requests', 'user']);
     expect(Object.keys(json.remaining).sort()).toEqual(['cost_usd', 'requests', 'tokens']);
     // Equal cost ($0.0075 each): more tokens first.
     expect(json.by_model.map((m: { provider: string; model: string }) => `${m.provider}/${m.model}`)).toEqual(['anthropic/claude-sonnet-4-5', 'openai/gpt-4o']);
@@ -109,6 +110,9 @@ describe('usage API', () => {
     expect(bob.max_ratio).toBe(0.8);
     const pro = await getJson(`${e.httpUrl}/api/v1/usage?plan=pro`);
     expect(pro.json.users.map((u: { user: string }) => u.user)).toEqual(['alice', 'vip']);
+    // Every plan with usage, whatever the filter (the status page offers them all).
+    expect(pro.json.plans).toEqual(['free', 'pro', 'team']);
+    expect(pro.json.total).toBe(2);
     const near = await getJson(`${e.httpUrl}/api/v1/usage?min_ratio=0.85`);
     expect(near.json.users.map((u: { user: string }) => u.user)).toEqual(['alice', 'vip']);
     const over = await getJson(`${e.httpUrl}/api/v1/usage?min_ratio=1`);
@@ -133,6 +137,46 @@ describe('usage API', () => {
     expect(gpt.cost_usd).toBe(new Decimal(41905).times('2.5').div(1e6).plus(new Decimal(500).times(10).div(1e6)).toFixed());
     const sum = json.by_provider.reduce((acc: Decimal, p: { cost_usd: string }) => acc.plus(p.cost_usd), new Decimal(0));
     expect(sum.toFixed()).toBe(json.totals.cost_usd);
+  });
+
+  it('unpriced usage is never $0: cost_usd null when wholly unpriced, unpriced_requests counted everywhere', async () => {
+    const e = await start({ clock: new FakeClock(NOW), plans: new SimplePlans({ free: { tokens: 50_000, requests: 10, costUsd: new Decimal('1') } }) });
+    const res = await postOtlp(
+      e.otlpUrl,
+      otlpJson(
+        [
+          { spanId: 'f000000000000001', user: 'ursula', model: 'my-private-model', input: 700, output: 300 },
+          { spanId: 'f000000000000002', user: 'ursula', model: 'my-private-model', input: 70, output: 30 },
+          { spanId: 'f000000000000003', user: 'mixed', model: 'my-private-model', input: 10, output: 0 },
+          { spanId: 'f000000000000004', user: 'mixed', model: 'gpt-4o', input: 1000, output: 500 },
+        ],
+        AT,
+      ),
+    );
+    expect(res.status).toBe(200);
+    const ursula = (await getJson(`${e.httpUrl}/api/v1/usage/ursula`)).json;
+    expect(ursula).toMatchObject({ tokens: { total: 1100 }, requests: 2, cost_usd: null, unpriced_requests: 2 });
+    expect(ursula.by_model).toEqual([
+      { provider: 'openai', model: 'my-private-model', tokens: { input: 770, cache_read: 0, cache_write: 0, output: 330, reasoning: 0, total: 1100 }, requests: 2, cost_usd: null, unpriced_requests: 2 },
+    ]);
+    // A budget ratio counts priced usage only (the same as the tokenmeter_period_cost_usd gauge and its alert).
+    expect(ursula.ratios.cost_usd).toBe(0);
+    const mixed = (await getJson(`${e.httpUrl}/api/v1/usage/mixed`)).json;
+    expect(mixed).toMatchObject({ requests: 2, cost_usd: '0.0075', unpriced_requests: 1 });
+
+    const list = (await getJson(`${e.httpUrl}/api/v1/usage`)).json;
+    const row = (u: string) => list.users.find((x: { user: string }) => x.user === u);
+    expect(row('ursula')).toMatchObject({ cost_usd: null, unpriced_requests: 2, tokens: { total: 1100 } });
+    expect(row('mixed')).toMatchObject({ cost_usd: '0.0075', unpriced_requests: 1 });
+
+    const summary = (await getJson(`${e.httpUrl}/api/v1/summary`)).json;
+    expect(summary.totals).toMatchObject({ requests: 4, cost_usd: '0.0075', unpriced_requests: 3 });
+    expect(summary.by_provider).toEqual([expect.objectContaining({ provider: 'openai', requests: 4, cost_usd: '0.0075', unpriced_requests: 3 })]);
+    const model = (m: string) => summary.by_model.find((x: { model: string }) => x.model === m);
+    expect(model('my-private-model')).toMatchObject({ requests: 3, cost_usd: null, unpriced_requests: 3, tokens: { total: 1110 } });
+    expect(model('gpt-4o')).toMatchObject({ cost_usd: '0.0075', unpriced_requests: 0 });
+    // Nowhere in the three answers does unpriced usage read as a zero cost.
+    for (const body of [ursula, list, summary]) expect(JSON.stringify(body)).not.toContain('"cost_usd":"0"');
   });
 
   it('rejects bad queries with 400 and a JSON error', async () => {

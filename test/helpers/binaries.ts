@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 
 /**
  * Finds a system binary a stack test needs. Outside CI a missing binary skips the test; with CI=true it is a
- * failure (DEVELOPERS.md: no stack test may skip in CI).
+ * failure (the project's rule: no stack test may skip in CI; .ci/run installs the binaries).
  */
 export function findBinary(name: string, extraPaths: string[] = []): string | undefined {
   for (const p of extraPaths) if (existsSync(p)) return p;

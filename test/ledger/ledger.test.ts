@@ -169,6 +169,32 @@ describe.each([
     expect(await ledger.periodModelUsage(periodStart)).toEqual(summary.byModel);
   });
 
+  it.skipIf(skip)('period rollups carry the unpriced requests per user and plan (absent when none), also after a reopen', async () => {
+    const periodStart = freshPeriod();
+    await ledger.commit([
+      makeRecord({ periodStart, userId: 'np-mixed', tokens: { input: 10 }, costs: { input: '0.5' } }),
+      makeRecord({ periodStart, userId: 'np-mixed', provider: 'mystery', model: 'unknown-llm', priced: false, tokens: { input: 40 } }),
+      makeRecord({ periodStart, userId: 'np-mixed', provider: 'mystery', model: 'other-llm', priced: false, tokens: { output: 2 } }),
+      makeRecord({ periodStart, userId: 'np-mixed', plan: 'pro', provider: 'mystery', model: 'unknown-llm', priced: false, tokens: { input: 1 } }),
+      makeRecord({ periodStart, userId: 'np-only', provider: 'mystery', model: 'unknown-llm', priced: false, tokens: { input: 3 } }),
+      makeRecord({ periodStart, userId: 'np-priced', tokens: { input: 1 }, costs: { input: '0.1' } }),
+    ]);
+    const rows = (r: Awaited<ReturnType<Ledger['loadPeriodRollups']>>) => r.map((x) => [x.userId, x.plan, x.requests, x.unpricedRequests, x.costUsd]);
+    const expected = [
+      ['np-mixed', 'free', 3, 2, '0.5'],
+      ['np-mixed', 'pro', 1, 1, '0'],
+      ['np-only', 'free', 1, 1, '0'],
+      ['np-priced', 'free', 1, undefined, '0.1'],
+    ];
+    expect(rows(await ledger.loadPeriodRollups(periodStart, { unpriced: true }))).toEqual(expected);
+    expect('unpricedRequests' in (await ledger.loadPeriodRollups(periodStart, { unpriced: true })).find((r) => r.userId === 'np-priced')!).toBe(false);
+    // Not asked (the periodic gauge refresh): the plain rollups.
+    expect((await ledger.loadPeriodRollups(periodStart)).every((r) => !('unpricedRequests' in r))).toBe(true);
+    await ledger.close();
+    ledger = await openLedger(backend.storage, options);
+    expect(rows(await ledger.loadPeriodRollups(periodStart, { unpriced: true }))).toEqual(expected);
+  });
+
   it.skipIf(skip)('stores hostile strings verbatim (quotes, commas, braces, backslashes, unicode)', async () => {
     const periodStart = freshPeriod();
     const userId = `o'brien,"x"{y}\\z\n🚀 NULL`;

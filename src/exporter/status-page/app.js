@@ -7,6 +7,12 @@ const TOKEN_TYPES = ['input', 'cache_read', 'cache_write', 'output', 'reasoning'
 
 const state = {
   users: [],
+  // The API's count of users with usage this period (the list it returns is capped, by default at 1,000).
+  total: 0,
+  // Every plan with usage this period (from the API: the capped list may not show them all).
+  plans: [],
+  // The API's own list for the selected plan ({ plan, users, total }), fetched when the full list is capped.
+  planList: null,
   summary: null,
   sortKey: 'max_ratio',
   sortDir: 'desc',
@@ -106,6 +112,69 @@ export function formatDuration(ms) {
   return `${m}m ${s % 60}s`;
 }
 
+/**
+ * A cost as shown: unpriced usage is never "$0". `cost` is the API's cost_usd (null when every request of the
+ * figure had no price), `unpriced` its unpriced_requests.
+ */
+export function formatCost(cost, unpriced) {
+  if (cost === null || cost === undefined) return unpriced > 0 ? 'unpriced' : '—';
+  return unpriced > 0 ? `${formatUsd(cost)} + unpriced` : formatUsd(cost);
+}
+
+function unpricedTitle(unpriced) {
+  return `${formatInt(unpriced)} request${unpriced === 1 ? '' : 's'} of a model with no price: tokens counted, cost unknown (not $0)`;
+}
+
+/** A cost cell's text node, marked when part or all of it is unpriced. */
+function costSpan(cost, unpriced, attrs = {}) {
+  const marked = unpriced > 0;
+  return el('span', {
+    ...attrs,
+    text: formatCost(cost, unpriced),
+    class: marked ? 'unpriced' : undefined,
+    title: marked ? unpricedTitle(unpriced) : undefined,
+    'data-value': cost ?? '',
+    'data-unpriced': String(unpriced ?? 0),
+  });
+}
+
+// ---------- alerts (the same rules as the Prometheus / Grafana ones in src/dashboards/alerts.ts) ----------
+
+// The per-user limit rules: name, the usage-API ratio they watch, thresholds, severity. The demo's terminal view
+// derives the same table from the alert definitions (src/demo/alerts.ts); test/demo/status-page-format.test.ts
+// checks that the two agree.
+export const LIMIT_ALERT_RULES = [
+  { name: 'TokenmeterUserNearTokenLimit', measure: 'tokens', minRatio: NEAR_RATIO, maxRatio: 1, severity: 'info' },
+  { name: 'TokenmeterUserOverTokenLimit', measure: 'tokens', minRatio: 1, maxRatio: Infinity, severity: 'warning' },
+  { name: 'TokenmeterUserNearRequestLimit', measure: 'requests', minRatio: NEAR_RATIO, maxRatio: 1, severity: 'info' },
+  { name: 'TokenmeterUserOverRequestLimit', measure: 'requests', minRatio: 1, maxRatio: Infinity, severity: 'warning' },
+  { name: 'TokenmeterUserNearBudget', measure: 'cost_usd', minRatio: NEAR_RATIO, maxRatio: 1, severity: 'info' },
+  { name: 'TokenmeterUserOverBudget', measure: 'cost_usd', minRatio: 1, maxRatio: Infinity, severity: 'critical' },
+];
+export const UNPRICED_MODEL_ALERT = { name: 'TokenmeterUnpricedModel', severity: 'warning' };
+const SEVERITY_RANK = { critical: 0, warning: 1, info: 2 };
+const MAX_ALERTS_SHOWN = 50;
+
+/** The limit alerts firing for these users: most severe first, then the most over. */
+export function firingAlerts(users, rules = LIMIT_ALERT_RULES) {
+  const out = [];
+  for (const u of users) {
+    for (const r of rules) {
+      const ratio = u.ratios?.[r.measure];
+      if (ratio === null || ratio === undefined) continue;
+      if (ratio >= r.minRatio && ratio < r.maxRatio) out.push({ name: r.name, severity: r.severity, user: u.user, plan: u.plan, measure: r.measure, ratio });
+    }
+  }
+  return out.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || b.ratio - a.ratio);
+}
+
+/** Models with unpriced usage this period, most unpriced requests first. */
+export function unpricedModels(byModel) {
+  return (byModel ?? []).filter((m) => m.unpriced_requests > 0).sort((a, b) => b.unpriced_requests - a.unpriced_requests || b.tokens.total - a.tokens.total);
+}
+
+const MEASURE_LABEL = { tokens: 'tokens', requests: 'requests', cost_usd: 'cost budget' };
+
 function level(ratio) {
   if (ratio === null || ratio === undefined) return 'none';
   if (ratio >= 1) return 'over';
@@ -136,12 +205,17 @@ function fillDiv(ratio) {
 }
 
 /** One "used / limit" cell with a bar; `used` and `limit` are display strings, `ratio` a number or null. */
-function usageCell(kind, used, limit, ratio, rawUsed) {
+function usageCell(kind, used, limit, ratio, rawUsed, unpriced = 0) {
   const lvl = level(ratio);
   const label = limit === null ? `${used} (no limit)` : `${used} of ${limit} (${formatPercent(ratio)})`;
   const children = [
     el('span', { class: 'figure' }, [
-      el('span', { text: used, 'data-testid': `${kind}-used`, 'data-value': rawUsed }),
+      el('span', {
+        text: used,
+        'data-testid': `${kind}-used`,
+        'data-value': rawUsed,
+        ...(unpriced > 0 ? { class: 'unpriced', title: unpricedTitle(unpriced), 'data-unpriced': String(unpriced) } : {}),
+      }),
       el('span', { class: 'limit', text: limit === null ? ' · no limit' : ` / ${limit}`, 'data-testid': `${kind}-limit` }),
     ]),
   ];
@@ -185,9 +259,55 @@ export function sortUsers(users, key, dir) {
   });
 }
 
+function renderAlerts() {
+  const limit = firingAlerts(state.users);
+  const unpriced = unpricedModels(state.summary?.by_model);
+  // The list is the API's top users by highest use: past its end more users may be near a limit.
+  const last = state.users[state.users.length - 1];
+  const partial = state.total > state.users.length && last && (last.max_ratio ?? 0) >= NEAR_RATIO;
+  const items = [
+    ...unpriced.map((m) =>
+      el('li', { class: UNPRICED_MODEL_ALERT.severity, 'data-testid': 'alert', 'data-alert': UNPRICED_MODEL_ALERT.name }, [
+        el('span', { class: 'sev', text: UNPRICED_MODEL_ALERT.severity }),
+        el('span', { class: 'name', text: UNPRICED_MODEL_ALERT.name }),
+        el('span', {
+          text:
+            `${m.provider}/${m.model} has no price: ` +
+            (m.cost_usd === null
+              ? `${formatInt(m.requests)} request${m.requests === 1 ? '' : 's'}, ${formatInt(m.tokens.total)} tokens this period, cost unknown`
+              : `${formatInt(m.unpriced_requests)} of its ${formatInt(m.requests)} requests this period`),
+        }),
+      ]),
+    ),
+    ...limit.slice(0, MAX_ALERTS_SHOWN).map((a) =>
+      el('li', { class: a.severity, 'data-testid': 'alert', 'data-alert': a.name, 'data-user': a.user }, [
+        el('span', { class: 'sev', text: a.severity }),
+        el('span', { class: 'name', text: a.name }),
+        el('span', { class: 'user', text: a.user, 'data-testid': 'alert-user' }),
+        el('span', { text: ` (${a.plan}): ${MEASURE_LABEL[a.measure]} at ${formatPercent(a.ratio)} of the limit` }),
+      ]),
+    ),
+  ];
+  if (limit.length > MAX_ALERTS_SHOWN) items.push(el('li', { class: 'muted', text: `… and ${formatInt(limit.length - MAX_ALERTS_SHOWN)} more` }));
+  $('[data-testid=alerts-list]').replaceChildren(...items);
+  const count = limit.length + unpriced.length;
+  $('[data-testid=alerts-count]').textContent = `(${partial ? 'at least ' : ''}${formatInt(count)})`;
+  $('[data-testid=alerts-empty]').hidden = count > 0;
+}
+
+/** The users the table shows and how many there are in all: the API's per-plan list when the full list is capped. */
+function usersToShow() {
+  if (!state.plan) return { users: state.users, total: state.total };
+  if (state.planList?.plan === state.plan) return { users: state.planList.users, total: state.planList.total };
+  const users = state.users.filter((u) => u.plan === state.plan);
+  // Until the per-plan list arrives, a capped list gives only a lower bound.
+  return { users, total: state.total > state.users.length ? null : users.length };
+}
+
 function renderUsers() {
   const body = $('[data-testid=users-body]');
-  const shown = sortUsers(state.users.filter((u) => !state.plan || u.plan === state.plan), state.sortKey, state.sortDir);
+  const list = usersToShow();
+  const shown = sortUsers(list.users, state.sortKey, state.sortDir);
   body.replaceChildren(
     ...shown.map((u) =>
       el('tr', { 'data-testid': 'user-row', 'data-user': u.user, 'data-plan': u.plan }, [
@@ -195,12 +315,21 @@ function renderUsers() {
         el('td', { text: u.plan, 'data-testid': 'user-plan' }),
         usageCell('tokens', formatInt(u.tokens.total), u.limits.tokens === null ? null : formatInt(u.limits.tokens), u.ratios.tokens, String(u.tokens.total)),
         usageCell('requests', formatInt(u.requests), u.limits.requests === null ? null : formatInt(u.limits.requests), u.ratios.requests, String(u.requests)),
-        usageCell('cost', formatUsd(u.cost_usd), u.limits.cost_usd === null ? null : formatUsd(u.limits.cost_usd), u.ratios.cost_usd, u.cost_usd),
+        usageCell('cost', formatCost(u.cost_usd, u.unpriced_requests), u.limits.cost_usd === null ? null : formatUsd(u.limits.cost_usd), u.ratios.cost_usd, u.cost_usd ?? '', u.unpriced_requests),
         el('td', { class: `num ratio ${level(u.max_ratio)}`, text: formatPercent(u.max_ratio), 'data-testid': 'user-max-ratio' }),
       ]),
     ),
   );
   $('[data-testid=users-empty]').hidden = shown.length > 0;
+  const truncated = $('[data-testid=users-truncated]');
+  const onPlan = state.plan ? ` on plan ${state.plan}` : '';
+  truncated.hidden = list.total !== null && list.total <= list.users.length;
+  truncated.textContent = truncated.hidden
+    ? ''
+    : list.total === null
+      ? `Showing the ${formatInt(list.users.length)} users${onPlan} among the top ${formatInt(state.users.length)}; loading the others…`
+      : `Showing the top ${formatInt(list.users.length)} of ${formatInt(list.total)} users${onPlan}, closest to a limit first; sorting applies to these. ` +
+        'The usage API has every user: /api/v1/usage?plan=…&limit=…, /api/v1/usage/{user}.';
   for (const th of document.querySelectorAll('th[data-sort]')) {
     th.setAttribute('aria-sort', th.dataset.sort === state.sortKey ? (state.sortDir === 'asc' ? 'ascending' : 'descending') : 'none');
   }
@@ -208,7 +337,7 @@ function renderUsers() {
 
 function renderPlanFilter() {
   const select = $('[data-testid=plan-filter]');
-  const plans = [...new Set(state.users.map((u) => u.plan))].sort();
+  const plans = [...new Set([...state.plans, ...state.users.map((u) => u.plan)])].sort();
   if (state.plan && !plans.includes(state.plan)) plans.push(state.plan);
   const have = [...select.options].slice(1).map((o) => o.value);
   if (have.join('\n') !== plans.join('\n')) {
@@ -225,17 +354,25 @@ function tokensTotal(t) {
 function renderSummary() {
   const s = state.summary;
   if (!s) return;
-  $('[data-testid=total-cost]').textContent = formatUsd(s.totals.cost_usd);
+  const unpriced = s.totals.unpriced_requests ?? 0;
+  $('[data-testid=total-cost]').textContent = s.totals.cost_usd === null ? 'unpriced' : formatUsd(s.totals.cost_usd);
+  const costNote = $('[data-testid=total-cost-note]');
+  costNote.hidden = unpriced === 0;
+  costNote.textContent = unpriced === 0 ? '' : `+ ${formatInt(unpriced)} unpriced request${unpriced === 1 ? '' : 's'} (cost unknown)`;
   $('[data-testid=total-tokens]').textContent = formatInt(tokensTotal(s.totals.tokens));
   $('[data-testid=total-requests]').textContent = formatInt(s.totals.requests);
-  $('[data-testid=total-users]').textContent = formatInt(state.users.length);
+  // The API's total, not the length of the (capped) list it returned.
+  $('[data-testid=total-users]').textContent = formatInt(state.total);
+  const usersNote = $('[data-testid=total-users-note]');
+  usersNote.hidden = state.total <= state.users.length;
+  usersNote.textContent = usersNote.hidden ? '' : `top ${formatInt(state.users.length)} of ${formatInt(state.total)} listed`;
   const start = new Date(s.period.start);
   const end = new Date(s.period.end);
   const fmt = (d) => d.toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
   $('[data-testid=period-range]').textContent = `${fmt(start)} – ${fmt(end)}`;
   $('[data-testid=time-left]').textContent = formatDuration(end.getTime() - Date.now());
 
-  const models = [...s.by_model].sort((a, b) => compareDecimal(b.cost_usd, a.cost_usd));
+  const models = [...s.by_model].sort((a, b) => compareDecimal(b.cost_usd ?? '0', a.cost_usd ?? '0'));
   $('[data-testid=models-body]').replaceChildren(
     ...models.map((m) =>
       el('tr', { 'data-testid': 'model-row', 'data-provider': m.provider, 'data-model': m.model }, [
@@ -243,18 +380,18 @@ function renderSummary() {
         el('th', { scope: 'row', text: m.model }),
         ...TOKEN_TYPES.map((t) => el('td', { class: 'num', text: formatInt(m.tokens[t] ?? 0), 'data-testid': `model-${t}` })),
         el('td', { class: 'num', text: formatInt(m.requests), 'data-testid': 'model-requests' }),
-        el('td', { class: 'num', text: formatUsd(m.cost_usd), 'data-testid': 'model-cost', 'data-value': m.cost_usd }),
+        el('td', { class: 'num' }, [costSpan(m.cost_usd, m.unpriced_requests ?? 0, { 'data-testid': 'model-cost' })]),
       ]),
     ),
   );
-  const providers = [...(s.by_provider ?? [])].sort((a, b) => compareDecimal(b.cost_usd, a.cost_usd));
+  const providers = [...(s.by_provider ?? [])].sort((a, b) => compareDecimal(b.cost_usd ?? '0', a.cost_usd ?? '0'));
   $('[data-testid=providers-body]').replaceChildren(
     ...providers.map((p) =>
       el('tr', { 'data-testid': 'provider-row', 'data-provider': p.provider }, [
         el('th', { scope: 'row', text: p.provider }),
         el('td', { class: 'num', text: formatInt(tokensTotal(p.tokens)), 'data-testid': 'provider-tokens' }),
         el('td', { class: 'num', text: formatInt(p.requests), 'data-testid': 'provider-requests' }),
-        el('td', { class: 'num', text: formatUsd(p.cost_usd), 'data-testid': 'provider-cost', 'data-value': p.cost_usd }),
+        el('td', { class: 'num' }, [costSpan(p.cost_usd, p.unpriced_requests ?? 0, { 'data-testid': 'provider-cost' })]),
       ]),
     ),
   );
@@ -271,15 +408,25 @@ async function getJson(path) {
   return res.json();
 }
 
+/** The API's list for one plan: with the full list capped, the plan's users may not be in it at all. */
+async function loadPlanList(plan) {
+  const usage = await getJson(`api/v1/usage?plan=${encodeURIComponent(plan)}`);
+  state.planList = { plan, users: usage.users, total: typeof usage.total === 'number' ? usage.total : usage.users.length };
+}
+
 async function refresh() {
   const status = $('[data-testid=status]');
   try {
     const [usage, summary] = await Promise.all([getJson('api/v1/usage'), getJson('api/v1/summary')]);
     state.users = usage.users;
+    state.total = typeof usage.total === 'number' ? usage.total : usage.users.length;
+    state.plans = Array.isArray(usage.plans) ? usage.plans : [];
     state.summary = summary;
+    if (state.plan && state.total > state.users.length) await loadPlanList(state.plan);
     renderPlanFilter();
     renderUsers();
     renderSummary();
+    renderAlerts();
     status.textContent = `Updated ${new Date().toLocaleTimeString('en-GB')}`;
     status.classList.remove('error');
     document.body.dataset.loaded = 'true';
@@ -306,8 +453,17 @@ function init() {
     });
   }
   $('[data-testid=plan-filter]').addEventListener('change', (e) => {
-    state.plan = e.target.value;
+    const plan = e.target.value;
+    state.plan = plan;
     renderUsers();
+    if (plan && state.total > state.users.length) {
+      loadPlanList(plan).then(
+        () => {
+          if (state.plan === plan) renderUsers();
+        },
+        () => {}, // the next refresh tries again and reports
+      );
+    }
   });
   refresh();
   setInterval(refresh, REFRESH_MILLIS);
