@@ -238,6 +238,8 @@ export class ExporterMetrics {
       registers: r,
     });
     for (const o of INGEST_OUTCOMES) this.ingestedSpansTotal.inc({ outcome: o }, 0);
+    // Present from the start, so an alert on its increase fires on the first one.
+    this.rejectedRequests.inc({ reason: 'internal_error' }, 0);
     this.userOverflowTotal.inc(0);
   }
 

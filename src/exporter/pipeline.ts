@@ -1,3 +1,4 @@
+import { checkTrustedRecord, markPrevalidated } from '../ledger/ledger.js';
 import type { CommitResult, LedgerRecord } from '../ledger/types.js';
 import { parseServiceTier } from '../pricing/service-tier.js';
 import type { PriceStringsResult } from '../pricing/types.js';
@@ -164,8 +165,22 @@ export class Pipeline<S> {
       }
       if (r.kind === 'ignored') ignored++;
       else if (r.kind === 'rejected') reject(r.reason, r.message);
-      else records.push(toLedgerRecord(r.record, this.o.plans, this.o.pricing, this.periods));
+      else {
+        const rec = toLedgerRecord(r.record, this.o.plans, this.o.pricing, this.periods);
+        // The ledger's own check, per record: a record it would refuse is rejected alone here (partial success)
+        // instead of failing the commit of every other span of the request. Extraction applies the same text rule,
+        // so this only catches what a bug lets through.
+        try {
+          checkTrustedRecord(rec, 0);
+        } catch (err) {
+          this.o.log?.(`a record the ledger would refuse was rejected: ${err instanceof Error ? err.message : String(err)}`);
+          reject('invalid_record', `span ${r.record.spanId}: ${err instanceof Error ? err.message.replace(/^record 0: /, '') : String(err)}`);
+          continue;
+        }
+        records.push(rec);
+      }
     }
+    markPrevalidated(records);
     return { records, rejectedByReason, messages, ignored, rejected };
   }
 
