@@ -44,6 +44,8 @@ export const CONFIG_OVERRIDES: readonly ConfigOverride[] = [
   { path: ['limits', 'max_users'], env: 'TOKENMETER_MAX_USERS', flag: 'max-users', kind: 'int' },
   { path: ['ledger', 'dedup_window'], env: 'TOKENMETER_DEDUP_WINDOW', kind: 'string' },
   { path: ['ledger', 'refresh_interval'], env: 'TOKENMETER_REFRESH_INTERVAL', kind: 'string' },
+  { path: ['ingest', 'late_arrival_window'], env: 'TOKENMETER_LATE_ARRIVAL_WINDOW', kind: 'string' },
+  { path: ['ingest', 'clock_skew'], env: 'TOKENMETER_CLOCK_SKEW', kind: 'string' },
   { path: ['display', 'currency'], env: 'TOKENMETER_DISPLAY_CURRENCY', kind: 'string' },
 ];
 

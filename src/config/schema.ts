@@ -74,6 +74,26 @@ const ledgerSchema = z
   .prefault({})
   .describe('Ledger behaviour.');
 
+const HOUR_MILLIS = 3_600_000;
+
+const ingestSchema = z
+  .strictObject({
+    late_arrival_window: durationSchema
+      .prefault('6h')
+      .refine((ms) => ms <= 31 * 24 * HOUR_MILLIS, { error: 'at most 31d' })
+      .describe(
+        'A call whose span ended up to this long before it arrived is charged to the period and price of its end time (a collector retrying after an outage); one that ended earlier is charged to the period and price of its arrival.',
+      ),
+    clock_skew: durationSchema
+      .prefault('5m')
+      .refine((ms) => ms <= HOUR_MILLIS, { error: 'at most 1h' })
+      .describe(
+        "How far in the future a span's end time may be (the sender's clock ahead of this one) and still count as now; a later end time is charged to the period and price of its arrival.",
+      ),
+  })
+  .prefault({})
+  .describe('Which billing period and price a call is charged to. Event times are kept for reporting either way.');
+
 const pricingSchema = z
   .strictObject({
     overrides: priceOverridesSchema.optional().describe('Prices that add to or replace the shipped catalog (negotiated rates, fine-tunes, self-hosted models).'),
@@ -110,6 +130,7 @@ export const configSchema = z
     auth: authSchema,
     limits: limitsSchema,
     ledger: ledgerSchema,
+    ingest: ingestSchema,
     plans: plansConfigSchema.optional().describe('Plans and their per-period limits (absent limit = unlimited). Defaults: free, pro, team.'),
     users: usersConfigSchema.optional().describe('Per-user plan assignment and limit overrides.'),
     period: periodConfigSchema.prefault({}).describe('Billing period (calendar month in UTC unless configured).'),

@@ -111,6 +111,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     isUnavailable: ports.isUnavailable,
     now,
     log,
+    chargeWindow: { lateArrivalMillis: config.ingest.late_arrival_window, clockSkewMillis: config.ingest.clock_skew },
   });
   const retryAfterSeconds = Math.max(1, Math.ceil(config.ledger.retry_after / 1000));
 

@@ -240,6 +240,8 @@ export class ExporterMetrics {
     for (const o of INGEST_OUTCOMES) this.ingestedSpansTotal.inc({ outcome: o }, 0);
     // Present from the start, so an alert on its increase fires on the first one.
     this.rejectedRequests.inc({ reason: 'internal_error' }, 0);
+    this.redatedSpans.inc({ reason: 'late' }, 0);
+    this.redatedSpans.inc({ reason: 'future' }, 0);
     this.userOverflowTotal.inc(0);
   }
 
@@ -409,6 +411,18 @@ export class ExporterMetrics {
     labelNames: [LABEL.reason],
     registers: [this.registry],
   });
+
+  private readonly redatedSpans = new Counter({
+    name: METRIC.redatedSpansTotal,
+    help: "Spans whose end time was outside [arrival - ingest.late_arrival_window, arrival + ingest.clock_skew]: charged to the period and price of their arrival, by reason (late, future).",
+    labelNames: [LABEL.reason],
+    registers: [this.registry],
+  });
+
+  /** Spans charged to their arrival time instead of their (too old or too far ahead) end time. */
+  countRedated(reason: 'late' | 'future', n: number): void {
+    if (n > 0) this.redatedSpans.inc({ reason }, n);
+  }
 
   observeCommitSeconds(seconds: number): void {
     this.ledgerCommitSeconds.observe(seconds);

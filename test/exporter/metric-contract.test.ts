@@ -40,6 +40,7 @@ const OPERATIONAL: Record<string, { kind: string; labels: string[] }> = {
   tokenmeter_ledger_up: { kind: 'gauge', labels: [] },
   tokenmeter_user_series: { kind: 'gauge', labels: [] },
   tokenmeter_user_overflow_total: { kind: 'counter', labels: [] },
+  tokenmeter_redated_spans_total: { kind: 'counter', labels: ['reason'] },
 };
 
 interface Sample {
@@ -128,7 +129,7 @@ describe('/metrics matches DESIGN.md', () => {
       'implausible_usage 4',
       'missing_model 2',
     ]);
-    expect(samples.filter((s) => s.name === 'tokenmeter_rejected_requests_total').map((s) => `${s.labels.reason} ${s.value}`)).toEqual(['malformed 1']);
+    expect(samples.filter((s) => s.name === 'tokenmeter_rejected_requests_total').map((s) => `${s.labels.reason} ${s.value}`)).toEqual(['internal_error 0', 'malformed 1']);
     expect(value('tokenmeter_unpriced_tokens_total', { provider: 'openai', model: 'my-private-model' })).toBe('15');
     expect(value('tokenmeter_estimated_tokens_total', { plan: 'pro', provider: 'openai', model: 'gpt-4o' })).toBe('5');
   });
