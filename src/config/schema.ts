@@ -50,7 +50,9 @@ const limitsSchema = z
       .int()
       .positive()
       .default(10_000)
-      .describe('Most (user, plan) pairs with their own Prometheus series per period; the rest are summed under user="__overflow__".'),
+      .describe(
+        'Most (user, plan) pairs with their own per-user counters per period, and most users with their own period and limit gauges (users at 80% of a limit or more always have theirs); the rest are summed under user="__overflow__".',
+      ),
     max_features: z.number().int().positive().default(100).describe('Most distinct `feature` label values; the rest go to "__overflow__".'),
   })
   .prefault({})

@@ -4,6 +4,7 @@ import { validateConfig, type TokenmeterConfig, type TokenmeterConfigInput } fro
 import { ExporterMetrics } from './metrics.js';
 import { createOtlpHandler, type OtlpDecoders } from './otlp-handler.js';
 import { createOpsHandler } from './ops-handler.js';
+import { periodPlanOf } from './period-plan.js';
 import { Pipeline } from './pipeline.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
 import { StaticFiles } from './static-files.js';
@@ -100,6 +101,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     maxUsers: config.limits.max_users,
     maxFeatures: config.limits.max_features,
     limitsFor: (u, p) => ports.plans.limitsFor(u, p),
+    periodPlanFor: (u, billed) => periodPlanOf(u, billed, ports.plans),
   });
   const now = () => clock.now();
   const pipeline = new Pipeline<unknown>({

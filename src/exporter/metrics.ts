@@ -3,9 +3,9 @@ import { INGEST_OUTCOMES, LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES 
 import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod } from '../plans/types.js';
 import { totalTokens } from '../usage/usage.js';
-import { ExactSum, addMoney, canonicalMoney } from './money.js';
+import { ExactSum, canonicalMoney } from './money.js';
 import { TextWriter } from './text-writer.js';
-import { UserSeriesMetric, UserSeriesStore, type LimitsLookup } from './user-series.js';
+import { UserSeriesMetric, UserSeriesStore, type LimitsLookup, type PeriodPlanLookup } from './user-series.js';
 
 export interface ExporterMetricsOptions {
   /** Bound on (user, plan) pairs with their own per-user series; the rest go to user="__overflow__". */
@@ -16,6 +16,8 @@ export interface ExporterMetricsOptions {
   maxUnpricedModels?: number;
   /** The user's effective limits (plan limits with per-user overrides). */
   limitsFor: LimitsLookup;
+  /** The user's one plan for limits this period (period-plan.ts); default: the first billed plan by name. */
+  periodPlanFor?: PeriodPlanLookup;
 }
 
 /** Keeps a label's distinct values under a bound; past it, values map to the overflow value. */
@@ -137,7 +139,7 @@ export class ExporterMetrics {
 
   constructor(options: ExporterMetricsOptions) {
     const r = [this.registry];
-    this.users = new UserSeriesStore(options.maxUsers, options.limitsFor);
+    this.users = new UserSeriesStore(options.maxUsers, options.limitsFor, options.periodPlanFor);
     this.features = new LabelBound(options.maxFeatures ?? 100);
     this.unpricedModels = new LabelBound(options.maxUnpricedModels ?? 200);
 
@@ -277,13 +279,8 @@ export class ExporterMetrics {
   }
 
   private applyRollup(r: PeriodRollup): void {
-    const entry = this.users.resolveEntry(r.userId, r.plan);
-    if (entry.user === OVERFLOW_USER) return;
-    // Rollups only grow within a period and every record adds a request: an older read never replaces a newer one.
-    if (r.requests < entry.periodRequests) return;
-    entry.periodTokens = totalTokens(r.tokens);
-    entry.periodRequests = r.requests;
-    entry.periodCost = canonicalMoney(r.costUsd);
+    // Every user's period totals, also of users whose counters overflowed: the gauges are per user (user-series.ts).
+    this.users.applyRollup(r.userId, r.plan, totalTokens(r.tokens), r.requests, canonicalMoney(r.costUsd));
   }
 
   /** Counts a successful commit: counters from the newly committed records, gauges from the returned rollups. */
@@ -361,31 +358,18 @@ export class ExporterMetrics {
     const entry = this.users.resolveEntry(rec.userId, rec.plan);
     entry.tokensTotal += total;
     if (rec.priced) entry.costTotal.add(rec.totalCostUsd);
-    const overflowed = entry.user === OVERFLOW_USER;
-    if (overflowed && this.inCurrentPeriod(rec.periodStart)) {
-      // Overflow users have no entry of their own: their period numbers are added call by call and recomputed
-      // exactly from the ledger on every refresh.
-      entry.periodTokens += total;
-      entry.periodRequests += 1;
-      entry.periodCost = addMoney(entry.periodCost, rec.totalCostUsd);
-    }
-    return overflowed;
+    // The period gauges (overflow ones included) come from the commit's rollups, not from the records.
+    return entry.user === OVERFLOW_USER;
   }
 
   /** Replaces the period gauges with a full read of the ledger's rollups for the current period. */
   loadRollups(rollups: PeriodRollup[]): void {
-    this.users.resetOverflowPeriod();
+    const current = [];
     for (const r of rollups) {
       if (!this.inCurrentPeriod(r.periodStart)) continue;
-      const { entry, overflowed } = this.users.resolve(r.userId, r.plan);
-      if (!overflowed) {
-        this.applyRollup(r);
-        continue;
-      }
-      entry.periodTokens += totalTokens(r.tokens);
-      entry.periodRequests += r.requests;
-      entry.periodCost = addMoney(entry.periodCost, r.costUsd);
+      current.push({ userId: r.userId, plan: r.plan, tokens: totalTokens(r.tokens), requests: r.requests, cost: canonicalMoney(r.costUsd) });
     }
+    this.users.loadPeriod(current);
     this.ledgerUp.set(1);
   }
 
