@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { validateConfig, type TokenmeterConfig, type TokenmeterConfigInput } from '../config/index.js';
 import { ExporterMetrics } from './metrics.js';
 import { createOtlpHandler, type OtlpDecoders } from './otlp-handler.js';
+import { LedgerHealth } from './ledger-health.js';
 import { createOpsHandler } from './ops-handler.js';
 import { periodPlanOf } from './period-plan.js';
 import { Pipeline } from './pipeline.js';
@@ -104,7 +105,16 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     periodPlanFor: (u, billed) => periodPlanOf(u, billed, ports.plans),
   });
   const now = () => clock.now();
+  const retryAfterMillis = Math.max(1000, config.ledger.retry_after);
+  const health = new LedgerHealth({
+    setUp: (up) => metrics.setLedgerUp(up),
+    log,
+    // Long enough for senders retrying after Retry-After to fail again and keep it, short enough to recover
+    // without traffic (a replica taken out of a load balancer by its readiness gets none).
+    failureHoldMillis: Math.max(30_000, 3 * retryAfterMillis),
+  });
   const pipeline = new Pipeline<unknown>({
+    health,
     metrics,
     ledger: ports.ledger,
     plans: ports.plans,
@@ -136,8 +146,9 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
         const rollups = await ports.ledger.loadPeriodRollups(period.start);
         // A rollover while reading: the next refresh loads the new period.
         if (metrics.currentPeriod?.start.getTime() === period.start.getTime()) metrics.loadRollups(rollups);
+        health.answered();
       } catch (err) {
-        metrics.setLedgerUp(false);
+        health.failed();
         log(`could not refresh the period totals from the ledger: ${err instanceof Error ? err.message : String(err)}`);
       } finally {
         refreshing = undefined;
@@ -180,6 +191,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       },
       log,
       isShuttingDown: () => shuttingDown,
+      health,
     }),
   );
   for (const s of [otlpServer, opsServer]) s.on('clientError', (_err, socket) => socket.destroy());

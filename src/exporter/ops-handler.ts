@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { LedgerHealth } from './ledger-health.js';
 import type { ExporterMetrics } from './metrics.js';
 import { bearerMatches, sendJson, sendText } from './http-util.js';
 import type { LedgerPort, PlanPort } from './ports.js';
@@ -18,6 +19,8 @@ export interface OpsHandlerOptions {
   beforeScrape: () => void;
   log: (message: string) => void;
   isShuttingDown: () => boolean;
+  /** Readiness from the last commits, not the ping alone (ledger-health.ts). */
+  health?: LedgerHealth;
 }
 
 /**
@@ -137,12 +140,20 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
       }
       try {
         await withTimeout(o.ledger.ping(), 2000);
-        o.metrics.setLedgerUp(true);
-        sendJson(res, 200, { status: 'ready' });
       } catch (err) {
-        o.metrics.setLedgerUp(false);
+        if (o.health) o.health.failed();
+        else o.metrics.setLedgerUp(false);
         sendJson(res, 503, { status: 'ledger unavailable', error: err instanceof Error ? err.message.slice(0, 200) : String(err) });
+        return;
       }
+      // The ping answered, but commits may still be failing (a full disk): the last commits decide.
+      if (o.health && !o.health.answered()) {
+        const f = o.health.recentFailure();
+        sendJson(res, 503, { status: 'ledger commits failing', error: f?.message.slice(0, 200), failed_seconds_ago: f ? Math.round(f.agoMillis / 1000) : undefined });
+        return;
+      }
+      if (!o.health) o.metrics.setLedgerUp(true);
+      sendJson(res, 200, { status: 'ready' });
       return;
     }
     if (path.startsWith('/api/')) {

@@ -3,6 +3,7 @@ import type { CommitResult, LedgerRecord } from '../ledger/types.js';
 import { parseServiceTier } from '../pricing/service-tier.js';
 import type { PriceStringsResult } from '../pricing/types.js';
 import type { UsageRecord } from '../usage/usage-record.js';
+import type { LedgerHealth } from './ledger-health.js';
 import type { ExporterMetrics } from './metrics.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
 
@@ -33,6 +34,8 @@ export interface PipelineOptions<S> {
   isUnavailable: (err: unknown) => boolean;
   now: () => Date;
   log?: (message: string) => void;
+  /** Readiness and ledger_up from the commits' outcomes (failed commits logged, rate-limited). */
+  health?: LedgerHealth;
   /** Which period and price a call is charged to (config `ingest`); default 6 h late arrival, 5 min clock skew. */
   chargeWindow?: ChargeWindow;
 }
@@ -253,7 +256,8 @@ export class Pipeline<S> {
         result = await this.o.ledger.commit(records, acknowledge);
       } catch (err) {
         if (this.o.isUnavailable(err)) {
-          this.o.metrics.setLedgerUp(false);
+          if (this.o.health) this.o.health.commitFailed(err);
+          else this.o.metrics.setLedgerUp(false);
           throw new LedgerUnavailable(err);
         }
         // Not an availability problem (a record the ledger refuses: a bug). Never a 200; the request fails with 500.
@@ -266,6 +270,7 @@ export class Pipeline<S> {
       this.o.metrics.observeCommitSeconds((performance.now() - t0) / 1000);
       this.ensurePeriod();
       this.o.metrics.recordCommit(result);
+      this.o.health?.commitSucceeded();
       // Counted with the request's commit (a 503 and its retry count once); duplicates of an earlier commit included.
       this.o.metrics.countRedated('late', late);
       this.o.metrics.countRedated('future', future);
