@@ -37,6 +37,7 @@ export const CONFIG_OVERRIDES: readonly ConfigOverride[] = [
   { path: ['server', 'host'], env: 'TOKENMETER_HOST', flag: 'host', kind: 'string' },
   { path: ['server', 'otlp_port'], env: 'TOKENMETER_OTLP_PORT', flag: 'otlp-port', kind: 'int' },
   { path: ['server', 'http_port'], env: 'TOKENMETER_HTTP_PORT', flag: 'http-port', kind: 'int' },
+  { path: ['server', 'max_connections'], env: 'TOKENMETER_MAX_CONNECTIONS', kind: 'int' },
   { path: ['auth', 'ingest_token'], env: 'TOKENMETER_INGEST_TOKEN', kind: 'string' },
   { path: ['auth', 'api_token'], env: 'TOKENMETER_API_TOKEN', kind: 'string' },
   { path: ['limits', 'max_request_bytes'], env: 'TOKENMETER_MAX_REQUEST_BYTES', kind: 'size' },

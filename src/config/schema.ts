@@ -19,6 +19,23 @@ const serverSchema = z
     shutdown_timeout: durationSchema
       .prefault('10s')
       .describe('On SIGTERM/SIGINT: how long to wait for requests and commits in flight before closing connections.'),
+    max_connections: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .describe(
+        "Most concurrent connections to the OTLP port; more are closed on arrival (counted as rejected_requests_total{reason=\"too_many_connections\"}). Default: the process's open-file limit minus 128 (kept for the operations port, the ledger and logs), at most 16384. Must leave those 128 free: checked at start.",
+      ),
+    headers_timeout: durationSchema
+      .prefault('10s')
+      .refine((ms) => ms >= 1000 && ms <= 300_000, { error: 'between 1s and 5m' })
+      .describe('How long a client may take to send a request line and headers, also on a new connection that stays silent; then the connection is closed.'),
+    keep_alive_timeout: durationSchema
+      .prefault('5s')
+      .refine((ms) => ms >= 100 && ms <= 300_000, { error: 'between 100ms and 5m' })
+      .describe('How long an idle keep-alive connection is kept open between requests.'),
   })
   .prefault({})
   .describe('Listening addresses.');

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { validateConfig, type TokenmeterConfig, type TokenmeterConfigInput } from '../config/index.js';
 import { ExporterMetrics } from './metrics.js';
 import { createOtlpHandler, type OtlpDecoders } from './otlp-handler.js';
+import { OPS_MAX_CONNECTIONS, openFileLimit, otlpConnectionCap } from './connections.js';
 import { LedgerHealth } from './ledger-health.js';
 import { createOpsHandler } from './ops-handler.js';
 import { periodPlanOf } from './period-plan.js';
@@ -94,6 +95,8 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
   };
   const log = options.log ?? ((line: string) => process.stderr.write(`tokenmeter: ${line}\n`));
   const clock = options.clock ?? { now: () => new Date() };
+  // Checked before anything is opened: a cap that leaves too few descriptors is a configuration error.
+  const otlpMaxConnections = otlpConnectionCap(config.server.max_connections, openFileLimit());
   // Set once the metrics exist: a ledger that opens after the start (PostgreSQL was down) loads the period gauges.
   let onLedgerOpen = () => {};
   const ports = options.ports ?? (await (await import('./adapters.js')).createPorts(config, clock, { onLedgerOpen: () => onLedgerOpen(), log }));
@@ -162,8 +165,18 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     void (refreshing ?? Promise.resolve()).then(refresh);
   };
 
+  // Connections: a cap below the open-file limit, and short header/idle timeouts, so that a flood of idle sockets
+  // on the OTLP port can neither take every descriptor nor hold the slots long; the operations port has its own.
+  const headersTimeout = config.server.headers_timeout;
+  const timeouts = {
+    headersTimeout,
+    requestTimeout: Math.max(60_000, headersTimeout + 1000),
+    keepAliveTimeout: config.server.keep_alive_timeout,
+    // How often Node checks connections against the timeouts (default 30 s, which kept idle sockets ~59 s).
+    connectionsCheckingInterval: Math.max(250, Math.min(5000, Math.floor(headersTimeout / 4))),
+  };
   const otlpServer = createServer(
-    { requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 },
+    timeouts,
     createOtlpHandler({
       metrics,
       pipeline,
@@ -176,7 +189,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     }),
   );
   const opsServer = createServer(
-    { requestTimeout: 30_000, headersTimeout: 30_000 },
+    { ...timeouts, requestTimeout: Math.max(30_000, headersTimeout + 1000) },
     createOpsHandler({
       metrics,
       ledger: ports.ledger,
@@ -195,6 +208,10 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     }),
   );
   for (const s of [otlpServer, opsServer]) s.on('clientError', (_err, socket) => socket.destroy());
+  otlpServer.maxConnections = otlpMaxConnections;
+  opsServer.maxConnections = OPS_MAX_CONNECTIONS;
+  // Node closes a connection past the cap on arrival: counted, so a flood is visible.
+  otlpServer.on('drop', () => metrics.countRejectedRequest('too_many_connections'));
 
   let otlpPort: number;
   let httpPort: number;
