@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { YAMLParseError, parseDocument } from 'yaml';
-import { configSchema, type TokenmeterConfig } from './schema.js';
+import { configSchema, SECRET_PATHS, type TokenmeterConfig } from './schema.js';
 import { formatIssues, formatPath, inputJsonSchema, type FormattedIssue } from './format-issues.js';
 import { planReferenceIssues } from '../plans/index.js';
 
@@ -157,7 +157,7 @@ export function validateConfig(raw: unknown, origin: string, overrideOrigins: Re
     // Cross-section checks the per-section schemas cannot make (a user assigned to a plan that does not exist).
     issues = planReferenceIssues(result.data.plans, result.data.users).map((i) => ({ path: i.path, text: `${formatPath(i.path)}: ${i.message}` }));
     if (issues.length === 0) return result.data;
-  } else issues = formatIssues(result.error.issues, jsonSchema(), input);
+  } else issues = formatIssues(result.error.issues, jsonSchema(), input, SECRET_PATHS);
   const problems = issues.map(({ path, text }) => {
     const dotted = path.map(String).join('.');
     const src = Object.entries(overrideOrigins).find(([p]) => dotted === p || dotted.startsWith(`${p}.`))?.[1];

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MAX_USER_ID_CHARS, userIdProblem } from '../usage/record-text.js';
 import type { LedgerHealth } from './ledger-health.js';
 import type { ExporterMetrics } from './metrics.js';
 import { bearerMatches, sendJson, sendText } from './http-util.js';
@@ -29,10 +30,8 @@ export interface OpsHandlerOptions {
  */
 export const API_TOKEN_HINT = 'send "Authorization: Bearer <auth.api_token>"; the status page takes it from its address: open /#token=<auth.api_token>';
 
-/** Longest user id the API accepts (ids longer than this cannot have come from a sane span either). */
-export const MAX_USER_ID_LENGTH = 256;
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+/** Longest user id the API accepts: the same as at ingest (src/usage/record-text.ts). */
+export const MAX_USER_ID_LENGTH = MAX_USER_ID_CHARS;
 const PLAN_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 class BadQuery extends Error {}
@@ -96,8 +95,9 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
         } catch {
           throw new BadQuery('the user id is not valid percent-encoding');
         }
-        if (user.length === 0 || user.length > MAX_USER_ID_LENGTH) throw new BadQuery(`the user id must be 1-${MAX_USER_ID_LENGTH} characters`);
-        if (CONTROL_CHARS.test(user)) throw new BadQuery('the user id contains control characters');
+        // One rule for user ids, here and at ingest: an id a span could carry can be looked up, and no other.
+        const problem = userIdProblem(user);
+        if (problem !== undefined) throw new BadQuery(`the user id ${problem}`);
         const rows = await o.ledger.userModelUsage(user, period.start);
         sendJson(res, 200, userUsageJson(user, period, rows, o.plans, o.display));
         return;
