@@ -324,10 +324,14 @@ export class UserSeriesStore {
     const all = [...this.periodUsers.values()];
     for (const u of all) this.summarise(u);
     if (all.length > this.maxUsers) all.sort((a, b) => b.ratio - a.ratio || b.sum.tokens - a.sum.tokens || (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
+    const fresh = this.tracked === 0;
     for (const u of all) {
       if (this.exposedCount < this.maxUsers || u.ratio >= EXPOSE_RATIO) this.expose(u);
       else this.fold(u);
     }
+    // A fresh process (or period) gives the counter slots to the same users, in the same order, so which users keep
+    // their own counters does not depend on who happens to send first after a restart.
+    if (fresh) for (const u of all) if (u.gauge !== undefined) for (const plan of [...u.byPlan.keys()].sort()) this.resolveEntry(u.user, plan);
   }
 
   /** The user's period plan, summed totals and highest limit ratio (-1 when unlimited). */

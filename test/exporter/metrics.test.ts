@@ -240,6 +240,15 @@ describe('period gauges', () => {
     // Stable across restarts: a new process on the same ledger exposes the same users with the same numbers.
     const again = await start({ clock, ledger: e.ledger, config: { limits: { max_users: 2 } } });
     expect((await scrape(again.httpUrl)).filter((l) => l.startsWith('tokenmeter_period_tokens{')).sort()).toEqual([...reloaded].sort());
+    // The counters' slots too: u3 and u4 keep theirs, whoever sends first after the restart.
+    await postOtlp(again.otlpUrl, otlpJson([{ spanId: 'd000000000000009', user: 'u1', model: 'gpt-4o', input: 5, output: 0 }], at));
+    await postOtlp(again.otlpUrl, otlpJson([{ spanId: 'd00000000000000a', user: 'u3', model: 'gpt-4o', input: 7, output: 0 }], at));
+    const counters = (await scrape(again.httpUrl)).filter((l) => l.startsWith('tokenmeter_user_tokens_total{'));
+    expect(counters.sort()).toEqual([
+      'tokenmeter_user_tokens_total{user="__overflow__",plan="free"} 5',
+      'tokenmeter_user_tokens_total{user="u3",plan="free"} 7',
+      'tokenmeter_user_tokens_total{user="u4",plan="free"} 0',
+    ]);
   });
 });
 
