@@ -60,6 +60,8 @@ interface UserPeriod {
   readonly byPlan: Map<string, PlanTotals>;
   plan: string;
   sum: PlanTotals;
+  /** The effective limits under `plan` (looked up when the plan may have changed, not on every rollup). */
+  limits: PlanLimits | undefined;
   ratio: number;
   /** The entry carrying this user's gauges, when exposed. */
   gauge: UserEntry | undefined;
@@ -275,7 +277,7 @@ export class UserSeriesStore {
   /** Re-reads every exposed user's limits (after a configuration change). */
   refreshLimits(): void {
     for (const u of this.periodUsers.values()) {
-      this.summarise(u);
+      this.summarise(u, true);
       if (u.gauge) this.expose(u);
     }
   }
@@ -287,7 +289,7 @@ export class UserSeriesStore {
   applyRollup(user: string, plan: string, tokens: number, requests: number, cost: string): void {
     let u = this.periodUsers.get(user);
     if (u === undefined) {
-      u = { user, byPlan: new Map(), plan, sum: { tokens: 0, requests: 0, cost: '0' }, ratio: 0, gauge: undefined, overflow: undefined };
+      u = { user, byPlan: new Map(), plan, sum: { tokens: 0, requests: 0, cost: '0' }, limits: undefined, ratio: 0, gauge: undefined, overflow: undefined };
       this.periodUsers.set(user, u);
     }
     const old = u.byPlan.get(plan);
@@ -316,7 +318,7 @@ export class UserSeriesStore {
     for (const r of rollups) {
       let u = this.periodUsers.get(r.userId);
       if (u === undefined) {
-        u = { user: r.userId, byPlan: new Map(), plan: r.plan, sum: { tokens: 0, requests: 0, cost: '0' }, ratio: 0, gauge: undefined, overflow: undefined };
+        u = { user: r.userId, byPlan: new Map(), plan: r.plan, sum: { tokens: 0, requests: 0, cost: '0' }, limits: undefined, ratio: 0, gauge: undefined, overflow: undefined };
         this.periodUsers.set(r.userId, u);
       }
       u.byPlan.set(r.plan, { tokens: r.tokens, requests: r.requests, cost: r.cost });
@@ -335,7 +337,7 @@ export class UserSeriesStore {
   }
 
   /** The user's period plan, summed totals and highest limit ratio (-1 when unlimited). */
-  private summarise(u: UserPeriod): void {
+  private summarise(u: UserPeriod, refreshLimits = false): void {
     let tokens = 0;
     let requests = 0;
     let cost = '0';
@@ -345,9 +347,10 @@ export class UserSeriesStore {
       cost = cost === '0' ? t.cost : addMoney(cost, t.cost);
     }
     u.sum = { tokens, requests, cost };
-    u.plan = u.byPlan.size === 1 ? u.byPlan.keys().next().value! : this.periodPlanFor(u.user, [...u.byPlan.keys()]);
-    const limits = this.limitsFor(u.user, u.plan);
-    u.ratio = maxLimitRatio(tokens, requests, cost, limits) ?? -1;
+    const plan = u.byPlan.size === 1 ? u.byPlan.keys().next().value! : this.periodPlanFor(u.user, [...u.byPlan.keys()]);
+    if (plan !== u.plan || u.limits === undefined || refreshLimits) u.limits = this.limitsFor(u.user, plan);
+    u.plan = plan;
+    u.ratio = maxLimitRatio(tokens, requests, cost, u.limits) ?? -1;
   }
 
   /** Puts the user's totals and limits on their own (user, period plan) entry. */
@@ -362,7 +365,7 @@ export class UserSeriesStore {
     e.periodTokens = u.sum.tokens;
     e.periodRequests = u.sum.requests;
     e.periodCost = u.sum.cost;
-    const l = this.limitsFor(u.user, u.plan);
+    const l = u.limits ?? this.limitsFor(u.user, u.plan);
     e.limitTokens = l.tokens;
     e.limitRequests = l.requests;
     e.limitCost = l.costUsd?.toFixed();
