@@ -60,9 +60,13 @@ export function exporterHealthDashboard(): Dashboard {
     .withPanel(
       new TimeSeries()
         .title('Spans ingested per second by outcome')
-        .description('priced: usage committed; ignored: not a GenAI span; duplicate: already counted; rejected: invalid usage.')
+        .description(
+          'priced: usage committed; ignored: not a GenAI span; duplicate: already counted; rejected: invalid usage. ' +
+            'redated: priced spans whose end time was outside the accepted window (ingest.late_arrival_window, ingest.clock_skew), charged to their arrival.',
+        )
         .datasource(DS)
-        .withTarget(query(sumRate(METRIC.ingestedSpansTotal, '$__rate_interval', [LABEL.outcome]), { legend: `{{${LABEL.outcome}}}` }))
+        .withTarget(query(sumRate(METRIC.ingestedSpansTotal, '$__rate_interval', [LABEL.outcome]), { legend: `{{${LABEL.outcome}}}`, refId: 'A' }))
+        .withTarget(query(sumRate(METRIC.redatedSpansTotal, '$__rate_interval', [LABEL.reason]), { legend: `redated: {{${LABEL.reason}}}`, refId: 'B' }))
         .unit(UNIT.perSecond)
         .span(12),
     )
