@@ -139,7 +139,12 @@ export interface FormattedIssue {
  * Turns zod issues into `path: expected X, got Y` lines. Expectations come from the schema itself (so every
  * module's sub-schema reads the same), except where the schema author wrote an explicit "expected ..." message.
  */
-export function formatIssues(issues: readonly z.core.$ZodIssue[], jsonSchema: JsonSchema, input: unknown): FormattedIssue[] {
+export function formatIssues(
+  issues: readonly z.core.$ZodIssue[],
+  jsonSchema: JsonSchema,
+  input: unknown,
+  secretPaths: readonly (readonly string[])[] = [],
+): FormattedIssue[] {
   const out: FormattedIssue[] = [];
   for (const issue of issues) {
     const path = issue.path as PropertyKey[];
@@ -160,7 +165,7 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], jsonSchema: Js
         .sort((a, b) => b[0]!.path.length - a[0]!.path.length)[0];
       const inputHere = valueAt(input, path);
       if (deepest && inputHere !== null && typeof inputHere === 'object') {
-        out.push(...formatIssues(deepest.map((i) => ({ ...i, path: [...path, ...i.path] })), jsonSchema, input));
+        out.push(...formatIssues(deepest.map((i) => ({ ...i, path: [...path, ...i.path] })), jsonSchema, input, secretPaths));
         continue;
       }
     }
@@ -172,14 +177,16 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], jsonSchema: Js
       continue;
     }
     const inputHere = 'input' in issue ? issue.input : valueAt(input, path);
-    const got = describeInput(inputHere);
+    // A secret is never echoed, not even a rejected one (a short token is still someone's token).
+    const secret = secretPaths.some((p) => p.length === path.length && p.every((k, i) => k === path[i]));
+    const got = secret ? (typeof inputHere === 'string' ? `a secret of ${inputHere.length} characters (redacted)` : 'a secret (redacted)') : describeInput(inputHere);
     if (issue.code === 'custom' && inputHere !== null && typeof inputHere === 'object') {
       out.push({ path, text: `${formatPath(path)}: ${issue.message}` });
       continue;
     }
     const authored = issue.message.startsWith('expected ') || issue.message.startsWith('must be ');
     if (!authored && issue.code === 'invalid_type' && issue.expected === 'string' && typeof inputHere === 'number') {
-      out.push({ path, text: `${formatPath(path)}: expected a quoted string (write "${inputHere}", not ${inputHere}), got ${got}` });
+      out.push({ path, text: secret ? `${formatPath(path)}: expected a quoted string, got ${got}` : `${formatPath(path)}: expected a quoted string (write "${inputHere}", not ${inputHere}), got ${got}` });
       continue;
     }
     // Authors write their expectation as "expected X" or "must be X"; otherwise it is derived from the schema.

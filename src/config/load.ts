@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { YAMLParseError, parseDocument } from 'yaml';
-import { configSchema, type TokenmeterConfig } from './schema.js';
+import { configSchema, SECRET_PATHS, type TokenmeterConfig } from './schema.js';
 import { formatIssues, formatPath, inputJsonSchema, type FormattedIssue } from './format-issues.js';
 import { planReferenceIssues } from '../plans/index.js';
 
@@ -37,6 +37,7 @@ export const CONFIG_OVERRIDES: readonly ConfigOverride[] = [
   { path: ['server', 'host'], env: 'TOKENMETER_HOST', flag: 'host', kind: 'string' },
   { path: ['server', 'otlp_port'], env: 'TOKENMETER_OTLP_PORT', flag: 'otlp-port', kind: 'int' },
   { path: ['server', 'http_port'], env: 'TOKENMETER_HTTP_PORT', flag: 'http-port', kind: 'int' },
+  { path: ['server', 'max_connections'], env: 'TOKENMETER_MAX_CONNECTIONS', kind: 'int' },
   { path: ['auth', 'ingest_token'], env: 'TOKENMETER_INGEST_TOKEN', kind: 'string' },
   { path: ['auth', 'api_token'], env: 'TOKENMETER_API_TOKEN', kind: 'string' },
   { path: ['limits', 'max_request_bytes'], env: 'TOKENMETER_MAX_REQUEST_BYTES', kind: 'size' },
@@ -44,6 +45,8 @@ export const CONFIG_OVERRIDES: readonly ConfigOverride[] = [
   { path: ['limits', 'max_users'], env: 'TOKENMETER_MAX_USERS', flag: 'max-users', kind: 'int' },
   { path: ['ledger', 'dedup_window'], env: 'TOKENMETER_DEDUP_WINDOW', kind: 'string' },
   { path: ['ledger', 'refresh_interval'], env: 'TOKENMETER_REFRESH_INTERVAL', kind: 'string' },
+  { path: ['ingest', 'late_arrival_window'], env: 'TOKENMETER_LATE_ARRIVAL_WINDOW', kind: 'string' },
+  { path: ['ingest', 'clock_skew'], env: 'TOKENMETER_CLOCK_SKEW', kind: 'string' },
   { path: ['display', 'currency'], env: 'TOKENMETER_DISPLAY_CURRENCY', kind: 'string' },
 ];
 
@@ -154,7 +157,7 @@ export function validateConfig(raw: unknown, origin: string, overrideOrigins: Re
     // Cross-section checks the per-section schemas cannot make (a user assigned to a plan that does not exist).
     issues = planReferenceIssues(result.data.plans, result.data.users).map((i) => ({ path: i.path, text: `${formatPath(i.path)}: ${i.message}` }));
     if (issues.length === 0) return result.data;
-  } else issues = formatIssues(result.error.issues, jsonSchema(), input);
+  } else issues = formatIssues(result.error.issues, jsonSchema(), input, SECRET_PATHS);
   const problems = issues.map(({ path, text }) => {
     const dotted = path.map(String).join('.');
     const src = Object.entries(overrideOrigins).find(([p]) => dotted === p || dotted.startsWith(`${p}.`))?.[1];

@@ -19,6 +19,23 @@ const serverSchema = z
     shutdown_timeout: durationSchema
       .prefault('10s')
       .describe('On SIGTERM/SIGINT: how long to wait for requests and commits in flight before closing connections.'),
+    max_connections: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .describe(
+        "Most concurrent connections to the OTLP port; more are closed on arrival (counted as rejected_requests_total{reason=\"too_many_connections\"}). Default: the process's open-file limit minus 128 (kept for the operations port, the ledger and logs), at most 16384. Must leave those 128 free: checked at start.",
+      ),
+    headers_timeout: durationSchema
+      .prefault('10s')
+      .refine((ms) => ms >= 1000 && ms <= 300_000, { error: 'between 1s and 5m' })
+      .describe('How long a client may take to send a request line and headers, also on a new connection that stays silent; then the connection is closed.'),
+    keep_alive_timeout: durationSchema
+      .prefault('5s')
+      .refine((ms) => ms >= 100 && ms <= 300_000, { error: 'between 100ms and 5m' })
+      .describe('How long an idle keep-alive connection is kept open between requests.'),
   })
   .prefault({})
   .describe('Listening addresses.');
@@ -50,7 +67,9 @@ const limitsSchema = z
       .int()
       .positive()
       .default(10_000)
-      .describe('Most (user, plan) pairs with their own Prometheus series per period; the rest are summed under user="__overflow__".'),
+      .describe(
+        'Most (user, plan) pairs with their own per-user counters per period, and most users with their own period and limit gauges (users at 80% of a limit or more always have theirs); the rest are summed under user="__overflow__".',
+      ),
     max_features: z.number().int().positive().default(100).describe('Most distinct `feature` label values; the rest go to "__overflow__".'),
   })
   .prefault({})
@@ -73,6 +92,26 @@ const ledgerSchema = z
   })
   .prefault({})
   .describe('Ledger behaviour.');
+
+const HOUR_MILLIS = 3_600_000;
+
+const ingestSchema = z
+  .strictObject({
+    late_arrival_window: durationSchema
+      .prefault('6h')
+      .refine((ms) => ms <= 31 * 24 * HOUR_MILLIS, { error: 'at most 31d' })
+      .describe(
+        'A call whose span ended up to this long before it arrived is charged to the period and price of its end time (a collector retrying after an outage); one that ended earlier is charged to the period and price of its arrival.',
+      ),
+    clock_skew: durationSchema
+      .prefault('5m')
+      .refine((ms) => ms <= HOUR_MILLIS, { error: 'at most 1h' })
+      .describe(
+        "How far in the future a span's end time may be (the sender's clock ahead of this one) and still count as now; a later end time is charged to the period and price of its arrival.",
+      ),
+  })
+  .prefault({})
+  .describe('Which billing period and price a call is charged to. Event times are kept for reporting either way.');
 
 const pricingSchema = z
   .strictObject({
@@ -110,6 +149,7 @@ export const configSchema = z
     auth: authSchema,
     limits: limitsSchema,
     ledger: ledgerSchema,
+    ingest: ingestSchema,
     plans: plansConfigSchema.optional().describe('Plans and their per-period limits (absent limit = unlimited). Defaults: free, pro, team.'),
     users: usersConfigSchema.optional().describe('Per-user plan assignment and limit overrides.'),
     period: periodConfigSchema.prefault({}).describe('Billing period (calendar month in UTC unless configured).'),

@@ -80,6 +80,8 @@ export const METRIC = {
   ingestedSpansTotal: 'tokenmeter_ingested_spans_total',
   /** Operational metrics beyond the DESIGN.md table (exporter health). */
   rejectedSpansTotal: 'tokenmeter_rejected_spans_total',
+  /** Spans whose end time was outside the accepted window: charged to the period and price of their arrival, by reason (late, future). */
+  redatedSpansTotal: 'tokenmeter_redated_spans_total',
   /** OTLP requests refused as a whole before their spans could be read (400, 401, 413, 415, 503), by reason. */
   rejectedRequestsTotal: 'tokenmeter_rejected_requests_total',
   ledgerCommitSeconds: 'tokenmeter_ledger_commit_seconds',

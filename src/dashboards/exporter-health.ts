@@ -56,8 +56,12 @@ export function exporterHealthDashboard(): Dashboard {
     .withRow(new RowBuilder('Ingest'))
     .withPanel(
       timeSeries('Spans ingested per second by outcome')
-        .description('priced: usage committed; ignored: not a GenAI span; duplicate: already counted; rejected: invalid usage.')
-        .withTarget(query(sumRate(METRIC.ingestedSpansTotal, '$__rate_interval', [LABEL.outcome]), { legend: `{{${LABEL.outcome}}}` }))
+        .description(
+          'priced: usage committed; ignored: not a GenAI span; duplicate: already counted; rejected: invalid usage. ' +
+            'redated: priced spans whose end time was outside the accepted window (ingest.late_arrival_window, ingest.clock_skew), charged to their arrival.',
+        )
+        .withTarget(query(sumRate(METRIC.ingestedSpansTotal, '$__rate_interval', [LABEL.outcome]), { legend: `{{${LABEL.outcome}}}`, refId: 'A' }))
+        .withTarget(query(sumRate(METRIC.redatedSpansTotal, '$__rate_interval', [LABEL.reason]), { legend: `redated: {{${LABEL.reason}}}`, refId: 'B' }))
         .unit(UNIT.perSecond)
         .span(12),
     )

@@ -3,7 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { validateConfig, type TokenmeterConfig, type TokenmeterConfigInput } from '../config/index.js';
 import { ExporterMetrics } from './metrics.js';
 import { createOtlpHandler, type OtlpDecoders } from './otlp-handler.js';
+import { OPS_MAX_CONNECTIONS, openFileLimit, otlpConnectionCap } from './connections.js';
+import { LedgerHealth } from './ledger-health.js';
 import { createOpsHandler } from './ops-handler.js';
+import { periodPlanOf } from './period-plan.js';
 import { Pipeline } from './pipeline.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
 import { StaticFiles } from './static-files.js';
@@ -95,6 +98,8 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
   };
   const log = options.log ?? ((line: string) => process.stderr.write(`tokenmeter: ${line}\n`));
   const clock = options.clock ?? { now: () => new Date() };
+  // Checked before anything is opened: a cap that leaves too few descriptors is a configuration error.
+  const otlpMaxConnections = otlpConnectionCap(config.server.max_connections, openFileLimit());
   // Set once the metrics exist: a ledger that opens after the start (PostgreSQL was down) loads the period gauges.
   let onLedgerOpen = () => {};
   const ports = options.ports ?? (await (await import('./adapters.js')).createPorts(config, clock, { onLedgerOpen: () => onLedgerOpen(), log }));
@@ -104,9 +109,19 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     maxFeatures: config.limits.max_features,
     processMetrics: true,
     limitsFor: (u, p) => ports.plans.limitsFor(u, p),
+    periodPlanFor: (u, billed) => periodPlanOf(u, billed, ports.plans),
   });
   const now = () => clock.now();
+  const retryAfterMillis = Math.max(1000, config.ledger.retry_after);
+  const health = new LedgerHealth({
+    setUp: (up) => metrics.setLedgerUp(up),
+    log,
+    // Long enough for senders retrying after Retry-After to fail again and keep it, short enough to recover
+    // without traffic (a replica taken out of a load balancer by its readiness gets none).
+    failureHoldMillis: Math.max(30_000, 3 * retryAfterMillis),
+  });
   const pipeline = new Pipeline<unknown>({
+    health,
     metrics,
     ledger: ports.ledger,
     plans: ports.plans,
@@ -115,6 +130,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     isUnavailable: ports.isUnavailable,
     now,
     log,
+    chargeWindow: { lateArrivalMillis: config.ingest.late_arrival_window, clockSkewMillis: config.ingest.clock_skew },
   });
   const retryAfterSeconds = Math.max(1, Math.ceil(config.ledger.retry_after / 1000));
 
@@ -145,8 +161,9 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
           metrics.primeSeries([...ports.plans.planNames(), ...rollups.map((r) => r.plan)], models);
           primed = true;
         }
+        health.answered();
       } catch (err) {
-        metrics.setLedgerUp(false);
+        health.failed();
         log(`could not refresh the period totals from the ledger: ${err instanceof Error ? err.message : String(err)}`);
       } finally {
         refreshing = undefined;
@@ -160,8 +177,18 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     void (refreshing ?? Promise.resolve()).then(refresh);
   };
 
+  // Connections: a cap below the open-file limit, and short header/idle timeouts, so that a flood of idle sockets
+  // on the OTLP port can neither take every descriptor nor hold the slots long; the operations port has its own.
+  const headersTimeout = config.server.headers_timeout;
+  const timeouts = {
+    headersTimeout,
+    requestTimeout: Math.max(60_000, headersTimeout + 1000),
+    keepAliveTimeout: config.server.keep_alive_timeout,
+    // How often Node checks connections against the timeouts (default 30 s, which kept idle sockets ~59 s).
+    connectionsCheckingInterval: Math.max(250, Math.min(5000, Math.floor(headersTimeout / 4))),
+  };
   const otlpServer = createServer(
-    { requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 },
+    timeouts,
     createOtlpHandler({
       metrics,
       pipeline,
@@ -174,7 +201,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     }),
   );
   const opsServer = createServer(
-    { requestTimeout: 30_000, headersTimeout: 30_000 },
+    { ...timeouts, requestTimeout: Math.max(30_000, headersTimeout + 1000) },
     createOpsHandler({
       metrics,
       ledger: ports.ledger,
@@ -189,9 +216,14 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       },
       log,
       isShuttingDown: () => shuttingDown,
+      health,
     }),
   );
   for (const s of [otlpServer, opsServer]) s.on('clientError', (_err, socket) => socket.destroy());
+  otlpServer.maxConnections = otlpMaxConnections;
+  opsServer.maxConnections = OPS_MAX_CONNECTIONS;
+  // Node closes a connection past the cap on arrival: counted, so a flood is visible.
+  otlpServer.on('drop', () => metrics.countRejectedRequest('too_many_connections'));
 
   let otlpAddress: AddressInfo;
   let httpAddress: AddressInfo;

@@ -4,9 +4,9 @@ import { INGEST_OUTCOMES, LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES,
 import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod } from '../plans/types.js';
 import { totalTokens } from '../usage/usage.js';
-import { ExactSum, addMoney, canonicalMoney } from './money.js';
+import { ExactSum, canonicalMoney } from './money.js';
 import { TextWriter } from './text-writer.js';
-import { UserSeriesMetric, UserSeriesStore, type LimitsLookup } from './user-series.js';
+import { UserSeriesMetric, UserSeriesStore, type LimitsLookup, type PeriodPlanLookup } from './user-series.js';
 
 export interface ExporterMetricsOptions {
   /** Bound on (user, plan) pairs with their own per-user series; the rest go to user="__overflow__". */
@@ -25,6 +25,8 @@ export interface ExporterMetricsOptions {
   processMetrics?: boolean;
   /** The version in tokenmeter_build_info (default: package.json's). */
   version?: string;
+  /** The user's one plan for limits this period (period-plan.ts); default: the first billed plan by name. */
+  periodPlanFor?: PeriodPlanLookup;
 }
 
 /** OTLP signals as labelled on the request metrics. */
@@ -168,7 +170,7 @@ export class ExporterMetrics {
 
   constructor(options: ExporterMetricsOptions) {
     const r = [this.registry];
-    this.users = new UserSeriesStore(options.maxUsers, options.limitsFor);
+    this.users = new UserSeriesStore(options.maxUsers, options.limitsFor, options.periodPlanFor);
     this.features = new LabelBound(options.maxFeatures ?? 100);
     this.unpricedModels = new LabelBound(options.maxUnpricedModels ?? 200);
 
@@ -269,6 +271,10 @@ export class ExporterMetrics {
       registers: r,
     });
     for (const o of INGEST_OUTCOMES) this.ingestedSpansTotal.inc({ outcome: o }, 0);
+    // Present from the start, so an alert on its increase fires on the first one.
+    this.rejectedRequests.inc({ reason: 'internal_error' }, 0);
+    this.redatedSpans.inc({ reason: 'late' }, 0);
+    this.redatedSpans.inc({ reason: 'future' }, 0);
     this.userOverflowTotal.inc(0);
 
     new Gauge({
@@ -339,13 +345,8 @@ export class ExporterMetrics {
   }
 
   private applyRollup(r: PeriodRollup): void {
-    const entry = this.users.resolveEntry(r.userId, r.plan);
-    if (entry.user === OVERFLOW_USER) return;
-    // Rollups only grow within a period and every record adds a request: an older read never replaces a newer one.
-    if (r.requests < entry.periodRequests) return;
-    entry.periodTokens = totalTokens(r.tokens);
-    entry.periodRequests = r.requests;
-    entry.periodCost = canonicalMoney(r.costUsd);
+    // Every user's period totals, also of users whose counters overflowed: the gauges are per user (user-series.ts).
+    this.users.applyRollup(r.userId, r.plan, totalTokens(r.tokens), r.requests, canonicalMoney(r.costUsd));
   }
 
   /** Counts a successful commit: counters from the newly committed records, gauges from the returned rollups. */
@@ -423,15 +424,8 @@ export class ExporterMetrics {
     const entry = this.users.resolveEntry(rec.userId, rec.plan);
     entry.tokensTotal += total;
     if (rec.priced) entry.costTotal.add(rec.totalCostUsd);
-    const overflowed = entry.user === OVERFLOW_USER;
-    if (overflowed && this.inCurrentPeriod(rec.periodStart)) {
-      // Overflow users have no entry of their own: their period numbers are added call by call and recomputed
-      // exactly from the ledger on every refresh.
-      entry.periodTokens += total;
-      entry.periodRequests += 1;
-      entry.periodCost = addMoney(entry.periodCost, rec.totalCostUsd);
-    }
-    return overflowed;
+    // The period gauges (overflow ones included) come from the commit's rollups, not from the records.
+    return entry.user === OVERFLOW_USER;
   }
 
   /**
@@ -472,19 +466,13 @@ export class ExporterMetrics {
 
   /** Replaces the period gauges with a full read of the ledger's rollups for the current period. */
   loadRollups(rollups: PeriodRollup[]): void {
-    this.users.resetOverflowPeriod();
+    const current = [];
     for (const r of rollups) {
       if (!this.inCurrentPeriod(r.periodStart)) continue;
-      const { entry, overflowed } = this.users.resolve(r.userId, r.plan);
-      if (!overflowed) {
-        this.applyRollup(r);
-        continue;
-      }
-      entry.periodTokens += totalTokens(r.tokens);
-      entry.periodRequests += r.requests;
-      entry.periodCost = addMoney(entry.periodCost, r.costUsd);
+      current.push({ userId: r.userId, plan: r.plan, tokens: totalTokens(r.tokens), requests: r.requests, cost: canonicalMoney(r.costUsd) });
     }
-    this.ledgerUp.set(1);
+    // ledger_up is the caller's to set (ledger-health.ts): a read that succeeds says nothing about commits.
+    this.users.loadPeriod(current);
   }
 
   countIgnored(n: number): void {
@@ -509,6 +497,18 @@ export class ExporterMetrics {
     labelNames: [LABEL.reason],
     registers: [this.registry],
   });
+
+  private readonly redatedSpans = new Counter({
+    name: METRIC.redatedSpansTotal,
+    help: "Spans whose end time was outside [arrival - ingest.late_arrival_window, arrival + ingest.clock_skew]: charged to the period and price of their arrival, by reason (late, future).",
+    labelNames: [LABEL.reason],
+    registers: [this.registry],
+  });
+
+  /** Spans charged to their arrival time instead of their (too old or too far ahead) end time. */
+  countRedated(reason: 'late' | 'future', n: number): void {
+    if (n > 0) this.redatedSpans.inc({ reason }, n);
+  }
 
   observeCommitSeconds(seconds: number): void {
     this.ledgerCommitSeconds.observe(seconds);

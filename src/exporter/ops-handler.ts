@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MAX_USER_ID_CHARS, userIdProblem } from '../usage/record-text.js';
+import type { LedgerHealth } from './ledger-health.js';
 import type { ExporterMetrics } from './metrics.js';
 import { bearerMatches, sendJson, sendText } from './http-util.js';
 import type { LedgerPort, PlanPort } from './ports.js';
@@ -18,6 +20,8 @@ export interface OpsHandlerOptions {
   beforeScrape: () => void;
   log: (message: string) => void;
   isShuttingDown: () => boolean;
+  /** Readiness from the last commits, not the ping alone (ledger-health.ts). */
+  health?: LedgerHealth;
 }
 
 /**
@@ -26,10 +30,8 @@ export interface OpsHandlerOptions {
  */
 export const API_TOKEN_HINT = 'send "Authorization: Bearer <auth.api_token>"; the status page takes it from its address: open /#token=<auth.api_token>';
 
-/** Longest user id the API accepts (ids longer than this cannot have come from a sane span either). */
-export const MAX_USER_ID_LENGTH = 256;
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+/** Longest user id the API accepts: the same as at ingest (src/usage/record-text.ts). */
+export const MAX_USER_ID_LENGTH = MAX_USER_ID_CHARS;
 const PLAN_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 class BadQuery extends Error {}
@@ -93,8 +95,9 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
         } catch {
           throw new BadQuery('the user id is not valid percent-encoding');
         }
-        if (user.length === 0 || user.length > MAX_USER_ID_LENGTH) throw new BadQuery(`the user id must be 1-${MAX_USER_ID_LENGTH} characters`);
-        if (CONTROL_CHARS.test(user)) throw new BadQuery('the user id contains control characters');
+        // One rule for user ids, here and at ingest: an id a span could carry can be looked up, and no other.
+        const problem = userIdProblem(user);
+        if (problem !== undefined) throw new BadQuery(`the user id ${problem}`);
         const rows = await o.ledger.userModelUsage(user, period.start);
         sendJson(res, 200, userUsageJson(user, period, rows, o.plans, o.display));
         return;
@@ -137,12 +140,20 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
       }
       try {
         await withTimeout(o.ledger.ping(), 2000);
-        o.metrics.setLedgerUp(true);
-        sendJson(res, 200, { status: 'ready' });
       } catch (err) {
-        o.metrics.setLedgerUp(false);
+        if (o.health) o.health.failed();
+        else o.metrics.setLedgerUp(false);
         sendJson(res, 503, { status: 'ledger unavailable', error: err instanceof Error ? err.message.slice(0, 200) : String(err) });
+        return;
       }
+      // The ping answered, but commits may still be failing (a full disk): the last commits decide.
+      if (o.health && !o.health.answered()) {
+        const f = o.health.recentFailure();
+        sendJson(res, 503, { status: 'ledger commits failing', error: f?.message.slice(0, 200), failed_seconds_ago: f ? Math.round(f.agoMillis / 1000) : undefined });
+        return;
+      }
+      if (!o.health) o.metrics.setLedgerUp(true);
+      sendJson(res, 200, { status: 'ready' });
       return;
     }
     if (path.startsWith('/api/')) {

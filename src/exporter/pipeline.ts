@@ -1,8 +1,10 @@
+import { checkTrustedRecord, markPrevalidated } from '../ledger/ledger.js';
 import type { CommitResult, LedgerRecord } from '../ledger/types.js';
 import { processingScope } from '../pricing/processing.js';
 import { parseServiceTier } from '../pricing/service-tier.js';
 import type { PriceQuery, PriceStringsResult } from '../pricing/types.js';
 import type { UsageRecord } from '../usage/usage-record.js';
+import type { LedgerHealth } from './ledger-health.js';
 import type { ExporterMetrics } from './metrics.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
 
@@ -33,6 +35,10 @@ export interface PipelineOptions<S> {
   isUnavailable: (err: unknown) => boolean;
   now: () => Date;
   log?: (message: string) => void;
+  /** Readiness and ledger_up from the commits' outcomes (failed commits logged, rate-limited). */
+  health?: LedgerHealth;
+  /** Which period and price a call is charged to (config `ingest`); default 6 h late arrival, 5 min clock skew. */
+  chargeWindow?: ChargeWindow;
 }
 
 /**
@@ -60,15 +66,32 @@ export class PeriodStarts {
 
 const RECENT_PERIODS = 4;
 
-/** Maps a usage record to its billing period, plan and price: the record the ledger commits. */
-export function toLedgerRecord(rec: UsageRecord, plans: PlanPort, pricing: PricingPort, periods = new PeriodStarts(plans)): LedgerRecord {
-  const plan = plans.planFor(rec.userId, rec.planFromSpan);
-  const periodStart = periods.isoStartOf(rec.endTimeMillis);
+/** Default `ingest.late_arrival_window` and `ingest.clock_skew` (src/config). */
+export const DEFAULT_LATE_ARRIVAL_MILLIS = 6 * 3_600_000;
+export const DEFAULT_CLOCK_SKEW_MILLIS = 5 * 60_000;
+
+export interface ChargeWindow {
+  lateArrivalMillis: number;
+  clockSkewMillis: number;
+}
+
+/**
+ * The instant whose billing period and price a call is charged to (DESIGN.md: no client-set timestamp moves usage
+ * out of the current period or below its price). The span's end time when it lies in [arrival − late-arrival
+ * window, arrival + clock skew] (capped at the arrival: a clock slightly ahead means now), else the arrival time.
+ * `redated` says which side it fell off. The record keeps the span's own end time for reporting either way.
+ */
+export function chargeInstant(endMillis: number, arrivalMillis: number, w: ChargeWindow): { atMillis: number; redated?: 'late' | 'future' } {
+  if (endMillis < arrivalMillis - w.lateArrivalMillis) return { atMillis: arrivalMillis, redated: 'late' };
+  if (endMillis > arrivalMillis + w.clockSkewMillis) return { atMillis: arrivalMillis, redated: 'future' };
+  return { atMillis: Math.min(endMillis, arrivalMillis) };
+}
+
+function priceAt(rec: UsageRecord, pricing: PricingPort, atMillis: number): PriceStringsResult {
   // The same mapping as in-process pricing (trackUsage): OpenAI's `scale` is priority, `default`/`auto` standard.
   const tier = parseServiceTier(rec.serviceTier);
-  let price: PriceStringsResult;
   try {
-    const at = new Date(rec.endTimeMillis);
+    const at = new Date(atMillis);
     const query: PriceQuery = { provider: rec.provider, model: rec.rawModel, usage: rec.usage, at };
     if (tier) query.serviceTier = tier;
     // Premiums the span's own attributes reveal: fast mode (usage.speed), regional / data-residency processing
@@ -78,10 +101,33 @@ export function toLedgerRecord(rec: UsageRecord, plans: PlanPort, pricing: Prici
       const scope = processingScope({ provider: rec.provider, rawModel: rec.rawModel, serverAddress: rec.serverAddress, inferenceGeo: rec.inferenceGeo });
       if (scope) query.processing = scope;
     }
-    price = pricing.priceStrings(query);
+    return pricing.priceStrings(query);
   } catch (err) {
     // A pricing failure must not drop the call: it is metered as unpriced (and alerted on), never as free.
-    price = { priced: false, provider: rec.provider, model: rec.rawModel.toLowerCase(), reason: String(err), suggestions: [] };
+    return { priced: false, provider: rec.provider, model: rec.rawModel.toLowerCase(), reason: String(err), suggestions: [] };
+  }
+}
+
+/**
+ * Maps a usage record to its billing period, plan and price: the record the ledger commits. `chargeAtMillis`:
+ * the instant whose period and price apply (see `chargeInstant`; default: the span's end time). `arrivalMillis`:
+ * when the call reached the exporter; a call that has no price at its charge instant but has one at its arrival
+ * (dated before its model's catalog entry) is priced at its arrival, never stored at cost 0.
+ */
+export function toLedgerRecord(
+  rec: UsageRecord,
+  plans: PlanPort,
+  pricing: PricingPort,
+  periods = new PeriodStarts(plans),
+  chargeAtMillis = rec.endTimeMillis,
+  arrivalMillis = chargeAtMillis,
+): LedgerRecord {
+  const plan = plans.planFor(rec.userId, rec.planFromSpan);
+  const periodStart = periods.isoStartOf(chargeAtMillis);
+  let price = priceAt(rec, pricing, chargeAtMillis);
+  if (!price.priced && arrivalMillis !== chargeAtMillis) {
+    const atArrival = priceAt(rec, pricing, arrivalMillis);
+    if (atArrival.priced) price = atArrival;
   }
   // Built field by field (not spread): one object shape for every record, on the per-span path.
   const out: LedgerRecord = {
@@ -123,6 +169,9 @@ interface PreparedBatch {
   messages: string[];
   ignored: number;
   rejected: number;
+  /** Records charged to their arrival because their end time was too old / too far ahead. */
+  late: number;
+  future: number;
 }
 
 /**
@@ -152,6 +201,10 @@ export class Pipeline<S> {
   }
 
   private prepare(spans: readonly S[]): PreparedBatch {
+    const arrival = this.o.now().getTime();
+    const window = this.o.chargeWindow ?? { lateArrivalMillis: DEFAULT_LATE_ARRIVAL_MILLIS, clockSkewMillis: DEFAULT_CLOCK_SKEW_MILLIS };
+    let late = 0;
+    let future = 0;
     const records: LedgerRecord[] = [];
     const rejectedByReason = new Map<string, number>();
     const messages: string[] = [];
@@ -172,12 +225,29 @@ export class Pipeline<S> {
       }
       if (r.kind === 'ignored') ignored++;
       else if (r.kind === 'rejected') reject(r.reason, r.message);
-      else records.push(toLedgerRecord(r.record, this.o.plans, this.o.pricing, this.periods));
+      else {
+        const charge = chargeInstant(r.record.endTimeMillis, arrival, window);
+        if (charge.redated === 'late') late++;
+        else if (charge.redated === 'future') future++;
+        const rec = toLedgerRecord(r.record, this.o.plans, this.o.pricing, this.periods, charge.atMillis, arrival);
+        // The ledger's own check, per record: a record it would refuse is rejected alone here (partial success)
+        // instead of failing the commit of every other span of the request. Extraction applies the same text rule,
+        // so this only catches what a bug lets through.
+        try {
+          checkTrustedRecord(rec, 0);
+        } catch (err) {
+          this.o.log?.(`a record the ledger would refuse was rejected: ${err instanceof Error ? err.message : String(err)}`);
+          reject('invalid_record', `span ${r.record.spanId}: ${err instanceof Error ? err.message.replace(/^record 0: /, '') : String(err)}`);
+          continue;
+        }
+        records.push(rec);
+      }
     }
-    return { records, rejectedByReason, messages, ignored, rejected };
+    markPrevalidated(records);
+    return { records, rejectedByReason, messages, ignored, rejected, late, future };
   }
 
-  private async commit({ records, rejectedByReason, messages, ignored, rejected }: PreparedBatch, ack?: (outcome: AckOutcome) => void): Promise<SpanOutcomes> {
+  private async commit({ records, rejectedByReason, messages, ignored, rejected, late, future }: PreparedBatch, ack?: (outcome: AckOutcome) => void): Promise<SpanOutcomes> {
     let result: CommitResult = { committed: [], duplicates: [], rollups: [] };
     let acked = false;
     const acknowledge = ack
@@ -194,7 +264,8 @@ export class Pipeline<S> {
         result = await this.o.ledger.commit(records, acknowledge);
       } catch (err) {
         if (this.o.isUnavailable(err)) {
-          this.o.metrics.setLedgerUp(false);
+          if (this.o.health) this.o.health.commitFailed(err);
+          else this.o.metrics.setLedgerUp(false);
           throw new LedgerUnavailable(err);
         }
         // Not an availability problem (a record the ledger refuses: a bug). Never a 200; the request fails with 500.
@@ -207,6 +278,10 @@ export class Pipeline<S> {
       this.o.metrics.observeCommitSeconds((performance.now() - t0) / 1000);
       this.ensurePeriod();
       this.o.metrics.recordCommit(result);
+      this.o.health?.commitSucceeded();
+      // Counted with the request's commit (a 503 and its retry count once); duplicates of an earlier commit included.
+      this.o.metrics.countRedated('late', late);
+      this.o.metrics.countRedated('future', future);
     }
     this.o.metrics.countIgnored(ignored);
     for (const [reason, n] of rejectedByReason) this.o.metrics.countRejected(reason, n);

@@ -3,6 +3,7 @@ import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import type { PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod, PlanLimits } from '../plans/types.js';
 import { Money, sumMoney } from './money.js';
+import { periodPlanOf } from './period-plan.js';
 import type { ModelUsage, PlanPort } from './ports.js';
 
 export type TokenCounts = Record<TokenType | 'total', number>;
@@ -120,10 +121,8 @@ function modelBreakdown(rows: readonly ModelUsage[]) {
 
 /** `GET /api/v1/usage/{user}`. A user with no usage this period gets zeros and their plan's limits (not a 404). */
 export function userUsageJson(userId: string, period: BillingPeriod, rows: ModelUsage[], plans: PlanPort, display: DisplayMoney) {
-  // The plan: the one most of this period's calls were billed under, else what configuration says for the user.
-  const byPlan = new Map<string, number>();
-  for (const r of rows) if (r.plan) byPlan.set(r.plan, (byPlan.get(r.plan) ?? 0) + r.requests);
-  const plan = [...byPlan].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]?.[0] ?? plans.planFor(userId, undefined);
+  // One plan per user and period for limits (period-plan.ts): the gauges and `?min_ratio=` use the same.
+  const plan = periodPlanOf(userId, rows.map((r) => r.plan), plans);
 
   const total = emptyTotals();
   for (const r of rows) addRow(total, r);
@@ -155,25 +154,32 @@ export interface UsageListQuery {
 
 /** `GET /api/v1/usage?plan=P&min_ratio=R`: users sorted by how close they are to a limit (unlimited last). */
 export function usageListJson(period: BillingPeriod, rollups: PeriodRollup[], plans: PlanPort, q: UsageListQuery) {
-  const users = [];
-  // Every plan with usage this period, whatever the filters: a client can offer them all (the list is capped).
-  const planNames = new Set<string>();
+  // A user's rows (one per plan their calls were billed under) summed, against the user's one plan for the period.
+  const byUser = new Map<string, { plans: string[]; acc: Totals }>();
   for (const r of rollups) {
     if (Date.parse(r.periodStart) !== period.start.getTime()) continue;
-    planNames.add(r.plan);
-    if (q.plan !== undefined && r.plan !== q.plan) continue;
-    const tokens = tokenCounts(r.tokens);
-    const cost = new Money(r.costUsd).toFixed();
-    const f = usageFigures(tokens, r.requests, cost, plans.limitsFor(r.userId, r.plan));
+    let u = byUser.get(r.userId);
+    if (!u) byUser.set(r.userId, (u = { plans: [], acc: emptyTotals() }));
+    u.plans.push(r.plan);
+    addRow(u.acc, r);
+  }
+  const users = [];
+  // Every plan a user has this period, whatever the filters: a client can offer them all (the list is capped).
+  const planNames = new Set<string>();
+  for (const [userId, u] of byUser) {
+    const plan = periodPlanOf(userId, u.plans, plans);
+    planNames.add(plan);
+    if (q.plan !== undefined && plan !== q.plan) continue;
+    const tokens = tokenCounts(u.acc.tokens);
+    const cost = sumMoney(u.acc.costs);
+    const f = usageFigures(tokens, u.acc.requests, cost, plans.limitsFor(userId, plan));
     if (q.minRatio !== undefined && (f.maxRatio === null || f.maxRatio < q.minRatio)) continue;
-    const unpriced = r.unpricedRequests ?? 0;
     users.push({
-      user: r.userId,
-      plan: r.plan,
+      user: userId,
+      plan,
       tokens,
-      requests: r.requests,
-      cost_usd: costOrNull(cost, r.requests, unpriced),
-      unpriced_requests: unpriced,
+      requests: u.acc.requests,
+      ...costFields(u.acc),
       limits: f.limits,
       ratios: f.ratios,
       max_ratio: f.maxRatio,

@@ -1,6 +1,7 @@
 import { LABEL, METRIC, OVERFLOW_USER } from '../contract/names.js';
 import type { PlanLimits } from '../plans/types.js';
-import { ExactSum } from './money.js';
+import { ExactSum, Money, addMoney } from './money.js';
+import { maxLimitRatio } from './period-plan.js';
 import { TextWriter } from './text-writer.js';
 
 /**
@@ -9,8 +10,16 @@ import { TextWriter } from './text-writer.js';
  * decimal strings and a pre-escaped label string. Scraping renders straight from the entries (no per-scrape label
  * formatting), so a scrape costs less than prom-client serialising the same series.
  *
- * At most `maxUsers` (user, plan) pairs get their own series per billing period; past the bound a user's numbers
- * go to `user="__overflow__"` (one entry per plan), so sums over users stay exact.
+ * Counters: at most `maxUsers` (user, plan) pairs get their own series per billing period, first come; past the
+ * bound a user's numbers go to `user="__overflow__"` (one entry per plan), so sums over users stay exact.
+ *
+ * Period and limit gauges: one series per user, under the user's one plan for the period (period-plan.ts), with
+ * all of the user's usage (every plan their calls were billed under). Which users get their own gauge series is
+ * a function of the ledger's period totals, so every restart and every replica sharing the ledger agrees: every
+ * user at or above EXPOSE_RATIO of a limit (the alerts' "near" threshold: those the alerts must see, whatever
+ * `max_users` says), then the users closest to a limit up to `maxUsers`, ties by most tokens, then user id. It
+ * is recomputed on every full reload (start, periodic refresh); between reloads a user is added when a slot is
+ * free or when they reach EXPOSE_RATIO. The others are summed per plan under `user="__overflow__"`.
  */
 export interface UserEntry {
   readonly user: string;
@@ -20,16 +29,45 @@ export interface UserEntry {
   tokensTotal: number;
   /** Exact; added to once per priced call, so kept as a running sum rather than re-parsed strings. */
   readonly costTotal: ExactSum;
-  periodTokens: number;
-  periodRequests: number;
+  /** The period gauges: set only on the entry carrying a user's (or the overflow's) period totals. */
+  periodTokens: number | undefined;
+  periodRequests: number | undefined;
   /** Exact decimal string. */
-  periodCost: string;
+  periodCost: string | undefined;
+  /** False for an entry that exists only to carry a user's gauges (its counters go to the overflow entry). */
+  countersOwn: boolean;
   limitTokens: number | undefined;
   limitRequests: number | undefined;
   limitCost: string | undefined;
 }
 
 export type LimitsLookup = (user: string, plan: string) => PlanLimits;
+/** The user's one plan for limits this period, from the plans their calls were billed under (period-plan.ts). */
+export type PeriodPlanLookup = (user: string, billedPlans: readonly string[]) => string;
+
+/** Usage at or above this fraction of a limit always has its own gauge series (alerts.ts NEAR_LIMIT_RATIO). */
+export const EXPOSE_RATIO = 0.8;
+
+interface PlanTotals {
+  tokens: number;
+  requests: number;
+  cost: string;
+}
+
+/** A user's period totals, per plan billed and summed, and where they are exposed. */
+interface UserPeriod {
+  readonly user: string;
+  readonly byPlan: Map<string, PlanTotals>;
+  plan: string;
+  sum: PlanTotals;
+  /** The effective limits under `plan` (looked up when the plan may have changed, not on every rollup). */
+  limits: PlanLimits | undefined;
+  ratio: number;
+  /** The entry carrying this user's gauges, when exposed. */
+  gauge: UserEntry | undefined;
+  /** What this user adds to an overflow entry's gauges, when not exposed. */
+  overflow: { entry: UserEntry; sum: PlanTotals } | undefined;
+}
 
 export function escapeLabelValue(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -50,9 +88,9 @@ type Field = 'tokensTotal' | 'costTotal' | 'periodTokens' | 'periodRequests' | '
 const FIELDS: ReadonlyArray<readonly [Field, string, string, 'counter' | 'gauge']> = [
   ['tokensTotal', METRIC.userTokensTotal, 'Tokens per user since the exporter started (bounded by max_users; the rest under user="__overflow__").', 'counter'],
   ['costTotal', METRIC.userCostUsdTotal, 'Cost in USD per user since the exporter started (bounded by max_users; the rest under user="__overflow__").', 'counter'],
-  ['periodTokens', METRIC.periodTokens, 'Exact tokens this billing period, from the ledger.', 'gauge'],
-  ['periodRequests', METRIC.periodRequests, 'Exact requests this billing period, from the ledger.', 'gauge'],
-  ['periodCost', METRIC.periodCostUsd, 'Exact cost in USD this billing period, from the ledger.', 'gauge'],
+  ['periodTokens', METRIC.periodTokens, "Exact tokens this billing period, from the ledger: all of the user's usage, under their one plan for limits.", 'gauge'],
+  ['periodRequests', METRIC.periodRequests, "Exact requests this billing period, from the ledger: all of the user's usage, under their one plan for limits.", 'gauge'],
+  ['periodCost', METRIC.periodCostUsd, "Exact cost in USD this billing period, from the ledger: all of the user's usage, under their one plan for limits.", 'gauge'],
   ['limitTokens', METRIC.limitTokens, "The user's effective token limit this period (absent = unlimited).", 'gauge'],
   ['limitRequests', METRIC.limitRequests, "The user's effective request limit this period (absent = unlimited).", 'gauge'],
   ['limitCost', METRIC.limitCostUsd, "The user's effective cost budget in USD this period (absent = unlimited).", 'gauge'],
@@ -73,6 +111,7 @@ export class UserSeriesMetric {
   }
 
   private value(e: UserEntry): number | undefined {
+    if (!e.countersOwn && this.type === 'counter') return undefined;
     const v = e[this.field];
     if (v === undefined) return undefined;
     return typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : v.toNumber();
@@ -114,6 +153,9 @@ export class UserSeriesStore {
    */
   private readonly byPlan = new Map<string, Map<string, UserEntry>>();
   private tracked = 0;
+  /** Every user with usage this period (the ledger's rollups), exposed or not. */
+  private periodUsers = new Map<string, UserPeriod>();
+  private exposedCount = 0;
 
   /** The eight per-user families, in the order of FIELDS. */
   private readonly families: UserSeriesMetric[];
@@ -123,6 +165,7 @@ export class UserSeriesStore {
   constructor(
     readonly maxUsers: number,
     private readonly limitsFor: LimitsLookup,
+    private readonly periodPlanFor: PeriodPlanLookup = (_user, billed) => [...billed].sort()[0]!,
   ) {
     this.families = FIELDS.map(([field, name, help, type]) => new UserSeriesMetric(name, help, type, this, field));
   }
@@ -140,15 +183,18 @@ export class UserSeriesStore {
     this.list = [];
     this.byPlan.clear();
     this.tracked = 0;
+    this.periodUsers = new Map();
+    this.exposedCount = 0;
   }
 
   get(user: string, plan: string): UserEntry | undefined {
     return this.byPlan.get(plan)?.get(user);
   }
 
-  /** Is this pair (or would it be, if seen now) given its own series? */
+  /** Is this pair given its own counter series? */
   isTracked(user: string, plan: string): boolean {
-    return this.get(user, plan) !== undefined && user !== OVERFLOW_USER;
+    const e = this.get(user, plan);
+    return e !== undefined && e.countersOwn && user !== OVERFLOW_USER;
   }
 
   /**
@@ -165,59 +211,183 @@ export class UserSeriesStore {
     let users = this.byPlan.get(plan);
     if (users === undefined) this.byPlan.set(plan, (users = new Map()));
     const existing = user === OVERFLOW_USER ? undefined : users.get(user);
-    if (existing) return existing;
-    if (user !== OVERFLOW_USER && this.tracked < this.maxUsers) {
+    if (existing) {
+      if (existing.countersOwn) return existing;
+      // An entry made for the user's gauges: its counters are its own only while the bound allows.
+      if (this.tracked < this.maxUsers) {
+        existing.countersOwn = true;
+        this.tracked++;
+        return existing;
+      }
+    } else if (user !== OVERFLOW_USER && this.tracked < this.maxUsers) {
       const entry = this.create(user, plan, true);
       users.set(user, entry);
       this.list.push(entry);
       this.tracked++;
       return entry;
     }
+    return this.overflowEntry(plan, users);
+  }
+
+  private overflowEntry(plan: string, users = this.plan(plan)): UserEntry {
     let overflow = users.get(OVERFLOW_USER);
     if (!overflow) {
-      overflow = this.create(OVERFLOW_USER, plan, false);
+      overflow = this.create(OVERFLOW_USER, plan, true);
       users.set(OVERFLOW_USER, overflow);
       this.list.push(overflow);
     }
     return overflow;
   }
 
-  private create(user: string, plan: string, withLimits: boolean): UserEntry {
-    const limits: PlanLimits = withLimits ? this.limitsFor(user, plan) : {};
+  private plan(plan: string): Map<string, UserEntry> {
+    let users = this.byPlan.get(plan);
+    if (users === undefined) this.byPlan.set(plan, (users = new Map()));
+    return users;
+  }
+
+  /** The (user, plan) entry that carries the user's gauges; created without counters of its own if needed. */
+  private gaugeEntry(user: string, plan: string): UserEntry {
+    const users = this.plan(plan);
+    let e = users.get(user);
+    if (e === undefined) {
+      e = this.create(user, plan, false);
+      users.set(user, e);
+      this.list.push(e);
+    }
+    return e;
+  }
+
+  private create(user: string, plan: string, countersOwn: boolean): UserEntry {
     return {
       user,
       plan,
       labels: `${LABEL.user}="${escapeLabelValue(user)}",${LABEL.plan}="${escapeLabelValue(plan)}"`,
       tokensTotal: 0,
       costTotal: new ExactSum(),
-      periodTokens: 0,
-      periodRequests: 0,
-      periodCost: '0',
-      limitTokens: limits.tokens,
-      limitRequests: limits.requests,
-      limitCost: limits.costUsd?.toFixed(),
+      periodTokens: undefined,
+      periodRequests: undefined,
+      periodCost: undefined,
+      countersOwn,
+      limitTokens: undefined,
+      limitRequests: undefined,
+      limitCost: undefined,
     };
   }
 
-  /** Re-reads every tracked entry's limits (after a configuration change). */
+  /** Re-reads every exposed user's limits (after a configuration change). */
   refreshLimits(): void {
-    for (const e of this.list) {
-      if (e.user === OVERFLOW_USER) continue;
-      const l = this.limitsFor(e.user, e.plan);
-      e.limitTokens = l.tokens;
-      e.limitRequests = l.requests;
-      e.limitCost = l.costUsd?.toFixed();
+    for (const u of this.periodUsers.values()) {
+      this.summarise(u, true);
+      if (u.gauge) this.expose(u);
     }
   }
 
-  /** Zeroes the period gauges of every overflow entry (before they are recomputed from a full reload). */
-  resetOverflowPeriod(): void {
-    for (const e of this.list) {
-      if (e.user !== OVERFLOW_USER) continue;
-      e.periodTokens = 0;
-      e.periodRequests = 0;
-      e.periodCost = '0';
+  /**
+   * One (user, plan) period rollup from the ledger (after a commit). Rollups only grow within a period: an older
+   * read never replaces a newer one.
+   */
+  applyRollup(user: string, plan: string, tokens: number, requests: number, cost: string): void {
+    let u = this.periodUsers.get(user);
+    if (u === undefined) {
+      u = { user, byPlan: new Map(), plan, sum: { tokens: 0, requests: 0, cost: '0' }, limits: undefined, ratio: 0, gauge: undefined, overflow: undefined };
+      this.periodUsers.set(user, u);
     }
+    const old = u.byPlan.get(plan);
+    if (old !== undefined && requests < old.requests) return;
+    u.byPlan.set(plan, { tokens, requests, cost });
+    this.summarise(u);
+    if (u.gauge !== undefined || this.exposedCount < this.maxUsers || u.ratio >= EXPOSE_RATIO) this.expose(u);
+    else this.fold(u);
+  }
+
+  /**
+   * Replaces every period gauge with a full read of the ledger's rollups for the current period, exposing users by
+   * the rule in the header (a function of the totals alone).
+   */
+  loadPeriod(rollups: readonly { userId: string; plan: string; tokens: number; requests: number; cost: string }[]): void {
+    for (const e of this.list) {
+      e.periodTokens = undefined;
+      e.periodRequests = undefined;
+      e.periodCost = undefined;
+      e.limitTokens = undefined;
+      e.limitRequests = undefined;
+      e.limitCost = undefined;
+    }
+    this.periodUsers = new Map();
+    this.exposedCount = 0;
+    for (const r of rollups) {
+      let u = this.periodUsers.get(r.userId);
+      if (u === undefined) {
+        u = { user: r.userId, byPlan: new Map(), plan: r.plan, sum: { tokens: 0, requests: 0, cost: '0' }, limits: undefined, ratio: 0, gauge: undefined, overflow: undefined };
+        this.periodUsers.set(r.userId, u);
+      }
+      u.byPlan.set(r.plan, { tokens: r.tokens, requests: r.requests, cost: r.cost });
+    }
+    const all = [...this.periodUsers.values()];
+    for (const u of all) this.summarise(u);
+    if (all.length > this.maxUsers) all.sort((a, b) => b.ratio - a.ratio || b.sum.tokens - a.sum.tokens || (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
+    const fresh = this.tracked === 0;
+    for (const u of all) {
+      if (this.exposedCount < this.maxUsers || u.ratio >= EXPOSE_RATIO) this.expose(u);
+      else this.fold(u);
+    }
+    // A fresh process (or period) gives the counter slots to the same users, in the same order, so which users keep
+    // their own counters does not depend on who happens to send first after a restart.
+    if (fresh) for (const u of all) if (u.gauge !== undefined) for (const plan of [...u.byPlan.keys()].sort()) this.resolveEntry(u.user, plan);
+  }
+
+  /** The user's period plan, summed totals and highest limit ratio (-1 when unlimited). */
+  private summarise(u: UserPeriod, refreshLimits = false): void {
+    let tokens = 0;
+    let requests = 0;
+    let cost = '0';
+    for (const t of u.byPlan.values()) {
+      tokens += t.tokens;
+      requests += t.requests;
+      cost = cost === '0' ? t.cost : addMoney(cost, t.cost);
+    }
+    u.sum = { tokens, requests, cost };
+    const plan = u.byPlan.size === 1 ? u.byPlan.keys().next().value! : this.periodPlanFor(u.user, [...u.byPlan.keys()]);
+    if (plan !== u.plan || u.limits === undefined || refreshLimits) u.limits = this.limitsFor(u.user, plan);
+    u.plan = plan;
+    u.ratio = maxLimitRatio(tokens, requests, cost, u.limits) ?? -1;
+  }
+
+  /** Puts the user's totals and limits on their own (user, period plan) entry. */
+  private expose(u: UserPeriod): void {
+    this.unfold(u);
+    const e = this.gaugeEntry(u.user, u.plan);
+    if (u.gauge !== e) {
+      if (u.gauge !== undefined) clearGauges(u.gauge);
+      else this.exposedCount++;
+      u.gauge = e;
+    }
+    e.periodTokens = u.sum.tokens;
+    e.periodRequests = u.sum.requests;
+    e.periodCost = u.sum.cost;
+    const l = u.limits ?? this.limitsFor(u.user, u.plan);
+    e.limitTokens = l.tokens;
+    e.limitRequests = l.requests;
+    e.limitCost = l.costUsd?.toFixed();
+  }
+
+  /** Adds the user's totals to the overflow entry of their period plan (replacing what they added before). */
+  private fold(u: UserPeriod): void {
+    this.unfold(u);
+    const entry = this.overflowEntry(u.plan);
+    entry.periodTokens = (entry.periodTokens ?? 0) + u.sum.tokens;
+    entry.periodRequests = (entry.periodRequests ?? 0) + u.sum.requests;
+    entry.periodCost = addMoney(entry.periodCost ?? '0', u.sum.cost);
+    u.overflow = { entry, sum: u.sum };
+  }
+
+  private unfold(u: UserPeriod): void {
+    const o = u.overflow;
+    if (o === undefined) return;
+    o.entry.periodTokens = (o.entry.periodTokens ?? 0) - o.sum.tokens;
+    o.entry.periodRequests = (o.entry.periodRequests ?? 0) - o.sum.requests;
+    o.entry.periodCost = new Money(o.entry.periodCost ?? '0').minus(o.sum.cost).toFixed();
+    u.overflow = undefined;
   }
 
   /** The per-user families, to register in the Registry (the same objects every time). */
@@ -265,4 +435,13 @@ export class UserSeriesStore {
     });
     return out;
   }
+}
+
+function clearGauges(e: UserEntry): void {
+  e.periodTokens = undefined;
+  e.periodRequests = undefined;
+  e.periodCost = undefined;
+  e.limitTokens = undefined;
+  e.limitRequests = undefined;
+  e.limitCost = undefined;
 }

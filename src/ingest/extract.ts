@@ -25,6 +25,7 @@ import {
   type NormalizedUsage,
   type Usage,
 } from '../usage/index.js';
+import { RESERVED_USER_IDS, recordTextProblem, userIdProblem } from '../usage/record-text.js';
 import type { UsageRecord, UsageSource } from '../usage/usage-record.js';
 import { normalizeProvider } from './providers.js';
 import type { AttributeMap, AttributeValue, DecodedSpan } from './types.js';
@@ -68,7 +69,8 @@ export type RejectReason =
   | 'implausible_usage'
   | 'missing_usage'
   | 'missing_model'
-  | 'invalid_attribute';
+  | 'invalid_attribute'
+  | 'reserved_user_id';
 
 export type ExtractResult =
   | { kind: 'usage'; record: UsageRecord; warnings: string[] }
@@ -179,6 +181,9 @@ function labelAt(a: AttributeMap, what: string, key: string): string | undefined
   if (s.length > MAX_LABEL_CHARS) {
     throw new Reject('invalid_attribute', `${what} attribute "${key}" is ${s.length} characters long (limit ${MAX_LABEL_CHARS})`);
   }
+  // The ledger's own text rule: what passes here is never refused by the ledger (and never fails a batch).
+  const problem = recordTextProblem(s, MAX_LABEL_CHARS);
+  if (problem !== undefined) throw new Reject('invalid_attribute', `${what} attribute "${key}" ${problem}`);
   // Blank: trim() only when the first character could be white space (printable ASCII cannot).
   const c = s.charCodeAt(0);
   if (!(c > 32 && c < 127) && s.trim() === '') return undefined;
@@ -560,7 +565,16 @@ function extract(span: DecodedSpan): ExtractResult {
   const endNanos = span.endTimeUnixNano !== 0n ? span.endTimeUnixNano : span.startTimeUnixNano;
   if (endNanos === 0n) return { kind: 'rejected', reason: 'invalid_attribute', message: `span ${spanRef} has no end or start time` };
 
-  const userId = labelIn(a, 'user', conv.attribution.user) ?? ANONYMOUS_USER;
+  const clientUser = labelIn(a, 'user', conv.attribution.user);
+  if (clientUser !== undefined) {
+    // One rule for user ids, here and on /api/v1/usage/{user}; the ids the exporter writes itself are reserved.
+    const problem = userIdProblem(clientUser);
+    if (problem !== undefined) return { kind: 'rejected', reason: 'invalid_attribute', message: `user id ${JSON.stringify(clientUser.slice(0, 64))} ${problem} (span ${spanRef})` };
+    if (RESERVED_USER_IDS.has(clientUser)) {
+      return { kind: 'rejected', reason: 'reserved_user_id', message: `user id "${clientUser}" is reserved for tokenmeter's own series (span ${spanRef})` };
+    }
+  }
+  const userId = clientUser ?? ANONYMOUS_USER;
   const plan = labelIn(a, 'plan', conv.attribution.plan);
   const feature = labelIn(a, 'feature', conv.attribution.feature);
   const tier = label(a, 'service tier', ATTR_SERVICE_TIER, GENAI.responseServiceTier, GENAI.requestServiceTier);

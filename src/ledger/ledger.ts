@@ -8,6 +8,7 @@ import { Decimal } from 'decimal.js';
 import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import { allocateDiscount, ExactDecimal } from '../pricing/index.js';
 import { systemClock, type Clock } from '../plans/clock.js';
+import { MAX_RECORD_TEXT_CHARS, recordTextProblem } from '../usage/record-text.js';
 import { totalTokens } from '../usage/usage.js';
 import {
   EmbeddedBackend,
@@ -148,17 +149,17 @@ export interface Ledger {
 const HEX32 = /^[0-9a-f]{32}$/;
 const HEX16 = /^[0-9a-f]{16}$/;
 const DECIMAL = /^\d{1,20}(\.\d{1,30})?$/;
-const MAX_TEXT = 1024;
+const MAX_TEXT = MAX_RECORD_TEXT_CHARS;
 
 function fail(index: number, field: string, message: string): never {
   throw new LedgerError(`record ${index}: ${field} ${message}`);
 }
 
 function checkText(i: number, field: string, v: unknown): void {
-  if (typeof v !== 'string' || v.length > MAX_TEXT) fail(i, field, `must be a string of at most ${MAX_TEXT} characters`);
-  // PostgreSQL text cannot hold NUL and the journal ledger separates fields with it; refusing it here keeps one
-  // bad record from failing a whole batch.
-  if (v.includes('\u0000')) fail(i, field, 'must not contain NUL characters');
+  // The one text rule extraction applies too (src/usage/record-text.ts): a record extraction accepts is never
+  // refused here, so one bad span cannot fail a whole batch.
+  const problem = recordTextProblem(v, MAX_TEXT);
+  if (problem !== undefined) fail(i, field, problem);
 }
 
 /** Every record of a batch has the same period start: Date.parse once, not per record. */

@@ -12,7 +12,10 @@ export interface UsageRecord {
   traceId: string;
   /** Lower-case hex, 16 chars. */
   spanId: string;
-  /** When the call ended (span end time), epoch milliseconds. Chooses the billing period and the price. */
+  /**
+   * When the call ended (span end time), epoch milliseconds. Chooses the billing period and the price when it lies
+   * in the exporter's accepted window around the call's arrival (see chargeInstant in src/exporter/pipeline.ts).
+   */
   endTimeMillis: number;
   /** Normalised provider name: openai, anthropic, google, aws.bedrock, azure.ai.openai, mistral, deepseek, ... */
   provider: string;

@@ -59,6 +59,22 @@ describe('tokenmeter config check', () => {
     expect(envBad.code).toBe(1);
   });
 
+  it('never prints a rejected secret: a short token in the file or the environment is redacted in the error', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'tm-cc-'));
+    writeFileSync(join(d, 'short.yaml'), 'auth:\n  ingest_token: s3cr3t-short\n  api_token: 12345\n');
+    const r = await runCli(['config', 'check', '--config', join(d, 'short.yaml')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('auth.ingest_token: expected a token of at least 16 characters, got a secret of 12 characters (redacted)');
+    expect(r.err).toContain('auth.api_token: expected a quoted string, got a secret (redacted)');
+    expect(r.err + r.out).not.toContain('s3cr3t-short');
+    expect(r.err + r.out).not.toContain('12345');
+    writeFileSync(join(d, 'ok.yaml'), 'storage: ./x\n');
+    const env = await runCli(['config', 'check', '--config', join(d, 'ok.yaml')], { TOKENMETER_API_TOKEN: 'env-short-tok' });
+    expect(env.code).toBe(1);
+    expect(env.err).not.toContain('env-short-tok');
+    expect(env.err).toContain('got a secret of 13 characters (redacted)');
+  });
+
   it('environment variables are part of the check', async () => {
     const d = mkdtempSync(join(tmpdir(), 'tm-cc-'));
     writeFileSync(join(d, 'ok.yaml'), 'storage: ./x\n');

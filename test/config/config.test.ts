@@ -33,7 +33,7 @@ describe('defaults', () => {
     expect(loaded.file).toBeUndefined();
     expect(loaded.config.storage).toBe(DEFAULT_STORAGE);
     expect(loaded.config.storage).toBe('./.tokenmeter/ledger');
-    expect(loaded.config.server).toEqual({ host: '0.0.0.0', otlp_port: 4318, http_port: 9464, shutdown_timeout: 10_000 });
+    expect(loaded.config.server).toEqual({ host: '0.0.0.0', otlp_port: 4318, http_port: 9464, shutdown_timeout: 10_000, headers_timeout: 10_000, keep_alive_timeout: 5_000 });
     expect(loaded.config.ledger.dedup_window).toBe(7 * 24 * 3600 * 1000);
     expect(loaded.config.ledger.refresh_interval).toBe(15_000);
     expect(loaded.config.limits.max_request_bytes).toBe(8 * 1024 * 1024);
@@ -134,7 +134,7 @@ describe('errors name the file (or variable/flag), the path and what was expecte
     expect(problems).toEqual(
       expect.arrayContaining([
         'bad.yaml: server.otlp_port: expected an integer from 0 to 65535, got 70000',
-        'bad.yaml: server.hots: unknown key (expected one of: host, otlp_port, http_port, shutdown_timeout)',
+        'bad.yaml: server.hots: unknown key (expected one of: host, otlp_port, http_port, shutdown_timeout, max_connections, headers_timeout, keep_alive_timeout)',
         'bad.yaml: ledger.dedup_window: expected a duration such as "500ms", "15s", "30m", "2h", "7d" or "1w", got "7 days"',
         'bad.yaml: limits.max_users: expected a positive integer, got -1',
       ]),

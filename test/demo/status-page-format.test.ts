@@ -9,6 +9,8 @@ interface StatusPageModule {
   roundDecimal(s: string, digits: number): string;
   compareDecimal(a: string, b: string): number;
   formatDuration(ms: number): string;
+  displayText(s: string): { text: string; title: string | undefined };
+  MAX_SHOWN_CHARS: number;
   sortUsers(users: { user: string; plan: string; tokens: { total: number }; requests: number; cost_usd: string; max_ratio: number | null }[], key: string, dir: string): { user: string }[];
   formatCost(cost: string | null, unpriced: number): string;
   LIMIT_ALERT_RULES: { name: string; measure: string; minRatio: number; maxRatio: number; severity: string }[];
@@ -22,6 +24,19 @@ const appPath = fileURLToPath(new URL('../../src/exporter/status-page/app.js', i
 const app = (await import(pathToFileURL(appPath).href)) as StatusPageModule;
 
 describe('status page formatting', () => {
+  it('shows untrusted ids with bidi, zero-width and control characters escaped, backslashes doubled, long ones cut', () => {
+    expect(app.displayText('adm\u202Enimda')).toEqual({ text: 'adm\\u{202E}nimda', title: undefined });
+    expect(app.displayText('a\u0000b\u001b[31m\u0085\u061c').text).toBe('a\\u{0000}b\\u{001B}[31m\\u{0085}\\u{061C}');
+    expect(app.displayText('\u200d\u2028\u2067\ufeff').text).toBe('\\u{200D}\\u{2028}\\u{2067}\\u{FEFF}');
+    // A literal "\u{202E}" typed into an id cannot pass for an escaped one.
+    expect(app.displayText('x\\u{202E}')).toEqual({ text: 'x\\\\u{202E}', title: undefined });
+    expect(app.displayText('\ud800z').text).toBe('\\u{D800}z');
+    expect(app.displayText('émoji 😀 ok').text).toBe('émoji 😀 ok');
+    const long = 'y'.repeat(app.MAX_SHOWN_CHARS + 1);
+    expect(app.displayText(long)).toEqual({ text: `${'y'.repeat(app.MAX_SHOWN_CHARS - 1)}…`, title: long });
+    expect(app.displayText('😀'.repeat(app.MAX_SHOWN_CHARS)).title).toBeUndefined();
+  });
+
   it('rounds decimal strings half up by string arithmetic', () => {
     expect(app.roundDecimal('0.99995', 4)).toBe('1.0000');
     expect(app.roundDecimal('9.995', 2)).toBe('10.00');

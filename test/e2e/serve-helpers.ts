@@ -15,9 +15,14 @@ export interface ServeProcess {
 }
 
 /** Spawns `node dist/cli/main.js serve` on free loopback ports; resolves once it prints its URLs. */
-export async function spawnServe(env: Record<string, string>, args: string[] = [], cwd?: string): Promise<ServeProcess> {
+export async function spawnServe(env: Record<string, string>, args: string[] = [], cwd?: string, fileLimit?: number): Promise<ServeProcess> {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` first`);
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], {
+  // With `fileLimit`, the process runs under that open-file limit (the shell's ulimit, then exec).
+  const [cmd, argv] =
+    fileLimit === undefined
+      ? [process.execPath, [BIN, 'serve', ...args]]
+      : ['/bin/sh', ['-c', `ulimit -n ${fileLimit} && exec "$0" "$@"`, process.execPath, BIN, 'serve', ...args]];
+  const child = spawn(cmd, argv, {
     env: { PATH: process.env.PATH ?? '', TOKENMETER_HOST: '127.0.0.1', TOKENMETER_OTLP_PORT: '0', TOKENMETER_HTTP_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(cwd ? { cwd } : {}),

@@ -1,8 +1,16 @@
 /**
  * PostgreSQL stopped during ingest: the exporter answers 503 with Retry-After (never 200, nothing counted), and
  * once PostgreSQL is back the sender's retries make the totals exact — each span counted once.
+ * A full disk under the embedded ledger (commits fail, pings and reads answer): /readyz and ledger_up follow the
+ * commits, not the ping; the failures are logged, rate-limited, with their cause.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/index.js';
+import { createPorts } from '../../src/exporter/adapters.js';
+import { LedgerUnavailableError } from '../../src/ledger/index.js';
 import { startExporter, type RunningExporter } from '../../src/exporter/index.js';
 import { getJson, httpRequest, otlpJson, postOtlp, scrape } from '../exporter/harness.js';
 import { findPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -69,5 +77,63 @@ describe.skipIf(!pgBin)('ledger outage (PostgreSQL stopped and restarted)', () =
     expect(lines).toContain('tokenmeter_tokens_total{plan="free",provider="openai",model="gpt-4o",type="input"} 100000');
     expect(lines).toContain('tokenmeter_period_tokens{user="outage-0",plan="free"} 20000');
     expect((await httpRequest(`${exporter.httpUrl}/readyz`)).status).toBe(200);
+  });
+});
+
+describe('disk full under the embedded ledger (commits fail while pings and reads answer)', () => {
+  it('/readyz 503 and ledger_up 0 while commits fail, also across a refresh; logged once with the cause; exact after recovery', async () => {
+    const storage = join(mkdtempSync(join(tmpdir(), 'tm-diskfull-')), 'ledger');
+    const config = validateConfig({ storage, server: { host: '127.0.0.1', otlp_port: 0, http_port: 0 }, ledger: { retry_after: '1s', refresh_interval: '0s' } }, 'test');
+    const clock = { now: () => new Date() };
+    const logs: string[] = [];
+    const ports = await createPorts(config, clock);
+    let diskFull = false;
+    const commit = ports.ledger.commit.bind(ports.ledger);
+    // What the journal ledger throws when its write or fdatasync meets ENOSPC (journal-ledger.ts #append).
+    ports.ledger.commit = (records, onDurable) =>
+      diskFull
+        ? Promise.reject(
+            new LedgerUnavailableError('ledger unavailable (commit): cannot write the journal: ENOSPC: no space left on device, write', {
+              cause: Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }),
+            }),
+          )
+        : commit(records, onDurable);
+    const e = await startExporter({ resolvedConfig: config, ports, clock, log: (l) => logs.push(l) });
+    try {
+      let n = 0;
+      const batch = () => otlpJson(Array.from({ length: 4 }, () => ({ spanId: (0x5000000000000000n + BigInt(n++)).toString(16), user: 'disk', model: 'gpt-4o', input: 1000, output: 0 })));
+      expect((await postOtlp(e.otlpUrl, batch())).status).toBe(200);
+      expect((await httpRequest(`${e.httpUrl}/readyz`)).status).toBe(200);
+
+      diskFull = true;
+      const pending = Array.from({ length: 5 }, batch);
+      for (const body of pending) {
+        const r = await postOtlp(e.otlpUrl, body);
+        expect(r.status).toBe(503);
+        expect(r.headers['retry-after']).toBe('1');
+      }
+      const ready = await httpRequest(`${e.httpUrl}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(JSON.parse(ready.body.toString())).toMatchObject({ status: 'ledger commits failing' });
+      expect(await scrape(e.httpUrl)).toContain('tokenmeter_ledger_up 0');
+      // A periodic refresh reads the ledger successfully: that must not make it look up.
+      await e.refresh();
+      expect(await scrape(e.httpUrl)).toContain('tokenmeter_ledger_up 0');
+      expect((await httpRequest(`${e.httpUrl}/readyz`)).status).toBe(503);
+      expect((await httpRequest(`${e.httpUrl}/healthz`)).status).toBe(200);
+      const failures = logs.filter((l) => l.startsWith('ledger commit failed'));
+      expect(failures).toHaveLength(1);
+      expect(failures[0]).toContain('ENOSPC');
+
+      diskFull = false;
+      for (const body of pending) expect((await postOtlp(e.otlpUrl, body)).status).toBe(200);
+      expect((await httpRequest(`${e.httpUrl}/readyz`)).status).toBe(200);
+      expect(await scrape(e.httpUrl)).toContain('tokenmeter_ledger_up 1');
+      expect(logs.some((l) => l.startsWith('ledger commits succeed again (4 more failed'))).toBe(true);
+      const u = await getJson(`${e.httpUrl}/api/v1/usage/disk`);
+      expect([u.json.requests, u.json.tokens.input, u.json.cost_usd]).toEqual([24, 24_000, '0.06']);
+    } finally {
+      await e.close();
+    }
   });
 });

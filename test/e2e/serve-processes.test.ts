@@ -1,6 +1,8 @@
 /**
  * `tokenmeter serve` as real processes: defaults with no config file, SIGTERM → exit 0, a restart keeps the period
  * gauges (embedded ledger), and two replicas sharing one PostgreSQL count a batch sent to both exactly once.
+ * SIGKILL mid-ingest with a hostile span (NUL user id) in every batch: after a restart and the senders' retries,
+ * every good span is counted exactly once and every hostile one rejected alone.
  */
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,6 +45,45 @@ describe('tokenmeter serve (embedded ledger)', () => {
       expect(usage.json.cost_usd).toBe('0.008755');
     } finally {
       expect(await second.stop('SIGINT')).toBe(0);
+    }
+  });
+
+  it('SIGKILL mid-ingest, one NUL span in every batch: after a restart and the retries, the good spans are billed exactly once', async () => {
+    const storage = join(mkdtempSync(join(tmpdir(), 'tm-kill-')), 'ledger');
+    const batches = Array.from({ length: 30 }, (_, b) =>
+      otlpJson(
+        Array.from({ length: 10 }, (_, i) => ({
+          spanId: (0x6000000000000000n + BigInt(b * 10 + i)).toString(16),
+          user: i === 9 ? `kill\u0000${b}` : `kill-${i % 3}`,
+          model: 'gpt-4o',
+          input: 1000,
+          output: 0,
+        })),
+        NOW_NANOS(),
+      ),
+    );
+    const first = await spawnServe({ TOKENMETER_STORAGE: storage });
+    // Ten batches in flight when the process is killed: some acknowledged, some not.
+    for (const b of batches.slice(0, 10)) postOtlp(first.otlpUrl, b).catch(() => {});
+    await new Promise((r) => setTimeout(r, 50));
+    await first.stop('SIGKILL');
+    const second = await spawnServe({ TOKENMETER_STORAGE: storage });
+    try {
+      // The senders retry every batch they have no acknowledgement for; replaying acknowledged ones is harmless too.
+      for (const b of batches) {
+        const r = await postOtlp(second.otlpUrl, b);
+        expect(r.status).toBe(200);
+        expect(JSON.parse(r.body.toString()).partialSuccess.rejectedSpans).toBe('1');
+      }
+      for (let u = 0; u < 3; u++) {
+        const usage = await getJson(`${second.httpUrl}/api/v1/usage/kill-${u}`);
+        expect([usage.json.requests, usage.json.tokens.input, usage.json.cost_usd]).toEqual([90, 90_000, '0.225']);
+      }
+      const lines = await scrape(second.httpUrl);
+      expect(lines).toContain('tokenmeter_rejected_spans_total{reason="invalid_attribute"} 30');
+      expect(lines).toContain('tokenmeter_rejected_requests_total{reason="internal_error"} 0');
+    } finally {
+      await second.stop('SIGTERM');
     }
   });
 

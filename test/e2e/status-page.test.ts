@@ -263,6 +263,33 @@ describe.skipIf(!chromiumPath)('status page (chromium)', () => {
       timeout: 15_000,
     });
   });
+
+  it('shows bidi and control characters in ids escaped, and long ids cut with the whole id in the title', async () => {
+    const spoof = 'adm\u202Enimda'; // displays as "admadmin" reversed: a spoofed id
+    const long = `${'x'.repeat(60)}-tail`;
+    const res = await fetch(`${exporter.otlpUrl}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(
+        otlpJson([
+          { user: spoof, plan: 'free', provider: 'openai', model: 'gpt-4o-mini', usage: u(10, 0, 0, 5, 0) },
+          { user: `zw\u200Bsp\u2066`, plan: 'free', provider: 'openai', model: 'gpt-4o-mini', usage: u(10, 0, 0, 5, 0) },
+          { user: long, plan: 'free', provider: 'openai', model: 'gpt-4o-mini', usage: u(10, 0, 0, 5, 0) },
+        ]),
+      ),
+    });
+    expect(res.status).toBe(200);
+    await page.reload();
+    await page.waitForSelector('body[data-loaded="true"]');
+    const cell = (user: string) =>
+      page.$eval(`[data-testid=user-row][data-user="${user}"] [data-testid=user-name]`, (th) => ({ text: th.textContent, title: th.getAttribute('title') }));
+    expect(await cell(spoof)).toEqual({ text: 'adm\\u{202E}nimda', title: null });
+    expect(await cell('zw\u200Bsp\u2066')).toEqual({ text: 'zw\\u{200B}sp\\u{2066}', title: null });
+    expect(await cell(long)).toEqual({ text: `${'x'.repeat(39)}…`, title: long });
+    // The table stays within the page: the long id does not push the columns off screen.
+    const width = await page.evaluate(() => document.querySelector('[data-testid=users-body]')!.closest('table')!.getBoundingClientRect().right);
+    expect(width).toBeLessThanOrEqual(1280);
+  });
 });
 
 describe.skipIf(!chromiumPath)('status page with an API token (chromium)', () => {

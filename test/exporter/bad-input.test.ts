@@ -1,6 +1,9 @@
 import { Agent, request } from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateRecord } from '../../src/ledger/ledger.js';
+import { RESERVED_USER_IDS, userIdProblem } from '../../src/usage/record-text.js';
+import { hostileString } from '../ingest/hostile-strings.js';
 import { gzip, httpRequest, otlpJson, scrape, startTestExporter, type TestExporter } from './harness.js';
 
 /**
@@ -109,5 +112,60 @@ describe('hostile OTLP bodies', () => {
     const oversize = Buffer.alloc(65 * 1024, 0x20);
     expect(await post(oversize, 'application/json')).toBe(413);
     expect((await httpRequest(`${e.httpUrl}/healthz`)).status).toBe(200);
+  });
+
+  it('hostile strings (NUL, controls, bidi, lone surrogates, reserved ids, over-long) in every string field: never a 5xx; only the hostile span is rejected', async () => {
+    let n = 0;
+    const good = { input: 0, requests: 0 };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          user: hostileString,
+          plan: hostileString,
+          feature: hostileString,
+          model: hostileString,
+          provider: hostileString,
+          operation: hostileString,
+          tier: hostileString,
+          name: hostileString,
+          key: hostileString,
+          value: hostileString,
+          json: fc.boolean(),
+        }),
+        async (h) => {
+          n++;
+          const hostile = otlpJson([
+            {
+              spanId: `e${n.toString(16).padStart(15, '0')}`,
+              user: h.user,
+              plan: h.plan,
+              feature: h.feature,
+              model: h.model,
+              provider: h.provider,
+              input: 7,
+              output: 3,
+              extra: { 'gen_ai.operation.name': h.operation, 'openai.response.service_tier': h.tier, [h.key]: h.value },
+            },
+            // A plain span in the same request: always committed.
+            { spanId: `d${n.toString(16).padStart(15, '0')}`, user: 'steady', model: 'gpt-4o', input: 11, output: 0 },
+          ]);
+          good.input += 11;
+          good.requests += 1;
+          const status = await post(hostile, 'application/json');
+          return status === 200;
+        },
+      ),
+      { seed: 140014, numRuns: 300 },
+    );
+    const steady = [...e.ledger.records.values()].filter((r) => r.userId === 'steady' && r.spanId.startsWith('d'));
+    expect(steady.length).toBe(good.requests);
+    expect(steady.reduce((s, r) => s + r.usage.input, 0)).toBe(good.input);
+    for (const r of e.ledger.records.values()) {
+      expect(() => validateRecord(r, 0)).not.toThrow();
+      expect(userIdProblem(r.userId) === undefined || r.userId === 'anonymous').toBe(true);
+      if (r.spanId.startsWith('e')) expect(RESERVED_USER_IDS.has(r.userId) && r.userId !== 'anonymous').toBe(false);
+    }
+    const lines = await scrape(e.httpUrl);
+    expect(lines.find((l) => l.startsWith('tokenmeter_rejected_requests_total{reason="internal_error"}'))).toBe('tokenmeter_rejected_requests_total{reason="internal_error"} 0');
   });
 });

@@ -14,6 +14,8 @@ export interface TestExporterOptions {
   plans?: SimplePlans;
   clock?: FakeClock;
   extract?: (span: DecodedSpan) => ExtractResult;
+  /** Default: the shipped catalog. */
+  pricing?: PriceBook;
 }
 
 export interface TestExporter extends RunningExporter {
@@ -26,7 +28,7 @@ export async function startTestExporter(o: TestExporterOptions = {}): Promise<Te
   const config = validateConfig({ ...o.config, server: { host: '127.0.0.1', otlp_port: 0, http_port: 0, ...o.config?.server } }, 'test');
   const ledger = o.ledger ?? new MemoryLedger();
   const plans = o.plans ?? new SimplePlans();
-  const book = PriceBook.load();
+  const book = o.pricing ?? PriceBook.load();
   const extract = o.extract ?? extractUsage;
   const ports: ExporterPorts<DecodedSpan> = {
     ledger,

@@ -43,6 +43,7 @@ const OPERATIONAL: Record<string, { kind: string; labels: string[] }> = {
   tokenmeter_build_info: { kind: 'gauge', labels: ['version', 'node_version'] },
   tokenmeter_otlp_requests_total: { kind: 'counter', labels: ['signal', 'code'] },
   tokenmeter_otlp_request_duration_seconds: { kind: 'histogram', labels: ['signal'] },
+  tokenmeter_redated_spans_total: { kind: 'counter', labels: ['reason'] },
 };
 
 interface Sample {
@@ -136,7 +137,7 @@ describe('/metrics matches DESIGN.md', () => {
       'implausible_usage 4',
       'missing_model 2',
     ]);
-    expect(samples.filter((s) => s.name === 'tokenmeter_rejected_requests_total').map((s) => `${s.labels.reason} ${s.value}`)).toEqual(['malformed 1']);
+    expect(samples.filter((s) => s.name === 'tokenmeter_rejected_requests_total').map((s) => `${s.labels.reason} ${s.value}`)).toEqual(['internal_error 0', 'malformed 1']);
     expect(value('tokenmeter_unpriced_tokens_total', { provider: 'openai', model: 'my-private-model' })).toBe('15');
     expect(value('tokenmeter_estimated_tokens_total', { plan: 'pro', provider: 'openai', model: 'gpt-4o' })).toBe('5');
   });

@@ -109,7 +109,7 @@ describe('/metrics for a known input, line by line', () => {
     m.loadRollups(users.map((u, i) => ({ periodStart: p.start.toISOString(), userId: u, plan: 'free', tokens: { input: i, cache_read: 0, cache_write: 0, output: 1, reasoning: 0 }, requests: i + 1, costUsd: `0.${i}5` })));
     const text = await m.render();
     const reg = new Registry();
-    const g = new Gauge({ name: 'tokenmeter_period_tokens', help: 'Exact tokens this billing period, from the ledger.', labelNames: ['user', 'plan'], registers: [reg] });
+    const g = new Gauge({ name: 'tokenmeter_period_tokens', help: "Exact tokens this billing period, from the ledger: all of the user's usage, under their one plan for limits.", labelNames: ['user', 'plan'], registers: [reg] });
     const lim = new Gauge({ name: 'tokenmeter_limit_tokens', help: "The user's effective token limit this period (absent = unlimited).", labelNames: ['user', 'plan'], registers: [reg] });
     users.forEach((u, i) => g.set({ user: u, plan: 'free' }, i + 1));
     lim.set({ user: 'a"b', plan: 'free' }, 5);
@@ -227,10 +227,28 @@ describe('period gauges', () => {
     expect(lines).toContain('tokenmeter_user_tokens_total{user="__overflow__",plan="free"} 1200');
     expect(lines).toContain('tokenmeter_user_overflow_total 3');
     expect(lines).toContain('tokenmeter_user_series 2');
-    // A full reload recomputes the overflow from the ledger: the same exact numbers.
+    // A full reload applies the rule that depends on the ledger's totals alone (user-series.ts): the users closest
+    // to a limit keep their own gauges (u3 at 800 tokens, u4 at 400); the sum stays exact.
     await e.refresh();
-    expect((await scrape(e.httpUrl)).filter((l) => l.startsWith('tokenmeter_period_tokens{'))).toEqual(periodTokens);
+    const reloaded = (await scrape(e.httpUrl)).filter((l) => l.startsWith('tokenmeter_period_tokens{'));
+    expect([...reloaded].sort()).toEqual([
+      'tokenmeter_period_tokens{user="__overflow__",plan="free"} 300',
+      'tokenmeter_period_tokens{user="u3",plan="free"} 800',
+      'tokenmeter_period_tokens{user="u4",plan="free"} 400',
+    ]);
     expect(lines.some((l) => l.startsWith('tokenmeter_limit_tokens{user="__overflow__"'))).toBe(false);
+    // Stable across restarts: a new process on the same ledger exposes the same users with the same numbers.
+    const again = await start({ clock, ledger: e.ledger, config: { limits: { max_users: 2 } } });
+    expect((await scrape(again.httpUrl)).filter((l) => l.startsWith('tokenmeter_period_tokens{')).sort()).toEqual([...reloaded].sort());
+    // The counters' slots too: u3 and u4 keep theirs, whoever sends first after the restart.
+    await postOtlp(again.otlpUrl, otlpJson([{ spanId: 'd000000000000009', user: 'u1', model: 'gpt-4o', input: 5, output: 0 }], at));
+    await postOtlp(again.otlpUrl, otlpJson([{ spanId: 'd00000000000000a', user: 'u3', model: 'gpt-4o', input: 7, output: 0 }], at));
+    const counters = (await scrape(again.httpUrl)).filter((l) => l.startsWith('tokenmeter_user_tokens_total{'));
+    expect(counters.sort()).toEqual([
+      'tokenmeter_user_tokens_total{user="__overflow__",plan="free"} 5',
+      'tokenmeter_user_tokens_total{user="u3",plan="free"} 7',
+      'tokenmeter_user_tokens_total{user="u4",plan="free"} 0',
+    ]);
   });
 });
 

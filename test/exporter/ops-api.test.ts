@@ -206,6 +206,30 @@ describe('usage API', () => {
     expect((await httpRequest(`${e.httpUrl}/api/v1/usage`, { method: 'POST' })).status).toBe(405);
   });
 
+  it('one rule for user ids at ingest and on /api/v1/usage/{user}: what ingest accepts can be looked up, what it rejects is 400', async () => {
+    const e = await start({ clock: new FakeClock(NOW) });
+    const ids = ['ok-user', 'bidi\u202Eid', 'zero\u200Bwidth', 'é😀', 'u'.repeat(256), 'nul\u0000', 'bell\u0007', 'c1\u0085', 'del\u007f', 'lone\ud800', 'u'.repeat(257)];
+    let n = 0;
+    for (const id of ids) {
+      n++;
+      const spanId = `ab${n.toString(16).padStart(14, '0')}`;
+      const res = await postOtlp(e.otlpUrl, otlpJson([{ spanId, user: id, model: 'gpt-4o', input: 10, output: 0 }], AT));
+      expect(res.status).toBe(200);
+      const accepted = JSON.parse(res.body.toString()).partialSuccess === undefined;
+      // A lone surrogate has no UTF-8 form: sent as its (invalid) three-byte encoding.
+      const path = id.startsWith('lone') ? 'lone%ED%A0%80' : encodeURIComponent(id);
+      const api = await getJson(`${e.httpUrl}/api/v1/usage/${path}`);
+      expect([JSON.stringify(id), api.status]).toEqual([JSON.stringify(id), accepted ? 200 : 400]);
+      if (accepted) expect(api.json.requests).toBe(1);
+    }
+    // Reserved ids are refused at ingest (they are the exporter's own series) but can be looked up.
+    for (const id of ['__overflow__', 'anonymous']) {
+      const res = await postOtlp(e.otlpUrl, otlpJson([{ spanId: `ac${(n++).toString(16).padStart(14, '0')}`, user: id, model: 'gpt-4o', input: 10, output: 0 }], AT));
+      expect(JSON.parse(res.body.toString()).partialSuccess.errorMessage).toContain('reserved');
+      expect((await getJson(`${e.httpUrl}/api/v1/usage/${id}`)).status).toBe(200);
+    }
+  });
+
   it('requires the API bearer token when configured', async () => {
     const e = await seeded({ auth: { api_token: 'api-token-0123456789' } });
     expect((await getJson(`${e.httpUrl}/api/v1/usage/alice`)).status).toBe(401);

@@ -200,6 +200,45 @@ describe('OTLP/HTTP receiver', () => {
     );
   });
 
+  it('a record the ledger would refuse is rejected alone (partial success, reason invalid_record); the rest is committed', async () => {
+    // An extraction bug simulated: extraction lets a NUL through; the pipeline's per-record ledger check catches it.
+    const { extractUsage } = await import('../../src/ingest/index.js');
+    const e = await start({
+      extract: (span) => {
+        const r = extractUsage(span);
+        if (r.kind === 'usage' && r.record.userId === 'poisoned') r.record.userId = 'bad\u0000id';
+        return r;
+      },
+    });
+    const res = await postOtlp(
+      e.otlpUrl,
+      otlpJson([
+        { spanId: 'c000000000000001', user: 'carol', plan: 'pro', model: 'gpt-4o', input: 1000, output: 500 },
+        { spanId: 'c000000000000002', user: 'poisoned', plan: 'pro', model: 'gpt-4o', input: 1000, output: 500 },
+        { spanId: 'c000000000000003', user: 'carol', plan: 'pro', model: 'gpt-4o', input: 2000, output: 1000 },
+      ]),
+    );
+    expect(res.status).toBe(200);
+    const body = JSON.parse(res.body.toString());
+    expect(body.partialSuccess.rejectedSpans).toBe('1');
+    expect(body.partialSuccess.errorMessage).toContain('userId must not contain NUL');
+    const usage = await getJson(`${e.httpUrl}/api/v1/usage/carol`);
+    expect([usage.json.requests, usage.json.tokens.total, usage.json.cost_usd]).toEqual([2, 4500, '0.0225']);
+    const m = await scrape(e.httpUrl);
+    expect(sample(m, 'tokenmeter_rejected_spans_total{reason="invalid_record"}')).toBe('tokenmeter_rejected_spans_total{reason="invalid_record"} 1');
+  });
+
+  it("500 only for the exporter's own fault (a ledger error that is not unavailability), counted as internal_error", async () => {
+    const e = await start();
+    const m0 = await scrape(e.httpUrl);
+    expect(sample(m0, 'tokenmeter_rejected_requests_total{reason="internal_error"}')).toBe('tokenmeter_rejected_requests_total{reason="internal_error"} 0');
+    e.ledger.commit = () => Promise.reject(new Error('a bug in the ledger'));
+    const res = await postOtlp(e.otlpUrl, otlpJson([{ spanId: 'c000000000000004', user: 'dave', model: 'gpt-4o', input: 10, output: 5 }]));
+    expect(res.status).toBe(500);
+    const m = await scrape(e.httpUrl);
+    expect(sample(m, 'tokenmeter_rejected_requests_total{reason="internal_error"}')).toBe('tokenmeter_rejected_requests_total{reason="internal_error"} 1');
+  });
+
   it('accepts /v1/metrics without pricing it', async () => {
     const e = await start();
     const res = await httpRequest(`${e.otlpUrl}/v1/metrics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"resourceMetrics":[]}' });

@@ -114,7 +114,7 @@ describe('Pipeline acknowledgement', () => {
     });
     return { metrics, pipeline };
   };
-  const span = (i: number): UsageRecord => ({ ...record(undefined), spanId: `b7ad6b71692033${(10 + i).toString(16)}` });
+  const span = (i: number): UsageRecord => ({ ...record(undefined), spanId: `b7ad6b71692033${(16 + i).toString(16)}` });
   const priced = async (metrics: ExporterMetrics) => (await metrics.registry.metrics()).match(/tokenmeter_ingested_spans_total\{outcome="priced"\} (\d+)/)?.[1];
 
   it('acknowledges once, when the ledger says the records are durable, before the metrics move', async () => {

@@ -113,6 +113,32 @@ function rejected(r: ExtractResult): { reason: string; message: string } {
 }
 
 describe('extractUsage rejects, ignores and never throws', () => {
+  it('rejects a NUL or a lone surrogate in any string field, control characters and reserved ids in the user id (the ledger\'s text rule)', () => {
+    const usage = { 'gen_ai.usage.input_tokens': 10, 'gen_ai.usage.output_tokens': 1 };
+    for (const [key, value, reason, message] of [
+      ['user.id', 'a\u0000b', 'invalid_attribute', /NUL/],
+      ['gen_ai.request.model', 'gpt\u0000', 'invalid_attribute', /NUL/],
+      ['tokenmeter.feature', '\ud800', 'invalid_attribute', /lone surrogate/],
+      ['tokenmeter.plan', 'x\u0000', 'invalid_attribute', /NUL/],
+      ['gen_ai.provider.name', 'open\u0000ai', 'invalid_attribute', /NUL/],
+      ['user.id', 'bell\u0007', 'invalid_attribute', /control characters/],
+      ['user.id', 'c1\u0085', 'invalid_attribute', /control characters/],
+      ['user.id', '__overflow__', 'reserved_user_id', /reserved/],
+      ['user.id', 'anonymous', 'reserved_user_id', /reserved/],
+    ] as const) {
+      const r = rejected(extractUsage(span({ ...BASE, ...usage, [key]: value })));
+      expect([key, r.reason]).toEqual([key, reason]);
+      expect(r.message).toMatch(message);
+    }
+    // Bidi and zero-width characters are valid (the status page shows them escaped); no user id is anonymous.
+    for (const user of ['bidi\u202Eid', 'zw\u200Bid', 'é😀']) {
+      const r = extractUsage(span({ ...BASE, ...usage, 'user.id': user }));
+      expect(r.kind === 'usage' && r.record.userId).toBe(user);
+    }
+    const anon = extractUsage(span({ ...BASE, ...usage }));
+    expect(anon.kind === 'usage' && anon.record.userId).toBe('anonymous');
+  });
+
   it('ignores spans that are not GenAI', () => {
     expect(extractUsage(span({ 'http.request.method': 'GET', 'http.route': '/health' }))).toEqual({ kind: 'ignored' });
     expect(extractUsage(span({}))).toEqual({ kind: 'ignored' });

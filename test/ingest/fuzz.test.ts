@@ -5,6 +5,7 @@ import { decodeMetricsRequest, decodeTraceRequest, IngestError } from '../../src
 import { ExportTraceServiceRequest } from '../../src/ingest/otlp-proto.js';
 import { decodeTraceRequestReference } from '../../src/ingest/trace-proto-reference.js';
 import { walkTraceRequest } from '../../src/ingest/trace-proto-walker.js';
+import { wellFormedHostileString } from './hostile-strings.js';
 
 const OPTS = { maxDecompressedBytes: 1 << 20 };
 
@@ -12,7 +13,7 @@ const OPTS = { maxDecompressedBytes: 1 << 20 };
 const anyValue: fc.Arbitrary<Record<string, unknown>> = fc.letrec<{ v: Record<string, unknown> }>((tie) => ({
   v: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
-    fc.record({ stringValue: fc.string({ maxLength: 12 }) }),
+    fc.record({ stringValue: wellFormedHostileString }),
     fc.record({ boolValue: fc.boolean() }),
     fc.record({ intValue: fc.oneof(fc.integer(), fc.constant(-1), fc.constant(2 ** 40)) }),
     fc.record({ doubleValue: fc.double() }),
@@ -24,7 +25,7 @@ const anyValue: fc.Arbitrary<Record<string, unknown>> = fc.letrec<{ v: Record<st
     }),
   ),
 })).v;
-const keyValues = fc.array(fc.record({ key: fc.constantFrom('gen_ai.usage.input_tokens', 'user.id', 'a', '', '__proto__'), value: anyValue }), {
+const keyValues = fc.array(fc.record({ key: fc.oneof(fc.constantFrom('gen_ai.usage.input_tokens', 'user.id', 'a', '', '__proto__'), wellFormedHostileString), value: anyValue }), {
   maxLength: 4,
 });
 const spanArb = fc.record(
@@ -32,13 +33,13 @@ const spanArb = fc.record(
     traceId: fc.oneof(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.uint8Array({ maxLength: 20 })),
     spanId: fc.oneof(fc.uint8Array({ minLength: 8, maxLength: 8 }), fc.uint8Array({ maxLength: 10 })),
     parentSpanId: fc.uint8Array({ maxLength: 8 }),
-    name: fc.string({ maxLength: 10 }),
+    name: wellFormedHostileString,
     kind: fc.integer({ min: 0, max: 5 }),
     startTimeUnixNano: fc.bigInt({ min: 0n, max: 2n ** 62n }).map((b) => b.toString()),
     endTimeUnixNano: fc.bigInt({ min: 0n, max: 2n ** 62n }).map((b) => b.toString()),
     attributes: keyValues,
     events: fc.array(fc.record({ name: fc.string({ maxLength: 4 }), attributes: keyValues }), { maxLength: 2 }),
-    status: fc.record({ code: fc.integer({ min: 0, max: 2 }), message: fc.string({ maxLength: 6 }) }),
+    status: fc.record({ code: fc.integer({ min: 0, max: 2 }), message: wellFormedHostileString }),
   },
   { requiredKeys: ['traceId', 'spanId'] },
 );
@@ -47,7 +48,7 @@ const requestArb = fc.record({
     fc.record({
       resource: fc.record({ attributes: keyValues }),
       scopeSpans: fc.array(
-        fc.record({ scope: fc.record({ name: fc.string({ maxLength: 8 }), version: fc.string({ maxLength: 4 }) }), spans: fc.array(spanArb, { maxLength: 3 }) }),
+        fc.record({ scope: fc.record({ name: wellFormedHostileString, version: wellFormedHostileString }), spans: fc.array(spanArb, { maxLength: 3 }) }),
         { maxLength: 2 },
       ),
     }),

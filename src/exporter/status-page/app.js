@@ -182,6 +182,26 @@ function level(ratio) {
   return 'ok';
 }
 
+// Characters that change how the text around them displays: C0/C1 controls and DEL, bidi marks, embeddings,
+// overrides and isolates, zero-width characters, line and paragraph separators, the BOM, lone surrogates.
+// eslint-disable-next-line no-control-regex
+const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]|[\ud800-\udfff]/gu;
+/** Longest id shown in full in a table cell; the full (escaped) id is in the cell's title. */
+export const MAX_SHOWN_CHARS = 40;
+
+/**
+ * An untrusted string (a user id, a model name) as the page shows it: every character that could hide or reorder
+ * the text (a bidi override making one id look like another, a control character) written as \u{XXXX}, backslashes
+ * doubled so the escape cannot be faked, and cut to MAX_SHOWN_CHARS characters with an ellipsis. `title`: the whole
+ * escaped string (shown on hover), or undefined when nothing was cut.
+ */
+export function displayText(s) {
+  const escaped = String(s).replace(/\\/g, '\\\\').replace(INVISIBLE, (c) => `\\u{${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}}`);
+  const chars = [...escaped];
+  if (chars.length <= MAX_SHOWN_CHARS) return { text: escaped, title: undefined };
+  return { text: `${chars.slice(0, MAX_SHOWN_CHARS - 1).join('')}…`, title: escaped };
+}
+
 // ---------- rendering (textContent only: user ids are untrusted input) ----------
 
 function el(tag, attrs = {}, children = []) {
@@ -311,7 +331,7 @@ function renderUsers() {
   body.replaceChildren(
     ...shown.map((u) =>
       el('tr', { 'data-testid': 'user-row', 'data-user': u.user, 'data-plan': u.plan }, [
-        el('th', { scope: 'row', class: 'user', text: u.user, 'data-testid': 'user-name' }),
+        el('th', { scope: 'row', class: 'user', text: displayText(u.user).text, title: displayText(u.user).title, 'data-testid': 'user-name' }),
         el('td', { text: u.plan, 'data-testid': 'user-plan' }),
         usageCell('tokens', formatInt(u.tokens.total), u.limits.tokens === null ? null : formatInt(u.limits.tokens), u.ratios.tokens, String(u.tokens.total)),
         usageCell('requests', formatInt(u.requests), u.limits.requests === null ? null : formatInt(u.limits.requests), u.ratios.requests, String(u.requests)),
@@ -376,8 +396,8 @@ function renderSummary() {
   $('[data-testid=models-body]').replaceChildren(
     ...models.map((m) =>
       el('tr', { 'data-testid': 'model-row', 'data-provider': m.provider, 'data-model': m.model }, [
-        el('td', { text: m.provider }),
-        el('th', { scope: 'row', text: m.model }),
+        el('td', { text: displayText(m.provider).text, title: displayText(m.provider).title }),
+        el('th', { scope: 'row', class: 'model', text: displayText(m.model).text, title: displayText(m.model).title }),
         ...TOKEN_TYPES.map((t) => el('td', { class: 'num', text: formatInt(m.tokens[t] ?? 0), 'data-testid': `model-${t}` })),
         el('td', { class: 'num', text: formatInt(m.requests), 'data-testid': 'model-requests' }),
         el('td', { class: 'num' }, [costSpan(m.cost_usd, m.unpriced_requests ?? 0, { 'data-testid': 'model-cost' })]),
