@@ -31,7 +31,7 @@ describe('tokenmeter models', () => {
     }
     // The long-context boundary is shown as written: >= for OpenAI's "< 272K is standard", > for "above 200K".
     expect(row('gpt-5.5')).toMatch(/\s>=272k,batch,flex,priority\s/);
-    expect(row('gemini-3.1-pro-preview')).toMatch(/\s>200k\s/);
+    expect(row('gemini-3.1-pro-preview')).toMatch(/\s>200k,batch\s/);
   });
 
   it('filters by provider, accepting OTel provider names', async () => {
