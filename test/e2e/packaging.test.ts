@@ -29,7 +29,7 @@ const isRepo = existsSync(join(ROOT, '.git'));
  * dependencies and @opentelemetry/sdk-node), measured as below: `npm install <tarball>` into an empty app,
  * file bytes under node_modules and installed packages. The goal is at most a third of both.
  */
-const BASELINE_BYTES = 99_486_678;
+const BASELINE_BYTES = 96_426_864;
 const BASELINE_PACKAGES = 95;
 
 const work = mkdtempSync(join(tmpdir(), 'tokenmeter-packaging-'));
