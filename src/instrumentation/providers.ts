@@ -60,9 +60,11 @@ function otlpProtocol(signal: 'TRACES' | 'METRICS'): string {
 }
 
 function warnGrpc(noun: 'spans' | 'metrics', signal: 'TRACES' | 'METRICS'): void {
+  const specific = `OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`;
+  const variable = getStringFromEnv(specific) === undefined ? 'OTEL_EXPORTER_OTLP_PROTOCOL' : specific;
   warnOnce(
     `${noun}:grpc`,
-    `OTEL_EXPORTER_OTLP_PROTOCOL${signal === 'TRACES' ? '' : ` (or OTEL_EXPORTER_OTLP_${signal}_PROTOCOL)`}=grpc is not ` +
+    `${variable}=grpc is not ` +
       `supported by tokenmeter/register (no gRPC exporter is installed with it), so ${noun} are not exported and LLM ` +
       `usage is not metered: set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf and point OTEL_EXPORTER_OTLP_ENDPOINT at ` +
       `the OTLP/HTTP port (4318), or start your own OpenTelemetry SDK with tokenmeterInstrumentations().`,
