@@ -8,7 +8,7 @@
  * The copy keeps this test's build away from the dist/ that the other e2e tests run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -258,5 +258,21 @@ describe.skipIf(!git || !npm || !isRepo)('the packed packages, installed into a 
     expect(priced.priced).toBe(true);
     expect(usage.cost_usd).toBe(priced.priced ? priced.totalUsd : 'unpriced');
     expect(Number(usage.cost_usd)).toBeGreaterThan(0);
+  });
+
+  it('the installed exporter runs its demo (with the provider SDKs the demo drives installed next to it)', { timeout: 180_000 }, () => {
+    const version = (name: string) => (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+    sh(npm!, ['install', ...NPM_FLAGS, `openai@${version('openai')}`, `@anthropic-ai/sdk@${version('@anthropic-ai/sdk')}`], server);
+    const bin = realpathSync(join(server, 'node_modules', '.bin', 'tokenmeter'));
+    const demo = spawnSync(process.execPath, [bin, 'demo', '--duration', '6', '--ports', 'auto', '--data-dir', join(work, 'demo-data')], {
+      cwd: server,
+      env: { ...process.env, NO_COLOR: '1' },
+      encoding: 'utf8',
+      timeout: 150_000,
+    });
+    const output = `${demo.stdout}${demo.stderr}`;
+    expect(demo.status, output.slice(-4000)).toBe(0);
+    expect(output).toMatch(/\[demo \d+s\] users=12 requests=[1-9]\d* tokens=[1-9]\d*/);
+    expect(output).toContain('tokenmeter demo stopped.');
   });
 });
