@@ -12,6 +12,8 @@ const target = join(root, 'packages', 'exporter');
 
 // --no-build (or TOKENMETER_ASSEMBLE_NO_BUILD=1): the build just ran (the packaging test packs both packages).
 if (!process.argv.includes('--no-build') && process.env.TOKENMETER_ASSEMBLE_NO_BUILD !== '1') {
+  // From a clean dist/: a file left by an older build (a module since removed) must not be shipped.
+  rmSync(join(root, 'dist'), { recursive: true, force: true });
   execFileSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', 'build'], { cwd: root, stdio: ['ignore', 2, 2] });
 }
 for (const name of ['dist', 'data', 'grafana', 'otel-config', 'docs']) {
