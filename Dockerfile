@@ -8,7 +8,11 @@ ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci --no-audit --no-fund
+# The exporter is an npm workspace (packages/exporter: its dependencies); --ignore-scripts: the root's `prepare`
+# builds, which needs src/ (copied below, then built explicitly).
+COPY packages/exporter/package.json ./packages/exporter/package.json
+COPY packages/exporter/bin ./packages/exporter/bin
+RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY src ./src

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEFAULT_HTTP_PORT, DEFAULT_OTLP_PORT } from '../contract/names.js';
 import { describePortHolder } from '../cli/port-holder.js';
 import { attributeSentUsage, type MockSentRecord } from './mock-record.js';
@@ -69,8 +69,13 @@ function isAddrInUse(err: unknown): err is { code: string; port?: number } {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'EADDRINUSE';
 }
 
-/** The simulated app's entry module, and the package root it runs in (so `tokenmeter/register` resolves). */
+/** The simulated app's entry module, and the package root it runs in. */
 const WORKLOAD_MAIN = fileURLToPath(new URL('./workload-main.js', import.meta.url));
+/**
+ * `tokenmeter/register` by its file: the `tokenmeter` specifier resolves in the repository (the package's own
+ * name) but not in the tokenmeter-exporter package, which carries the same build under another name.
+ */
+const REGISTER = pathToFileURL(fileURLToPath(new URL('../instrumentation/register.js', import.meta.url))).href;
 const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface WorkloadProcessOptions {
@@ -90,7 +95,7 @@ export interface WorkloadProcessOptions {
  * its calls in flight and flush their spans before exiting.
  */
 export function startWorkloadProcess(o: WorkloadProcessOptions): ChildProcess {
-  const args = ['--import', 'tokenmeter/register', WORKLOAD_MAIN, '--provider-url', o.providerUrl, '--seed', String(o.seed), '--users', String(o.users), '--rate', String(o.rate)];
+  const args = ['--import', REGISTER, WORKLOAD_MAIN, '--provider-url', o.providerUrl, '--seed', String(o.seed), '--users', String(o.users), '--rate', String(o.rate)];
   if (o.durationSeconds !== undefined) args.push('--duration', String(o.durationSeconds));
   return spawn(process.execPath, args, {
     cwd: PACKAGE_ROOT,

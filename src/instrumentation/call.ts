@@ -8,10 +8,11 @@ import {
   ATTR_USAGE_ESTIMATED,
   GENAI,
 } from '../contract/names.js';
-import { usageToGenAiAttributes, type NormalizedUsage, type Usage } from '../usage/index.js';
+import { EstimateUnavailableError, usageToGenAiAttributes, type NormalizedUsage, type Usage } from '../usage/index.js';
 import type { ResolvedOptions } from './options.js';
 import { GENERIC_OPENAI_COMPATIBLE, type ServerInfo } from './provider.js';
 import { currentAttribution, currentScope, type UsageCollector } from './scope.js';
+import { warnOnce } from './warn.js';
 
 /** The tracer, instruments and options the patched SDK methods report to (set by the active instrumentation). */
 export interface Telemetry {
@@ -171,20 +172,18 @@ export class GenAiCall {
       }
     } else if (this.options.estimateMissingUsage && (error === undefined || this.streaming)) {
       // A stream exists only once the provider answered, so its prompt was processed even if it broke off.
-      usage = {
-        input: this.adapter.estimateInput(this),
-        cache_read: 0,
-        cache_write: 0,
-        output: this.adapter.estimateOutput(this),
-        reasoning: 0,
-      };
-      estimated = true;
+      const input = this.estimate(() => this.adapter.estimateInput(this));
+      const output = this.estimate(() => this.adapter.estimateOutput(this));
+      if (input !== undefined && output !== undefined) {
+        usage = { input, cache_read: 0, cache_write: 0, output, reasoning: 0 };
+        estimated = true;
+      }
     }
 
     if (usage !== undefined && this.usagePartial && this.options.estimateMissingUsage) {
-      const output = this.adapter.estimateOutput(this);
-      if (output > usage.output) usage = { ...usage, output };
-      estimated = true;
+      const output = this.estimate(() => this.adapter.estimateOutput(this));
+      if (output !== undefined && output > usage.output) usage = { ...usage, output };
+      if (output !== undefined) estimated = true;
     }
     if (usage !== undefined) {
       Object.assign(attrs, usageToGenAiAttributes(usage));
@@ -236,6 +235,22 @@ export class GenAiCall {
           outcome: error === undefined ? 'success' : 'error',
         });
       }
+    }
+  }
+
+  /** A fallback estimate, or undefined (said once) when js-tiktoken, an optional peer dependency, is not installed. */
+  private estimate(count: () => number): number | undefined {
+    try {
+      return count();
+    } catch (err) {
+      if (!(err instanceof EstimateUnavailableError)) throw err;
+      warnOnce(
+        'estimate-unavailable',
+        `a ${this.server.provider} call (${String(this.requestModel).slice(0, 60)}) ended without the provider's token usage, and the labelled ` +
+          `estimate tokenmeter then records needs the js-tiktoken package, which is not installed: the tokens of such ` +
+          `calls are not metered. Install it in the app (npm install js-tiktoken@1) to meter them as estimates.`,
+      );
+      return undefined;
     }
   }
 

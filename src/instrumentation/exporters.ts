@@ -12,7 +12,7 @@ import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporte
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
+import { PeriodicExportingMetricReader, type MetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import dc from 'node:diagnostics_channel';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { warnOnce } from './warn.js';
@@ -21,11 +21,11 @@ import { warnOnce } from './warn.js';
  * "Never silent" for the SDK that `tokenmeter/register` starts: when its spans or metrics cannot be exported,
  * the user is told once per kind of failure (stderr + diag, through warnOnce), with the endpoint and the fix.
  *
- * The hook: for the default configuration (OTLP over HTTP, which is what NodeSDK builds from the OTEL_*
- * variables unless they name another exporter or gRPC) we build the same exporters NodeSDK would — same classes,
- * constructed without options so they read the same variables — and hand them to NodeSDK. Their `export` is
- * wrapped on the instance only to observe each batch's ExportResult; what is exported, and when, is unchanged.
- * Other configurations (console, zipkin, prometheus, gRPC, several exporters) are left to NodeSDK untouched.
+ * The hook: for the default configuration (OTLP over HTTP, unless the OTEL_* variables name other exporters or
+ * gRPC) we build the exporters NodeSDK built — same classes, constructed without options so they read the same
+ * variables — and providers.ts hands them to the SDK's providers. Their `export` is wrapped on the instance only
+ * to observe each batch's ExportResult; what is exported, and when, is unchanged.
+ * Other configurations (console, several exporters) get unwatched exporters from providers.ts.
  *
  * The final ExportResult comes after the exporter's retries (up to OTEL_EXPORTER_OTLP_TIMEOUT, 10 s), and its
  * error for a retryable HTTP status carries no status. So each HTTP attempt to the export URLs is also observed
@@ -264,9 +264,9 @@ function installErrorHandler(): void {
 }
 
 /*
- * With OTEL_LOG_LEVEL set, NodeSDK logs diag to the console; warnOnce writes its line to stderr and to diag, so
- * the same line would appear twice. This console logger drops tokenmeter's warning lines (already on stderr)
- * and logs everything else as NodeSDK's would. An app that installs its own diag logger replaces it.
+ * With OTEL_LOG_LEVEL set, diag is logged to the console (as NodeSDK did); warnOnce writes its line to stderr and
+ * to diag, so the same line would appear twice. This console logger drops tokenmeter's warning lines (already on
+ * stderr) and logs everything else as NodeSDK's did. An app that installs its own diag logger replaces it.
  */
 export function routeDiagConsole(env: NodeJS.ProcessEnv = process.env): void {
   const level = env.OTEL_LOG_LEVEL;
@@ -385,8 +385,8 @@ function positiveNumberFromEnv(name: string, env: NodeJS.ProcessEnv): number | u
   return value;
 }
 
-/** NodeSDK's metric reader from the environment (same interval, timeout and clamping), on our exporter. */
-function periodicReader(exporter: JsonMetricExporter | ProtoMetricExporter, env: NodeJS.ProcessEnv): MetricReader {
+/** The metric reader NodeSDK built from the environment (same interval, timeout and clamping), on `exporter`. */
+export function periodicReader(exporter: PushMetricExporter, env: NodeJS.ProcessEnv): MetricReader {
   const interval = positiveNumberFromEnv('OTEL_METRIC_EXPORT_INTERVAL', env);
   const timeout = positiveNumberFromEnv('OTEL_METRIC_EXPORT_TIMEOUT', env);
   const exportIntervalMillis = interval ?? 60_000;
@@ -401,22 +401,22 @@ function periodicReader(exporter: JsonMetricExporter | ProtoMetricExporter, env:
 }
 
 export interface WatchedExporters {
-  /** For NodeSDK's `traceExporter` (it wraps it in the BatchSpanProcessor it would build from the env). */
+  /** For the BatchSpanProcessor (which reads OTEL_BSP_* itself). */
   traceExporter?: JsonTraceExporter | ProtoTraceExporter;
-  /** For NodeSDK's `metricReaders`. */
+  /** For the MeterProvider. */
   metricReaders?: MetricReader[];
   watches: ExportWatch[];
 }
 
-/** Only "otlp" (or unset): other exporters, or several, stay NodeSDK's own. */
+/** Only "otlp" (or unset): other exporters, or several, are built by providers.ts without a watch. */
 function onlyOtlp(list: string[] | undefined): boolean {
   const names = [...new Set(list ?? [])].filter((s) => s !== 'null');
   return names.length === 0 || (names.length === 1 && names[0] === 'otlp');
 }
 
 /**
- * The exporters NodeSDK would build from the environment, observed; `{ watches: [] }` for configurations that
- * are left to NodeSDK. Also routes OTel's own reports of export failures (see above). Never throws.
+ * The exporters NodeSDK built from the environment, observed; `{ watches: [] }` for configurations that
+ * providers.ts builds unwatched. Also routes OTel's own reports of export failures (see above). Never throws.
  */
 export function createWatchedExporters(env: NodeJS.ProcessEnv = process.env): WatchedExporters {
   const result: WatchedExporters = { watches: [] };
@@ -446,7 +446,7 @@ export function createWatchedExporters(env: NodeJS.ProcessEnv = process.env): Wa
     }
     for (const watch of result.watches) byUrl.set(watch.url, watch);
   } catch (err) {
-    diag.debug('tokenmeter: could not set up watched exporters; NodeSDK builds its own', err);
+    diag.debug('tokenmeter: could not set up watched exporters; unwatched ones are built', err);
     return { watches: [] };
   }
   return result;

@@ -31,7 +31,9 @@ function registerLoaderHook(): void {
 /** True when this module is being loaded by `--import` (before the app), not by an import in the app. */
 function loadedByImportFlag(): boolean {
   const args = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  return args.some((a, i) => (a === '--import' && /tokenmeter\/register/.test(args[i + 1] ?? '')) || /^--import=.*tokenmeter\/register/.test(a));
+  // The package specifier, or this file by path (the exporter package's demo imports it so: it is not `tokenmeter`).
+  const self = /tokenmeter\/register|[\\/]instrumentation[\\/]register\.js$/;
+  return args.some((a, i) => (a === '--import' && self.test(args[i + 1] ?? '')) || (a.startsWith('--import=') && self.test(a)));
 }
 
 /** The version of the installed package `import(name)` loads from here (its package.json), if readable. */

@@ -1,19 +1,20 @@
 import { diag, metrics, trace } from '@opentelemetry/api';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { createWatchedExporters, isReportedExportError, routeDiagConsole, type ExportWatch } from './exporters.js';
+import { isReportedExportError, routeDiagConsole, type ExportWatch } from './exporters.js';
 import { tokenmeterInstrumentations } from './instrumentation.js';
 import type { TokenmeterInstrumentationOptions } from './options.js';
+import { startProviders, type StartedProviders } from './providers.js';
 import { warnOnce } from './warn.js';
 
 /*
- * What `tokenmeter/register` starts: an OTel NodeSDK with tokenmeter's instrumentations only. The exporters,
+ * What `tokenmeter/register` starts: the OTel SDK's trace and metric providers (providers.ts, what NodeSDK set up,
+ * without its gRPC, Zipkin, Prometheus and logs exporters) with tokenmeter's instrumentations only. The exporters,
  * endpoint (default http://localhost:4318), protocol, service name, resource and OTEL_SDK_DISABLED all come
- * from the standard OTEL_* variables, which NodeSDK reads itself; for the default OTLP/HTTP exporters,
- * exporters.ts builds the same ones so that their failures are reported (never silent). The flush at exit is
+ * from the standard OTEL_* variables; for the default OTLP/HTTP exporters, exporters.ts observes their exports
+ * so that their failures are reported (never silent). The flush at exit is
  * bounded (TOKENMETER_EXIT_FLUSH_TIMEOUT_MILLIS, 2 s): the exporter's retries never hold the process.
  */
 
-let started: NodeSDK | undefined;
+let started: StartedProviders | undefined;
 let shutdownPromise: Promise<void> | undefined;
 let watches: ExportWatch[] = [];
 
@@ -130,7 +131,7 @@ const nodeExit = process.exit.bind(process);
 
 /** Exports the spans and metrics recorded so far, keeping the SDK running. */
 function forceFlush(): Promise<void> {
-  // NodeSDK has no forceFlush; it registered its providers globally (the trace provider behind the API's proxy).
+  // The providers are registered globally (the trace provider behind the API's proxy).
   const proxy = trace.getTracerProvider() as { getDelegate?: () => unknown };
   const tracerProvider = (proxy.getDelegate?.() ?? proxy) as { forceFlush?: () => Promise<void> };
   const meterProvider = metrics.getMeterProvider() as { forceFlush?: () => Promise<void> };
@@ -194,17 +195,10 @@ export function startTokenmeter(options?: TokenmeterStartOptions): void {
   try {
     exitFlushTimeoutMillis = resolveExitFlushTimeoutMillis(options?.exitFlushTimeoutMillis);
     const { exitFlushTimeoutMillis: _bound, ...instrumentationOptions } = options ?? {};
-    const exporters = createWatchedExporters();
-    const sdk = new NodeSDK({
-      instrumentations: tokenmeterInstrumentations(instrumentationOptions),
-      ...(exporters.traceExporter === undefined ? {} : { traceExporter: exporters.traceExporter }),
-      ...(exporters.metricReaders === undefined ? {} : { metricReaders: exporters.metricReaders }),
-    });
-    // NodeSDK's constructor installed its console diag logger (OTEL_LOG_LEVEL); keep warnings from doubling.
+    // The console diag logger of OTEL_LOG_LEVEL, first, so that what the providers say at start is logged.
     routeDiagConsole();
-    sdk.start();
-    started = sdk;
-    watches = exporters.watches;
+    started = startProviders(tokenmeterInstrumentations(instrumentationOptions));
+    watches = started.watches;
     // A short script ends by emptying its event loop: flush before it exits, so no span is lost. The app has
     // nothing left to run then; what still keeps the loop alive after the bound is the exporter's retrying.
     process.once('beforeExit', () => {

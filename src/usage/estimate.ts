@@ -11,14 +11,35 @@ import type { Tiktoken as TiktokenType } from 'js-tiktoken/lite';
 
 type EncodingName = 'o200k_base' | 'cl100k_base';
 
+/**
+ * js-tiktoken is an optional peer dependency of the app-side package (its rank tables are 22 MB, two thirds of an
+ * app's install for a fallback most apps never need): without it, no estimate can be made. Thrown by the
+ * estimate functions; the instrumentation reports it once and leaves the call without usage.
+ */
+export class EstimateUnavailableError extends Error {
+  constructor() {
+    super('token estimates need the js-tiktoken package, which is not installed (npm install js-tiktoken)');
+    this.name = 'EstimateUnavailableError';
+  }
+}
+
 const requireCjs = createRequire(import.meta.url);
 const encoders = new Map<EncodingName, TiktokenType>();
 
 function encoder(name: EncodingName): TiktokenType {
   let enc = encoders.get(name);
   if (enc === undefined) {
-    const { Tiktoken } = requireCjs('js-tiktoken/lite') as typeof import('js-tiktoken/lite');
-    const ranks = requireCjs(`js-tiktoken/ranks/${name}`) as ConstructorParameters<typeof Tiktoken>[0] & { default?: unknown };
+    let lite: typeof import('js-tiktoken/lite');
+    let ranks: ConstructorParameters<typeof lite.Tiktoken>[0] & { default?: unknown };
+    try {
+      lite = requireCjs('js-tiktoken/lite') as typeof lite;
+      ranks = requireCjs(`js-tiktoken/ranks/${name}`) as typeof ranks;
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') throw new EstimateUnavailableError();
+      throw err;
+    }
+    const { Tiktoken } = lite;
     enc = new Tiktoken((ranks.default ?? ranks) as ConstructorParameters<typeof Tiktoken>[0]);
     encoders.set(name, enc);
   }

@@ -14,5 +14,6 @@ export {
   ESTIMATE_TOKENS_PER_MESSAGE,
   ESTIMATE_TOKENS_PER_NAME,
   ESTIMATE_REPLY_PRIMING_TOKENS,
+  EstimateUnavailableError,
 } from './estimate.js';
 export type { EstimateChatMessage } from './estimate.js';
