@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // tokenmeter benchmarks: `npm run bench` (full, a few minutes), `npm run bench -- --quick` (tiny sizes, CI),
-// `--write` regenerates the tables in BENCHMARKS.md, `--only=instrumentation,ingest,scrape,ledger` runs a subset,
+// `--write` regenerates the tables in BENCHMARKS.md (with `--only=instrumentation`, only section 1 and its goals), `--only=instrumentation,ingest,scrape,ledger` runs a subset,
 // `--ledger-calls=N --ledger-users=N` sizes the ledger run, `--runtimes=current,newest` picks the instrumentation
 // section's runtimes (the Node at hand with the dev dependencies; Node 24 with the newest SDKs and peers). Prints a Markdown report on stdout (progress on stderr)
 // and writes bench/results/latest.json. Figures are from one run; compare only figures of the same run.
@@ -172,6 +172,34 @@ export function renderMarkdown(r) {
   return out.join('\n');
 }
 
+/*
+ * `--only=instrumentation --write`: the instrumentation section is re-run alone far more often than the whole
+ * bench (it is what changes with the SDKs), so it replaces only its own parts of the generated block: section 1,
+ * its rows of the goals table, and a line saying when and where it was re-run. The other sections stay as their
+ * own run left them, under that run's heading.
+ */
+const INSTRUMENTATION_GOAL = "tokenmeter's added overhead";
+export function replaceInstrumentation(block, r, markdown) {
+  const heading = '### 1. Instrumentation overhead';
+  const a = block.indexOf(heading);
+  const b = block.indexOf('\n### 2.', a);
+  const newA = markdown.indexOf(heading);
+  if (a < 0 || b < 0 || newA < 0) throw new Error('BENCHMARKS.md: no section 1 to replace: run the whole bench with --write');
+  const newSection = markdown.slice(newA).trimEnd();
+  let text = `${block.slice(0, a)}${newSection}\n${block.slice(b)}`;
+  const newRows = goalsTable(r).split('\n').slice(2);
+  const lines = text.split('\n');
+  const first = lines.findIndex((l) => l.startsWith('| ') && l.includes(INSTRUMENTATION_GOAL));
+  const kept = lines.filter((l) => !(l.startsWith('| ') && l.includes(INSTRUMENTATION_GOAL)));
+  if (first < 0) throw new Error('BENCHMARKS.md: no instrumentation rows in the goals table');
+  kept.splice(first, 0, ...newRows);
+  text = kept.join('\n');
+  const e = r.environment;
+  const note = `- Section 1 and its goals re-run alone on ${e.date}: tokenmeter ${e.tokenmeter} at ${e.commit}, \`${r.command}\`, ${fmt(r.totalSeconds)} s; load average ${e.loadAverageAtStart.join(' / ')} at start, ${r.loadAverageAtEnd.join(' / ')} at end. The other sections are from the run above.`;
+  const goals = text.indexOf('\n### Goals');
+  return `${text.slice(0, goals).trimEnd()}\n${note}\n${text.slice(goals)}`;
+}
+
 function writeBenchmarksMd(markdown) {
   const path = join(ROOT, 'BENCHMARKS.md');
   const block = `${BEGIN}\n\n${markdown.trim()}\n\n${END}`;
@@ -197,6 +225,9 @@ async function main() {
   });
   const only = values.only ? values.only.split(',').map((s) => s.trim()) : SECTIONS;
   for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section ${s} (${SECTIONS.join(', ')})`);
+  if (values.write && only.length < SECTIONS.length && !(only.length === 1 && only[0] === 'instrumentation')) {
+    throw new Error('--write with --only: only --only=instrumentation can update its part of BENCHMARKS.md; run the whole bench to write the rest');
+  }
   if (!existsSync(join(ROOT, 'dist', 'exporter', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)');
   const cfg = configFor(values.quick, values);
   const log = (m) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
@@ -227,7 +258,15 @@ async function main() {
   mkdirSync(dirname(jsonPath), { recursive: true });
   writeFileSync(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(`${markdown}\n`);
-  if (values.write) {
+  if (values.write && only.length === 1 && only[0] === 'instrumentation') {
+    const path = join(ROOT, 'BENCHMARKS.md');
+    const text = readFileSync(path, 'utf8');
+    const a = text.indexOf(BEGIN.slice(0, 20));
+    const b = text.indexOf(END);
+    if (a < 0 || b < a) throw new Error('BENCHMARKS.md has no generated block: run the whole bench with --write');
+    writeFileSync(path, `${text.slice(0, a)}${replaceInstrumentation(text.slice(a, b), result, markdown)}${text.slice(b)}`);
+    log('BENCHMARKS.md: section 1 and its goals updated');
+  } else if (values.write) {
     writeBenchmarksMd(markdown);
     log('BENCHMARKS.md updated');
   }
