@@ -63,7 +63,8 @@ describe.skipIf(!promtool)('Prometheus configuration (promtool)', () => {
     const r = run(promtool!, ['test', 'rules', ...testFiles]);
     expect(r.status, r.out).toBe(0);
     expect(r.out).toContain('SUCCESS');
-  });
+    // tokenmeter-weekly.test.yml evaluates every rule every 5 minutes over 8 days: seconds, more on a busy machine.
+  }, 180_000);
 
   it('has, for every alert, a case where it fires and a case where it must not', () => {
     const fires = new Set<string>();
@@ -114,13 +115,13 @@ describe.skipIf(!promtool)('Prometheus configuration (promtool)', () => {
     );
     expect(r.status).not.toBe(0);
     expect(r.out).toMatch(/alertname: TokenmeterSpendSpike, time: 7d11h,/);
-  });
+  }, 180_000);
 
   it('the unit tests catch a near-limit rule that overlaps the over-limit rule', () => {
     const r = testBrokenCopy((rules) => rules.replaceAll(' >= 0.8 < 1', ' >= 0.8'), ['otel-config/prometheus/tests/tokenmeter-alerts.test.yml']);
     expect(r.status).not.toBe(0);
     expect(r.out).toContain('TokenmeterUserNearTokenLimit');
-  });
+  }, 60_000);
 });
 
 describe.skipIf(!amtool)('Alertmanager configuration (amtool)', () => {
