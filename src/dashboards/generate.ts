@@ -5,7 +5,7 @@
  */
 import { stringify } from 'yaml';
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { prometheusRules } from './alerts.js';
+import { prometheusRecordingRules, prometheusRules, type AlertRenderOptions } from './alerts.js';
 import { exporterHealthDashboard } from './exporter-health.js';
 import { grafanaAlertRules, grafanaNotifications } from './grafana-alerting.js';
 import { overviewDashboard } from './overview.js';
@@ -70,16 +70,20 @@ export function grafanaDashboardProvider(): Record<string, unknown> {
   };
 }
 
-/** All generated files, relative to the repository root, in a stable order. */
-export function generatedFiles(): Map<string, string> {
+/**
+ * All generated files, relative to the repository root, in a stable order. `options` sets the absolute base URLs of
+ * the alerts' runbook and dashboard links (the committed files use the documented defaults).
+ */
+export function generatedFiles(options: AlertRenderOptions = {}): Map<string, string> {
   const files = new Map<string, string>();
   for (const [name, d] of Object.entries(dashboards())) {
     files.set(`grafana/dashboards/${name}.json`, `${JSON.stringify(d, null, 2)}\n`);
   }
   files.set('grafana/provisioning/datasources/tokenmeter-prometheus.yaml', yaml(grafanaDatasources()));
   files.set('grafana/provisioning/dashboards/tokenmeter.yaml', yaml(grafanaDashboardProvider()));
-  files.set('grafana/provisioning/alerting/tokenmeter-rules.yaml', yaml(grafanaAlertRules()));
+  files.set('grafana/provisioning/alerting/tokenmeter-rules.yaml', yaml(grafanaAlertRules(undefined, options)));
   files.set('grafana/provisioning/alerting/tokenmeter-notifications.yaml', yaml(grafanaNotifications()));
-  files.set('otel-config/prometheus/rules/tokenmeter-alerts.yml', yaml(prometheusRules()));
+  files.set('otel-config/prometheus/rules/tokenmeter-alerts.yml', yaml(prometheusRules(undefined, options)));
+  files.set('otel-config/prometheus/recording/tokenmeter-recording.yml', yaml(prometheusRecordingRules()));
   return files;
 }

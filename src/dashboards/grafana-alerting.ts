@@ -8,7 +8,17 @@ import { TypeMathBuilder } from '@grafana/grafana-foundation-sdk/expr';
 import { DataqueryBuilder } from '@grafana/grafana-foundation-sdk/prometheus';
 import { parseDurationMillis } from '../config/units.js';
 import { LABEL } from '../contract/names.js';
-import { ALERTS, ALERT_GROUPS, SEVERITIES, alertAnnotations, alertLabels, type AlertDefinition, type Severity } from './alerts.js';
+import {
+  ALERTS,
+  ALERT_GROUPS,
+  CATEGORY_LABEL,
+  SEVERITIES,
+  alertAnnotations,
+  alertLabels,
+  type AlertDefinition,
+  type AlertRenderOptions,
+  type Severity,
+} from './alerts.js';
 import { PROMETHEUS_DATASOURCE_UID } from './promql.js';
 
 export const GRAFANA_ALERT_FOLDER = 'Tokenmeter';
@@ -22,7 +32,12 @@ export const CONDITION_REF = 'C';
  */
 export const CONDITION_EXPRESSION = `is_number($${QUERY_REF}) || is_inf($${QUERY_REF})`;
 export const CONTACT_POINT_NAME = 'tokenmeter-webhook';
-/** The example contact point posts to docker-compose.yml's alert-log service; point it at your own receiver. */
+/** Customer usage alerts (category=customer): billing / customer operations, not on-call. */
+export const CUSTOMER_CONTACT_POINT_NAME = 'tokenmeter-customer-ops';
+/** The always-firing TokenmeterWatchdog: a dead man's switch service that pages when the heartbeats stop. */
+export const WATCHDOG_CONTACT_POINT_NAME = 'tokenmeter-watchdog';
+export const WATCHDOG_ALERT = 'TokenmeterWatchdog';
+/** The example contact points post to docker-compose.yml's alert-log service; point them at your own receivers. */
 export const GRAFANA_WEBHOOK_URL = 'http://alert-log:8080/grafana';
 
 /** The Grafana-managed rule uid of an alert: stable, at most 40 characters, [a-z0-9-]. */
@@ -48,7 +63,7 @@ function durationSeconds(d: string): number {
   return millis / 1000;
 }
 
-function ruleBuilder(a: AlertDefinition, groupInterval: string): alerting.RuleBuilder {
+function ruleBuilder(a: AlertDefinition, groupInterval: string, options: AlertRenderOptions): alerting.RuleBuilder {
   const promQuery = new DataqueryBuilder()
     .expr(a.expr)
     .instant()
@@ -59,7 +74,7 @@ function ruleBuilder(a: AlertDefinition, groupInterval: string): alerting.RuleBu
     .refId(CONDITION_REF)
     .datasource({ type: '__expr__', uid: EXPRESSION_DATASOURCE_UID });
   const window = Math.max(600, durationSeconds(groupInterval));
-  const annotations = Object.fromEntries(Object.entries(alertAnnotations(a)).map(([k, v]) => [k, toGrafanaTemplate(v)]));
+  const annotations = Object.fromEntries(Object.entries(alertAnnotations(a, options)).map(([k, v]) => [k, toGrafanaTemplate(v)]));
   return new alerting.RuleBuilder(a.name)
     .uid(grafanaRuleUid(a.name))
     .condition(CONDITION_REF)
@@ -83,7 +98,7 @@ function ruleBuilder(a: AlertDefinition, groupInterval: string): alerting.RuleBu
 }
 
 /** `grafana/provisioning/alerting/tokenmeter-rules.yaml`. */
-export function grafanaAlertRules(alerts: readonly AlertDefinition[] = ALERTS): Record<string, unknown> {
+export function grafanaAlertRules(alerts: readonly AlertDefinition[] = ALERTS, options: AlertRenderOptions = {}): Record<string, unknown> {
   return {
     apiVersion: 1,
     groups: ALERT_GROUPS.map((g) => ({
@@ -94,7 +109,7 @@ export function grafanaAlertRules(alerts: readonly AlertDefinition[] = ALERTS): 
       rules: alerts
         .filter((a) => a.group === g.name)
         .map((a) => {
-          const r = ruleBuilder(a, g.interval).build();
+          const r = ruleBuilder(a, g.interval, options).build();
           return {
             uid: r.uid,
             title: r.title,
@@ -112,45 +127,64 @@ export function grafanaAlertRules(alerts: readonly AlertDefinition[] = ALERTS): 
   };
 }
 
-const REPEAT_BY_SEVERITY: Record<Severity, string> = { critical: '1h', warning: '4h', info: '12h' };
+const REPEAT_BY_SEVERITY: Record<Severity, string> = { critical: '1h', warning: '4h', info: '12h', none: '12h' };
 
-/**
- * `grafana/provisioning/alerting/tokenmeter-notifications.yaml`: an example webhook contact point (posting to
- * GRAFANA_WEBHOOK_URL) and a policy tree routing by severity.
- */
-export function grafanaNotifications(): Record<string, unknown> {
-  const contact = new alerting.ContactPointBuilder()
-    .name(CONTACT_POINT_NAME)
-    .uid('tokenmeter-webhook')
+function webhookContactPoint(name: string, path: string): Record<string, unknown> {
+  const c = new alerting.ContactPointBuilder()
+    .name(name)
+    .uid(name)
     .type('webhook')
-    .settings({ url: GRAFANA_WEBHOOK_URL, httpMethod: 'POST' })
+    .settings({ url: `${GRAFANA_WEBHOOK_URL}${path}`, httpMethod: 'POST' })
     .disableResolveMessage(false)
     .build();
+  return {
+    orgId: 1,
+    name: c.name,
+    receivers: [{ uid: c.uid, type: c.type, settings: c.settings, disableResolveMessage: c.disableResolveMessage }],
+  };
+}
+
+/**
+ * `grafana/provisioning/alerting/tokenmeter-notifications.yaml`: example webhook contact points (posting to
+ * GRAFANA_WEBHOOK_URL) and the same policy tree as otel-config/alertmanager/alertmanager.yml: the Watchdog to its
+ * own contact point, customer usage to customer ops (grouped by alert and plan, repeated daily), the rest by
+ * severity.
+ */
+export function grafanaNotifications(): Record<string, unknown> {
   const policy = new alerting.NotificationPolicyBuilder()
     .receiver(CONTACT_POINT_NAME)
-    .groupBy(['alertname', LABEL.user, LABEL.plan])
+    .groupBy(['alertname', LABEL.plan])
     .groupWait('30s')
     .groupInterval('5m')
     .repeatInterval('4h')
-    .routes(
-      SEVERITIES.map((s) =>
+    .routes([
+      new alerting.NotificationPolicyBuilder()
+        .receiver(WATCHDOG_CONTACT_POINT_NAME)
+        .objectMatchers([['alertname', '=', WATCHDOG_ALERT]])
+        .groupWait('0s')
+        .groupInterval('1m')
+        .repeatInterval('5m'),
+      new alerting.NotificationPolicyBuilder()
+        .receiver(CUSTOMER_CONTACT_POINT_NAME)
+        .objectMatchers([[CATEGORY_LABEL, '=', 'customer']])
+        .groupBy(['alertname', LABEL.plan])
+        .groupWait('1m')
+        .groupInterval('1h')
+        .repeatInterval('24h'),
+      ...SEVERITIES.filter((s) => s !== 'none').map((s) =>
         new alerting.NotificationPolicyBuilder()
           .receiver(CONTACT_POINT_NAME)
           .objectMatchers([['severity', '=', s]])
           .repeatInterval(REPEAT_BY_SEVERITY[s]),
       ),
-    )
+    ])
     .build();
   return {
     apiVersion: 1,
     contactPoints: [
-      {
-        orgId: 1,
-        name: contact.name,
-        receivers: [
-          { uid: contact.uid, type: contact.type, settings: contact.settings, disableResolveMessage: contact.disableResolveMessage },
-        ],
-      },
+      webhookContactPoint(CONTACT_POINT_NAME, ''),
+      webhookContactPoint(CUSTOMER_CONTACT_POINT_NAME, '/customer-ops'),
+      webhookContactPoint(WATCHDOG_CONTACT_POINT_NAME, '/watchdog'),
     ],
     policies: [{ orgId: 1, ...policy }],
   };

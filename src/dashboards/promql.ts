@@ -12,6 +12,10 @@ import { LABEL, METRIC, type MetricName, type ProcessMetricName } from '../contr
 export const PROMETHEUS_DATASOURCE_UID = 'tokenmeter-prometheus';
 /** The Prometheus scrape job of the exporter (used by `TokenmeterExporterDown` and the exporter-health board). */
 export const SCRAPE_JOB = 'tokenmeter';
+/** The Prometheus scrape job of the OpenTelemetry Collector's own metrics (otel-config/prometheus/prometheus.yml). */
+export const COLLECTOR_SCRAPE_JOB = 'otel-collector';
+/** The Prometheus scrape job of Alertmanager's own metrics (meta-monitoring of notifications). */
+export const ALERTMANAGER_SCRAPE_JOB = 'alertmanager';
 
 /** A label matcher list, e.g. `{plan=~"$plan"}`. Matchers are written as given (already quoted). */
 export type Matchers = Record<string, string>;
@@ -25,7 +29,7 @@ export function varMatchers(...labels: (keyof typeof LABEL)[]): Matchers {
 
 /** `metric{a=~"x",b="y"}`. */
 export function sel(
-  metric: MetricName | `${MetricName}_bucket` | ProcessMetricName | (typeof PROMETHEUS_BUILTIN_METRICS)[number],
+  metric: MetricName | `${MetricName}_bucket` | ProcessMetricName | (typeof PROMETHEUS_BUILTIN_METRICS)[number] | (typeof FOREIGN_METRICS)[number] | RecordedSeries,
   matchers: Matchers = {},
 ): string {
   const parts = Object.entries(matchers).map(([k, v]) => `${k}${v}`);
@@ -133,6 +137,25 @@ export function periodForecast(kind: LimitKind, window: string, matchers: Matche
 
 /** Prometheus' own series a dashboard or rule may use besides the exporter's metrics. */
 export const PROMETHEUS_BUILTIN_METRICS = ['up', 'scrape_duration_seconds', 'scrape_samples_scraped'] as const;
+
+/**
+ * Metrics of the other components of the stack that the alert rules read (Alertmanager's own metrics, scraped by the
+ * `alertmanager` job). The collector's metrics are selected by a `__name__` regex instead (their `_total` suffix
+ * depends on the collector version), so they are not listed.
+ */
+export const FOREIGN_METRICS = ['alertmanager_notifications_failed_total', 'alertmanager_notifications_total'] as const;
+
+/**
+ * The series the recording rules (otel-config/prometheus/recording/) write, `level:metric:operations` as Prometheus
+ * recommends. Heavy expressions are evaluated once a minute there; the alert rules read the results.
+ */
+export const RECORDED = {
+  /** Spend per plan in the last hour (growth of tokenmeter_cost_usd_total, restarts and new series included). */
+  planCostUsdIncrease1h: 'tokenmeter:plan_cost_usd:increase1h',
+  /** Spans received by all exporters in the last 15 minutes (every outcome). */
+  ingestedSpansIncrease15m: 'tokenmeter:ingested_spans:increase15m',
+} as const;
+export type RecordedSeries = (typeof RECORDED)[keyof typeof RECORDED];
 
 const PROMQL_KEYWORDS = new Set([
   'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset', 'atan2',

@@ -64,6 +64,6 @@ export function firingAlerts(users: UserUsage[], rules: LimitAlertRule[] = LIMIT
     }
   }
   // Most severe first, then the most over.
-  const rank: Record<Severity, number> = { critical: 0, warning: 1, info: 2 };
+  const rank: Record<Severity, number> = { critical: 0, warning: 1, info: 2, none: 3 };
   return out.sort((a, b) => rank[a.severity] - rank[b.severity] || b.ratio - a.ratio);
 }

@@ -4,8 +4,10 @@ import { sumGrowth, sumIncreaseWithBirths } from '../../src/dashboards/promql.js
 import {
   EXPORTER_HEALTH_UID,
   OVERVIEW_UID,
+  FOREIGN_METRICS,
   PROMETHEUS_BUILTIN_METRICS,
   PROMETHEUS_DATASOURCE_UID,
+  RECORDING_RULES,
   USAGE_LIMITS_UID,
   USER_DRILLDOWN_UID,
   baseMetricName,
@@ -174,8 +176,11 @@ describe('dashboards', () => {
     const exprs = [
       ...allPanelQueries().map((q) => q.expr),
       ...variableQueries().map((v) => v.query.replace(/^label_values\((.*), *\w+\)$/, '$1')),
-      ...prometheusAlertRules().map((r) => r.expr as string),
+      ...RECORDING_RULES.map((r) => r.expr),
     ];
+    // The alert rules may also read what the recording rules record and Alertmanager's own metrics; the Watchdog
+    // (vector(1)) and the collector rules (metrics selected by a __name__ regex) name none.
+    const ruleNames = new Set<string>([...EMITTED, ...FOREIGN_METRICS, ...RECORDING_RULES.map((r) => r.record)]);
     const named = new Set<string>();
     for (const e of exprs) {
       const names = metricNamesIn(e);
@@ -184,6 +189,12 @@ describe('dashboards', () => {
         const base = baseMetricName(n, HISTOGRAMS);
         expect(EMITTED.has(base), `${n} in ${e}`).toBe(true);
         named.add(base);
+      }
+    }
+    for (const r of prometheusAlertRules()) {
+      for (const n of metricNamesIn(r.expr)) {
+        expect(ruleNames.has(n), `${n} in ${r.alert}`).toBe(true);
+        named.add(n);
       }
     }
     // Between them, the dashboards and rules use every metric the exporter emits.

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { GENAI } from '../../src/contract/names.js';
-import { ALERTS, SEVERITIES } from '../../src/dashboards/index.js';
+import { ALERTS, COLLECTOR_SCRAPE_JOB, ALERTMANAGER_SCRAPE_JOB, RECORDING_RULES, SEVERITIES, WATCHDOG_ALERT } from '../../src/dashboards/index.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { readRepoFile, readYaml, root } from '../dashboards/helpers.js';
 
@@ -31,15 +31,27 @@ afterAll(() => {
 describe.skipIf(!promtool)('Prometheus configuration (promtool)', () => {
   it('promtool check config accepts prometheus.yml and the rule files it loads', () => {
     const r = run(promtool!, ['check', 'config', 'otel-config/prometheus/prometheus.yml']);
-    expect(r.out).toMatch(/SUCCESS: 1 rule files found/);
-    expect(r.out).toMatch(/SUCCESS: 12 rules found/);
+    expect(r.out).toMatch(/SUCCESS: 2 rule files found/);
+    expect(r.out).toContain(`SUCCESS: ${ALERTS.length} rules found`);
+    expect(r.out).toContain(`SUCCESS: ${RECORDING_RULES.length} rules found`);
     expect(r.status, r.out).toBe(0);
   });
 
-  it('promtool check rules accepts the generated rule file', () => {
-    const r = run(promtool!, ['check', 'rules', 'otel-config/prometheus/rules/tokenmeter-alerts.yml']);
+  it('promtool check rules accepts the generated rule files', () => {
+    const r = run(promtool!, ['check', 'rules', 'otel-config/prometheus/rules/tokenmeter-alerts.yml', 'otel-config/prometheus/recording/tokenmeter-recording.yml']);
     expect(r.status, r.out).toBe(0);
     expect(r.out).toContain(`SUCCESS: ${ALERTS.length} rules found`);
+    expect(r.out).toContain(`SUCCESS: ${RECORDING_RULES.length} rules found`);
+  });
+
+  it('scrapes Alertmanager and the collector (the meta-monitoring and collector alerts read their metrics)', () => {
+    const jobs = readYaml('otel-config/prometheus/prometheus.yml').scrape_configs;
+    const job = (name: string) => jobs.find((j: any) => j.job_name === name);
+    expect(job(ALERTMANAGER_SCRAPE_JOB).static_configs[0].targets).toEqual(['alertmanager:9093']);
+    expect(job(COLLECTOR_SCRAPE_JOB).static_configs[0].targets).toEqual(['collector:8888']);
+    // The collector serves its metrics where Prometheus looks for them.
+    const reader = readYaml('otel-config/collector.yaml').service.telemetry.metrics.readers[0].pull.exporter.prometheus;
+    expect(reader).toEqual({ host: '0.0.0.0', port: 8888 });
   });
 
   const testFiles = readdirSync(join(root, 'otel-config/prometheus/tests'))
@@ -51,7 +63,8 @@ describe.skipIf(!promtool)('Prometheus configuration (promtool)', () => {
     const r = run(promtool!, ['test', 'rules', ...testFiles]);
     expect(r.status, r.out).toBe(0);
     expect(r.out).toContain('SUCCESS');
-  });
+    // tokenmeter-weekly.test.yml evaluates every rule every 5 minutes over 8 days: seconds, more on a busy machine.
+  }, 180_000);
 
   it('has, for every alert, a case where it fires and a case where it must not', () => {
     const fires = new Set<string>();
@@ -63,7 +76,8 @@ describe.skipIf(!promtool)('Prometheus configuration (promtool)', () => {
             fires.add(c.alertname);
             for (const a of c.exp_alerts) {
               expect(a.exp_labels.severity, c.alertname).toBeTruthy();
-              expect(Object.keys(a.exp_annotations ?? {}).sort(), c.alertname).toEqual(['description', 'runbook_url', 'summary']);
+              expect(Object.keys(a.exp_annotations ?? {}).sort(), c.alertname).toEqual(['dashboard_url', 'description', 'runbook_url', 'summary']);
+              expect(a.exp_labels.category, c.alertname).toBeTruthy();
             }
           } else silent.add(c.alertname);
         }
@@ -71,23 +85,43 @@ describe.skipIf(!promtool)('Prometheus configuration (promtool)', () => {
     }
     for (const a of ALERTS) {
       expect(fires, `no firing case for ${a.name}`).toContain(a.name);
-      expect(silent, `no must-not-fire case for ${a.name}`).toContain(a.name);
+      // The Watchdog fires by definition; its "not firing" is the outside dead man's switch's business.
+      if (a.name !== WATCHDOG_ALERT) expect(silent, `no must-not-fire case for ${a.name}`).toContain(a.name);
     }
   });
 
-  it('the unit tests catch a near-limit rule that overlaps the over-limit rule', () => {
-    // A broken copy of the rules (near without its upper bound) must fail the same tests.
+  /** Runs the unit tests against a copy of the rules with `edit` applied; returns promtool's result. */
+  function testBrokenCopy(edit: (rules: string) => string, tests: string[] = testFiles): { status: number; out: string } {
     const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-promtool-'));
     temps.push(dir);
-    mkdirSync(join(dir, 'rules'));
-    mkdirSync(join(dir, 'tests'));
-    const rules = readRepoFile('otel-config/prometheus/rules/tokenmeter-alerts.yml').replaceAll(' >= 0.8 < 1', ' >= 0.8');
-    writeFileSync(join(dir, 'rules/tokenmeter-alerts.yml'), rules);
-    for (const f of testFiles) copyFileSync(join(root, f), join(dir, 'tests', f.split('/').pop()!));
-    const r = run(promtool!, ['test', 'rules', ...testFiles.map((f) => `tests/${f.split('/').pop()}`)], dir);
+    for (const d of ['rules', 'recording', 'tests']) mkdirSync(join(dir, d));
+    const rules = readRepoFile('otel-config/prometheus/rules/tokenmeter-alerts.yml');
+    const edited = edit(rules);
+    expect(edited).not.toBe(rules);
+    writeFileSync(join(dir, 'rules/tokenmeter-alerts.yml'), edited);
+    copyFileSync(join(root, 'otel-config/prometheus/recording/tokenmeter-recording.yml'), join(dir, 'recording/tokenmeter-recording.yml'));
+    for (const f of tests) copyFileSync(join(root, f), join(dir, 'tests', f.split('/').pop()!));
+    return run(promtool!, ['test', 'rules', ...tests.map((f) => `tests/${f.split('/').pop()}`)], dir);
+  }
+
+  it('the weekly unit tests catch a SpendSpike that compares with a flat 7-day average (it fires on a normal Monday)', () => {
+    const r = testBrokenCopy(
+      (rules) =>
+        rules.replace(
+          '> 3 * (tokenmeter:plan_cost_usd:increase1h offset 1w)',
+          '> 3 * avg_over_time(tokenmeter:plan_cost_usd:increase1h[7d] offset 1h)',
+        ),
+      ['otel-config/prometheus/tests/tokenmeter-weekly.test.yml'],
+    );
+    expect(r.status).not.toBe(0);
+    expect(r.out).toMatch(/alertname: TokenmeterSpendSpike, time: 7d11h,/);
+  }, 180_000);
+
+  it('the unit tests catch a near-limit rule that overlaps the over-limit rule', () => {
+    const r = testBrokenCopy((rules) => rules.replaceAll(' >= 0.8 < 1', ' >= 0.8'), ['otel-config/prometheus/tests/tokenmeter-alerts.test.yml']);
     expect(r.status).not.toBe(0);
     expect(r.out).toContain('TokenmeterUserNearTokenLimit');
-  });
+  }, 60_000);
 });
 
 describe.skipIf(!amtool)('Alertmanager configuration (amtool)', () => {
@@ -100,13 +134,36 @@ describe.skipIf(!amtool)('Alertmanager configuration (amtool)', () => {
   });
 
   it.each([
-    ['critical', 'pagerduty'],
-    ['warning', 'slack'],
-    ['info', 'webhook'],
-  ])('routes severity=%s to %s', (severity, receiver) => {
-    const r = run(amtool!, ['config', 'routes', 'test', `--config.file=${config}`, `severity=${severity}`, 'alertname=TokenmeterTest', 'user=alice', 'plan=free']);
+    ['critical', 'pipeline', 'pagerduty'],
+    ['warning', 'pipeline', 'slack'],
+    ['warning', 'spend', 'slack'],
+    ['info', 'spend', 'webhook'],
+    // Customer usage never pages, whatever its severity: it goes to customer ops.
+    ['critical', 'customer', 'customer-ops'],
+    ['warning', 'customer', 'customer-ops'],
+    ['info', 'customer', 'customer-ops'],
+  ])('routes severity=%s category=%s to %s', (severity, category, receiver) => {
+    const r = run(amtool!, ['config', 'routes', 'test', `--config.file=${config}`, `severity=${severity}`, `category=${category}`, 'alertname=TokenmeterTest', 'plan=free']);
     expect(r.status, r.out).toBe(0);
     expect(r.stdout.trim()).toBe(receiver);
+  });
+
+  it('routes every alert by its own labels: customer alerts to customer-ops, pages only for pipeline and meta faults', () => {
+    for (const a of ALERTS) {
+      const r = run(amtool!, ['config', 'routes', 'test', `--config.file=${config}`, `alertname=${a.name}`, `severity=${a.severity}`, `category=${a.category}`, 'plan=free']);
+      const receiver = r.stdout.trim();
+      if (a.name === WATCHDOG_ALERT) expect(receiver).toBe('watchdog');
+      else if (a.name === 'TokenmeterAlertmanagerNotificationsFailing') expect(receiver).toBe('meta');
+      else if (a.category === 'customer') expect(receiver, a.name).toBe('customer-ops');
+      else expect(receiver, a.name).toBe({ critical: 'pagerduty', warning: 'slack', info: 'webhook', none: 'webhook' }[a.severity]);
+      if (receiver === 'pagerduty') expect(a.category, a.name).toBe('pipeline');
+    }
+  });
+
+  it('groups customer alerts by alert and plan with a daily repeat', () => {
+    const route = readYaml(config).route.routes.find((x: any) => x.receiver === 'customer-ops');
+    expect(route.group_by).toEqual(['alertname', 'plan']);
+    expect(route.repeat_interval).toBe('24h');
   });
 
   it('routes every severity the alert rules use to a receiver, and alerts without one to the webhook', () => {
@@ -119,10 +176,10 @@ describe.skipIf(!amtool)('Alertmanager configuration (amtool)', () => {
     const am = readYaml(config);
     const text = readRepoFile(config);
     expect(text).not.toMatch(/^\s*(api_url|routing_key|service_key|auth_password|password):/m);
-    const slack = am.receivers.find((r: any) => r.name === 'slack').slack_configs[0];
-    const pd = am.receivers.find((r: any) => r.name === 'pagerduty').pagerduty_configs[0];
-    expect(slack.api_url_file).toBe('/run/secrets/slack_webhook_url');
-    expect(pd.routing_key_file).toBe('/run/secrets/pagerduty_routing_key');
+    for (const r of am.receivers) {
+      for (const slack of r.slack_configs ?? []) expect(slack.api_url_file, r.name).toBe('/run/secrets/slack_webhook_url');
+      for (const pd of r.pagerduty_configs ?? []) expect(pd.routing_key_file, r.name).toBe('/run/secrets/pagerduty_routing_key');
+    }
     // docker-compose.yml mounts those secrets into the Alertmanager container.
     const compose = readYaml('docker-compose.yml');
     expect(compose.services.alertmanager.secrets.sort()).toEqual(['pagerduty_routing_key', 'slack_webhook_url']);
@@ -210,8 +267,9 @@ describe.skipIf(!dockerCompose)('docker-compose.yml (docker-compose config)', ()
 
     const grafana = composeConfig('docker-compose.grafana-alerting.yml');
     expect(alertingMount(grafana)).toEqual([`${root}/grafana/provisioning/alerting:/etc/grafana/provisioning/alerting:ro`]);
-    // Prometheus' rules directory is emptied, so prometheus.yml's rule_files glob matches nothing.
-    expect(readYaml('otel-config/prometheus/prometheus.yml').rule_files).toEqual(['rules/*.yml']);
+    // Prometheus' rules directory is emptied, so prometheus.yml's `rules/*.yml` glob matches nothing; the recording
+    // rules (recording/) stay, because the Grafana-managed alerts read what they record.
+    expect(readYaml('otel-config/prometheus/prometheus.yml').rule_files).toEqual(['rules/*.yml', 'recording/*.yml']);
     expect(grafana.services.prometheus.tmpfs).toEqual(['/etc/prometheus/rules']);
     const promMount = grafana.services.prometheus.volumes.find((v: any) => (typeof v === 'string' ? v : v.source).includes('otel-config/prometheus'));
     expect(typeof promMount === 'string' ? promMount.split(':')[1] : promMount.target).toBe('/etc/prometheus');
@@ -279,6 +337,19 @@ describe('collector configurations', () => {
   function genaiFilter(cfg: any): string {
     return cfg.processors['filter/genai-only'].traces.span.join(' ');
   }
+
+  it('collector.yaml queues for tokenmeter on disk and never gives up retrying (a ledger outage loses nothing until the queue is full)', () => {
+    const cfg = readYaml('otel-config/collector.yaml');
+    const exporter = cfg.exporters['otlphttp/tokenmeter'];
+    expect(exporter.retry_on_failure).toMatchObject({ enabled: true, max_elapsed_time: '0s' });
+    expect(exporter.sending_queue.enabled).toBe(true);
+    const storage = exporter.sending_queue.storage;
+    expect(storage).toMatch(/^file_storage(\/|$)/);
+    expect(cfg.service.extensions).toContain(storage);
+    expect(cfg.extensions[storage].directory).toMatch(/^\//);
+    expect(cfg.extensions[storage].create_directory).toBe(true);
+    expect(exporter.sending_queue.queue_size).toBeGreaterThanOrEqual(20000);
+  });
 
   it('collector.yaml sends only GenAI spans to tokenmeter over otlphttp, everything to the tracing pipeline', () => {
     const cfg = readYaml('otel-config/collector.yaml');
