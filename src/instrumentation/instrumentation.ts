@@ -3,6 +3,7 @@ import { InstrumentationBase, InstrumentationNodeModuleDefinition, type Instrume
 import { GENAI_METRIC_OPERATION_DURATION, GENAI_METRIC_TIME_TO_FIRST_CHUNK, GENAI_METRIC_TOKEN_USAGE } from '../contract/names.js';
 import { findAnthropicClass, patchAnthropic } from './anthropic.js';
 import { activeTelemetry, setActiveTelemetry, type Telemetry } from './call.js';
+import { findGoogleGenAiModels, patchGoogleGenAi } from './google-genai.js';
 import { findOpenAIClass, patchOpenAI } from './openai.js';
 import { resolveOptions, type TokenmeterInstrumentationOptions } from './options.js';
 import { unpatchAll } from './patch.js';
@@ -80,6 +81,18 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
           }
         },
       ),
+      new InstrumentationNodeModuleDefinition(
+        '@google/genai',
+        ALL_VERSIONS,
+        (exports, version) => {
+          instrumentSdk('@google/genai', exports, version);
+          return exports;
+        },
+        (exports) => {
+          const proto = findGoogleGenAiModels(exports)?.prototype;
+          if (proto !== undefined) unpatchAll((t) => t === proto);
+        },
+      ),
     ];
   }
 
@@ -144,7 +157,11 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
   }
 }
 
-const PATCHERS: Record<SdkPackage, (mod: unknown) => string[]> = { openai: patchOpenAI, '@anthropic-ai/sdk': patchAnthropic };
+const PATCHERS: Record<SdkPackage, (mod: unknown) => string[]> = {
+  openai: patchOpenAI,
+  '@anthropic-ai/sdk': patchAnthropic,
+  '@google/genai': patchGoogleGenAi,
+};
 
 /**
  * Instruments a provider SDK module the app loaded, whose version is known (from the loader hooks or from the
@@ -184,7 +201,7 @@ export function instrument(mod: unknown): string[] {
       // Reports through the global tracer and meter providers, whenever they are registered.
       new TokenmeterInstrumentation();
     }
-    return [...patchOpenAI(mod), ...patchAnthropic(mod)];
+    return [...patchOpenAI(mod), ...patchAnthropic(mod), ...patchGoogleGenAi(mod)];
   } catch (err) {
     diag.error('tokenmeter: instrument() failed; the module runs uninstrumented', err);
     return [];
