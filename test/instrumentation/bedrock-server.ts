@@ -118,6 +118,14 @@ export async function startBedrockServer(): Promise<BedrockServer> {
         });
         return;
       case 'invoke':
+        if (body?.anthropic_version === undefined) {
+          // Another model family's body (Llama's shape), which carries no Anthropic usage; `raw` asks for non-JSON.
+          if (body?.raw === true) {
+            res.writeHead(200, { 'content-type': 'application/octet-stream' });
+            res.end('not json');
+          } else json(res, 200, { generation: TEXT, stop_reason: 'stop' });
+          return;
+        }
         json(res, 200, { id, type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [{ type: 'text', text: TEXT }], stop_reason: 'end_turn', usage: anthropicUsage });
         return;
       case 'converse-stream': {

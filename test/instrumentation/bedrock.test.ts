@@ -13,7 +13,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { instrument, withUser } from '../../src/instrumentation/index.js';
 import { PriceBook } from '../../src/pricing/index.js';
-import { normalizeGenAiAttributes } from '../../src/usage/index.js';
+import { estimateTokens, normalizeGenAiAttributes } from '../../src/usage/index.js';
 import { ACCESS_KEY_ID, startBedrockServer, type BedrockServer } from './bedrock-server.js';
 import { createHarness, onlySpan, usageAttrs, type Harness } from './harness.js';
 
@@ -183,5 +183,29 @@ describe('Bedrock model ids', () => {
     'arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0',
   ])('%s resolves to the catalog entry claude-sonnet-4-5', (id) => {
     expect(book.normalizeModel('aws.bedrock', id)).toEqual({ provider: 'anthropic', model: 'claude-sonnet-4-5', known: true });
+  });
+});
+
+describe('Bedrock hostile input', () => {
+  it('reports implausible usage on the span, unpriced, and the app still gets its output', async () => {
+    server.setConverseUsage({ inputTokens: -1, outputTokens: 5, totalTokens: 4 });
+    const out = await client.send(new ConverseCommand({ modelId: MODEL, messages }));
+    expect(out.usage?.inputTokens).toBe(-1);
+    const span = onlySpan(h);
+    expect(String(span.attributes['tokenmeter.usage.invalid'])).toMatch(/inputTokens/);
+    expect(span.attributes['gen_ai.usage.input_tokens']).toBeUndefined();
+  });
+
+  it('labels an estimate for an InvokeModel body of another model family, and survives a non-JSON response body', async () => {
+    const out = await client.send(new InvokeModelCommand({ modelId: 'meta.llama3-70b-instruct-v1:0', body: JSON.stringify({ prompt: 'Explain the meter.' }) }));
+    expect(JSON.parse(out.body.transformToString())).toMatchObject({ generation: 'The meter counts every token once.' });
+    let span = onlySpan(h);
+    expect(span.attributes['tokenmeter.usage.estimated']).toBe(true);
+    expect(span.attributes['gen_ai.usage.input_tokens']).toBe(estimateTokens('Explain the meter.'));
+    h.reset();
+    const raw = await client.send(new InvokeModelCommand({ modelId: 'meta.llama3-70b-instruct-v1:0', body: JSON.stringify({ prompt: 'x', raw: true }) }));
+    expect(raw.body.transformToString()).toBe('not json');
+    span = onlySpan(h);
+    expect(span.status.code).toBe(SpanStatusCode.UNSET);
   });
 });

@@ -240,3 +240,20 @@ describe('@google/genai embedContent and countTokens', () => {
     expect(h.finished()).toEqual([]);
   });
 });
+
+describe('@google/genai hostile input', () => {
+  it('reports implausible usageMetadata on the span, unpriced, and the app still gets its response', async () => {
+    server.setUsage({ promptTokenCount: -5, candidatesTokenCount: 3 });
+    const res = await ai.models.generateContent({ model: 'gemini-2.5-flash', contents: 'x' });
+    expect(res.text).toBe('The meter counts every token once.');
+    const span = onlySpan(h);
+    expect(String(span.attributes['tokenmeter.usage.invalid'])).toMatch(/promptTokenCount/);
+    expect(span.attributes['gen_ai.usage.input_tokens']).toBeUndefined();
+  });
+
+  it('passes calls with non-object parameters straight to the SDK (its own error, no span)', async () => {
+    const err = await ai.models.generateContent(null as never).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TypeError);
+    expect(h.finished()).toEqual([]);
+  });
+});
