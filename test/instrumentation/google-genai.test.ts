@@ -215,6 +215,8 @@ describe('@google/genai embedContent and countTokens', () => {
     if ((res as { usageMetadata?: unknown }).usageMetadata !== undefined) {
       // 3.x keeps the response's usageMetadata: the provider's count.
       expect(usageAttrs(span.attributes)).toEqual({ 'gen_ai.usage.input_tokens': 40, 'gen_ai.usage.output_tokens': 0 });
+      // 40 × 0.15 = 6 µ$
+      expect(priced(span).totalUsd).toBe('0.000006');
     } else {
       // 1.x/2.x drop it when converting the Gemini API response: a labelled estimate of the input.
       expect(usageAttrs(span.attributes)).toEqual({
@@ -222,6 +224,9 @@ describe('@google/genai embedContent and countTokens', () => {
         'gen_ai.usage.output_tokens': 0,
         'tokenmeter.usage.estimated': true,
       });
+      // 1 × 0.15 = 0.15 µ$
+      expect(estimateTokens('ab')).toBe(1);
+      expect(priced(span).totalUsd).toBe('0.00000015');
     }
   });
 
