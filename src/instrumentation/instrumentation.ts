@@ -3,6 +3,8 @@ import { InstrumentationBase, InstrumentationNodeModuleDefinition, type Instrume
 import { GENAI_METRIC_OPERATION_DURATION, GENAI_METRIC_TIME_TO_FIRST_CHUNK, GENAI_METRIC_TOKEN_USAGE } from '../contract/names.js';
 import { findAnthropicClass, patchAnthropic } from './anthropic.js';
 import { activeTelemetry, setActiveTelemetry, type Telemetry } from './call.js';
+import { findBedrockClient, patchBedrock } from './bedrock.js';
+import { findGoogleGenAiModels, patchGoogleGenAi } from './google-genai.js';
 import { findOpenAIClass, patchOpenAI } from './openai.js';
 import { resolveOptions, type TokenmeterInstrumentationOptions } from './options.js';
 import { unpatchAll } from './patch.js';
@@ -80,6 +82,30 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
           }
         },
       ),
+      new InstrumentationNodeModuleDefinition(
+        '@google/genai',
+        ALL_VERSIONS,
+        (exports, version) => {
+          instrumentSdk('@google/genai', exports, version);
+          return exports;
+        },
+        (exports) => {
+          const proto = findGoogleGenAiModels(exports)?.prototype;
+          if (proto !== undefined) unpatchAll((t) => t === proto);
+        },
+      ),
+      new InstrumentationNodeModuleDefinition(
+        '@aws-sdk/client-bedrock-runtime',
+        ALL_VERSIONS,
+        (exports, version) => {
+          instrumentSdk('@aws-sdk/client-bedrock-runtime', exports, version);
+          return exports;
+        },
+        (exports) => {
+          const proto = findBedrockClient(exports)?.prototype;
+          if (proto !== undefined) unpatchAll((t) => t === proto);
+        },
+      ),
     ];
   }
 
@@ -144,7 +170,12 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
   }
 }
 
-const PATCHERS: Record<SdkPackage, (mod: unknown) => string[]> = { openai: patchOpenAI, '@anthropic-ai/sdk': patchAnthropic };
+const PATCHERS: Record<SdkPackage, (mod: unknown) => string[]> = {
+  openai: patchOpenAI,
+  '@anthropic-ai/sdk': patchAnthropic,
+  '@google/genai': patchGoogleGenAi,
+  '@aws-sdk/client-bedrock-runtime': patchBedrock,
+};
 
 /**
  * Instruments a provider SDK module the app loaded, whose version is known (from the loader hooks or from the
@@ -184,7 +215,7 @@ export function instrument(mod: unknown): string[] {
       // Reports through the global tracer and meter providers, whenever they are registered.
       new TokenmeterInstrumentation();
     }
-    return [...patchOpenAI(mod), ...patchAnthropic(mod)];
+    return [...patchOpenAI(mod), ...patchAnthropic(mod), ...patchGoogleGenAi(mod), ...patchBedrock(mod)];
   } catch (err) {
     diag.error('tokenmeter: instrument() failed; the module runs uninstrumented', err);
     return [];

@@ -102,6 +102,24 @@ export function patchMethod(target: unknown, name: string, spec: MethodSpec): bo
   return true;
 }
 
+/**
+ * Wraps `target[name]` with `wrap(original)` once, for SDKs whose methods are not Stainless APIPromises (Google
+ * Gen AI, AWS SDK). Recorded like patchMethod's wrappers, so unpatchAll restores it. Returns whether it is wrapped.
+ */
+export function wrapOnce(target: unknown, name: string, wrap: (original: (...args: any[]) => any) => (...args: any[]) => any): boolean {
+  if (target === null || (typeof target !== 'object' && typeof target !== 'function')) return false;
+  const t = target as Record<string, unknown>;
+  const current = t[name];
+  if (typeof current !== 'function') return false;
+  if ((current as any)[ORIGINAL] !== undefined) return true;
+  const original = current as (...args: any[]) => any;
+  const wrapper = wrap(original);
+  (wrapper as any)[ORIGINAL] = original;
+  t[name] = wrapper;
+  applied.push({ target: t, name, original, wrapper });
+  return true;
+}
+
 /** Restores the methods this module wrapped under `target` (all of them when omitted). */
 export function unpatchAll(filter?: (target: Record<string, unknown>) => boolean): void {
   for (let i = applied.length - 1; i >= 0; i--) {

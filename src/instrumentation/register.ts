@@ -13,7 +13,7 @@ import { instrumentSdk } from './instrumentation.js';
 import { shutdownTokenmeter, startTokenmeter } from './sdk.js';
 import type { SdkPackage } from './supported.js';
 
-const PACKAGES: SdkPackage[] = ['openai', '@anthropic-ai/sdk'];
+const PACKAGES: SdkPackage[] = ['openai', '@anthropic-ai/sdk', '@google/genai', '@aws-sdk/client-bedrock-runtime'];
 const disabled = (process.env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true';
 
 function registerLoaderHook(): void {

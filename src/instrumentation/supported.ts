@@ -6,7 +6,7 @@ import { warnOnce } from './warn.js';
  * peerDependencies and docs/instrumentation.md state the same ranges; a test keeps the four in agreement.
  */
 
-export type SdkPackage = 'openai' | '@anthropic-ai/sdk';
+export type SdkPackage = 'openai' | '@anthropic-ai/sdk' | '@google/genai' | '@aws-sdk/client-bedrock-runtime';
 
 export interface SupportedRange {
   /** The oldest supported release. */
@@ -19,6 +19,10 @@ export const SUPPORTED_SDKS: Readonly<Record<SdkPackage, SupportedRange>> = {
   openai: { min: '5.0.0', belowMajor: 8 },
   // 0.50.0 was never published: 0.50.1 is the first release of the range the peer dependency always named.
   '@anthropic-ai/sdk': { min: '0.50.1', belowMajor: 2 },
+  // 1.0.0's CommonJS entry is broken in the package itself and 1.0.1 has none: 1.1.0 is the oldest that loads both ways.
+  '@google/genai': { min: '1.1.0', belowMajor: 4 },
+  // 3.704.0 (December 2024) is the oldest release the matrix proves; older 3.x releases are instrumented best-effort.
+  '@aws-sdk/client-bedrock-runtime': { min: '3.704.0', belowMajor: 4 },
 };
 
 /** The range as npm writes it, e.g. `>=5.0.0 <8`. */
