@@ -1,5 +1,6 @@
 import { diag, metrics, trace } from '@opentelemetry/api';
 import { NodeSDK } from '@opentelemetry/sdk-node';
+import { settleEstimatesNow } from './call.js';
 import { tokenmeterInstrumentations } from './instrumentation.js';
 import type { TokenmeterInstrumentationOptions } from './options.js';
 
@@ -19,6 +20,8 @@ function isDisabled(env = process.env): boolean {
 /** Flushes and stops the SDK started by `tokenmeter/register` (idempotent). */
 export function shutdownTokenmeter(): Promise<void> {
   if (started === undefined) return Promise.resolve();
+  // Calls still waiting for the tokenizer end now, so that the final export carries them.
+  settleEstimatesNow();
   shutdownPromise ??= started.shutdown().catch((err: unknown) => diag.error('tokenmeter: SDK shutdown failed', err));
   return shutdownPromise;
 }
@@ -44,6 +47,7 @@ function within(promise: Promise<unknown>, millis: number): Promise<void> {
 
 /** Exports the spans and metrics recorded so far, keeping the SDK running. */
 function forceFlush(): Promise<void> {
+  settleEstimatesNow();
   // NodeSDK has no forceFlush; it registered its providers globally (the trace provider behind the API's proxy).
   const proxy = trace.getTracerProvider() as { getDelegate?: () => unknown };
   const tracerProvider = (proxy.getDelegate?.() ?? proxy) as { forceFlush?: () => Promise<void> };

@@ -1,6 +1,7 @@
 import { diag } from '@opentelemetry/api';
 import { ExactDecimal, PriceBook, parseServiceTier } from '../pricing/index.js';
 import { addUsage, zeroUsage, type Usage } from '../usage/index.js';
+import { whenEstimatesSettled } from './call.js';
 import { runCollecting, type TrackedCall, type UsageCollector } from './scope.js';
 
 export interface TrackUsageOptions {
@@ -55,6 +56,8 @@ function priceCall(book: PriceBook | undefined, call: TrackedCall): string | und
 export async function trackUsage<T>(fn: () => T | Promise<T>, options: TrackUsageOptions = {}): Promise<UsageTotals<T>> {
   const collector: UsageCollector = { calls: [], parent: undefined };
   const result = await runCollecting(collector, fn);
+  // A call that ended inside fn may still be waiting for the tokenizer (the first estimate of the process).
+  await whenEstimatesSettled();
   let book = options.priceBook;
   if (book === undefined) {
     try {
