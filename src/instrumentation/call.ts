@@ -11,6 +11,7 @@ import {
   GENAI,
 } from '../contract/names.js';
 import { estimatorReady, loadEstimator, usageToGenAiAttributes, type NormalizedUsage, type Usage } from '../usage/index.js';
+import { countInstrumentedCall, watchSdkRequests } from './bundling.js';
 import type { ResolvedOptions } from './options.js';
 import { GENERIC_OPENAI_COMPATIBLE, type ServerInfo } from './provider.js';
 import { currentAttribution, currentScope, type UsageCollector } from './scope.js';
@@ -28,6 +29,7 @@ let active: Telemetry | undefined;
 
 export function setActiveTelemetry(t: Telemetry | undefined): void {
   active = t;
+  watchSdkRequests(t !== undefined);
 }
 
 export function activeTelemetry(): Telemetry | undefined {
@@ -144,6 +146,7 @@ export class GenAiCall {
       attrs[ATTR_SERVER_PORT] = server.port;
     }
     const scope = currentScope();
+    countInstrumentedCall(server.provider, scope?.user !== undefined);
     currentAttribution(attrs as Record<string, string>, scope);
     this.plan = attrs[ATTR_PLAN] as string | undefined;
     this.collector = scope?.collector;
