@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', '.e2e-next/', 'node_modules/', 'coverage/', '.tokenmeter/', 'grafana/', 'docs/', 'bench/results/'] },
+  { ignores: ['dist/', '.e2e-next/', '.e2e-ts/', 'node_modules/', 'coverage/', '.tokenmeter/', 'grafana/', 'docs/', 'bench/results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
