@@ -146,7 +146,9 @@ function instrumentStream(stream: any, call: GenAiCall, handler: ResponseHandler
     // A second iteration fails inside the SDK ("consumed stream"); it is not this call's outcome.
     if (claimed) return inner;
     claimed = true;
-    return new ObservedIterator(inner, call, handler, controller);
+    // `this` is the stream (not the captured `stream`: a closure sharing this scope with the controller's abort
+    // would keep every stream alive through its finalizer's held value, and no unread stream would be collected).
+    return new ObservedIterator(inner, call, handler, controller, this);
   };
   // A stream aborted before anyone read it has no iterator to observe the end: end the call on the abort.
   // (Once it is being read, the iterator sees the abort as the stream's quiet end.) Every abort of this
@@ -213,6 +215,9 @@ class ObservedIterator implements AsyncIterator<unknown> {
     private readonly call: GenAiCall,
     private readonly handler: ResponseHandler,
     private readonly controller: AbortController | undefined,
+    // Keeps the stream alive while it is being read: `for await` holds only the iterator, and the stream's
+    // finalizer (unread streams) must not close a stream that is still being read.
+    readonly stream: unknown,
   ) {
     this.onFulfilled = (r) => this.observe(r);
     this.onRejected = (err) => {
