@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'packages/exporter/dist/', 'packages/exporter/docs/', 'packages/exporter/grafana/', 'packages/exporter/otel-config/', 'node_modules/', 'coverage/', '.tokenmeter/', 'grafana/', 'docs/', 'bench/results/', 'bench/.deps/', '.cache/'] },
+  { ignores: ['dist/', 'packages/exporter/dist/', 'packages/exporter/docs/', 'packages/exporter/grafana/', 'packages/exporter/otel-config/', '.e2e-next/', '.e2e-ts/', 'node_modules/', 'coverage/', '.tokenmeter/', 'grafana/', 'docs/', 'bench/results/', 'bench/.deps/', '.cache/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

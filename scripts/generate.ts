@@ -1,6 +1,7 @@
 /**
  * Writes the generated stack files (Grafana dashboards and provisioning, Grafana-managed and Prometheus alert
- * rules, Prometheus recording rules) from src/dashboards/: `npm run generate`. With --check (`npm run
+ * rules, Prometheus recording rules) from src/dashboards/, and the price catalog embedded as a module
+ * (src/pricing/catalog-data.ts, from data/price-catalog.yaml): `npm run generate`. With --check (`npm run
  * check:generated`, run by CI) it writes nothing and fails when a committed file differs from what the code generates.
  *
  * The alerts' links are absolute: `--runbook-base-url=<url of docs/runbooks.md as your team publishes it>` and
@@ -12,6 +13,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generatedFiles } from '../src/dashboards/generate.js';
+import { CATALOG_DATA_MODULE, catalogDataModule } from './catalog-data.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const check = process.argv.includes('--check');
@@ -46,13 +48,15 @@ try {
   process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(2);
 }
+const catalogYaml = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'data', 'price-catalog.yaml'), 'utf8');
+files.set(CATALOG_DATA_MODULE, catalogDataModule(catalogYaml));
 for (const [path, content] of files) {
   const target = join(root, path);
   const current = existsSync(target) ? readFileSync(target, 'utf8') : undefined;
   if (current === content) continue;
   if (check) {
     stale += 1;
-    process.stderr.write(`${path}: ${current === undefined ? 'missing' : 'differs from what src/dashboards/ generates'}\n`);
+    process.stderr.write(`${path}: ${current === undefined ? 'missing' : 'differs from what src/dashboards/ (or data/price-catalog.yaml) generates'}\n`);
   } else {
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, content);

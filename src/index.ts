@@ -31,5 +31,6 @@ export type {
   TrackedCallCost,
   TrackedCall,
 } from './instrumentation/index.js';
-export { PriceBook, PriceCatalogError } from './pricing/index.js';
-export type { PriceBookOptions, PriceQuery, PriceResult, PricedResult, UnpricedResult, ServiceTier } from './pricing/index.js';
+// The pricing engine (PriceBook) is the `tokenmeter/pricing` entry point: importing `tokenmeter` to instrument
+// an app never loads it (trackUsage loads it on first use).
+export type { PriceBook, PriceBookOptions, PriceQuery, PriceResult, PricedResult, UnpricedResult, ServiceTier } from './pricing/index.js';

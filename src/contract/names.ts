@@ -13,6 +13,14 @@ export const ATTR_PLAN = 'tokenmeter.plan';
 export const ATTR_FEATURE = 'tokenmeter.feature';
 /** Set to true on a span whose token counts were estimated with a tokenizer, not reported by the provider. */
 export const ATTR_USAGE_ESTIMATED = 'tokenmeter.usage.estimated';
+/**
+ * Set to true on a span whose usage is known to be incomplete: a stream cut off (break, abort, never read) before
+ * the provider's usage arrived, whose output was estimated from the text that reached the app. The provider may
+ * have generated (and billed) more.
+ */
+export const ATTR_USAGE_INCOMPLETE = 'tokenmeter.usage.incomplete';
+/** How a stream ended when the app did not read it to its end: `break`, `abort` or `unread`. */
+export const ATTR_STREAM_END = 'tokenmeter.stream.end';
 /** The 1-hour TTL part of the cache-write tokens (Anthropic), when the provider reports the split. */
 export const ATTR_CACHE_CREATION_1H = 'tokenmeter.usage.cache_creation.1h.input_tokens';
 /** Service tier of the request (batch, flex, priority), used for pricing. */

@@ -5,10 +5,13 @@ import {
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
   ATTR_SERVICE_TIER,
+  ATTR_STREAM_END,
   ATTR_USAGE_ESTIMATED,
+  ATTR_USAGE_INCOMPLETE,
   GENAI,
 } from '../contract/names.js';
-import { EstimateUnavailableError, usageToGenAiAttributes, type NormalizedUsage, type Usage } from '../usage/index.js';
+import { EstimateUnavailableError, estimatorReady, loadEstimator, usageToGenAiAttributes, type NormalizedUsage, type Usage } from '../usage/index.js';
+import { countInstrumentedCall, watchSdkRequests } from './bundling.js';
 import type { ResolvedOptions } from './options.js';
 import { GENERIC_OPENAI_COMPATIBLE, type ServerInfo } from './provider.js';
 import { currentAttribution, currentScope, type UsageCollector } from './scope.js';
@@ -27,14 +30,49 @@ let active: Telemetry | undefined;
 
 export function setActiveTelemetry(t: Telemetry | undefined): void {
   active = t;
+  watchSdkRequests(t !== undefined);
 }
 
 export function activeTelemetry(): Telemetry | undefined {
   return active;
 }
 
-/** How a stream ended when the caller did not read it to the end. */
-export type StreamEnd = 'break' | 'abort';
+/**
+ * How a stream ended when the caller did not read it to the end: `break` (the loop stopped reading), `abort`
+ * (its controller or the caller's AbortSignal), `unread` (the stream object was garbage-collected before it
+ * was read to its end).
+ */
+export type StreamEnd = 'break' | 'abort' | 'unread';
+
+/*
+ * Calls whose end needs a token estimate while the tokenizer is still being built (the first estimate of a
+ * process): they end once it is built, a few hundred milliseconds later, with the time they really ended. The
+ * build never holds the event loop for long (see usage/estimate.ts), so a stream the caller broke off is
+ * closed at once and not kept generating by tokenmeter. `settleEstimatesNow()` ends them at once (exit flush).
+ */
+const deferred = new Set<GenAiCall>();
+let settledWaiters: Array<() => void> = [];
+
+function completeDeferred(call: GenAiCall): void {
+  if (!deferred.delete(call)) return;
+  call.complete();
+  if (deferred.size === 0) {
+    const waiters = settledWaiters;
+    settledWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+/** Resolves when no call is waiting for the tokenizer (at once when none is). */
+export function whenEstimatesSettled(): Promise<void> {
+  if (deferred.size === 0) return Promise.resolve();
+  return new Promise((resolve) => settledWaiters.push(resolve));
+}
+
+/** Ends every call waiting for the tokenizer now, building it synchronously (for the final flush at exit). */
+export function settleEstimatesNow(): void {
+  for (const call of [...deferred]) completeDeferred(call);
+}
 
 /** Provider-specific knowledge a call needs: usage normalisation and the fallback token estimate. */
 export interface CallAdapter {
@@ -49,6 +87,12 @@ export interface CallAdapter {
    * usage, never with an estimate.
    */
   pricingAttributes?(rawUsage: unknown, usage: Usage, warnings: string[]): Attributes;
+}
+
+/** The SDKs' user-abort errors (APIUserAbortError) and DOM AbortErrors. */
+function isAbort(err: unknown): boolean {
+  const name = (err as { name?: unknown; constructor?: { name?: unknown } } | null)?.constructor?.name;
+  return name === 'APIUserAbortError' || (err as { name?: unknown } | null)?.name === 'AbortError';
 }
 
 /** Spec-recommended reasons are strings; keep the list short and cheap. */
@@ -109,6 +153,7 @@ export class GenAiCall {
       attrs[ATTR_SERVER_PORT] = server.port;
     }
     const scope = currentScope();
+    countInstrumentedCall(server.provider, scope?.user !== undefined);
     currentAttribution(attrs as Record<string, string>, scope);
     this.plan = attrs[ATTR_PLAN] as string | undefined;
     this.collector = scope?.collector;
@@ -125,10 +170,50 @@ export class GenAiCall {
     if (this.firstChunkMillis < 0) this.firstChunkMillis = performance.now();
   }
 
+  private endMillis = 0;
+  private endError: unknown;
+  private streamEnd: StreamEnd | undefined;
+  private deferredEnd = false;
+
   /** Ends the call: a response or a finished stream (`error` undefined), or a failure. Idempotent. */
   end(error?: unknown, streamEnd?: StreamEnd): void {
     if (this.ended) return;
     this.ended = true;
+    this.endMillis = performance.now();
+    this.endError = error;
+    this.streamEnd = streamEnd;
+    try {
+      if (this.needsEstimate(error)) {
+        const request = this.requestModel;
+        const response = this.responseModel;
+        if (!estimatorReady(request) || !estimatorReady(response)) {
+          this.deferredEnd = true;
+          deferred.add(this);
+          const done = (): void => completeDeferred(this);
+          // Not even the read of the rank module (tens of milliseconds) before the caller's abort has gone out.
+          setImmediate(() => {
+            Promise.all([loadEstimator(request), loadEstimator(response)]).then(done, done);
+          });
+          return;
+        }
+      }
+    } catch (err) {
+      diag.error('tokenmeter: could not prepare a token estimate', err);
+    }
+    this.complete();
+  }
+
+  /** Whether ending this call computes a tokenizer estimate (the provider's usage is missing or partial). */
+  private needsEstimate(error: unknown): boolean {
+    if (!this.options.estimateMissingUsage) return false;
+    if (this.rawUsage === undefined || this.rawUsage === null) return error === undefined || this.streaming;
+    return this.usagePartial;
+  }
+
+  /** Computes and records everything known at the end (called once, by `end` or after a deferred estimate). */
+  complete(): void {
+    const error = this.endError;
+    const streamEnd = this.streamEnd;
     try {
       this.finish(error, streamEnd);
     } catch (err) {
@@ -144,7 +229,7 @@ export class GenAiCall {
   private finish(error: unknown, streamEnd: StreamEnd | undefined): void {
     const t = this.telemetry;
     const span = this.span;
-    const endMillis = performance.now();
+    const endMillis = this.endMillis;
     // One setAttributes call with everything known at the end (each call on an SDK span re-validates).
     const attrs: Attributes = {};
     if (this.responseModel !== undefined) attrs[GENAI.responseModel] = this.responseModel;
@@ -154,7 +239,7 @@ export class GenAiCall {
       attrs[ATTR_SERVICE_TIER] = this.serviceTier;
       attrs[GENAI.responseServiceTier] = this.serviceTier;
     }
-    if (streamEnd !== undefined) attrs['tokenmeter.stream.end'] = streamEnd;
+    if (streamEnd !== undefined) attrs[ATTR_STREAM_END] = streamEnd;
 
     let usage: Usage | undefined;
     let estimated = false;
@@ -189,6 +274,15 @@ export class GenAiCall {
       Object.assign(attrs, usageToGenAiAttributes(usage));
       if (estimated) attrs[ATTR_USAGE_ESTIMATED] = true;
     }
+    // A stream cut off before the provider's usage arrived: the output is what reached us, and the provider may
+    // have generated more (up to the moment the connection closed). Also a stream request aborted before the
+    // stream existed: the provider may have started generating, and nothing says how much.
+    if (
+      (this.streaming && estimated && (streamEnd !== undefined || error !== undefined)) ||
+      (!this.streaming && usage === undefined && error !== undefined && this.params.stream === true && isAbort(error))
+    ) {
+      attrs[ATTR_USAGE_INCOMPLETE] = true;
+    }
     if (this.options.captureMessageContent && this.outputText.length > 0) {
       attrs[GENAI.outputMessages] = JSON.stringify([
         { role: 'assistant', parts: [{ type: 'text', content: this.outputText }], finish_reason: this.finishReasons?.[0] },
@@ -204,7 +298,9 @@ export class GenAiCall {
       span.recordException(error as Error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: String((error as Error)?.message ?? error) });
     }
-    span.end();
+    // A deferred end keeps the time the call really ended.
+    if (this.deferredEnd) span.end(endMillis);
+    else span.end();
 
     // Every record hashes its attribute set (sorted keys, JSON) in the metrics SDK: each set is built once, as a
     // plain literal, and only with the low-cardinality attributes.

@@ -1,7 +1,8 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import type { AsyncLocalStorage } from 'node:async_hooks';
 import { context, diag, propagation } from '@opentelemetry/api';
 import { ATTR_FEATURE, ATTR_PLAN, ATTR_USER_ID } from '../contract/names.js';
 import type { Usage } from '../usage/index.js';
+import { countWithUser, registerCopy } from './bundling.js';
 
 /** Who a call is made for. `plan` and `feature` are low-cardinality labels; `id` is the user's id. */
 export interface UserAttribution {
@@ -34,8 +35,10 @@ export interface Scope {
   collector: UsageCollector | undefined;
 }
 
-// One store for both withUser and trackUsage: each extra AsyncLocalStorage adds work to every async hop.
-const storage = new AsyncLocalStorage<Scope>();
+// One store for both withUser and trackUsage: each extra AsyncLocalStorage adds work to every async hop. Shared
+// by every copy of tokenmeter in the process (see bundling.ts), so a withUser from a bundled copy still reaches
+// the calls the other copy records.
+const storage = registerCopy(import.meta.url) as AsyncLocalStorage<Scope>;
 
 function cleanLabel(value: unknown, what: string): string | undefined {
   if (value === undefined || value === null) return undefined;
@@ -62,6 +65,7 @@ export function withUser<T>(user: UserAttribution, fn: () => T): T {
     if (plan !== undefined) merged.plan = plan;
     if (feature !== undefined) merged.feature = feature;
     next = { user: merged, collector: outer?.collector };
+    countWithUser();
   } catch (err) {
     diag.error('tokenmeter: withUser failed; running without attribution', err);
     return fn();

@@ -1,4 +1,5 @@
 import { diag, metrics, trace } from '@opentelemetry/api';
+import { settleEstimatesNow } from './call.js';
 import { isReportedExportError, routeDiagConsole, type ExportWatch } from './exporters.js';
 import { tokenmeterInstrumentations } from './instrumentation.js';
 import type { TokenmeterInstrumentationOptions } from './options.js';
@@ -25,6 +26,8 @@ function isDisabled(env = process.env): boolean {
 /** Flushes and stops the SDK started by `tokenmeter/register` (idempotent). */
 export function shutdownTokenmeter(): Promise<void> {
   if (started === undefined) return Promise.resolve();
+  // Calls still waiting for the tokenizer end now, so that the final export carries them.
+  settleEstimatesNow();
   shutdownPromise ??= started.shutdown().catch((err: unknown) => {
     // A failed final export was already reported once by its warning.
     if (isReportedExportError(err)) diag.debug('tokenmeter: SDK shutdown: final export failed', err);
@@ -131,6 +134,7 @@ const nodeExit = process.exit.bind(process);
 
 /** Exports the spans and metrics recorded so far, keeping the SDK running. */
 function forceFlush(): Promise<void> {
+  settleEstimatesNow();
   // The providers are registered globally (the trace provider behind the API's proxy).
   const proxy = trace.getTracerProvider() as { getDelegate?: () => unknown };
   const tracerProvider = (proxy.getDelegate?.() ?? proxy) as { forceFlush?: () => Promise<void> };

@@ -1,6 +1,7 @@
 import { diag } from '@opentelemetry/api';
-import { ExactDecimal, PriceBook, parseServiceTier } from '../pricing/index.js';
+import type { PriceBook } from '../pricing/index.js';
 import { addUsage, zeroUsage, type Usage } from '../usage/index.js';
+import { whenEstimatesSettled } from './call.js';
 import { runCollecting, type TrackedCall, type UsageCollector } from './scope.js';
 
 export interface TrackUsageOptions {
@@ -32,16 +33,28 @@ export interface UsageTotals<T> {
   calls: TrackedCallCost[];
 }
 
+type Pricing = typeof import('../pricing/index.js');
+
+/*
+ * The pricing engine (catalog, decimal.js, YAML, schemas) is loaded on the first trackUsage, not when the app
+ * imports tokenmeter: apps that only instrument never load it.
+ */
+let pricingModule: Promise<Pricing> | undefined;
 let defaultBook: PriceBook | undefined;
 
-function priceCall(book: PriceBook | undefined, call: TrackedCall): string | undefined {
+function loadPricing(): Promise<Pricing> {
+  pricingModule ??= import('../pricing/index.js');
+  return pricingModule;
+}
+
+function priceCall(pricing: Pricing, book: PriceBook | undefined, call: TrackedCall): string | undefined {
   if (book === undefined) return undefined;
   const result = book.price({
     provider: call.provider,
     model: call.model,
     usage: call.usage,
     at: new Date(call.endTimeMillis),
-    serviceTier: parseServiceTier(call.serviceTier),
+    serviceTier: pricing.parseServiceTier(call.serviceTier),
   });
   return result.priced ? result.totalUsd.toFixed() : undefined;
 }
@@ -55,17 +68,20 @@ function priceCall(book: PriceBook | undefined, call: TrackedCall): string | und
 export async function trackUsage<T>(fn: () => T | Promise<T>, options: TrackUsageOptions = {}): Promise<UsageTotals<T>> {
   const collector: UsageCollector = { calls: [], parent: undefined };
   const result = await runCollecting(collector, fn);
+  // A call that ended inside fn may still be waiting for the tokenizer (the first estimate of the process).
+  await whenEstimatesSettled();
+  const pricing = await loadPricing();
   let book = options.priceBook;
   if (book === undefined) {
     try {
-      book = defaultBook ??= PriceBook.load();
+      book = defaultBook ??= pricing.PriceBook.load();
     } catch (err) {
       diag.error('tokenmeter: could not load the price catalog; trackUsage reports no cost', err);
     }
   }
   let usage = zeroUsage();
   // Exact: the default Decimal keeps 20 significant digits and would round a long sum.
-  let cost = new ExactDecimal(0);
+  let cost = new pricing.ExactDecimal(0);
   let estimatedRequests = 0;
   let failedRequests = 0;
   let unpricedRequests = 0;
@@ -76,7 +92,7 @@ export async function trackUsage<T>(fn: () => T | Promise<T>, options: TrackUsag
     if (call.outcome === 'error') failedRequests++;
     let costUsd: string | undefined;
     try {
-      costUsd = priceCall(book, call);
+      costUsd = priceCall(pricing, book, call);
     } catch (err) {
       diag.error('tokenmeter: pricing a tracked call failed', err);
     }

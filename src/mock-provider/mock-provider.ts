@@ -63,6 +63,26 @@ export interface SentUsage {
   usage: Usage;
 }
 
+/** What one streamed response really put on the wire, up to the moment the client went away (or the end). */
+export interface SentStream {
+  requestNumber: number;
+  api: SentUsage['api'];
+  model: string;
+  /** Events written (excluding `[DONE]`). */
+  eventsSent: number;
+  eventsTotal: number;
+  /** The answer text carried by the events written. */
+  textSent: string;
+  /** Tokens of `textSent`, counted as the answer's output tokens are (the generated text the client was sent). */
+  outputTokensSent: number;
+  /** The most tokens one written event's text had (what "within one chunk" means for this stream). */
+  maxEventTokens: number;
+  /** Every event was written and the response ended. */
+  completed: boolean;
+  /** The client closed the connection before the response ended. */
+  clientClosed: boolean;
+}
+
 export interface MockProvider {
   /** `http://127.0.0.1:<port>` — the Anthropic SDK's baseURL. */
   url: string;
@@ -71,6 +91,8 @@ export interface MockProvider {
   requests: RecordedRequest[];
   /** Usage the mock put on the wire (responses that were cut off before their usage are absent). */
   usageSent: SentUsage[];
+  /** Every streamed response, as far as it was written (recorded when the response ends or the client leaves). */
+  streamsSent: SentStream[];
   /** Answers the next `count` requests with `status` (429, 500, ...) and a provider-style error body. */
   failNext(count: number, status: number): void;
   /** Cuts the connection of the next streamed response after `chunks` events. */
@@ -139,6 +161,18 @@ function bucketsOf(normalize: () => Usage, configured: Usage): Usage {
   }
 }
 
+/** The answer text one stream event carries (chat deltas, Responses text deltas, Anthropic text deltas). */
+function eventText(data: any): string {
+  if (Array.isArray(data?.choices)) {
+    let text = '';
+    for (const c of data.choices) if (typeof c?.delta?.content === 'string') text += c.delta.content;
+    return text;
+  }
+  if (data?.type === 'response.output_text.delta' && typeof data.delta === 'string') return data.delta;
+  if (data?.type === 'content_block_delta' && data.delta?.type === 'text_delta' && typeof data.delta.text === 'string') return data.delta.text;
+  return '';
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The end user a request names (OpenAI `user` / `safety_identifier`, Anthropic `metadata.user_id`). */
@@ -194,6 +228,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
   const scenario: Scenario = initialScenario();
   const requests: RecordedRequest[] = [];
   const usageSent: SentUsage[] = [];
+  const streamsSent: SentStream[] = [];
   let counter = 0;
   const created = () => options.createdSeconds ?? Math.floor(Date.now() / 1000);
   const openaiCache = new OpenAIPrefixCache();
@@ -241,26 +276,61 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     usageSent.push(sentUsage(a, api, stream, raw, usage));
   }
 
-  async function writeEvents(res: ServerResponse, events: Array<[string | undefined, unknown]>, done: boolean): Promise<void> {
+  async function writeEvents(res: ServerResponse, events: Array<[string | undefined, unknown]>, done: boolean, a: Answer, api: SentUsage['api']): Promise<void> {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-request-id': `req_mock_${counter}` });
     const breakAfter = scenario.breakAfter;
     scenario.breakAfter = undefined;
     let sent = 0;
+    let textSent = '';
+    let maxEventTokens = 0;
+    let clientClosed = false;
+    // A client that goes away (break, abort) closes the socket: stop generating, as a provider does.
+    res.on('close', () => {
+      if (!res.writableFinished) clientClosed = true;
+    });
+    const recordStream = (completed: boolean): void => {
+      streamsSent.push({
+        requestNumber: a.n,
+        api,
+        model: a.model,
+        eventsSent: sent,
+        eventsTotal: events.length,
+        textSent,
+        outputTokensSent: estimateTokens(textSent, api === 'anthropic.messages' ? undefined : a.model),
+        maxEventTokens,
+        completed,
+        clientClosed,
+      });
+    };
     for (const [event, data] of events) {
       if (breakAfter !== undefined && sent >= breakAfter) {
         // Everything before the cut reached the client; then the connection drops mid-body.
         res.destroy();
+        recordStream(false);
         return;
       }
-      if (res.destroyed) return;
+      if (res.destroyed || clientClosed) {
+        recordStream(false);
+        return;
+      }
       const text = `${event ? `event: ${event}\n` : ''}data: ${JSON.stringify(data)}\n\n`;
       if (breakAfter !== undefined) await new Promise<void>((resolve) => res.write(text, () => resolve()));
       else res.write(text);
       sent++;
+      const piece = eventText(data);
+      if (piece.length > 0) {
+        textSent += piece;
+        maxEventTokens = Math.max(maxEventTokens, estimateTokens(piece, api === 'anthropic.messages' ? undefined : a.model));
+      }
       if (scenario.chunkDelayMillis > 0) await sleep(scenario.chunkDelayMillis);
+    }
+    if (res.destroyed || clientClosed) {
+      recordStream(false);
+      return;
     }
     if (done) res.write('data: [DONE]\n\n');
     res.end();
+    recordStream(true);
   }
 
   // --- OpenAI chat completions -------------------------------------------------------------------------------
@@ -319,7 +389,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
       events.push([undefined, { ...base, service_tier: 'default', choices: [], usage: wire }]);
       recordOnComplete(res, () => record(a, 'openai.chat', true, wire, () => normalizeOpenAIChatUsage(wire).usage));
     }
-    await writeEvents(res, events, true);
+    await writeEvents(res, events, true, a, 'openai.chat');
   }
 
   /** A streamed usage counts as sent only if the whole stream went out. */
@@ -382,7 +452,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     events.push(ev('response.output_text.done', { item_id: msgId, output_index: 0, content_index: 0, text: a.text }));
     events.push(ev('response.completed', { response: full('completed', true) }));
     if (!scenario.omitUsage) recordOnComplete(res, () => record(a, 'openai.responses', true, wire, () => normalizeOpenAIResponsesUsage(wire).usage));
-    await writeEvents(res, events, false);
+    await writeEvents(res, events, false, a, 'openai.responses');
   }
 
   // --- OpenAI embeddings -------------------------------------------------------------------------------------
@@ -478,7 +548,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
         usageSent.push(sentUsage(a, 'anthropic.messages', true, wire, () => normalizeAnthropicUsage(wire).usage)),
       );
     }
-    await writeEvents(res, events, false);
+    await writeEvents(res, events, false, a, 'anthropic.messages');
   }
 
   function json(res: ServerResponse, status: number, body: unknown): void {
@@ -557,6 +627,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     openaiBaseURL: `${url}/v1`,
     requests,
     usageSent,
+    streamsSent,
     failNext(count, status) {
       scenario.failures = { count, status };
     },
@@ -579,6 +650,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
       Object.assign(scenario, initialScenario());
       requests.length = 0;
       usageSent.length = 0;
+      streamsSent.length = 0;
       openaiCache.clear();
       anthropicCache.clear();
     },

@@ -22,6 +22,7 @@ import {
   WEEKDAYS,
 } from './catalog-schema.js';
 import { Decimal } from 'decimal.js';
+import { SHIPPED_CATALOG_YAML } from './catalog-data.js';
 import { ExactDecimal } from './decimal.js';
 import { CATALOG_PROVIDERS, catalogProviderFor, normalizeModelId, providerLabel } from './normalize.js';
 import type {
@@ -54,8 +55,23 @@ export class PriceCatalogError extends Error {
   }
 }
 
-/** Both `src/pricing/price-book.ts` and `dist/pricing/price-book.js` are two levels below the repo root. */
-export const DEFAULT_CATALOG_PATH = fileURLToPath(new URL('../../data/price-catalog.yaml', import.meta.url));
+/**
+ * Where the shipped catalog's source file is in the package (both `src/pricing/price-book.ts` and
+ * `dist/pricing/price-book.js` are two levels below its root), for tools and tests. PriceBook.load() does not
+ * read it: it parses the copy embedded in catalog-data.ts, which survives bundling. The URL is built from a
+ * variable on purpose: webpack turns a `new URL` of a string literal relative to the module's own URL into an
+ * asset URL object, which is not a file path.
+ */
+export const DEFAULT_CATALOG_PATH = catalogSourcePath(import.meta.url);
+
+function catalogSourcePath(moduleUrl: string): string {
+  try {
+    return fileURLToPath(new URL('../../data/price-catalog.yaml', moduleUrl));
+  } catch {
+    // A bundler's module URL that is not a file: URL; only the path is unknown, the embedded catalog works.
+    return 'data/price-catalog.yaml';
+  }
+}
 
 interface Rates {
   input: ExactDecimal;
@@ -470,6 +486,10 @@ function readCatalogFile(path: string): { doc: Catalog; entries: CompiledEntry[]
   } catch (err) {
     throw new PriceCatalogError(`cannot read price catalog ${path}: ${(err as Error).message}`);
   }
+  return parseCatalogText(text, path);
+}
+
+function parseCatalogText(text: string, path: string): { doc: Catalog; entries: CompiledEntry[] } {
   let doc: unknown;
   try {
     doc = parseYaml(text, { schema: 'core', merge: false, maxAliasCount: 1000 });
@@ -523,7 +543,7 @@ export class PriceBook {
     let catalog: { entries: CompiledEntry[] };
     if (options.catalog !== undefined) catalog = parseCatalogDocument(options.catalog, 'price catalog');
     else if (options.catalogPath !== undefined) catalog = readCatalogFile(options.catalogPath);
-    else catalog = cachedDefaultCatalog ??= readCatalogFile(DEFAULT_CATALOG_PATH);
+    else catalog = cachedDefaultCatalog ??= parseCatalogText(SHIPPED_CATALOG_YAML, 'data/price-catalog.yaml (shipped)');
 
     let overrideEntries: CompiledEntry[] = [];
     if (options.overrides !== undefined) {

@@ -11,6 +11,8 @@ export {
   estimateTokens,
   estimateChatTokens,
   estimateEncodingForModel,
+  estimatorReady,
+  loadEstimator,
   ESTIMATE_TOKENS_PER_MESSAGE,
   ESTIMATE_TOKENS_PER_NAME,
   ESTIMATE_REPLY_PRIMING_TOKENS,

@@ -143,3 +143,38 @@ describe('mock provider', () => {
     expect(total.input).toBe(mock.usageSent.reduce((n, s) => n + s.usage.input, 0));
   });
 });
+
+describe('mock provider: what a stream really sent', () => {
+  it('records a complete stream with its text and output tokens', async () => {
+    mock.reset();
+    const res = await post('/v1/chat/completions', { model: 'gpt-4o-mini', messages, stream: true, stream_options: { include_usage: true } });
+    await res.text();
+    await expect.poll(() => mock.streamsSent.length).toBe(1);
+    const [s] = mock.streamsSent;
+    expect(s).toMatchObject({ api: 'openai.chat', completed: true, clientClosed: false });
+    expect(s.eventsSent).toBe(s.eventsTotal);
+    expect(s.outputTokensSent).toBe(mock.usageSent[0].usage.output);
+    expect(s.outputTokensSent).toBe(estimateTokens(s.textSent, 'gpt-4o-mini'));
+  });
+
+  it('stops generating when the client goes away and records how far it got', async () => {
+    mock.reset();
+    mock.setChunkDelay(20);
+    const ac = new AbortController();
+    const res = await fetch(`${mock.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'claude-sonnet-5', max_tokens: 100, messages, stream: true }),
+      signal: ac.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    ac.abort();
+    await expect.poll(() => mock.streamsSent.length).toBe(1);
+    const [s] = mock.streamsSent;
+    expect(s).toMatchObject({ api: 'anthropic.messages', completed: false, clientClosed: true });
+    expect(s.eventsSent).toBeLessThan(s.eventsTotal);
+    // A cut stream's usage (sent in its last events) never went out.
+    expect(mock.usageSent).toEqual([]);
+  });
+});
