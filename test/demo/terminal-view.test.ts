@@ -6,7 +6,6 @@ import { formatCost, formatUsd, formatInt, formatDuration, formatPercent } from 
 import { binCommand, frame, FRAME_START, shellQuote } from '../../src/demo/demo.js';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import type { Snapshot, UserUsage, TokenCounts } from '../../src/demo/usage-api.js';
 
 function tokens(input: number, output: number): TokenCounts {
@@ -194,7 +193,8 @@ describe('terminal view on a small terminal (80×24)', () => {
     // Relative inside the clone (src/ here under vitest, dist/ when built: test/e2e/demo-tty-80x24.test.ts runs it).
     expect(binCommand(root)).toMatch(/^node (src|dist)\/cli\/main\.js$/);
     // Absolute from anywhere else.
-    expect(binCommand(tmpdir())).toMatch(new RegExp(`^node ${join(root, '(src|dist)', 'cli', 'main\\.js')}$`));
+    // (A sibling of the clone, never one of its ancestors: the clone itself may live under the temp directory.)
+    expect(binCommand(join(root, '..', 'somewhere-else'))).toMatch(new RegExp(`^node ${join(root, '(src|dist)', 'cli', 'main\\.js')}$`));
     expect(shellQuote('/tmp/a b')).toBe(`'/tmp/a b'`);
     expect(shellQuote("it's")).toBe(`'it'\\''s'`);
   });

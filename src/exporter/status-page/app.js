@@ -149,7 +149,7 @@ export const LIMIT_ALERT_RULES = [
   { name: 'TokenmeterUserNearRequestLimit', measure: 'requests', minRatio: NEAR_RATIO, maxRatio: 1, severity: 'info' },
   { name: 'TokenmeterUserOverRequestLimit', measure: 'requests', minRatio: 1, maxRatio: Infinity, severity: 'warning' },
   { name: 'TokenmeterUserNearBudget', measure: 'cost_usd', minRatio: NEAR_RATIO, maxRatio: 1, severity: 'info' },
-  { name: 'TokenmeterUserOverBudget', measure: 'cost_usd', minRatio: 1, maxRatio: Infinity, severity: 'critical' },
+  { name: 'TokenmeterUserOverBudget', measure: 'cost_usd', minRatio: 1, maxRatio: Infinity, severity: 'warning' },
 ];
 export const UNPRICED_MODEL_ALERT = { name: 'TokenmeterUnpricedModel', severity: 'warning' };
 const SEVERITY_RANK = { critical: 0, warning: 1, info: 2 };
