@@ -13,7 +13,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { instrument, withUser } from '../../src/instrumentation/index.js';
 import { PriceBook } from '../../src/pricing/index.js';
-import { estimateTokens, normalizeGenAiAttributes } from '../../src/usage/index.js';
+import { estimateTokens, loadEstimator, normalizeGenAiAttributes } from '../../src/usage/index.js';
 import { ACCESS_KEY_ID, startBedrockServer, type BedrockServer } from './bedrock-server.js';
 import { createHarness, onlySpan, usageAttrs, type Harness } from './harness.js';
 
@@ -27,6 +27,9 @@ const MODEL = 'us.anthropic.claude-sonnet-4-5-20250929-v1:0';
 const messages = [{ role: 'user' as const, content: [{ text: 'Explain the meter.' }] }];
 
 beforeAll(async () => {
+  // The tokenizer built first: a call needing an estimate before then ends a moment later, once it is
+  // (test/instrumentation/deferred-estimate.test.ts); these tests read the span right after the call.
+  await loadEstimator();
   h = await createHarness();
   server = await startBedrockServer();
   expect(instrument(bedrock)).toEqual(['BedrockRuntimeClient.send (Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream)']);

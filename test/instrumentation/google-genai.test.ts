@@ -5,7 +5,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { instrument, withUser } from '../../src/instrumentation/index.js';
 import { PriceBook } from '../../src/pricing/index.js';
-import { estimateTokens, normalizeGenAiAttributes } from '../../src/usage/index.js';
+import { estimateTokens, loadEstimator, normalizeGenAiAttributes } from '../../src/usage/index.js';
 import { startGeminiServer, type GeminiServer } from './gemini-server.js';
 import { createHarness, onlySpan, usageAttrs, type Harness } from './harness.js';
 
@@ -17,6 +17,9 @@ const book = PriceBook.load();
 const AT = new Date('2026-11-24T12:00:00Z');
 
 beforeAll(async () => {
+  // The tokenizer built first: a call needing an estimate before then ends a moment later, once it is
+  // (test/instrumentation/deferred-estimate.test.ts); these tests read the span right after the call.
+  await loadEstimator();
   h = await createHarness();
   server = await startGeminiServer();
   expect(instrument(genai)).toEqual(['models.generateContent', 'models.generateContentStream', 'models.embedContent']);
