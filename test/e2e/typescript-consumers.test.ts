@@ -36,7 +36,8 @@ const SETTINGS = {
   'CommonJS, module node16': { type: undefined, compilerOptions: { module: 'node16', moduleResolution: 'node16' } },
   'CommonJS, module nodenext': { type: undefined, compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext' } },
   'ES module, module nodenext': { type: 'module', compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext' } },
-  'moduleResolution node10 (module commonjs)': { type: undefined, compilerOptions: { module: 'commonjs', moduleResolution: 'node10' } },
+  // TypeScript 6 refuses node10 unless told to ignore its deprecation (TS5107); TypeScript 5 needs nothing.
+  'moduleResolution node10 (module commonjs)': { type: undefined, compilerOptions: { module: 'commonjs', moduleResolution: 'node10', ignoreDeprecations: '6.0' } },
   'moduleResolution bundler (module esnext)': { type: 'module', compilerOptions: { module: 'esnext', moduleResolution: 'bundler' } },
 } as const;
 
