@@ -33,9 +33,12 @@ describe('idle-socket flood under an open-file limit of 512', () => {
     }
     expect((await httpRequest(`${serve.httpUrl}/healthz`)).status).toBe(200);
     const lines = await scrape(serve.httpUrl);
-    // 512 - 128 reserved = 384 OTLP connections at most; the rest were closed on arrival and counted.
+    // 512 - 128 reserved = 384 OTLP connections at most; the rest were closed on arrival and counted. How many
+    // arrive past the cap depends on how fast this loop runs against headers_timeout closing the idle ones (a
+    // loaded machine, or another Node line, connects slower): at least one, and never more than 384 held at once.
     const dropped = Number(lines.find((l) => l.startsWith('tokenmeter_rejected_requests_total{reason="too_many_connections"}'))?.split(' ')[1]);
-    expect(dropped).toBeGreaterThanOrEqual(600 - 384);
+    expect(dropped).toBeGreaterThan(0);
+    expect(sockets.filter((s) => !s.destroyed && !s.readableEnded).length).toBeLessThanOrEqual(384);
     await Promise.all(closed);
     expect(serve.child.exitCode).toBeNull();
     const r = await postOtlp(serve.otlpUrl, otlpJson([{ spanId: 'f200000000000001', user: 'post-flood', model: 'gpt-4o', input: 1000, output: 0 }]));
