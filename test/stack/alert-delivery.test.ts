@@ -13,11 +13,11 @@
  * exporters is one event for the job, customer alerts reach the customer-ops receiver only (grouped by alert and
  * plan, never paged), the Watchdog reaches its own receiver.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { freePort, startProcess, stopProcess, type Proc } from '../helpers/processes.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,11 +35,6 @@ interface Delivery {
   body: any;
 }
 
-interface Proc {
-  child: ChildProcess;
-  output: string[];
-}
-
 let dir: string;
 let exporter: RunningExporter;
 let sink: Server;
@@ -49,41 +44,6 @@ let prometheus: Proc;
 let alertmanager: Proc;
 let amUrl: string;
 let promUrl: string;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function startProcess(bin: string, args: string[]): Proc {
-  const child = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: string[] = [];
-  const keep = (d: Buffer) => {
-    output.push(d.toString());
-    if (output.length > 400) output.shift();
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return { child, output };
-}
-
-function stopProcess(p: Proc | undefined): Promise<void> {
-  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => p.child.kill('SIGKILL'), 5000);
-    p.child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    p.child.kill('SIGTERM');
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -247,7 +207,7 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('the shipped Alertmanager co
       `--web.listen-address=127.0.0.1:${amPort}`,
       `--web.external-url=${amUrl}`,
       '--cluster.listen-address=',
-    ]);
+    ], dir);
     // Alertmanager first: alerts that fire at Prometheus' first evaluations would otherwise go to an Alertmanager
     // not yet listening, and be re-sent only a resend delay later.
     await waitFor('Alertmanager ready', async () => ((await fetch(`${amUrl}/-/ready`)).ok ? true : undefined));
@@ -257,7 +217,7 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('the shipped Alertmanager co
       `--web.listen-address=127.0.0.1:${promPort}`,
       `--web.external-url=http://127.0.0.1:${promPort}`,
       '--rules.alert.resend-delay=1s',
-    ]);
+    ], dir);
     await waitFor('Prometheus ready', async () => ((await fetch(`${promUrl}/-/ready`)).ok ? true : undefined));
 
     const post = (body: string) => fetch(`${exporter.otlpUrl}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });

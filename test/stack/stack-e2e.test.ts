@@ -7,11 +7,12 @@
  * evaluates the generated alert rules (with `for:` shortened to 1s); Alertmanager delivers the near- and
  * over-limit alerts to the webhook, naming the user; every dashboard panel's PromQL returns data.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { freePort, startProcess, stopProcess, type Proc } from '../helpers/processes.js';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,11 +42,6 @@ const USAGE_PER_CALL: Usage = { input: 1500, cache_read: 0, cache_write: 0, outp
 const USER = 'alice';
 const PLAN = 'free';
 
-interface Proc {
-  child: ChildProcess;
-  output: string[];
-}
-
 interface WebhookAlert {
   status: string;
   labels: Record<string, string>;
@@ -62,41 +58,6 @@ let prometheus: Proc;
 let alertmanager: Proc;
 let promUrl: string;
 let amUrl: string;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function startProcess(bin: string, args: string[]): Proc {
-  const child = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: string[] = [];
-  const keep = (d: Buffer) => {
-    output.push(d.toString());
-    if (output.length > 400) output.shift();
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return { child, output };
-}
-
-function stopProcess(p: Proc | undefined): Promise<void> {
-  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => p.child.kill('SIGKILL'), 5000);
-    p.child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    p.child.kill('SIGTERM');
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -294,12 +255,12 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('stack end to end: app → e
       `--storage.path=${join(dir, 'am-data')}`,
       `--web.listen-address=127.0.0.1:${amPort}`,
       '--cluster.listen-address=',
-    ]);
+    ], dir);
     prometheus = startProcess(prometheusBin!, [
       `--config.file=${join(dir, 'prometheus.yml')}`,
       `--storage.tsdb.path=${join(dir, 'prom-data')}`,
       `--web.listen-address=127.0.0.1:${promPort}`,
-    ]);
+    ], dir);
     await waitFor('Alertmanager ready', async () => ((await fetch(`${amUrl}/-/ready`)).ok ? true : undefined));
     await waitFor('Prometheus ready', async () => ((await fetch(`${promUrl}/-/ready`)).ok ? true : undefined));
   }, 60_000);
