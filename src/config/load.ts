@@ -47,6 +47,8 @@ export const CONFIG_OVERRIDES: readonly ConfigOverride[] = [
   { path: ['ledger', 'refresh_interval'], env: 'TOKENMETER_REFRESH_INTERVAL', kind: 'string' },
   { path: ['ingest', 'late_arrival_window'], env: 'TOKENMETER_LATE_ARRIVAL_WINDOW', kind: 'string' },
   { path: ['ingest', 'clock_skew'], env: 'TOKENMETER_CLOCK_SKEW', kind: 'string' },
+  { path: ['ingest', 'framework_spans'], env: 'TOKENMETER_FRAMEWORK_SPANS', kind: 'string' },
+  { path: ['ingest', 'framework_spans_window'], env: 'TOKENMETER_FRAMEWORK_SPANS_WINDOW', kind: 'string' },
   { path: ['display', 'currency'], env: 'TOKENMETER_DISPLAY_CURRENCY', kind: 'string' },
 ];
 

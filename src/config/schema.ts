@@ -109,9 +109,21 @@ const ingestSchema = z
       .describe(
         "How far in the future a span's end time may be (the sender's clock ahead of this one) and still count as now; a later end time is charged to the period and price of its arrival.",
       ),
+    framework_spans: z
+      .enum(['auto', 'always', 'never'])
+      .prefault('auto')
+      .describe(
+        'LLM spans of framework instrumentations (LangChain, LlamaIndex, agent frameworks) that wrap a provider SDK call: auto = billed only when no provider-level instrumentation (OTel contrib, OpenLLMetry or OpenInference openai / anthropic, tokenmeter) was seen for the same provider from the same process within framework_spans_window, else counted as superseded and not billed; always = always billed; never = never billed.',
+      ),
+    framework_spans_window: durationSchema
+      .prefault('24h')
+      .refine((ms) => ms >= 60_000 && ms <= 31 * 24 * HOUR_MILLIS, { error: 'between 1m and 31d' })
+      .describe('How long a provider-level instrumentation seen from a process counts as active there (framework_spans: auto).'),
   })
   .prefault({})
-  .describe('Which billing period and price a call is charged to. Event times are kept for reporting either way.');
+  .describe(
+    'Which billing period and price a call is charged to (event times are kept for reporting either way), and which of two instrumentations of one call is billed.',
+  );
 
 const pricingSchema = z
   .strictObject({

@@ -45,7 +45,15 @@ export const GENAI = {
   inputTokens: 'gen_ai.usage.input_tokens',
   outputTokens: 'gen_ai.usage.output_tokens',
   cacheReadInputTokens: 'gen_ai.usage.cache_read.input_tokens',
+  /** The name before 2026 (still written by most instrumentations and by tokenmeter's own, still read). */
   cacheCreationInputTokens: 'gen_ai.usage.cache_creation.input_tokens',
+  /** The current name of the cache-write count (renamed from cache_creation in 2026). */
+  cacheWriteInputTokens: 'gen_ai.usage.cache_write.input_tokens',
+  /** Modality parts (GenAI conventions): each part of the count it names; audio and image output price differently. */
+  audioInputTokens: 'gen_ai.usage.audio.input_tokens',
+  audioCacheReadInputTokens: 'gen_ai.usage.audio.cache_read.input_tokens',
+  audioOutputTokens: 'gen_ai.usage.audio.output_tokens',
+  imageOutputTokens: 'gen_ai.usage.image.output_tokens',
   reasoningOutputTokens: 'gen_ai.usage.reasoning.output_tokens',
   tokenType: 'gen_ai.token.type',
   requestServiceTier: 'gen_ai.openai.request.service_tier',
@@ -86,6 +94,10 @@ export const METRIC = {
   limitCostUsd: 'tokenmeter_limit_cost_usd',
   periodEndTimestampSeconds: 'tokenmeter_period_end_timestamp_seconds',
   ingestedSpansTotal: 'tokenmeter_ingested_spans_total',
+  /** GenAI call spans with no token counts, billed anyway (issue 13), by source and reason (estimated, no_content). */
+  missingUsageSpansTotal: 'tokenmeter_missing_usage_spans_total',
+  /** The cost spans reported themselves (gen_ai.usage.cost, gen_ai.cost.*), for comparison with tokenmeter_cost_usd_total; never billed. */
+  reportedCostUsdTotal: 'tokenmeter_reported_cost_usd_total',
   /** Operational metrics beyond the DESIGN.md table (exporter health). */
   rejectedSpansTotal: 'tokenmeter_rejected_spans_total',
   /** Spans whose end time was outside the accepted window: charged to the period and price of their arrival, by reason (late, future). */
@@ -131,6 +143,7 @@ export const LABEL = {
   user: 'user',
   feature: 'feature',
   reason: 'reason',
+  source: 'source',
   signal: 'signal',
   code: 'code',
   version: 'version',
@@ -138,7 +151,9 @@ export const LABEL = {
 } as const;
 
 /** `tokenmeter_ingested_spans_total{outcome}` values. */
-export const INGEST_OUTCOMES = ['priced', 'ignored', 'duplicate', 'rejected'] as const;
+export const INGEST_OUTCOMES = ['priced', 'ignored', 'duplicate', 'rejected', 'superseded'] as const;
+/** `tokenmeter_missing_usage_spans_total{reason}` values. */
+export const MISSING_USAGE_REASONS = ['estimated', 'no_content'] as const;
 export type IngestOutcome = (typeof INGEST_OUTCOMES)[number];
 
 /** `tokenmeter_requests_total{outcome}` values. */

@@ -131,6 +131,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     now,
     log,
     chargeWindow: { lateArrivalMillis: config.ingest.late_arrival_window, clockSkewMillis: config.ingest.clock_skew },
+    supersede: { mode: config.ingest.framework_spans, windowMillis: config.ingest.framework_spans_window },
   });
   const retryAfterSeconds = Math.max(1, Math.ceil(config.ledger.retry_after / 1000));
 

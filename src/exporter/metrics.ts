@@ -479,6 +479,33 @@ export class ExporterMetrics {
     if (n > 0) this.ingestedSpansTotal.inc({ outcome: 'ignored' }, n);
   }
 
+  /** Framework spans not billed because a provider-level instrumentation records the same calls. */
+  countSuperseded(n: number): void {
+    if (n > 0) this.ingestedSpansTotal.inc({ outcome: 'superseded' }, n);
+  }
+
+  private readonly missingUsageSpans = new Counter({
+    name: METRIC.missingUsageSpansTotal,
+    help: 'GenAI call spans that reported no token counts, billed anyway and flagged estimated: reason="estimated" (tokens estimated from the prompt and completion they carry), reason="no_content" (counted as a request with zero tokens).',
+    labelNames: [LABEL.source, LABEL.reason],
+    registers: [this.registry],
+  });
+
+  countMissingUsage(source: string, reason: string): void {
+    this.missingUsageSpans.inc({ source, reason });
+  }
+
+  private readonly reportedCost = new Counter({
+    name: METRIC.reportedCostUsdTotal,
+    help: 'The cost spans reported themselves (gen_ai.usage.cost, gen_ai.cost.*), in USD, for comparison with tokenmeter_cost_usd_total. Never billed.',
+    labelNames: [LABEL.provider, LABEL.model],
+    registers: [this.registry],
+  });
+
+  addReportedCost(provider: string, model: string, usd: number): void {
+    this.reportedCost.inc({ provider, model }, usd);
+  }
+
   /** A rejected span (or a rejected request, counted once per span when known). */
   countRejected(reason: string, n = 1): void {
     if (n <= 0) return;

@@ -7,6 +7,7 @@ import type { UsageRecord } from '../usage/usage-record.js';
 import type { LedgerHealth } from './ledger-health.js';
 import type { ExporterMetrics } from './metrics.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
+import { DEFAULT_FRAMEWORK_SPANS_WINDOW_MILLIS, ProviderLevelTracker, type SupersedeOptions } from './supersede.js';
 
 /** The ledger could not commit: the whole request gets 503 + Retry-After and nothing was counted. */
 export class LedgerUnavailable extends Error {
@@ -24,6 +25,8 @@ export interface SpanOutcomes {
   committed: number;
   duplicates: number;
   ignored: number;
+  /** Framework spans not billed because a provider-level instrumentation records the same calls (supersede.ts). */
+  superseded: number;
 }
 
 export interface PipelineOptions<S> {
@@ -39,6 +42,8 @@ export interface PipelineOptions<S> {
   health?: LedgerHealth;
   /** Which period and price a call is charged to (config `ingest`); default 6 h late arrival, 5 min clock skew. */
   chargeWindow?: ChargeWindow;
+  /** Framework spans next to provider-level spans (config `ingest.framework_spans`); default auto, 24 h. */
+  supersede?: SupersedeOptions;
 }
 
 /**
@@ -168,10 +173,20 @@ interface PreparedBatch {
   rejectedByReason: Map<string, number>;
   messages: string[];
   ignored: number;
+  superseded: number;
   rejected: number;
+  /** Facts to count once a record is committed (not for duplicates), by trace id + span id; only spans that have some. */
+  noted: Map<string, NotedFacts>;
   /** Records charged to their arrival because their end time was too old / too far ahead. */
   late: number;
   future: number;
+}
+
+/** What a committed record's span reported beyond its usage: counted after the commit (tokenmeter_missing_usage_spans_total, tokenmeter_reported_cost_usd_total). */
+interface NotedFacts {
+  source: string;
+  missingUsage?: 'estimated' | 'no_content';
+  reportedCostUsd?: number;
 }
 
 /**
@@ -180,9 +195,11 @@ interface PreparedBatch {
  */
 export class Pipeline<S> {
   private readonly periods: PeriodStarts;
+  private readonly providerLevel: ProviderLevelTracker;
 
   constructor(private readonly o: PipelineOptions<S>) {
     this.periods = new PeriodStarts(o.plans);
+    this.providerLevel = new ProviderLevelTracker(o.supersede ?? { mode: 'auto', windowMillis: DEFAULT_FRAMEWORK_SPANS_WINDOW_MILLIS });
   }
 
   /**
@@ -215,17 +232,29 @@ export class Pipeline<S> {
       rejectedByReason.set(reason, (rejectedByReason.get(reason) ?? 0) + 1);
       if (messages.length < 5) messages.push(message);
     };
-    for (const span of spans) {
-      let r: ExtractResult;
+    let superseded = 0;
+    const noted = new Map<string, NotedFacts>();
+    const results: ExtractResult[] = new Array<ExtractResult>(spans.length);
+    for (let i = 0; i < spans.length; i++) {
       try {
-        r = this.o.extract(span);
+        results[i] = this.o.extract(spans[i]!);
       } catch (err) {
-        reject('extract_failed', `could not read the span's usage: ${err instanceof Error ? err.message : String(err)}`);
-        continue;
+        results[i] = { kind: 'rejected', reason: 'extract_failed', message: `could not read the span's usage: ${err instanceof Error ? err.message : String(err)}` };
       }
+    }
+    // The request's provider-level spans first: a framework span in the same request is judged knowing them.
+    for (const r of results) if (r.kind === 'usage' && r.facts !== undefined) this.providerLevel.learn(r.facts, r.record.provider, arrival);
+    for (const r of results) {
       if (r.kind === 'ignored') ignored++;
       else if (r.kind === 'rejected') reject(r.reason, r.message);
+      else if (r.facts !== undefined && this.providerLevel.superseded(r.facts, r.record.provider, arrival)) superseded++;
       else {
+        if (r.facts !== undefined && (r.facts.missingUsage !== undefined || r.facts.reportedCostUsd !== undefined)) {
+          const n: NotedFacts = { source: r.record.source };
+          if (r.facts.missingUsage !== undefined) n.missingUsage = r.facts.missingUsage;
+          if (r.facts.reportedCostUsd !== undefined) n.reportedCostUsd = r.facts.reportedCostUsd;
+          noted.set(`${r.record.traceId}/${r.record.spanId}`, n);
+        }
         const charge = chargeInstant(r.record.endTimeMillis, arrival, window);
         if (charge.redated === 'late') late++;
         else if (charge.redated === 'future') future++;
@@ -244,10 +273,10 @@ export class Pipeline<S> {
       }
     }
     markPrevalidated(records);
-    return { records, rejectedByReason, messages, ignored, rejected, late, future };
+    return { records, rejectedByReason, messages, ignored, superseded, rejected, noted, late, future };
   }
 
-  private async commit({ records, rejectedByReason, messages, ignored, rejected, late, future }: PreparedBatch, ack?: (outcome: AckOutcome) => void): Promise<SpanOutcomes> {
+  private async commit({ records, rejectedByReason, messages, ignored, superseded, rejected, noted, late, future }: PreparedBatch, ack?: (outcome: AckOutcome) => void): Promise<SpanOutcomes> {
     let result: CommitResult = { committed: [], duplicates: [], rollups: [] };
     let acked = false;
     const acknowledge = ack
@@ -282,11 +311,20 @@ export class Pipeline<S> {
       // Counted with the request's commit (a 503 and its retry count once); duplicates of an earlier commit included.
       this.o.metrics.countRedated('late', late);
       this.o.metrics.countRedated('future', future);
+      if (noted.size > 0) {
+        for (const rec of result.committed) {
+          const n = noted.get(`${rec.traceId}/${rec.spanId}`);
+          if (n === undefined) continue;
+          if (n.missingUsage !== undefined) this.o.metrics.countMissingUsage(n.source, n.missingUsage);
+          if (n.reportedCostUsd !== undefined) this.o.metrics.addReportedCost(rec.provider, rec.model, n.reportedCostUsd);
+        }
+      }
     }
     this.o.metrics.countIgnored(ignored);
+    this.o.metrics.countSuperseded(superseded);
     for (const [reason, n] of rejectedByReason) this.o.metrics.countRejected(reason, n);
     acknowledge?.();
-    return { rejected, messages, committed: result.committed.length, duplicates: result.duplicates.length, ignored };
+    return { rejected, messages, committed: result.committed.length, duplicates: result.duplicates.length, ignored, superseded };
   }
 
   /** Moves the metrics to the current billing period if the clock has passed its end. Returns true on rollover. */

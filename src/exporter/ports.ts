@@ -1,6 +1,7 @@
 import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod, PlanLimits } from '../plans/types.js';
 import type { PriceQuery, PriceStringsResult } from '../pricing/types.js';
+import type { SpanFacts } from '../ingest/types.js';
 import type { UsageRecord } from '../usage/usage-record.js';
 
 /**
@@ -65,6 +66,6 @@ export interface LedgerPort {
 export type UnavailableCheck = (err: unknown) => boolean;
 
 export type ExtractResult =
-  | { kind: 'usage'; record: UsageRecord }
+  | { kind: 'usage'; record: UsageRecord; facts?: SpanFacts }
   | { kind: 'ignored' }
   | { kind: 'rejected'; reason: string; message: string };

@@ -83,16 +83,21 @@ interface Totals {
   tokens: Record<TokenType, number>;
   requests: number;
   unpriced: number;
+  estimated: number;
   costs: string[];
 }
-function addRow(acc: Totals, row: { tokens: Record<TokenType, number>; requests: number; unpricedRequests?: number; costUsd: string }): void {
+function addRow(
+  acc: Totals,
+  row: { tokens: Record<TokenType, number>; requests: number; unpricedRequests?: number; estimatedRequests?: number; costUsd: string },
+): void {
   for (const t of TOKEN_TYPES) acc.tokens[t] += row.tokens[t] ?? 0;
   acc.requests += row.requests;
   acc.unpriced += row.unpricedRequests ?? 0;
+  acc.estimated += row.estimatedRequests ?? 0;
   acc.costs.push(row.costUsd);
 }
 function emptyTotals(): Totals {
-  return { tokens: { input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 }, requests: 0, unpriced: 0, costs: [] };
+  return { tokens: { input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 }, requests: 0, unpriced: 0, estimated: 0, costs: [] };
 }
 
 /** The money fields of a figure: `cost_usd` (null when wholly unpriced) and `unpriced_requests`. */
@@ -115,7 +120,15 @@ function modelBreakdown(rows: readonly ModelUsage[]) {
     addRow(m.acc, r);
   }
   return [...models.values()]
-    .map((m) => ({ provider: m.provider, model: m.model, tokens: tokenCounts(m.acc.tokens), requests: m.acc.requests, ...costFields(m.acc) }))
+    .map((m) => ({
+      provider: m.provider,
+      model: m.model,
+      tokens: tokenCounts(m.acc.tokens),
+      requests: m.acc.requests,
+      // Requests whose tokens were estimated (no provider count on their span), part of `requests` and `tokens`.
+      estimated_requests: m.acc.estimated,
+      ...costFields(m.acc),
+    }))
     .sort((a, b) => byCost(a, b) || a.model.localeCompare(b.model));
 }
 
@@ -137,6 +150,7 @@ export function userUsageJson(userId: string, period: BillingPeriod, rows: Model
     period: periodJson(period),
     tokens,
     requests: total.requests,
+    estimated_requests: total.estimated,
     ...money,
     ...(shown ? { display: shown } : {}),
     limits: f.limits,

@@ -28,7 +28,8 @@ import {
 import { RESERVED_USER_IDS, recordTextProblem, userIdProblem } from '../usage/record-text.js';
 import type { UsageRecord, UsageSource } from '../usage/usage-record.js';
 import { normalizeProvider } from './providers.js';
-import type { AttributeMap, AttributeValue, DecodedSpan } from './types.js';
+import { estimateContent, spanContent } from './span-content.js';
+import type { AttributeMap, AttributeValue, DecodedSpan, SpanFacts } from './types.js';
 
 /**
  * Usage extraction from the spans of any GenAI instrumentation: tokenmeter's own, the OTel GenAI conventions
@@ -59,8 +60,22 @@ import type { AttributeMap, AttributeValue, DecodedSpan } from './types.js';
  *
  * An errored call (span status ERROR or error.type) with usage is priced as reported; one without any usage
  * becomes a record with zero usage and outcome `error`, so that requests_total counts the failed request.
- * A successful model call with no usage at all is rejected (`missing_usage`): pricing it as free would hide
- * an instrumentation that lost its counts (e.g. a stream without usage).
+ * A successful model call with no usage at all is never dropped (issue 13): its tokens are estimated from the
+ * prompt and completion the span carries (span-content.ts, the tokenizer of src/usage/estimate.ts) and the record
+ * is flagged `estimated`; with no content (or no tokenizer) it is counted as a request with zero tokens, also
+ * flagged `estimated`. `facts.missingUsage` says which, for tokenmeter_missing_usage_spans_total.
+ *
+ * Counts also read (GenAI semantic conventions, model/gen-ai/registry.yaml of open-telemetry/semantic-conventions:
+ * "gen_ai.usage.cache_read.input_tokens ... The value SHOULD be included in gen_ai.usage.input_tokens", the same for
+ * the cache-write count, renamed from gen_ai.usage.cache_creation.input_tokens to
+ * gen_ai.usage.cache_write.input_tokens in 2026): Sentry's `gen_ai.usage.input_tokens.cached`,
+ * `gen_ai.usage.input_tokens.cache_write` and `gen_ai.usage.output_tokens.reasoning` (same inclusion rule), the
+ * modality parts `gen_ai.usage.audio.input_tokens` (including its cached part
+ * `gen_ai.usage.audio.cache_read.input_tokens`), `gen_ai.usage.audio.output_tokens` and
+ * `gen_ai.usage.image.output_tokens`, which are priced differently (text and image input parts are not: they are
+ * priced as input). A cost the span carries itself (the `gen_ai.usage.cost` proposal, LiteLLM's `gen_ai.cost.*`,
+ * Sentry's `gen_ai.usage.total_cost`) is never used for billing: it is returned in `facts.reportedCostUsd` and
+ * exported next to tokenmeter's own cost for comparison.
  */
 
 export type RejectReason =
@@ -73,7 +88,7 @@ export type RejectReason =
   | 'reserved_user_id';
 
 export type ExtractResult =
-  | { kind: 'usage'; record: UsageRecord; warnings: string[] }
+  | { kind: 'usage'; record: UsageRecord; warnings: string[]; facts: SpanFacts }
   | { kind: 'ignored' }
   | { kind: 'rejected'; reason: RejectReason; message: string };
 
@@ -85,7 +100,7 @@ export const MAX_LABEL_CHARS = 256;
 const MAX_PROVIDER_METADATA_CHARS = 64 * 1024;
 
 /** GenAI operations that are not a model call: they may carry usage summed over their children. */
-const NON_MODEL_OPERATIONS = new Set(['execute_tool', 'invoke_agent', 'create_agent', 'invoke_workflow']);
+const NON_MODEL_OPERATIONS = new Set(['execute_tool', 'invoke_agent', 'create_agent', 'invoke_workflow', 'agent_step']);
 const TRACELOOP_NON_MODEL_KINDS = new Set(['workflow', 'task', 'agent', 'tool']);
 
 /** Vercel AI SDK leaf spans (one model call each) and the operation they stand for. */
@@ -162,14 +177,6 @@ function label(a: AttributeMap, what: string, k1: string, k2?: string, k3?: stri
   );
 }
 
-function labelIn(a: AttributeMap, what: string, keys: readonly string[]): string | undefined {
-  for (const key of keys) {
-    const s = labelAt(a, what, key);
-    if (s !== undefined) return s;
-  }
-  return undefined;
-}
-
 /** One key of `label`: undefined when absent or blank. */
 function labelAt(a: AttributeMap, what: string, key: string): string | undefined {
   const v = a[key];
@@ -202,19 +209,49 @@ function modalityCount(a: AttributeMap, key: string, spanRef: string): number {
   return n;
 }
 
+/** The span's modality parts: tokenmeter's attributes, else the GenAI conventions' (audio input minus its cached part). */
+interface ModalityParts {
+  inputAudio: number;
+  outputAudio: number;
+  outputImage: number;
+  /** The attributes they came from, for error messages. */
+  inputKey: string;
+  outputKeys: string;
+}
+
+function modalityParts(a: AttributeMap, spanRef: string): ModalityParts | undefined {
+  if (present(a[ATTR_INPUT_AUDIO_TOKENS]) || present(a[ATTR_OUTPUT_AUDIO_TOKENS]) || present(a[ATTR_OUTPUT_IMAGE_TOKENS])) {
+    return {
+      inputAudio: modalityCount(a, ATTR_INPUT_AUDIO_TOKENS, spanRef),
+      outputAudio: modalityCount(a, ATTR_OUTPUT_AUDIO_TOKENS, spanRef),
+      outputImage: modalityCount(a, ATTR_OUTPUT_IMAGE_TOKENS, spanRef),
+      inputKey: `"${ATTR_INPUT_AUDIO_TOKENS}"`,
+      outputKeys: `"${ATTR_OUTPUT_AUDIO_TOKENS}" + "${ATTR_OUTPUT_IMAGE_TOKENS}"`,
+    };
+  }
+  if (!present(a[GENAI.audioInputTokens]) && !present(a[GENAI.audioOutputTokens]) && !present(a[GENAI.imageOutputTokens])) return undefined;
+  const audioIn = modalityCount(a, GENAI.audioInputTokens, spanRef);
+  const audioCached = modalityCount(a, GENAI.audioCacheReadInputTokens, spanRef);
+  if (audioCached > audioIn) {
+    throw new Reject('implausible_usage', `"${GENAI.audioCacheReadInputTokens}" (${audioCached}) exceeds "${GENAI.audioInputTokens}" (${audioIn}) (span ${spanRef})`);
+  }
+  return {
+    inputAudio: audioIn - audioCached,
+    outputAudio: modalityCount(a, GENAI.audioOutputTokens, spanRef),
+    outputImage: modalityCount(a, GENAI.imageOutputTokens, spanRef),
+    inputKey: `"${GENAI.audioInputTokens}" minus "${GENAI.audioCacheReadInputTokens}"`,
+    outputKeys: `"${GENAI.audioOutputTokens}" + "${GENAI.imageOutputTokens}"`,
+  };
+}
+
 /** The usage with the span's modality parts, each within the bucket it is part of (never clamped: rejected). */
-function withModalityParts(a: AttributeMap, usage: Usage, spanRef: string): Usage {
-  const inputAudio = modalityCount(a, ATTR_INPUT_AUDIO_TOKENS, spanRef);
-  const outputAudio = modalityCount(a, ATTR_OUTPUT_AUDIO_TOKENS, spanRef);
-  const outputImage = modalityCount(a, ATTR_OUTPUT_IMAGE_TOKENS, spanRef);
+function withModalityParts(parts: ModalityParts, usage: Usage, spanRef: string): Usage {
+  const { inputAudio, outputAudio, outputImage } = parts;
   if (inputAudio > usage.input) {
-    throw new Reject('implausible_usage', `"${ATTR_INPUT_AUDIO_TOKENS}" (${inputAudio}) exceeds the uncached input tokens (${usage.input}) (span ${spanRef})`);
+    throw new Reject('implausible_usage', `${parts.inputKey} (${inputAudio}) exceeds the uncached input tokens (${usage.input}) (span ${spanRef})`);
   }
   if (outputAudio + outputImage > usage.output) {
-    throw new Reject(
-      'implausible_usage',
-      `"${ATTR_OUTPUT_AUDIO_TOKENS}" + "${ATTR_OUTPUT_IMAGE_TOKENS}" (${outputAudio + outputImage}) exceed the output tokens (${usage.output}) (span ${spanRef})`,
-    );
+    throw new Reject('implausible_usage', `${parts.outputKeys} (${outputAudio + outputImage}) exceed the output tokens (${usage.output}) (span ${spanRef})`);
   }
   const out: Usage = { ...usage };
   if (inputAudio) out.input_audio = inputAudio;
@@ -349,30 +386,95 @@ function metadataSlot(meta: Record<string, unknown> | undefined, key: string, pa
   return { key: `ai.response.providerMetadata.${path}`, value: typeof v === 'object' ? '[object]' : (v as AttributeValue) };
 }
 
-/** Where a convention carries user, plan and feature: the standard attributes first, then its own. */
-interface AttributionKeys {
-  user: readonly string[];
-  plan: readonly string[];
-  feature: readonly string[];
-}
-
-// Built once: extraction runs per span.
-const STANDARD_ATTRIBUTION: AttributionKeys = { user: [ATTR_USER_ID, 'enduser.id'], plan: [ATTR_PLAN], feature: [ATTR_FEATURE] };
-const VERCEL_ATTRIBUTION: AttributionKeys = {
-  user: [...STANDARD_ATTRIBUTION.user, 'ai.telemetry.metadata.userId', 'ai.telemetry.metadata.user.id', 'ai.telemetry.metadata.user_id'],
-  plan: [...STANDARD_ATTRIBUTION.plan, `ai.telemetry.metadata.${ATTR_PLAN}`, 'ai.telemetry.metadata.plan'],
-  feature: [...STANDARD_ATTRIBUTION.feature, `ai.telemetry.metadata.${ATTR_FEATURE}`, 'ai.telemetry.metadata.feature', 'ai.telemetry.functionId'],
-};
-const OPENLLMETRY_ATTRIBUTION: AttributionKeys = {
+/**
+ * Where user, plan and feature are read from, in order of precedence (the first key present wins), for spans of
+ * every convention: an instrumentation stack may mix them (Traceloop's span processor moves the Vercel AI SDK's
+ * telemetry metadata to its association properties on the AI SDK's own spans). docs/instrumentation.md has this
+ * table; change both together.
+ */
+export const ATTRIBUTION_KEYS = {
   user: [
-    ...STANDARD_ATTRIBUTION.user,
+    // tokenmeter (withUser or baggage), OTel `user.id` (also from baggage through a BaggageSpanProcessor, AI SDK 7
+    // enrichSpan, OpenInference setUser), the deprecated OTel `enduser.id`.
+    ATTR_USER_ID,
+    'enduser.id',
+    // OpenLLMetry association properties (withAssociationProperties, or moved there from AI SDK metadata).
     'traceloop.association.properties.user_id',
     'traceloop.association.properties.userId',
     'traceloop.association.properties.user.id',
+    // Vercel AI SDK 4-6 telemetry metadata.
+    'ai.telemetry.metadata.userId',
+    'ai.telemetry.metadata.user.id',
+    'ai.telemetry.metadata.user_id',
+    // Vercel AI SDK 7 runtime context (includeRuntimeContext + the OpenTelemetry integration's runtimeContext).
+    'ai.settings.context.userId',
+    'ai.settings.context.user.id',
+    'ai.settings.context.user_id',
+    // OpenInference setMetadata (the JSON `metadata` attribute), read as `metadata.<key>`.
+    'metadata.userId',
+    'metadata.user.id',
+    'metadata.user_id',
   ],
-  plan: [...STANDARD_ATTRIBUTION.plan, `traceloop.association.properties.${ATTR_PLAN}`, 'traceloop.association.properties.plan'],
-  feature: [...STANDARD_ATTRIBUTION.feature, `traceloop.association.properties.${ATTR_FEATURE}`, 'traceloop.association.properties.feature'],
-};
+  plan: [
+    ATTR_PLAN,
+    `traceloop.association.properties.${ATTR_PLAN}`,
+    'traceloop.association.properties.plan',
+    `ai.telemetry.metadata.${ATTR_PLAN}`,
+    'ai.telemetry.metadata.plan',
+    `ai.settings.context.${ATTR_PLAN}`,
+    'ai.settings.context.plan',
+    `metadata.${ATTR_PLAN}`,
+    'metadata.plan',
+  ],
+  feature: [
+    ATTR_FEATURE,
+    `traceloop.association.properties.${ATTR_FEATURE}`,
+    'traceloop.association.properties.feature',
+    `ai.telemetry.metadata.${ATTR_FEATURE}`,
+    'ai.telemetry.metadata.feature',
+    `ai.settings.context.${ATTR_FEATURE}`,
+    'ai.settings.context.feature',
+    `metadata.${ATTR_FEATURE}`,
+    'metadata.feature',
+    // The AI SDK's function id names what the call is for.
+    'ai.telemetry.functionId',
+  ],
+} as const;
+
+/** Largest OpenInference `metadata` JSON read for attribution. */
+const MAX_METADATA_CHARS = 64 * 1024;
+
+/**
+ * OpenInference's `metadata` attribute (a JSON object string) as `metadata.<key>` attributes, top-level string,
+ * number and boolean values only; undefined when absent, too large or not a JSON object. Other value types become
+ * an object value, which `labelAt` rejects if that key is the one attribution reads.
+ */
+function metadataAttributes(a: AttributeMap): AttributeMap | undefined {
+  const raw = a.metadata;
+  if (typeof raw !== 'string' || raw.length > MAX_METADATA_CHARS) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
+  const out = Object.create(null) as AttributeMap;
+  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[`metadata.${k}`] = v;
+    else if (v !== null && v !== undefined) out[`metadata.${k}`] = Object.create(null) as AttributeMap;
+  }
+  return out;
+}
+
+/** One attribution value: the span's attributes, then (for `metadata.*` keys) OpenInference metadata. */
+function attribution(a: AttributeMap, meta: AttributeMap | undefined, what: string, keys: readonly string[]): string | undefined {
+  for (const key of keys) {
+    const s = key.startsWith('metadata.') ? (meta === undefined ? undefined : labelAt(meta, what, key)) : labelAt(a, what, key);
+    if (s !== undefined) return s;
+  }
+  return undefined;
+}
 
 interface Convention {
   source: UsageSource;
@@ -380,7 +482,6 @@ interface Convention {
   provider: string | undefined;
   model: string | undefined;
   operation: string;
-  attribution: AttributionKeys;
 }
 
 function vercel(a: AttributeMap, operation: string): Convention {
@@ -435,7 +536,6 @@ function vercel(a: AttributeMap, operation: string): Convention {
     provider,
     model: label(a, 'model', 'ai.response.model', GENAI.responseModel, 'ai.model.id', GENAI.requestModel),
     operation,
-    attribution: VERCEL_ATTRIBUTION,
   };
 }
 
@@ -458,7 +558,6 @@ function openInference(a: AttributeMap, kind: string): Convention {
     provider: providerRaw === undefined ? undefined : normalizeProvider(providerRaw),
     model: label(a, 'model', 'llm.model_name', 'embedding.model_name', GENAI.responseModel, GENAI.requestModel),
     operation: kind === 'EMBEDDING' ? 'embeddings' : 'chat',
-    attribution: STANDARD_ATTRIBUTION,
   };
 }
 
@@ -469,10 +568,13 @@ function genAi(a: AttributeMap, span: DecodedSpan, openllmetry: boolean): Conven
   const counts: Counts = {
     input: slot(a, GENAI.inputTokens, GENAI.deprecatedPromptTokens),
     output: slot(a, GENAI.outputTokens, GENAI.deprecatedCompletionTokens),
-    cacheRead: slot(a, GENAI.cacheReadInputTokens, 'gen_ai.usage.cache_read_input_tokens'),
-    cacheWrite: slot(a, GENAI.cacheCreationInputTokens, 'gen_ai.usage.cache_creation_input_tokens', 'gen_ai.usage.cache_write_input_tokens'),
+    // Current GenAI names first, then OpenLLMetry's flat spellings, then Sentry's (see the header comment).
+    cacheRead: slot(a, GENAI.cacheReadInputTokens, 'gen_ai.usage.cache_read_input_tokens', 'gen_ai.usage.input_tokens.cached'),
+    cacheWrite:
+      slot(a, GENAI.cacheWriteInputTokens, GENAI.cacheCreationInputTokens, 'gen_ai.usage.cache_creation_input_tokens') ??
+      slot(a, 'gen_ai.usage.cache_write_input_tokens', 'gen_ai.usage.input_tokens.cache_write'),
     cacheWrite1h: slot(a, ATTR_CACHE_CREATION_1H),
-    reasoning: slot(a, GENAI.reasoningOutputTokens, 'gen_ai.usage.reasoning_tokens'),
+    reasoning: slot(a, GENAI.reasoningOutputTokens, 'gen_ai.usage.reasoning_tokens', 'gen_ai.usage.output_tokens.reasoning'),
     total: slot(a, 'gen_ai.usage.total_tokens', 'llm.usage.total_tokens'),
     // OpenLLMetry JS copies Anthropic's exclusive input_tokens as is (see the header comment).
     inputExcludesCache: openllmetry && provider === 'anthropic' && span.scope.name.startsWith('@traceloop/'),
@@ -492,8 +594,45 @@ function genAi(a: AttributeMap, span: DecodedSpan, openllmetry: boolean): Conven
     provider,
     model: label(a, 'model', GENAI.responseModel, GENAI.requestModel),
     operation,
-    attribution: openllmetry ? OPENLLMETRY_ATTRIBUTION : STANDARD_ATTRIBUTION,
   };
+}
+
+/**
+ * Framework instrumentations: their LLM spans wrap a provider SDK call that a provider-level instrumentation may
+ * also record (LangChain / LlamaIndex / agent frameworks over the openai or anthropic SDK), see supersede.ts.
+ * The Vercel AI SDK is not one: its providers call the HTTP APIs themselves, its leaf span is the provider call.
+ */
+const FRAMEWORK_SCOPE_RE = /langchain|llama[-_.]?index|mastra|beeai|crewai|haystack|genkit|autogen|dspy|smolagents|semantic[-_]?kernel/i;
+
+function frameworkScope(span: DecodedSpan): boolean {
+  return FRAMEWORK_SCOPE_RE.test(span.scope.name);
+}
+
+/** Identity of the process that sent a span (its resource): service, instance, host and pid when present. */
+function resourceKey(r: AttributeMap): string {
+  const part = (k: string): string => {
+    const v = r[k];
+    return typeof v === 'string' || typeof v === 'number' ? String(v).slice(0, MAX_LABEL_CHARS) : '';
+  };
+  return `${part('service.namespace')}\u0000${part('service.name')}\u0000${part('service.instance.id')}\u0000${part('host.name')}\u0000${part('process.pid')}`;
+}
+
+/**
+ * The cost a span reports itself, in USD: the `gen_ai.usage.cost` proposal (OpenLIT), LiteLLM's
+ * `gen_ai.cost.total_cost`, `gen_ai.cost.total_usd` / `gen_ai.cost.usd`, Sentry's `gen_ai.usage.total_cost`.
+ * Only a finite non-negative number (or numeric string) below 1e9 is taken; anything else is ignored (never billed).
+ */
+const REPORTED_COST_KEYS = ['gen_ai.usage.cost', 'gen_ai.cost.total_cost', 'gen_ai.cost.total_usd', 'gen_ai.cost.usd', 'gen_ai.usage.total_cost'] as const;
+const MAX_REPORTED_COST_USD = 1e9;
+
+function reportedCostUsd(a: AttributeMap): number | undefined {
+  for (const key of REPORTED_COST_KEYS) {
+    const v = a[key];
+    if (!present(v)) continue;
+    const n = typeof v === 'number' ? v : typeof v === 'string' && /^[0-9]{1,12}(\.[0-9]{1,18})?$/.test(v) ? Number(v) : Number.NaN;
+    return Number.isFinite(n) && n >= 0 && n < MAX_REPORTED_COST_USD ? n : undefined;
+  }
+  return undefined;
 }
 
 /** Which convention a span follows, or undefined when it is not a priced GenAI model call. */
@@ -550,22 +689,37 @@ function extract(span: DecodedSpan): ExtractResult {
 
   let usage = zeroUsage();
   let warnings: string[] = [];
+  let estimated = isTrue(a[ATTR_USAGE_ESTIMATED]);
+  const facts: SpanFacts = { layer: frameworkScope(span) ? 'framework' : 'provider', resourceKey: resourceKey(span.resource) };
   if (hasAnyCount(conv.counts)) {
     const n = normalize(conv.counts, spanRef);
     usage = n.result.usage;
     warnings = n.result.warnings;
+    const parts = modalityParts(a, spanRef);
+    if (parts !== undefined) usage = withModalityParts(parts, usage, spanRef);
   } else if (outcome === 'success') {
-    return { kind: 'rejected', reason: 'missing_usage', message: `GenAI span ${spanRef} (${conv.source}) reports no token counts` };
+    // Never dropped: estimated from the span's content, or counted as a request with zero tokens; flagged either way.
+    estimated = true;
+    const content = spanContent(a);
+    const estimate = content === undefined ? undefined : estimateContent(content, conv.model);
+    if (estimate !== undefined && !('unavailable' in estimate)) {
+      usage = { ...usage, input: estimate.input, output: estimate.output };
+      facts.missingUsage = 'estimated';
+      warnings = [`GenAI span ${spanRef} (${conv.source}) reports no token counts: estimated from its content`];
+    } else {
+      facts.missingUsage = 'no_content';
+      const why = estimate === undefined ? 'it carries no prompt or completion' : `${estimate.unavailable}`;
+      warnings = [`GenAI span ${spanRef} (${conv.source}) reports no token counts and ${why}: counted as a request with zero tokens`];
+    }
   }
-
-  if (a[ATTR_INPUT_AUDIO_TOKENS] !== undefined || a[ATTR_OUTPUT_AUDIO_TOKENS] !== undefined || a[ATTR_OUTPUT_IMAGE_TOKENS] !== undefined) {
-    usage = withModalityParts(a, usage, spanRef);
-  }
+  const reportedCost = reportedCostUsd(a);
+  if (reportedCost !== undefined) facts.reportedCostUsd = reportedCost;
 
   const endNanos = span.endTimeUnixNano !== 0n ? span.endTimeUnixNano : span.startTimeUnixNano;
   if (endNanos === 0n) return { kind: 'rejected', reason: 'invalid_attribute', message: `span ${spanRef} has no end or start time` };
 
-  const clientUser = labelIn(a, 'user', conv.attribution.user);
+  const meta = present(a.metadata) ? metadataAttributes(a) : undefined;
+  const clientUser = attribution(a, meta, 'user', ATTRIBUTION_KEYS.user);
   if (clientUser !== undefined) {
     // One rule for user ids, here and on /api/v1/usage/{user}; the ids the exporter writes itself are reserved.
     const problem = userIdProblem(clientUser);
@@ -575,8 +729,8 @@ function extract(span: DecodedSpan): ExtractResult {
     }
   }
   const userId = clientUser ?? ANONYMOUS_USER;
-  const plan = labelIn(a, 'plan', conv.attribution.plan);
-  const feature = labelIn(a, 'feature', conv.attribution.feature);
+  const plan = attribution(a, meta, 'plan', ATTRIBUTION_KEYS.plan);
+  const feature = attribution(a, meta, 'feature', ATTRIBUTION_KEYS.feature);
   const tier = label(a, 'service tier', ATTR_SERVICE_TIER, GENAI.responseServiceTier, GENAI.requestServiceTier);
   // Pricing facts (fast mode, regional / data-residency premiums): kept raw, interpreted by the pricing stage.
   const speed = label(a, 'speed', ATTR_SPEED);
@@ -591,7 +745,7 @@ function extract(span: DecodedSpan): ExtractResult {
     rawModel: conv.model,
     operation: conv.operation,
     usage,
-    estimated: isTrue(a[ATTR_USAGE_ESTIMATED]),
+    estimated,
     userId,
     outcome,
     source: conv.source,
@@ -602,7 +756,7 @@ function extract(span: DecodedSpan): ExtractResult {
   if (speed !== undefined) record.speed = speed.toLowerCase();
   if (serverAddress !== undefined) record.serverAddress = serverAddress.toLowerCase();
   if (inferenceGeo !== undefined) record.inferenceGeo = inferenceGeo.toLowerCase();
-  return { kind: 'usage', record, warnings };
+  return { kind: 'usage', record, warnings, facts };
 }
 
 /**

@@ -63,3 +63,15 @@ export interface DecodeOptions {
    */
   maxDecompressedBytes: number;
 }
+
+/** What extraction learnt about a priced span beyond its usage record (ingest outcomes, double instrumentation). */
+export interface SpanFacts {
+  /** `framework`: a LangChain / LlamaIndex / agent-framework LLM span that may wrap a provider SDK span (supersede.ts). */
+  layer: 'provider' | 'framework';
+  /** The sending process (resource attributes), for learning which instrumentations it runs. */
+  resourceKey: string;
+  /** Set when the span had no token counts: estimated from its content, or counted with zero tokens. */
+  missingUsage?: 'estimated' | 'no_content';
+  /** The cost the span itself reports (USD), for comparison only. */
+  reportedCostUsd?: number;
+}

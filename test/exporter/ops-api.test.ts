@@ -54,7 +54,7 @@ describe('usage API', () => {
     expect(json.tokens.total).toBe(3600);
     expect(json.requests).toBe(2);
     const gpt = json.by_model.find((m: { model: string }) => m.model === 'gpt-4o');
-    expect(gpt).toEqual({ provider: 'openai', model: 'gpt-4o', tokens: { input: 1000, cache_read: 0, cache_write: 0, output: 500, reasoning: 0, total: 1500 }, requests: 1, cost_usd: '0.0075', unpriced_requests: 0 });
+    expect(gpt).toEqual({ provider: 'openai', model: 'gpt-4o', tokens: { input: 1000, cache_read: 0, cache_write: 0, output: 500, reasoning: 0, total: 1500 }, requests: 1, estimated_requests: 0, cost_usd: '0.0075', unpriced_requests: 0 });
     const claude = json.by_model.find((m: { provider: string }) => m.provider === 'anthropic');
     expect(new Decimal(json.cost_usd).equals(new Decimal('0.0075').plus(claude.cost_usd))).toBe(true);
     expect(json.limits).toEqual({ tokens: 500000, requests: 100, cost_usd: '0.01' });
@@ -69,7 +69,7 @@ describe('usage API', () => {
     // Exactly issue 4's fields, no more: user, plan, period, tokens by type, requests, cost (+ display), limits,
     // remaining, ratio per limit, breakdown by model.
     // (+ unpriced_requests, issue 12: the requests whose model has no price, which cost_usd leaves out.)
-    expect(Object.keys(json).sort()).toEqual(['by_model', 'cost_usd', 'display', 'limits', 'period', 'plan', 'ratios', 'remaining', 'requests', 'tokens', 'unpriced_requests', 'user']);
+    expect(Object.keys(json).sort()).toEqual(['by_model', 'cost_usd', 'display', 'estimated_requests', 'limits', 'period', 'plan', 'ratios', 'remaining', 'requests', 'tokens', 'unpriced_requests', 'user']);
     expect(Object.keys(json.remaining).sort()).toEqual(['cost_usd', 'requests', 'tokens']);
     // Equal cost ($0.0075 each): more tokens first.
     expect(json.by_model.map((m: { provider: string; model: string }) => `${m.provider}/${m.model}`)).toEqual(['anthropic/claude-sonnet-4-5', 'openai/gpt-4o']);
@@ -157,7 +157,7 @@ describe('usage API', () => {
     const ursula = (await getJson(`${e.httpUrl}/api/v1/usage/ursula`)).json;
     expect(ursula).toMatchObject({ tokens: { total: 1100 }, requests: 2, cost_usd: null, unpriced_requests: 2 });
     expect(ursula.by_model).toEqual([
-      { provider: 'openai', model: 'my-private-model', tokens: { input: 770, cache_read: 0, cache_write: 0, output: 330, reasoning: 0, total: 1100 }, requests: 2, cost_usd: null, unpriced_requests: 2 },
+      { provider: 'openai', model: 'my-private-model', tokens: { input: 770, cache_read: 0, cache_write: 0, output: 330, reasoning: 0, total: 1100 }, requests: 2, estimated_requests: 0, cost_usd: null, unpriced_requests: 2 },
     ]);
     // A budget ratio counts priced usage only (the same as the tokenmeter_period_cost_usd gauge and its alert).
     expect(ursula.ratios.cost_usd).toBe(0);

@@ -246,8 +246,15 @@ describe('extractUsage rejects, ignores and never throws', () => {
     expect(r.kind === 'usage' && r.record.rawModel).toBe('gpt-4o-2024-08-06');
   });
 
-  it('rejects a successful model call with no usage at all', () => {
-    expect(rejected(extractUsage(span({ ...BASE }))).reason).toBe('missing_usage');
+  it('a successful model call with no usage and no content is never dropped: a zero-token request flagged estimated (issue 13)', () => {
+    const r = extractUsage(span({ ...BASE }));
+    expect(r.kind).toBe('usage');
+    if (r.kind === 'usage') {
+      expect(r.record.usage).toEqual({ input: 0, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 });
+      expect(r.record.estimated).toBe(true);
+      expect(r.facts.missingUsage).toBe('no_content');
+      expect(r.warnings[0]).toMatch(/no token counts and it carries no prompt or completion/);
+    }
   });
 
   it('an errored call without usage is a zero-usage request with outcome error', () => {
