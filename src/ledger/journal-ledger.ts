@@ -65,6 +65,7 @@ import {
   type UserPeriodUsage,
 } from './ledger.js';
 import type { CommitOutcome, CommitResult, LedgerRecord, PeriodRollup } from './types.js';
+import { normaliseFilter, scanJournalSegments, type CallFilter, type LedgerCall } from './call-scan.js';
 
 const Exact = ExactDecimal;
 type Exact = ExactDecimal;
@@ -1012,6 +1013,17 @@ export class JournalLedger implements Ledger {
     const ps = isoOf(periodStart);
     const [byModel, byProvider] = await Promise.all([this.periodModelUsage(ps), this.providerPeriodSpend(ps)]);
     return { periodStart: ps, ...totalsOf(byModel), byModel, byProvider };
+  }
+
+  /**
+   * The segments as they are now (the current one up to its committed bytes), read one at a time: commits go on
+   * meanwhile into later bytes, and a segment pruned before its turn is skipped (its calls are gone).
+   */
+  scanCalls(filter: CallFilter = {}): AsyncIterable<LedgerCall> {
+    const f = normaliseFilter(filter);
+    const down = this.#unavailable();
+    if (down) throw down;
+    return scanJournalSegments(this.dir, this.#segments.map((s) => ({ seq: s.seq, bytes: s.bytes })), f);
   }
 
   // ---- retention ----

@@ -23,6 +23,7 @@ import { classifyError, isRetryableConflict, LedgerError, LedgerUnavailableError
 import { JournalLedger, type JournalLedgerOptions } from './journal-ledger.js';
 import { MIGRATION_LOCK_KEY, MIGRATIONS } from './migrations.js';
 import type { CommitOutcome, CommitResult, LedgerRecord, PeriodRollup } from './types.js';
+import { normaliseFilter, scanSqlCalls, type CallFilter, type LedgerCall } from './call-scan.js';
 
 /** Exact arithmetic for sums of money strings (the default 20 significant digits could round). */
 const Exact = ExactDecimal;
@@ -143,6 +144,12 @@ export interface Ledger {
   periodSummary(periodStart: Date | string): Promise<PeriodSummary>;
   providerPeriodSpend(periodStart: Date | string): Promise<ProviderSpend[]>;
   prune(options: PruneOptions): Promise<PruneResult>;
+  /**
+   * Every committed call matching `filter`, streamed (bounded memory whatever the ledger's size): the records as
+   * `commit` returned them in `committed`, with their received time. Calls deleted by `prune` are not in it.
+   * Order: commit order on the journal ledger, (trace id, span id) on a SQL ledger.
+   */
+  scanCalls(filter?: CallFilter): AsyncIterable<LedgerCall>;
   close(): Promise<void>;
 }
 
@@ -864,6 +871,12 @@ class SqlLedger implements Ledger {
         return { callsDeleted: Number(calls[0].n), rollupRowsDeleted };
       }),
     );
+  }
+
+  scanCalls(filter: CallFilter = {}): AsyncIterable<LedgerCall> {
+    const f = normaliseFilter(filter);
+    if (this.#closed) throw new LedgerUnavailableError('ledger is closed');
+    return scanSqlCalls({ query: (sql, params) => this.#run('scan', () => this.#backend.query(sql, params)) }, f);
   }
 
   async close(): Promise<void> {
