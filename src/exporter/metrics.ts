@@ -240,7 +240,7 @@ export class ExporterMetrics {
     });
     this.ingestedSpansTotal = new Counter({
       name: METRIC.ingestedSpansTotal,
-      help: 'Spans received, by outcome: priced (usage committed, priced or unpriced), ignored (not GenAI), duplicate, rejected.',
+      help: 'Spans received, by outcome: priced (usage committed, priced or unpriced), ignored (not GenAI), duplicate, rejected, superseded (a framework span whose call a provider-level span records: ingest.framework_spans).',
       labelNames: [LABEL.outcome],
       registers: r,
     });

@@ -44,6 +44,9 @@ const OPERATIONAL: Record<string, { kind: string; labels: string[] }> = {
   tokenmeter_otlp_requests_total: { kind: 'counter', labels: ['signal', 'code'] },
   tokenmeter_otlp_request_duration_seconds: { kind: 'histogram', labels: ['signal'] },
   tokenmeter_redated_spans_total: { kind: 'counter', labels: ['reason'] },
+  // Issue 13: GenAI call spans without counts (billed, flagged), and the cost spans report themselves (never billed).
+  tokenmeter_missing_usage_spans_total: { kind: 'counter', labels: ['source', 'reason'] },
+  tokenmeter_reported_cost_usd_total: { kind: 'counter', labels: ['provider', 'model'] },
 };
 
 interface Sample {
@@ -133,6 +136,7 @@ describe('/metrics matches DESIGN.md', () => {
     expect(value('tokenmeter_ingested_spans_total', { outcome: 'duplicate' })).toBe('3');
     expect(value('tokenmeter_ingested_spans_total', { outcome: 'ignored' })).toBe('2');
     expect(value('tokenmeter_ingested_spans_total', { outcome: 'rejected' })).toBe('6');
+    expect(value('tokenmeter_ingested_spans_total', { outcome: 'superseded' })).toBe('0');
     expect(samples.filter((s) => s.name === 'tokenmeter_rejected_spans_total').map((s) => `${s.labels.reason} ${s.value}`).sort()).toEqual([
       'implausible_usage 4',
       'missing_model 2',

@@ -44,7 +44,7 @@ class ReferenceMetrics {
   readonly feature = new ReferenceMoneyCounter(METRIC.featureCostUsdTotal, 'Cost in USD by product feature (tokenmeter.feature; "none" when absent).');
   readonly estimated = new Counter({ name: METRIC.estimatedTokensTotal, help: 'Tokens that were estimated with a tokenizer, not reported by the provider.', labelNames: ['plan', 'provider', 'model'], registers: this.r });
   readonly unpriced = new Counter({ name: METRIC.unpricedTokensTotal, help: 'Tokens of models with no known price (never counted as free).', labelNames: ['provider', 'model'], registers: this.r });
-  readonly ingested = new Counter({ name: METRIC.ingestedSpansTotal, help: 'Spans received, by outcome: priced (usage committed, priced or unpriced), ignored (not GenAI), duplicate, rejected.', labelNames: ['outcome'], registers: this.r });
+  readonly ingested = new Counter({ name: METRIC.ingestedSpansTotal, help: 'Spans received, by outcome: priced (usage committed, priced or unpriced), ignored (not GenAI), duplicate, rejected, superseded (a framework span whose call a provider-level span records: ingest.framework_spans).', labelNames: ['outcome'], registers: this.r });
   readonly overflow = new Counter({ name: METRIC.userOverflowTotal, help: 'Calls attributed to user="__overflow__" because max_users was reached.', registers: this.r });
   readonly userCost = new Map<string, InstanceType<typeof Money>>();
   readonly userTokens = new Map<string, number>();
