@@ -153,7 +153,7 @@ export const LABEL = {
 /** `tokenmeter_ingested_spans_total{outcome}` values. */
 export const INGEST_OUTCOMES = ['priced', 'ignored', 'duplicate', 'rejected', 'superseded'] as const;
 /** `tokenmeter_missing_usage_spans_total{reason}` values. */
-export const MISSING_USAGE_REASONS = ['estimated', 'no_content'] as const;
+export const MISSING_USAGE_REASONS = ['estimated', 'no_content', 'not_estimated'] as const;
 export type IngestOutcome = (typeof INGEST_OUTCOMES)[number];
 
 /** `tokenmeter_requests_total{outcome}` values. */

@@ -486,7 +486,7 @@ export class ExporterMetrics {
 
   private readonly missingUsageSpans = new Counter({
     name: METRIC.missingUsageSpansTotal,
-    help: 'GenAI call spans that reported no token counts, billed anyway and flagged estimated: reason="estimated" (tokens estimated from the prompt and completion they carry), reason="no_content" (counted as a request with zero tokens).',
+    help: 'GenAI call spans that reported no token counts, billed anyway and flagged estimated: reason="estimated" (tokens estimated from the prompt and completion they carry), reason="no_content" (no prompt or completion on the span) and reason="not_estimated" (content too large, or js-tiktoken not installed): counted as a request with zero tokens.',
     labelNames: [LABEL.source, LABEL.reason],
     registers: [this.registry],
   });

@@ -185,7 +185,7 @@ interface PreparedBatch {
 /** What a committed record's span reported beyond its usage: counted after the commit (tokenmeter_missing_usage_spans_total, tokenmeter_reported_cost_usd_total). */
 interface NotedFacts {
   source: string;
-  missingUsage?: 'estimated' | 'no_content';
+  missingUsage?: 'estimated' | 'no_content' | 'not_estimated';
   reportedCostUsd?: number;
 }
 

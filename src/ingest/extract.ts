@@ -707,7 +707,7 @@ function extract(span: DecodedSpan): ExtractResult {
       facts.missingUsage = 'estimated';
       warnings = [`GenAI span ${spanRef} (${conv.source}) reports no token counts: estimated from its content`];
     } else {
-      facts.missingUsage = 'no_content';
+      facts.missingUsage = estimate === undefined ? 'no_content' : 'not_estimated';
       const why = estimate === undefined ? 'it carries no prompt or completion' : `${estimate.unavailable}`;
       warnings = [`GenAI span ${spanRef} (${conv.source}) reports no token counts and ${why}: counted as a request with zero tokens`];
     }

@@ -70,8 +70,8 @@ export interface SpanFacts {
   layer: 'provider' | 'framework';
   /** The sending process (resource attributes), for learning which instrumentations it runs. */
   resourceKey: string;
-  /** Set when the span had no token counts: estimated from its content, or counted with zero tokens. */
-  missingUsage?: 'estimated' | 'no_content';
+  /** Set when the span had no token counts: estimated from its content, or counted with zero tokens (no content; content too large or no tokenizer). */
+  missingUsage?: 'estimated' | 'no_content' | 'not_estimated';
   /** The cost the span itself reports (USD), for comparison only. */
   reportedCostUsd?: number;
 }

@@ -132,6 +132,7 @@ describe('never drop a call: a GenAI call span without token counts', () => {
     ] as Record<string, AttributeValue>[]) {
       const r = usage(extractUsage(span({ ...BASE, ...attrs })));
       expect(r.record.usage.input + r.record.usage.output, JSON.stringify(Object.keys(attrs))).toBe(0);
+      expect(r.facts.missingUsage).toBe(JSON.stringify(attrs).length > MAX_CONTENT_CHARS ? 'not_estimated' : 'no_content');
       expect(r.record.estimated).toBe(true);
     }
     // Odd shapes inside valid JSON are skipped, the rest estimated.
