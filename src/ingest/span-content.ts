@@ -83,6 +83,11 @@ function indexed(a: AttributeMap, prefix: string, roleKey: string, contentKey: s
 
 /** The span's prompt and completion, or undefined when it carries neither. */
 export function spanContent(a: AttributeMap): SpanContent | undefined {
+  // Oversized content is content all the same: reported as such (not estimated), not as a span without content.
+  for (const key of [GENAI.inputMessages, GENAI.outputMessages, 'gen_ai.system_instructions', 'ai.prompt.messages']) {
+    const raw = a[key];
+    if (typeof raw === 'string' && raw.length > MAX_CONTENT_CHARS) return { input: [], output: '', chars: raw.length };
+  }
   let input: EstimateChatMessage[] | undefined;
   let output: string | undefined;
   const system = jsonMessages(a['gen_ai.system_instructions'], MAX_CONTENT_CHARS);
