@@ -57,7 +57,8 @@ export function exporterHealthDashboard(): Dashboard {
     .withPanel(
       timeSeries('Spans ingested per second by outcome')
         .description(
-          'priced: usage committed; ignored: not a GenAI span; duplicate: already counted; rejected: invalid usage. ' +
+          'priced: usage committed; ignored: not a GenAI span; duplicate: already counted; rejected: invalid usage; ' +
+            'superseded: a framework span (LangChain, LlamaIndex...) whose call a provider-level span records (ingest.framework_spans). ' +
             'redated: priced spans whose end time was outside the accepted window (ingest.late_arrival_window, ingest.clock_skew), charged to their arrival.',
         )
         .withTarget(query(sumRate(METRIC.ingestedSpansTotal, '$__rate_interval', [LABEL.outcome]), { legend: `{{${LABEL.outcome}}}`, refId: 'A' }))
@@ -73,6 +74,29 @@ export function exporterHealthDashboard(): Dashboard {
           query(sumRate(METRIC.rejectedRequestsTotal, '$__rate_interval', [LABEL.reason]), { legend: `request: {{${LABEL.reason}}}`, refId: 'B' }),
         )
         .unit(UNIT.perSecond)
+        .span(12),
+    )
+    .withPanel(
+      timeSeries('GenAI call spans without token counts per second')
+        .description(
+          'Billed anyway and flagged estimated (tokenmeter_estimated_tokens_total, the usage API\'s estimated_requests): ' +
+            'estimated: tokens estimated from the prompt and completion the span carries; no_content / not_estimated: counted as a request with zero tokens. ' +
+            'By the instrumentation convention that sent them.',
+        )
+        .withTarget(
+          query(sumRate(METRIC.missingUsageSpansTotal, '$__rate_interval', [LABEL.source, LABEL.reason]), { legend: `{{${LABEL.source}}} {{${LABEL.reason}}}` }),
+        )
+        .unit(UNIT.perSecond)
+        .span(12),
+    )
+    .withPanel(
+      timeSeries('Cost reported by spans vs tokenmeter\'s, per second')
+        .description(
+          'The cost some instrumentations put on their spans (gen_ai.usage.cost, gen_ai.cost.*), never billed, next to tokenmeter\'s own cost of the same models.',
+        )
+        .withTarget(query(sumRate(METRIC.reportedCostUsdTotal, '$__rate_interval', [LABEL.provider, LABEL.model]), { legend: `reported: {{${LABEL.provider}}} {{${LABEL.model}}}`, refId: 'A' }))
+        .withTarget(query(sumRate(METRIC.costUsdTotal, '$__rate_interval', [LABEL.provider, LABEL.model]), { legend: `tokenmeter: {{${LABEL.provider}}} {{${LABEL.model}}}`, refId: 'B' }))
+        .unit(UNIT.usd)
         .span(12),
     )
     .withRow(new RowBuilder('OTLP requests'))
