@@ -262,6 +262,23 @@ export const ALERTS: readonly AlertDefinition[] = [
     dashboard: EXPORTER_DASHBOARD,
   },
   {
+    name: 'TokenmeterCallsWithoutUsage',
+    group: 'tokenmeter-exporter',
+    // Issue 13: a GenAI call span without token counts and without content to estimate them from is billed as a
+    // request with zero tokens (never dropped): its tokens are not metered, so say so. Estimated ones are in
+    // TokenmeterEstimatedShareHigh.
+    expr: `${sumGrowth(METRIC.missingUsageSpansTotal, '10m', [LABEL.source, LABEL.reason], { [LABEL.reason]: '!="estimated"' })} > 0`,
+    for: '5m',
+    severity: 'warning',
+    category: 'pipeline',
+    summary: `{{ $value | humanize }} LLM calls from {{ $labels.${LABEL.source} }} spans in 10m were counted with zero tokens ({{ $labels.${LABEL.reason} }})`,
+    description:
+      `{{ $value | humanize }} GenAI call spans of convention {{ $labels.${LABEL.source} }} in the last 10 minutes reported no token counts ` +
+      `and tokenmeter could not estimate them ({{ $labels.${LABEL.reason} }}: no_content = the span carries no prompt or completion, ` +
+      `not_estimated = too large or no tokenizer). They count as requests with zero tokens: their tokens and cost are not metered.`,
+    dashboard: EXPORTER_DASHBOARD,
+  },
+  {
     name: 'TokenmeterIngestRequestsRefused',
     group: 'tokenmeter-exporter',
     // Whole OTLP requests refused with 401 (wrong or rotated ingest token), 413 (batch above max_request_bytes), 400

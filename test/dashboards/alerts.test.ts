@@ -33,6 +33,7 @@ const REQUIRED = [
   'TokenmeterUnpricedModel',
   'TokenmeterEstimatedShareHigh',
   'TokenmeterIngestRejections',
+  'TokenmeterCallsWithoutUsage',
   'TokenmeterIngestRequestsRefused',
   'TokenmeterInternalErrors',
   'TokenmeterIngestStalled',
