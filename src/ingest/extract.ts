@@ -29,7 +29,7 @@ import { RESERVED_USER_IDS, recordTextProblem, userIdProblem } from '../usage/re
 import type { UsageRecord, UsageSource } from '../usage/usage-record.js';
 import { normalizeProvider } from './providers.js';
 import { estimateContent, spanContent } from './span-content.js';
-import type { AttributeMap, AttributeValue, DecodedSpan, SpanFacts } from './types.js';
+import type { AttributeMap, AttributeValue, DecodedScope, DecodedSpan, SpanFacts } from './types.js';
 
 /**
  * Usage extraction from the spans of any GenAI instrumentation: tokenmeter's own, the OTel GenAI conventions
@@ -604,12 +604,24 @@ function genAi(a: AttributeMap, span: DecodedSpan, openllmetry: boolean): Conven
  */
 const FRAMEWORK_SCOPE_RE = /langchain|llama[-_.]?index|mastra|beeai|crewai|haystack|genkit|autogen|dspy|smolagents|semantic[-_]?kernel/i;
 
+// Per scope and resource object (shared by the spans under them in a request): worked out once, not per span.
+const frameworkByScope = new WeakMap<DecodedScope, boolean>();
+const keyByResource = new WeakMap<AttributeMap, string>();
+
 function frameworkScope(span: DecodedSpan): boolean {
-  return FRAMEWORK_SCOPE_RE.test(span.scope.name);
+  let f = frameworkByScope.get(span.scope);
+  if (f === undefined) frameworkByScope.set(span.scope, (f = FRAMEWORK_SCOPE_RE.test(span.scope.name)));
+  return f;
+}
+
+function resourceKey(r: AttributeMap): string {
+  let k = keyByResource.get(r);
+  if (k === undefined) keyByResource.set(r, (k = computeResourceKey(r)));
+  return k;
 }
 
 /** Identity of the process that sent a span (its resource): service, instance, host and pid when present. */
-function resourceKey(r: AttributeMap): string {
+function computeResourceKey(r: AttributeMap): string {
   const part = (k: string): string => {
     const v = r[k];
     return typeof v === 'string' || typeof v === 'number' ? String(v).slice(0, MAX_LABEL_CHARS) : '';
