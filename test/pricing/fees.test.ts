@@ -38,6 +38,9 @@ const cases: Case[] = [
   { name: 'gpt-4.1-mini both tools', provider: 'openai', model: 'gpt-4.1-mini', usage: u(1000), toolCalls: { web_search: 1, web_search_preview: 1 }, tokens: '0.0004', fee: '0.035', total: '0.0354' },
   { name: 'o3 web_search_preview at $10', provider: 'openai', model: 'o3', usage: u(0), toolCalls: { web_search_preview: 3 }, tokens: '0', fee: '0.03', total: '0.03' },
   { name: 'gpt-6.1-terra flex: the fee is not halved', provider: 'openai', model: 'gpt-6.1-terra', tier: 'flex', usage: u(100000), toolCalls: { web_search: 5 }, tokens: '0.05', fee: '0.05', total: '0.1' },
+  // Gemini grounding with Google Search: Gemini 3.x $14 per 1,000 queries; Gemini 2.5 $35 per 1,000 grounded prompts.
+  { name: 'gemini-3.1-pro-preview, 4 grounding queries', provider: 'gcp.gemini', model: 'gemini-3.1-pro-preview', usage: u(1000, 0, 0, 1000), toolCalls: { search_grounding: 4 }, tokens: '0.014', fee: '0.056', total: '0.07' },
+  { name: 'gemini-2.5-flash: once per grounded prompt, whatever the queries', provider: 'gcp.vertex_ai', model: 'gemini-2.5-flash', usage: u(1000, 0, 0, 1000), toolCalls: { search_grounding: 4 }, tokens: '0.0028', fee: '0.035', total: '0.0378' },
 ];
 
 describe('per-call fees (hand-computed from the catalog rates)', () => {
