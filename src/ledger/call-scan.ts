@@ -5,10 +5,10 @@
  */
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Decimal } from 'decimal.js';
 import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
-import { allocateDiscount, ExactDecimal } from '../pricing/index.js';
+import { ExactDecimal } from '../pricing/index.js';
 import { LedgerError } from './errors.js';
+import { netCostsOf, withNetCosts } from './ledger-interface.js';
 import { decodeEntry } from './journal-entry.js';
 import { readEntries, segmentName } from './journal-format.js';
 import type { LedgerRecord } from './types.js';
@@ -63,15 +63,7 @@ export function normaliseFilter(filter: CallFilter = {}): NormalisedFilter {
 /** The committed form of a journal record: per-type costs net of `discount` (the same split as at commit). */
 export function netOfDiscount(r: LedgerRecord, discount: string | undefined): LedgerRecord {
   if (discount === undefined) return r;
-  const gross = new ExactDecimal(r.totalCostUsd);
-  const d = new ExactDecimal(discount);
-  const perType = allocateDiscount(
-    Object.fromEntries(TOKEN_TYPES.map((t) => [t, new Decimal(r.costUsd[t])])) as Record<TokenType, Decimal>,
-    new Decimal(d.toFixed()),
-  );
-  const costUsd = {} as Record<TokenType, string>;
-  for (const t of TOKEN_TYPES) costUsd[t] = new ExactDecimal(r.costUsd[t]).minus(perType[t].toFixed()).toFixed();
-  return { ...r, costUsd, totalCostUsd: gross.minus(d).toFixed(), discountUsd: d.toFixed(), grossCostUsd: gross.toFixed() };
+  return withNetCosts(r, netCostsOf(r, new ExactDecimal(discount)));
 }
 
 /** A segment to scan: its sequence number and, for a live ledger, how many bytes of it are committed. */

@@ -3,14 +3,15 @@
  * PostgreSQL (or PGlite) with the same SQL. See README.md in this folder for the tables.
  */
 import { Decimal } from 'decimal.js';
-import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
-import { allocateDiscount, ExactDecimal } from '../pricing/index.js';
+import { TOKEN_TYPES } from '../contract/names.js';
+import { ExactDecimal } from '../pricing/index.js';
 import { systemClock, type Clock } from '../plans/clock.js';
 import { totalTokens } from '../usage/usage.js';
 import type { BackendKind, SqlBackend, SqlRunner } from './backend.js';
 import { classifyError, isRetryableConflict, LedgerError, LedgerUnavailableError } from './errors.js';
 import {
   DEFAULT_DEDUP_WINDOW_MILLIS,
+  netCostsOf,
   pruneArguments,
   withNetCosts,
   type CommitOptions,
@@ -314,13 +315,7 @@ export class SqlLedger implements Ledger {
         }
         spend.set(key, prior.plus(gross));
         if (discount.isZero()) continue;
-        const perType = allocateDiscount(
-          Object.fromEntries(TOKEN_TYPES.map((t) => [t, new Decimal(r.costUsd[t])])) as Record<TokenType, Decimal>,
-          new Decimal(discount.toFixed()),
-        );
-        const costUsd = {} as Record<TokenType, Exact>;
-        for (const t of TOKEN_TYPES) costUsd[t] = new Exact(r.costUsd[t]).minus(perType[t].toFixed());
-        const net: NetCosts = { costUsd, total: gross.minus(discount), gross, discount };
+        const net: NetCosts = netCostsOf(r, discount);
         nets.set(`${r.traceId}/${r.spanId}`, net);
         changed.push({ r, net });
       }
