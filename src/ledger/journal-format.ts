@@ -9,6 +9,7 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { LedgerError } from './errors.js';
+import { decodeSegmentHeader } from './journal-entry.js';
 
 export const ENTRY_HEADER_BYTES = 8;
 /** A payload larger than this is not something this ledger wrote (a group is at most a few MB). */
@@ -265,4 +266,18 @@ export async function writeSnapshotFile(
     throw err;
   }
   fsyncDirectory(dir);
+}
+
+/**
+ * True when `payload` is a segment header (format 2: the first entry of a segment) this code reads; a LedgerError
+ * when it names a newer format or is not the first entry. A segment without one is format 1.
+ */
+export function checkSegmentHeader(payload: Buffer, file: string, offset: number): boolean {
+  const header = decodeSegmentHeader(payload);
+  if (header === undefined) return false;
+  if (offset !== 0) throw new LedgerError(`the journal ledger file ${file} is corrupt at byte offset ${offset}: a segment header after the start; restore the directory from a backup`);
+  if (header.formatVersion > FORMAT_VERSION) {
+    throw new LedgerError(`the journal ledger file ${file} has format ${header.formatVersion}, written by a newer tokenmeter (this one reads up to ${FORMAT_VERSION}); upgrade tokenmeter`);
+  }
+  return true;
 }

@@ -30,8 +30,9 @@ import { systemClock, type Clock } from '../plans/clock.js';
 import { acquireDirectoryLock } from './dir-lock.js';
 import { LedgerError, LedgerUnavailableError } from './errors.js';
 import { commitResult, ID_WORDS, prepareCommit, type Prepared, type Waiter } from './journal-commit.js';
-import { CommitEncoder, decodeEntry, decodeSegmentHeader, encodePrune, encodeSegmentHeader, ENTRY_COMMIT, NewerFormatError } from './journal-entry.js';
+import { CommitEncoder, decodeEntry, encodePrune, encodeSegmentHeader, ENTRY_COMMIT, NewerFormatError } from './journal-entry.js';
 import {
+  checkSegmentHeader,
   FORMAT_FILE,
   FORMAT_VERSION,
   fsyncDirectory,
@@ -77,20 +78,6 @@ import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 export type { JournalLedgerOptions } from './ledger-interface.js';
 
 const Exact = ExactDecimal;
-
-/**
- * True when `payload` is a segment header (format 2: the first entry of a segment) this code reads; a LedgerError
- * when it names a newer format or is not the first entry. A segment without one is format 1.
- */
-function checkSegmentHeader(payload: Buffer, file: string, offset: number): boolean {
-  const header = decodeSegmentHeader(payload);
-  if (header === undefined) return false;
-  if (offset !== 0) throw new LedgerError(`the journal ledger file ${file} is corrupt at byte offset ${offset}: a segment header after the start; restore the directory from a backup`);
-  if (header.formatVersion > FORMAT_VERSION) {
-    throw new LedgerError(`the journal ledger file ${file} has format ${header.formatVersion}, written by a newer tokenmeter (this one reads up to ${FORMAT_VERSION}); upgrade tokenmeter`);
-  }
-  return true;
-}
 
 function promisify<T>(fn: (cb: (err: NodeJS.ErrnoException | null, v?: T) => void) => void): Promise<T> {
   return new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))));
