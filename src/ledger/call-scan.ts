@@ -168,6 +168,8 @@ export async function* scanSqlCalls(db: SqlQuery, filter: NormalisedFilter, page
     'source', 'estimated', 'service_tier', 'priced', 'price_id', ...TOKEN_COLS.map((c) => `${c}::text AS ${c}`),
     'cache_write_1h_tokens::text AS cache_write_1h_tokens', ...COST_COLS.map((c) => `${c}::text AS ${c}`),
     'gross_cost_usd::text AS gross_cost_usd', 'discount_usd::text AS discount_usd', 'cost_usd::text AS cost_usd',
+    'fee_cost_usd::text AS fee_cost_usd', 'web_search_calls::text AS web_search_calls',
+    'web_search_preview_calls::text AS web_search_preview_calls', 'search_grounding_calls::text AS search_grounding_calls',
   ].join(', ');
   let after: [string, string] | undefined;
   for (;;) {
@@ -226,6 +228,16 @@ function callOfRow(row: Record<string, unknown>): LedgerCall {
   if (row.feature !== null && row.feature !== undefined) rec.feature = String(row.feature);
   if (row.service_tier !== null && row.service_tier !== undefined) rec.serviceTier = String(row.service_tier);
   if (row.price_id !== null && row.price_id !== undefined) rec.priceId = String(row.price_id);
+  if (row.fee_cost_usd !== null && row.fee_cost_usd !== undefined) rec.feeCostUsd = money(row.fee_cost_usd);
+  const web = n('web_search_calls');
+  const preview = n('web_search_preview_calls');
+  const grounding = n('search_grounding_calls');
+  if (web || preview || grounding) {
+    rec.toolCalls = {};
+    if (web) rec.toolCalls.web_search = web;
+    if (preview) rec.toolCalls.web_search_preview = preview;
+    if (grounding) rec.toolCalls.search_grounding = grounding;
+  }
   const discount = money(row.discount_usd);
   if (!new ExactDecimal(discount).isZero()) {
     rec.discountUsd = discount;
