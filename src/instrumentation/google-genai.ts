@@ -1,6 +1,7 @@
 import { diag, type Attributes } from '@opentelemetry/api';
 import { GENAI } from '../contract/names.js';
 import { estimateTokens, normalizeGeminiUsage, type NormalizedUsage } from '../usage/index.js';
+import { insideMeteredCall } from './scope.js';
 import { activeTelemetry, GenAiCall, type CallAdapter } from './call.js';
 import type { ResolvedOptions } from './options.js';
 import { captureInput, wrapOnce } from './patch.js';
@@ -148,7 +149,7 @@ type Kind = 'generate' | 'stream' | 'embed';
 
 function startCall(models: any, params: any, kind: Kind): GenAiCall | undefined {
   const telemetry = activeTelemetry();
-  if (telemetry === undefined || params === null || typeof params !== 'object') return undefined;
+  if (telemetry === undefined || params === null || typeof params !== 'object' || insideMeteredCall()) return undefined;
   try {
     const model = typeof params.model === 'string' ? params.model : 'unknown';
     const attrs = requestAttributes(params, telemetry.options);

@@ -9,11 +9,11 @@ import { readFileSync } from 'node:fs';
 import { createRequire, register } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { instrumentSdk } from './instrumentation.js';
+import { instrumentAiSdk, instrumentSdk } from './instrumentation.js';
 import { shutdownTokenmeter, startTokenmeter } from './sdk.js';
 import type { SdkPackage } from './supported.js';
 
-const PACKAGES: SdkPackage[] = ['openai', '@anthropic-ai/sdk', '@google/genai', '@aws-sdk/client-bedrock-runtime'];
+const PACKAGES: SdkPackage[] = ['openai', '@anthropic-ai/sdk', '@google/genai', '@aws-sdk/client-bedrock-runtime', 'ai'];
 const disabled = (process.env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true';
 
 function registerLoaderHook(): void {
@@ -68,7 +68,9 @@ if (!disabled) {
       } catch {
         continue; // Not installed: nothing to instrument.
       }
-      instrumentSdk(name, mod, installedVersion(name));
+      // `ai`'s entry points are module exports: an ESM namespace loaded before this module cannot be changed.
+      if (name === 'ai') instrumentAiSdk(mod, installedVersion(name), false);
+      else instrumentSdk(name, mod, installedVersion(name));
     }
   }
 }
