@@ -4,6 +4,7 @@ import { estimateTokens, normalizeAiSdkUsage } from '../usage/index.js';
 import { activeTelemetry, GenAiCall, type CallAdapter, type Telemetry } from './call.js';
 import { captureInput } from './patch.js';
 import { currentAttribution, runMetered } from './scope.js';
+import { warnOnce } from './warn.js';
 
 /*
  * The Vercel AI SDK (`ai` 6 and 7) is metered at its provider layer: the model object an app hands to
@@ -444,5 +445,33 @@ export function unpatchAiSdk(sdk?: unknown): void {
       // Nothing more to do without risking the app.
     }
     applied.splice(i, 1);
+  }
+}
+
+const WATCHING = Symbol.for('tokenmeter.aiSdk.unmeteredWatch');
+
+/**
+ * For `import 'tokenmeter/register'` from app code, after the app's static imports were linked: an `ai` ES module
+ * loaded then cannot be changed, so its calls are not metered. Registers a global AI SDK telemetry integration (its
+ * public hook, called on every generateText / streamText whether or not the app turned telemetry on) that says so
+ * once, when the app really makes such a call, with the fix.
+ */
+export function watchUnmeteredAiSdk(): void {
+  try {
+    const g = globalThis as { AI_SDK_TELEMETRY_INTEGRATIONS?: unknown[]; [WATCHING]?: true };
+    if (g[WATCHING] === true) return;
+    g[WATCHING] = true;
+    if (!Array.isArray(g.AI_SDK_TELEMETRY_INTEGRATIONS)) g.AI_SDK_TELEMETRY_INTEGRATIONS = [];
+    g.AI_SDK_TELEMETRY_INTEGRATIONS.push({
+      onStart(): void {
+        warnOnce(
+          'ai-sdk-unmetered',
+          'the Vercel AI SDK (`ai`) was loaded before tokenmeter/register, so its calls are NOT metered (an ES module ' +
+            "cannot be changed once it is linked). Start the app with `node --import tokenmeter/register app.js` instead of importing it in the app's code.",
+        );
+      },
+    });
+  } catch (err) {
+    diag.error('tokenmeter: could not watch for unmetered AI SDK calls', err);
   }
 }

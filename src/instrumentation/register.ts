@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire, register } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { instrumentAiSdk, instrumentSdk } from './instrumentation.js';
+import { watchUnmeteredAiSdk } from './ai-sdk.js';
+import { instrumentSdk } from './instrumentation.js';
 import { shutdownTokenmeter, startTokenmeter } from './sdk.js';
 import type { SdkPackage } from './supported.js';
 
@@ -61,16 +62,18 @@ if (!disabled) {
   startTokenmeter();
   if (!loadedByImportFlag()) {
     // The app's static imports were linked before this module ran, so the loader hook never saw them.
+    // `ai`'s entry points are the exports of the app's own (frozen) ES module instance: they cannot be metered from
+    // here, and loading it again would only meter another copy. Say so if the app calls it.
+    watchUnmeteredAiSdk();
     for (const name of PACKAGES) {
+      if (name === 'ai') continue;
       let mod: unknown;
       try {
         mod = await import(name);
       } catch {
         continue; // Not installed: nothing to instrument.
       }
-      // `ai`'s entry points are module exports: an ESM namespace loaded before this module cannot be changed.
-      if (name === 'ai') instrumentAiSdk(mod, installedVersion(name), false);
-      else instrumentSdk(name, mod, installedVersion(name));
+      instrumentSdk(name, mod, installedVersion(name));
     }
   }
 }
