@@ -404,9 +404,16 @@ export function patchAiSdk(mod: unknown, allowCopy = true): AiSdkPatch {
   const wrappers: Record<string, unknown> = {};
   for (const name of LANGUAGE_ENTRIES) if (typeof sdk[name] === 'function') wrappers[name] = sdk[name][ORIGINAL] !== undefined ? sdk[name] : wrapEntry(sdk[name], 'language', sdk);
   for (const name of EMBEDDING_ENTRIES) if (typeof sdk[name] === 'function') wrappers[name] = sdk[name][ORIGINAL] !== undefined ? sdk[name] : wrapEntry(sdk[name], 'embedding', sdk);
+  // Experimental_Agent is ToolLoopAgent under another name: one metered class for both keeps them identical.
+  const agents = new Map<unknown, unknown>();
   for (const name of AGENT_CLASSES) {
-    if (typeof sdk[name] !== 'function') continue;
-    wrappers[name] = sdk[name][ORIGINAL] !== undefined ? sdk[name] : wrapAgentClass(sdk[name], sdk);
+    const C = sdk[name];
+    if (typeof C !== 'function') continue;
+    if (C[ORIGINAL] !== undefined) wrappers[name] = C;
+    else {
+      if (!agents.has(C)) agents.set(C, wrapAgentClass(C, sdk));
+      wrappers[name] = agents.get(C);
+    }
   }
   const names = Object.keys(wrappers);
   let inPlace = true;

@@ -338,6 +338,7 @@ describe('ai 6 attribution and counting once', () => {
     mock.setFixedUsage(OPENAI_USAGE);
     const agent = new ai.ToolLoopAgent({ model: openai.chat('gpt-4o-mini'), instructions: 'Be brief.' });
     expect(agent).toBeInstanceOf(aiCjs.ToolLoopAgent);
+    expect(ai.Experimental_Agent).toBe(ai.ToolLoopAgent);
     await agent.generate({ prompt: 'x' });
     expectOpenAiCall(onlySpan(h), false);
   });
