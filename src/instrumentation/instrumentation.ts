@@ -1,6 +1,7 @@
 import { diag, ValueType, type TracerProvider } from '@opentelemetry/api';
 import { InstrumentationBase, InstrumentationNodeModuleDefinition, type InstrumentationConfig } from '@opentelemetry/instrumentation';
 import { GENAI_METRIC_OPERATION_DURATION, GENAI_METRIC_TIME_TO_FIRST_CHUNK, GENAI_METRIC_TOKEN_USAGE } from '../contract/names.js';
+import { findAiSdk, patchAiSdk, unpatchAiSdk } from './ai-sdk.js';
 import { findAnthropicClass, patchAnthropic } from './anthropic.js';
 import { activeTelemetry, setActiveTelemetry, type Telemetry } from './call.js';
 import { findBedrockClient, patchBedrock } from './bedrock.js';
@@ -106,6 +107,13 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
           if (proto !== undefined) unpatchAll((t) => t === proto);
         },
       ),
+      new InstrumentationNodeModuleDefinition(
+        'ai',
+        ALL_VERSIONS,
+        // Its entry points are exports: require gets a metered copy when they are read-only getters.
+        (exports, version) => instrumentAiSdk(exports, version, true),
+        (exports) => unpatchAiSdk(findAiSdk(exports)),
+      ),
     ];
   }
 
@@ -170,7 +178,7 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
   }
 }
 
-const PATCHERS: Record<SdkPackage, (mod: unknown) => string[]> = {
+const PATCHERS: Record<Exclude<SdkPackage, 'ai'>, (mod: unknown) => string[]> = {
   openai: patchOpenAI,
   '@anthropic-ai/sdk': patchAnthropic,
   '@google/genai': patchGoogleGenAi,
@@ -182,7 +190,7 @@ const PATCHERS: Record<SdkPackage, (mod: unknown) => string[]> = {
  * installed package.json). Never silent: a version outside the tested ranges, or a module in which nothing could
  * be instrumented, is reported once on stderr and through diag. Returns the methods it patched.
  */
-export function instrumentSdk(pkg: SdkPackage, mod: unknown, version: string | undefined): string[] {
+export function instrumentSdk(pkg: Exclude<SdkPackage, 'ai'>, mod: unknown, version: string | undefined): string[] {
   try {
     checkSdkVersion(pkg, version);
     const done = PATCHERS[pkg](mod);
@@ -193,6 +201,31 @@ export function instrumentSdk(pkg: SdkPackage, mod: unknown, version: string | u
     diag.error(`tokenmeter: failed to instrument ${pkg}; it runs uninstrumented`, err);
     reportNotInstrumented(pkg, version, `instrumenting it failed: ${err instanceof Error ? err.message : String(err)}`);
     return [];
+  }
+}
+
+/**
+ * Meters the Vercel AI SDK module `ai` (see ai-sdk.ts). Returns the exports to hand out: the module itself, or a
+ * metered copy when `allowCopy` and its exports are read-only. Never silent when nothing could be metered.
+ */
+export function instrumentAiSdk(mod: unknown, version: string | undefined, allowCopy: boolean): unknown {
+  try {
+    checkSdkVersion('ai', version);
+    const { exports, done } = patchAiSdk(mod, allowCopy);
+    if (done.length === 0) {
+      reportNotInstrumented(
+        'ai',
+        version,
+        findAiSdk(mod) === undefined
+          ? 'its generateText / streamText exports were not found'
+          : 'it was imported as an ES module before tokenmeter, whose exports cannot be changed: start the app with `node --import tokenmeter/register`',
+      );
+    } else diag.debug(`tokenmeter: instrumented ai ${version ?? ''}: ${done.join(', ')}`);
+    return exports;
+  } catch (err) {
+    diag.error('tokenmeter: failed to instrument ai; it runs uninstrumented', err);
+    reportNotInstrumented('ai', version, `instrumenting it failed: ${err instanceof Error ? err.message : String(err)}`);
+    return mod;
   }
 }
 
@@ -215,7 +248,7 @@ export function instrument(mod: unknown): string[] {
       // Reports through the global tracer and meter providers, whenever they are registered.
       new TokenmeterInstrumentation();
     }
-    return [...patchOpenAI(mod), ...patchAnthropic(mod), ...patchGoogleGenAi(mod), ...patchBedrock(mod)];
+    return [...patchOpenAI(mod), ...patchAnthropic(mod), ...patchGoogleGenAi(mod), ...patchBedrock(mod), ...patchAiSdk(mod, false).done];
   } catch (err) {
     diag.error('tokenmeter: instrument() failed; the module runs uninstrumented', err);
     return [];
@@ -228,6 +261,7 @@ export function disable(): void {
     for (const i of instances) i.disable();
     instances.clear();
     unpatchAll();
+    unpatchAiSdk();
     setActiveTelemetry(undefined);
   } catch (err) {
     diag.error('tokenmeter: disable() failed', err);
