@@ -50,14 +50,13 @@ const INSTRUMENT_HISTOGRAM = 'HISTOGRAM';
 /** The SDK's default cardinality limit per metric stream and collection, and its overflow attribute set. */
 export const DEFAULT_CARDINALITY_LIMIT = 2000;
 const OVERFLOW_ATTRIBUTES: Attributes = { 'otel.metric.overflow': true };
-const OVERFLOW_KEY = '\u0000overflow';
 
+/** As @opentelemetry/core's millisToHrTime. */
 function millisToHrTime(millis: number): HrTime {
-  const seconds = Math.trunc(millis / 1000);
-  return [seconds, Math.round((millis - seconds * 1000) * 1e6)];
+  return [Math.trunc(millis / 1000), Math.round((millis % 1000) * 1e6)];
 }
 
-/** One series of one histogram (one attribute set) in the current collection interval, or cumulated. */
+/** One series of one histogram (one attribute set), in the current collection interval or cumulated. */
 interface Point {
   attributes: Attributes;
   startTime: HrTime;
@@ -86,68 +85,51 @@ function bucketIndex(boundaries: readonly number[], value: number): number {
   return ret;
 }
 
+function addValue(p: Point, boundaries: readonly number[], value: number): void {
+  p.count++;
+  p.sum += value;
+  if (value < p.min) p.min = value;
+  if (value > p.max) p.max = value;
+  p.counts[bucketIndex(boundaries, value)]++;
+}
+
 /** One histogram's series for one producer. */
 class HistogramStore {
-  points = new Map<string, Point>();
-  /** Delta: the series reported by the previous collection, and when it was. */
-  private lastReported = new Set<string>();
-  private lastCollectionTime: HrTime | undefined;
-  private seriesThisInterval = 0;
-  private interval = 0;
+  /** The series, in the order they were first recorded. */
+  points: Point[] = [];
+  overflow: Point | undefined;
+  seriesThisInterval = 0;
+  interval = 0;
+  /** Delta: whether the overflow series was in the previous collection. */
+  overflowReported = false;
+  readonly isInt: boolean;
 
   constructor(
-    private readonly descriptor: HistogramSpec,
-    private readonly boundaries: readonly number[],
-    private readonly cardinalityLimit: number,
-  ) {}
-
-  record(key: string, attributes: () => Attributes, value: number, nowMillis: () => number): void {
-    // What the SDK's histogram does with such values (sdk-metrics Instruments.ts).
-    if (value < 0) {
-      diag.warn(`negative value provided to histogram ${this.descriptor.name}: ${value}`);
-      return;
-    }
-    if (this.descriptor.options.valueType === ValueType.INT && !Number.isInteger(value)) {
-      diag.warn(`INT value type cannot accept a floating-point value for ${this.descriptor.name}, ignoring the fractional digits.`);
-      value = Math.trunc(value);
-      if (!Number.isInteger(value)) return;
-    }
-    if (Number.isNaN(value)) return;
-    let p = this.points.get(key);
-    if (p === undefined || p.interval !== this.interval) {
-      // As the SDK counts: the overflow series takes the last of the limit's places.
-      if (this.seriesThisInterval >= this.cardinalityLimit - 1) {
-        key = OVERFLOW_KEY;
-        p = this.points.get(key);
-        if (p === undefined) {
-          p = this.newPoint(OVERFLOW_ATTRIBUTES, nowMillis());
-          this.points.set(key, p);
-          this.seriesThisInterval++;
-        } else if (p.interval !== this.interval) {
-          // The overflow series counts like any other in the interval it is recorded in.
-          p.interval = this.interval;
-          this.seriesThisInterval++;
-        }
-      } else if (p === undefined) {
-        p = this.newPoint(attributes(), nowMillis());
-        this.points.set(key, p);
-        this.seriesThisInterval++;
-      } else {
-        p.interval = this.interval;
-        this.seriesThisInterval++;
-      }
-    }
-    p.count++;
-    p.sum += value;
-    if (value < p.min) p.min = value;
-    if (value > p.max) p.max = value;
-    p.counts[bucketIndex(this.boundaries, value)]++;
+    readonly spec: HistogramSpec,
+    readonly boundaries: readonly number[],
+    readonly cardinalityLimit: number,
+  ) {
+    this.isInt = spec.options.valueType === ValueType.INT;
   }
 
-  private newPoint(attributes: Attributes, millis: number): Point {
+  /** The value the SDK's histogram would record, or undefined for one it drops (sdk-metrics Instruments.ts). */
+  accept(value: number): number | undefined {
+    if (value < 0) {
+      diag.warn(`negative value provided to histogram ${this.spec.name}: ${value}`);
+      return undefined;
+    }
+    if (this.isInt && !Number.isInteger(value)) {
+      diag.warn(`INT value type cannot accept a floating-point value for ${this.spec.name}, ignoring the fractional digits.`);
+      value = Math.trunc(value);
+      if (!Number.isInteger(value)) return undefined;
+    }
+    return Number.isNaN(value) ? undefined : value;
+  }
+
+  newPoint(attributes: Attributes, startTime: HrTime): Point {
     return {
       attributes,
-      startTime: millisToHrTime(millis),
+      startTime,
       count: 0,
       sum: 0,
       min: Infinity,
@@ -157,43 +139,42 @@ class HistogramStore {
     };
   }
 
+  /** Records into the overflow series (the limit was reached in this interval). */
+  recordOverflow(value: number, lastCollectionTime: HrTime | undefined): void {
+    let p = this.overflow;
+    if (p === undefined) {
+      const start = this.overflowReported && lastCollectionTime !== undefined ? lastCollectionTime : millisToHrTime(Date.now());
+      p = this.overflow = this.newPoint(OVERFLOW_ATTRIBUTES, start);
+    }
+    addValue(p, this.boundaries, value);
+  }
+
   /** The metric as the SDK's histogram reports it at `endTime`, or undefined when it has no series. */
   collect(temporality: AggregationTemporality, endTime: HrTime): MetricData | undefined {
-    const points = this.points;
-    const dataPoints = [];
-    for (const [key, p] of points) {
-      const startTime = temporality === DELTA && this.lastReported.has(key) && this.lastCollectionTime !== undefined ? this.lastCollectionTime : p.startTime;
-      dataPoints.push({
-        attributes: p.attributes,
-        startTime,
-        endTime,
-        value: {
-          min: p.count > 0 ? p.min : undefined,
-          max: p.count > 0 ? p.max : undefined,
-          sum: p.sum,
-          buckets: { boundaries: this.boundaries as number[], counts: p.counts.slice() },
-          count: p.count,
-        },
-      });
-    }
+    const all = this.overflow === undefined ? this.points : [...this.points, this.overflow];
+    const dataPoints = all.map((p) => ({
+      attributes: p.attributes,
+      startTime: p.startTime,
+      endTime,
+      value: {
+        min: p.count > 0 ? p.min : undefined,
+        max: p.count > 0 ? p.max : undefined,
+        sum: p.sum,
+        buckets: { boundaries: this.boundaries as number[], counts: p.counts.slice() },
+        count: p.count,
+      },
+    }));
     this.interval++;
     this.seriesThisInterval = 0;
     if (temporality === DELTA) {
-      this.lastReported = new Set(points.keys());
-      this.lastCollectionTime = endTime;
-      this.points = new Map();
+      this.overflowReported = this.overflow !== undefined;
+      this.points = [];
+      this.overflow = undefined;
     }
     if (dataPoints.length === 0) return undefined;
-    const d = this.descriptor;
+    const o = this.spec.options;
     return {
-      descriptor: {
-        name: d.name,
-        type: INSTRUMENT_HISTOGRAM,
-        description: d.options.description,
-        unit: d.options.unit,
-        valueType: d.options.valueType ?? ValueType.DOUBLE,
-        advice: d.options.advice,
-      },
+      descriptor: { name: this.spec.name, type: INSTRUMENT_HISTOGRAM, description: o.description, unit: o.unit, valueType: o.valueType ?? ValueType.DOUBLE, advice: o.advice },
       aggregationTemporality: temporality,
       dataPointType: DATA_POINT_HISTOGRAM,
       dataPoints,
@@ -237,12 +218,29 @@ export function activeMetricProducers(): readonly TokenmeterMetricProducer[] {
   return activeList;
 }
 
+/*
+ * The series of one call's attribute set, one slot per histogram series it records: operation duration, time to
+ * first chunk, input and output tokens (measured, or estimated: a different attribute set). One map lookup per
+ * call finds them all.
+ */
+const DURATION = 0;
+const FIRST_CHUNK = 1;
+const INPUT = 2;
+const OUTPUT = 3;
+const INPUT_ESTIMATED = 4;
+const OUTPUT_ESTIMATED = 5;
+type Slots = Array<Point | undefined>;
+
 /** The GenAI histograms of tokenmeter's calls, for one metric reader (see the module comment). */
 export class TokenmeterMetricProducer implements MetricProducer {
   readonly aggregationTemporality: AggregationTemporality;
   private readonly tokenUsage: HistogramStore;
   private readonly operationDuration: HistogramStore;
   private readonly timeToFirstChunk: HistogramStore;
+  private slots = new Map<string, Slots>();
+  /** Delta: the previous collection's series (their start is that collection's time), and when it was. */
+  private lastSlots = new Map<string, Slots>();
+  private lastCollectionTime: HrTime | undefined;
 
   constructor(options: TokenmeterMetricProducerOptions = {}) {
     this.aggregationTemporality = options.aggregationTemporality === DELTA ? DELTA : CUMULATIVE;
@@ -265,15 +263,40 @@ export class TokenmeterMetricProducer implements MetricProducer {
 
   /** Records one finished call, as the SDK's histograms would with the call's attribute sets. */
   record(m: CallMetrics): void {
-    let nowMillis = -1;
-    const now = (): number => (nowMillis < 0 ? (nowMillis = Date.now()) : nowMillis);
-    this.operationDuration.record(m.key, () => m.attributes(), m.durationSeconds, now);
-    if (m.timeToFirstChunkSeconds !== undefined) this.timeToFirstChunk.record(m.key, () => m.attributes(), m.timeToFirstChunkSeconds, now);
-    if (m.inputTokens !== undefined && m.outputTokens !== undefined) {
-      const est = m.estimated;
-      this.tokenUsage.record(est ? `${m.key}\u0000ei` : `${m.key}\u0000i`, () => tokenAttributes(m, 'input'), m.inputTokens, now);
-      this.tokenUsage.record(est ? `${m.key}\u0000eo` : `${m.key}\u0000o`, () => tokenAttributes(m, 'output'), m.outputTokens, now);
+    let slots = this.slots.get(m.key);
+    if (slots === undefined) {
+      slots = [undefined, undefined, undefined, undefined, undefined, undefined];
+      this.slots.set(m.key, slots);
     }
+    this.recordSlot(slots, DURATION, this.operationDuration, m.durationSeconds, m);
+    if (m.timeToFirstChunkSeconds !== undefined) this.recordSlot(slots, FIRST_CHUNK, this.timeToFirstChunk, m.timeToFirstChunkSeconds, m);
+    if (m.inputTokens !== undefined && m.outputTokens !== undefined) {
+      this.recordSlot(slots, m.estimated ? INPUT_ESTIMATED : INPUT, this.tokenUsage, m.inputTokens, m);
+      this.recordSlot(slots, m.estimated ? OUTPUT_ESTIMATED : OUTPUT, this.tokenUsage, m.outputTokens, m);
+    }
+  }
+
+  private recordSlot(slots: Slots, slot: number, store: HistogramStore, raw: number, m: CallMetrics): void {
+    const value = store.accept(raw);
+    if (value === undefined) return;
+    let p = slots[slot];
+    if (p === undefined || p.interval !== store.interval) {
+      // As the SDK counts: the overflow series takes the last of the limit's places.
+      if (store.seriesThisInterval >= store.cardinalityLimit - 1) {
+        store.recordOverflow(value, this.lastCollectionTime);
+        return;
+      }
+      store.seriesThisInterval++;
+      if (p === undefined) {
+        const reported = this.aggregationTemporality === DELTA && this.lastCollectionTime !== undefined && this.lastSlots.get(m.key)?.[slot] !== undefined;
+        p = store.newPoint(slotAttributes(m, slot), reported ? this.lastCollectionTime! : millisToHrTime(Date.now()));
+        slots[slot] = p;
+        store.points.push(p);
+      } else {
+        p.interval = store.interval;
+      }
+    }
+    addValue(p, store.boundaries, value);
   }
 
   async collect(): Promise<CollectionResult> {
@@ -284,6 +307,11 @@ export class TokenmeterMetricProducer implements MetricProducer {
       const data = store.collect(this.aggregationTemporality, endTime);
       if (data !== undefined) metrics.push(data);
     }
+    if (this.aggregationTemporality === DELTA) {
+      this.lastSlots = this.slots;
+      this.slots = new Map();
+      this.lastCollectionTime = endTime;
+    }
     const resourceMetrics = {
       // The reader keeps the SDK's resource and takes only the scope metrics from a producer.
       resource: undefined,
@@ -291,6 +319,11 @@ export class TokenmeterMetricProducer implements MetricProducer {
     } as unknown as ResourceMetrics;
     return { resourceMetrics, errors: [] };
   }
+}
+
+function slotAttributes(m: CallMetrics, slot: number): Attributes {
+  if (slot === DURATION || slot === FIRST_CHUNK) return m.attributes();
+  return tokenAttributes(m, slot === INPUT || slot === INPUT_ESTIMATED ? 'input' : 'output');
 }
 
 function tokenAttributes(m: CallMetrics, type: 'input' | 'output'): Attributes {
