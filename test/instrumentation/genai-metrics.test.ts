@@ -146,38 +146,38 @@ describe('TokenmeterMetricProducer gives what the SDK histograms give', () => {
   }
 
   for (const temporality of [AggregationTemporality.CUMULATIVE, AggregationTemporality.DELTA]) {
-  it(`the cardinality limit (${temporality === AggregationTemporality.DELTA ? 'delta' : 'cumulative'}): series beyond 1999 in one collection go to the overflow series, as in the SDK`, async () => {
-    vi.useFakeTimers({ toFake: ['Date'] });
-    vi.setSystemTime(new Date('2026-12-03T12:00:00Z'));
-    const sdk = sdkRecorder(temporality);
-    const producer = new TokenmeterMetricProducer({ aggregationTemporality: temporality });
-    for (let i = 0; i < 2100; i++) {
-      const m = call({ model: `model-${i}`, durationSeconds: i / 100, inputTokens: i, outputTokens: 1 });
-      sdk.record(m);
-      producer.record(m);
-    }
-    const expected = normalize(await sdk.collect());
-    expect(normalize(await producer.collect())).toEqual(expected);
-    const duration = (expected as Array<{ metrics: MetricData[] }>)[0].metrics.find((m) => m.descriptor.name === 'gen_ai.client.operation.duration')!;
-    expect(duration.dataPoints.some((p) => p.attributes['otel.metric.overflow'] === true)).toBe(true);
-    // The next collection counts anew: earlier series are recorded again, new ones still overflow.
-    for (let i = 1990; i < 2010; i++) {
-      const m = call({ model: `model-${i}`, durationSeconds: 1, inputTokens: 1, outputTokens: 1 });
-      sdk.record(m);
-      producer.record(m);
-    }
-    vi.advanceTimersByTime(1000);
-    expect(normalize(await producer.collect())).toEqual(normalize(await sdk.collect()));
-    // Delta: the overflow series again, after a collection that had it (its start is that collection's time).
-    for (let i = 0; i < 2100; i++) {
-      const m = call({ model: `model-${i}`, durationSeconds: 2, inputTokens: 2, outputTokens: 2 });
-      sdk.record(m);
-      producer.record(m);
-    }
-    vi.advanceTimersByTime(1000);
-    expect(normalize(await producer.collect())).toEqual(normalize(await sdk.collect()));
-    await sdk.shutdown();
-  });
+    it(`the cardinality limit (${temporality === AggregationTemporality.DELTA ? 'delta' : 'cumulative'}): series beyond 1999 in one collection go to the overflow series, as in the SDK`, async () => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(new Date('2026-12-03T12:00:00Z'));
+      const sdk = sdkRecorder(temporality);
+      const producer = new TokenmeterMetricProducer({ aggregationTemporality: temporality });
+      for (let i = 0; i < 2100; i++) {
+        const m = call({ model: `model-${i}`, durationSeconds: i / 100, inputTokens: i, outputTokens: 1 });
+        sdk.record(m);
+        producer.record(m);
+      }
+      const expected = normalize(await sdk.collect());
+      expect(normalize(await producer.collect())).toEqual(expected);
+      const duration = (expected as Array<{ metrics: MetricData[] }>)[0].metrics.find((m) => m.descriptor.name === 'gen_ai.client.operation.duration')!;
+      expect(duration.dataPoints.some((p) => p.attributes['otel.metric.overflow'] === true)).toBe(true);
+      // The next collection counts anew: earlier series are recorded again, new ones still overflow.
+      for (let i = 1990; i < 2010; i++) {
+        const m = call({ model: `model-${i}`, durationSeconds: 1, inputTokens: 1, outputTokens: 1 });
+        sdk.record(m);
+        producer.record(m);
+      }
+      vi.advanceTimersByTime(1000);
+      expect(normalize(await producer.collect())).toEqual(normalize(await sdk.collect()));
+      // Delta: the overflow series again, after a collection that had it (its start is that collection's time).
+      for (let i = 0; i < 2100; i++) {
+        const m = call({ model: `model-${i}`, durationSeconds: 2, inputTokens: 2, outputTokens: 2 });
+        sdk.record(m);
+        producer.record(m);
+      }
+      vi.advanceTimersByTime(1000);
+      expect(normalize(await producer.collect())).toEqual(normalize(await sdk.collect()));
+      await sdk.shutdown();
+    });
   }
 
   it('values the SDK drops or truncates: negative, NaN, fractional token counts', async () => {
