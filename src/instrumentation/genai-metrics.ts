@@ -264,16 +264,17 @@ export class TokenmeterMetricProducer implements MetricProducer {
   /** Records one finished call, as the SDK's histograms would with the call's attribute sets. */
   record(m: CallMetrics): void {
     let slots = this.slots.get(m.key);
-    if (slots === undefined) {
-      slots = [undefined, undefined, undefined, undefined, undefined, undefined];
-      this.slots.set(m.key, slots);
-    }
+    const isNew = slots === undefined;
+    if (slots === undefined) slots = [undefined, undefined, undefined, undefined, undefined, undefined];
     this.recordSlot(slots, DURATION, this.operationDuration, m.durationSeconds, m);
     if (m.timeToFirstChunkSeconds !== undefined) this.recordSlot(slots, FIRST_CHUNK, this.timeToFirstChunk, m.timeToFirstChunkSeconds, m);
     if (m.inputTokens !== undefined && m.outputTokens !== undefined) {
       this.recordSlot(slots, m.estimated ? INPUT_ESTIMATED : INPUT, this.tokenUsage, m.inputTokens, m);
       this.recordSlot(slots, m.estimated ? OUTPUT_ESTIMATED : OUTPUT, this.tokenUsage, m.outputTokens, m);
     }
+    // Kept only when it holds a series: attribute sets beyond the cardinality limit (all in the overflow series)
+    // must not grow this map, as they do not grow the SDK's.
+    if (isNew && slots.some((p) => p !== undefined)) this.slots.set(m.key, slots);
   }
 
   private recordSlot(slots: Slots, slot: number, store: HistogramStore, raw: number, m: CallMetrics): void {

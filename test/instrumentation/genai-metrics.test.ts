@@ -180,6 +180,17 @@ describe('TokenmeterMetricProducer gives what the SDK histograms give', () => {
     });
   }
 
+  it('attribute sets beyond the cardinality limit take no memory of their own (hostile model names)', async () => {
+    const producer = new TokenmeterMetricProducer({ cardinalityLimit: 10 });
+    for (let i = 0; i < 5000; i++) producer.record(call({ model: `model-${i}` }));
+    const held = (producer as unknown as { slots: Map<string, unknown> }).slots.size;
+    expect(held).toBeLessThanOrEqual(9);
+    const { resourceMetrics } = await producer.collect();
+    const duration = resourceMetrics.scopeMetrics[0].metrics.find((m) => m.descriptor.name === 'gen_ai.client.operation.duration')!;
+    expect(duration.dataPoints).toHaveLength(10);
+    expect(duration.dataPoints.reduce((n, p) => n + (p.value as Histogram).count, 0)).toBe(5000);
+  });
+
   it('values the SDK drops or truncates: negative, NaN, fractional token counts', async () => {
     const warn = vi.fn();
     const { diag, DiagLogLevel } = await import('@opentelemetry/api');
