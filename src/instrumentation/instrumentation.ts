@@ -1,22 +1,17 @@
-import { diag, ValueType, type TracerProvider } from '@opentelemetry/api';
+import { diag, type TracerProvider } from '@opentelemetry/api';
 import { InstrumentationBase, InstrumentationNodeModuleDefinition, type InstrumentationConfig } from '@opentelemetry/instrumentation';
-import { GENAI_METRIC_OPERATION_DURATION, GENAI_METRIC_TIME_TO_FIRST_CHUNK, GENAI_METRIC_TOKEN_USAGE } from '../contract/names.js';
 import { findAiSdk, patchAiSdk, unpatchAiSdk } from './ai-sdk.js';
 import { findAnthropicClass, patchAnthropic } from './anthropic.js';
 import { activeTelemetry, setActiveTelemetry, type Telemetry } from './call.js';
 import { findBedrockClient, patchBedrock } from './bedrock.js';
 import { findGoogleGenAiModels, patchGoogleGenAi } from './google-genai.js';
+import { GENAI_HISTOGRAMS, INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION } from './genai-metrics.js';
 import { findOpenAIClass, patchOpenAI } from './openai.js';
 import { resolveOptions, type TokenmeterInstrumentationOptions } from './options.js';
 import { unpatchAll } from './patch.js';
 import { checkSdkVersion, reportNotInstrumented, type SdkPackage } from './supported.js';
 
-export const INSTRUMENTATION_NAME = 'tokenmeter';
-export const INSTRUMENTATION_VERSION = '0.1.0';
-
-/** The OTel GenAI spec's advisory buckets. */
-const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
-const DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+export { INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION };
 
 /*
  * Every version is hooked: OTel's own version filter would skip an unsupported SDK without a word, so tokenmeter
@@ -125,22 +120,10 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
       t = {
         tracer: this.tracer,
         options: resolveOptions(this.getConfig()),
-        tokenUsage: meter.createHistogram(GENAI_METRIC_TOKEN_USAGE, {
-          description: 'Number of input and output tokens used',
-          unit: '{token}',
-          valueType: ValueType.INT,
-          advice: { explicitBucketBoundaries: TOKEN_BUCKETS },
-        }),
-        operationDuration: meter.createHistogram(GENAI_METRIC_OPERATION_DURATION, {
-          description: 'GenAI operation duration',
-          unit: 's',
-          advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-        }),
-        timeToFirstChunk: meter.createHistogram(GENAI_METRIC_TIME_TO_FIRST_CHUNK, {
-          description: 'Time to receive the first chunk of a streamed response',
-          unit: 's',
-          advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-        }),
+        // Used only while no tokenmeter MetricProducer is active (genai-metrics.ts): the same data either way.
+        tokenUsage: meter.createHistogram(GENAI_HISTOGRAMS.tokenUsage.name, GENAI_HISTOGRAMS.tokenUsage.options),
+        operationDuration: meter.createHistogram(GENAI_HISTOGRAMS.operationDuration.name, GENAI_HISTOGRAMS.operationDuration.options),
+        timeToFirstChunk: meter.createHistogram(GENAI_HISTOGRAMS.timeToFirstChunk.name, GENAI_HISTOGRAMS.timeToFirstChunk.options),
       };
       this.telemetryState = t;
     }
