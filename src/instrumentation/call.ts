@@ -15,6 +15,7 @@ import {
 } from '../contract/names.js';
 import { EstimateUnavailableError, estimatorReady, loadEstimator, usageToGenAiAttributes, type NormalizedUsage, type Usage } from '../usage/index.js';
 import { countInstrumentedCall, watchSdkRequests } from './bundling.js';
+import { activeMetricProducers, type CallMetrics } from './genai-metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { GENERIC_OPENAI_COMPATIBLE, type ServerInfo } from './provider.js';
 import { currentAttribution, currentScope, type UsageCollector } from './scope.js';
@@ -105,6 +106,15 @@ function errorType(err: unknown): string {
     if (typeof name === 'string' && name !== 'Object' && name.length > 0) return name;
   }
   return '_OTHER';
+}
+
+/** One value of a metric key: strings length-prefixed, anything else (hostile responses) by its JSON. */
+function keyPart(v: unknown): string {
+  if (typeof v === 'string') return `${v.length}:${v}`;
+  if (v === undefined) return 'u';
+  if (typeof v === 'number') return `n${v};`;
+  const json = String(JSON.stringify(v));
+  return `j${json.length}:${json}`;
 }
 
 /**
@@ -315,20 +325,37 @@ export class GenAiCall {
     if (this.deferredEnd) span.end(endMillis);
     else span.end();
 
-    // Every record hashes its attribute set (sorted keys, JSON) in the metrics SDK: each set is built once, as a
-    // plain literal, and only with the low-cardinality attributes.
-    const m = this.metricAttributes(errType);
-    t.operationDuration.record((endMillis - this.startMillis) / 1000, m);
-    if (this.firstChunkMillis >= 0) t.timeToFirstChunk.record((this.firstChunkMillis - this.startMillis) / 1000, m);
-    if (usage !== undefined) {
-      const tm = this.metricAttributes(errType);
-      if (estimated) tm[ATTR_USAGE_ESTIMATED] = true;
-      tm[GENAI.tokenType] = 'input';
-      t.tokenUsage.record(usage.input + usage.cache_read + usage.cache_write, tm);
-      const to = this.metricAttributes(errType);
-      if (estimated) to[ATTR_USAGE_ESTIMATED] = true;
-      to[GENAI.tokenType] = 'output';
-      t.tokenUsage.record(usage.output + usage.reasoning, to);
+    const durationSeconds = (endMillis - this.startMillis) / 1000;
+    const ttfcSeconds = this.firstChunkMillis >= 0 ? (this.firstChunkMillis - this.startMillis) / 1000 : undefined;
+    const producers = activeMetricProducers();
+    if (producers.length > 0) {
+      // tokenmeter's own aggregation (genai-metrics.ts): the series is found by a key, its attribute set built once.
+      const m: CallMetrics = {
+        key: this.metricKey(errType),
+        attributes: () => this.metricAttributes(errType),
+        durationSeconds,
+        timeToFirstChunkSeconds: ttfcSeconds,
+        inputTokens: usage === undefined ? undefined : usage.input + usage.cache_read + usage.cache_write,
+        outputTokens: usage === undefined ? undefined : usage.output + usage.reasoning,
+        estimated,
+      };
+      for (let i = 0; i < producers.length; i++) producers[i].record(m);
+    } else {
+      // Every record hashes its attribute set (sorted keys, JSON) in the metrics SDK: each set is built once, as a
+      // plain literal, and only with the low-cardinality attributes.
+      const m = this.metricAttributes(errType);
+      t.operationDuration.record(durationSeconds, m);
+      if (ttfcSeconds !== undefined) t.timeToFirstChunk.record(ttfcSeconds, m);
+      if (usage !== undefined) {
+        const tm = this.metricAttributes(errType);
+        if (estimated) tm[ATTR_USAGE_ESTIMATED] = true;
+        tm[GENAI.tokenType] = 'input';
+        t.tokenUsage.record(usage.input + usage.cache_read + usage.cache_write, tm);
+        const to = this.metricAttributes(errType);
+        if (estimated) to[ATTR_USAGE_ESTIMATED] = true;
+        to[GENAI.tokenType] = 'output';
+        t.tokenUsage.record(usage.output + usage.reasoning, to);
+      }
     }
     if (this.collector !== undefined) {
       const endTimeMillis = Date.now();
@@ -368,6 +395,25 @@ export class GenAiCall {
       );
       return undefined;
     }
+  }
+
+  /**
+   * Identifies the attribute set `metricAttributes(errType)` builds: each value that decides it, in a fixed
+   * order, length-prefixed so that no two different sets share a key.
+   */
+  private metricKey(errType: string | undefined): string {
+    const server = this.server;
+    const generic = server.address !== undefined && server.provider === GENERIC_OPENAI_COMPATIBLE;
+    return (
+      keyPart(this.operation) +
+      keyPart(server.provider) +
+      keyPart(this.requestModel) +
+      keyPart(this.responseModel) +
+      keyPart(generic ? server.address : undefined) +
+      keyPart(generic ? server.port : undefined) +
+      keyPart(this.plan) +
+      keyPart(errType)
+    );
   }
 
   /** A fresh metric attribute set (the SDK keeps the first object it sees per set, so none is shared or reused). */
