@@ -50,6 +50,7 @@ export async function run(argv: string[]): Promise<number> {
       context_tiers: e.raw.context_tiers ?? [],
       service_tiers: e.raw.service_tiers ?? {},
       ...(e.raw.retired_from !== undefined ? { retired_from: e.raw.retired_from } : {}),
+      ...(e.raw.fees !== undefined ? { fees: e.raw.fees } : {}),
       source: e.source,
       source_date: e.sourceDate,
       source_confidence: e.raw.source_confidence,

@@ -193,7 +193,7 @@ export class ExporterMetrics {
     this.registry.registerMetric(this.tokensTotal as never);
     this.costUsdTotal = new SeriesCounter(
       METRIC.costUsdTotal,
-      'Cost in USD by token type.',
+      'Cost in USD by token type, and type="fee" for per-call fees (web searches, search grounding), which have no tokens.',
       [LABEL.plan, LABEL.provider, LABEL.model, LABEL.type],
       moneyValue,
       dropIndexes,

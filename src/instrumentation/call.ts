@@ -359,6 +359,12 @@ export class GenAiCall {
     }
     if (this.collector !== undefined) {
       const endTimeMillis = Date.now();
+      // The fee counts as the span carries them (response items, or the provider's usage via pricingAttributes).
+      let toolCalls: Partial<Record<FeeKind, number>> | undefined;
+      for (const k of FEE_KINDS) {
+        const n = attrs[ATTR_TOOL_CALLS[k]];
+        if (typeof n === 'number' && n > 0) (toolCalls ??= {})[k] = n;
+      }
       for (let c: UsageCollector | undefined = this.collector; c !== undefined; c = c.parent) {
         c.calls.push({
           endTimeMillis,
@@ -369,6 +375,7 @@ export class GenAiCall {
           estimated,
           serviceTier: this.serviceTier,
           outcome: error === undefined ? 'success' : 'error',
+          ...(toolCalls !== undefined ? { toolCalls } : {}),
         });
       }
     }

@@ -11,6 +11,7 @@ import type { CallAdapter, GenAiCall } from './call.js';
 import type { ResolvedOptions } from './options.js';
 import { captureInput, patchMethod, samplingAttributes, type MethodSpec } from './patch.js';
 import { openAIPricingAttributes, openAIResponsesToolCalls } from './pricing-facts.js';
+import { warnOnce } from './warn.js';
 import { GENERIC_OPENAI_COMPATIBLE, serverInfo, type ServerInfo } from './provider.js';
 import type { ResponseHandler } from './stainless.js';
 
@@ -123,6 +124,15 @@ const chatSpec: MethodSpec = {
   requestAttributes(params, options) {
     const attrs: Attributes = samplingAttributes(params, ['max_completion_tokens', 'max_tokens']);
     if (typeof params.service_tier === 'string') attrs[GENAI.requestServiceTier] = params.service_tier;
+    if (params.web_search_options !== undefined && params.web_search_options !== null) {
+      // Said once: the search fee of such calls is missing from the meter (their tokens are metered).
+      warnOnce(
+        'openai-chat-web-search',
+        'Chat Completions web search (web_search_options) is charged per call, and the response does not count the ' +
+          'searches: tokenmeter meters these calls\' tokens but not their search fee. The Responses API web_search tool ' +
+          'reports its calls, and tokenmeter meters that fee.',
+      );
+    }
     captureInput(attrs, options, params.messages);
     return attrs;
   },

@@ -1,6 +1,6 @@
 import type { AsyncLocalStorage } from 'node:async_hooks';
 import { context, diag, propagation } from '@opentelemetry/api';
-import { ATTR_FEATURE, ATTR_PLAN, ATTR_USER_ID } from '../contract/names.js';
+import { ATTR_FEATURE, ATTR_PLAN, ATTR_USER_ID, type FeeKind } from '../contract/names.js';
 import type { Usage } from '../usage/index.js';
 import { countWithUser, registerCopy } from './bundling.js';
 
@@ -22,6 +22,8 @@ export interface TrackedCall {
   outcome: 'success' | 'error';
   /** When the call ended (epoch milliseconds): chooses the price in force. */
   endTimeMillis: number;
+  /** Per-call fee counts the provider reported (web searches, grounding queries), priced as fees. */
+  toolCalls?: Partial<Record<FeeKind, number>>;
 }
 
 /** Receives the calls that end inside a `trackUsage` scope (and, through `parent`, its enclosing scopes). */

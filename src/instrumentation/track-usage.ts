@@ -55,6 +55,7 @@ function priceCall(pricing: Pricing, book: PriceBook | undefined, call: TrackedC
     usage: call.usage,
     at: new Date(call.endTimeMillis),
     serviceTier: pricing.parseServiceTier(call.serviceTier),
+    toolCalls: call.toolCalls,
   });
   return result.priced ? result.totalUsd.toFixed() : undefined;
 }

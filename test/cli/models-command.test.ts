@@ -58,6 +58,15 @@ describe('tokenmeter models', () => {
     expect(list.every((e) => e.source.startsWith('https://'))).toBe(true);
   });
 
+  it('--json shows per-call fees with their sources (Gemini 2.5 per grounded prompt)', async () => {
+    const r = await cli('models', '--provider', 'google', '--json');
+    const list = JSON.parse(r.out) as { model: string; fees?: Record<string, unknown> }[];
+    expect(list.find((e) => e.model === 'gemini-2.5-flash')?.fees).toEqual({
+      search_grounding: { usd_per_1000: '35.00', per_request: true, source: 'https://ai.google.dev/gemini-api/docs/pricing' },
+    });
+    expect(list.find((e) => e.model === 'gemini-embedding-001')?.fees).toBeUndefined();
+  });
+
   it('filters the new xai provider by its OTel name (x_ai)', async () => {
     const r = await cli('models', '--provider', 'x_ai', '--json');
     expect(r.code).toBe(0);

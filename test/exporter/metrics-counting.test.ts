@@ -39,7 +39,7 @@ class ReferenceMetrics {
   readonly registry = new Registry();
   private readonly r = [this.registry];
   readonly tokens = new Counter({ name: METRIC.tokensTotal, help: 'Tokens by non-overlapping type (input, cache_read, cache_write, output, reasoning).', labelNames: ['plan', 'provider', 'model', 'type'], registers: this.r });
-  readonly cost = new ReferenceMoneyCounter(METRIC.costUsdTotal, 'Cost in USD by token type.');
+  readonly cost = new ReferenceMoneyCounter(METRIC.costUsdTotal, 'Cost in USD by token type, and type="fee" for per-call fees (web searches, search grounding), which have no tokens.');
   readonly requests = new Counter({ name: METRIC.requestsTotal, help: 'LLM calls.', labelNames: ['plan', 'provider', 'model', 'operation', 'outcome'], registers: this.r });
   readonly feature = new ReferenceMoneyCounter(METRIC.featureCostUsdTotal, 'Cost in USD by product feature (tokenmeter.feature; "none" when absent).');
   readonly estimated = new Counter({ name: METRIC.estimatedTokensTotal, help: 'Tokens that were estimated with a tokenizer, not reported by the provider.', labelNames: ['plan', 'provider', 'model'], registers: this.r });
@@ -71,6 +71,7 @@ class ReferenceMetrics {
       if (n > 0) this.tokens.inc({ ...base, type: t }, n);
       if (rec.priced && rec.costUsd[t] !== '0') this.cost.inc({ ...base, type: t }, rec.costUsd[t]);
     }
+    if (rec.priced && rec.feeCostUsd !== undefined && rec.feeCostUsd !== '0') this.cost.inc({ ...base, type: 'fee' }, rec.feeCostUsd);
     this.requests.inc({ ...base, operation: rec.operation, outcome: rec.outcome });
     if (rec.priced) {
       let f = rec.feature ?? NO_FEATURE;
@@ -142,6 +143,8 @@ function batch(n: number, seed: number, at: number): UsageRecord[] {
       source: 'tokenmeter',
     };
     if (rand(2) === 0) rec.planFromSpan = PLANS[u % 3];
+    // Some calls with web searches (a per-call fee: cost type "fee", no tokens).
+    if (provider === 'anthropic' && rand(4) === 0) rec.toolCalls = { web_search: 1 + rand(5) };
     const f = rand(12);
     if (f < 9) rec.feature = `feature-${f}`;
     return rec;
@@ -169,15 +172,18 @@ describe('counting committed records', () => {
     m.setPeriod(period, plans.planNames());
     const ref = new ReferenceMetrics(maxUsers, maxFeatures);
     let priced = 0;
+    let withFees = 0;
     let unpriced = 0;
     for (let b = 0; b < 6; b++) {
       const records = batch(300, b + 1, at).map((r) => toLedgerRecord(r, plans, book));
       priced += records.filter((r) => r.priced).length;
+      withFees += records.filter((r) => r.feeCostUsd !== undefined).length;
       unpriced += records.filter((r) => !r.priced).length;
       m.recordCommit({ committed: records, duplicates: [], rollups: [] });
       for (const r of records) ref.count(r);
     }
     expect(priced).toBeGreaterThan(500);
+    expect(withFees).toBeGreaterThan(10);
     expect(unpriced).toBeGreaterThan(100);
 
     const names = [

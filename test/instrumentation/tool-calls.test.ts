@@ -12,7 +12,8 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ATTR_TOOL_CALLS } from '../../src/contract/names.js';
 import { decodeTraceRequest, extractUsage } from '../../src/ingest/index.js';
-import { instrument } from '../../src/instrumentation/index.js';
+import { instrument, trackUsage } from '../../src/instrumentation/index.js';
+import { captureWarnings } from '../../src/instrumentation/warn.js';
 import { anthropicPricingAttributes, geminiGroundingQueries, openAIResponsesToolCalls } from '../../src/instrumentation/pricing-facts.js';
 import { PriceBook } from '../../src/pricing/index.js';
 import { protobufBody } from '../ingest/otel-spans.js';
@@ -194,6 +195,43 @@ describe('per-call fee counts from the provider response', () => {
     for (const k of Object.values(ATTR_TOOL_CALLS)) expect(attrs[k]).toBeUndefined();
     expect(record.toolCalls).toBeUndefined();
     expect(price.priced && price.feeCostUsd).toBeUndefined();
+  });
+});
+
+describe('fees in the app and what is not metered', () => {
+  it('trackUsage adds the fee to the cost it reports', async () => {
+    h.reset();
+    replies['/v1/messages'] = anthropicMessage({ input_tokens: 10000, output_tokens: 1000, server_tool_use: { web_search_requests: 3 } });
+    const client = new Anthropic({ apiKey: 'k', baseURL: baseUrl, maxRetries: 0 });
+    const totals = await trackUsage(() => client.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 100, messages: [{ role: 'user', content: 'search' }] }));
+    expect(totals.calls[0]!.toolCalls).toEqual({ web_search: 3 });
+    // Priced at the call's end (now): claude-sonnet-4-6 $3 / $15, web search $10 / 1,000.
+    expect(totals.costUsd).toBe('0.075');
+  });
+
+  it('Chat Completions web search (no count in the response) is said once on stderr, never priced as a fee', async () => {
+    h.reset();
+    const lines: string[] = [];
+    const restore = captureWarnings(lines);
+    try {
+      replies['/chat/completions'] = {
+        id: 'chatcmpl-s',
+        object: 'chat.completion',
+        created: 1,
+        model: 'gpt-4o-search-preview',
+        choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 },
+      };
+      const client = new OpenAI({ apiKey: 'k', baseURL: baseUrl, maxRetries: 0 });
+      for (let i = 0; i < 2; i++) {
+        await client.chat.completions.create({ model: 'gpt-4o-search-preview', web_search_options: {}, messages: [{ role: 'user', content: 'hi' }] });
+      }
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/web_search_options\) is charged per call.*not their search fee/);
+      expect(h.finished().every((s) => s.attributes[ATTR_TOOL_CALLS.web_search] === undefined)).toBe(true);
+    } finally {
+      restore();
+    }
   });
 });
 
