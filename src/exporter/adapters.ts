@@ -3,7 +3,8 @@ import type { TokenmeterConfig } from '../config/index.js';
 import { IngestError, decodeMetricsRequest, decodeTraceRequest, extractUsage, type DecodedSpan } from '../ingest/index.js';
 import { GroupCommitter, LedgerUnavailableError, discountsFromTiers, isPostgresStorage, openLedger, type Ledger } from '../ledger/index.js';
 import { BillingCalendar, PlanResolver } from '../plans/index.js';
-import { PriceBook, convertFromUsd, formatMoney } from '../pricing/index.js';
+import { convertFromUsd, formatMoney } from '../pricing/index.js';
+import { loadPricing } from './price-reload.js';
 import { LedgerConnection } from './ledger-connection.js';
 import type { LedgerPort } from './ports.js';
 import type { ExporterClock, ExporterPorts } from './exporter.js';
@@ -59,7 +60,7 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
   const plans = new PlanResolver(config.plans, config.users);
   const calendar = new BillingCalendar(config.period);
   const periodFor = (at: Date) => calendar.periodFor(at);
-  const pricing = PriceBook.load(config.pricing.overrides ? { overrides: config.pricing.overrides } : {});
+  const { pricing, fingerprint: pricingFingerprint } = loadPricing(config.pricing);
   const tiers = config.pricing.volume_discounts;
   const discounts = tiers && Object.keys(tiers).length > 0 ? discountsFromTiers(tiers) : undefined;
   const shared = isPostgresStorage(config.storage);
@@ -121,6 +122,7 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
       planNames: () => plans.planNames(),
     },
     pricing,
+    pricingFingerprint,
     decoders: decoders as OtlpDecoders<unknown>,
     extract: (span) => extractUsage(span as DecodedSpan),
     isUnavailable: (err) => err instanceof LedgerUnavailableError,

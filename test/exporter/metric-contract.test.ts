@@ -44,6 +44,7 @@ const OPERATIONAL: Record<string, { kind: string; labels: string[] }> = {
   tokenmeter_otlp_requests_total: { kind: 'counter', labels: ['signal', 'code'] },
   tokenmeter_otlp_request_duration_seconds: { kind: 'histogram', labels: ['signal'] },
   tokenmeter_redated_spans_total: { kind: 'counter', labels: ['reason'] },
+  tokenmeter_price_reload_total: { kind: 'counter', labels: ['outcome'] },
 };
 
 interface Sample {
