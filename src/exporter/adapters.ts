@@ -2,7 +2,9 @@ import { Decimal } from 'decimal.js';
 import type { TokenmeterConfig } from '../config/index.js';
 import { IngestError, decodeMetricsRequest, decodeTraceRequest, extractUsage, type DecodedSpan } from '../ingest/index.js';
 import { GroupCommitter, LedgerUnavailableError, discountsFromTiers, isPostgresStorage, openLedger, type Ledger } from '../ledger/index.js';
-import { BillingCalendar, PlanResolver } from '../plans/index.js';
+import { PlanResolver } from '../plans/index.js';
+import { calendarOf } from '../report/calendar.js';
+import type { ReportCall } from '../report/report.js';
 import { convertFromUsd, formatMoney } from '../pricing/index.js';
 import { loadPricing } from './price-reload.js';
 import { LedgerConnection } from './ledger-connection.js';
@@ -58,7 +60,7 @@ export interface CreatePortsOptions {
  */
 export async function createPorts(config: TokenmeterConfig, clock: ExporterClock, options: CreatePortsOptions = {}): Promise<ExporterPorts<unknown>> {
   const plans = new PlanResolver(config.plans, config.users);
-  const calendar = new BillingCalendar(config.period);
+  const calendar = calendarOf(config.period);
   const periodFor = (at: Date) => calendar.periodFor(at);
   const { pricing, fingerprint: pricingFingerprint } = loadPricing(config.pricing);
   const tiers = config.pricing.volume_discounts;
@@ -108,6 +110,13 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
     loadPeriodRollups: (start, opts) => use(({ ledger }) => ledger.loadPeriodRollups(start, opts)),
     userModelUsage: (user, start) => use(({ ledger }) => ledger.userModelUsage(user, start)),
     periodModelUsage: (start) => use(({ ledger }) => ledger.periodModelUsage(start)),
+    // Per-call scans (s3-15b's Ledger.scanCalls) when the ledger has them.
+    scanCalls: (filter) => {
+      const { ledger } = connection.require();
+      const scan = (ledger as { scanCalls?: (f: typeof filter) => AsyncIterable<ReportCall> }).scanCalls;
+      if (typeof scan !== 'function') throw new Error('this ledger cannot scan its calls');
+      return scan.call(ledger, filter);
+    },
     close: async () => {
       if (pruneTimer) clearInterval(pruneTimer);
       await connection.close();
@@ -119,6 +128,8 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
       planFor: (user, spanPlan) => plans.planFor(user, spanPlan),
       limitsFor: (user, plan) => plans.limitsFor(user, plan),
       periodFor,
+      periodNamed: (year, month) => calendar.periodNamed!(year, month),
+      timeZone: calendar.timeZone,
       planNames: () => plans.planNames(),
     },
     pricing,

@@ -11,6 +11,7 @@ import { Pipeline } from './pipeline.js';
 import { PriceReloader, ReloadablePricing, type LoadedPricing, type PriceReloadResult } from './price-reload.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
 import { StaticFiles } from './static-files.js';
+import { displayRate } from '../report/calendar.js';
 import type { DisplayMoney } from './usage-api.js';
 
 /** A clock the exporter reads for billing periods (tests inject a fake one to cross a month boundary). */
@@ -232,6 +233,12 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       track,
     }),
   );
+  let reportDisplay: { currency: string; rate: string } | undefined;
+  try {
+    reportDisplay = displayRate(config.display);
+  } catch {
+    // No rate for the display currency: reports show USD only (the usage API does the same).
+  }
   const opsServer = createServer(
     { ...timeouts, requestTimeout: Math.max(30_000, headersTimeout + 1000) },
     createOpsHandler({
@@ -249,6 +256,8 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       log,
       isShuttingDown: () => shuttingDown,
       health,
+      lateArrivalMillis: config.ingest.late_arrival_window,
+      ...(reportDisplay ? { displayRate: reportDisplay } : {}),
     }),
   );
   for (const s of [otlpServer, opsServer]) s.on('clientError', (_err, socket) => socket.destroy());
