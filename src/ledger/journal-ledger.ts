@@ -45,6 +45,7 @@ import {
 import * as queries from './journal-queries.js';
 import { deletePrunedSegments, pruneNeedsSnapshot } from './journal-retention.js';
 import { loadSnapshot, serialiseSnapshot } from './journal-snapshot.js';
+import { normaliseFilter, scanJournalSegments, type CallFilter, type LedgerCall } from './call-scan.js';
 import { DAY_MILLIS, isoOf, JournalState, type PeriodState, type SegmentInfo } from './journal-state.js';
 import {
   DEFAULT_DEDUP_WINDOW_MILLIS,
@@ -537,6 +538,17 @@ export class JournalLedger implements Ledger {
   }
 
   // ---- retention ----
+
+  /**
+   * The segments as they are now (the current one up to its committed bytes), read one at a time: commits go on
+   * meanwhile into later bytes, and a segment pruned before its turn is skipped (its calls are gone).
+   */
+  scanCalls(filter: CallFilter = {}): AsyncIterable<LedgerCall> {
+    const f = normaliseFilter(filter);
+    const down = this.#unavailable();
+    if (down) throw down;
+    return scanJournalSegments(this.dir, this.#segments.map((s) => ({ seq: s.seq, bytes: s.bytes })), f);
+  }
 
   async prune(options: PruneOptions): Promise<PruneResult> {
     const { olderThan, before } = pruneArguments(options, this.#clock, this.dedupWindowMillis);

@@ -9,6 +9,7 @@ import type { Clock } from '../plans/clock.js';
 import type { BackendKind, EmbeddedBackendOptions, PostgresBackendOptions } from './backend.js';
 import { LedgerError } from './errors.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
+import type { CallFilter, LedgerCall } from './call-scan.js';
 
 type Exact = ExactDecimal;
 
@@ -136,6 +137,12 @@ export interface Ledger {
   periodSummary(periodStart: Date | string): Promise<PeriodSummary>;
   providerPeriodSpend(periodStart: Date | string): Promise<ProviderSpend[]>;
   prune(options: PruneOptions): Promise<PruneResult>;
+  /**
+   * Every committed call matching `filter`, streamed (bounded memory whatever the ledger's size): the records as
+   * `commit` returned them in `committed`, with their received time. Calls deleted by `prune` are not in it.
+   * Order: commit order on the journal ledger, (trace id, span id) on a SQL ledger.
+   */
+  scanCalls(filter?: CallFilter): AsyncIterable<LedgerCall>;
   close(): Promise<void>;
 }
 

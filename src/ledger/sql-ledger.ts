@@ -29,6 +29,7 @@ import {
 } from './ledger-interface.js';
 import { MIGRATION_LOCK_KEY, MIGRATIONS } from './migrations.js';
 import { isPrevalidated, validateRecord } from './record-validation.js';
+import { normaliseFilter, scanSqlCalls, type CallFilter, type LedgerCall } from './call-scan.js';
 import type { CommitOutcome, CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 
 /** Exact arithmetic for sums of money strings (the default 20 significant digits could round). */
@@ -544,6 +545,12 @@ export class SqlLedger implements Ledger {
         return { callsDeleted: Number(calls[0].n), rollupRowsDeleted };
       }),
     );
+  }
+
+  scanCalls(filter: CallFilter = {}): AsyncIterable<LedgerCall> {
+    const f = normaliseFilter(filter);
+    if (this.#closed) throw new LedgerUnavailableError('ledger is closed');
+    return scanSqlCalls({ query: (sql, params) => this.#run('scan', () => this.#backend.query(sql, params)) }, f);
   }
 
   async close(): Promise<void> {
