@@ -123,11 +123,36 @@ function pad2(n: number): string {
   return n < 10 ? `0${n}` : String(n);
 }
 
+const dayFormats = new Map<string, Intl.DateTimeFormat>();
+/** Day of each quarter hour seen (zone offsets are whole quarter hours): Intl is far too slow to ask per call. */
+const dayMemo = new Map<string, Map<number, string>>();
+
+let lastUtcDay = Number.NaN;
+let lastUtcText = '';
+
 /** YYYY-MM-DD of an instant in a time zone. */
 export function dayOf(millis: number, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(new Date(millis));
+  if (timeZone === 'UTC') {
+    const d = Math.floor(millis / 86_400_000);
+    if (d !== lastUtcDay) {
+      lastUtcDay = d;
+      lastUtcText = new Date(d * 86_400_000).toISOString().slice(0, 10);
+    }
+    return lastUtcText;
+  }
+  let memo = dayMemo.get(timeZone);
+  if (!memo) dayMemo.set(timeZone, (memo = new Map()));
+  const slot = Math.floor(millis / 900_000);
+  const hit = memo.get(slot);
+  if (hit !== undefined) return hit;
+  let f = dayFormats.get(timeZone);
+  if (!f) dayFormats.set(timeZone, (f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' })));
+  const parts = f.formatToParts(new Date(slot * 900_000));
   const get = (t: string) => Number(parts.find((p) => p.type === t)?.value);
-  return `${get('year')}-${pad2(get('month'))}-${pad2(get('day'))}`;
+  const day = `${get('year')}-${pad2(get('month'))}-${pad2(get('day'))}`;
+  if (memo.size > 10_000) memo.clear();
+  memo.set(slot, day);
+  return day;
 }
 
 /**

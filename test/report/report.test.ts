@@ -188,11 +188,6 @@ describe.each([
   });
 
   it.skipIf(skip)('by feature and day (the per-call scan): per-day lines equal the calls of that day; lines add up to the total', async () => {
-    if (typeof (ledger as Partial<ReportLedger>).scanCalls !== 'function') {
-      // Before the per-call scan exists the report says so instead of guessing.
-      await expect(collect(ledger, 'day')).rejects.toThrow(/needs the per-call record/);
-      return;
-    }
     const grand = addDecimalStrings(records.filter((r) => r.priced).map((r) => r.totalCostUsd));
     const days = await collect(ledger, 'day');
     const want = expectedBy(records, (r) => new Date(r.endTimeMillis).toISOString().slice(0, 10));
@@ -206,13 +201,12 @@ describe.each([
 
   it.skipIf(skip)('a closed period gives the same bytes after more calls in the next period and a restart', async () => {
     const before = new Map<string, string>();
-    const rollupBreakdowns = REPORT_BREAKDOWNS.filter((b) => typeof (ledger as Partial<ReportLedger>).scanCalls === 'function' || (b !== 'feature' && b !== 'day'));
-    for (const by of rollupBreakdowns) for (const f of ['table', 'csv', 'json'] as const) before.set(`${by}/${f}`, (await render(ledger, by, f)).text);
+    for (const by of REPORT_BREAKDOWNS) for (const f of ['table', 'csv', 'json'] as const) before.set(`${by}/${f}`, (await render(ledger, by, f)).text);
     expect(before.get('user/table')).toContain('(closed)');
     await ledger.commit(month(100, 150, 11).map((r) => ({ ...r, periodStart: DEC, endTimeMillis: r.endTimeMillis + 31 * DAY })));
     await ledger.close();
     ledger = await openLedger(storage, { clock });
-    for (const by of rollupBreakdowns) {
+    for (const by of REPORT_BREAKDOWNS) {
       for (const f of ['table', 'csv', 'json'] as const) expect((await render(ledger, by, f, new Date('2026-12-20T00:00:00Z'))).text, `${by}/${f}`).toBe(before.get(`${by}/${f}`));
     }
   });
