@@ -4,7 +4,6 @@ import { IngestError, decodeMetricsRequest, decodeTraceRequest, extractUsage, ty
 import { GroupCommitter, LedgerUnavailableError, discountsFromTiers, isPostgresStorage, openLedger, type Ledger } from '../ledger/index.js';
 import { PlanResolver } from '../plans/index.js';
 import { calendarOf } from '../report/calendar.js';
-import type { ReportCall } from '../report/report.js';
 import { convertFromUsd, formatMoney } from '../pricing/index.js';
 import { loadPricing } from './price-reload.js';
 import { LedgerConnection } from './ledger-connection.js';
@@ -110,13 +109,8 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
     loadPeriodRollups: (start, opts) => use(({ ledger }) => ledger.loadPeriodRollups(start, opts)),
     userModelUsage: (user, start) => use(({ ledger }) => ledger.userModelUsage(user, start)),
     periodModelUsage: (start) => use(({ ledger }) => ledger.periodModelUsage(start)),
-    // Per-call scans (s3-15b's Ledger.scanCalls) when the ledger has them.
-    scanCalls: (filter) => {
-      const { ledger } = connection.require();
-      const scan = (ledger as { scanCalls?: (f: typeof filter) => AsyncIterable<ReportCall> }).scanCalls;
-      if (typeof scan !== 'function') throw new Error('this ledger cannot scan its calls');
-      return scan.call(ledger, filter);
-    },
+    scanCalls: (filter) => connection.require().ledger.scanCalls(filter),
+    scanPeriodRollups: (start, opts) => connection.require().ledger.scanPeriodRollups(start, opts),
     close: async () => {
       if (pruneTimer) clearInterval(pruneTimer);
       await connection.close();

@@ -64,6 +64,8 @@ export interface LedgerPort {
   periodModelUsage(periodStart: Date): Promise<ModelUsage[]>;
   /** The period's calls one at a time (by feature / day reports); absent when the ledger cannot scan its calls. */
   scanCalls?(filter: { periodStart?: Date; userId?: string }): AsyncIterable<ReportCall>;
+  /** The period's rollups one at a time in (user, plan) order (reports); absent: `loadPeriodRollups` whole. */
+  scanPeriodRollups?(periodStart: Date, options?: { userId?: string }): AsyncIterable<PeriodRollup>;
   /** Waits for commits in flight, then releases connections. */
   close(): Promise<void>;
 }

@@ -38,6 +38,8 @@ export interface ReportLedger {
   periodModelUsage(periodStart: Date): Promise<ReportModelRow[]>;
   userModelUsage(userId: string, periodStart: Date): Promise<ReportModelRow[]>;
   scanCalls?(filter: { periodStart?: Date; userId?: string }): AsyncIterable<ReportCall>;
+  /** The rollups one at a time in (user, plan) order (the real ledgers); without it `loadPeriodRollups` is read whole. */
+  scanPeriodRollups?(periodStart: Date, options?: { userId?: string }): AsyncIterable<PeriodRollup>;
 }
 
 export interface ReportQuery {
@@ -178,6 +180,19 @@ export async function* reportLines(ledger: ReportLedger, q: ReportQuery): AsyncG
   switch (q.by) {
     case 'user':
     case 'plan': {
+      if (typeof ledger.scanPeriodRollups === 'function') {
+        // Streamed in (user, plan) order: one line per rollup for by user; a few plan accumulators for by plan.
+        const scan = ledger.scanPeriodRollups(start, q.user !== undefined ? { userId: q.user } : {});
+        const groups = new Groups();
+        for await (const r of scan) {
+          if (q.user !== undefined && r.userId !== q.user) continue;
+          const acc = q.by === 'user' ? new Acc() : groups.get([r.plan]);
+          acc.add(r.tokens, r.requests, r.unpricedRequests ?? 0, r.costUsd);
+          if (q.by === 'user') yield acc.line([r.userId, r.plan]);
+        }
+        if (q.by === 'plan') yield* groups.lines();
+        return;
+      }
       const rollups = (await ledger.loadPeriodRollups(start, { unpriced: true })).filter(
         (r) => Date.parse(r.periodStart) === start.getTime() && (q.user === undefined || r.userId === q.user),
       );
