@@ -31,6 +31,9 @@ export interface OpsHandlerOptions {
   displayRate?: { currency: string; rate: string };
 }
 
+/** Reports at once: a per-call report reads every call of a period; more would starve ingest of the event loop. */
+export const MAX_CONCURRENT_REPORTS = 2;
+
 const REPORT_CONTENT_TYPES: Record<ReportFormat, string> = {
   json: 'application/json; charset=utf-8',
   csv: 'text/csv; charset=utf-8',
@@ -75,6 +78,37 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
     sendJson(res, 503, { error: 'the ledger is unavailable; retry later' }, { 'retry-after': String(o.retryAfterSeconds) });
   };
 
+  const sendReport = async (res: ServerResponse, period: BillingPeriod, by: ReportBy, format: ReportFormat, user: string | undefined, now: Date): Promise<void> => {
+    const lines = reportLines(o.ledger, { period, by, ...(user !== undefined ? { user } : {}), ...(o.plans.timeZone ? { timeZone: o.plans.timeZone } : {}) });
+    // The first line is read before the status is sent: a ledger that cannot answer is still a 503.
+    const first = await lines.next();
+    const replay = (async function* () {
+      if (!first.done) yield first.value;
+      yield* lines;
+    })();
+    res.writeHead(200, { 'content-type': REPORT_CONTENT_TYPES[format], 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+    const header = {
+      label: periodLabel(period, o.plans.timeZone ?? 'UTC'),
+      period,
+      ...periodStatus(period, now, o.lateArrivalMillis ?? 6 * 3_600_000),
+      by,
+      ...(user !== undefined ? { user } : {}),
+      ...(o.displayRate ? { display: o.displayRate } : {}),
+    };
+    try {
+      await writeReport(replay, header, format, async (chunk) => {
+        if (res.destroyed) throw new Error('the client went away');
+        if (!res.write(chunk)) await new Promise<void>((r) => res.once('drain', r).once('close', r));
+      });
+      res.end();
+    } catch (err) {
+      // Headers are gone: a cut-off body (no total line) is the only honest signal left.
+      o.log(`report stopped: ${err instanceof Error ? err.message : String(err)}`);
+      res.destroy();
+    }
+  };
+
+  let reportsRunning = 0;
   const api = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     if (o.apiToken !== undefined && !bearerMatches(req.headers.authorization, o.apiToken)) {
       sendJson(res, 401, { error: 'missing or wrong bearer token', hint: API_TOKEN_HINT }, { 'www-authenticate': 'Bearer realm="tokenmeter usage API"' });
@@ -108,32 +142,15 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
           if (problem !== undefined) throw new BadQuery(`user: the user id ${problem}`);
         }
         if ((by === 'feature' || by === 'day') && !o.ledger.scanCalls) throw new BadQuery(`by=${by} needs the per-call record, and this ledger cannot scan its calls`);
-        const lines = reportLines(o.ledger, { period, by: by as ReportBy, ...(user !== undefined ? { user } : {}), ...(o.plans.timeZone ? { timeZone: o.plans.timeZone } : {}) });
-        // The first line is read before the status is sent: a ledger that cannot answer is still a 503.
-        const first = await lines.next();
-        const replay = (async function* () {
-          if (!first.done) yield first.value;
-          yield* lines;
-        })();
-        res.writeHead(200, { 'content-type': REPORT_CONTENT_TYPES[format as ReportFormat], 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
-        const header = {
-          label: periodLabel(period, o.plans.timeZone ?? 'UTC'),
-          period,
-          ...periodStatus(period, now, o.lateArrivalMillis ?? 6 * 3_600_000),
-          by: by as ReportBy,
-          ...(user !== undefined ? { user } : {}),
-          ...(o.displayRate ? { display: o.displayRate } : {}),
-        };
+        if (reportsRunning >= MAX_CONCURRENT_REPORTS) {
+          sendJson(res, 429, { error: `${MAX_CONCURRENT_REPORTS} reports are being made; retry shortly` }, { 'retry-after': '5' });
+          return;
+        }
+        reportsRunning++;
         try {
-          await writeReport(replay, header, format as ReportFormat, async (chunk) => {
-            if (res.destroyed) throw new Error('the client went away');
-            if (!res.write(chunk)) await new Promise<void>((r) => res.once('drain', r).once('close', r));
-          });
-          res.end();
-        } catch (err) {
-          // Headers are gone: a cut-off body (no total line) is the only honest signal left.
-          o.log(`report stopped: ${err instanceof Error ? err.message : String(err)}`);
-          res.destroy();
+          await sendReport(res, period, by as ReportBy, format as ReportFormat, user, now);
+        } finally {
+          reportsRunning--;
         }
         return;
       }
