@@ -11,12 +11,12 @@ import { httpRequest, startTestExporter, type TestExporter } from './harness.js'
 import { LedgerDownError, MemoryLedger } from './fakes.js';
 
 class ScanningLedger extends MemoryLedger {
-  gate: Promise<void> | undefined;
+  scanGate: Promise<void> | undefined;
   failAfter: number | undefined;
   calls: ReportCall[] = [];
 
   async *scanCalls(): AsyncGenerator<ReportCall> {
-    if (this.gate) await this.gate;
+    if (this.scanGate) await this.scanGate;
     if (this.down) throw new LedgerDownError('connection refused');
     let n = 0;
     for (const c of this.calls) {
@@ -59,7 +59,7 @@ describe('GET /api/v1/report', () => {
     const ledger = new ScanningLedger();
     ledger.calls = [call(2, '0.1'), call(3, '0.2')];
     let release!: () => void;
-    ledger.gate = new Promise<void>((r) => (release = r));
+    ledger.scanGate = new Promise<void>((r) => (release = r));
     const e = await start(ledger);
     const url = `${e.httpUrl}/api/v1/report?period=2026-11&by=day&format=csv`;
     const held = Array.from({ length: MAX_CONCURRENT_REPORTS }, () => httpRequest(url));
