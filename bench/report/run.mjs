@@ -95,19 +95,24 @@ async function child(storage, by) {
   let bytes = 0;
   let lines = 0;
   let total;
+  let cpu0;
+  let reportCpuSeconds = 0;
   if (by !== 'open') {
     const period = calendarOf({ timezone: 'UTC', anchor_day: 1 }).periodNamed(2026, 11);
     const header = { label: '2026-11', period, ...periodStatus(period, new Date('2026-12-03T12:00:00Z'), 6 * 3_600_000), by };
     const t1 = performance.now();
+    cpu0 = process.cpuUsage();
     total = await writeReport(reportLines(ledger, { period, by }), header, 'csv', (c) => {
       bytes += c.length;
       lines++;
     });
     reportSeconds = (performance.now() - t1) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    reportCpuSeconds = (cpu.user + cpu.system) / 1e6;
   }
   await ledger.close();
   process.stdout.write(
-    JSON.stringify({ by, openSeconds, reportSeconds, bytes, lines: lines - 2, requests: total?.requests, costUsd: total?.costUsd, maxRssBytes: process.resourceUsage().maxRSS * 1024, heapAfterOpen }),
+    JSON.stringify({ by, openSeconds, reportSeconds, reportCpuSeconds, bytes, lines: lines - 2, requests: total?.requests, costUsd: total?.costUsd, maxRssBytes: process.resourceUsage().maxRSS * 1024, heapAfterOpen }),
   );
 }
 
@@ -160,11 +165,11 @@ async function main() {
     rmSync(dir, { recursive: true, force: true });
   }
   const out = [
-    '| ledger | calls | users | report | lines | open s | report s | peak RSS | total |',
+    '| ledger | calls | users | report | lines | open s | report s (CPU s) | peak RSS | total |',
     '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |',
     ...rows.map(
       (r) =>
-        `| ${r.backend} | ${r.calls.toLocaleString('en-US')} | ${r.users.toLocaleString('en-US')} | ${r.by === 'open' ? 'none (open + close)' : `--by ${r.by}`} | ${r.by === 'open' ? '' : r.lines} | ${r.openSeconds.toFixed(2)} | ${r.by === 'open' ? '' : r.reportSeconds.toFixed(2)} | ${mib(r.maxRssBytes)} | ${r.by === 'open' ? '' : `${r.requests} requests, $${r.costUsd}`} |`,
+        `| ${r.backend} | ${r.calls.toLocaleString('en-US')} | ${r.users.toLocaleString('en-US')} | ${r.by === 'open' ? 'none (open + close)' : `--by ${r.by}`} | ${r.by === 'open' ? '' : r.lines} | ${r.openSeconds.toFixed(2)} | ${r.by === 'open' ? '' : `${r.reportSeconds.toFixed(2)} (${r.reportCpuSeconds.toFixed(2)})`} | ${mib(r.maxRssBytes)} | ${r.by === 'open' ? '' : `${r.requests} requests, $${r.costUsd}`} |`,
     ),
   ];
   process.stdout.write(`${out.join('\n')}\n`);
