@@ -92,7 +92,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   let ledger;
   try {
-    ledger = await ledgerModule.openLedger(storage, { dedupWindowMillis: config.ledger.dedup_window });
+    // A report only reads: no snapshot written on close (the exporter writes its own when it next runs).
+    ledger = await ledgerModule.openLedger(storage, { dedupWindowMillis: config.ledger.dedup_window, journal: { snapshotOnClose: false } });
   } catch (err) {
     if (err instanceof ledgerModule.LedgerInUseError) {
       throw new CliError(

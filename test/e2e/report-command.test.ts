@@ -5,7 +5,7 @@
  * the byte. Every new query parameter and flag gets malformed, hostile and out-of-range input. Needs `npm run build`.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -141,6 +141,8 @@ describe('reports of a past period: usage API, /api/v1/report and tokenmeter rep
     const fromApi: Record<string, string> = {};
     for (const f of ['table', 'json']) fromApi[f] = (await httpRequest(`${e.httpUrl}/api/v1/report?period=2026-11&by=model&format=${f}`)).body.toString();
     await e.close();
+    const files = () => readdirSync(storage).map((f) => `${f} ${statSync(join(storage, f)).size}`).sort();
+    const before = files();
     for (const by of ['user', 'day', 'feature']) {
       const r = await report(['--storage', storage, '--period', '2026-11', '--by', by, '--format', 'csv']);
       expect(r.err, by).toBe('');
@@ -151,6 +153,9 @@ describe('reports of a past period: usage API, /api/v1/report and tokenmeter rep
     const doc = JSON.parse(one.out);
     expect(doc.lines).toHaveLength(1);
     expect(doc.total.requests).toBe(6);
+    // A report only reads: the ledger directory is as the exporter left it (no snapshot written, no file grown).
+    // (The journal skips a snapshot on close when nothing changed anyway; this guards the read-only promise.)
+    expect(files()).toEqual(before);
   });
 
   it('tokenmeter report: display currency from the configuration, converted exactly', async () => {
