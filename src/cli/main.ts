@@ -15,6 +15,7 @@ interface CommandEntry {
 const COMMANDS: Record<string, CommandEntry> = {
   serve: { summary: 'run the exporter: OTLP/HTTP receiver, /metrics, usage API (--config tokenmeter.yaml)', load: () => import('./serve-command.js') },
   config: { summary: 'validate a configuration and print the effective settings (config check)', load: () => import('./config-command.js') },
+  report: { summary: 'a billing report of one period from the ledger (--period 2026-11 --by user|plan|feature|model|provider|day)', load: () => import('./report-command.js') },
   price: { summary: 'price one call from the catalog (per-type breakdown, exact USD)', load: () => import('./price-command.js') },
   models: { summary: 'list the price catalog', load: () => import('./models-command.js') },
   demo: { summary: 'run tokenmeter end to end: exporter, mock provider and a simulated app (live view)', load: () => import('./demo-command.js') },

@@ -11,6 +11,8 @@ const HELP = `Usage: tokenmeter serve [options]
 
 Runs the exporter: OTLP/HTTP receiver (POST /v1/traces, /v1/metrics) and the operations server (/metrics,
 /healthz, /readyz, /api/v1/usage, the status page). Stops gracefully on SIGTERM or SIGINT.
+On SIGHUP it re-reads the prices (the configuration file's pricing.overrides and pricing.catalog_file): new
+prices that do not validate are refused with the error on stderr and the prices in use stay.
 
 Options (each overrides its TOKENMETER_* environment variable, which overrides the file):
   --config <file>     Configuration file (default: $TOKENMETER_CONFIG, else ./tokenmeter.yaml if present)
@@ -136,6 +138,25 @@ function describeProcess(pid: number): string {
   }
 }
 
+/** Top-level settings other than the reloadable prices whose values differ (they take effect at the next start). */
+export function restartOnlyChanges(running: TokenmeterConfig, reread: TokenmeterConfig): string[] {
+  const strip = (c: TokenmeterConfig) => ({ ...c, pricing: { ...c.pricing, overrides: undefined, catalog_file: undefined } });
+  const a = strip(running) as Record<string, unknown>;
+  const b = strip(reread) as Record<string, unknown>;
+  const changed: string[] = [];
+  for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const x = a[key];
+    const y = b[key];
+    if (JSON.stringify(x) === JSON.stringify(y)) continue;
+    if (x && y && typeof x === 'object' && typeof y === 'object') {
+      for (const sub of new Set([...Object.keys(x), ...Object.keys(y)])) {
+        if (JSON.stringify((x as Record<string, unknown>)[sub]) !== JSON.stringify((y as Record<string, unknown>)[sub])) changed.push(`${key}.${sub}`);
+      }
+    } else changed.push(key);
+  }
+  return changed;
+}
+
 export async function run(argv: string[]): Promise<number> {
   let values;
   try {
@@ -175,11 +196,29 @@ export async function run(argv: string[]): Promise<number> {
   if (otlpPort !== 0 && otlpPort === httpPort) {
     throw new CliError(`server.otlp_port and server.http_port are both ${otlpPort}: the two servers need different ports (--otlp-port, --http-port)`, 2);
   }
-  const [{ startExporter }, ledgerErrors] = await Promise.all([import('../exporter/index.js'), import('../ledger/index.js')]);
+  const [{ startExporter, loadPricing }, ledgerErrors, { PriceCatalogError }] = await Promise.all([
+    import('../exporter/index.js'),
+    import('../ledger/index.js'),
+    import('../pricing/index.js'),
+  ]);
+  const loadOptions = {
+    ...(values.config !== undefined ? { configPath: values.config } : {}),
+    flags: { storage: values.storage, host: values.host, 'otlp-port': values['otlp-port'], 'http-port': values['http-port'], 'max-users': values['max-users'] },
+  };
+  // SIGHUP: the file named at start is read again (same flags and environment); only the prices are applied.
+  const reloadSource = () => {
+    const again = loadConfig(loadOptions);
+    const changed = restartOnlyChanges(config, again.config);
+    if (changed.length > 0) {
+      process.stderr.write(`tokenmeter: configuration changes that apply only after a restart were not applied: ${changed.join(', ')}\n`);
+    }
+    return loadPricing(again.config.pricing);
+  };
   let exporter;
   try {
-    exporter = await startExporter({ resolvedConfig: config });
+    exporter = await startExporter({ resolvedConfig: config, loadPricing: reloadSource });
   } catch (err) {
+    if (err instanceof PriceCatalogError) throw new CliError(`invalid prices: ${err.message}`, 2);
     throw startErrorMessage(err, config, ledgerErrors) ?? err;
   }
   const ledger = describeStorage(config.storage);
@@ -219,6 +258,10 @@ export async function run(argv: string[]): Promise<number> {
         },
       );
     };
+    const onHangup = () => {
+      if (!stopping) exporter.reloadPrices('SIGHUP');
+    };
+    process.on('SIGHUP', onHangup);
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });

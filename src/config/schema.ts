@@ -131,6 +131,20 @@ const pricingSchema = z
     volume_discounts: volumeDiscountsSchema
       .optional()
       .describe('Marginal discount tiers by monthly spend, per provider: `openai: [{above_usd: "10000", percent_off: "10"}]`.'),
+    catalog_file: z
+      .string()
+      .min(1)
+      .max(4096)
+      .optional()
+      .describe(
+        'A price catalog file (the format of data/price-catalog.yaml) used instead of the shipped catalog; a relative path is relative to the working directory. Re-read with the overrides on SIGHUP.',
+      ),
+    reload_interval: durationSchema
+      .prefault('0s')
+      .refine((ms) => ms === 0 || (ms >= 10_000 && ms <= 7 * 24 * HOUR_MILLIS), { error: '"0s" (off) or between 10s and 7d' })
+      .describe(
+        'How often `serve` re-reads the configuration file\'s prices (pricing.overrides, pricing.catalog_file), as on SIGHUP: a file that does not validate is refused and the prices in use stay. "0s": only on SIGHUP.',
+      ),
   })
   .prefault({})
   .describe('Price configuration on top of the shipped catalog.');

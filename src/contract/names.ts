@@ -137,6 +137,8 @@ export const METRIC = {
   otlpRequestsTotal: 'tokenmeter_otlp_requests_total',
   /** Time from an OTLP request's arrival to its answer (for traces: including the ledger commit), by signal. */
   otlpRequestDurationSeconds: 'tokenmeter_otlp_request_duration_seconds',
+  /** Price reloads (SIGHUP, pricing.reload_interval) by outcome: success, unchanged, failure (refused; old prices stay). */
+  priceReloadTotal: 'tokenmeter_price_reload_total',
 } as const;
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
 

@@ -132,6 +132,15 @@ export function exporterHealthDashboard(): Dashboard {
         .unit(UNIT.perSecond)
         .span(12),
     )
+    .withPanel(
+      timeSeries('Price reloads by outcome')
+        .description(
+          'SIGHUP or pricing.reload_interval: success (new prices in use), unchanged, failure (the new catalog or overrides were refused; the prices in use stay, the error is on the exporter\'s stderr).',
+        )
+        .withTarget(query(sumIncreaseWithBirths(METRIC.priceReloadTotal, '$__interval', [LABEL.outcome]), { legend: `{{${LABEL.outcome}}}` }))
+        .unit(UNIT.count)
+        .span(24),
+    )
     .withRow(new RowBuilder('Series'))
     .withPanel(
       timeSeries('Per-user series by replica')

@@ -2,8 +2,10 @@ import { Decimal } from 'decimal.js';
 import type { TokenmeterConfig } from '../config/index.js';
 import { IngestError, decodeMetricsRequest, decodeTraceRequest, extractUsage, type DecodedSpan } from '../ingest/index.js';
 import { GroupCommitter, LedgerUnavailableError, discountsFromTiers, isPostgresStorage, openLedger, type Ledger } from '../ledger/index.js';
-import { BillingCalendar, PlanResolver } from '../plans/index.js';
-import { PriceBook, convertFromUsd, formatMoney } from '../pricing/index.js';
+import { PlanResolver } from '../plans/index.js';
+import { calendarOf } from '../report/calendar.js';
+import { convertFromUsd, formatMoney } from '../pricing/index.js';
+import { loadPricing } from './price-reload.js';
 import { LedgerConnection } from './ledger-connection.js';
 import type { LedgerPort } from './ports.js';
 import type { ExporterClock, ExporterPorts } from './exporter.js';
@@ -57,9 +59,9 @@ export interface CreatePortsOptions {
  */
 export async function createPorts(config: TokenmeterConfig, clock: ExporterClock, options: CreatePortsOptions = {}): Promise<ExporterPorts<unknown>> {
   const plans = new PlanResolver(config.plans, config.users);
-  const calendar = new BillingCalendar(config.period);
+  const calendar = calendarOf(config.period);
   const periodFor = (at: Date) => calendar.periodFor(at);
-  const pricing = PriceBook.load(config.pricing.overrides ? { overrides: config.pricing.overrides } : {});
+  const { pricing, fingerprint: pricingFingerprint } = loadPricing(config.pricing);
   const tiers = config.pricing.volume_discounts;
   const discounts = tiers && Object.keys(tiers).length > 0 ? discountsFromTiers(tiers) : undefined;
   const shared = isPostgresStorage(config.storage);
@@ -107,6 +109,8 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
     loadPeriodRollups: (start, opts) => use(({ ledger }) => ledger.loadPeriodRollups(start, opts)),
     userModelUsage: (user, start) => use(({ ledger }) => ledger.userModelUsage(user, start)),
     periodModelUsage: (start) => use(({ ledger }) => ledger.periodModelUsage(start)),
+    scanCalls: (filter) => connection.require().ledger.scanCalls(filter),
+    scanPeriodRollups: (start, opts) => connection.require().ledger.scanPeriodRollups(start, opts),
     close: async () => {
       if (pruneTimer) clearInterval(pruneTimer);
       await connection.close();
@@ -118,9 +122,12 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
       planFor: (user, spanPlan) => plans.planFor(user, spanPlan),
       limitsFor: (user, plan) => plans.limitsFor(user, plan),
       periodFor,
+      periodNamed: (year, month) => calendar.periodNamed!(year, month),
+      timeZone: calendar.timeZone,
       planNames: () => plans.planNames(),
     },
     pricing,
+    pricingFingerprint,
     decoders: decoders as OtlpDecoders<unknown>,
     extract: (span) => extractUsage(span as DecodedSpan),
     isUnavailable: (err) => err instanceof LedgerUnavailableError,

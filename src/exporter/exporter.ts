@@ -8,8 +8,10 @@ import { LedgerHealth } from './ledger-health.js';
 import { createOpsHandler } from './ops-handler.js';
 import { periodPlanOf } from './period-plan.js';
 import { Pipeline } from './pipeline.js';
+import { PriceReloader, ReloadablePricing, type LoadedPricing, type PriceReloadResult } from './price-reload.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
 import { StaticFiles } from './static-files.js';
+import { displayRate } from '../report/calendar.js';
 import type { DisplayMoney } from './usage-api.js';
 
 /** A clock the exporter reads for billing periods (tests inject a fake one to cross a month boundary). */
@@ -26,6 +28,8 @@ export interface ExporterPorts<S = unknown> {
   extract: (span: S) => ExtractResult;
   isUnavailable: (err: unknown) => boolean;
   display: DisplayMoney;
+  /** The fingerprint of the prices `pricing` was built from (see price-reload.ts), when the real bindings built it. */
+  pricingFingerprint?: string;
 }
 
 export interface StartExporterOptions {
@@ -46,6 +50,11 @@ export interface StartExporterOptions {
   statusPageDir?: string;
   /** Log sink (default: stderr lines). */
   log?: (line: string) => void;
+  /**
+   * Re-reads the price sources (the configuration file's `pricing` section, the catalog file) and builds a
+   * validated price book; throws when they are invalid. Enables `reloadPrices` and `pricing.reload_interval`.
+   */
+  loadPricing?: () => LoadedPricing;
 }
 
 export interface RunningExporter {
@@ -60,6 +69,11 @@ export interface RunningExporter {
   metrics: ExporterMetrics;
   /** Re-reads the period gauges from the ledger now (what the periodic refresh does). */
   refresh(): Promise<void>;
+  /**
+   * Reloads the prices through `loadPricing` (SIGHUP): swapped only when they load and validate completely,
+   * else refused with the error and the prices in use stay. Counted in tokenmeter_price_reload_total{outcome}.
+   */
+  reloadPrices(trigger?: string): PriceReloadResult;
   /** Stops accepting, finishes requests and commits in flight, closes the ledger. Idempotent. */
   close(): Promise<void>;
 }
@@ -120,12 +134,31 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     // without traffic (a replica taken out of a load balancer by its readiness gets none).
     failureHoldMillis: Math.max(30_000, 3 * retryAfterMillis),
   });
+  const pricing = new ReloadablePricing(ports.pricing);
+  const reloader = options.loadPricing
+    ? new PriceReloader({
+        pricing,
+        load: options.loadPricing,
+        ...(ports.pricingFingerprint !== undefined ? { fingerprint: ports.pricingFingerprint } : {}),
+        count: (outcome) => metrics.countPriceReload(outcome),
+        log,
+      })
+    : undefined;
+  const reloadPrices = (trigger = 'reload'): PriceReloadResult => {
+    if (!reloader) {
+      metrics.countPriceReload('failure');
+      const error = 'this exporter was started without a price source to reload from';
+      log(`${trigger}: ${error}`);
+      return { outcome: 'failure', error };
+    }
+    return reloader.reload(trigger);
+  };
   const pipeline = new Pipeline<unknown>({
     health,
     metrics,
     ledger: ports.ledger,
     plans: ports.plans,
-    pricing: ports.pricing,
+    pricing,
     extract: ports.extract,
     isUnavailable: ports.isUnavailable,
     now,
@@ -201,6 +234,12 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       track,
     }),
   );
+  let reportDisplay: { currency: string; rate: string } | undefined;
+  try {
+    reportDisplay = displayRate(config.display);
+  } catch {
+    // No rate for the display currency: reports show USD only (the usage API does the same).
+  }
   const opsServer = createServer(
     { ...timeouts, requestTimeout: Math.max(30_000, headersTimeout + 1000) },
     createOpsHandler({
@@ -218,6 +257,8 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       log,
       isShuttingDown: () => shuttingDown,
       health,
+      lateArrivalMillis: config.ingest.late_arrival_window,
+      ...(reportDisplay ? { displayRate: reportDisplay } : {}),
     }),
   );
   for (const s of [otlpServer, opsServer]) s.on('clientError', (_err, socket) => socket.destroy());
@@ -245,12 +286,16 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
         }, config.ledger.refresh_interval)
       : undefined;
   timer?.unref();
+  const reloadEvery = config.pricing.reload_interval;
+  const priceTimer = reloader && reloadEvery > 0 ? setInterval(() => reloadPrices('interval'), reloadEvery) : undefined;
+  priceTimer?.unref();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       shuttingDown = true;
       if (timer) clearInterval(timer);
+      if (priceTimer) clearInterval(priceTimer);
       const closed = Promise.all([otlpServer, opsServer].map((s) => new Promise<void>((r) => s.close(() => r()))));
       otlpServer.closeIdleConnections();
       opsServer.closeIdleConnections();
@@ -275,6 +320,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     config,
     metrics,
     refresh,
+    reloadPrices,
     close,
   };
 }

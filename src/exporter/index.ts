@@ -8,3 +8,5 @@ export type { LedgerPort, PlanPort, PricingPort, ModelUsage, ExtractResult } fro
 export { encodeExportResponse, encodeStatus } from './otlp-response.js';
 export { StaticFiles, STATUS_PAGE_DIR } from './static-files.js';
 export { createPorts, ingestDecoders, displayMoney } from './adapters.js';
+export { loadPricing, ReloadablePricing, PriceReloader, MAX_CATALOG_FILE_BYTES } from './price-reload.js';
+export type { LoadedPricing, PriceReloadResult, PriceReloadOutcome } from './price-reload.js';

@@ -278,6 +278,8 @@ export class ExporterMetrics {
     this.rejectedRequests.inc({ reason: 'internal_error' }, 0);
     this.redatedSpans.inc({ reason: 'late' }, 0);
     this.redatedSpans.inc({ reason: 'future' }, 0);
+    // Present from the start, so an alert on increase(...{outcome="failure"}) fires on the first refused reload.
+    for (const outcome of ['success', 'unchanged', 'failure']) this.priceReloads.inc({ outcome }, 0);
     this.userOverflowTotal.inc(0);
 
     new Gauge({
@@ -537,6 +539,17 @@ export class ExporterMetrics {
     labelNames: [LABEL.reason],
     registers: [this.registry],
   });
+
+  private readonly priceReloads = new Counter({
+    name: METRIC.priceReloadTotal,
+    help: 'Price reloads (SIGHUP, pricing.reload_interval) by outcome: success, unchanged, failure (the new prices were refused; the prices in use stay).',
+    labelNames: [LABEL.outcome],
+    registers: [this.registry],
+  });
+
+  countPriceReload(outcome: 'success' | 'unchanged' | 'failure'): void {
+    this.priceReloads.inc({ outcome });
+  }
 
   /** Spans charged to their arrival time instead of their (too old or too far ahead) end time. */
   countRedated(reason: 'late' | 'future', n: number): void {

@@ -6,6 +6,9 @@ import { bearerMatches, sendJson, sendText } from './http-util.js';
 import type { LedgerPort, PlanPort } from './ports.js';
 import type { StaticFiles } from './static-files.js';
 import { summaryJson, usageListJson, userUsageJson, type DisplayMoney } from './usage-api.js';
+import { PeriodLabelError, REPORT_BREAKDOWNS, REPORT_FORMATS, ReportError, periodLabel, periodStatus, reportLines, resolvePeriod, writeReport } from '../report/index.js';
+import type { ReportBy, ReportFormat } from '../report/index.js';
+import type { BillingPeriod } from '../plans/types.js';
 
 export interface OpsHandlerOptions {
   metrics: ExporterMetrics;
@@ -22,7 +25,20 @@ export interface OpsHandlerOptions {
   isShuttingDown: () => boolean;
   /** Readiness from the last commits, not the ping alone (ledger-health.ts). */
   health?: LedgerHealth;
+  /** `ingest.late_arrival_window`: a period is closed (reports final) this long after its end. Default 6 h. */
+  lateArrivalMillis?: number;
+  /** The display currency and its rate, for reports (absent: USD only). */
+  displayRate?: { currency: string; rate: string };
 }
+
+/** Reports at once: a per-call report reads every call of a period; more would starve ingest of the event loop. */
+export const MAX_CONCURRENT_REPORTS = 2;
+
+const REPORT_CONTENT_TYPES: Record<ReportFormat, string> = {
+  json: 'application/json; charset=utf-8',
+  csv: 'text/csv; charset=utf-8',
+  table: 'text/plain; charset=utf-8',
+};
 
 /**
  * With `auth.api_token` set the status page (static files, no data) is still served, and the page sends the token it
@@ -62,14 +78,83 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
     sendJson(res, 503, { error: 'the ledger is unavailable; retry later' }, { 'retry-after': String(o.retryAfterSeconds) });
   };
 
+  const sendReport = async (res: ServerResponse, period: BillingPeriod, by: ReportBy, format: ReportFormat, user: string | undefined, now: Date): Promise<void> => {
+    const lines = reportLines(o.ledger, { period, by, ...(user !== undefined ? { user } : {}), ...(o.plans.timeZone ? { timeZone: o.plans.timeZone } : {}) });
+    // The first line is read before the status is sent: a ledger that cannot answer is still a 503.
+    const first = await lines.next();
+    const replay = (async function* () {
+      if (!first.done) yield first.value;
+      yield* lines;
+    })();
+    res.writeHead(200, { 'content-type': REPORT_CONTENT_TYPES[format], 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+    const header = {
+      label: periodLabel(period, o.plans.timeZone ?? 'UTC'),
+      period,
+      ...periodStatus(period, now, o.lateArrivalMillis ?? 6 * 3_600_000),
+      by,
+      ...(user !== undefined ? { user } : {}),
+      ...(o.displayRate ? { display: o.displayRate } : {}),
+    };
+    try {
+      await writeReport(replay, header, format, async (chunk) => {
+        if (res.destroyed) throw new Error('the client went away');
+        if (!res.write(chunk)) await new Promise<void>((r) => res.once('drain', r).once('close', r));
+      });
+      res.end();
+    } catch (err) {
+      // Headers are gone: a cut-off body (no total line) is the only honest signal left.
+      o.log(`report stopped: ${err instanceof Error ? err.message : String(err)}`);
+      res.destroy();
+    }
+  };
+
+  let reportsRunning = 0;
   const api = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     if (o.apiToken !== undefined && !bearerMatches(req.headers.authorization, o.apiToken)) {
       sendJson(res, 401, { error: 'missing or wrong bearer token', hint: API_TOKEN_HINT }, { 'www-authenticate': 'Bearer realm="tokenmeter usage API"' });
       return;
     }
-    const period = o.plans.periodFor(o.now());
+    const now = o.now();
+    const current = o.plans.periodFor(now);
     const path = url.pathname;
+    // `?period=YYYY-MM`: a past (or the current) period instead of the current one.
+    const periodParam = (q: Map<string, string>): BillingPeriod => {
+      const label = q.get('period');
+      if (label === undefined) return current;
+      try {
+        return resolvePeriod(label, o.plans, now, 'period');
+      } catch (err) {
+        if (err instanceof PeriodLabelError) throw new BadQuery(err.message);
+        throw err;
+      }
+    };
     try {
+      if (path === '/api/v1/report') {
+        const q = parseQuery(url.searchParams, ['period', 'by', 'user', 'format']);
+        const period = periodParam(q);
+        const by = q.get('by') ?? 'user';
+        if (!(REPORT_BREAKDOWNS as readonly string[]).includes(by)) throw new BadQuery(`by must be one of ${REPORT_BREAKDOWNS.join(', ')}, got ${JSON.stringify(by.slice(0, 40))}`);
+        const format = q.get('format') ?? 'json';
+        if (!(REPORT_FORMATS as readonly string[]).includes(format)) throw new BadQuery(`format must be one of ${REPORT_FORMATS.join(', ')}, got ${JSON.stringify(format.slice(0, 40))}`);
+        const user = q.get('user');
+        if (user !== undefined) {
+          const problem = userIdProblem(user);
+          if (problem !== undefined) throw new BadQuery(`user: the user id ${problem}`);
+        }
+        if ((by === 'feature' || by === 'day') && !o.ledger.scanCalls) throw new BadQuery(`by=${by} needs the per-call record, and this ledger cannot scan its calls`);
+        if (reportsRunning >= MAX_CONCURRENT_REPORTS) {
+          sendJson(res, 429, { error: `${MAX_CONCURRENT_REPORTS} reports are being made; retry shortly` }, { 'retry-after': '5' });
+          return;
+        }
+        reportsRunning++;
+        try {
+          await sendReport(res, period, by as ReportBy, format as ReportFormat, user, now);
+        } finally {
+          reportsRunning--;
+        }
+        return;
+      }
+      const period = current;
       if (path === '/api/v1/summary') {
         parseQuery(url.searchParams, []);
         const rows = await o.ledger.periodModelUsage(period.start);
@@ -77,7 +162,8 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
         return;
       }
       if (path === '/api/v1/usage' || path === '/api/v1/usage/') {
-        const q = parseQuery(url.searchParams, ['plan', 'min_ratio', 'limit']);
+        const q = parseQuery(url.searchParams, ['plan', 'min_ratio', 'limit', 'period']);
+        const period = periodParam(q);
         const plan = q.get('plan');
         if (plan !== undefined && !PLAN_RE.test(plan)) throw new BadQuery(`plan must be 1-64 letters, digits, "_", "-" or ".", got ${JSON.stringify(plan.slice(0, 40))}`);
         const minRatio = parseNumberParam(q.get('min_ratio'), 'min_ratio', 0, 1_000_000, false);
@@ -87,7 +173,7 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
         return;
       }
       if (path.startsWith('/api/v1/usage/')) {
-        parseQuery(url.searchParams, []);
+        const period = periodParam(parseQuery(url.searchParams, ['period']));
         const raw = path.slice('/api/v1/usage/'.length);
         let user: string;
         try {
@@ -104,7 +190,7 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
       }
       sendJson(res, 404, { error: `no API endpoint at ${path.slice(0, 100)}` });
     } catch (err) {
-      if (err instanceof BadQuery) sendJson(res, 400, { error: err.message });
+      if (err instanceof BadQuery || err instanceof ReportError) sendJson(res, 400, { error: err.message });
       else unavailable(res, err);
     }
   };

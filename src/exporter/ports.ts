@@ -3,6 +3,7 @@ import type { BillingPeriod, PlanLimits } from '../plans/types.js';
 import type { PriceQuery, PriceStringsResult } from '../pricing/types.js';
 import type { SpanFacts } from '../ingest/types.js';
 import type { UsageRecord } from '../usage/usage-record.js';
+import type { ReportCall } from '../report/report.js';
 
 /**
  * What the exporter needs from the other stages, as small interfaces. `adapters.ts` binds them to the real
@@ -17,6 +18,10 @@ export interface PlanPort {
   limitsFor(userId: string, plan: string): PlanLimits;
   /** The billing period containing `at`. */
   periodFor(at: Date): BillingPeriod;
+  /** The period starting in this month (the calendar's anchor day and time zone); absent: the period of the 1st (UTC). */
+  periodNamed?(year: number, month: number): BillingPeriod;
+  /** The calendar's time zone (period labels, the report's days); absent: UTC. */
+  timeZone?: string;
   /** Configured plan names (for the per-plan period end gauge). */
   planNames(): string[];
 }
@@ -58,6 +63,10 @@ export interface LedgerPort {
   userModelUsage(userId: string, periodStart: Date): Promise<ModelUsage[]>;
   /** Everyone's usage this period, per provider and model. */
   periodModelUsage(periodStart: Date): Promise<ModelUsage[]>;
+  /** The period's calls one at a time (by feature / day reports); absent when the ledger cannot scan its calls. */
+  scanCalls?(filter: { periodStart?: Date; userId?: string }): AsyncIterable<ReportCall>;
+  /** The period's rollups one at a time in (user, plan) order (reports); absent: `loadPeriodRollups` whole. */
+  scanPeriodRollups?(periodStart: Date, options?: { userId?: string }): AsyncIterable<PeriodRollup>;
   /** Waits for commits in flight, then releases connections. */
   close(): Promise<void>;
 }

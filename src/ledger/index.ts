@@ -4,6 +4,7 @@ export type {
   Ledger,
   LedgerOptions,
   LoadRollupsOptions,
+  ScanRollupsOptions,
   CommitOptions,
   DiscountFunction,
   ModelUsage,

@@ -64,6 +64,7 @@ import {
   type Ledger,
   type LedgerOptions,
   type LoadRollupsOptions,
+  type ScanRollupsOptions,
   type ModelUsage,
   type PeriodSummary,
   type ProviderSpend,
@@ -618,6 +619,10 @@ export class JournalLedger implements Ledger {
 
   async loadPeriodRollups(periodStart: Date | string, options: LoadRollupsOptions = {}): Promise<PeriodRollup[]> {
     return queries.periodRollups(this.#query(periodStart), isoOf(periodStart), options);
+  }
+
+  async *scanPeriodRollups(periodStart: Date | string, options: ScanRollupsOptions = {}): AsyncGenerator<PeriodRollup> {
+    yield* queries.scanPeriodRollups(this.#query(periodStart), isoOf(periodStart), options.userId);
   }
 
   async userModelUsage(userId: string, periodStart: Date | string): Promise<ModelUsage[]> {

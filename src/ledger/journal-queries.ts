@@ -19,6 +19,20 @@ export function periodRollups(p: PeriodState | undefined, ps: string, options: L
   });
 }
 
+/** The period's rollups one at a time in (user, plan) order: only references to the live rows are collected. */
+export function* scanPeriodRollups(p: PeriodState | undefined, ps: string, userId: string | undefined): Generator<PeriodRollup> {
+  if (!p) return;
+  const rows: UserRow[] = [];
+  const heads = userId === undefined ? p.users.values() : [p.users.get(userId)].filter((h): h is UserRow => h !== undefined);
+  for (const head of heads) for (let u: UserRow | undefined = head; u !== undefined; u = u.next) rows.push(u);
+  rows.sort((a, b) => compareStrings(a.userId, b.userId) || compareStrings(a.plan, b.plan));
+  for (const u of rows) {
+    let unpricedRequests = 0;
+    for (let m = u.models; m !== undefined; m = m.next) unpricedRequests += m.unpriced;
+    yield unpricedRequests > 0 ? { ...rollupOf(ps, u), unpricedRequests } : rollupOf(ps, u);
+  }
+}
+
 export function userModelUsage(p: PeriodState | undefined, userId: string): ModelUsage[] {
   const head = p?.users.get(userId);
   if (!head) return [];

@@ -151,7 +151,18 @@ export interface Ledger {
    * Order: commit order on the journal ledger, (trace id, span id) on a SQL ledger.
    */
   scanCalls(filter?: CallFilter): AsyncIterable<LedgerCall>;
+  /**
+   * The period's (user, plan) rollups with their unpriced requests, one at a time in (user, plan) order (byte order
+   * of the ids), never all built at once: billing reports of 100k users. `userId`: only that user's.
+   */
+  scanPeriodRollups(periodStart: Date | string, options?: ScanRollupsOptions): AsyncIterable<PeriodRollup>;
   close(): Promise<void>;
+}
+
+export interface ScanRollupsOptions {
+  userId?: string;
+  /** Rows per query on a SQL ledger (default 2000). */
+  pageSize?: number;
 }
 
 export interface NetCosts {

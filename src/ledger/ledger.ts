@@ -20,6 +20,7 @@ export type {
   Ledger,
   LedgerOptions,
   LoadRollupsOptions,
+  ScanRollupsOptions,
   ModelUsage,
   NetCosts,
   PeriodSummary,

@@ -19,6 +19,7 @@ import {
   type Ledger,
   type LedgerOptions,
   type LoadRollupsOptions,
+  type ScanRollupsOptions,
   type ModelUsage,
   type NetCosts,
   type PeriodSummary,
@@ -456,6 +457,44 @@ export class SqlLedger implements Ledger {
       const unpriced = Number(row.unpriced_requests);
       return unpriced > 0 ? { ...rollupOf(row), unpricedRequests: unpriced } : rollupOf(row);
     });
+  }
+
+  /** Keyset pages on (user_id, plan) in byte order (COLLATE "C", whatever the database's collation). */
+  async *scanPeriodRollups(periodStart: Date | string, options: ScanRollupsOptions = {}): AsyncGenerator<PeriodRollup> {
+    const ps = isoOf(periodStart);
+    const pageSize = options.pageSize ?? 2000;
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new LedgerError('scanPeriodRollups: pageSize must be a positive integer');
+    let after: [string, string] | undefined;
+    for (;;) {
+      const params: unknown[] = [ps, pageSize];
+      let where = 'u.period_start = $1::timestamptz';
+      if (options.userId !== undefined) {
+        params.push(options.userId);
+        where += ` AND u.user_id = $${params.length}`;
+      }
+      if (after) {
+        params.push(after[0], after[1]);
+        where += ` AND (u.user_id COLLATE "C", u.plan COLLATE "C") > ($${params.length - 1} COLLATE "C", $${params.length} COLLATE "C")`;
+      }
+      const rows = await this.#run('query', () =>
+        this.#backend.query(
+          `SELECT ${ISO_SQL('u.period_start')} AS period_start, u.user_id, u.plan, ${TOKENS_SELECT},
+             u.requests::text AS requests, u.cost_usd::text AS cost_usd,
+             (SELECT COALESCE(sum(m.unpriced_requests), 0) FROM period_user_model_usage m
+               WHERE m.period_start = u.period_start AND m.user_id = u.user_id AND m.plan = u.plan)::text AS unpriced_requests
+           FROM period_user_usage u WHERE ${where}
+           ORDER BY u.user_id COLLATE "C", u.plan COLLATE "C" LIMIT $2`,
+          params,
+        ),
+      );
+      for (const row of rows) {
+        const unpriced = Number(row.unpriced_requests);
+        yield unpriced > 0 ? { ...rollupOf(row), unpricedRequests: unpriced } : rollupOf(row);
+      }
+      if (rows.length < pageSize) return;
+      const last = rows[rows.length - 1]!;
+      after = [String(last.user_id), String(last.plan)];
+    }
   }
 
   async userModelUsage(userId: string, periodStart: Date | string): Promise<ModelUsage[]> {

@@ -44,6 +44,9 @@ export interface PriceBookOptions {
   catalogPath?: string;
   /** An already-parsed catalog document instead of a file. */
   catalog?: unknown;
+  /** A catalog file's text (already read, e.g. with a size cap), named in errors by `catalogName`. */
+  catalogText?: string;
+  catalogName?: string;
   /** Size of the memo of resolved model ids (default 4096). */
   lookupCacheSize?: number;
 }
@@ -543,6 +546,7 @@ export class PriceBook {
   static load(options: PriceBookOptions = {}): PriceBook {
     let catalog: { entries: CompiledEntry[] };
     if (options.catalog !== undefined) catalog = parseCatalogDocument(options.catalog, 'price catalog');
+    else if (options.catalogText !== undefined) catalog = parseCatalogText(options.catalogText, options.catalogName ?? 'price catalog');
     else if (options.catalogPath !== undefined) catalog = readCatalogFile(options.catalogPath);
     else catalog = cachedDefaultCatalog ??= parseCatalogText(SHIPPED_CATALOG_YAML, 'data/price-catalog.yaml (shipped)');
 

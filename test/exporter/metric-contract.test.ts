@@ -47,6 +47,7 @@ const OPERATIONAL: Record<string, { kind: string; labels: string[] }> = {
   // Issue 13: GenAI call spans without counts (billed, flagged), and the cost spans report themselves (never billed).
   tokenmeter_missing_usage_spans_total: { kind: 'counter', labels: ['source', 'reason'] },
   tokenmeter_reported_cost_usd_total: { kind: 'counter', labels: ['provider', 'model'] },
+  tokenmeter_price_reload_total: { kind: 'counter', labels: ['outcome'] },
 };
 
 interface Sample {

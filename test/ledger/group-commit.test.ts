@@ -34,6 +34,7 @@ function withoutCommitEach(ledger: Ledger): Ledger {
     providerPeriodSpend: (s) => ledger.providerPeriodSpend(s),
     prune: (o) => ledger.prune(o),
     scanCalls: (f) => ledger.scanCalls(f),
+    scanPeriodRollups: (s, o) => ledger.scanPeriodRollups(s, o),
     close: () => ledger.close(),
   };
 }
