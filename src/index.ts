@@ -22,6 +22,10 @@ export {
   withUser,
   trackUsage,
   TokenmeterInstrumentation,
+  UsageLimitError,
+  configureEnforcement,
+  checkUsage,
+  remaining,
 } from './instrumentation/index.js';
 export type {
   TokenmeterInstrumentationOptions,
@@ -30,6 +34,12 @@ export type {
   UsageTotals,
   TrackedCallCost,
   TrackedCall,
+  UsageLimitName,
+  UsageLimitDetails,
+  EnforcementOptions,
+  EnforceMode,
+  FailMode,
+  RemainingUsage,
 } from './instrumentation/index.js';
 // The pricing engine (PriceBook) is the `tokenmeter/pricing` entry point: importing `tokenmeter` to instrument
 // an app never loads it (trackUsage loads it on first use).
