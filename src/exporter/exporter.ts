@@ -8,6 +8,7 @@ import { LedgerHealth } from './ledger-health.js';
 import { createOpsHandler } from './ops-handler.js';
 import { periodPlanOf } from './period-plan.js';
 import { Pipeline } from './pipeline.js';
+import { MemoryReservationStore, ReservationMetrics, ReservationService } from './reservations.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
 import { StaticFiles } from './static-files.js';
 import type { DisplayMoney } from './usage-api.js';
@@ -120,7 +121,24 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     // without traffic (a replica taken out of a load balancer by its readiness gets none).
     failureHoldMillis: Math.max(30_000, 3 * retryAfterMillis),
   });
+  // Admission control: holds in memory next to the embedded ledger, in a table on a shared PostgreSQL ledger.
+  // (Loaded only then: pg is not needed otherwise.)
+  const reservationStore = /^postgres(ql)?:\/\//i.test(config.storage)
+    ? new (await import('./reservations-postgres.js')).PostgresReservationStore(config.storage)
+    : new MemoryReservationStore(ports.ledger);
+  const reservations = new ReservationService({
+    store: reservationStore,
+    plans: ports.plans,
+    pricing: ports.pricing,
+    metrics: new ReservationMetrics(metrics.registry, config.limits.max_users, () => reservationStore.activeCount()),
+    now,
+    ttlMillis: config.reservations.ttl,
+    defaultOutputTokens: config.reservations.default_output_tokens,
+  });
   const pipeline = new Pipeline<unknown>({
+    onCommitted: (records) => {
+      reservations.settle(records).catch((err: unknown) => log(`could not clean up settled reservations: ${err instanceof Error ? err.message : String(err)}`));
+    },
     health,
     metrics,
     ledger: ports.ledger,
@@ -217,6 +235,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       log,
       isShuttingDown: () => shuttingDown,
       health,
+      reservations,
     }),
   );
   for (const s of [otlpServer, opsServer]) s.on('clientError', (_err, socket) => socket.destroy());
@@ -244,12 +263,20 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
         }, config.ledger.refresh_interval)
       : undefined;
   timer?.unref();
+  const expiryTimer = setInterval(
+    () => {
+      reservations.expire().catch((err: unknown) => log(`could not expire reservations: ${err instanceof Error ? err.message : String(err)}`));
+    },
+    Math.max(250, Math.min(5000, Math.floor(config.reservations.ttl / 4))),
+  );
+  expiryTimer.unref();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       shuttingDown = true;
       if (timer) clearInterval(timer);
+      clearInterval(expiryTimer);
       const closed = Promise.all([otlpServer, opsServer].map((s) => new Promise<void>((r) => s.close(() => r()))));
       otlpServer.closeIdleConnections();
       opsServer.closeIdleConnections();
@@ -263,6 +290,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       await closed;
       if (refreshing) await refreshing;
       await ports.ledger.close();
+      await reservations.close().catch(() => {});
     })());
 
   const h = urlHost(config.server.host);

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MAX_USER_ID_CHARS, userIdProblem } from '../usage/record-text.js';
 import type { LedgerHealth } from './ledger-health.js';
 import type { ExporterMetrics } from './metrics.js';
-import { bearerMatches, sendJson, sendText } from './http-util.js';
+import { BodyReadError, BodyTooLargeError, bearerMatches, readBody, sendJson, sendText } from './http-util.js';
+import { BadReservation, parseReservationRequest, type ReservationService } from './reservations.js';
 import type { LedgerPort, PlanPort } from './ports.js';
 import type { StaticFiles } from './static-files.js';
 import { summaryJson, usageListJson, userUsageJson, type DisplayMoney } from './usage-api.js';
@@ -22,7 +23,12 @@ export interface OpsHandlerOptions {
   isShuttingDown: () => boolean;
   /** Readiness from the last commits, not the ping alone (ledger-health.ts). */
   health?: LedgerHealth;
+  /** Admission control (POST /api/v1/reservations); absent: the endpoint answers 404. */
+  reservations?: ReservationService;
 }
+
+/** Largest reservation request body: a few short fields. */
+export const MAX_RESERVATION_BODY_BYTES = 4096;
 
 /**
  * With `auth.api_token` set the status page (static files, no data) is still served, and the page sends the token it
@@ -62,11 +68,47 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
     sendJson(res, 503, { error: 'the ledger is unavailable; retry later' }, { 'retry-after': String(o.retryAfterSeconds) });
   };
 
-  const api = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+  const authorized = (req: IncomingMessage, res: ServerResponse): boolean => {
     if (o.apiToken !== undefined && !bearerMatches(req.headers.authorization, o.apiToken)) {
       sendJson(res, 401, { error: 'missing or wrong bearer token', hint: API_TOKEN_HINT }, { 'www-authenticate': 'Bearer realm="tokenmeter usage API"' });
+      return false;
+    }
+    return true;
+  };
+
+  const reserve = async (req: IncomingMessage, res: ServerResponse, service: ReservationService): Promise<void> => {
+    if (!authorized(req, res)) {
+      req.resume();
       return;
     }
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      req.resume();
+      sendJson(res, 415, { error: 'send the reservation as Content-Type: application/json' });
+      return;
+    }
+    let body: Buffer;
+    try {
+      body = await readBody(req, MAX_RESERVATION_BODY_BYTES);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) sendJson(res, 413, { error: err.message }, { connection: 'close' });
+      else if (err instanceof BodyReadError) res.destroy();
+      else throw err;
+      return;
+    }
+    let answer;
+    try {
+      answer = await service.reserve(parseReservationRequest(body));
+    } catch (err) {
+      if (err instanceof BadReservation) sendJson(res, 400, { error: err.message });
+      else unavailable(res, err);
+      return;
+    }
+    sendJson(res, 200, answer);
+  };
+
+  const api = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    if (!authorized(req, res)) return;
     const period = o.plans.periodFor(o.now());
     const path = url.pathname;
     try {
@@ -99,7 +141,8 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
         const problem = userIdProblem(user);
         if (problem !== undefined) throw new BadQuery(`the user id ${problem}`);
         const rows = await o.ledger.userModelUsage(user, period.start);
-        sendJson(res, 200, userUsageJson(user, period, rows, o.plans, o.display));
+        const reserved = o.reservations ? await o.reservations.reserved(user, period.start) : undefined;
+        sendJson(res, 200, userUsageJson(user, period, rows, o.plans, o.display, reserved));
         return;
       }
       sendJson(res, 404, { error: `no API endpoint at ${path.slice(0, 100)}` });
@@ -118,6 +161,16 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
       return;
     }
     const path = url.pathname;
+    if (path === '/api/v1/reservations') {
+      if (o.reservations === undefined) {
+        req.resume();
+        sendJson(res, 404, { error: 'admission control is not available on this exporter' });
+      } else if (req.method !== 'POST') {
+        req.resume();
+        sendJson(res, 405, { error: `${req.method} not allowed: use POST` }, { allow: 'POST' });
+      } else await reserve(req, res, o.reservations);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, { error: `${req.method} not allowed: use GET` }, { allow: 'GET, HEAD' });
       return;

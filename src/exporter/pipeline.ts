@@ -39,6 +39,11 @@ export interface PipelineOptions<S> {
   health?: LedgerHealth;
   /** Which period and price a call is charged to (config `ingest`); default 6 h late arrival, 5 min clock skew. */
   chargeWindow?: ChargeWindow;
+  /**
+   * Called in the same turn a commit resolved, with every record of it (new and duplicates): admission control
+   * settles the calls' reservations here (reservations.ts).
+   */
+  onCommitted?: (records: readonly LedgerRecord[]) => void;
 }
 
 /**
@@ -275,6 +280,13 @@ export class Pipeline<S> {
       // Committed: acknowledged now if the ledger did not already. The metrics below move in this same turn,
       // before anyone can scrape.
       acknowledge?.();
+      if (this.o.onCommitted !== undefined) {
+        try {
+          this.o.onCommitted(records);
+        } catch (err) {
+          this.o.log?.(`settling reservations failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
       this.o.metrics.observeCommitSeconds((performance.now() - t0) / 1000);
       this.ensurePeriod();
       this.o.metrics.recordCommit(result);

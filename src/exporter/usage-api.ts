@@ -5,6 +5,7 @@ import type { BillingPeriod, PlanLimits } from '../plans/types.js';
 import { Money, sumMoney } from './money.js';
 import { periodPlanOf } from './period-plan.js';
 import type { ModelUsage, PlanPort } from './ports.js';
+import type { Hold } from './reservations.js';
 
 export type TokenCounts = Record<TokenType | 'total', number>;
 
@@ -120,7 +121,7 @@ function modelBreakdown(rows: readonly ModelUsage[]) {
 }
 
 /** `GET /api/v1/usage/{user}`. A user with no usage this period gets zeros and their plan's limits (not a 404). */
-export function userUsageJson(userId: string, period: BillingPeriod, rows: ModelUsage[], plans: PlanPort, display: DisplayMoney) {
+export function userUsageJson(userId: string, period: BillingPeriod, rows: ModelUsage[], plans: PlanPort, display: DisplayMoney, reserved?: Hold) {
   // One plan per user and period for limits (period-plan.ts): the gauges and `?min_ratio=` use the same.
   const plan = periodPlanOf(userId, rows.map((r) => r.plan), plans);
 
@@ -141,8 +142,24 @@ export function userUsageJson(userId: string, period: BillingPeriod, rows: Model
     ...(shown ? { display: shown } : {}),
     limits: f.limits,
     remaining: f.remaining,
+    ...(reserved !== undefined ? reservedFields(f.remaining, reserved) : {}),
     ratios: jsonRatios(f.ratios),
     by_model: modelBreakdown(rows),
+  };
+}
+
+/**
+ * Admission control: what calls in flight hold (reservations) and what is left after them (`available`); the
+ * figures above stay the committed usage only.
+ */
+function reservedFields(remaining: { tokens: number | null; requests: number | null; cost_usd: string | null }, r: Hold) {
+  return {
+    reserved: { tokens: r.tokens, requests: r.requests, cost_usd: new Money(r.costUsd).toFixed() },
+    available: {
+      tokens: remaining.tokens === null ? null : Math.max(0, remaining.tokens - r.tokens),
+      requests: remaining.requests === null ? null : Math.max(0, remaining.requests - r.requests),
+      cost_usd: remaining.cost_usd === null ? null : Decimal.max(0, new Money(remaining.cost_usd).minus(r.costUsd)).toFixed(),
+    },
   };
 }
 

@@ -156,7 +156,7 @@ async function inputTokens(call: GenAiCall, adapter: CallAdapter): Promise<{ tok
     return { tokens: adapter.estimateInput(call), counted: 'tokenizer' };
   } catch (err) {
     if (!(err instanceof EstimateUnavailableError)) diag.debug('tokenmeter: input token count for a reservation failed', err);
-    let bytes = 0;
+    let bytes: number;
     try {
       bytes = Buffer.byteLength(JSON.stringify(call.params) ?? '');
     } catch {

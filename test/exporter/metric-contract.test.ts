@@ -44,6 +44,11 @@ const OPERATIONAL: Record<string, { kind: string; labels: string[] }> = {
   tokenmeter_otlp_requests_total: { kind: 'counter', labels: ['signal', 'code'] },
   tokenmeter_otlp_request_duration_seconds: { kind: 'histogram', labels: ['signal'] },
   tokenmeter_redated_spans_total: { kind: 'counter', labels: ['reason'] },
+  tokenmeter_reservations_total: { kind: 'counter', labels: ['plan', 'outcome', 'limit'] },
+  tokenmeter_user_refused_calls_total: { kind: 'counter', labels: ['user', 'plan'] },
+  tokenmeter_reservations_expired_total: { kind: 'counter', labels: [] },
+  tokenmeter_reservations_active: { kind: 'gauge', labels: [] },
+  tokenmeter_reservation_actual_to_estimate_ratio: { kind: 'histogram', labels: [] },
 };
 
 interface Sample {
