@@ -33,6 +33,7 @@ function withoutCommitEach(ledger: Ledger): Ledger {
     periodSummary: (s) => ledger.periodSummary(s),
     providerPeriodSpend: (s) => ledger.providerPeriodSpend(s),
     prune: (o) => ledger.prune(o),
+    scanCalls: (f) => ledger.scanCalls(f),
     close: () => ledger.close(),
   };
 }
