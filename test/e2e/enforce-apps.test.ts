@@ -11,9 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startExporter, type RunningExporter } from '../../src/exporter/index.js';
-import { getJson, otlpJson, postOtlp } from '../exporter/harness.js';
+import { writeFileSync } from 'node:fs';
+import { getJson, httpRequest, otlpJson, postOtlp, scrape } from '../exporter/harness.js';
 import { findPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { runApp, useE2eServers, type AppRun } from './fixtures/run-app.js';
+import { spawnServe } from './serve-helpers.js';
 
 const e2e = useE2eServers(16);
 const running: RunningExporter[] = [];
@@ -145,5 +147,47 @@ describe.skipIf(findPostgres() === undefined)('admission control with two export
       );
       expect(usage.json).toMatchObject({ requests: 10, reserved: { requests: 0 } });
     }
+  }, 90_000);
+
+  it('an exporter killed between grant and settle: the span, sent to the other replica (twice), is counted once and settles its hold; an unsettled hold expires after the TTL', async () => {
+    const url = await pg.createDatabase('enforce_kill');
+    const dir = mkdtempSync(join(tmpdir(), 'tm-enforce-kill-'));
+    const configFile = join(dir, 'tokenmeter.yaml');
+    writeFileSync(configFile, `storage: "${url}"\nreservations:\n  ttl: 2s\nledger:\n  refresh_interval: 0s\n`);
+    const a = await spawnServe({ TOKENMETER_CONFIG: configFile });
+    const b = await start(url, { reservations: { ttl: '2s' } });
+    await seed(b, 'kill', 8);
+    const trace = 'd'.repeat(32);
+    const reserve = (httpUrl: string, n: number) =>
+      httpRequest(`${httpUrl}/api/v1/reservations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user: 'kill', provider: 'openai', model: 'gpt-4o-mini', input_tokens: 10, max_output_tokens: 10, trace_id: trace, span_id: n.toString(16).padStart(16, '0') }),
+      }).then((r) => JSON.parse(r.body.toString('utf8')));
+    expect((await reserve(a.httpUrl, 1)).granted).toBe(true);
+    expect((await reserve(a.httpUrl, 2)).granted).toBe(true);
+    // The holds granted by A count on B too: 8 used + 2 held.
+    expect(await reserve(b.httpUrl, 3)).toMatchObject({ granted: false, limit: 'requests', used: 10 });
+    await a.stop('SIGKILL');
+    // Call 1 ends; its span reaches B, and a retry of it again.
+    const body = otlpJson([{ traceId: trace, spanId: '0000000000000001', user: 'kill', model: 'gpt-4o-mini', input: 12, output: 7 }], BigInt(Date.now()) * 1_000_000n);
+    expect((await postOtlp(b.otlpUrl, body)).status).toBe(200);
+    expect((await postOtlp(b.otlpUrl, body)).status).toBe(200);
+    const after = (await getJson(`${b.httpUrl}/api/v1/usage/kill`)).json;
+    expect(after).toMatchObject({ requests: 9, reserved: { requests: 1, tokens: 20 } });
+    // Call 2 never reports (its app died too): its hold stops counting after the TTL and is counted as expired.
+    const freed = await waitFor(
+      () => getJson(`${b.httpUrl}/api/v1/usage/kill`),
+      (u) => u.json.reserved.requests === 0,
+      10_000,
+    );
+    expect(freed.json).toMatchObject({ requests: 9, reserved: { requests: 0 } });
+    expect(await reserve(b.httpUrl, 4)).toMatchObject({ granted: true });
+    const expired = await waitFor(
+      () => scrape(b.httpUrl),
+      (lines) => lines.includes('tokenmeter_reservations_expired_total 1'),
+      10_000,
+    );
+    expect(expired).toContain('tokenmeter_reservations_expired_total 1');
   }, 90_000);
 });

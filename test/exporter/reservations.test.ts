@@ -114,6 +114,30 @@ describe('reservations', () => {
     expect((await reserve(e, call('t1', 3, { input_tokens: 250, max_output_tokens: 50 }))).json.granted).toBe(true);
   });
 
+  it('token overshoot is bounded by what concurrent calls use beyond their estimates, and checked', async () => {
+    const plans = new SimplePlans({ free: { tokens: 1000 } });
+    const e = await start({ clock: new FakeClock(NOW), plans });
+    // 10 concurrent calls, each estimated at 150 tokens (100 in + max 50 out): 6 fit under 1000, 4 are refused.
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => reserve(e, call('o1', i + 1))));
+    const granted = answers.map((a, i) => ({ a, i })).filter(({ a }) => a.json.granted);
+    expect(granted).toHaveLength(6);
+    // Each granted call uses more than its estimate (a longer prompt than counted, say): 230 tokens instead of 150.
+    const actual = 230;
+    const body = otlpJson(
+      granted.map(({ i }) => ({ traceId: TRACE, spanId: span(i + 1), user: 'o1', model: 'gpt-4o-mini', input: 180, output: 50 })),
+      BigInt(NOW.getTime()) * 1_000_000n,
+    );
+    expect((await postOtlp(e.otlpUrl, body)).status).toBe(200);
+    const used = (await getJson(`${e.httpUrl}/api/v1/usage/o1`)).json.tokens.total;
+    // The bound: limit + Σ over the concurrently granted calls of (actual − estimate) = 1000 + 6 × 80.
+    const bound = 1000 + granted.length * (actual - 150);
+    expect(used).toBe(6 * actual);
+    expect(used).toBeGreaterThan(1000);
+    expect(used).toBeLessThanOrEqual(bound);
+    // Over the limit now: the next call is refused.
+    expect((await reserve(e, call('o1', 99))).json).toMatchObject({ granted: false, limit: 'tokens', used: 1380 });
+  });
+
   it('warn grants over the limit and says which limit it would have refused', async () => {
     const e = await start({ clock: new FakeClock(NOW) });
     await seed(e, 'w1', 10);
