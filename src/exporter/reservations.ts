@@ -92,6 +92,16 @@ interface Held extends NewReservation {
   spanKey: string | undefined;
 }
 
+/** One user's holds in one period, with their running sum (no pass over the holds per decision). */
+interface UserHolds {
+  ids: Set<string>;
+  tokens: number;
+  requests: number;
+  cost: Decimal;
+  /** The earliest expiry among the holds: before it, none has expired. */
+  minExpiryMillis: number;
+}
+
 /**
  * Holds in memory, decided against the embedded ledger's in-memory totals. Atomic by construction: JavaScript runs
  * one turn at a time, and the only await (the ledger read) is checked against a per-user settlement counter, so a
@@ -102,8 +112,10 @@ interface Held extends NewReservation {
 export class MemoryReservationStore implements ReservationStore {
   private readonly holds = new Map<string, Held>();
   private readonly bySpan = new Map<string, string>();
-  private readonly byUser = new Map<string, Set<string>>();
+  private readonly byUser = new Map<string, UserHolds>();
   private readonly settlements = new Map<string, number>();
+  /** Holds found expired by a decision, not yet reported by `expire`. */
+  private expiredUnreported = 0;
 
   constructor(private readonly ledger: Pick<LedgerPort, 'userModelUsage'>) {}
 
@@ -111,21 +123,27 @@ export class MemoryReservationStore implements ReservationStore {
     return `${userId}\u0000${periodStart.getTime()}`;
   }
 
+  /** The user's active holds; expired ones are removed first (and counted as expired). */
   private activeHold(key: string, now: Date): Hold {
-    const ids = this.byUser.get(key);
-    if (ids === undefined) return ZERO_HOLD;
-    let tokens = 0;
-    let requests = 0;
-    let cost = new Decimal(0);
+    const u = this.byUser.get(key);
+    if (u === undefined) return ZERO_HOLD;
     const t = now.getTime();
-    for (const id of ids) {
-      const h = this.holds.get(id);
-      if (h === undefined || h.expiresAt.getTime() <= t) continue;
-      tokens += h.hold.tokens;
-      requests += h.hold.requests;
-      cost = cost.plus(h.hold.costUsd);
+    if (t >= u.minExpiryMillis) {
+      for (const id of [...u.ids]) {
+        const h = this.holds.get(id);
+        if (h !== undefined && h.expiresAt.getTime() <= t) {
+          this.remove(h);
+          this.expiredUnreported++;
+        }
+      }
+      const left = this.byUser.get(key);
+      if (left === undefined) return ZERO_HOLD;
+      let min = Number.POSITIVE_INFINITY;
+      for (const id of left.ids) min = Math.min(min, this.holds.get(id)?.expiresAt.getTime() ?? min);
+      left.minExpiryMillis = min;
+      return { tokens: left.tokens, requests: left.requests, costUsd: left.cost.toFixed() };
     }
-    return { tokens, requests, costUsd: cost.toFixed() };
+    return { tokens: u.tokens, requests: u.requests, costUsd: u.cost.toFixed() };
   }
 
   async reserve(userId: string, periodStart: Date, now: Date, decide: (s: UserSnapshot) => NewReservation | undefined): Promise<void> {
@@ -137,23 +155,27 @@ export class MemoryReservationStore implements ReservationStore {
       if ((this.settlements.get(userId) ?? 0) !== seen && attempt < 3) continue;
       let tokens = 0;
       let requests = 0;
-      let cost = new Decimal(0);
+      let cost: Decimal | undefined;
       const billedPlans: string[] = [];
       for (const r of rows) {
         tokens += recordTokens(r.tokens);
         requests += r.requests;
-        cost = cost.plus(r.costUsd);
+        cost = cost === undefined ? new Decimal(r.costUsd) : cost.plus(r.costUsd);
         if (r.plan !== undefined) billedPlans.push(r.plan);
       }
       const key = this.userKey(userId, periodStart);
-      const r = decide({ tokens, requests, costUsd: cost.toFixed(), billedPlans, reserved: this.activeHold(key, now) });
+      const r = decide({ tokens, requests, costUsd: cost === undefined ? '0' : cost.toFixed(), billedPlans, reserved: this.activeHold(key, now) });
       if (r !== undefined) {
         const spanKey = r.traceId !== undefined && r.spanId !== undefined ? `${r.traceId}${r.spanId}` : undefined;
         this.holds.set(r.id, { ...r, key, spanKey });
         if (spanKey !== undefined) this.bySpan.set(spanKey, r.id);
-        let ids = this.byUser.get(key);
-        if (ids === undefined) this.byUser.set(key, (ids = new Set()));
-        ids.add(r.id);
+        let u = this.byUser.get(key);
+        if (u === undefined) this.byUser.set(key, (u = { ids: new Set(), tokens: 0, requests: 0, cost: new Decimal(0), minExpiryMillis: Number.POSITIVE_INFINITY }));
+        u.ids.add(r.id);
+        u.tokens += r.hold.tokens;
+        u.requests += r.hold.requests;
+        if (r.hold.costUsd !== '0') u.cost = u.cost.plus(r.hold.costUsd);
+        u.minExpiryMillis = Math.min(u.minExpiryMillis, r.expiresAt.getTime());
       }
       return;
     }
@@ -166,10 +188,14 @@ export class MemoryReservationStore implements ReservationStore {
   private remove(h: Held): void {
     this.holds.delete(h.id);
     if (h.spanKey !== undefined) this.bySpan.delete(h.spanKey);
-    const ids = this.byUser.get(h.key);
-    if (ids !== undefined) {
-      ids.delete(h.id);
-      if (ids.size === 0) this.byUser.delete(h.key);
+    const u = this.byUser.get(h.key);
+    if (u !== undefined && u.ids.delete(h.id)) {
+      if (u.ids.size === 0) this.byUser.delete(h.key);
+      else {
+        u.tokens -= h.hold.tokens;
+        u.requests -= h.hold.requests;
+        if (h.hold.costUsd !== '0') u.cost = u.cost.minus(h.hold.costUsd);
+      }
     }
   }
 
@@ -194,7 +220,8 @@ export class MemoryReservationStore implements ReservationStore {
   }
 
   async expire(now: Date): Promise<number> {
-    let n = 0;
+    let n = this.expiredUnreported;
+    this.expiredUnreported = 0;
     const t = now.getTime();
     for (const h of [...this.holds.values()]) {
       if (h.expiresAt.getTime() <= t) {
@@ -363,7 +390,10 @@ export class ReservationService {
   private readonly newId: () => string;
 
   constructor(private readonly o: ReservationServiceOptions) {
-    this.newId = o.newId ?? (() => `r_${randomBytes(12).toString('hex')}`);
+    // A random prefix per process and a counter: unique across replicas, without 12 random bytes per call.
+    const prefix = randomBytes(6).toString('hex');
+    let counter = 0;
+    this.newId = o.newId ?? (() => `r_${prefix}${(counter++).toString(16).padStart(12, '0')}`);
   }
 
   /** The estimate of a call: its input tokens plus its max output (or the default), priced from the catalog. */
