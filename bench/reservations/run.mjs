@@ -49,6 +49,8 @@ if (args.role === 'exporter') {
   });
   process.send({ httpUrl: e.httpUrl, otlpUrl: e.otlpUrl });
   process.on('message', async (m) => {
+    // CPU time is what the machine's load cannot inflate: microseconds of exporter CPU per reservation.
+    if (m === 'cpu') process.send({ cpu: process.cpuUsage() });
     if (m === 'stop') {
       await e.close();
       process.exit(0);
@@ -116,8 +118,10 @@ if (args.role === 'exporter') {
   const runCalls = async (label, call) => {
     const per = Math.ceil(CALLS / USERS);
     const lat = [];
+    let cpu0;
     // Warm-up (JIT, tokenizer, keep-alive connections).
     await Promise.all(Array.from({ length: USERS }, (_, u) => call(u)));
+    cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: USERS }, async (_, u) => {
@@ -129,7 +133,8 @@ if (args.role === 'exporter') {
       }),
     );
     const wall = (performance.now() - t0) / 1000;
-    return { label, ...stats(lat), callsPerSecond: Math.round(lat.length / wall) };
+    const cpu = process.cpuUsage(cpu0);
+    return { label, ...stats(lat), callsPerSecond: Math.round(lat.length / wall), appCpuMicrosPerCall: (cpu.user + cpu.system) / lat.length };
   };
 
   const bareClient = new OpenAI({ apiKey: 'k', baseURL: 'http://127.0.0.1:9/v1', fetch: cannedFetch, maxRetries: 0 });
@@ -168,11 +173,18 @@ if (args.role === 'exporter') {
   const inProcess = Math.round(n / ((performance.now() - tIn) / 1000));
   await ports.ledger.close();
 
+  const exporterCpu = () =>
+    new Promise((resolve) => {
+      exp.child.once('message', (m) => resolve(m.cpu.user + m.cpu.system));
+      exp.child.send('cpu');
+    });
   const http = [];
   for (const concurrency of [16, 64]) {
+    const c0 = await exporterCpu();
     const load = startChild('load', [`--url=${httpUrl}`, `--concurrency=${concurrency}`]);
     const r = await load.first;
-    http.push({ concurrency, perSecond: Math.round(r.answered / r.seconds), granted: r.granted, answered: r.answered });
+    const c1 = await exporterCpu();
+    http.push({ concurrency, perSecond: Math.round(r.answered / r.seconds), granted: r.granted, answered: r.answered, cpuMicros: (c1 - c0) / r.answered });
   }
   exp.child.send('stop');
 
@@ -180,12 +192,13 @@ if (args.role === 'exporter') {
   const out = [];
   out.push(`Reservations benchmark (${new Date().toISOString()}): ${USERS} concurrent users, ${CALLS} calls per variant${quick ? ' (--quick: figures meaningless)' : ''}.`);
   out.push('');
-  out.push('| variant | median ms/call | p99 ms/call | calls/s |');
-  out.push('| --- | ---: | ---: | ---: |');
-  for (const r of [bare, off, block]) out.push(`| ${r.label} | ${ms(r.median)} | ${ms(r.p99)} | ${r.callsPerSecond} |`);
+  out.push('| variant | median ms/call | p99 ms/call | calls/s | app CPU µs/call |');
+  out.push('| --- | ---: | ---: | ---: | ---: |');
+  for (const r of [bare, off, block]) out.push(`| ${r.label} | ${ms(r.median)} | ${ms(r.p99)} | ${r.callsPerSecond} | ${r.appCpuMicrosPerCall.toFixed(0)} |`);
   out.push('');
   out.push(`Added by 'block' over 'off': median ${ms(block.median - off.median)} ms, p99 ${ms(block.p99 - off.p99)} ms (goal: 1 ms / 5 ms).`);
   out.push('');
-  out.push(`Reservations/s on the embedded ledger: in process (ReservationService.reserve, no HTTP) ${inProcess}; ` + http.map((h) => `HTTP with ${h.concurrency} connections ${h.perSecond}`).join('; ') + ' (goal: 10,000).');
+  out.push(`Reservations/s on the embedded ledger: in process (ReservationService.reserve, no HTTP) ${inProcess}; ` + http.map((h) => `HTTP with ${h.concurrency} connections ${h.perSecond} (exporter CPU ${h.cpuMicros.toFixed(0)} µs each)`).join('; ') + ' (goal: 10,000).');
+  out.push(`App CPU added per call by 'block': ${(block.appCpuMicrosPerCall - off.appCpuMicrosPerCall).toFixed(0)} µs. Load average at the end: ${(await import('node:os')).loadavg().map((v) => v.toFixed(1)).join(' / ')} on ${(await import('node:os')).cpus().length} CPUs.`);
   console.log(out.join('\n'));
 }

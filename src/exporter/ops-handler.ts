@@ -125,7 +125,7 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
         const minRatio = parseNumberParam(q.get('min_ratio'), 'min_ratio', 0, 1_000_000, false);
         const limit = parseNumberParam(q.get('limit'), 'limit', 1, 10_000, true) ?? 1000;
         const rollups = await o.ledger.loadPeriodRollups(period.start, { unpriced: true });
-        sendJson(res, 200, usageListJson(period, rollups, o.plans, { ...(plan !== undefined ? { plan } : {}), ...(minRatio !== undefined ? { minRatio } : {}), limit }));
+        sendJson(res, 200, usageListJson(period, rollups, o.plans, { ...(plan !== undefined ? { plan } : {}), ...(minRatio !== undefined ? { minRatio } : {}), limit, ...(o.reservations ? { refused: o.reservations.refusedCalls(period.start) } : {}) }));
         return;
       }
       if (path.startsWith('/api/v1/usage/')) {

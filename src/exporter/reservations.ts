@@ -386,8 +386,12 @@ export function overLimit(s: UserSnapshot, est: Hold, limits: PlanLimits): { lim
   return undefined;
 }
 
+const MAX_REFUSED_USERS = 100_000;
+
 export class ReservationService {
   private readonly newId: () => string;
+  /** Refused calls per user in the current period (this process; the status page shows them). */
+  private refused = { periodStartMillis: Number.NaN, byUser: new Map<string, number>() };
 
   constructor(private readonly o: ReservationServiceOptions) {
     // A random prefix per process and a counter: unique across replicas, without 12 random bytes per call.
@@ -420,8 +424,8 @@ export class ReservationService {
     const period = this.o.plans.periodFor(now);
     const est = this.estimate(req, now);
     let answer: ReservationAnswerJson | undefined;
-    let outcome: 'granted' | 'refused' | 'warned' = 'granted';
-    let limitLabel: LimitName | 'none' = 'none';
+    let outcome = 'granted' as 'granted' | 'refused' | 'warned';
+    let limitLabel = 'none' as LimitName | 'none';
     let planLabel = '';
     await this.o.store.reserve(req.user, period.start, now, (s) => {
       // One plan per user and period (period-plan.ts): the claimed plan can only make limits stricter.
@@ -458,6 +462,11 @@ export class ReservationService {
       return r;
     });
     this.o.metrics?.answered(planLabel, outcome, limitLabel, req.user);
+    if (outcome === 'refused') {
+      if (this.refused.periodStartMillis !== period.start.getTime()) this.refused = { periodStartMillis: period.start.getTime(), byUser: new Map() };
+      // Bounded like the per-user series: a flood of made-up user ids cannot grow it without end.
+      if (this.refused.byUser.has(req.user) || this.refused.byUser.size < MAX_REFUSED_USERS) this.refused.byUser.set(req.user, (this.refused.byUser.get(req.user) ?? 0) + 1);
+    }
     return answer!;
   }
 
@@ -470,6 +479,11 @@ export class ReservationService {
     const n = await this.o.store.expire(this.o.now());
     this.o.metrics?.expired(n);
     return n;
+  }
+
+  /** Calls refused this period per user, as counted by this process (empty for another period). */
+  refusedCalls(periodStart: Date): ReadonlyMap<string, number> {
+    return this.refused.periodStartMillis === periodStart.getTime() ? this.refused.byUser : new Map();
   }
 
   reserved(userId: string, periodStart: Date): Promise<Hold> {

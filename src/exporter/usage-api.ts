@@ -167,6 +167,8 @@ export interface UsageListQuery {
   plan?: string;
   minRatio?: number;
   limit: number;
+  /** Admission control: refused calls per user this period (adds `refused_calls` to each user). */
+  refused?: ReadonlyMap<string, number>;
 }
 
 /** `GET /api/v1/usage?plan=P&min_ratio=R`: users sorted by how close they are to a limit (unlimited last). */
@@ -200,6 +202,7 @@ export function usageListJson(period: BillingPeriod, rollups: PeriodRollup[], pl
       limits: f.limits,
       ratios: f.ratios,
       max_ratio: f.maxRatio,
+      ...(q.refused !== undefined ? { refused_calls: q.refused.get(userId) ?? 0 } : {}),
     });
   }
   users.sort((a, b) => (b.max_ratio ?? -1) - (a.max_ratio ?? -1) || a.user.localeCompare(b.user) || a.plan.localeCompare(b.plan));

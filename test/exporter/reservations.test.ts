@@ -63,6 +63,9 @@ describe('reservations', () => {
     expect(usage.json.requests).toBe(7);
     expect(usage.json.reserved).toEqual({ tokens: 450, requests: 3, cost_usd: granted[0]!.json.estimate.cost_usd === '0' ? '0' : expect.any(String) });
     expect(usage.json.available.requests).toBe(0);
+    // The list (the status page's source) counts each user's refused calls this period.
+    const list = await getJson(`${e.httpUrl}/api/v1/usage`);
+    expect(list.json.users.find((u: { user: string }) => u.user === 'u1')).toMatchObject({ requests: 7, refused_calls: 47 });
     const m = (await scrape(e.httpUrl)).join('\n');
     expect(m).toContain('tokenmeter_reservations_total{plan="free",outcome="granted",limit="none"} 3');
     expect(m).toContain('tokenmeter_reservations_total{plan="free",outcome="refused",limit="requests"} 47');
