@@ -137,6 +137,14 @@ export function exporterRequest(method: 'GET' | 'POST', url: URL, body: string |
   });
 }
 
+const LIMITS: readonly string[] = ['requests', 'tokens', 'cost_usd'];
+const figure = (v: unknown) => (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && /^\d{1,30}(\.\d{1,30})?$/.test(v));
+
+/** A refusal only counts with the shape the exporter sends (a broken or hostile answer is "no answer"). */
+function isRefusal(a: Record<string, unknown>): boolean {
+  return LIMITS.includes(a.limit as string) && typeof a.plan === 'string' && a.plan.length <= 64 && figure(a.used) && figure(a.limit_value);
+}
+
 /** The request's max output tokens, if the caller set one. */
 function maxOutputTokens(params: Record<string, any>): number | undefined {
   for (const k of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
@@ -217,6 +225,7 @@ async function checkCall(call: GenAiCall, adapter: CallAdapter, s: Settings, mod
       throw new Error(`HTTP ${res.status}${typeof msg === 'string' ? `: ${msg.slice(0, 160)}` : ''}`);
     }
     answer = res.json as ReservationAnswer;
+    if (!answer.granted && !isRefusal(answer as unknown as Record<string, unknown>)) throw new Error('the exporter answered a refusal without a known limit, plan and figures');
   } catch (err) {
     if (s.fail === 'closed') {
       call.span.setAttribute(ATTR_RESERVATION_REFUSED, 'unavailable');

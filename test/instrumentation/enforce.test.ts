@@ -6,6 +6,7 @@
  */
 import Anthropic, { APIPromise as AnthropicPromise } from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
+import { createServer } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ATTR_RESERVATION_ID, ATTR_RESERVATION_REFUSED, ATTR_RESERVATION_WARNED } from '../../src/contract/names.js';
 import { checkUsage, configureEnforcement, instrument, remaining, UsageLimitError, withUser } from '../../src/instrumentation/index.js';
@@ -159,5 +160,44 @@ describe('checkUsage / remaining', () => {
     expect(err).toBeInstanceOf(UsageLimitError);
     expect(err).toMatchObject({ limit: 'requests', used: 10, limitValue: 10 });
     await expect(remaining('')).rejects.toThrow(/user id/);
+  });
+});
+
+describe('a hostile or broken exporter answer', () => {
+  it('is never trusted past its shape: bad statuses, oversized, non-JSON or malformed answers fail open; only a well-formed refusal refuses', async () => {
+    const answers: [number, string][] = [
+      [500, '{"error":"boom"}'],
+      [200, 'not json'],
+      [200, JSON.stringify({ granted: 'yes' })],
+      [200, JSON.stringify({ granted: true, pad: 'x'.repeat(100_000) })],
+      [200, JSON.stringify({ granted: false, user: 'h', plan: 'free', limit: 'requests'.repeat(10), used: 1, limit_value: 1, retry_after: 'x' })],
+      [200, JSON.stringify({ granted: false, user: 'h', plan: 'free', limit: 'requests', used: 1, limit_value: 1, retry_after: 'not a date' })],
+    ];
+    let next = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      const [status, body] = answers[Math.min(next++, answers.length - 1)]!;
+      res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const said: string[] = [];
+    const restore = captureWarnings(said);
+    try {
+      configureEnforcement({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, enforce: 'block' });
+      for (let i = 0; i < 5; i++) await withUser({ id: 'hostile-user' }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }));
+      expect(env.mock.requests).toHaveLength(5);
+      expect(said).toHaveLength(1);
+      expect(said[0]).toMatch(/usage limits could not be checked/);
+      const err = await withUser({ id: 'hostile-user' }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UsageLimitError);
+      // A well-formed refusal is a refusal; an unreadable date becomes a near one.
+      expect(err).toMatchObject({ limit: 'requests', plan: 'free', used: 1, limitValue: 1 });
+      expect((err as UsageLimitError).retryAfter.getTime()).toBeGreaterThan(Date.now());
+      expect(env.h.finished().at(-1)!.attributes[ATTR_RESERVATION_REFUSED]).toBe('requests');
+      expect(env.mock.requests).toHaveLength(5);
+    } finally {
+      restore();
+      server.close();
+    }
   });
 });
