@@ -102,8 +102,11 @@ describe('reservations', () => {
     clock.t = new Date(NOW.getTime() + 2001);
     // Expired holds stop counting at once; the sweep (every 500 ms here) removes and counts them.
     expect((await reserve(e, call('u3', 3))).json.granted).toBe(true);
-    await new Promise((r) => setTimeout(r, 700));
-    const m = (await scrape(e.httpUrl)).join('\n');
+    let m = '';
+    for (let i = 0; i < 100 && !m.includes('tokenmeter_reservations_expired_total 1'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      m = (await scrape(e.httpUrl)).join('\n');
+    }
     expect(m).toContain('tokenmeter_reservations_expired_total 1');
   });
 
