@@ -26,6 +26,7 @@ export {
   configureEnforcement,
   checkUsage,
   remaining,
+  tokenmeterMetricProducer,
 } from './instrumentation/index.js';
 export type {
   TokenmeterInstrumentationOptions,
@@ -40,6 +41,8 @@ export type {
   EnforceMode,
   FailMode,
   RemainingUsage,
+  TokenmeterMetricProducer,
+  TokenmeterMetricProducerOptions,
 } from './instrumentation/index.js';
 // The pricing engine (PriceBook) is the `tokenmeter/pricing` entry point: importing `tokenmeter` to instrument
 // an app never loads it (trackUsage loads it on first use).
