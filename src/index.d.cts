@@ -39,6 +39,17 @@ export type TrackUsageOptions = M.TrackUsageOptions;
 export type UsageTotals<T> = M.UsageTotals<T>;
 export type TrackedCallCost = M.TrackedCallCost;
 export type TrackedCall = M.TrackedCall;
+export declare const UsageLimitError: typeof M.UsageLimitError;
+export type UsageLimitError = M.UsageLimitError;
+export declare const configureEnforcement: typeof M.configureEnforcement;
+export declare const checkUsage: typeof M.checkUsage;
+export declare const remaining: typeof M.remaining;
+export type UsageLimitName = M.UsageLimitName;
+export type UsageLimitDetails = M.UsageLimitDetails;
+export type EnforcementOptions = M.EnforcementOptions;
+export type EnforceMode = M.EnforceMode;
+export type FailMode = M.FailMode;
+export type RemainingUsage = M.RemainingUsage;
 
 export type PriceBook = M.PriceBook;
 export type PriceBookOptions = M.PriceBookOptions;

@@ -22,6 +22,10 @@ export {
   withUser,
   trackUsage,
   TokenmeterInstrumentation,
+  UsageLimitError,
+  configureEnforcement,
+  checkUsage,
+  remaining,
   tokenmeterMetricProducer,
 } from './instrumentation/index.js';
 export type {
@@ -31,6 +35,12 @@ export type {
   UsageTotals,
   TrackedCallCost,
   TrackedCall,
+  UsageLimitName,
+  UsageLimitDetails,
+  EnforcementOptions,
+  EnforceMode,
+  FailMode,
+  RemainingUsage,
   TokenmeterMetricProducer,
   TokenmeterMetricProducerOptions,
 } from './instrumentation/index.js';

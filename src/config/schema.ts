@@ -125,6 +125,25 @@ const ingestSchema = z
     'Which billing period and price a call is charged to (event times are kept for reporting either way), and which of two instrumentations of one call is billed.',
   );
 
+const reservationsSchema = z
+  .strictObject({
+    ttl: durationSchema
+      .prefault('5m')
+      .refine((ms) => ms >= 1000 && ms <= 24 * HOUR_MILLIS, { error: 'from 1s to 24h' })
+      .describe(
+        "How long a reservation (admission control) holds its estimate when its call's span never arrives; longer than the slowest call plus the span export delay.",
+      ),
+    default_output_tokens: z
+      .number()
+      .int()
+      .min(0)
+      .max(10_000_000)
+      .default(1024)
+      .describe('Output tokens a reservation assumes for a request that sets no max_tokens (its estimate = input tokens counted in the app + this).'),
+  })
+  .prefault({})
+  .describe('Admission control: reservations asked for by apps with withUser({ enforce: "block" }) (POST /api/v1/reservations).');
+
 const pricingSchema = z
   .strictObject({
     overrides: priceOverridesSchema.optional().describe('Prices that add to or replace the shipped catalog (negotiated rates, fine-tunes, self-hosted models).'),
@@ -176,6 +195,7 @@ export const configSchema = z
     limits: limitsSchema,
     ledger: ledgerSchema,
     ingest: ingestSchema,
+    reservations: reservationsSchema,
     plans: plansConfigSchema.optional().describe('Plans and their per-period limits (absent limit = unlimited). Defaults: free, pro, team.'),
     users: usersConfigSchema.optional().describe('Per-user plan assignment and limit overrides.'),
     period: periodConfigSchema.prefault({}).describe('Billing period (calendar month in UTC unless configured).'),

@@ -30,6 +30,14 @@ export const ATTR_SPEED = 'tokenmeter.speed';
 /** Where inference ran, as the provider's usage reports it (Anthropic `usage.inference_geo`: global | us | ...). */
 export const ATTR_INFERENCE_GEO = 'tokenmeter.inference_geo';
 /** Modality parts, for pricing: uncached audio input tokens (part of input), audio / image output (parts of output). */
+/** Admission control (issue 16): the reservation the exporter granted for this call (src/exporter/reservations.ts). */
+export const ATTR_RESERVATION_ID = 'tokenmeter.reservation.id';
+/** Set on a call refused before it was sent (the limit's name); the exporter ignores such spans (nothing was used). */
+export const ATTR_RESERVATION_REFUSED = 'tokenmeter.reservation.refused';
+/** Set with `enforce: 'warn'` on a call that would have been refused (the limit's name); the call was sent. */
+export const ATTR_RESERVATION_WARNED = 'tokenmeter.reservation.warned';
+/** Set when the exporter did not answer the reservation in time and the call went through (`fail: 'open'`). */
+export const ATTR_RESERVATION_UNAVAILABLE = 'tokenmeter.reservation.unavailable';
 export const ATTR_INPUT_AUDIO_TOKENS = 'tokenmeter.usage.input_audio_tokens';
 export const ATTR_OUTPUT_AUDIO_TOKENS = 'tokenmeter.usage.output_audio_tokens';
 export const ATTR_OUTPUT_IMAGE_TOKENS = 'tokenmeter.usage.output_image_tokens';
@@ -139,6 +147,16 @@ export const METRIC = {
   otlpRequestDurationSeconds: 'tokenmeter_otlp_request_duration_seconds',
   /** Price reloads (SIGHUP, pricing.reload_interval) by outcome: success, unchanged, failure (refused; old prices stay). */
   priceReloadTotal: 'tokenmeter_price_reload_total',
+  /** Admission control: reservation requests answered, by plan, outcome (granted, refused, warned) and limit (none when granted). */
+  reservationsTotal: 'tokenmeter_reservations_total',
+  /** Calls refused before they were sent, per user (bounded like the other per-user series) and plan. */
+  userRefusedCallsTotal: 'tokenmeter_user_refused_calls_total',
+  /** Reservations that were never settled by a committed call and expired after their TTL. */
+  reservationsExpiredTotal: 'tokenmeter_reservations_expired_total',
+  /** Reservations held now (granted, not yet settled or expired). */
+  reservationsActive: 'tokenmeter_reservations_active',
+  /** Settled reservations: the call's actual tokens divided by the reservation's estimate (how good estimates are). */
+  reservationActualToEstimateRatio: 'tokenmeter_reservation_actual_to_estimate_ratio',
 } as const;
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
 
@@ -173,6 +191,7 @@ export const LABEL = {
   code: 'code',
   version: 'version',
   nodeVersion: 'node_version',
+  limit: 'limit',
 } as const;
 
 /** `tokenmeter_ingested_spans_total{outcome}` values. */

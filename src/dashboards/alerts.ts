@@ -78,6 +78,8 @@ export const SPEND_SPIKE_MIN_USD = 1;
 export const ESTIMATED_SHARE_MAX = 0.1;
 /** Spans per 15 minutes that the same time one week earlier must have had for 15 silent minutes to be a stall. */
 export const INGEST_STALL_MIN_SPANS = 10;
+/** LLM calls refused by admission control (issue 16) per plan in 15 minutes above which refusals are a spike. */
+export const REFUSAL_SPIKE_MIN_CALLS = 50;
 /** Fraction of a collector's sending queue to tokenmeter above which data loss is near. */
 export const COLLECTOR_QUEUE_MAX_RATIO = 0.5;
 
@@ -199,6 +201,21 @@ export const ALERTS: readonly AlertDefinition[] = [
   ...limitAlerts('tokens'),
   ...limitAlerts('requests'),
   ...limitAlerts('cost'),
+  {
+    name: 'TokenmeterRefusalSpike',
+    group: 'tokenmeter-limits',
+    // Refusals are the limits working; many at once mean a customer hammering a used-up plan, a limit set too low,
+    // or an estimate far too large (a huge default max_tokens). sumGrowth counts a plan's first refusals too.
+    expr: `${sumGrowth(METRIC.reservationsTotal, '15m', [LABEL.plan], { [LABEL.outcome]: '="refused"' })} > ${REFUSAL_SPIKE_MIN_CALLS}`,
+    for: '5m',
+    severity: 'info',
+    category: 'customer',
+    summary: `{{ $value | humanize }} LLM calls of plan {{ $labels.${LABEL.plan} }} refused over a limit in 15m`,
+    description:
+      `Admission control refused {{ $value | humanize }} LLM calls of plan {{ $labels.${LABEL.plan} }} in the last 15 minutes ` +
+      `(above ${REFUSAL_SPIKE_MIN_CALLS}): the users got UsageLimitError (HTTP 429). See which users and limits on the usage dashboard.`,
+    dashboard: { uid: DASHBOARD.usageLimits, vars: { plan: LABEL.plan } },
+  },
   {
     name: 'TokenmeterSpendSpike',
     group: 'tokenmeter-spend',

@@ -117,6 +117,29 @@ export function exporterHealthDashboard(): Dashboard {
         .unit(UNIT.seconds)
         .span(12),
     )
+    .withRow(new RowBuilder('Admission control'))
+    .withPanel(
+      timeSeries('Reservations held and expired')
+        .description(
+          'Reservations held now (granted, call not yet committed; per replica: on PostgreSQL every replica sees the shared table), ' +
+            'and reservations that expired unsettled per second (a call whose span never arrived: an app that died, or a TTL shorter than its calls).',
+        )
+        .withTarget(query(`max by (instance) (${sel(METRIC.reservationsActive)})`, { legend: 'held {{instance}}', refId: 'A' }))
+        .withTarget(query(`sum(rate(${sel(METRIC.reservationsExpiredTotal)}[$__rate_interval]))`, { legend: 'expired/s', refId: 'B' }))
+        .unit(UNIT.count)
+        .span(12),
+    )
+    .withPanel(
+      timeSeries('Reservation estimate accuracy (actual / estimate tokens)')
+        .description(
+          'How a settled call\'s real tokens compare with what its reservation held: below 1, estimates are generous (users near a ' +
+            'limit are refused early); above 1, calls use more than held (the token and budget overshoot per concurrent call).',
+        )
+        .withTarget(query(`histogram_quantile(0.5, sum by (le) (rate(${sel(`${METRIC.reservationActualToEstimateRatio}_bucket`)}[$__rate_interval])))`, { legend: 'p50', refId: 'A' }))
+        .withTarget(query(`histogram_quantile(0.99, sum by (le) (rate(${sel(`${METRIC.reservationActualToEstimateRatio}_bucket`)}[$__rate_interval])))`, { legend: 'p99', refId: 'B' }))
+        .unit(UNIT.count)
+        .span(12),
+    )
     .withRow(new RowBuilder('Ledger'))
     .withPanel(
       timeSeries('Ledger commit latency')

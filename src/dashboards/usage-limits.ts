@@ -30,6 +30,7 @@ import {
   limitRatio,
   periodForecast,
   sel,
+  sumIncreaseWithBirths,
   varMatchers,
   type LimitKind,
 } from './promql.js';
@@ -165,6 +166,37 @@ export function usageLimitsDashboard(): Dashboard {
         .sortBy([new TableSortByFieldStateBuilder().displayName('Tokens used').desc(true)])
         .span(12)
         .height(10),
+    )
+    .withPanel(
+      new Table()
+        .title('Refused calls by user (admission control)')
+        .description(
+          'LLM calls refused before they were sent because they would take the user over a limit of their plan ' +
+            '(withUser({ enforce: "block" }): the app got UsageLimitError), in the selected time range, the ' +
+            `${TOP_USERS.table} users with the most. Users past limits.max_users are summed as __overflow__.`,
+        )
+        .datasource(DS)
+        .withTarget(
+          query(`sort_desc(topk(${TOP_USERS.table}, ${sumIncreaseWithBirths(METRIC.userRefusedCallsTotal, '$__range', [LABEL.user, LABEL.plan], m)} > 0))`, {
+            instant: true,
+            table: true,
+          }),
+        )
+        .dataLinks(userDrilldownLink('row'))
+        .withTransformation({ id: 'organize', options: { excludeByName: { Time: true }, renameByName: { Value: 'Refused calls' } } })
+        .sortBy([new TableSortByFieldStateBuilder().displayName('Refused calls').desc(true)])
+        .unit(UNIT.count)
+        .span(12)
+        .height(8),
+    )
+    .withPanel(
+      timeSeries('Reservations by outcome and limit')
+        .description(
+          'Admission control answers per second: granted, refused (by the limit that refused), warned (enforce: "warn", sent anyway).',
+        )
+        .withTarget(query(`sum by (${LABEL.outcome}, ${LABEL.limit}) (rate(${sel(METRIC.reservationsTotal, varMatchers('plan'))}[$__rate_interval]))`, { legend: `{{${LABEL.outcome}}} {{${LABEL.limit}}}` }))
+        .unit(UNIT.perSecond)
+        .span(12),
     )
     .withRow(new RowBuilder('Forecast'))
     .withPanel(

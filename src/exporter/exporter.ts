@@ -9,6 +9,7 @@ import { createOpsHandler } from './ops-handler.js';
 import { periodPlanOf } from './period-plan.js';
 import { Pipeline } from './pipeline.js';
 import { PriceReloader, ReloadablePricing, type LoadedPricing, type PriceReloadResult } from './price-reload.js';
+import { MemoryReservationStore, ReservationMetrics, ReservationService } from './reservations.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
 import { StaticFiles } from './static-files.js';
 import { displayRate } from '../report/calendar.js';
@@ -153,7 +154,25 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     }
     return reloader.reload(trigger);
   };
+  // Admission control: holds in memory next to the embedded ledger, in a table on a shared PostgreSQL ledger.
+  // (Loaded only then: pg is not needed otherwise.)
+  const reservationStore = /^postgres(ql)?:\/\//i.test(config.storage)
+    ? new (await import('./reservations-postgres.js')).PostgresReservationStore(config.storage)
+    : new MemoryReservationStore(ports.ledger);
+  const reservations = new ReservationService({
+    store: reservationStore,
+    plans: ports.plans,
+    // The reloadable view, so a SIGHUP's new prices also price reservation estimates.
+    pricing,
+    metrics: new ReservationMetrics(metrics.registry, config.limits.max_users, () => reservationStore.activeCount()),
+    now,
+    ttlMillis: config.reservations.ttl,
+    defaultOutputTokens: config.reservations.default_output_tokens,
+  });
   const pipeline = new Pipeline<unknown>({
+    onCommitted: (records) => {
+      reservations.settle(records).catch((err: unknown) => log(`could not clean up settled reservations: ${err instanceof Error ? err.message : String(err)}`));
+    },
     health,
     metrics,
     ledger: ports.ledger,
@@ -259,6 +278,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       health,
       lateArrivalMillis: config.ingest.late_arrival_window,
       ...(reportDisplay ? { displayRate: reportDisplay } : {}),
+      reservations,
     }),
   );
   for (const s of [otlpServer, opsServer]) s.on('clientError', (_err, socket) => socket.destroy());
@@ -289,6 +309,13 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
   const reloadEvery = config.pricing.reload_interval;
   const priceTimer = reloader && reloadEvery > 0 ? setInterval(() => reloadPrices('interval'), reloadEvery) : undefined;
   priceTimer?.unref();
+  const expiryTimer = setInterval(
+    () => {
+      reservations.expire().catch((err: unknown) => log(`could not expire reservations: ${err instanceof Error ? err.message : String(err)}`));
+    },
+    Math.max(250, Math.min(5000, Math.floor(config.reservations.ttl / 4))),
+  );
+  expiryTimer.unref();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -296,6 +323,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       shuttingDown = true;
       if (timer) clearInterval(timer);
       if (priceTimer) clearInterval(priceTimer);
+      clearInterval(expiryTimer);
       const closed = Promise.all([otlpServer, opsServer].map((s) => new Promise<void>((r) => s.close(() => r()))));
       otlpServer.closeIdleConnections();
       opsServer.closeIdleConnections();
@@ -309,6 +337,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       await closed;
       if (refreshing) await refreshing;
       await ports.ledger.close();
+      await reservations.close().catch(() => {});
     })());
 
   const h = urlHost(config.server.host);

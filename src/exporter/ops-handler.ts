@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MAX_USER_ID_CHARS, userIdProblem } from '../usage/record-text.js';
 import type { LedgerHealth } from './ledger-health.js';
 import type { ExporterMetrics } from './metrics.js';
-import { bearerMatches, sendJson, sendText } from './http-util.js';
+import { BodyReadError, BodyTooLargeError, bearerMatches, readBody, sendJson, sendText } from './http-util.js';
+import { BadReservation, parseReservationRequest, type ReservationService } from './reservations.js';
 import type { LedgerPort, PlanPort } from './ports.js';
 import type { StaticFiles } from './static-files.js';
 import { summaryJson, usageListJson, userUsageJson, type DisplayMoney } from './usage-api.js';
@@ -29,7 +30,12 @@ export interface OpsHandlerOptions {
   lateArrivalMillis?: number;
   /** The display currency and its rate, for reports (absent: USD only). */
   displayRate?: { currency: string; rate: string };
+  /** Admission control (POST /api/v1/reservations); absent: the endpoint answers 404. */
+  reservations?: ReservationService;
 }
+
+/** Largest reservation request body: a few short fields. */
+export const MAX_RESERVATION_BODY_BYTES = 4096;
 
 /** Reports at once: a per-call report reads every call of a period; more would starve ingest of the event loop. */
 export const MAX_CONCURRENT_REPORTS = 2;
@@ -109,11 +115,47 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
   };
 
   let reportsRunning = 0;
-  const api = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+  const authorized = (req: IncomingMessage, res: ServerResponse): boolean => {
     if (o.apiToken !== undefined && !bearerMatches(req.headers.authorization, o.apiToken)) {
       sendJson(res, 401, { error: 'missing or wrong bearer token', hint: API_TOKEN_HINT }, { 'www-authenticate': 'Bearer realm="tokenmeter usage API"' });
+      return false;
+    }
+    return true;
+  };
+
+  const reserve = async (req: IncomingMessage, res: ServerResponse, service: ReservationService): Promise<void> => {
+    if (!authorized(req, res)) {
+      req.resume();
       return;
     }
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      req.resume();
+      sendJson(res, 415, { error: 'send the reservation as Content-Type: application/json' });
+      return;
+    }
+    let body: Buffer;
+    try {
+      body = await readBody(req, MAX_RESERVATION_BODY_BYTES);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) sendJson(res, 413, { error: err.message }, { connection: 'close' });
+      else if (err instanceof BodyReadError) res.destroy();
+      else throw err;
+      return;
+    }
+    let answer;
+    try {
+      answer = await service.reserve(parseReservationRequest(body));
+    } catch (err) {
+      if (err instanceof BadReservation) sendJson(res, 400, { error: err.message });
+      else unavailable(res, err);
+      return;
+    }
+    sendJson(res, 200, answer);
+  };
+
+  const api = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    if (!authorized(req, res)) return;
     const now = o.now();
     const current = o.plans.periodFor(now);
     const path = url.pathname;
@@ -169,7 +211,7 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
         const minRatio = parseNumberParam(q.get('min_ratio'), 'min_ratio', 0, 1_000_000, false);
         const limit = parseNumberParam(q.get('limit'), 'limit', 1, 10_000, true) ?? 1000;
         const rollups = await o.ledger.loadPeriodRollups(period.start, { unpriced: true });
-        sendJson(res, 200, usageListJson(period, rollups, o.plans, { ...(plan !== undefined ? { plan } : {}), ...(minRatio !== undefined ? { minRatio } : {}), limit }));
+        sendJson(res, 200, usageListJson(period, rollups, o.plans, { ...(plan !== undefined ? { plan } : {}), ...(minRatio !== undefined ? { minRatio } : {}), limit, ...(o.reservations ? { refused: o.reservations.refusedCalls(period.start) } : {}) }));
         return;
       }
       if (path.startsWith('/api/v1/usage/')) {
@@ -185,7 +227,8 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
         const problem = userIdProblem(user);
         if (problem !== undefined) throw new BadQuery(`the user id ${problem}`);
         const rows = await o.ledger.userModelUsage(user, period.start);
-        sendJson(res, 200, userUsageJson(user, period, rows, o.plans, o.display));
+        const reserved = o.reservations ? await o.reservations.reserved(user, period.start) : undefined;
+        sendJson(res, 200, userUsageJson(user, period, rows, o.plans, o.display, reserved));
         return;
       }
       sendJson(res, 404, { error: `no API endpoint at ${path.slice(0, 100)}` });
@@ -204,6 +247,16 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
       return;
     }
     const path = url.pathname;
+    if (path === '/api/v1/reservations') {
+      if (o.reservations === undefined) {
+        req.resume();
+        sendJson(res, 404, { error: 'admission control is not available on this exporter' });
+      } else if (req.method !== 'POST') {
+        req.resume();
+        sendJson(res, 405, { error: `${req.method} not allowed: use POST` }, { allow: 'POST' });
+      } else await reserve(req, res, o.reservations);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, { error: `${req.method} not allowed: use GET` }, { allow: 'GET, HEAD' });
       return;

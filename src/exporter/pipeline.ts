@@ -44,6 +44,11 @@ export interface PipelineOptions<S> {
   chargeWindow?: ChargeWindow;
   /** Framework spans next to provider-level spans (config `ingest.framework_spans`); default auto, 24 h. */
   supersede?: SupersedeOptions;
+  /**
+   * Called in the same turn a commit resolved, with every record of it (new and duplicates): admission control
+   * settles the calls' reservations here (reservations.ts).
+   */
+  onCommitted?: (records: readonly LedgerRecord[]) => void;
 }
 
 /**
@@ -310,6 +315,13 @@ export class Pipeline<S> {
       // Committed: acknowledged now if the ledger did not already. The metrics below move in this same turn,
       // before anyone can scrape.
       acknowledge?.();
+      if (this.o.onCommitted !== undefined) {
+        try {
+          this.o.onCommitted(records);
+        } catch (err) {
+          this.o.log?.(`settling reservations failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
       this.o.metrics.observeCommitSeconds((performance.now() - t0) / 1000);
       this.ensurePeriod();
       this.o.metrics.recordCommit(result);

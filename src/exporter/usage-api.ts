@@ -5,6 +5,7 @@ import type { BillingPeriod, PlanLimits } from '../plans/types.js';
 import { Money, sumMoney } from './money.js';
 import { periodPlanOf } from './period-plan.js';
 import type { ModelUsage, PlanPort } from './ports.js';
+import type { Hold } from './reservations.js';
 
 export type TokenCounts = Record<TokenType | 'total', number>;
 
@@ -133,7 +134,7 @@ function modelBreakdown(rows: readonly ModelUsage[]) {
 }
 
 /** `GET /api/v1/usage/{user}`. A user with no usage this period gets zeros and their plan's limits (not a 404). */
-export function userUsageJson(userId: string, period: BillingPeriod, rows: ModelUsage[], plans: PlanPort, display: DisplayMoney) {
+export function userUsageJson(userId: string, period: BillingPeriod, rows: ModelUsage[], plans: PlanPort, display: DisplayMoney, reserved?: Hold) {
   // One plan per user and period for limits (period-plan.ts): the gauges and `?min_ratio=` use the same.
   const plan = periodPlanOf(userId, rows.map((r) => r.plan), plans);
 
@@ -155,8 +156,24 @@ export function userUsageJson(userId: string, period: BillingPeriod, rows: Model
     ...(shown ? { display: shown } : {}),
     limits: f.limits,
     remaining: f.remaining,
+    ...(reserved !== undefined ? reservedFields(f.remaining, reserved) : {}),
     ratios: jsonRatios(f.ratios),
     by_model: modelBreakdown(rows),
+  };
+}
+
+/**
+ * Admission control: what calls in flight hold (reservations) and what is left after them (`available`); the
+ * figures above stay the committed usage only.
+ */
+function reservedFields(remaining: { tokens: number | null; requests: number | null; cost_usd: string | null }, r: Hold) {
+  return {
+    reserved: { tokens: r.tokens, requests: r.requests, cost_usd: new Money(r.costUsd).toFixed() },
+    available: {
+      tokens: remaining.tokens === null ? null : Math.max(0, remaining.tokens - r.tokens),
+      requests: remaining.requests === null ? null : Math.max(0, remaining.requests - r.requests),
+      cost_usd: remaining.cost_usd === null ? null : Decimal.max(0, new Money(remaining.cost_usd).minus(r.costUsd)).toFixed(),
+    },
   };
 }
 
@@ -164,6 +181,8 @@ export interface UsageListQuery {
   plan?: string;
   minRatio?: number;
   limit: number;
+  /** Admission control: refused calls per user this period (adds `refused_calls` to each user). */
+  refused?: ReadonlyMap<string, number>;
 }
 
 /** `GET /api/v1/usage?plan=P&min_ratio=R`: users sorted by how close they are to a limit (unlimited last). */
@@ -197,6 +216,7 @@ export function usageListJson(period: BillingPeriod, rollups: PeriodRollup[], pl
       limits: f.limits,
       ratios: f.ratios,
       max_ratio: f.maxRatio,
+      ...(q.refused !== undefined ? { refused_calls: q.refused.get(userId) ?? 0 } : {}),
     });
   }
   users.sort((a, b) => (b.max_ratio ?? -1) - (a.max_ratio ?? -1) || a.user.localeCompare(b.user) || a.plan.localeCompare(b.plan));

@@ -2,6 +2,7 @@ import {
   ANONYMOUS_USER,
   ATTR_CACHE_CREATION_1H,
   ATTR_ERROR_TYPE,
+  ATTR_RESERVATION_REFUSED,
   ATTR_FEATURE,
   ATTR_PLAN,
   ATTR_INFERENCE_GEO,
@@ -722,6 +723,9 @@ function extract(span: DecodedSpan): ExtractResult {
   if (conv.model === undefined) {
     return { kind: 'rejected', reason: 'missing_model', message: `GenAI span ${spanRef} has no response or request model` };
   }
+  // A call refused by admission control was never sent: nothing was used and it is not a request. Only without
+  // token counts: an attribute cannot hide real usage.
+  if (present(a[ATTR_RESERVATION_REFUSED]) && !hasAnyCount(conv.counts)) return IGNORED;
   const outcome: UsageRecord['outcome'] = span.statusCode === 2 || present(a[ATTR_ERROR_TYPE]) ? 'error' : 'success';
 
   let usage = zeroUsage();

@@ -2,6 +2,7 @@ import { diag, SpanKind, SpanStatusCode, type Attributes, type Histogram, type S
 import {
   ATTR_ERROR_TYPE,
   ATTR_PLAN,
+  ATTR_USER_ID,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
   ATTR_SERVICE_TIER,
@@ -126,6 +127,10 @@ export class GenAiCall {
   readonly startMillis: number;
   /** The attributed plan (a metric attribute: low-cardinality, unlike the user id). */
   readonly plan: string | undefined;
+  /** The attributed user id (admission control asks for this user's allowance). */
+  readonly userId: string | undefined;
+  /** `withUser({ enforce })` of the call's scope, if set. */
+  readonly enforce: 'block' | 'warn' | 'off' | undefined;
   readonly collector: UsageCollector | undefined;
   ended = false;
   streaming = false;
@@ -171,6 +176,8 @@ export class GenAiCall {
     countInstrumentedCall(server.provider, scope?.user !== undefined);
     currentAttribution(attrs as Record<string, string>, scope);
     this.plan = attrs[ATTR_PLAN] as string | undefined;
+    this.userId = attrs[ATTR_USER_ID] as string | undefined;
+    this.enforce = scope?.user?.enforce;
     this.collector = scope?.collector;
     this.startMillis = performance.now();
     this.span = telemetry.tracer.startSpan(`${operation} ${requestModel}`, { kind: SpanKind.CLIENT, attributes: attrs });

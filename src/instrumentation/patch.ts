@@ -3,8 +3,10 @@ import { GENAI } from '../contract/names.js';
 import { insideMeteredCall } from './scope.js';
 import { activeTelemetry, GenAiCall, type CallAdapter } from './call.js';
 import type { ResolvedOptions } from './options.js';
+import { admissionGate, armGate, gateTaken, unhookGates } from './enforce.js';
 import type { ServerInfo } from './provider.js';
 import { instrumentApiPromise, type ResponseHandler } from './stainless.js';
+import { warnOnce } from './warn.js';
 
 /** How one SDK method becomes a GenAI call. */
 export interface MethodSpec {
@@ -65,6 +67,20 @@ function wrapMethod(original: (...args: any[]) => any, spec: MethodSpec): (...ar
         send = params;
       }
     }
+    // Admission control (enforce.ts): the SDK's request waits for the exporter's reservation and never goes out
+    // when it is refused.
+    let gate: Promise<void> | undefined;
+    try {
+      gate = admissionGate(call, spec.adapter);
+      if (gate !== undefined) {
+        // The gate's own rejection is observed by the SDK's request; this keeps an unused gate from being unhandled.
+        gate.catch(() => {});
+        if (!armGate(this, gate)) gate = undefined;
+      }
+    } catch (err) {
+      diag.error('tokenmeter: the usage limit check failed; sending the call unchecked', err);
+      gate = undefined;
+    }
     let result: unknown;
     try {
       if (send === params) result = original.apply(this, args as unknown as unknown[]);
@@ -74,8 +90,15 @@ function wrapMethod(original: (...args: any[]) => any, spec: MethodSpec): (...ar
         result = original.apply(this, sendArgs);
       }
     } catch (err) {
+      if (gate !== undefined) gateTaken();
       call.end(err);
       throw err;
+    }
+    if (gate !== undefined && !gateTaken()) {
+      warnOnce(
+        'enforce-unsupported',
+        `usage limits cannot be enforced on ${spec.server(this).provider} ${spec.operation} calls with this SDK version (its request path is not the one tokenmeter knows): they are sent unchecked.`,
+      );
     }
     try {
       return instrumentApiPromise(result, call, spec.handler);
@@ -123,6 +146,7 @@ export function wrapOnce(target: unknown, name: string, wrap: (original: (...arg
 
 /** Restores the methods this module wrapped under `target` (all of them when omitted). */
 export function unpatchAll(filter?: (target: Record<string, unknown>) => boolean): void {
+  if (filter === undefined) unhookGates();
   for (let i = applied.length - 1; i >= 0; i--) {
     const p = applied[i];
     if (filter !== undefined && !filter(p.target)) continue;

@@ -9,6 +9,12 @@ export interface UserAttribution {
   id?: string;
   plan?: string;
   feature?: string;
+  /**
+   * Admission control for the calls inside (issue 16): `block` refuses a call over the user's plan limits with
+   * UsageLimitError before it is sent, `warn` sends it and records the would-be refusal, `off` checks nothing.
+   * Default: `configureEnforcement` / TOKENMETER_ENFORCE, else `off`.
+   */
+  enforce?: 'block' | 'warn' | 'off';
 }
 
 /** One finished call as `trackUsage` sees it. */
@@ -71,6 +77,9 @@ export function withUser<T>(user: UserAttribution, fn: () => T): T {
     if (id !== undefined) merged.id = id;
     if (plan !== undefined) merged.plan = plan;
     if (feature !== undefined) merged.feature = feature;
+    const enforce = user?.enforce;
+    if (enforce === 'block' || enforce === 'warn' || enforce === 'off') merged.enforce = enforce;
+    else if (enforce !== undefined) diag.error('tokenmeter: withUser ignored an invalid enforce (expected "block", "warn" or "off")');
     next = { user: merged, collector: outer?.collector };
     if (outer?.metered === true) next.metered = true;
     countWithUser();

@@ -29,6 +29,7 @@ const REQUIRED = [
   'TokenmeterUserOverRequestLimit',
   'TokenmeterUserNearBudget',
   'TokenmeterUserOverBudget',
+  'TokenmeterRefusalSpike',
   'TokenmeterSpendSpike',
   'TokenmeterUnpricedModel',
   'TokenmeterEstimatedShareHigh',

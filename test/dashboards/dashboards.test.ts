@@ -26,7 +26,7 @@ import {
 } from './helpers.js';
 
 const EMITTED = new Set<string>([...Object.values(METRIC), ...Object.values(PROCESS_METRIC), ...PROMETHEUS_BUILTIN_METRICS]);
-const HISTOGRAMS = [METRIC.ledgerCommitSeconds, METRIC.otlpRequestDurationSeconds];
+const HISTOGRAMS = [METRIC.ledgerCommitSeconds, METRIC.otlpRequestDurationSeconds, METRIC.reservationActualToEstimateRatio];
 
 /**
  * How each metric must be aggregated wherever a dashboard or rule reads it, so that several exporter replicas add
@@ -161,6 +161,7 @@ describe('dashboards', () => {
     expect(tables.map((t) => t.options.sortBy[0])).toEqual([
       { displayName: 'Used of limit', desc: true },
       { displayName: 'Tokens used', desc: true },
+      { displayName: 'Refused calls', desc: true },
     ]);
     expect(limits.some((p) => p.targets.some((t: any) => t.expr.includes('predict_linear(')))).toBe(true);
     expect(limits.some((p) => p.title === 'Time left in billing period' && p.targets[0].expr.endsWith('- time()'))).toBe(true);

@@ -264,6 +264,23 @@ describe.skipIf(!chromiumPath)('status page (chromium)', () => {
     });
   });
 
+  it('shows the calls refused by admission control under a user\'s requests', async () => {
+    // ada is over her request limit: two calls refused before they were sent.
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(`${exporter.httpUrl}/api/v1/reservations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user: 'ada', provider: 'openai', model: 'gpt-4o', input_tokens: 10, max_output_tokens: 10 }),
+      });
+      const answer = await r.json();
+      expect(answer, JSON.stringify(answer)).toMatchObject({ granted: false, limit: 'requests' });
+    }
+    await page.waitForFunction(() => document.querySelector('[data-user="ada"] [data-testid=user-refused]')?.textContent === ' · 2 refused', null, {
+      timeout: 15_000,
+    });
+    expect(await page.$$('[data-testid=user-refused]')).toHaveLength(1);
+  });
+
   it('shows bidi and control characters in ids escaped, and long ids cut with the whole id in the title', async () => {
     const spoof = 'adm\u202Enimda'; // displays as "admadmin" reversed: a spoofed id
     const long = `${'x'.repeat(60)}-tail`;

@@ -48,6 +48,11 @@ const OPERATIONAL: Record<string, { kind: string; labels: string[] }> = {
   tokenmeter_missing_usage_spans_total: { kind: 'counter', labels: ['source', 'reason'] },
   tokenmeter_reported_cost_usd_total: { kind: 'counter', labels: ['provider', 'model'] },
   tokenmeter_price_reload_total: { kind: 'counter', labels: ['outcome'] },
+  tokenmeter_reservations_total: { kind: 'counter', labels: ['plan', 'outcome', 'limit'] },
+  tokenmeter_user_refused_calls_total: { kind: 'counter', labels: ['user', 'plan'] },
+  tokenmeter_reservations_expired_total: { kind: 'counter', labels: [] },
+  tokenmeter_reservations_active: { kind: 'gauge', labels: [] },
+  tokenmeter_reservation_actual_to_estimate_ratio: { kind: 'histogram', labels: [] },
 };
 
 interface Sample {

@@ -69,7 +69,8 @@ describe('usage API', () => {
     // Exactly issue 4's fields, no more: user, plan, period, tokens by type, requests, cost (+ display), limits,
     // remaining, ratio per limit, breakdown by model.
     // (+ unpriced_requests, issue 12: the requests whose model has no price, which cost_usd leaves out.)
-    expect(Object.keys(json).sort()).toEqual(['by_model', 'cost_usd', 'display', 'estimated_requests', 'limits', 'period', 'plan', 'ratios', 'remaining', 'requests', 'tokens', 'unpriced_requests', 'user']);
+    // (+ reserved and available, issue 16: what calls in flight hold, and what is left after them.)
+    expect(Object.keys(json).sort()).toEqual(['available', 'by_model', 'cost_usd', 'display', 'estimated_requests', 'limits', 'period', 'plan', 'ratios', 'remaining', 'requests', 'reserved', 'tokens', 'unpriced_requests', 'user']);
     expect(Object.keys(json.remaining).sort()).toEqual(['cost_usd', 'requests', 'tokens']);
     // Equal cost ($0.0075 each): more tokens first.
     expect(json.by_model.map((m: { provider: string; model: string }) => `${m.provider}/${m.model}`)).toEqual(['anthropic/claude-sonnet-4-5', 'openai/gpt-4o']);
@@ -176,7 +177,9 @@ describe('usage API', () => {
     expect(model('my-private-model')).toMatchObject({ requests: 3, cost_usd: null, unpriced_requests: 3, tokens: { total: 1110 } });
     expect(model('gpt-4o')).toMatchObject({ cost_usd: '0.0075', unpriced_requests: 0 });
     // Nowhere in the three answers does unpriced usage read as a zero cost.
-    for (const body of [ursula, list, summary]) expect(JSON.stringify(body)).not.toContain('"cost_usd":"0"');
+    // (`reserved` is money held by calls in flight, not the cost of usage: an exact 0 when nothing is held.)
+    expect(ursula.reserved).toEqual({ tokens: 0, requests: 0, cost_usd: '0' });
+    for (const body of [{ ...ursula, reserved: undefined }, list, summary]) expect(JSON.stringify(body)).not.toContain('"cost_usd":"0"');
   });
 
   it('rejects bad queries with 400 and a JSON error', async () => {

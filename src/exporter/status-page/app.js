@@ -324,6 +324,23 @@ function usersToShow() {
   return { users, total: state.total > state.users.length ? null : users.length };
 }
 
+/**
+ * Admission control: calls refused before they were sent (over a limit) this period, under the requests figure.
+ * Counted by the exporter process answering the page since it started.
+ */
+function withRefused(cell, refused) {
+  if (!(refused > 0)) return cell;
+  cell.append(
+    el('span', {
+      class: 'refused',
+      text: ` · ${formatInt(refused)} refused`,
+      title: `${formatInt(refused)} call${refused === 1 ? '' : 's'} refused before they were sent (over a limit), counted by this exporter since it started`,
+      'data-testid': 'user-refused',
+    }),
+  );
+  return cell;
+}
+
 function renderUsers() {
   const body = $('[data-testid=users-body]');
   const list = usersToShow();
@@ -334,7 +351,7 @@ function renderUsers() {
         el('th', { scope: 'row', class: 'user', text: displayText(u.user).text, title: displayText(u.user).title, 'data-testid': 'user-name' }),
         el('td', { text: u.plan, 'data-testid': 'user-plan' }),
         usageCell('tokens', formatInt(u.tokens.total), u.limits.tokens === null ? null : formatInt(u.limits.tokens), u.ratios.tokens, String(u.tokens.total)),
-        usageCell('requests', formatInt(u.requests), u.limits.requests === null ? null : formatInt(u.limits.requests), u.ratios.requests, String(u.requests)),
+        withRefused(usageCell('requests', formatInt(u.requests), u.limits.requests === null ? null : formatInt(u.limits.requests), u.ratios.requests, String(u.requests)), u.refused_calls),
         usageCell('cost', formatCost(u.cost_usd, u.unpriced_requests), u.limits.cost_usd === null ? null : formatUsd(u.limits.cost_usd), u.ratios.cost_usd, u.cost_usd ?? '', u.unpriced_requests),
         el('td', { class: `num ratio ${level(u.max_ratio)}`, text: formatPercent(u.max_ratio), 'data-testid': 'user-max-ratio' }),
       ]),

@@ -1,0 +1,310 @@
+import { diag } from '@opentelemetry/api';
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
+import { ATTR_RESERVATION_ID, ATTR_RESERVATION_REFUSED, ATTR_RESERVATION_UNAVAILABLE, ATTR_RESERVATION_WARNED, DEFAULT_HTTP_PORT } from '../contract/names.js';
+import { EstimateUnavailableError, loadEstimator } from '../usage/index.js';
+import type { CallAdapter, GenAiCall } from './call.js';
+import { UsageLimitError, type UsageLimitName } from './usage-limit-error.js';
+import { warnOnce } from './warn.js';
+
+/*
+ * Admission control, app side (issue 16). With `enforce: 'block'` an LLM call first asks the exporter for a
+ * reservation (POST /api/v1/reservations on the operations port) holding its estimate against the user's remaining
+ * allowance; a refused call rejects with UsageLimitError and is never sent. The decision is the exporter's, so every
+ * replica of the app shares it. Never a hang (a timeout, default 250 ms), never an unhandled rejection, and the SDK
+ * method still returns the SDK's own promise (patch.ts holds the request back inside the SDK, see `gateRequest`).
+ */
+
+export type EnforceMode = 'block' | 'warn' | 'off';
+export type FailMode = 'open' | 'closed';
+
+export interface EnforcementOptions {
+  /** Default for calls whose `withUser` does not say (env TOKENMETER_ENFORCE; default `off`). */
+  enforce?: EnforceMode;
+  /** The exporter's operations URL (env TOKENMETER_URL; default http://127.0.0.1:9464). */
+  url?: string;
+  /** `auth.api_token` of the exporter (env TOKENMETER_API_TOKEN). */
+  apiToken?: string;
+  /** How long a call waits for the exporter's answer (env TOKENMETER_ENFORCE_TIMEOUT_MS; default 250). */
+  timeoutMillis?: number;
+  /** What happens when the exporter does not answer in time: `open` sends the call (default), `closed` refuses it. */
+  fail?: FailMode;
+}
+
+interface Settings {
+  enforce: EnforceMode;
+  url: URL;
+  apiToken: string | undefined;
+  timeoutMillis: number;
+  fail: FailMode;
+}
+
+export const DEFAULT_ENFORCE_TIMEOUT_MILLIS = 250;
+const MODES: readonly string[] = ['block', 'warn', 'off'];
+
+let overrides: EnforcementOptions = {};
+let cached: Settings | undefined;
+
+/** Sets enforcement options in code (they win over the environment). Call with `{}` to go back to the environment. */
+export function configureEnforcement(options: EnforcementOptions): void {
+  overrides = { ...options };
+  cached = undefined;
+}
+
+function envMode(raw: string | undefined): EnforceMode | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const v = raw.trim().toLowerCase();
+  if (MODES.includes(v)) return v as EnforceMode;
+  warnOnce('enforce-env', `TOKENMETER_ENFORCE=${JSON.stringify(raw.slice(0, 40))} is not one of block, warn, off: usage limits are not enforced (off).`);
+  return undefined;
+}
+
+/** The effective settings (code > environment > defaults), read once. */
+export function enforcementSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  if (cached !== undefined) return cached;
+  const o = overrides;
+  let enforce: EnforceMode = o.enforce ?? envMode(env.TOKENMETER_ENFORCE) ?? 'off';
+  if (!MODES.includes(enforce)) enforce = 'off';
+  let url: URL;
+  const rawUrl = o.url ?? env.TOKENMETER_URL ?? `http://127.0.0.1:${DEFAULT_HTTP_PORT}`;
+  try {
+    url = new URL('/api/v1/reservations', rawUrl);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
+  } catch {
+    warnOnce('enforce-url', `the tokenmeter URL ${JSON.stringify(String(rawUrl).slice(0, 100))} is not an http(s) URL: usage limits cannot be checked (calls go through).`);
+    url = new URL(`http://127.0.0.1:${DEFAULT_HTTP_PORT}/api/v1/reservations`);
+  }
+  let timeoutMillis = o.timeoutMillis ?? Number(env.TOKENMETER_ENFORCE_TIMEOUT_MS ?? DEFAULT_ENFORCE_TIMEOUT_MILLIS);
+  if (!(Number.isFinite(timeoutMillis) && timeoutMillis > 0 && timeoutMillis <= 60_000)) timeoutMillis = DEFAULT_ENFORCE_TIMEOUT_MILLIS;
+  const rawFail = (o.fail ?? env.TOKENMETER_ENFORCE_FAIL ?? 'open').toString().trim().toLowerCase();
+  const fail: FailMode = rawFail === 'closed' ? 'closed' : 'open';
+  cached = { enforce, url, apiToken: o.apiToken ?? env.TOKENMETER_API_TOKEN, timeoutMillis, fail };
+  return cached;
+}
+
+// One keep-alive pool per process: a reservation is a small request on a warm loopback connection.
+const httpAgent = new Agent({ keepAlive: true, maxSockets: 64 });
+const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
+
+/** The exporter's answer (src/exporter/reservations.ts). */
+export type ReservationAnswer =
+  | { granted: true; id: string; warned?: { limit: UsageLimitName } }
+  | { granted: false; user: string; plan: string; limit: UsageLimitName; used: number | string; limit_value: number | string; retry_after: string };
+
+/** One HTTP request to the exporter's API, bounded by `timeoutMillis`. Rejects on any failure; never hangs. */
+export function exporterRequest(method: 'GET' | 'POST', url: URL, body: string | undefined, s: Pick<Settings, 'apiToken' | 'timeoutMillis'>): Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (err: Error | undefined, value?: { status: number; json: unknown }) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(body));
+    }
+    if (s.apiToken !== undefined) headers.authorization = `Bearer ${s.apiToken}`;
+    const https = url.protocol === 'https:';
+    const req = (https ? httpsRequest : httpRequest)(url, { method, headers, agent: https ? httpsAgent : httpAgent }, (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > 65_536) {
+          req.destroy();
+          finish(new Error('the exporter answered more than 64 KiB'));
+        } else chunks.push(c);
+      });
+      res.on('error', (e) => finish(e));
+      res.on('end', () => {
+        try {
+          finish(undefined, { status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+        } catch {
+          finish(new Error(`the exporter answered HTTP ${res.statusCode} without JSON`));
+        }
+      });
+    });
+    const timer = setTimeout(() => {
+      finish(new Error(`no answer within ${s.timeoutMillis} ms`));
+      req.destroy();
+    }, s.timeoutMillis);
+    req.on('error', (e) => finish(e));
+    req.end(body);
+  });
+}
+
+const LIMITS: readonly string[] = ['requests', 'tokens', 'cost_usd'];
+const figure = (v: unknown) => (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && /^\d{1,30}(\.\d{1,30})?$/.test(v));
+
+/** A refusal only counts with the shape the exporter sends (a broken or hostile answer is "no answer"). */
+function isRefusal(a: Record<string, unknown>): boolean {
+  return LIMITS.includes(a.limit as string) && typeof a.plan === 'string' && a.plan.length <= 64 && figure(a.used) && figure(a.limit_value);
+}
+
+/** The request's max output tokens, if the caller set one. */
+function maxOutputTokens(params: Record<string, any>): number | undefined {
+  for (const k of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
+    const v = params[k];
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
+  }
+  return undefined;
+}
+
+/**
+ * The request's input tokens, counted with the tokenizer (js-tiktoken). Without it: the UTF-8 size of the
+ * request's JSON, an upper bound (no tokenizer makes a token of less than one byte) so a hold is never too small.
+ */
+async function inputTokens(call: GenAiCall, adapter: CallAdapter): Promise<{ tokens: number; counted: 'tokenizer' | 'bytes' }> {
+  try {
+    await loadEstimator(call.requestModel);
+    return { tokens: adapter.estimateInput(call), counted: 'tokenizer' };
+  } catch (err) {
+    if (!(err instanceof EstimateUnavailableError)) diag.debug('tokenmeter: input token count for a reservation failed', err);
+    let bytes: number;
+    try {
+      bytes = Buffer.byteLength(JSON.stringify(call.params) ?? '');
+    } catch {
+      bytes = 0;
+    }
+    return { tokens: bytes, counted: 'bytes' };
+  }
+}
+
+function failOpenWarning(s: Settings, err: unknown): void {
+  warnOnce(
+    'reservations-unavailable',
+    `usage limits could not be checked: the tokenmeter exporter at ${s.url.origin} did not answer a reservation within ${s.timeoutMillis} ms ` +
+      `(${err instanceof Error ? err.message.slice(0, 120) : String(err)}). Calls go through unchecked (fail: 'open'; spans carry ` +
+      `${ATTR_RESERVATION_UNAVAILABLE}=true) until it answers. Set TOKENMETER_URL to its operations port, or TOKENMETER_ENFORCE_FAIL=closed to refuse instead.`,
+  );
+}
+
+/**
+ * The admission check of one call, or undefined when it is not enforced (mode off, no user). The promise resolves
+ * when the call may be sent and rejects with UsageLimitError when it must not; it never rejects otherwise.
+ */
+export function admissionGate(call: GenAiCall, adapter: CallAdapter): Promise<void> | undefined {
+  const s = enforcementSettings();
+  const mode = call.enforce ?? s.enforce;
+  if (mode === 'off') return undefined;
+  const user = call.userId;
+  if (user === undefined) {
+    warnOnce('enforce-no-user', `usage limits are enforced (${mode}) but an LLM call has no user: wrap it in withUser({ id, plan }) to check it; it went through unchecked.`);
+    return undefined;
+  }
+  return checkCall(call, adapter, s, mode, user);
+}
+
+async function checkCall(call: GenAiCall, adapter: CallAdapter, s: Settings, mode: 'block' | 'warn', user: string): Promise<void> {
+  let answer: ReservationAnswer;
+  try {
+    const input = await inputTokens(call, adapter);
+    const ctx = call.span.spanContext();
+    const body: Record<string, unknown> = {
+      user,
+      provider: call.server.provider,
+      model: call.requestModel,
+      input_tokens: input.tokens,
+      enforce: mode,
+    };
+    if (call.plan !== undefined) body.plan = call.plan;
+    const max = maxOutputTokens(call.params);
+    if (max !== undefined) body.max_output_tokens = max;
+    // The span's identity: the exporter settles the hold when the ledger commits this span.
+    if (/^[0-9a-f]{32}$/.test(ctx.traceId) && /^[0-9a-f]{16}$/.test(ctx.spanId) && !/^0+$/.test(ctx.traceId)) {
+      body.trace_id = ctx.traceId;
+      body.span_id = ctx.spanId;
+    }
+    const res = await exporterRequest('POST', s.url, JSON.stringify(body), s);
+    if (res.status !== 200 || typeof res.json !== 'object' || res.json === null || typeof (res.json as { granted?: unknown }).granted !== 'boolean') {
+      const msg = (res.json as { error?: unknown } | null)?.error;
+      throw new Error(`HTTP ${res.status}${typeof msg === 'string' ? `: ${msg.slice(0, 160)}` : ''}`);
+    }
+    answer = res.json as ReservationAnswer;
+    if (!answer.granted && !isRefusal(answer as unknown as Record<string, unknown>)) throw new Error('the exporter answered a refusal without a known limit, plan and figures');
+  } catch (err) {
+    if (s.fail === 'closed') {
+      call.span.setAttribute(ATTR_RESERVATION_REFUSED, 'unavailable');
+      throw new UsageLimitError({ user, plan: call.plan ?? 'unknown', limit: 'unavailable', used: 0, limitValue: null, retryAfter: new Date(Date.now() + 5000) });
+    }
+    call.span.setAttribute(ATTR_RESERVATION_UNAVAILABLE, true);
+    failOpenWarning(s, err);
+    return;
+  }
+  if (answer.granted) {
+    if (typeof answer.id === 'string') call.span.setAttribute(ATTR_RESERVATION_ID, answer.id.slice(0, 64));
+    if (answer.warned !== undefined) call.span.setAttribute(ATTR_RESERVATION_WARNED, String(answer.warned.limit).slice(0, 16));
+    return;
+  }
+  call.span.setAttribute(ATTR_RESERVATION_REFUSED, String(answer.limit).slice(0, 16));
+  const retryAfter = new Date(answer.retry_after);
+  throw new UsageLimitError({
+    user,
+    plan: answer.plan,
+    limit: answer.limit,
+    used: answer.used,
+    limitValue: answer.limit_value,
+    retryAfter: Number.isNaN(retryAfter.getTime()) ? new Date(Date.now() + 60_000) : retryAfter,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Holding the request back inside the SDK
+
+/*
+ * Stainless SDKs (OpenAI, Anthropic) build every call as `client.request(optionsPromise)` → `makeRequest`, whose
+ * first step awaits the options. Passing `gate.then(() => options)` instead holds the HTTP request until the gate
+ * opens, and a refusal rejects the SDK's own APIPromise with UsageLimitError before anything is sent (no retry: the
+ * SDK's retry loop only wraps the fetch). The gate is handed over synchronously: `create()` calls `request` within
+ * the same call stack (patch.ts sets `pending` around it).
+ */
+let pending: Promise<void> | undefined;
+const hooked = new WeakSet<object>();
+const ORIGINAL_REQUEST = Symbol('tokenmeter.originalRequest');
+
+/** Arms the gate for the SDK call about to be made on `resource`. Returns false when the SDK shape is unknown. */
+export function armGate(resource: any, gate: Promise<void>): boolean {
+  const client = resource?._client;
+  if (client === null || typeof client !== 'object') return false;
+  let proto: any = client;
+  while (proto !== null && !Object.prototype.hasOwnProperty.call(proto, 'request')) proto = Object.getPrototypeOf(proto);
+  if (proto === null || typeof proto.request !== 'function') return false;
+  if (!hooked.has(proto)) {
+    const original = proto.request as (...args: unknown[]) => unknown;
+    if ((original as any)[ORIGINAL_REQUEST] === undefined) {
+      const wrapped = function tokenmeterGatedRequest(this: unknown, options: unknown, ...rest: unknown[]): unknown {
+        const g = pending;
+        if (g === undefined) return original.call(this, options, ...rest);
+        pending = undefined;
+        return original.call(this, g.then(() => options), ...rest);
+      };
+      (wrapped as any)[ORIGINAL_REQUEST] = original;
+      proto.request = wrapped;
+      restoreList.push(() => {
+        if (proto.request === wrapped) proto.request = original;
+        hooked.delete(proto);
+      });
+    }
+    hooked.add(proto);
+  }
+  pending = gate;
+  return true;
+}
+
+/** After the SDK call returned: true when the SDK took the gate (the request waits for it). */
+export function gateTaken(): boolean {
+  const taken = pending === undefined;
+  pending = undefined;
+  return taken;
+}
+
+const restoreList: (() => void)[] = [];
+
+/** Removes the request hooks (instrumentation disabled). */
+export function unhookGates(): void {
+  for (const r of restoreList.splice(0)) r();
+}

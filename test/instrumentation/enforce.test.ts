@@ -1,0 +1,203 @@
+/**
+ * Admission control, app side (issue 16), in process: the real OpenAI and Anthropic SDKs against the mock provider,
+ * a real exporter (in-memory ledger) answering the reservations. A refused call rejects with UsageLimitError
+ * through the SDK's own APIPromise and never reaches the provider; a granted call carries its reservation id; warn
+ * sends and marks; checkUsage/remaining read the exporter; no unhandled rejection anywhere.
+ */
+import Anthropic, { APIPromise as AnthropicPromise } from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { createServer } from 'node:http';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ATTR_RESERVATION_ID, ATTR_RESERVATION_REFUSED, ATTR_RESERVATION_WARNED } from '../../src/contract/names.js';
+import { checkUsage, configureEnforcement, instrument, remaining, UsageLimitError, withUser } from '../../src/instrumentation/index.js';
+import { captureWarnings } from '../../src/instrumentation/warn.js';
+import { otlpJson, postOtlp, scrape, startTestExporter, type TestExporter } from '../exporter/harness.js';
+import { useHarnessWithMock } from './harness.js';
+
+const env = useHarnessWithMock({ seed: 16 });
+let exporter: TestExporter;
+let openai: OpenAI;
+let anthropic: Anthropic;
+const unhandled: unknown[] = [];
+const onUnhandled = (e: unknown) => unhandled.push(e);
+
+beforeAll(async () => {
+  instrument(OpenAI);
+  instrument(Anthropic);
+  exporter = await startTestExporter();
+  openai = new OpenAI({ apiKey: 'k', baseURL: `${env.mock.url}/v1`, maxRetries: 0 });
+  anthropic = new Anthropic({ apiKey: 'k', baseURL: env.mock.url, maxRetries: 0 });
+  process.on('unhandledRejection', onUnhandled);
+});
+afterAll(async () => {
+  process.off('unhandledRejection', onUnhandled);
+  configureEnforcement({});
+  await exporter.close();
+});
+afterEach(() => {
+  configureEnforcement({});
+  expect(unhandled).toEqual([]);
+});
+
+/** `used` calls of `user` committed at the exporter. */
+let seeded = 0;
+async function seed(user: string, used: number): Promise<void> {
+  const spans = Array.from({ length: used }, () => ({ traceId: 'e'.repeat(32), spanId: (++seeded).toString(16).padStart(16, '0'), user, model: 'gpt-4o-mini', input: 10, output: 5 }));
+  expect((await postOtlp(exporter.otlpUrl, otlpJson(spans))).status).toBe(200);
+}
+const messages = [{ role: 'user' as const, content: 'hello' }];
+
+describe('enforce: block', () => {
+  it('a call over the limit rejects with UsageLimitError through the SDK promise, and nothing is sent', async () => {
+    configureEnforcement({ url: exporter.httpUrl, enforce: 'block' });
+    await seed('full-user', 10);
+    const p = withUser({ id: 'full-user', plan: 'free' }, () => anthropic.messages.create({ model: 'claude-haiku-4-5', max_tokens: 32, messages }));
+    expect(p).toBeInstanceOf(AnthropicPromise);
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(UsageLimitError);
+    expect(err).toMatchObject({ user: 'full-user', plan: 'free', limit: 'requests', used: 10, limitValue: 10, status: 429 });
+    expect((err as UsageLimitError).retryAfter.getTime()).toBeGreaterThan(Date.now());
+    expect(env.mock.requests).toHaveLength(0);
+    const span = env.h.finished().at(-1)!;
+    expect(span.attributes[ATTR_RESERVATION_REFUSED]).toBe('requests');
+  });
+
+  it('a call within the limit is sent once, carries its reservation id, and its span settles the hold', async () => {
+    configureEnforcement({ url: exporter.httpUrl, enforce: 'block' });
+    await seed('ok-user', 2);
+    const res = await withUser({ id: 'ok-user', plan: 'free' }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 16, messages }));
+    expect(res.choices.length).toBeGreaterThan(0);
+    expect(env.mock.requests).toHaveLength(1);
+    const span = env.h.finished().at(-1)!;
+    expect(span.attributes[ATTR_RESERVATION_ID]).toMatch(/^r_[0-9a-f]{24}$/);
+    // A stream is held back the same way.
+    const stream = await withUser({ id: 'ok-user', plan: 'free' }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true }));
+    let chunks = 0;
+    for await (const _ of stream) chunks++;
+    expect(chunks).toBeGreaterThan(0);
+    expect(env.mock.requests).toHaveLength(2);
+  });
+
+  it('the refused spans are ignored at the exporter: no request is counted for a call that was never sent', async () => {
+    configureEnforcement({ url: exporter.httpUrl, enforce: 'block' });
+    await seed('ignored-user', 10);
+    await withUser({ id: 'ignored-user', plan: 'free' }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages })).catch(() => {});
+    const span = env.h.finished().at(-1)!;
+    const attrs = Object.entries(span.attributes).map(([k, v]) => [k, v]);
+    // The span as the exporter would receive it.
+    const body = {
+      resourceSpans: [
+        {
+          resource: { attributes: [] },
+          scopeSpans: [
+            {
+              spans: [
+                {
+                  traceId: span.spanContext().traceId,
+                  spanId: span.spanContext().spanId,
+                  name: span.name,
+                  kind: 3,
+                  startTimeUnixNano: '1',
+                  endTimeUnixNano: String(BigInt(Date.now()) * 1_000_000n),
+                  status: { code: 2 },
+                  attributes: attrs.map(([k, v]) => ({ key: k, value: typeof v === 'number' ? { intValue: String(v) } : { stringValue: String(v) } })),
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    };
+    expect((await postOtlp(exporter.otlpUrl, JSON.stringify(body))).status).toBe(200);
+    expect([...exporter.ledger.records.values()].filter((r) => r.userId === 'ignored-user')).toHaveLength(10);
+  });
+
+  it('a call without a user is sent unchecked, said once', async () => {
+    configureEnforcement({ url: exporter.httpUrl, enforce: 'block' });
+    const said: string[] = [];
+    const restore = captureWarnings(said);
+    try {
+      await openai.chat.completions.create({ model: 'gpt-4o-mini', messages });
+      await openai.chat.completions.create({ model: 'gpt-4o-mini', messages });
+    } finally {
+      restore();
+    }
+    expect(env.mock.requests).toHaveLength(2);
+    expect(said).toHaveLength(1);
+    expect(said[0]).toMatch(/no user: wrap it in withUser/);
+  });
+});
+
+describe('enforce: warn and off', () => {
+  it('warn sends the call and marks the would-be refusal; off (the default) asks nothing', async () => {
+    configureEnforcement({ url: exporter.httpUrl });
+    await seed('warn-user', 10);
+    await withUser({ id: 'warn-user', plan: 'free', enforce: 'warn' }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }));
+    expect(env.mock.requests).toHaveLength(1);
+    expect(env.h.finished().at(-1)!.attributes[ATTR_RESERVATION_WARNED]).toBe('requests');
+    const before = (await scrape(exporter.httpUrl)).filter((l) => l.startsWith('tokenmeter_reservations_total')).join('\n');
+    await withUser({ id: 'warn-user', plan: 'free' }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }));
+    // An invalid mode is ignored (the default, off, applies).
+    await withUser({ id: 'warn-user', enforce: 'bogus' as never }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }));
+    expect(env.mock.requests).toHaveLength(3);
+    expect((await scrape(exporter.httpUrl)).filter((l) => l.startsWith('tokenmeter_reservations_total')).join('\n')).toBe(before);
+  });
+});
+
+describe('checkUsage / remaining', () => {
+  it('report what is left after usage and holds, and checkUsage rejects with the exhausted limit', async () => {
+    configureEnforcement({ url: exporter.httpUrl });
+    await seed('check-user', 4);
+    const r = await remaining('check-user');
+    expect(r).toMatchObject({ user: 'check-user', plan: 'free', requests: 6, tokens: 50_000 - 60 });
+    expect(r.periodEnd).toBeInstanceOf(Date);
+    await expect(checkUsage({ id: 'check-user' })).resolves.toMatchObject({ requests: 6 });
+    await seed('spent-user', 10);
+    const err = await checkUsage('spent-user').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageLimitError);
+    expect(err).toMatchObject({ limit: 'requests', used: 10, limitValue: 10 });
+    await expect(remaining('')).rejects.toThrow(/user id/);
+  });
+});
+
+describe('a hostile or broken exporter answer', () => {
+  it('is never trusted past its shape: bad statuses, oversized, non-JSON or malformed answers fail open; only a well-formed refusal refuses', async () => {
+    const answers: [number, string][] = [
+      [500, '{"error":"boom"}'],
+      [200, 'not json'],
+      [200, JSON.stringify({ granted: 'yes' })],
+      [200, JSON.stringify({ granted: true, pad: 'x'.repeat(100_000) })],
+      [200, JSON.stringify({ granted: false, user: 'h', plan: 'free', limit: 'requests'.repeat(10), used: 1, limit_value: 1, retry_after: 'x' })],
+      [200, JSON.stringify({ granted: false, user: 'h', plan: 'free', limit: 'requests', used: 1, limit_value: 1, retry_after: 'not a date' })],
+    ];
+    let next = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      const [status, body] = answers[Math.min(next++, answers.length - 1)]!;
+      res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const said: string[] = [];
+    const restore = captureWarnings(said);
+    try {
+      configureEnforcement({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, enforce: 'block' });
+      for (let i = 0; i < 5; i++) await withUser({ id: 'hostile-user' }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }));
+      expect(env.mock.requests).toHaveLength(5);
+      expect(said).toHaveLength(1);
+      expect(said[0]).toMatch(/usage limits could not be checked/);
+      const err = await withUser({ id: 'hostile-user' }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UsageLimitError);
+      // A well-formed refusal is a refusal; an unreadable date becomes a near one.
+      expect(err).toMatchObject({ limit: 'requests', plan: 'free', used: 1, limitValue: 1 });
+      expect((err as UsageLimitError).retryAfter.getTime()).toBeGreaterThan(Date.now());
+      expect(env.h.finished().at(-1)!.attributes[ATTR_RESERVATION_REFUSED]).toBe('requests');
+      expect(env.mock.requests).toHaveLength(5);
+    } finally {
+      restore();
+      server.close();
+    }
+  });
+});
