@@ -1026,6 +1026,13 @@ export class JournalLedger implements Ledger {
     return scanJournalSegments(this.dir, this.#segments.map((s) => ({ seq: s.seq, bytes: s.bytes })), f);
   }
 
+  /** The billing periods the ledger holds totals for (ISO instants), oldest first (`tokenmeter ledger export`). */
+  periodStarts(): string[] {
+    const down = this.#unavailable();
+    if (down) throw down;
+    return [...this.#periods.keys()].sort();
+  }
+
   // ---- retention ----
 
   async prune(options: PruneOptions): Promise<PruneResult> {
