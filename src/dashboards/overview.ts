@@ -38,6 +38,24 @@ function stat(title: string, description: string, expr: string, unit: string) {
 }
 
 /** A horizontal bar gauge of one figure broken down by a label, highest first. */
+/** Spend and tokens per provider and model over the panel's range, as one table sorted by spend. */
+function spendAndTokensByModel(title: string): Table {
+  return new Table()
+    .title(title)
+    .datasource(DS)
+    .withTarget(query(sumIncreaseWithBirths(METRIC.costUsdTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'A' }))
+    .withTarget(query(sumIncreaseWithBirths(METRIC.tokensTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'B' }))
+    .withTransformation({ id: 'merge', options: {} })
+    .withTransformation({
+      id: 'organize',
+      options: { excludeByName: { Time: true }, renameByName: { 'Value #A': 'Spend (USD)', 'Value #B': 'Tokens' } },
+    })
+    .unit(UNIT.usd)
+    .overrideByName('Tokens', [{ id: 'unit', value: UNIT.tokens }])
+    .sortBy([new TableSortByFieldStateBuilder().displayName('Spend (USD)').desc(true)])
+    .span(12);
+}
+
 function breakdown(title: string, expr: string, legend: string): BarGauge {
   return new BarGauge()
     .title(title)
@@ -202,22 +220,9 @@ export function overviewDashboard(): Dashboard {
         .span(12),
     )
     .withPanel(
-      new Table()
-        .title('Spend and tokens this month by model')
+      spendAndTokensByModel('Spend and tokens this month by model')
         .description('Per provider and model over the calendar month so far (UTC), whatever the dashboard\'s time range.')
-        .datasource(DS)
-        .withTarget(query(sumIncreaseWithBirths(METRIC.costUsdTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'A' }))
-        .withTarget(query(sumIncreaseWithBirths(METRIC.tokensTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'B' }))
-        .withTransformation({ id: 'merge', options: {} })
-        .withTransformation({
-          id: 'organize',
-          options: { excludeByName: { Time: true }, renameByName: { 'Value #A': 'Spend (USD)', 'Value #B': 'Tokens' } },
-        })
-        .unit(UNIT.usd)
-        .overrideByName('Tokens', [{ id: 'unit', value: UNIT.tokens }])
-        .sortBy([new TableSortByFieldStateBuilder().displayName('Spend (USD)').desc(true)])
-        .timeFrom(THIS_MONTH)
-        .span(12),
+        .timeFrom(THIS_MONTH),
     )
     .withRow(new RowBuilder('Breakdowns (time range)'))
     .withPanel(
@@ -238,20 +243,7 @@ export function overviewDashboard(): Dashboard {
       ).description('By the tokenmeter.feature span attribute ("none" when absent).'),
     )
     .withPanel(
-      new Table()
-        .title('Spend and tokens by model (time range)')
-        .datasource(DS)
-        .withTarget(query(sumIncreaseWithBirths(METRIC.costUsdTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'A' }))
-        .withTarget(query(sumIncreaseWithBirths(METRIC.tokensTotal, '$__range', [LABEL.provider, LABEL.model], f), { instant: true, table: true, refId: 'B' }))
-        .withTransformation({ id: 'merge', options: {} })
-        .withTransformation({
-          id: 'organize',
-          options: { excludeByName: { Time: true }, renameByName: { 'Value #A': 'Spend (USD)', 'Value #B': 'Tokens' } },
-        })
-        .unit(UNIT.usd)
-        .overrideByName('Tokens', [{ id: 'unit', value: UNIT.tokens }])
-        .sortBy([new TableSortByFieldStateBuilder().displayName('Spend (USD)').desc(true)])
-        .span(12),
+      spendAndTokensByModel('Spend and tokens by model (time range)'),
     )
     .withPanel(
       new Table()

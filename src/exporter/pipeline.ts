@@ -1,4 +1,4 @@
-import { checkTrustedRecord, markPrevalidated } from '../ledger/ledger.js';
+import { markPrevalidated, validateRecord } from '../ledger/ledger.js';
 import type { CommitResult, LedgerRecord } from '../ledger/types.js';
 import { processingScope } from '../pricing/processing.js';
 import { parseServiceTier } from '../pricing/service-tier.js';
@@ -234,7 +234,7 @@ export class Pipeline<S> {
         // instead of failing the commit of every other span of the request. Extraction applies the same text rule,
         // so this only catches what a bug lets through.
         try {
-          checkTrustedRecord(rec, 0);
+          validateRecord(rec, 0, 'trusted');
         } catch (err) {
           this.o.log?.(`a record the ledger would refuse was rejected: ${err instanceof Error ? err.message : String(err)}`);
           reject('invalid_record', `span ${r.record.spanId}: ${err instanceof Error ? err.message.replace(/^record 0: /, '') : String(err)}`);

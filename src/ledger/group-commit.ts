@@ -3,8 +3,8 @@
  * usage is committed; batching the records of concurrent requests into one transaction (and one WAL flush)
  * keeps that fast.
  */
-import type { CommitOptions, Ledger } from './ledger.js';
-import { checkTrustedRecord, isPrevalidated, markPrevalidated, validateRecord } from './ledger.js';
+import type { CommitOptions, Ledger } from './ledger-interface.js';
+import { isPrevalidated, markPrevalidated, validateRecord, type RecordCheck } from './record-validation.js';
 import { LedgerError, LedgerUnavailableError } from './errors.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 
@@ -93,27 +93,27 @@ export class GroupCommitter {
    * batching) with a LedgerError; a failed transaction rejects every caller in it.
    */
   commit(records: LedgerRecord[]): Promise<CommitResult> {
-    return this.#enqueue(records, validateRecord);
+    return this.#enqueue(records, 'full');
   }
 
   /**
    * `commit` for records built by the exporter's pipeline, which constructs ids, periods and prices itself: a
-   * structural check (`checkTrustedRecord`) instead of re-parsing every id and money string and re-adding the costs.
+   * structural check (`validateRecord` in its `trusted` mode) instead of re-parsing every id and money string and re-adding the costs.
    * `onDurable`: called synchronously once the records are durable, before the ledger builds its totals and the
    * result (the exporter acknowledges the request then); only ledgers that group callers themselves (the journal
    * ledger) call it, and never for a failed commit. The promise resolves with the result as `commit`'s does.
    */
   commitTrusted(records: LedgerRecord[], onDurable?: () => void): Promise<CommitResult> {
-    return this.#enqueue(records, checkTrustedRecord, onDurable);
+    return this.#enqueue(records, 'trusted', onDurable);
   }
 
-  #enqueue(records: LedgerRecord[], check: (r: LedgerRecord, i: number) => void, onDurable?: () => void): Promise<CommitResult> {
+  #enqueue(records: LedgerRecord[], check: RecordCheck, onDurable?: () => void): Promise<CommitResult> {
     if (this.#closed) return Promise.reject(new LedgerUnavailableError('ledger is closing'));
     try {
       if (!Array.isArray(records)) throw new LedgerError('commit: records must be an array');
-      // The exporter's pipeline has already run checkTrustedRecord on each record (and rejected the bad ones alone).
-      const checked = check === checkTrustedRecord && isPrevalidated(records);
-      if (!checked) for (let i = 0; i < records.length; i++) check(records[i], i);
+      // The exporter's pipeline has already run the trusted check on each record (and rejected the bad ones alone).
+      const checked = check === 'trusted' && isPrevalidated(records);
+      if (!checked) for (let i = 0; i < records.length; i++) validateRecord(records[i], i, check);
     } catch (err) {
       return Promise.reject(err);
     }

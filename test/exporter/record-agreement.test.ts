@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { toLedgerRecord } from '../../src/exporter/pipeline.js';
 import { extractUsage, type DecodedSpan } from '../../src/ingest/index.js';
 import type { AttributeMap, AttributeValue } from '../../src/ingest/types.js';
-import { checkTrustedRecord, openLedger, validateRecord, type Ledger } from '../../src/ledger/ledger.js';
+import { openLedger, validateRecord, type Ledger } from '../../src/ledger/ledger.js';
 import type { LedgerRecord } from '../../src/ledger/types.js';
 import { BillingCalendar, PlanResolver } from '../../src/plans/index.js';
 import { PriceBook } from '../../src/pricing/index.js';
@@ -133,7 +133,7 @@ describe('extraction and the ledger agree on every record', () => {
           accepted++;
           const rec = toLedgerRecord(r.record, planPort, book);
           expect(() => validateRecord(rec, 0)).not.toThrow();
-          expect(() => checkTrustedRecord(rec, 0)).not.toThrow();
+          expect(() => validateRecord(rec, 0, 'trusted')).not.toThrow();
           batch.push(rec);
         }
         // The real ledger's commit: refuses nothing extraction accepted.

@@ -1,0 +1,177 @@
+/**
+ * The ledger's interface and the types both ledgers share (the journal ledger and SqlLedger), kept apart from
+ * either implementation and from the factory (ledger.ts) so neither imports the other.
+ */
+import type { Decimal } from 'decimal.js';
+import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
+import type { ExactDecimal } from '../pricing/index.js';
+import type { Clock } from '../plans/clock.js';
+import type { BackendKind, EmbeddedBackendOptions, PostgresBackendOptions } from './backend.js';
+import { LedgerError } from './errors.js';
+import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
+import type { CallFilter, LedgerCall } from './call-scan.js';
+
+type Exact = ExactDecimal;
+
+export const DEFAULT_DEDUP_WINDOW_MILLIS = 7 * 24 * 60 * 60 * 1000;
+
+/**
+ * A volume discount: the discount in USD on a call costing `grossUsd` from `provider` when the provider's gross
+ * spend earlier in the period is `priorSpendUsd`. Must return 0 <= discount <= grossUsd.
+ */
+export type DiscountFunction = (provider: string, priorSpendUsd: Decimal, grossUsd: Decimal) => Decimal;
+
+export interface CommitOptions {
+  /** Overrides the ledger's configured discount function for this commit. */
+  discounts?: DiscountFunction;
+}
+
+export interface LedgerOptions {
+  /**
+   * How long a (trace id, span id) is remembered at least (default 7 days). The calls table is the dedup
+   * record, so `prune` refuses to delete calls received within this window.
+   */
+  dedupWindowMillis?: number;
+  /** Source of the received time and of "now" for prune's window check. */
+  clock?: Clock;
+  /** Volume discounts applied on every commit (see `DiscountFunction`). */
+  discounts?: DiscountFunction;
+  /** PGlite (`pglite:<dir>` storage). */
+  embedded?: EmbeddedBackendOptions;
+  /** The journal ledger (a directory as storage). */
+  journal?: JournalLedgerOptions;
+  postgres?: PostgresBackendOptions;
+}
+
+export interface JournalLedgerOptions {
+  /** Start a new segment file when the current one reaches this size (default 64 MiB). */
+  segmentMaxBytes?: number;
+  /** Write a snapshot after this many journal bytes since the last one (default 64 MiB): bounds replay at open. */
+  snapshotEveryBytes?: number;
+  /** Write a snapshot on close (default true: the next open reads it instead of replaying). Tests turn it off. */
+  snapshotOnClose?: boolean;
+}
+
+export type TokenCounts = Record<TokenType, number>;
+
+/** Usage per provider and model (for one user, or for everyone). */
+export interface ModelUsage {
+  provider: string;
+  model: string;
+  /** Set on per-user rows. */
+  userId?: string;
+  plan?: string;
+  tokens: TokenCounts;
+  /** The 1-hour-TTL part of `tokens.cache_write`. */
+  cacheWrite1hTokens: number;
+  totalTokens: number;
+  requests: number;
+  unpricedRequests: number;
+  estimatedRequests: number;
+  /** Exact decimal string, net of volume discounts. */
+  costUsd: string;
+}
+
+export interface UserPeriodUsage {
+  userId: string;
+  periodStart: string;
+  tokens: TokenCounts;
+  cacheWrite1hTokens: number;
+  totalTokens: number;
+  requests: number;
+  costUsd: string;
+  /** One rollup per plan the user was billed under in the period (usually one). */
+  plans: PeriodRollup[];
+  byModel: ModelUsage[];
+}
+
+export interface ProviderSpend {
+  provider: string;
+  grossUsd: string;
+  discountUsd: string;
+  netUsd: string;
+  requests: number;
+}
+
+export interface PeriodSummary {
+  periodStart: string;
+  tokens: TokenCounts;
+  totalTokens: number;
+  requests: number;
+  costUsd: string;
+  byModel: ModelUsage[];
+  byProvider: ProviderSpend[];
+}
+
+export interface PruneOptions {
+  /** Delete calls received before this instant. Must be at least the dedup window in the past. */
+  olderThan: Date;
+  /** Also delete rollups of periods starting before this instant (default: keep every period's totals). */
+  rollupsBefore?: Date;
+}
+
+export interface PruneResult {
+  callsDeleted: number;
+  rollupRowsDeleted: number;
+}
+
+export interface LoadRollupsOptions {
+  /** Also count each user's unpriced requests (`unpricedRequests`): the usage API's list asks, the periodic gauge
+   * refresh does not (on a SQL ledger it costs a scan of the period's per-model rows). */
+  unpriced?: boolean;
+}
+
+export interface Ledger {
+  readonly kind: BackendKind;
+  readonly dedupWindowMillis: number;
+  /** Commits atomically, exactly once per (trace id, span id); see CommitResult. */
+  commit(records: LedgerRecord[], options?: CommitOptions): Promise<CommitResult>;
+  /** Resolves when the ledger answers a query; rejects with LedgerUnavailableError otherwise. */
+  ping(): Promise<void>;
+  loadPeriodRollups(periodStart: Date | string, options?: LoadRollupsOptions): Promise<PeriodRollup[]>;
+  userPeriodUsage(userId: string, periodStart: Date | string): Promise<UserPeriodUsage>;
+  /** One user's usage in the period per plan, provider and model. */
+  userModelUsage(userId: string, periodStart: Date | string): Promise<ModelUsage[]>;
+  /** Everyone's usage in the period per provider and model. */
+  periodModelUsage(periodStart: Date | string): Promise<ModelUsage[]>;
+  periodSummary(periodStart: Date | string): Promise<PeriodSummary>;
+  providerPeriodSpend(periodStart: Date | string): Promise<ProviderSpend[]>;
+  prune(options: PruneOptions): Promise<PruneResult>;
+  /**
+   * Every committed call matching `filter`, streamed (bounded memory whatever the ledger's size): the records as
+   * `commit` returned them in `committed`, with their received time. Calls deleted by `prune` are not in it.
+   * Order: commit order on the journal ledger, (trace id, span id) on a SQL ledger.
+   */
+  scanCalls(filter?: CallFilter): AsyncIterable<LedgerCall>;
+  close(): Promise<void>;
+}
+
+export interface NetCosts {
+  costUsd: Record<TokenType, Exact>;
+  total: Exact;
+  gross: Exact;
+  discount: Exact;
+}
+
+/** Checks prune's arguments (shared by both ledgers): `olderThan` never inside the dedup window. */
+export function pruneArguments(options: PruneOptions, clock: Clock, dedupWindowMillis: number): { olderThan: Date; before: Date | undefined } {
+  const olderThan = options.olderThan;
+  if (!(olderThan instanceof Date) || !Number.isFinite(olderThan.getTime())) throw new LedgerError('prune: olderThan must be a valid Date');
+  const latestAllowed = clock.now().getTime() - dedupWindowMillis;
+  if (olderThan.getTime() > latestAllowed) {
+    throw new LedgerError(
+      `prune: calls are the dedup record, so calls received within the dedup window (${dedupWindowMillis} ms) are kept; ` +
+        `olderThan must be at or before ${new Date(latestAllowed).toISOString()}`,
+    );
+  }
+  const before = options.rollupsBefore;
+  if (before !== undefined && !(before instanceof Date && Number.isFinite(before.getTime()))) throw new LedgerError('prune: rollupsBefore must be a valid Date');
+  return { olderThan, before };
+}
+
+/** A committed record with its volume discount applied (per-type costs net, gross and discount set). */
+export function withNetCosts(r: LedgerRecord, net: NetCosts): LedgerRecord {
+  const costUsd = {} as Record<TokenType, string>;
+  for (const t of TOKEN_TYPES) costUsd[t] = net.costUsd[t].toFixed();
+  return { ...r, costUsd, totalCostUsd: net.total.toFixed(), discountUsd: net.discount.toFixed(), grossCostUsd: net.gross.toFixed() };
+}
