@@ -20,8 +20,8 @@ export const LAST_PGLITE_VERSION = '0.1.0';
 export function pgliteRetiredMessage(dir: string): string {
   return (
     `${dir} holds a PGlite ledger (the embedded store of tokenmeter ${LAST_PGLITE_VERSION} and earlier), which this tokenmeter no longer reads. ` +
-    `To keep its data, run tokenmeter ${LAST_PGLITE_VERSION} (npx tokenmeter@${LAST_PGLITE_VERSION} serve --storage pglite:${dir}) against a PostgreSQL ledger ` +
-    `or read it there; to start a new embedded ledger, point storage at another directory.`
+    `To read its data, run tokenmeter ${LAST_PGLITE_VERSION}, the last version with PGlite, with storage "pglite:${dir}" (its usage API and /metrics ` +
+    `serve the totals). To start a new embedded ledger, point storage at another directory.`
   );
 }
 

@@ -45,6 +45,7 @@ import {
 import * as queries from './journal-queries.js';
 import { deletePrunedSegments, pruneNeedsSnapshot } from './journal-retention.js';
 import { loadSnapshot, serialiseSnapshot } from './journal-snapshot.js';
+import { pgliteRetiredMessage } from './journal-inspect.js';
 import { normaliseFilter, scanJournalSegments, type CallFilter, type LedgerCall } from './call-scan.js';
 import { DAY_MILLIS, isoOf, JournalState, type PeriodState, type SegmentInfo } from './journal-state.js';
 import {
@@ -124,12 +125,7 @@ export class JournalLedger implements Ledger {
     } catch (err) {
       throw new LedgerError(`cannot create the embedded ledger directory ${abs}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    if (existsSync(join(abs, 'PG_VERSION'))) {
-      throw new LedgerError(
-        `${abs} holds a PGlite ledger (from an earlier tokenmeter), not the journal ledger this storage setting opens. ` +
-          `To keep using it, set storage to "pglite:${abs}"; to start a new embedded ledger, point storage at another directory.`,
-      );
-    }
+    if (existsSync(join(abs, 'PG_VERSION'))) throw new LedgerError(pgliteRetiredMessage(abs));
     const release = acquireDirectoryLock(abs);
     const ledger = new JournalLedger(abs, options, journal);
     ledger.#release = release;
