@@ -10,9 +10,13 @@ import { netOfDiscount } from './call-scan.js';
 import { LedgerError } from './errors.js';
 import { decodeEntry } from './journal-entry.js';
 import { decodeSnapshot, fsyncDirectory, parseSegmentName, parseSnapshotName, readEntries, segmentName, snapshotName } from './journal-format.js';
+import { loadSnapshot } from './journal-snapshot.js';
+import { JournalState, planRows, type SegmentInfo } from './journal-state.js';
 
 export const FORMAT_FILE = 'FORMAT';
-export const FORMAT_TEXT = 'tokenmeter journal ledger, format 1\n';
+/** The newest journal format this tokenmeter reads (FORMAT names the directory's). */
+const READS_FORMAT = 1;
+const FORMAT_RE = /^tokenmeter journal ledger, format (\d+)\n$/;
 /** The last tokenmeter release whose embedded ledger was PGlite (`pglite:` storage): it reads and exports those. */
 export const LAST_PGLITE_VERSION = '0.1.0';
 
@@ -27,6 +31,8 @@ export function pgliteRetiredMessage(dir: string): string {
 
 export interface JournalListing {
   dir: string;
+  /** The FORMAT file's text. */
+  format: string;
   /** Segment sequence numbers, oldest first. */
   segments: number[];
   /** Snapshot sequence numbers (each covers the segments below it), oldest first. */
@@ -56,7 +62,10 @@ export function listJournalDirectory(dir: string): JournalListing {
     }
     throw new LedgerError(`cannot read ${formatPath}: ${(err as Error).message}`, { cause: err });
   }
-  if (format !== FORMAT_TEXT) throw new LedgerError(`${formatPath} says "${format.trim().slice(0, 200)}": this tokenmeter reads "${FORMAT_TEXT.trim()}"; use the tokenmeter that wrote it`);
+  const version = Number(FORMAT_RE.exec(format)?.[1] ?? NaN);
+  if (!(version >= 1 && version <= READS_FORMAT)) {
+    throw new LedgerError(`${formatPath} says "${format.trim().slice(0, 200)}": this tokenmeter reads journal ledger formats 1 to ${READS_FORMAT}; use the tokenmeter that wrote it`);
+  }
   let names: string[];
   try {
     names = readdirSync(abs);
@@ -64,21 +73,10 @@ export function listJournalDirectory(dir: string): JournalListing {
     throw new LedgerError(`cannot list ${abs}: ${(err as Error).message}`, { cause: err });
   }
   const nums = (f: (n: string) => number | undefined) => names.map(f).filter((s): s is number => s !== undefined).sort((a, b) => a - b);
-  return { dir: abs, segments: nums(parseSegmentName), snapshots: nums(parseSnapshotName) };
+  return { dir: abs, format, segments: nums(parseSegmentName), snapshots: nums(parseSnapshotName) };
 }
 
 // ---- verify ----
-
-type Tokens = [number, number, number, number, number, number];
-type SnapshotModel = [provider: string, model: string, tokens: Tokens, requests: number, unpriced: number, estimated: number, cost: string];
-type SnapshotUser = [userId: string, plan: string, tokens: Tokens, requests: number, cost: string, models: SnapshotModel[]];
-type SnapshotProvider = [provider: string, gross: string, discount: string, net: string, requests: number];
-interface SnapshotJson {
-  version: number;
-  covers: number;
-  segments: [seq: number, records: number, bytes: number, maxReceivedMillis: number][];
-  periods: [ps: string, users: SnapshotUser[], models: SnapshotModel[], providers: SnapshotProvider[]][];
-}
 
 /** One total as verify compares it: counters and exact money, as a canonical line. */
 class Totals {
@@ -149,14 +147,15 @@ export function verifyJournalDirectory(dir: string): VerifyReport {
   const present = new Set(segments);
   for (let s = 1; s < newestSeg; s++) if (!present.has(s)) report.prunedSegments.push(s);
 
-  // The snapshots: every one must check out; the newest is the one the ledger opens with.
-  let snap: SnapshotJson | undefined;
+  // The snapshots: every one must check out; the newest is the one the ledger opens with, read by the ledger's
+  // own snapshot reader (so verify reads every format the ledger reads).
+  let snap: { covers: number; state: JournalState; segments: SegmentInfo[] } | undefined;
   for (const seq of snapshots) {
     const file = join(listing.dir, snapshotName(seq));
     try {
-      const { json } = decodeSnapshot(readFileSync(file), file);
-      const parsed = JSON.parse(json) as SnapshotJson;
-      if (seq === snapshots[snapshots.length - 1]) snap = parsed;
+      const state = new JournalState();
+      const segs = loadSnapshot(state, file);
+      if (seq === snapshots[snapshots.length - 1]) snap = { covers: seq, state, segments: segs };
     } catch (err) {
       report.problems.push(err instanceof LedgerError ? err.message : `${file}: ${(err as Error).message}; restore the directory from a backup`);
     }
@@ -187,6 +186,7 @@ export function verifyJournalDirectory(dir: string): VerifyReport {
           if (seq < covers) for (const t of Object.values(recomputed)) t.dropPeriodsBefore(entry.rollupsBeforeMillis);
           return;
         }
+        if (entry.kind !== 'commit') return;
         seg.calls += entry.calls;
         if (seq >= covers) return;
         entry.forEach((c) => {
@@ -219,7 +219,7 @@ export function verifyJournalDirectory(dir: string): VerifyReport {
 
   // The snapshot's list of segments: counts and sizes of those still on disk must match.
   const bySeq = new Map(report.segments.map((s) => [s.seq, s]));
-  for (const [seq, records, bytes] of snap.segments) {
+  for (const { seq, records, bytes } of snap.segments) {
     const s = bySeq.get(seq);
     if (!s) continue; // pruned after the snapshot was written
     if (s.calls !== records || s.bytes !== bytes) {
@@ -235,15 +235,17 @@ export function verifyJournalDirectory(dir: string): VerifyReport {
 
   // The snapshot's totals, in the same keyed form.
   const stored = { users: new Totals(), userModels: new Totals(), models: new Totals(), providers: new Totals() };
-  for (const [ps, users, models, providers] of snap.periods) {
-    for (const [userId, plan, tokens, requests, cost, rows] of users) {
-      stored.users.add(`user ${ps}|${userId}|${plan}`, [...tokens, requests], [cost]);
-      for (const [provider, model, t, req, unpriced, estimated, c] of rows) {
-        stored.userModels.add(`user-model ${ps}|${userId}|${plan}|${provider}|${model}`, [...t, req, unpriced, estimated], [c]);
+  for (const [ps, p] of snap.state.periods) {
+    for (const head of p.users.values()) {
+      for (const u of planRows(head)) {
+        stored.users.add(`user ${ps}|${u.userId}|${u.plan}`, [...u.tokens(), u.requests], [u.toFixed()]);
+        for (const m of u.modelRows()) {
+          stored.userModels.add(`user-model ${ps}|${u.userId}|${u.plan}|${m.provider}|${m.model}`, [...m.tokens(), m.requests, m.unpriced, m.estimated], [m.toFixed()]);
+        }
       }
     }
-    for (const [provider, model, t, req, unpriced, estimated, c] of models) stored.models.add(`model ${ps}|${provider}|${model}`, [...t, req, unpriced, estimated], [c]);
-    for (const [provider, gross, discount, net, requests] of providers) stored.providers.add(`provider ${ps}|${provider}`, [requests], [gross, discount, net]);
+    for (const m of p.models.values()) stored.models.add(`model ${ps}|${m.provider}|${m.model}`, [...m.tokens(), m.requests, m.unpriced, m.estimated], [m.toFixed()]);
+    for (const sp of p.providers.values()) stored.providers.add(`provider ${ps}|${sp.provider}`, [sp.requests], [sp.gross.toFixed(), sp.discount.toFixed(), sp.net.toFixed()]);
   }
   let rows = 0;
   const mismatches: string[] = [];
@@ -266,7 +268,7 @@ export function verifyJournalDirectory(dir: string): VerifyReport {
       mismatches.push(`${key}: snapshot ${want ?? '(none)'}, from the calls ${got ?? '(none)'}`);
     }
   }
-  report.snapshot = { seq: covers, periods: snap.periods.length, rows };
+  report.snapshot = { seq: covers, periods: snap.state.periods.size, rows };
   if (mismatches.length > 0) {
     report.problems.push(
       `the snapshot ${snapshotName(covers)} disagrees with the calls it covers in ${mismatches.length} totals (tokens..., requests[, unpriced, estimated] cost...): ` +
@@ -367,7 +369,7 @@ function copyOnce(listing: JournalListing, target: string, copied: string[]): Om
     const { validBytes } = readEntries(buf, file, seq === newest, () => {});
     put(segmentName(seq), buf.subarray(0, validBytes));
   }
-  put(FORMAT_FILE, Buffer.from(FORMAT_TEXT));
+  put(FORMAT_FILE, Buffer.from(listing.format, 'utf8'));
   fsyncDirectory(target);
   return { dest: target, segments: listing.segments.length, snapshot: snapSeq, bytes };
 }

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discountsFromTiers, JournalLedger, openLedger, type Ledger, type LedgerCall, type LedgerOptions, type LedgerRecord } from '../../src/ledger/index.js';
-import { decodeSnapshot, encodeSnapshot } from '../../src/ledger/journal-format.js';
+import { loadSnapshot, serialiseSnapshot } from '../../src/ledger/journal-snapshot.js';
+import { JournalState } from '../../src/ledger/journal-state.js';
 import { ManualClock } from '../../src/plans/index.js';
 import { findPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { addDecimalStrings, makeRecord } from '../ledger/fixtures.js';
@@ -89,11 +90,14 @@ describe('tokenmeter ledger verify', () => {
   it('a snapshot whose totals disagree with the calls fails and says what to do', async () => {
     const dir = freshDir();
     await makeLedger(dir);
-    const file = join(dir, snapshots(dir)[0]);
-    const { json, binary } = decodeSnapshot(readFileSync(file), file);
-    const s = JSON.parse(json) as { periods: [string, [string, string, number[], number, string, unknown[]][]][] };
-    s.periods[0][1][0][4] = addDecimalStrings([s.periods[0][1][0][4], '0.000000000000000001']); // one user's cost, +1e-18
-    writeFileSync(file, Buffer.concat(encodeSnapshot(JSON.stringify(s), [binary])));
+    const name = snapshots(dir)[0];
+    const file = join(dir, name);
+    // Rewritten by the ledger's own snapshot code with one user's cost 1e-18 higher: a valid file, wrong totals.
+    const state = new JournalState();
+    const segs = loadSnapshot(state, file);
+    const user = [...state.periods.values()][0].users.values().next().value!;
+    user.addString('0.000000000000000001');
+    writeFileSync(file, Buffer.concat(serialiseSnapshot(state, segs, Number(name.slice(9, 21)))));
     const r = await cli('ledger', 'verify', dir);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/disagrees with the calls it covers in 1 totals/);
@@ -134,7 +138,7 @@ describe('tokenmeter ledger verify', () => {
       [[file], /is not a directory/],
       [[empty], /is not a tokenmeter ledger directory \(no FORMAT file\)/],
       [[pglite], /holds a PGlite ledger .* tokenmeter 0\.1\.0/],
-      [[future], /says "tokenmeter journal ledger, format 99": this tokenmeter reads/],
+      [[future], /says "tokenmeter journal ledger, format 99": this tokenmeter reads journal ledger formats 1 to \d+; use the tokenmeter that wrote it/],
       [[], /missing DIR/],
       [[empty, 'more'], /unexpected argument 'more'/],
       [[''], /DIR must not be empty/],
