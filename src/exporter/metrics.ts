@@ -4,7 +4,7 @@ import { INGEST_OUTCOMES, LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES,
 import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod } from '../plans/types.js';
 import { totalTokens } from '../usage/usage.js';
-import { ExactSum, canonicalMoney } from './money.js';
+import { ExactSum, canonicalMoney } from '../money/index.js';
 import { TextWriter } from './text-writer.js';
 import { UserSeriesMetric, UserSeriesStore, type LimitsLookup, type PeriodPlanLookup } from './user-series.js';
 
@@ -111,7 +111,7 @@ class SeriesCounter<V> {
 }
 
 const numberValue = (v: number): number => v;
-// Money counters are exact decimals (0.1 + 0.2 is 0.3 on the scrape too); the float appears only when rendered.
+// ExactDecimal counters are exact decimals (0.1 + 0.2 is 0.3 on the scrape too); the float appears only when rendered.
 const moneyValue = (v: ExactSum): number => v.toNumber();
 
 /** The series of one (plan, provider, model), found with three Map lookups of strings that are mostly shared. */

@@ -64,7 +64,7 @@ import {
   type PruneResult,
   type UserPeriodUsage,
 } from './ledger-interface.js';
-import { Money } from './money.js';
+import { LimbSum } from '../money/index.js';
 import { isPrevalidated, validateRecord } from './record-validation.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 
@@ -227,7 +227,7 @@ export class JournalLedger implements Ledger {
       const discount = c.discount;
       this.#state.apply(
         c.periodStart, c.userId, c.plan, c.provider, c.model, c.t0, c.t1, c.t2, c.t3, c.t4, c.t5, c.priced, c.estimated,
-        gross, discount === undefined ? undefined : Money.of(discount), discount === undefined ? gross : Money.of(new Exact(c.totalCostUsd).minus(discount).toFixed()),
+        gross, discount === undefined ? undefined : LimbSum.of(discount), discount === undefined ? gross : LimbSum.of(new Exact(c.totalCostUsd).minus(discount).toFixed()),
       );
     });
     info.records += entry.calls;
@@ -339,7 +339,7 @@ export class JournalLedger implements Ledger {
     this.#state.dropDaysBefore(now - this.dedupWindowMillis);
     // New keys go into today's bucket at once (later records of the group see them); undone if the write fails.
     const today = this.#state.bucket(Math.floor(now / DAY_MILLIS));
-    const pendingSpend = new Map<string, Money>();
+    const pendingSpend = new Map<string, LimbSum>();
     const prepared: Prepared[] = [];
     for (const w of group) {
       try {
@@ -374,11 +374,11 @@ export class JournalLedger implements Ledger {
           const u = r.usage;
           const discount = p.discounts[k];
           gross.set(r.totalCostUsd);
-          const net = discount === undefined ? gross : Money.of(new Exact(r.totalCostUsd).minus(discount).toFixed());
+          const net = discount === undefined ? gross : LimbSum.of(new Exact(r.totalCostUsd).minus(discount).toFixed());
           this.#state.apply(
             this.#state.iso(r.periodStart), r.userId, r.plan, r.provider, r.model,
             u.input, u.cache_read, u.cache_write, u.output, u.reasoning, u.cache_write_1h ?? 0,
-            r.priced, r.estimated, gross, discount === undefined ? undefined : Money.of(discount.toFixed()), net,
+            r.priced, r.estimated, gross, discount === undefined ? undefined : LimbSum.of(discount.toFixed()), net,
           );
         });
       }

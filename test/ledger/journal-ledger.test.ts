@@ -15,7 +15,7 @@ import {
 } from '../../src/ledger/index.js';
 import { DedupKeys, readIdWords } from '../../src/ledger/dedup-keys.js';
 import { CommitEncoder, decodeEntry, encodePrune } from '../../src/ledger/journal-entry.js';
-import { Money } from '../../src/ledger/money.js';
+import { LimbSum } from '../../src/money/index.js';
 import { ManualClock } from '../../src/plans/index.js';
 import { findPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { addDecimalStrings, hex, makeRecord } from './fixtures.js';
@@ -362,14 +362,14 @@ describe.skipIf(!hasPostgres)('journal ledger (embedded) against PostgreSQL', ()
   }, 60_000);
 });
 
-describe('Money (exact running sums)', () => {
+describe('LimbSum (exact running sums)', () => {
   it('adds exactly like decimal.js: carries, 36+ fraction digits, beyond 24 integer digits', () => {
     const Exact = Decimal.clone({ precision: 300 });
     const values = [
       '0', '1', '0.1', '0.2', '999999999999.999999999999999999999999999999', '0.000000000000000000000000000000000001',
       '123456789012345678901234', '0.5', '1000', '0.30', '0.0000000000000000000000000000000000001234', '99999999999999999999999999.5', '999999999999999999999999999.000000001',
     ];
-    const m = new Money();
+    const m = new LimbSum();
     let e = new Exact(0);
     for (let round = 0; round < 3; round++) {
       for (const v of values) {
@@ -379,17 +379,17 @@ describe('Money (exact running sums)', () => {
       }
     }
     // Random money-shaped values, summed both ways and through add().
-    const sum = new Money();
+    const sum = new LimbSum();
     let exact = new Exact(0);
     for (let i = 0; i < 2000; i++) {
       const v = `${i % 3 === 0 ? String(i * 977) : '0'}.${String(Number.parseInt(hex(6), 16)).padStart(i % 30 + 1, '0')}`;
-      sum.add(Money.of(v));
+      sum.add(LimbSum.of(v));
       exact = exact.plus(v);
     }
     expect(sum.toFixed()).toBe(exact.toFixed());
-    expect(Money.of('0.30').toFixed()).toBe('0.3');
-    expect(new Money().toFixed()).toBe('0');
-    expect(() => new Money().addString('abc')).toThrow();
+    expect(LimbSum.of('0.30').toFixed()).toBe('0.3');
+    expect(new LimbSum().toFixed()).toBe('0');
+    expect(() => new LimbSum().addString('abc')).toThrow();
   });
 });
 
