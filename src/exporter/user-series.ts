@@ -99,6 +99,7 @@ const FIELDS: ReadonlyArray<readonly [Field, string, string, 'counter' | 'gauge'
 /** A prom-client-compatible metric view over one field of the entries (registered in the Registry). */
 export class UserSeriesMetric {
   readonly aggregator = 'sum' as const;
+  readonly labelNames: readonly string[] = [LABEL.user, LABEL.plan];
   private readonly linePrefix: string;
   constructor(
     readonly name: string,
