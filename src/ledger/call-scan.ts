@@ -10,7 +10,7 @@ import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import { allocateDiscount, ExactDecimal } from '../pricing/index.js';
 import { LedgerError } from './errors.js';
 import { decodeEntry } from './journal-entry.js';
-import { readEntries, segmentName } from './journal-format.js';
+import { checkSegmentHeader, readEntries, segmentName } from './journal-format.js';
 import type { LedgerRecord } from './types.js';
 
 /** Which calls a scan yields; every field is optional and they combine with AND. */
@@ -106,6 +106,7 @@ export async function* scanJournalSegments(dir: string, segments: readonly Segme
     const entries: [Buffer, number][] = [];
     readEntries(buf, file, seg.mayHaveTornTail === true, (payload, offset) => entries.push([payload, offset]));
     for (const [payload, offset] of entries) {
+      if (checkSegmentHeader(payload, file, offset)) continue;
       let entry;
       try {
         entry = decodeEntry(payload, noIntern);

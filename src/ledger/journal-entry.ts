@@ -4,17 +4,25 @@
  * 160-byte record per call of numbers and dictionary indices. Encoding touches each distinct string once per
  * entry instead of once per call (a text join of ~29 fields per call cost about 2–3 µs per call in the exporter).
  *
- * Layout (little-endian):
- *   commit:  u8 'C', 7 bytes padding, f64 receivedAt, u32 calls, u32 dictionary size,
+ * Layout (little-endian); every payload starts with u8 type, u8 layout version (0 in format-1 files = layout 1):
+ *   header:  u8 'H', u8 format version of the segment, 6 bytes padding, f64 segment sequence number
+ *            (format 2: the first entry of every segment; a segment without one is format 1)
+ *   commit:  u8 'C', u8 layout 1, u16 record bytes (0 = 160), 4 bytes padding, f64 receivedAt, u32 calls,
+ *            u32 dictionary size,
  *            dictionary: per string u32 byte length + UTF-8 bytes, padding to a multiple of 8,
  *            calls × record: f64 × 7 (end time, the five token buckets, cache_write_1h),
  *                            u32 × 26 (trace id 4 words, span id 2 words, flags, and 19 string indices, NONE = absent)
- *   prune:   u8 'R', 7 bytes padding, f64 receivedAt, f64 rollupsBefore
+ *                            + optional trailing fields (record bytes > 160, a multiple of 8; see README.md)
+ *   prune:   u8 'R', u8 layout 1, 6 bytes padding, f64 receivedAt, f64 rollupsBefore
+ * A reader refuses an entry type or a layout version it does not know ("written by a newer tokenmeter").
  */
 import type { LedgerRecord } from './types.js';
 
 export const ENTRY_COMMIT = 0x43; // 'C'
 export const ENTRY_PRUNE = 0x52; // 'R'
+export const ENTRY_HEADER = 0x48; // 'H'
+/** The newest layout of commit and prune entries this code reads and writes. */
+export const ENTRY_LAYOUT = 1;
 const NONE = 0xffffffff;
 const RECORD_F64 = 7;
 const RECORD_U32 = 26;
@@ -189,6 +197,8 @@ export class CommitEncoder {
     const pad = (8 - (dictBytes % 8)) % 8;
     const head = Buffer.alloc(24 + dictBytes + pad);
     head[0] = ENTRY_COMMIT;
+    head[1] = ENTRY_LAYOUT;
+    head.writeUInt16LE(RECORD_BYTES, 2);
     head.writeDoubleLE(receivedAtMillis, 8);
     head.writeUInt32LE(this.#n, 16);
     head.writeUInt32LE(strings.length, 20);
@@ -212,9 +222,25 @@ export class CommitEncoder {
 export function encodePrune(receivedAtMillis: number, rollupsBeforeMillis: number): Buffer[] {
   const b = Buffer.alloc(24);
   b[0] = ENTRY_PRUNE;
+  b[1] = ENTRY_LAYOUT;
   b.writeDoubleLE(receivedAtMillis, 8);
   b.writeDoubleLE(rollupsBeforeMillis, 16);
   return [b];
+}
+
+/** The first entry of a format-2 segment: the format version and the segment's sequence number. */
+export function encodeSegmentHeader(formatVersion: number, seq: number): Buffer[] {
+  const b = Buffer.alloc(16);
+  b[0] = ENTRY_HEADER;
+  b[1] = formatVersion;
+  b.writeDoubleLE(seq, 8);
+  return [b];
+}
+
+/** A segment header entry's format version and sequence number, or undefined when `payload` is another entry. */
+export function decodeSegmentHeader(payload: Buffer): { formatVersion: number; seq: number } | undefined {
+  if (payload.length < 16 || payload[0] !== ENTRY_HEADER) return undefined;
+  return { formatVersion: payload[1], seq: payload.readDoubleLE(8) };
 }
 
 export type DecodedEntry =
@@ -247,14 +273,23 @@ export interface CallView {
   record(): LedgerRecord;
 }
 
+/** An entry this version cannot read: a newer tokenmeter wrote it. */
+export class NewerFormatError extends Error {}
+
 /** Decodes a payload; throws a plain Error describing what is wrong (the caller adds file and offset). */
 export function decodeEntry(payload: Buffer, intern: (s: string) => string): DecodedEntry {
   if (payload.length < 24) throw new Error('entry too short');
   const type = payload[0];
+  if (payload[1] > ENTRY_LAYOUT) throw new NewerFormatError(`entry layout ${payload[1]} of type ${type}`);
   const receivedAtMillis = payload.readDoubleLE(8);
   if (!Number.isSafeInteger(receivedAtMillis)) throw new Error('bad received time');
   if (type === ENTRY_PRUNE) return { kind: 'prune', receivedAtMillis, rollupsBeforeMillis: payload.readDoubleLE(16) };
-  if (type !== ENTRY_COMMIT) throw new Error(`unknown entry type ${type}`);
+  if (type !== ENTRY_COMMIT) throw new NewerFormatError(`entry type ${type}`);
+  // Records may carry optional trailing fields a later version added (record bytes > RECORD_BYTES): skipped.
+  const recordBytes = payload.readUInt16LE(2) || RECORD_BYTES;
+  if (recordBytes < RECORD_BYTES || recordBytes % 8 !== 0) throw new Error(`bad record size ${recordBytes}`);
+  const fStride = recordBytes / 8;
+  const uStride = recordBytes / 4;
   const calls = payload.readUInt32LE(16);
   const nDict = payload.readUInt32LE(20);
   const strings: string[] = new Array<string>(nDict);
@@ -268,9 +303,9 @@ export function decodeEntry(payload: Buffer, intern: (s: string) => string): Dec
     off += len;
   }
   off += (8 - ((off - 24) % 8)) % 8;
-  if (payload.length - off !== calls * RECORD_BYTES) throw new Error('wrong number of call records');
+  if (payload.length - off !== calls * recordBytes) throw new Error('wrong number of call records');
   // An aligned copy for the typed-array views (the payload may start anywhere in the file's buffer).
-  const f64 = new Float64Array(calls * F64_PER_RECORD);
+  const f64 = new Float64Array(calls * fStride);
   const bytes = new Uint8Array(f64.buffer);
   bytes.set(payload.subarray(off));
   const u32 = new Uint32Array(f64.buffer);
@@ -282,8 +317,8 @@ export function decodeEntry(payload: Buffer, intern: (s: string) => string): Dec
   const opt = (i: number): string | undefined => (i === NONE ? undefined : str(i));
   const forEach = (fn: (v: CallView) => void) => {
     for (let k = 0; k < calls; k++) {
-      const f = k * F64_PER_RECORD;
-      const u = k * U32_PER_RECORD + RECORD_F64 * 2;
+      const f = k * fStride;
+      const u = k * uStride + RECORD_F64 * 2;
       const flags = u32[u + 6];
       const view: CallView = {
         words: u32,

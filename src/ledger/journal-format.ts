@@ -4,11 +4,12 @@
  *
  * Entry: u32 LE payload length, u32 LE crc32 (of the length bytes and the payload), payload (journal-entry.ts).
  */
-import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { LedgerError } from './errors.js';
+import { decodeSegmentHeader } from './journal-entry.js';
 
 export const ENTRY_HEADER_BYTES = 8;
 /** A payload larger than this is not something this ledger wrote (a group is at most a few MB). */
@@ -94,52 +95,189 @@ export function fsyncDirectory(dir: string): void {
   }
 }
 
-const SNAPSHOT_MAGIC = Buffer.from('TOKENMETER-LEDGER-SNAPSHOT-1\n', 'latin1');
+/** A file a newer tokenmeter wrote: never skipped or repaired, the operator must upgrade. */
+export class NewerFormatLedgerError extends LedgerError {}
 
-/** Snapshot file bytes: magic, u32 JSON length, JSON, binary part, u32 crc32 of everything before. */
-export function encodeSnapshot(json: string, binary: Buffer[]): Buffer[] {
-  const head = Buffer.allocUnsafe(SNAPSHOT_MAGIC.length + 4);
-  SNAPSHOT_MAGIC.copy(head, 0);
-  const jsonBuf = Buffer.from(json, 'utf8');
-  head.writeUInt32LE(jsonBuf.length, SNAPSHOT_MAGIC.length);
-  const parts = [head, jsonBuf, ...binary];
-  let sum = 0;
-  for (const p of parts) sum = crc32(p, sum);
-  const tail = Buffer.allocUnsafe(4);
-  tail.writeUInt32LE(sum, 0);
-  parts.push(tail);
-  return parts;
+/** The directory's format: `FORMAT` holds `FORMAT_TEXT(version)`. Format 2 reads every format-1 file. */
+export const FORMAT_VERSION = 2;
+export const FORMAT_FILE = 'FORMAT';
+export const formatText = (version: number) => `tokenmeter journal ledger, format ${version}\n`;
+const FORMAT_RE = /^tokenmeter journal ledger, format (\d+)\n$/;
+
+/** Writes FORMAT naming `version`, atomically (temp file, fsync, rename, fsync of the directory). */
+export function writeFormatFile(dir: string, version: number): void {
+  const tmp = join(dir, `${FORMAT_FILE}.tmp`);
+  const fd = openSync(tmp, 'w');
+  try {
+    writeAllSync(fd, Buffer.from(formatText(version), 'utf8'), 0);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, join(dir, FORMAT_FILE));
+  fsyncDirectory(dir);
 }
 
-/** The JSON and binary part of a snapshot file, or a LedgerError naming the file. */
-export function decodeSnapshot(buf: Buffer, file: string): { json: string; binary: Buffer } {
-  const bad = (why: string) => new LedgerError(`the journal ledger snapshot ${file} is corrupt (${why}); restore the directory from a backup`);
-  if (buf.length < SNAPSHOT_MAGIC.length + 8 || !buf.subarray(0, SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) throw bad('not a snapshot file');
-  if (crc32(buf.subarray(0, buf.length - 4)) !== buf.readUInt32LE(buf.length - 4)) throw bad('checksum mismatch');
-  const jsonLen = buf.readUInt32LE(SNAPSHOT_MAGIC.length);
-  const jsonStart = SNAPSHOT_MAGIC.length + 4;
-  if (jsonStart + jsonLen > buf.length - 4) throw bad('bad length');
-  return { json: buf.toString('utf8', jsonStart, jsonStart + jsonLen), binary: buf.subarray(jsonStart + jsonLen, buf.length - 4) };
+/** Writes all of `buf` at `position`; a short write is retried and a write of 0 bytes is an error (disk full). */
+export function writeAllSync(fd: number, buf: Buffer, position: number): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = writeSync(fd, buf, done, buf.length - done, position + done);
+    if (n <= 0) throw Object.assign(new Error(`short write: ${done} of ${buf.length} bytes written (disk full?)`), { code: 'ENOSPC' });
+    done += n;
+  }
+}
+
+/** The version a FORMAT file's text names, or undefined when it is not one. */
+export function parseFormatText(text: string): number | undefined {
+  const m = FORMAT_RE.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Format 1 snapshots: magic, u32 JSON length, JSON, binary dedup keys, u32 crc32 of everything before. */
+const SNAPSHOT_MAGIC_V1 = Buffer.from('TOKENMETER-LEDGER-SNAPSHOT-1\n', 'latin1');
+/** Later snapshots: `TOKENMETER-LEDGER-SNAPSHOT-<version>\n`, then framed chunks (as journal entries), the last an end chunk. */
+const SNAPSHOT_MAGIC_PREFIX = Buffer.from('TOKENMETER-LEDGER-SNAPSHOT-', 'latin1');
+export const SNAPSHOT_VERSION = 2;
+const snapshotMagic = (version: number) => Buffer.from(`TOKENMETER-LEDGER-SNAPSHOT-${version}\n`, 'latin1');
+
+/** The magic line that starts a snapshot file of the current version. */
+export function snapshotHead(): Buffer {
+  return snapshotMagic(SNAPSHOT_VERSION);
+}
+
+export type DecodedSnapshotFile =
+  | { version: 1; json: string; binary: Buffer }
+  | { version: number; chunks: Buffer[] };
+
+/**
+ * A snapshot file's content, or a LedgerError naming the file: format 1 (JSON + dedup keys) or the chunks of a
+ * later version (checksummed each; the last must be the end chunk `isEnd` recognises, so a file cut short is
+ * never taken for a whole one).
+ */
+export function decodeSnapshotFile(buf: Buffer, file: string, isEnd: (chunk: Buffer, count: number) => boolean): DecodedSnapshotFile {
+  const bad = (why: string) => new LedgerError(`the journal ledger snapshot ${file} is corrupt (${why})`);
+  if (buf.length >= SNAPSHOT_MAGIC_V1.length && buf.subarray(0, SNAPSHOT_MAGIC_V1.length).equals(SNAPSHOT_MAGIC_V1)) {
+    if (buf.length < SNAPSHOT_MAGIC_V1.length + 8) throw bad('cut short');
+    if (crc32(buf.subarray(0, buf.length - 4)) !== buf.readUInt32LE(buf.length - 4)) throw bad('checksum mismatch');
+    const jsonLen = buf.readUInt32LE(SNAPSHOT_MAGIC_V1.length);
+    const jsonStart = SNAPSHOT_MAGIC_V1.length + 4;
+    if (jsonStart + jsonLen > buf.length - 4) throw bad('bad length');
+    return { version: 1, json: buf.toString('utf8', jsonStart, jsonStart + jsonLen), binary: buf.subarray(jsonStart + jsonLen, buf.length - 4) };
+  }
+  if (!buf.subarray(0, SNAPSHOT_MAGIC_PREFIX.length).equals(SNAPSHOT_MAGIC_PREFIX)) throw bad('not a snapshot file');
+  const nl = buf.indexOf(0x0a, SNAPSHOT_MAGIC_PREFIX.length);
+  const version = Number(buf.toString('latin1', SNAPSHOT_MAGIC_PREFIX.length, nl < 0 ? SNAPSHOT_MAGIC_PREFIX.length : nl));
+  if (nl < 0 || !Number.isSafeInteger(version) || version < 2) throw bad('not a snapshot file');
+  if (version > SNAPSHOT_VERSION) {
+    throw new NewerFormatLedgerError(`the journal ledger snapshot ${file} has format ${version}, written by a newer tokenmeter (this one reads up to ${SNAPSHOT_VERSION}); upgrade tokenmeter`);
+  }
+  const chunks: Buffer[] = [];
+  const body = buf.subarray(nl + 1);
+  let read: ReadEntries;
+  try {
+    read = readEntries(body, file, true, (payload) => chunks.push(payload));
+  } catch (err) {
+    throw bad((err as Error).message.replace(/^.*?is corrupt at /, 'at ').replace(/; restore.*$/, ''));
+  }
+  if (read.tornTail) throw bad(`cut short: it ends inside a chunk at byte ${nl + 1 + read.validBytes} of ${buf.length}`);
+  const last = chunks.pop();
+  if (last === undefined || !isEnd(last, chunks.length)) throw bad('cut short: no end chunk');
+  return { version, chunks };
+}
+
+/** What writeSnapshotFile needs of a file handle (node:fs/promises' FileHandle has it; tests use a fake). */
+export interface SnapshotFileHandle {
+  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The file system writeSnapshotFile uses: node:fs/promises, or a hand-written fake in tests. */
+export interface SnapshotFileSystem {
+  open(path: string, flags: 'w' | 'r'): Promise<SnapshotFileHandle>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+}
+
+export const nodeSnapshotFileSystem: SnapshotFileSystem = {
+  open: (path, flags) => open(path, flags),
+  rename: (from, to) => rename(from, to),
+  unlink: (path) => unlink(path),
+};
+
+const VERIFY_READ_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Writes a snapshot to `dir/name` so that the name only ever holds a whole, verified file: the parts go to a temp
+ * file (every write's length checked: a short write is continued, a write of nothing is "disk full"), fsync, the
+ * file is read back and its length and checksum compared with what was written, then rename and an fsync of the
+ * directory. On any failure the temp file is removed (it may be large, and the disk may be full) and the error
+ * thrown; the previous snapshot is untouched. `parts` may be produced lazily, and `pause` is awaited between
+ * parts and reads (the caller yields to its event loop there).
+ */
+export async function writeSnapshotFile(
+  dir: string,
+  name: string,
+  parts: Iterable<Buffer>,
+  fs: SnapshotFileSystem = nodeSnapshotFileSystem,
+  pause: () => Promise<void> = async () => {},
+): Promise<void> {
+  const tmp = join(dir, `${name}.tmp`);
+  let fh: SnapshotFileHandle | undefined;
+  try {
+    fh = await fs.open(tmp, 'w');
+    let size = 0;
+    let sum = 0;
+    for (const part of parts) {
+      let done = 0;
+      while (done < part.length) {
+        const { bytesWritten } = await fh.write(part, done, part.length - done, size + done);
+        if (!(bytesWritten > 0)) throw Object.assign(new Error(`short write to ${tmp}: nothing written at byte ${size + done} (disk full?)`), { code: 'ENOSPC' });
+        done += bytesWritten;
+      }
+      size += part.length;
+      sum = crc32(part, sum);
+      await pause();
+    }
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    // Read back what the disk holds: a file system that lost or cut part of it must not replace a good snapshot.
+    fh = await fs.open(tmp, 'r');
+    const buf = Buffer.allocUnsafe(VERIFY_READ_BYTES);
+    let readSum = 0;
+    let at = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, at);
+      if (bytesRead <= 0) break;
+      readSum = crc32(buf.subarray(0, bytesRead), readSum);
+      at += bytesRead;
+      await pause();
+    }
+    await fh.close();
+    fh = undefined;
+    if (at !== size || readSum !== sum) throw new Error(`${tmp} reads back ${at} bytes with checksum ${readSum}, ${size} bytes with checksum ${sum} were written`);
+    await fs.rename(tmp, join(dir, name));
+  } catch (err) {
+    if (fh !== undefined) await fh.close().catch(() => {});
+    await fs.unlink(tmp).catch(() => {});
+    throw err;
+  }
+  fsyncDirectory(dir);
 }
 
 /**
- * Writes `parts` to `dir/name` atomically: a temp file, fsync, rename, fsync of the directory. Asynchronous, so
- * commits go on (into the next segment) while a snapshot is written.
+ * True when `payload` is a segment header (format 2: the first entry of a segment) this code reads; a LedgerError
+ * when it names a newer format or is not the first entry. A segment without one is format 1.
  */
-export async function writeFileAtomically(dir: string, name: string, parts: Buffer[]): Promise<void> {
-  const tmp = join(dir, `${name}.tmp`);
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writev(parts);
-    await fh.sync();
-  } finally {
-    await fh.close();
+export function checkSegmentHeader(payload: Buffer, file: string, offset: number): boolean {
+  const header = decodeSegmentHeader(payload);
+  if (header === undefined) return false;
+  if (offset !== 0) throw new LedgerError(`the journal ledger file ${file} is corrupt at byte offset ${offset}: a segment header after the start; restore the directory from a backup`);
+  if (header.formatVersion > FORMAT_VERSION) {
+    throw new LedgerError(`the journal ledger file ${file} has format ${header.formatVersion}, written by a newer tokenmeter (this one reads up to ${FORMAT_VERSION}); upgrade tokenmeter`);
   }
-  await rename(tmp, join(dir, name));
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
+  return true;
 }

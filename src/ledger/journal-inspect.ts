@@ -9,14 +9,13 @@ import { ExactDecimal } from '../pricing/index.js';
 import { netOfDiscount } from './call-scan.js';
 import { LedgerError } from './errors.js';
 import { decodeEntry } from './journal-entry.js';
-import { decodeSnapshot, fsyncDirectory, parseSegmentName, parseSnapshotName, readEntries, segmentName, snapshotName } from './journal-format.js';
+import { checkSegmentHeader, FORMAT_VERSION, fsyncDirectory, parseFormatText, parseSegmentName, parseSnapshotName, readEntries, segmentName, snapshotName } from './journal-format.js';
 import { loadSnapshot } from './journal-snapshot.js';
 import { JournalState, planRows, type SegmentInfo } from './journal-state.js';
 
 export const FORMAT_FILE = 'FORMAT';
-/** The newest journal format this tokenmeter reads (FORMAT names the directory's). */
-const READS_FORMAT = 1;
-const FORMAT_RE = /^tokenmeter journal ledger, format (\d+)\n$/;
+/** The newest journal format this tokenmeter reads (FORMAT names the directory's; every older one is read too). */
+const READS_FORMAT = FORMAT_VERSION;
 /** The last tokenmeter release whose embedded ledger was PGlite (`pglite:` storage): it reads and exports those. */
 export const LAST_PGLITE_VERSION = '0.1.0';
 
@@ -62,7 +61,7 @@ export function listJournalDirectory(dir: string): JournalListing {
     }
     throw new LedgerError(`cannot read ${formatPath}: ${(err as Error).message}`, { cause: err });
   }
-  const version = Number(FORMAT_RE.exec(format)?.[1] ?? NaN);
+  const version = parseFormatText(format) ?? NaN;
   if (!(version >= 1 && version <= READS_FORMAT)) {
     throw new LedgerError(`${formatPath} says "${format.trim().slice(0, 200)}": this tokenmeter reads journal ledger formats 1 to ${READS_FORMAT}; use the tokenmeter that wrote it`);
   }
@@ -154,7 +153,7 @@ export function verifyJournalDirectory(dir: string): VerifyReport {
     const file = join(listing.dir, snapshotName(seq));
     try {
       const state = new JournalState();
-      const segs = loadSnapshot(state, file);
+      const segs = loadSnapshot(state, file).segments;
       if (seq === snapshots[snapshots.length - 1]) snap = { covers: seq, state, segments: segs };
     } catch (err) {
       report.problems.push(err instanceof LedgerError ? err.message : `${file}: ${(err as Error).message}; restore the directory from a backup`);
@@ -176,6 +175,7 @@ export function verifyJournalDirectory(dir: string): VerifyReport {
     }
     try {
       const res = readEntries(buf, file, seq === newestSeg, (payload, offset) => {
+        if (checkSegmentHeader(payload, file, offset)) return; // format 2: the segment's header entry
         let entry;
         try {
           entry = decodeEntry(payload, (s) => s);
@@ -353,8 +353,10 @@ function copyOnce(listing: JournalListing, target: string, copied: string[]): Om
     const file = join(listing.dir, snapshotName(snapSeq));
     const buf = readOrUndefined(file);
     if (buf === undefined) throw new RestartCopy(); // replaced by a newer snapshot meanwhile
-    decodeSnapshot(buf, file); // a complete, checksummed snapshot (renamed into place only when whole)
     put(snapshotName(snapSeq), buf);
+    // The copy is read back with the ledger's own snapshot reader: a snapshot is renamed into place only when
+    // whole, so a failure here is a damaged original, said as such.
+    loadSnapshot(new JournalState(), join(target, snapshotName(snapSeq)));
   }
   const newest = listing.segments[listing.segments.length - 1];
   for (const seq of listing.segments) {

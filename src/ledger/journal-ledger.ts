@@ -23,7 +23,6 @@ import {
   readFileSync,
   unlinkSync,
   write,
-  writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ExactDecimal } from '../pricing/index.js';
@@ -31,16 +30,25 @@ import { systemClock, type Clock } from '../plans/clock.js';
 import { acquireDirectoryLock } from './dir-lock.js';
 import { LedgerError, LedgerUnavailableError } from './errors.js';
 import { commitResult, ID_WORDS, prepareCommit, type Prepared, type Waiter } from './journal-commit.js';
-import { CommitEncoder, decodeEntry, ENTRY_COMMIT, encodePrune } from './journal-entry.js';
+import { CommitEncoder, decodeEntry, encodePrune, encodeSegmentHeader, ENTRY_COMMIT, NewerFormatError } from './journal-entry.js';
 import {
+  checkSegmentHeader,
+  FORMAT_FILE,
+  FORMAT_VERSION,
   fsyncDirectory,
+  NewerFormatLedgerError,
   frameEntry,
+  parseFormatText,
   parseSegmentName,
   parseSnapshotName,
   readEntries,
   segmentName,
   snapshotName,
-  writeFileAtomically,
+  writeAllSync,
+  nodeSnapshotFileSystem,
+  writeSnapshotFile,
+  type SnapshotFileSystem,
+  writeFormatFile,
 } from './journal-format.js';
 import * as queries from './journal-queries.js';
 import { deletePrunedSegments, pruneNeedsSnapshot } from './journal-retention.js';
@@ -71,8 +79,6 @@ import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 export type { JournalLedgerOptions } from './ledger-interface.js';
 
 const Exact = ExactDecimal;
-const FORMAT_FILE = 'FORMAT';
-const FORMAT_TEXT = 'tokenmeter journal ledger, format 1\n';
 
 function promisify<T>(fn: (cb: (err: NodeJS.ErrnoException | null, v?: T) => void) => void): Promise<T> {
   return new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))));
@@ -87,9 +93,12 @@ export class JournalLedger implements Ledger {
   readonly #segmentMaxBytes: number;
   readonly #snapshotEveryBytes: number;
   readonly #snapshotOnClose: boolean;
+  readonly #log: (message: string) => void;
+  readonly #fs: SnapshotFileSystem;
+  #snapshotFailed = false;
   #release: () => void = () => {};
 
-  readonly #state = new JournalState();
+  #state = new JournalState();
   /** Sealed and current segments, oldest first. */
   #segments: SegmentInfo[] = [];
   #current: SegmentInfo | undefined;
@@ -115,6 +124,8 @@ export class JournalLedger implements Ledger {
     this.#segmentMaxBytes = journal.segmentMaxBytes ?? 64 * 1024 * 1024;
     this.#snapshotEveryBytes = journal.snapshotEveryBytes ?? 64 * 1024 * 1024;
     this.#snapshotOnClose = journal.snapshotOnClose ?? true;
+    this.#fs = journal.fileSystem ?? nodeSnapshotFileSystem;
+    this.#log = journal.log ?? ((message) => process.stderr.write(`tokenmeter: ${message}\n`));
   }
 
   /** Opens (creating if missing) the journal ledger in `dir`: newest snapshot + replay of the later segments. */
@@ -142,32 +153,86 @@ export class JournalLedger implements Ledger {
   // ---- loading ----
 
   #load(): void {
-    const formatPath = join(this.dir, FORMAT_FILE);
-    if (existsSync(formatPath)) {
-      const text = readFileSync(formatPath, 'utf8');
-      if (text !== FORMAT_TEXT) throw new LedgerError(`${formatPath} says "${text.trim()}": this tokenmeter reads "${FORMAT_TEXT.trim()}"; upgrade tokenmeter`);
-    } else {
-      writeFileSync(formatPath, FORMAT_TEXT);
-      fsyncDirectory(this.dir);
-    }
+    const upgradeFrom = this.#checkFormat();
     const names = readdirSync(this.dir);
     for (const n of names) if (n.endsWith('.tmp')) unlinkSync(join(this.dir, n)); // an interrupted snapshot
     const segSeqs = names.map(parseSegmentName).filter((s): s is number => s !== undefined).sort((a, b) => a - b);
     const snapSeqs = names.map(parseSnapshotName).filter((s): s is number => s !== undefined).sort((a, b) => a - b);
-    let covered = 0;
-    if (snapSeqs.length > 0) {
-      covered = snapSeqs[snapSeqs.length - 1];
-      this.#segments = loadSnapshot(this.#state, join(this.dir, snapshotName(covered)));
-      this.#snapshotSeq = covered;
-    }
+    const covered = this.#loadNewestGoodSnapshot(snapSeqs, segSeqs);
     const known = new Set(this.#segments.map((s) => s.seq));
     const toReplay = segSeqs.filter((s) => s >= covered);
     for (const seq of segSeqs) if (seq < covered && !known.has(seq)) this.#segments.push(this.#scanSegment(seq)); // kept for retention only
     this.#segments.sort((a, b) => a.seq - b.seq);
     toReplay.forEach((seq, k) => this.#segments.push(this.#replaySegment(seq, k === toReplay.length - 1)));
-    this.#nextSeq = Math.max(covered, segSeqs.length > 0 ? segSeqs[segSeqs.length - 1] + 1 : 1, 1);
+    this.#nextSeq = Math.max(covered, segSeqs.length > 0 ? segSeqs[segSeqs.length - 1] + 1 : 1, snapSeqs.length > 0 ? snapSeqs[snapSeqs.length - 1] : 1, 1);
     this.#state.dropDaysBefore(this.#clock.now().getTime() - this.dedupWindowMillis);
     this.#state.names.clear();
+    if (upgradeFrom !== undefined) {
+      // Only now (everything read): from here on this directory holds format-2 files, which older versions refuse.
+      writeFormatFile(this.dir, FORMAT_VERSION);
+      this.#log(
+        `the embedded ledger in ${this.dir} was upgraded from format ${upgradeFrom} to format ${FORMAT_VERSION}: its format-${upgradeFrom} files stay ` +
+          `readable, new files are format ${FORMAT_VERSION}; tokenmeter versions before the format change can no longer open it (keep a backup to go back)`,
+      );
+    }
+  }
+
+  /** Checks FORMAT (creating it in a new directory); returns the older version to upgrade from, if any. */
+  #checkFormat(): number | undefined {
+    const formatPath = join(this.dir, FORMAT_FILE);
+    if (!existsSync(formatPath)) {
+      writeFormatFile(this.dir, FORMAT_VERSION);
+      return undefined;
+    }
+    const text = readFileSync(formatPath, 'utf8');
+    const version = parseFormatText(text);
+    if (version === undefined) throw new LedgerError(`${formatPath} says "${text.trim().slice(0, 200)}", not a journal ledger format; is ${this.dir} a tokenmeter ledger directory?`);
+    if (version > FORMAT_VERSION) {
+      throw new LedgerError(`${formatPath} says format ${version}, written by a newer tokenmeter (this one reads formats 1 to ${FORMAT_VERSION}); upgrade tokenmeter`);
+    }
+    return version < FORMAT_VERSION ? version : undefined;
+  }
+
+  /**
+   * Loads the newest snapshot that reads back whole; a corrupt or cut-short one (a disk that filled up, a bad
+   * sector) is skipped with a message, and the journal after the older snapshot (or all of it) is replayed
+   * instead: the segments hold every acknowledged call. Returns the sequence number the loaded snapshot covers
+   * (0 = none: replay everything). Refuses when the segments a fallback needs are gone (pruned).
+   */
+  #loadNewestGoodSnapshot(snapSeqs: number[], segSeqs: number[]): number {
+    const have = new Set(segSeqs);
+    const maxSeq = segSeqs.length > 0 ? segSeqs[segSeqs.length - 1] : 0;
+    // Replaying after a snapshot covering `from` needs every segment from `from` on (prune deletes only older ones).
+    const replayable = (from: number) => {
+      for (let seq = Math.max(from, 1); seq <= maxSeq; seq++) if (!have.has(seq)) return false;
+      return true;
+    };
+    const skipped: string[] = [];
+    for (let k = snapSeqs.length - 1; k >= -1; k--) {
+      const covers = k >= 0 ? snapSeqs[k] : 0;
+      if (skipped.length > 0 && !replayable(covers)) continue;
+      if (k < 0) {
+        if (skipped.length > 0) this.#log(`${skipped.join('; ')}; no older snapshot is readable, so the whole journal is replayed instead (every call is in it)`);
+        return 0;
+      }
+      const file = join(this.dir, snapshotName(covers));
+      const state = new JournalState();
+      try {
+        const { segments } = loadSnapshot(state, file);
+        this.#state = state;
+        this.#segments = segments;
+        this.#snapshotSeq = covers;
+        if (skipped.length > 0) this.#log(`${skipped.join('; ')}; loaded the older snapshot ${file} and replayed the journal after it instead (every call is in it)`);
+        return covers;
+      } catch (err) {
+        if (!(err instanceof LedgerError) || err instanceof NewerFormatLedgerError) throw err;
+        skipped.push(`skipped the journal ledger snapshot ${file}: ${err.message}`);
+      }
+    }
+    // Not reached: the loop returns at k = -1 unless the journal before the newest snapshot was pruned.
+    throw new LedgerError(
+      `${skipped.join('; ')}; no older snapshot is readable and the journal segments before it were pruned, so the totals cannot be rebuilt; restore the directory from a backup`,
+    );
   }
 
   /** Metadata of a segment already covered by the snapshot but missing from its list (should not happen). */
@@ -176,7 +241,8 @@ export class JournalLedger implements Ledger {
     const file = join(this.dir, segmentName(seq));
     const buf = readFileSync(file);
     info.bytes = buf.length;
-    readEntries(buf, file, false, (payload) => {
+    readEntries(buf, file, false, (payload, offset) => {
+      if (checkSegmentHeader(payload, file, offset)) return;
       if (payload.length >= 24 && payload[0] === ENTRY_COMMIT) {
         info.records += payload.readUInt32LE(16);
         info.maxReceivedMillis = Math.max(info.maxReceivedMillis, payload.readDoubleLE(8));
@@ -206,10 +272,14 @@ export class JournalLedger implements Ledger {
   }
 
   #replayEntry(payload: Buffer, info: SegmentInfo, file: string, offset: number): void {
+    if (checkSegmentHeader(payload, file, offset)) return;
     let entry;
     try {
       entry = decodeEntry(payload, this.#state.intern);
     } catch (err) {
+      if (err instanceof NewerFormatError) {
+        throw new LedgerError(`the journal ledger file ${file} holds an entry at byte offset ${offset} that a newer tokenmeter wrote (${err.message}); upgrade tokenmeter`);
+      }
       throw new LedgerError(`the journal ledger file ${file} is corrupt at byte offset ${offset}: ${(err as Error).message}; restore the directory from a backup`);
     }
     if (entry.kind === 'prune') {
@@ -418,7 +488,11 @@ export class JournalLedger implements Ledger {
     const at = cur.bytes;
     try {
       let done = 0;
-      while (done < buf.length) done += await promisify<number>((cb) => write(fd, buf, done, buf.length - done, at + done, cb));
+      while (done < buf.length) {
+        const n = await promisify<number>((cb) => write(fd, buf, done, buf.length - done, at + done, cb));
+        if (!(n > 0)) throw Object.assign(new Error(`short write: nothing written at byte ${at + done} (disk full?)`), { code: 'ENOSPC' });
+        done += n;
+      }
       await promisify<void>((cb) => fdatasync(fd, cb));
     } catch (err) {
       // Cut the file back so a retried span is not in the journal twice (the caller was told it failed).
@@ -440,13 +514,26 @@ export class JournalLedger implements Ledger {
   #openSegment(day: number): SegmentInfo {
     const seq = this.#nextSeq++;
     const file = join(this.dir, segmentName(seq));
+    const header = frameEntry(encodeSegmentHeader(FORMAT_VERSION, seq));
+    let fd: number | undefined;
     try {
-      this.#fd = openSync(file, 'wx');
+      fd = openSync(file, 'wx');
+      // Made durable by the first append's fdatasync, which comes before anything is acknowledged.
+      writeAllSync(fd, header, 0);
       fsyncDirectory(this.dir); // the new file's name must survive a crash too
     } catch (err) {
+      // Nothing of it may stay: a half-written header, or a gap in the sequence numbers.
+      if (fd !== undefined) {
+        try {
+          closeSync(fd);
+          unlinkSync(file);
+        } catch {}
+      }
+      this.#nextSeq = seq;
       throw new LedgerUnavailableError(`ledger unavailable (commit): cannot create ${file}: ${(err as Error).message}`, { cause: err });
     }
-    const info: SegmentInfo = { seq, records: 0, bytes: 0, maxReceivedMillis: 0, day };
+    this.#fd = fd;
+    const info: SegmentInfo = { seq, records: 0, bytes: header.length, maxReceivedMillis: 0, day };
     this.#current = info;
     this.#segments.push(info);
     return info;
@@ -476,16 +563,24 @@ export class JournalLedger implements Ledger {
     const parts = serialiseSnapshot(this.#state, this.#segments, covers);
     this.#bytesSinceSnapshot = 0;
     const name = snapshotName(covers);
-    const p = writeFileAtomically(this.dir, name, parts)
+    const previous = this.#snapshotSeq;
+    const p = writeSnapshotFile(this.dir, name, parts, this.#fs)
       .then(() => {
+        // The new snapshot is durable and verified: only now do older ones go (the one before it stays, a
+        // fallback should this one ever read back bad).
         this.#snapshotSeq = covers;
         for (const n of readdirSync(this.dir)) {
           const s = parseSnapshotName(n);
-          if (s !== undefined && s < covers) unlinkSync(join(this.dir, n));
+          if (s !== undefined && s < previous && s < covers) unlinkSync(join(this.dir, n));
         }
+        this.#snapshotFailed = false;
       })
-      .catch(() => {
-        // Not fatal: the journal still holds everything; the next checkpoint tries again.
+      .catch((err: unknown) => {
+        // Not fatal: the journal still holds everything; the next checkpoint tries again. Said once per streak.
+        if (!this.#snapshotFailed) {
+          this.#log(`cannot write the journal ledger snapshot ${join(this.dir, name)} (${err instanceof Error ? err.message : String(err)}); the journal still holds every call, the next checkpoint tries again`);
+        }
+        this.#snapshotFailed = true;
         this.#bytesSinceSnapshot = this.#snapshotEveryBytes;
       })
       .finally(() => {

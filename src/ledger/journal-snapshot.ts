@@ -1,10 +1,19 @@
 /**
  * The journal ledger's snapshot content: the state (totals per period, user, plan, provider, model; dedup keys)
- * and the segment list, to and from the bytes journal-format.ts frames (`encodeSnapshot` / `decodeSnapshot`).
+ * and the segment list.
+ *
+ * Format 2 (written): the magic line, then chunks framed like journal entries ([u32 length][u32 crc32][payload]),
+ * each payload u8 kind, u8 layout (1), 2 bytes padding, then:
+ *   'M' meta:   JSON {"covers": n, "segments": [[seq, records, bytes, maxReceivedMillis], ...]}, always first
+ *   'P' period: JSON [periodStart, users, models, providers] (a period may take several chunks; they add up)
+ *   'K' keys:   4 bytes padding, f64 day, u32 count, 4 bytes padding, count × 24 bytes (a day may take several)
+ *   'E' end:    u32 number of chunks before it; a file without it was cut short
+ * Chunks keep each piece small, so the writer can produce them a slice at a time. Format 1 (read only): one JSON
+ * document (`version: 1`) and the dedup keys, with one checksum over the file.
  */
 import { readFileSync } from 'node:fs';
 import { LedgerError } from './errors.js';
-import { decodeSnapshot, encodeSnapshot } from './journal-format.js';
+import { decodeSnapshotFile, frameEntry, NewerFormatLedgerError, snapshotHead } from './journal-format.js';
 import { DAY_MILLIS, ModelRow, planRows, UserRow, type JournalState, type SegmentInfo, type Tokens } from './journal-state.js';
 import { LimbSum } from '../money/index.js';
 
@@ -29,63 +38,166 @@ function modelRowOf([provider, model, tokens, requests, unpriced, estimated, cos
   return r;
 }
 
-/** The snapshot of `state`, covering the segments below `covers`, as the parts of the file. */
-export function serialiseSnapshot(state: JournalState, allSegments: readonly SegmentInfo[], covers: number): Buffer[] {
-  const segments = allSegments.filter((s) => s.seq < covers).map((s): SnapshotJson['segments'][number] => [s.seq, s.records, s.bytes, s.maxReceivedMillis]);
-  const periods: SnapshotJson['periods'] = [];
-  for (const [ps, p] of state.periods) {
-    const users: SnapshotUser[] = [];
-    for (const head of p.users.values()) {
-      for (const u of planRows(head)) users.push([u.userId, u.plan, u.tokens(), u.requests, u.toFixed(), u.modelRows().map(modelJson)]);
-    }
-    const providers: SnapshotJson['periods'][number][3] = [...p.providers.values()].map((s) => [s.provider, s.gross.toFixed(), s.discount.toFixed(), s.net.toFixed(), s.requests]);
-    periods.push([ps, users, [...p.models.values()].map(modelJson), providers]);
-  }
-  const json = JSON.stringify({ version: 1, covers, segments, periods } satisfies SnapshotJson);
-  const binary: Buffer[] = [];
-  for (const [day, set] of state.buckets) {
-    const head = Buffer.allocUnsafe(12);
-    head.writeDoubleLE(day, 0);
-    head.writeUInt32LE(set.size, 8);
-    binary.push(head, Buffer.from(set.toBuffer())); // a copy: commits go on while the snapshot is written
-  }
-  return encodeSnapshot(json, binary);
+const CHUNK_META = 0x4d; // 'M'
+const CHUNK_PERIOD = 0x50; // 'P'
+const CHUNK_KEYS = 0x4b; // 'K'
+const CHUNK_END = 0x45; // 'E'
+const CHUNK_LAYOUT = 1;
+/** Users per period chunk, and dedup keys per key chunk: each chunk is well under a few MB. */
+const USERS_PER_CHUNK = 2000;
+const KEYS_PER_CHUNK = 65536;
+
+type PeriodChunk = [ps: string, users: SnapshotUser[], models: SnapshotModel[], providers: SnapshotProvider[]];
+type SnapshotProvider = [provider: string, gross: string, discount: string, net: string, requests: number];
+
+function jsonChunk(kind: number, value: unknown): Buffer {
+  const json = JSON.stringify(value);
+  const b = Buffer.allocUnsafe(4 + Buffer.byteLength(json, 'utf8'));
+  b[0] = kind;
+  b[1] = CHUNK_LAYOUT;
+  b[2] = 0;
+  b[3] = 0;
+  b.write(json, 4, 'utf8');
+  return b;
 }
 
-/** Loads the snapshot `file` into an empty `state`; returns the segments it lists. */
-export function loadSnapshot(state: JournalState, file: string): SegmentInfo[] {
-  const { json, binary } = decodeSnapshot(readFileSync(file), file);
-  const s = JSON.parse(json) as SnapshotJson;
-  const segments = s.segments.map(([seq, records, bytes, maxReceivedMillis]) => ({ seq, records, bytes, maxReceivedMillis, day: Math.floor(maxReceivedMillis / DAY_MILLIS) }));
-  for (const [ps, users, models, providers] of s.periods) {
-    const p = state.period(ps);
-    for (const [userId, plan, tokens, requests, cost, rows] of users) {
-      const row = new UserRow(userId, plan);
-      row.setTokens(tokens);
-      row.requests = requests;
-      row.addString(cost);
-      for (const m of rows) {
-        const r = modelRowOf(m);
-        r.next = row.models;
-        row.models = r;
+function keysChunk(day: number, keys: Buffer): Buffer {
+  const b = Buffer.alloc(24 + keys.length);
+  b[0] = CHUNK_KEYS;
+  b[1] = CHUNK_LAYOUT;
+  b.writeDoubleLE(day, 8);
+  b.writeUInt32LE(keys.length / 24, 16);
+  keys.copy(b, 24);
+  return b;
+}
+
+function endChunk(count: number): Buffer {
+  const b = Buffer.alloc(8);
+  b[0] = CHUNK_END;
+  b[1] = CHUNK_LAYOUT;
+  b.writeUInt32LE(count, 4);
+  return b;
+}
+
+const isEnd = (chunk: Buffer, count: number) => chunk.length === 8 && chunk[0] === CHUNK_END && chunk.readUInt32LE(4) === count;
+
+/**
+ * The snapshot of `state`, covering the segments below `covers`, as the framed parts of the file, a chunk at a
+ * time (the first part is the magic line).
+ */
+export function* snapshotParts(state: JournalState, allSegments: readonly SegmentInfo[], covers: number): Generator<Buffer> {
+  yield snapshotHead();
+  let count = 0;
+  const frame = (payload: Buffer) => {
+    count++;
+    return frameEntry([payload]);
+  };
+  const segments = allSegments.filter((s) => s.seq < covers).map((s) => [s.seq, s.records, s.bytes, s.maxReceivedMillis]);
+  yield frame(jsonChunk(CHUNK_META, { covers, segments }));
+  for (const [ps, p] of state.periods) {
+    const providers: SnapshotProvider[] = [...p.providers.values()].map((s) => [s.provider, s.gross.toFixed(), s.discount.toFixed(), s.net.toFixed(), s.requests]);
+    let users: SnapshotUser[] = [];
+    let first = true;
+    for (const head of p.users.values()) {
+      for (const u of planRows(head)) users.push([u.userId, u.plan, u.tokens(), u.requests, u.toFixed(), u.modelRows().map(modelJson)]);
+      if (users.length >= USERS_PER_CHUNK) {
+        yield frame(jsonChunk(CHUNK_PERIOD, [ps, users, first ? [...p.models.values()].map(modelJson) : [], first ? providers : []] satisfies PeriodChunk));
+        first = false;
+        users = [];
       }
-      row.next = p.users.get(userId);
-      p.users.set(userId, row);
     }
-    for (const m of models) p.models.set(state.modelKey(m[0], m[1]), modelRowOf(m));
-    for (const [provider, gross, discount, net, requests] of providers) {
-      p.providers.set(provider, { provider, gross: LimbSum.of(gross), discount: LimbSum.of(discount), net: LimbSum.of(net), requests });
+    if (users.length > 0 || first) yield frame(jsonChunk(CHUNK_PERIOD, [ps, users, first ? [...p.models.values()].map(modelJson) : [], first ? providers : []] satisfies PeriodChunk));
+  }
+  for (const [day, set] of state.buckets) {
+    const size = set.size;
+    for (let from = 0; from < size; from += KEYS_PER_CHUNK) {
+      // Read again per chunk: the key array may have grown into a new buffer meanwhile (keys below `size` stay).
+      const keys = set.toBuffer().subarray(from * 24, Math.min(size, from + KEYS_PER_CHUNK) * 24);
+      yield frame(keysChunk(day, keys));
     }
   }
-  // Dedup keys: per bucket, f64 day, u32 count, then count × 24 bytes (see DedupKeys.toBuffer).
-  let off = 0;
-  while (off < binary.length) {
-    const day = binary.readDoubleLE(off);
-    const n = binary.readUInt32LE(off + 8);
-    off += 12;
-    state.bucket(day).addBuffer(binary.subarray(off, off + 24 * n));
-    off += 24 * n;
+  yield frameEntry([endChunk(count)]);
+}
+
+/** Every part of the snapshot at once. */
+export function serialiseSnapshot(state: JournalState, allSegments: readonly SegmentInfo[], covers: number): Buffer[] {
+  return [...snapshotParts(state, allSegments, covers)];
+}
+
+function addUsers(state: JournalState, ps: string, users: SnapshotUser[], models: SnapshotModel[], providers: SnapshotProvider[]): void {
+  const p = state.period(ps);
+  for (const [userId, plan, tokens, requests, cost, rows] of users) {
+    const row = new UserRow(userId, plan);
+    row.setTokens(tokens);
+    row.requests = requests;
+    row.addString(cost);
+    for (const m of rows) {
+      const r = modelRowOf(m);
+      r.next = row.models;
+      row.models = r;
+    }
+    row.next = p.users.get(userId);
+    p.users.set(userId, row);
   }
-  if (off !== binary.length) throw new LedgerError(`the journal ledger snapshot ${file} is corrupt (dedup keys); restore the directory from a backup`);
-  return segments;
+  for (const m of models) p.models.set(state.modelKey(m[0], m[1]), modelRowOf(m));
+  for (const [provider, gross, discount, net, requests] of providers) {
+    p.providers.set(provider, { provider, gross: LimbSum.of(gross), discount: LimbSum.of(discount), net: LimbSum.of(net), requests });
+  }
+}
+
+const toSegments = (list: [number, number, number, number][]): SegmentInfo[] =>
+  list.map(([seq, records, bytes, maxReceivedMillis]) => ({ seq, records, bytes, maxReceivedMillis, day: Math.floor(maxReceivedMillis / DAY_MILLIS) }));
+
+/**
+ * Loads the snapshot `file` (format 1 or 2) into an empty `state`; returns the segments it lists and the
+ * snapshot's format version. Throws a LedgerError naming the file when it is corrupt or cut short.
+ */
+export function loadSnapshot(state: JournalState, file: string): { segments: SegmentInfo[]; version: number } {
+  try {
+    return readSnapshot(state, file);
+  } catch (err) {
+    if (err instanceof LedgerError) throw err;
+    throw new LedgerError(`the journal ledger snapshot ${file} is corrupt (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+  }
+}
+
+function readSnapshot(state: JournalState, file: string): { segments: SegmentInfo[]; version: number } {
+  const decoded = decodeSnapshotFile(readFileSync(file), file, isEnd);
+  const bad = (why: string) => new LedgerError(`the journal ledger snapshot ${file} is corrupt (${why})`);
+  if ('json' in decoded) {
+    const s = JSON.parse(decoded.json) as SnapshotJson;
+    if (s.version !== 1) throw bad(`version ${String(s.version)} in a format-1 file`);
+    for (const [ps, users, models, providers] of s.periods) addUsers(state, ps, users, models, providers);
+    const binary = decoded.binary;
+    // Dedup keys: per bucket, f64 day, u32 count, then count × 24 bytes (see DedupKeys.toBuffer).
+    let off = 0;
+    while (off + 12 <= binary.length) {
+      const day = binary.readDoubleLE(off);
+      const n = binary.readUInt32LE(off + 8);
+      off += 12;
+      if (off + 24 * n > binary.length) break;
+      state.bucket(day).addBuffer(binary.subarray(off, off + 24 * n));
+      off += 24 * n;
+    }
+    if (off !== binary.length) throw bad('dedup keys');
+    return { segments: toSegments(s.segments), version: 1 };
+  }
+  let segments: SegmentInfo[] | undefined;
+  for (const c of decoded.chunks) {
+    if (c.length < 4) throw bad('a chunk too short');
+    if (c[1] > CHUNK_LAYOUT) throw new NewerFormatLedgerError(`the journal ledger snapshot ${file} holds a chunk of layout ${c[1]}, written by a newer tokenmeter; upgrade tokenmeter`);
+    const kind = c[0];
+    if (kind === CHUNK_META) {
+      const meta = JSON.parse(c.toString('utf8', 4)) as { covers: number; segments: [number, number, number, number][] };
+      segments = toSegments(meta.segments);
+    } else if (kind === CHUNK_PERIOD) {
+      const [ps, users, models, providers] = JSON.parse(c.toString('utf8', 4)) as PeriodChunk;
+      addUsers(state, ps, users, models, providers);
+    } else if (kind === CHUNK_KEYS) {
+      if (c.length < 24 || c.length !== 24 + 24 * c.readUInt32LE(16)) throw bad('a dedup key chunk of the wrong length');
+      state.bucket(c.readDoubleLE(8)).addBuffer(c.subarray(24));
+    } else throw new NewerFormatLedgerError(`the journal ledger snapshot ${file} holds a chunk of kind ${kind}, written by a newer tokenmeter; upgrade tokenmeter`);
+  }
+  if (segments === undefined) throw bad('no meta chunk');
+  return { segments, version: decoded.version };
 }

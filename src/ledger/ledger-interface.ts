@@ -8,6 +8,7 @@ import type { ExactDecimal } from '../pricing/index.js';
 import type { Clock } from '../plans/clock.js';
 import type { BackendKind, PostgresBackendOptions } from './backend.js';
 import { LedgerError } from './errors.js';
+import type { SnapshotFileSystem } from './journal-format.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 import type { CallFilter, LedgerCall } from './call-scan.js';
 
@@ -48,6 +49,13 @@ export interface JournalLedgerOptions {
   snapshotEveryBytes?: number;
   /** Write a snapshot on close (default true: the next open reads it instead of replaying). Tests turn it off. */
   snapshotOnClose?: boolean;
+  /**
+   * Where the ledger says what an operator must know (a format upgrade, a corrupt snapshot skipped at open).
+   * Default: stderr.
+   */
+  log?: (message: string) => void;
+  /** The file system snapshots are written with (tests pass a fake that fills up; default node:fs/promises). */
+  fileSystem?: SnapshotFileSystem;
 }
 
 export type TokenCounts = Record<TokenType, number>;

@@ -65,7 +65,7 @@ describe('tokenmeter ledger verify', () => {
     const dir = freshDir();
     await makeLedger(dir);
     expect(segments(dir).length).toBeGreaterThan(3);
-    expect(snapshots(dir)).toHaveLength(1);
+    expect(snapshots(dir).length).toBeGreaterThanOrEqual(1);
     const r = await cli('ledger', 'verify', dir);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
@@ -83,18 +83,19 @@ describe('tokenmeter ledger verify', () => {
     writeFileSync(file, buf);
     const r = await cli('ledger', 'verify', dir);
     expect(r.code).toBe(1);
-    expect(r.err).toContain(`${file} is corrupt at byte offset 0: checksum mismatch; restore the directory from a backup`);
+    expect(r.err).toContain(`${file} is corrupt at byte offset `);
+    expect(r.err).toMatch(/is corrupt at byte offset \d+: checksum mismatch; restore the directory from a backup/);
     expect(r.out).toMatch(/FAILED/);
   });
 
   it('a snapshot whose totals disagree with the calls fails and says what to do', async () => {
     const dir = freshDir();
     await makeLedger(dir);
-    const name = snapshots(dir)[0];
+    const name = snapshots(dir).at(-1)!; // the newest: the one the ledger opens with
     const file = join(dir, name);
     // Rewritten by the ledger's own snapshot code with one user's cost 1e-18 higher: a valid file, wrong totals.
     const state = new JournalState();
-    const segs = loadSnapshot(state, file);
+    const segs = loadSnapshot(state, file).segments;
     const user = [...state.periods.values()][0].users.values().next().value!;
     user.addString('0.000000000000000001');
     writeFileSync(file, Buffer.concat(serialiseSnapshot(state, segs, Number(name.slice(9, 21)))));

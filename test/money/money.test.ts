@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Decimal } from 'decimal.js';
 import {
-  ExactDecimal as Money,
+  ExactDecimal,
   ExactSum,
   LimbSum,
   addMoney,
@@ -26,7 +26,7 @@ const plainArb = fc.oneof(
 const otherArb = fc.constantFrom('1e-7', '2.5E3', '-0.5', '-3', '.5', '5.');
 
 function reference(values: string[]): string {
-  let acc = new Money(0);
+  let acc = new ExactDecimal(0);
   for (const v of values) acc = acc.plus(v);
   return acc.toFixed();
 }
@@ -38,7 +38,7 @@ describe('ExactSum', () => {
         const s = new ExactSum();
         for (const v of values) s.add(v);
         expect(s.toString()).toBe(reference(values));
-        expect(s.toNumber()).toBe(new Money(reference(values)).toNumber());
+        expect(s.toNumber()).toBe(new ExactDecimal(reference(values)).toNumber());
       }),
       { numRuns: 2000 },
     );
@@ -73,8 +73,8 @@ describe('addMoney and canonicalMoney', () => {
   it('equal decimal.js', () => {
     fc.assert(
       fc.property(fc.oneof(plainArb, otherArb), fc.oneof(plainArb, otherArb), (a, b) => {
-        expect(addMoney(a, b)).toBe(new Money(a).plus(b).toFixed());
-        expect(canonicalMoney(a)).toBe(new Money(a).toFixed());
+        expect(addMoney(a, b)).toBe(new ExactDecimal(a).plus(b).toFixed());
+        expect(canonicalMoney(a)).toBe(new ExactDecimal(a).toFixed());
       }),
       { numRuns: 2000 },
     );
@@ -89,7 +89,7 @@ describe('addMoney and canonicalMoney', () => {
       fc.property(fc.oneof(plainArb, otherArb, spelling), (a) => {
         let decimalJs: string | undefined;
         try {
-          decimalJs = new Money(a).toFixed();
+          decimalJs = new ExactDecimal(a).toFixed();
         } catch {
           decimalJs = undefined;
         }
