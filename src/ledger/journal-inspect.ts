@@ -5,7 +5,7 @@
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ExactDecimal } from '../pricing/index.js';
+import { ExactDecimal } from '../money/index.js';
 import { netOfDiscount } from './call-scan.js';
 import { LedgerError } from './errors.js';
 import { decodeEntry } from './journal-entry.js';
