@@ -22,6 +22,7 @@ export {
   withUser,
   trackUsage,
   TokenmeterInstrumentation,
+  tokenmeterMetricProducer,
 } from './instrumentation/index.js';
 export type {
   TokenmeterInstrumentationOptions,
@@ -30,6 +31,8 @@ export type {
   UsageTotals,
   TrackedCallCost,
   TrackedCall,
+  TokenmeterMetricProducer,
+  TokenmeterMetricProducerOptions,
 } from './instrumentation/index.js';
 // The pricing engine (PriceBook) is the `tokenmeter/pricing` entry point: importing `tokenmeter` to instrument
 // an app never loads it (trackUsage loads it on first use).

@@ -82,6 +82,27 @@ class PullReader extends MetricReader {
   async onShutdown() {}
 }
 
+/** tokenmeter's built instrumentation entry point. */
+function tokenmeterModule() {
+  // BENCH_TOKENMETER_DIST: another build's dist/ (comparing two versions in one run); the bench never sets it.
+  const dist = process.env.BENCH_TOKENMETER_DIST;
+  return import(dist ? pathToFileURL(`${dist}/instrumentation/index.js`).href : '../../dist/instrumentation/index.js');
+}
+
+/**
+ * The metric reader. For `tokenmeter`, with tokenmeter's MetricProducer on it, as tokenmeter/register puts one on
+ * each of its readers (its GenAI histograms then skip the SDK's per-record attribute hashing). The diagnostic
+ * `tokenmeter-sdkhist` is an app's own MeterProvider without it: the histograms go through the SDK.
+ */
+async function makeReader() {
+  if (variant === 'tokenmeter') {
+    const tm = await tokenmeterModule();
+    // An older build (BENCH_TOKENMETER_DIST) may not have it: then it records through the SDK, as it did.
+    if (typeof tm.tokenmeterMetricProducer === 'function') return new PullReader({ metricProducers: [tm.tokenmeterMetricProducer()] });
+  }
+  return new PullReader();
+}
+
 /** Enables the variant's instrumentation (before the SDK is required, as in an app), returns a description. */
 async function setUpVariant(tracerProvider, meterProvider) {
   // The Anthropic SDK (1.x) records its own OTel spans through the global tracer provider unless told not to;
@@ -119,10 +140,9 @@ async function setUpVariant(tracerProvider, meterProvider) {
     }
     case 'tokenmeter-noop':
     case 'tokenmeter-nometrics':
+    case 'tokenmeter-sdkhist':
     case 'tokenmeter': {
-      // BENCH_TOKENMETER_DIST: another build's dist/ (comparing two versions in one run); the bench never sets it.
-      const dist = process.env.BENCH_TOKENMETER_DIST;
-      const tm = await import(dist ? pathToFileURL(`${dist}/instrumentation/index.js`).href : '../../dist/instrumentation/index.js');
+      const tm = await tokenmeterModule();
       instrumentations = tm.tokenmeterInstrumentations();
       version = projectRequire('../../package.json').version;
       break;
@@ -261,7 +281,7 @@ childMain(async () => {
   const tracerProvider = makeTracerProvider(processor);
   const flush = () => processor.forceFlush();
   if (variant !== 'tokenmeter-noop') registerTracerProvider(tracerProvider);
-  const reader = new PullReader();
+  const reader = await makeReader();
   const meterProvider = new MeterProvider({ readers: [reader] });
   if (variant !== 'tokenmeter-nometrics' && variant !== 'tokenmeter-noop') metrics.setGlobalMeterProvider(meterProvider);
   const version = await setUpVariant(tracerProvider, meterProvider);
@@ -285,7 +305,7 @@ childMain(async () => {
   }
   const calls = { json: modes.includes('json') ? warmup + batches * batchSize : 0, stream: modes.includes('stream') ? warmup + batches * batchSize : 0 };
   let metricsEveryCall = null;
-  if (variant === 'tokenmeter') {
+  if (variant === 'tokenmeter' || variant === 'tokenmeter-sdkhist') {
     const all = calls.json + calls.stream;
     metricsEveryCall =
       metricCounts['gen_ai.client.operation.duration'] === all &&

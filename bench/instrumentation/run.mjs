@@ -70,6 +70,7 @@ export const VARIANTS = {
     { id: 'span-floor', label: 'diagnostic: floor, one bare span per call (no attributes, usage or metrics)', peer: false, floor: true },
     { id: 'tokenmeter', label: 'tokenmeter', peer: false },
     { id: 'tokenmeter-nometrics', label: 'diagnostic: tokenmeter, no MeterProvider', peer: false },
+    { id: 'tokenmeter-sdkhist', label: "diagnostic: tokenmeter, GenAI histograms through the SDK (an app's own MeterProvider, no tokenmeter MetricProducer)", peer: false },
     { id: 'otel-contrib', label: '@opentelemetry/instrumentation-openai', peer: true },
     { id: 'traceloop', label: '@traceloop/instrumentation-openai (OpenLLMetry)', peer: true },
   ],
@@ -79,6 +80,7 @@ export const VARIANTS = {
     { id: 'span-floor', label: 'diagnostic: floor, one bare span per call (no attributes, usage or metrics)', peer: false, floor: true },
     { id: 'tokenmeter', label: 'tokenmeter', peer: false },
     { id: 'tokenmeter-nometrics', label: 'diagnostic: tokenmeter, no MeterProvider', peer: false },
+    { id: 'tokenmeter-sdkhist', label: "diagnostic: tokenmeter, GenAI histograms through the SDK (an app's own MeterProvider, no tokenmeter MetricProducer)", peer: false },
     { id: 'traceloop', label: '@traceloop/instrumentation-anthropic (OpenLLMetry)', peer: true },
     { id: 'sdk-builtin', label: "the Anthropic SDK's own OTel spans (ANTHROPIC_OPEN_TELEMETRY)", peer: true },
   ],
@@ -215,7 +217,7 @@ export function instrumentationMarkdown(data) {
   const c = data.config;
   out.push(
     `Per-call time of a chat call through the real SDK with a canned \`fetch\` (no network), spans into ` +
-      `\`SimpleSpanProcessor(InMemorySpanExporter)\` on the line's tracer provider, a \`MeterProvider\` registered. ` +
+      `\`SimpleSpanProcessor(InMemorySpanExporter)\` on the line's tracer provider, a \`MeterProvider\` registered (for tokenmeter, its reader carries tokenmeter's MetricProducer, as \`tokenmeter/register\` puts on each of its readers). ` +
       `${c.processes} process(es) per variant, ${c.warmup} warm-up calls, then ${c.batches} batches of ${c.batchSize} sequential calls; ` +
       `a process's figure is its fastest batch (the machine is shared with other work, which only ever adds time); the table gives the median and range (min–max) of those across processes. ` +
       `"Added" is the variant's median minus the bare SDK's median in the same run; the second estimate ("fastest") is the variant's fastest process minus the bare SDK's fastest process. ` +
@@ -259,6 +261,14 @@ export function instrumentationMarkdown(data) {
         out.push(
           `- Diagnostic: without a MeterProvider (its GenAI histograms become no-ops) tokenmeter adds ${fmt(nm.json.addedMicros.median)} µs / ${fmt(nm.stream.addedMicros.median)} µs ` +
             `(non-streaming / stream), so recording the metrics costs about ${fmt(tmRow.json.addedMicros.median - nm.json.addedMicros.median)} µs / ${fmt(tmRow.stream.addedMicros.median - nm.stream.addedMicros.median)} µs per call.`,
+        );
+      }
+      const sh = rows.find((x) => x.variant === 'tokenmeter-sdkhist');
+      if (tmRow && sh) {
+        out.push(
+          `- Diagnostic: with the GenAI histograms recorded through the SDK (an app's own MeterProvider without tokenmeter's MetricProducer) tokenmeter adds ` +
+            `${fmt(sh.json.addedMicros.median)} µs / ${fmt(sh.stream.addedMicros.median)} µs (non-streaming / stream), ` +
+            `${fmt(sh.json.addedMicros.median - tmRow.json.addedMicros.median)} µs / ${fmt(sh.stream.addedMicros.median - tmRow.stream.addedMicros.median)} µs more than through the producer.`,
         );
       }
       const notes = [...new Set(rows.flatMap((r) => r.notes ?? []))];

@@ -1,6 +1,7 @@
 import { diag } from '@opentelemetry/api';
 import { GENAI } from '../contract/names.js';
 import { estimateTokens, normalizeAnthropicUsage, normalizeBedrockConverseUsage } from '../usage/index.js';
+import { insideMeteredCall } from './scope.js';
 import { activeTelemetry, GenAiCall, type CallAdapter } from './call.js';
 import { captureInput, wrapOnce } from './patch.js';
 import { serverInfo } from './provider.js';
@@ -68,7 +69,7 @@ const COMMANDS = new Set<string>(['ConverseCommand', 'ConverseStreamCommand', 'I
 
 function startCall(command: Command, input: any): GenAiCall | undefined {
   const telemetry = activeTelemetry();
-  if (telemetry === undefined || input === null || typeof input !== 'object') return undefined;
+  if (telemetry === undefined || input === null || typeof input !== 'object' || insideMeteredCall()) return undefined;
   try {
     const converse = command === 'ConverseCommand' || command === 'ConverseStreamCommand';
     const stream = command === 'ConverseStreamCommand' || command === 'InvokeModelWithResponseStreamCommand';

@@ -6,12 +6,16 @@ import {
   ATTR_SERVER_PORT,
   ATTR_SERVICE_TIER,
   ATTR_STREAM_END,
+  ATTR_TOOL_CALLS,
+  FEE_KINDS,
+  type FeeKind,
   ATTR_USAGE_ESTIMATED,
   ATTR_USAGE_INCOMPLETE,
   GENAI,
 } from '../contract/names.js';
 import { EstimateUnavailableError, estimatorReady, loadEstimator, usageToGenAiAttributes, type NormalizedUsage, type Usage } from '../usage/index.js';
 import { countInstrumentedCall, watchSdkRequests } from './bundling.js';
+import { activeMetricProducers, type CallMetrics } from './genai-metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { GENERIC_OPENAI_COMPATIBLE, type ServerInfo } from './provider.js';
 import { currentAttribution, currentScope, type UsageCollector } from './scope.js';
@@ -104,6 +108,15 @@ function errorType(err: unknown): string {
   return '_OTHER';
 }
 
+/** One value of a metric key: strings length-prefixed, anything else (hostile responses) by its JSON. */
+function keyPart(v: unknown): string {
+  if (typeof v === 'string') return `${v.length}:${v}`;
+  if (v === undefined) return 'u';
+  if (typeof v === 'number') return `n${v};`;
+  const json = String(JSON.stringify(v));
+  return `j${json.length}:${json}`;
+}
+
 /**
  * One LLM call: its span, its metrics and the state collected from its response or stream. Every path ends it
  * exactly once (`ended`); attributes are computed once, at the end.
@@ -123,6 +136,8 @@ export class GenAiCall {
   finishReasons: string[] | undefined;
   serviceTier: string | undefined;
   rawUsage: unknown;
+  /** Per-call fee counts read from the provider's response (web searches, grounding queries), if any. */
+  toolCalls: Partial<Record<FeeKind, number>> | undefined;
   /** Text received so far (streams and responses), for the fallback estimate and content capture. */
   outputText = '';
   firstChunkMillis = -1;
@@ -240,6 +255,14 @@ export class GenAiCall {
       attrs[GENAI.responseServiceTier] = this.serviceTier;
     }
     if (streamEnd !== undefined) attrs[ATTR_STREAM_END] = streamEnd;
+    // Fee counts are the provider's own (response items or usage), never estimated: set whatever usage became.
+    const calls = this.toolCalls;
+    if (calls !== undefined) {
+      for (const k of FEE_KINDS) {
+        const n = calls[k];
+        if (n !== undefined && n > 0) attrs[ATTR_TOOL_CALLS[k]] = n;
+      }
+    }
 
     let usage: Usage | undefined;
     let estimated = false;
@@ -302,20 +325,37 @@ export class GenAiCall {
     if (this.deferredEnd) span.end(endMillis);
     else span.end();
 
-    // Every record hashes its attribute set (sorted keys, JSON) in the metrics SDK: each set is built once, as a
-    // plain literal, and only with the low-cardinality attributes.
-    const m = this.metricAttributes(errType);
-    t.operationDuration.record((endMillis - this.startMillis) / 1000, m);
-    if (this.firstChunkMillis >= 0) t.timeToFirstChunk.record((this.firstChunkMillis - this.startMillis) / 1000, m);
-    if (usage !== undefined) {
-      const tm = this.metricAttributes(errType);
-      if (estimated) tm[ATTR_USAGE_ESTIMATED] = true;
-      tm[GENAI.tokenType] = 'input';
-      t.tokenUsage.record(usage.input + usage.cache_read + usage.cache_write, tm);
-      const to = this.metricAttributes(errType);
-      if (estimated) to[ATTR_USAGE_ESTIMATED] = true;
-      to[GENAI.tokenType] = 'output';
-      t.tokenUsage.record(usage.output + usage.reasoning, to);
+    const durationSeconds = (endMillis - this.startMillis) / 1000;
+    const ttfcSeconds = this.firstChunkMillis >= 0 ? (this.firstChunkMillis - this.startMillis) / 1000 : undefined;
+    const producers = activeMetricProducers();
+    if (producers.length > 0) {
+      // tokenmeter's own aggregation (genai-metrics.ts): the series is found by a key, its attribute set built once.
+      const m: CallMetrics = {
+        key: this.metricKey(errType),
+        attributes: () => this.metricAttributes(errType),
+        durationSeconds,
+        timeToFirstChunkSeconds: ttfcSeconds,
+        inputTokens: usage === undefined ? undefined : usage.input + usage.cache_read + usage.cache_write,
+        outputTokens: usage === undefined ? undefined : usage.output + usage.reasoning,
+        estimated,
+      };
+      for (let i = 0; i < producers.length; i++) producers[i].record(m);
+    } else {
+      // Every record hashes its attribute set (sorted keys, JSON) in the metrics SDK: each set is built once, as a
+      // plain literal, and only with the low-cardinality attributes.
+      const m = this.metricAttributes(errType);
+      t.operationDuration.record(durationSeconds, m);
+      if (ttfcSeconds !== undefined) t.timeToFirstChunk.record(ttfcSeconds, m);
+      if (usage !== undefined) {
+        const tm = this.metricAttributes(errType);
+        if (estimated) tm[ATTR_USAGE_ESTIMATED] = true;
+        tm[GENAI.tokenType] = 'input';
+        t.tokenUsage.record(usage.input + usage.cache_read + usage.cache_write, tm);
+        const to = this.metricAttributes(errType);
+        if (estimated) to[ATTR_USAGE_ESTIMATED] = true;
+        to[GENAI.tokenType] = 'output';
+        t.tokenUsage.record(usage.output + usage.reasoning, to);
+      }
     }
     if (this.collector !== undefined) {
       const endTimeMillis = Date.now();
@@ -348,6 +388,25 @@ export class GenAiCall {
       );
       return undefined;
     }
+  }
+
+  /**
+   * Identifies the attribute set `metricAttributes(errType)` builds: each value that decides it, in a fixed
+   * order, length-prefixed so that no two different sets share a key.
+   */
+  private metricKey(errType: string | undefined): string {
+    const server = this.server;
+    const generic = server.address !== undefined && server.provider === GENERIC_OPENAI_COMPATIBLE;
+    return (
+      keyPart(this.operation) +
+      keyPart(server.provider) +
+      keyPart(this.requestModel) +
+      keyPart(this.responseModel) +
+      keyPart(generic ? server.address : undefined) +
+      keyPart(generic ? server.port : undefined) +
+      keyPart(this.plan) +
+      keyPart(errType)
+    );
   }
 
   /** A fresh metric attribute set (the SDK keeps the first object it sees per set, so none is shared or reused). */

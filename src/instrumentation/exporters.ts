@@ -12,9 +12,10 @@ import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporte
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { PeriodicExportingMetricReader, type MetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, AggregationType, InstrumentType, PeriodicExportingMetricReader, type MetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import dc from 'node:diagnostics_channel';
 import type { ClientRequest, IncomingMessage } from 'node:http';
+import { TokenmeterMetricProducer } from './genai-metrics.js';
 import { warnOnce } from './warn.js';
 
 /*
@@ -397,7 +398,45 @@ export function periodicReader(exporter: PushMetricExporter, env: NodeJS.Process
     else diag.info(message);
     exportTimeoutMillis = exportIntervalMillis;
   }
-  return new PeriodicExportingMetricReader({ exporter, exportIntervalMillis, exportTimeoutMillis });
+  const producer = genAiProducerFor(exporter);
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis, exportTimeoutMillis, metricProducers: producer === undefined ? [] : [producer] });
+  if (producer !== undefined) producerByReader.set(reader, producer);
+  return reader;
+}
+
+const producerByReader = new WeakMap<MetricReader, TokenmeterMetricProducer>();
+
+/**
+ * The GenAI histograms' producer for a reader on `exporter` (genai-metrics.ts), not yet active: with the
+ * exporter's temporality, and only when it aggregates histograms the default way (explicit buckets from the
+ * instruments' advice), which is what the producer gives. Otherwise undefined: that reader needs the SDK's own.
+ */
+function genAiProducerFor(exporter: PushMetricExporter): TokenmeterMetricProducer | undefined {
+  try {
+    const aggregation = exporter.selectAggregation?.(InstrumentType.HISTOGRAM);
+    if (aggregation !== undefined && aggregation.type !== AggregationType.DEFAULT) return undefined;
+    const temporality = exporter.selectAggregationTemporality?.(InstrumentType.HISTOGRAM) ?? AggregationTemporality.CUMULATIVE;
+    return new TokenmeterMetricProducer({ aggregationTemporality: temporality });
+  } catch (err) {
+    diag.debug('tokenmeter: could not read the metric exporter\'s aggregation; GenAI metrics go through the SDK', err);
+    return undefined;
+  }
+}
+
+/**
+ * Makes tokenmeter's calls record their GenAI histograms into the readers' producers instead of the SDK's
+ * histograms, when every reader carries one (a reader without would lose them). Returns the producers it
+ * activated (none, or one per reader).
+ */
+export function activateGenAiProducers(readers: MetricReader[]): TokenmeterMetricProducer[] {
+  const producers: TokenmeterMetricProducer[] = [];
+  for (const r of readers) {
+    const p = producerByReader.get(r);
+    if (p === undefined) return [];
+    producers.push(p);
+  }
+  for (const p of producers) p.activate();
+  return producers;
 }
 
 export interface WatchedExporters {

@@ -1,10 +1,12 @@
 import { diag, type Attributes } from '@opentelemetry/api';
 import { GENAI } from '../contract/names.js';
 import { estimateTokens, normalizeGeminiUsage, type NormalizedUsage } from '../usage/index.js';
+import { insideMeteredCall } from './scope.js';
 import { activeTelemetry, GenAiCall, type CallAdapter } from './call.js';
 import type { ResolvedOptions } from './options.js';
 import { captureInput, wrapOnce } from './patch.js';
 import { serverInfo, type ServerInfo } from './provider.js';
+import { geminiGroundingQueries } from './pricing-facts.js';
 
 /* `gen_ai.provider.name` well-known values of the GenAI conventions: the Gemini API and Vertex AI. */
 export const GEMINI_PROVIDER = 'gcp.gemini';
@@ -99,9 +101,18 @@ function requestAttributes(params: Record<string, any>, options: ResolvedOptions
   return attrs;
 }
 
+/** The distinct grounding queries seen so far, per call (a stream may spread or repeat them over chunks). */
+const groundingQueries = new WeakMap<GenAiCall, Set<string>>();
+
 /** Reads one GenerateContentResponse (a whole response or one stream chunk). */
 function readResponse(call: GenAiCall, r: any, stream: boolean): void {
   if (r === null || typeof r !== 'object') return;
+  if (Array.isArray(r.candidates) && r.candidates.some((c: any) => c?.groundingMetadata != null)) {
+    let seen = groundingQueries.get(call);
+    if (seen === undefined) groundingQueries.set(call, (seen = new Set()));
+    geminiGroundingQueries(r, seen);
+    if (seen.size > 0) call.toolCalls = { search_grounding: seen.size };
+  }
   if (typeof r.responseId === 'string') call.responseId = r.responseId;
   if (typeof r.modelVersion === 'string') call.responseModel = r.modelVersion;
   let finished = false;
@@ -148,7 +159,7 @@ type Kind = 'generate' | 'stream' | 'embed';
 
 function startCall(models: any, params: any, kind: Kind): GenAiCall | undefined {
   const telemetry = activeTelemetry();
-  if (telemetry === undefined || params === null || typeof params !== 'object') return undefined;
+  if (telemetry === undefined || params === null || typeof params !== 'object' || insideMeteredCall()) return undefined;
   try {
     const model = typeof params.model === 'string' ? params.model : 'unknown';
     const attrs = requestAttributes(params, telemetry.options);
@@ -170,41 +181,49 @@ function startCall(models: any, params: any, kind: Kind): GenAiCall | undefined 
   }
 }
 
+/**
+ * The part both wrappers share: starts the call, runs the SDK method and hands its resolved value to `settle`,
+ * which reads it, ends the call and returns what the caller gets (the SDK's own value). A synchronous throw or a
+ * rejection ends the call with the error and reaches the caller unchanged.
+ */
+function observeCall(self: any, original: (...args: any[]) => any, args: unknown[], params: any, kind: Kind, settle: (call: GenAiCall, value: any) => any): any {
+  const call = startCall(self, params, kind);
+  if (call === undefined) return original.apply(self, args);
+  let result: any;
+  try {
+    result = original.apply(self, args);
+  } catch (err) {
+    call.end(err);
+    throw err;
+  }
+  if (typeof result?.then !== 'function') {
+    call.end();
+    return result;
+  }
+  return result.then(
+    (value: any) => settle(call, value),
+    (err: unknown) => {
+      call.end(err);
+      throw err;
+    },
+  );
+}
+
 function wrapUnary(kind: 'generate' | 'embed'): (original: (...args: any[]) => any) => (...args: any[]) => any {
+  const settle = (call: GenAiCall, response: any): any => {
+    try {
+      if (kind === 'embed') call.rawUsage = embedUsage(response);
+      else readResponse(call, response, false);
+    } catch (err) {
+      diag.error('tokenmeter: failed to read a Gemini response', err);
+    }
+    call.end();
+    return response;
+  };
   return (original) =>
     function tokenmeterGenAi(this: any, params: any): any {
       // eslint-disable-next-line prefer-rest-params
-      const args = arguments as unknown as unknown[];
-      const call = startCall(this, params, kind);
-      if (call === undefined) return original.apply(this, args);
-      let result: any;
-      try {
-        result = original.apply(this, args);
-      } catch (err) {
-        call.end(err);
-        throw err;
-      }
-      if (typeof result?.then !== 'function') {
-        call.end();
-        return result;
-      }
-      // The caller gets the SDK's own promise result; the observer's rejection is the same error re-thrown.
-      return result.then(
-        (response: any) => {
-          try {
-            if (kind === 'embed') call.rawUsage = embedUsage(response);
-            else readResponse(call, response, false);
-          } catch (err) {
-            diag.error('tokenmeter: failed to read a Gemini response', err);
-          }
-          call.end();
-          return response;
-        },
-        (err: unknown) => {
-          call.end(err);
-          throw err;
-        },
-      );
+      return observeCall(this, original, arguments as unknown as unknown[], params, kind, settle);
     };
 }
 
@@ -254,39 +273,21 @@ function observeGenerator(gen: any, call: GenAiCall): void {
   }
 }
 
+function settleStream(call: GenAiCall, gen: any): any {
+  try {
+    if (gen !== null && typeof gen === 'object' && typeof gen.next === 'function') observeGenerator(gen, call);
+    else call.end();
+  } catch (err) {
+    diag.error('tokenmeter: failed to observe a Gemini stream', err);
+    call.end();
+  }
+  return gen;
+}
+
 function wrapStream(original: (...args: any[]) => any): (...args: any[]) => any {
   return function tokenmeterGenAiStream(this: any, params: any): any {
     // eslint-disable-next-line prefer-rest-params
-    const args = arguments as unknown as unknown[];
-    const call = startCall(this, params, 'stream');
-    if (call === undefined) return original.apply(this, args);
-    let result: any;
-    try {
-      result = original.apply(this, args);
-    } catch (err) {
-      call.end(err);
-      throw err;
-    }
-    if (typeof result?.then !== 'function') {
-      call.end();
-      return result;
-    }
-    return result.then(
-      (gen: any) => {
-        try {
-          if (gen !== null && typeof gen === 'object' && typeof gen.next === 'function') observeGenerator(gen, call);
-          else call.end();
-        } catch (err) {
-          diag.error('tokenmeter: failed to observe a Gemini stream', err);
-          call.end();
-        }
-        return gen;
-      },
-      (err: unknown) => {
-        call.end(err);
-        throw err;
-      },
-    );
+    return observeCall(this, original, arguments as unknown as unknown[], params, 'stream', settleStream);
   };
 }
 

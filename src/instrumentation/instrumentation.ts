@@ -1,21 +1,17 @@
-import { diag, ValueType, type TracerProvider } from '@opentelemetry/api';
+import { diag, type TracerProvider } from '@opentelemetry/api';
 import { InstrumentationBase, InstrumentationNodeModuleDefinition, type InstrumentationConfig } from '@opentelemetry/instrumentation';
-import { GENAI_METRIC_OPERATION_DURATION, GENAI_METRIC_TIME_TO_FIRST_CHUNK, GENAI_METRIC_TOKEN_USAGE } from '../contract/names.js';
+import { findAiSdk, patchAiSdk, unpatchAiSdk } from './ai-sdk.js';
 import { findAnthropicClass, patchAnthropic } from './anthropic.js';
 import { activeTelemetry, setActiveTelemetry, type Telemetry } from './call.js';
 import { findBedrockClient, patchBedrock } from './bedrock.js';
 import { findGoogleGenAiModels, patchGoogleGenAi } from './google-genai.js';
+import { GENAI_HISTOGRAMS, INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION } from './genai-metrics.js';
 import { findOpenAIClass, patchOpenAI } from './openai.js';
 import { resolveOptions, type TokenmeterInstrumentationOptions } from './options.js';
 import { unpatchAll } from './patch.js';
 import { checkSdkVersion, reportNotInstrumented, type SdkPackage } from './supported.js';
 
-export const INSTRUMENTATION_NAME = 'tokenmeter';
-export const INSTRUMENTATION_VERSION = '0.1.0';
-
-/** The OTel GenAI spec's advisory buckets. */
-const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
-const DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+export { INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION };
 
 /*
  * Every version is hooked: OTel's own version filter would skip an unsupported SDK without a word, so tokenmeter
@@ -106,6 +102,13 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
           if (proto !== undefined) unpatchAll((t) => t === proto);
         },
       ),
+      new InstrumentationNodeModuleDefinition(
+        'ai',
+        ALL_VERSIONS,
+        // Its entry points are exports: require gets a metered copy when they are read-only getters.
+        (exports, version) => instrumentAiSdk(exports, version, true),
+        (exports) => unpatchAiSdk(findAiSdk(exports)),
+      ),
     ];
   }
 
@@ -117,22 +120,10 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
       t = {
         tracer: this.tracer,
         options: resolveOptions(this.getConfig()),
-        tokenUsage: meter.createHistogram(GENAI_METRIC_TOKEN_USAGE, {
-          description: 'Number of input and output tokens used',
-          unit: '{token}',
-          valueType: ValueType.INT,
-          advice: { explicitBucketBoundaries: TOKEN_BUCKETS },
-        }),
-        operationDuration: meter.createHistogram(GENAI_METRIC_OPERATION_DURATION, {
-          description: 'GenAI operation duration',
-          unit: 's',
-          advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-        }),
-        timeToFirstChunk: meter.createHistogram(GENAI_METRIC_TIME_TO_FIRST_CHUNK, {
-          description: 'Time to receive the first chunk of a streamed response',
-          unit: 's',
-          advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-        }),
+        // Used only while no tokenmeter MetricProducer is active (genai-metrics.ts): the same data either way.
+        tokenUsage: meter.createHistogram(GENAI_HISTOGRAMS.tokenUsage.name, GENAI_HISTOGRAMS.tokenUsage.options),
+        operationDuration: meter.createHistogram(GENAI_HISTOGRAMS.operationDuration.name, GENAI_HISTOGRAMS.operationDuration.options),
+        timeToFirstChunk: meter.createHistogram(GENAI_HISTOGRAMS.timeToFirstChunk.name, GENAI_HISTOGRAMS.timeToFirstChunk.options),
       };
       this.telemetryState = t;
     }
@@ -170,7 +161,7 @@ export class TokenmeterInstrumentation extends InstrumentationBase<Config> {
   }
 }
 
-const PATCHERS: Record<SdkPackage, (mod: unknown) => string[]> = {
+const PATCHERS: Record<Exclude<SdkPackage, 'ai'>, (mod: unknown) => string[]> = {
   openai: patchOpenAI,
   '@anthropic-ai/sdk': patchAnthropic,
   '@google/genai': patchGoogleGenAi,
@@ -182,7 +173,7 @@ const PATCHERS: Record<SdkPackage, (mod: unknown) => string[]> = {
  * installed package.json). Never silent: a version outside the tested ranges, or a module in which nothing could
  * be instrumented, is reported once on stderr and through diag. Returns the methods it patched.
  */
-export function instrumentSdk(pkg: SdkPackage, mod: unknown, version: string | undefined): string[] {
+export function instrumentSdk(pkg: Exclude<SdkPackage, 'ai'>, mod: unknown, version: string | undefined): string[] {
   try {
     checkSdkVersion(pkg, version);
     const done = PATCHERS[pkg](mod);
@@ -193,6 +184,31 @@ export function instrumentSdk(pkg: SdkPackage, mod: unknown, version: string | u
     diag.error(`tokenmeter: failed to instrument ${pkg}; it runs uninstrumented`, err);
     reportNotInstrumented(pkg, version, `instrumenting it failed: ${err instanceof Error ? err.message : String(err)}`);
     return [];
+  }
+}
+
+/**
+ * Meters the Vercel AI SDK module `ai` (see ai-sdk.ts). Returns the exports to hand out: the module itself, or a
+ * metered copy when `allowCopy` and its exports are read-only. Never silent when nothing could be metered.
+ */
+export function instrumentAiSdk(mod: unknown, version: string | undefined, allowCopy: boolean): unknown {
+  try {
+    checkSdkVersion('ai', version);
+    const { exports, done } = patchAiSdk(mod, allowCopy);
+    if (done.length === 0) {
+      reportNotInstrumented(
+        'ai',
+        version,
+        findAiSdk(mod) === undefined
+          ? 'its generateText / streamText exports were not found'
+          : 'it was imported as an ES module before tokenmeter, whose exports cannot be changed: start the app with `node --import tokenmeter/register`',
+      );
+    } else diag.debug(`tokenmeter: instrumented ai ${version ?? ''}: ${done.join(', ')}`);
+    return exports;
+  } catch (err) {
+    diag.error('tokenmeter: failed to instrument ai; it runs uninstrumented', err);
+    reportNotInstrumented('ai', version, `instrumenting it failed: ${err instanceof Error ? err.message : String(err)}`);
+    return mod;
   }
 }
 
@@ -215,7 +231,7 @@ export function instrument(mod: unknown): string[] {
       // Reports through the global tracer and meter providers, whenever they are registered.
       new TokenmeterInstrumentation();
     }
-    return [...patchOpenAI(mod), ...patchAnthropic(mod), ...patchGoogleGenAi(mod), ...patchBedrock(mod)];
+    return [...patchOpenAI(mod), ...patchAnthropic(mod), ...patchGoogleGenAi(mod), ...patchBedrock(mod), ...patchAiSdk(mod, false).done];
   } catch (err) {
     diag.error('tokenmeter: instrument() failed; the module runs uninstrumented', err);
     return [];
@@ -228,6 +244,7 @@ export function disable(): void {
     for (const i of instances) i.disable();
     instances.clear();
     unpatchAll();
+    unpatchAiSdk();
     setActiveTelemetry(undefined);
   } catch (err) {
     diag.error('tokenmeter: disable() failed', err);

@@ -1,5 +1,6 @@
 import { diag, type Attributes } from '@opentelemetry/api';
 import { GENAI } from '../contract/names.js';
+import { insideMeteredCall } from './scope.js';
 import { activeTelemetry, GenAiCall, type CallAdapter } from './call.js';
 import type { ResolvedOptions } from './options.js';
 import type { ServerInfo } from './provider.js';
@@ -35,7 +36,7 @@ function wrapMethod(original: (...args: any[]) => any, spec: MethodSpec): (...ar
     // eslint-disable-next-line prefer-rest-params
     const args = arguments;
     const telemetry = activeTelemetry();
-    if (telemetry === undefined || params === null || typeof params !== 'object') {
+    if (telemetry === undefined || params === null || typeof params !== 'object' || insideMeteredCall()) {
       return original.apply(this, args as unknown as unknown[]);
     }
     let call: GenAiCall;

@@ -20,7 +20,8 @@ import {
 import { ConsoleMetricExporter, MeterProvider, type MetricReader } from '@opentelemetry/sdk-metrics';
 import { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { createWatchedExporters, periodicReader, type ExportWatch } from './exporters.js';
+import { activateGenAiProducers, createWatchedExporters, periodicReader, type ExportWatch } from './exporters.js';
+import type { TokenmeterMetricProducer } from './genai-metrics.js';
 import { warnOnce } from './warn.js';
 
 /*
@@ -190,10 +191,12 @@ export function startProviders(instrumentations: Instrumentation[]): StartedProv
   if (textMap !== null) propagation.setGlobalPropagator(textMap);
 
   let meterProvider: MeterProvider | undefined;
+  let producers: TokenmeterMetricProducer[] = [];
   const readers = metricReaders(watched);
   if (readers.length > 0) {
     meterProvider = new MeterProvider({ resource: res, readers });
     metrics.setGlobalMeterProvider(meterProvider);
+    producers = activateGenAiProducers(readers);
   }
   let tracerProvider: NodeTracerProvider | undefined;
   const processors = traceProcessors(watched);
@@ -206,6 +209,9 @@ export function startProviders(instrumentations: Instrumentation[]): StartedProv
 
   return {
     watches: watched.watches.filter((w) => (w.signal === 'traces' ? tracerProvider !== undefined : meterProvider !== undefined)),
-    shutdown: () => Promise.all([tracerProvider?.shutdown(), meterProvider?.shutdown()]).then(() => undefined),
+    shutdown: () =>
+      Promise.all([tracerProvider?.shutdown(), meterProvider?.shutdown()]).then(() => {
+        for (const p of producers) p.deactivate();
+      }),
   };
 }

@@ -9,11 +9,12 @@ import { readFileSync } from 'node:fs';
 import { createRequire, register } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { watchUnmeteredAiSdk } from './ai-sdk.js';
 import { instrumentSdk } from './instrumentation.js';
 import { shutdownTokenmeter, startTokenmeter } from './sdk.js';
 import type { SdkPackage } from './supported.js';
 
-const PACKAGES: SdkPackage[] = ['openai', '@anthropic-ai/sdk', '@google/genai', '@aws-sdk/client-bedrock-runtime'];
+const PACKAGES: SdkPackage[] = ['openai', '@anthropic-ai/sdk', '@google/genai', '@aws-sdk/client-bedrock-runtime', 'ai'];
 const disabled = (process.env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true';
 
 function registerLoaderHook(): void {
@@ -61,7 +62,11 @@ if (!disabled) {
   startTokenmeter();
   if (!loadedByImportFlag()) {
     // The app's static imports were linked before this module ran, so the loader hook never saw them.
+    // `ai`'s entry points are the exports of the app's own (frozen) ES module instance: they cannot be metered from
+    // here, and loading it again would only meter another copy. Say so if the app calls it.
+    watchUnmeteredAiSdk();
     for (const name of PACKAGES) {
+      if (name === 'ai') continue;
       let mod: unknown;
       try {
         mod = await import(name);

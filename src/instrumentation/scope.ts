@@ -33,6 +33,11 @@ export interface UsageCollector {
 export interface Scope {
   user: UserAttribution | undefined;
   collector: UsageCollector | undefined;
+  /**
+   * Set inside a model call a framework layer (the Vercel AI SDK) already meters: a provider SDK that the
+   * framework's model calls underneath (e.g. a provider built on `openai`) is not counted a second time.
+   */
+  metered?: true;
 }
 
 // One store for both withUser and trackUsage: each extra AsyncLocalStorage adds work to every async hop. Shared
@@ -65,6 +70,7 @@ export function withUser<T>(user: UserAttribution, fn: () => T): T {
     if (plan !== undefined) merged.plan = plan;
     if (feature !== undefined) merged.feature = feature;
     next = { user: merged, collector: outer?.collector };
+    if (outer?.metered === true) next.metered = true;
     countWithUser();
   } catch (err) {
     diag.error('tokenmeter: withUser failed; running without attribution', err);
@@ -77,7 +83,18 @@ export function withUser<T>(user: UserAttribution, fn: () => T): T {
 export function runCollecting<T>(collector: UsageCollector, fn: () => T): T {
   const outer = storage.getStore();
   collector.parent = outer?.collector;
-  return storage.run({ user: outer?.user, collector }, fn);
+  return storage.run(outer?.metered === true ? { user: outer.user, collector, metered: true } : { user: outer?.user, collector }, fn);
+}
+
+/** Runs `fn` (a framework's model call that tokenmeter meters) so that SDK calls inside it are not metered again. */
+export function runMetered<T>(fn: () => T): T {
+  const outer = storage.getStore();
+  return storage.run({ user: outer?.user, collector: outer?.collector, metered: true }, fn);
+}
+
+/** Whether a call starting now is inside a model call an outer layer already meters (see `runMetered`). */
+export function insideMeteredCall(): boolean {
+  return storage.getStore()?.metered === true;
 }
 
 /** The `withUser` / `trackUsage` scope a call starting now belongs to (read once per call). */

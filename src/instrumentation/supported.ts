@@ -6,7 +6,7 @@ import { warnOnce } from './warn.js';
  * peerDependencies and docs/instrumentation.md state the same ranges; a test keeps the four in agreement.
  */
 
-export type SdkPackage = 'openai' | '@anthropic-ai/sdk' | '@google/genai' | '@aws-sdk/client-bedrock-runtime';
+export type SdkPackage = 'openai' | '@anthropic-ai/sdk' | '@google/genai' | '@aws-sdk/client-bedrock-runtime' | 'ai';
 
 export interface SupportedRange {
   /** The oldest supported release. */
@@ -23,6 +23,8 @@ export const SUPPORTED_SDKS: Readonly<Record<SdkPackage, SupportedRange>> = {
   '@google/genai': { min: '1.1.0', belowMajor: 4 },
   // 3.704.0 (December 2024) is the oldest release the matrix proves; older 3.x releases are instrumented best-effort.
   '@aws-sdk/client-bedrock-runtime': { min: '3.704.0', belowMajor: 4 },
+  // The Vercel AI SDK: 6.0.0 (LanguageModelV3) to 7.x (V4; Node 22+), with their provider packages.
+  ai: { min: '6.0.0', belowMajor: 8 },
 };
 
 /** The range as npm writes it, e.g. `>=5.0.0 <8`. */

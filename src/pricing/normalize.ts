@@ -3,7 +3,8 @@
  */
 
 /** Catalog provider names. */
-export const CATALOG_PROVIDERS = ['openai', 'anthropic', 'google', 'mistral', 'deepseek', 'xai'] as const;
+// `bedrock`: AWS's own list prices for the models only Amazon Bedrock prices (Amazon Nova, Meta Llama as hosted there).
+export const CATALOG_PROVIDERS = ['openai', 'anthropic', 'google', 'mistral', 'deepseek', 'xai', 'bedrock'] as const;
 
 /**
  * OTel `gen_ai.provider.name` values (current and deprecated `gen_ai.system` spellings) that name exactly one

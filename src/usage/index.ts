@@ -6,6 +6,7 @@ export { normalizeOpenAIChatUsage, normalizeOpenAIResponsesUsage } from './opena
 export { normalizeAnthropicUsage } from './anthropic-usage.js';
 export { normalizeGeminiUsage } from './gemini-usage.js';
 export { normalizeBedrockConverseUsage } from './bedrock-usage.js';
+export { normalizeAiSdkUsage } from './ai-sdk-usage.js';
 export { normalizeGenAiAttributes, usageToGenAiAttributes } from './genai-attributes.js';
 export {
   estimateTokens,

@@ -6,7 +6,19 @@ interface InclusiveNames {
   inputDetails: string;
   output: string;
   outputDetails: string;
+  /** `${inputDetails}.cached_tokens` and `${outputDetails}.reasoning_tokens`, built once. */
+  cachedField: string;
+  reasoningField: string;
 }
+
+function names(what: string, input: string, output: string): InclusiveNames {
+  const inputDetails = `${input}_details`;
+  const outputDetails = `${output}_details`;
+  return { what, input, inputDetails, output, outputDetails, cachedField: `${inputDetails}.cached_tokens`, reasoningField: `${outputDetails}.reasoning_tokens` };
+}
+
+const CHAT = names('OpenAI chat', 'prompt_tokens', 'completion_tokens');
+const RESPONSES = names('OpenAI responses', 'input_tokens', 'output_tokens');
 
 /**
  * OpenAI's subset rules, shared by both APIs: cached tokens are part of the input total and reasoning tokens
@@ -19,8 +31,8 @@ function normalizeInclusive(raw: unknown, n: InclusiveNames): NormalizedUsage {
   const r = new CountReader();
   const inputTotal = r.count(u, n.input);
   const outputTotal = r.count(u, n.output);
-  const cachedField = `${n.inputDetails}.cached_tokens`;
-  const reasoningField = `${n.outputDetails}.reasoning_tokens`;
+  const cachedField = n.cachedField;
+  const reasoningField = n.reasoningField;
   const cachedRaw = r.count(detailsObject(u, n.inputDetails), 'cached_tokens', cachedField) ?? 0;
   const reasoningRaw = r.count(detailsObject(u, n.outputDetails), 'reasoning_tokens', reasoningField) ?? 0;
   const total = readCount(u.total_tokens, 'total_tokens');
@@ -29,8 +41,9 @@ function normalizeInclusive(raw: unknown, n: InclusiveNames): NormalizedUsage {
   const warnings: string[] = [];
   const input = inputTotal ?? 0;
   const output = outputTotal ?? 0;
-  const cached = clampPart(cachedRaw, cachedField, input, label(n.input, inputTotal), warnings);
-  const reasoning = clampPart(reasoningRaw, reasoningField, output, label(n.output, outputTotal), warnings);
+  // The labels only when a part exceeds its total (they are built for the warning).
+  const cached = cachedRaw > input ? clampPart(cachedRaw, cachedField, input, label(n.input, inputTotal), warnings) : cachedRaw;
+  const reasoning = reasoningRaw > output ? clampPart(reasoningRaw, reasoningField, output, label(n.output, outputTotal), warnings) : reasoningRaw;
   if (total !== undefined && total !== input + output) {
     warnings.push(`total_tokens (${total}) differs from ${n.input} + ${n.output} (${input + output}); using the parts`);
   }
@@ -39,22 +52,10 @@ function normalizeInclusive(raw: unknown, n: InclusiveNames): NormalizedUsage {
 
 /** Chat Completions `usage`: prompt_tokens ⊇ cached_tokens, completion_tokens ⊇ reasoning_tokens. */
 export function normalizeOpenAIChatUsage(raw: unknown): NormalizedUsage {
-  return normalizeInclusive(raw, {
-    what: 'OpenAI chat',
-    input: 'prompt_tokens',
-    inputDetails: 'prompt_tokens_details',
-    output: 'completion_tokens',
-    outputDetails: 'completion_tokens_details',
-  });
+  return normalizeInclusive(raw, CHAT);
 }
 
 /** Responses API `usage`: input_tokens ⊇ cached_tokens, output_tokens ⊇ reasoning_tokens. */
 export function normalizeOpenAIResponsesUsage(raw: unknown): NormalizedUsage {
-  return normalizeInclusive(raw, {
-    what: 'OpenAI responses',
-    input: 'input_tokens',
-    inputDetails: 'input_tokens_details',
-    output: 'output_tokens',
-    outputDetails: 'output_tokens_details',
-  });
+  return normalizeInclusive(raw, RESPONSES);
 }

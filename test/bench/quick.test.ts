@@ -139,6 +139,7 @@ describe('npm run bench -- --quick', () => {
         'anthropic/sdk-builtin',
         'anthropic/tokenmeter',
         'anthropic/tokenmeter-nometrics',
+        'anthropic/tokenmeter-sdkhist',
         'anthropic/traceloop',
         'openai/bare',
         'openai/bare-context',
@@ -146,6 +147,7 @@ describe('npm run bench -- --quick', () => {
         'openai/otel-contrib',
         'openai/tokenmeter',
         'openai/tokenmeter-nometrics',
+        'openai/tokenmeter-sdkhist',
         'openai/traceloop',
       ]
         .filter((v) => providers.includes(v.split('/')[0]!))
@@ -174,8 +176,10 @@ describe('npm run bench -- --quick', () => {
       expect(tm.json.usageCaptured).toBe(true);
       expect(tm.stream.usageCaptured).toBe(true);
       expect(tm.json.check.spansWithUsage).toBe(tm.json.check.calls);
-      // One duration and two token-usage points per call (and time to first chunk per stream) in every process.
+      // One duration and two token-usage points per call (and time to first chunk per stream) in every process,
+      // through tokenmeter's MetricProducer and (diagnostic) through the SDK's histograms.
       expect(tm.metricsEveryCall).toBe(true);
+      expect(rows.find((r) => r.provider === provider && r.variant === 'tokenmeter-sdkhist')!.metricsEveryCall).toBe(true);
     }
     expect(Object.keys(result.sections.instrumentation!.ratios[runtime]).sort()).toEqual([...providers].sort());
   });

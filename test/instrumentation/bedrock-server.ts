@@ -2,7 +2,7 @@ import { createServer as createHttp1Server } from 'node:http';
 import { createServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import { createServer as createNetServer, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import type { AddressInfo } from 'node:net';
+import { guarded, listenOnLoopback, readBody, sendJson as json } from './mock-http.js';
 
 type IncomingMessage = Pick<Http2ServerRequest, 'headers' | 'url' | 'on'>;
 type ServerResponse = Pick<Http2ServerResponse, 'writeHead' | 'write' | 'end' | 'headersSent' | 'destroy'>;
@@ -57,26 +57,12 @@ function frame(eventType: string, body: unknown): Uint8Array {
   });
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
 export async function startBedrockServer(): Promise<BedrockServer> {
   let converseUsage: Record<string, number> = DEFAULT_CONVERSE;
   let anthropicUsage: Record<string, number> = DEFAULT_ANTHROPIC;
   let fail: number | undefined;
   const requests: BedrockRequest[] = [];
   let counter = 0;
-
-  function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-    res.writeHead(status, { 'content-type': 'application/json', ...headers });
-    res.end(JSON.stringify(body));
-  }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const raw = await readBody(req);
@@ -157,12 +143,7 @@ export async function startBedrockServer(): Promise<BedrockServer> {
 
   const sessions = new Set<Http2Session>();
   const sockets = new Set<Socket>();
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) json(res, 500, { message: String(err) });
-      else res.destroy();
-    });
-  };
+  const onRequest = guarded(handle, (err) => ({ message: String(err) }));
   const h2 = createServer(onRequest);
   h2.on('session', (session: Http2Session) => {
     sessions.add(session);
@@ -203,10 +184,9 @@ export async function startBedrockServer(): Promise<BedrockServer> {
       h2.emit('connection', relay);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const url = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     requests,
     setConverseUsage(u) {
       converseUsage = u;

@@ -175,6 +175,32 @@ describe('Bedrock InvokeModel with an Anthropic body', () => {
   });
 });
 
+describe('Bedrock-hosted Amazon Nova and Meta Llama', () => {
+  // Nova Pro: 10,000 x $0.80 + 2,000 cache reads x $0.20 + 1,000 x $3.20 (per Mtok) = 8,000 + 400 + 3,200 micro-dollars.
+  it('a Converse call to Nova Pro through a us. profile is priced exactly from the bedrock entry', async () => {
+    server.setConverseUsage({ inputTokens: 10_000, cacheReadInputTokens: 2_000, outputTokens: 1_000, totalTokens: 13_000 });
+    await client.send(new ConverseCommand({ modelId: 'us.amazon.nova-pro-v1:0', messages }));
+    const span = onlySpan(h);
+    expect(span.attributes['gen_ai.request.model']).toBe('us.amazon.nova-pro-v1:0');
+    expect(priced(span)).toEqual({
+      model: 'nova-pro',
+      costUsd: { input: '0.008', cache_read: '0.0004', cache_write: '0', output: '0.0032', reasoning: '0' },
+      totalUsd: '0.0116',
+    });
+  });
+
+  // Llama 3.3 70B: 10,000 x $0.72 + 1,000 x $0.72 = 7,200 + 720 micro-dollars.
+  it('a ConverseStream call to Llama 3.3 70B by its ARN is priced exactly from the bedrock entry', async () => {
+    server.setConverseUsage({ inputTokens: 10_000, outputTokens: 1_000, totalTokens: 11_000 });
+    const arn = 'arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.meta.llama3-3-70b-instruct-v1:0';
+    const out = await client.send(new ConverseStreamCommand({ modelId: arn, messages }));
+    for await (const _ of out.stream ?? []) void _;
+    const p = priced(onlySpan(h));
+    expect(p.model).toBe('llama3-3-70b-instruct');
+    expect(p.totalUsd).toBe('0.00792');
+  });
+});
+
 describe('Bedrock model ids', () => {
   it.each([
     'anthropic.claude-sonnet-4-5-20250929-v1:0',

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { guarded, listenOnLoopback, readBody, sendJson as json } from './mock-http.js';
 
 /*
  * A local server speaking the Gemini REST wire format the @google/genai SDK uses, for the Gemini API
@@ -35,15 +35,6 @@ export interface GeminiServer {
 const DEFAULT_USAGE = { promptTokenCount: 12, candidatesTokenCount: 5, totalTokenCount: 17 };
 const DEFAULT_TEXT = 'The meter counts every token once.';
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
 export async function startGeminiServer(): Promise<GeminiServer> {
   let usage: Record<string, number> | undefined = DEFAULT_USAGE;
   let text = DEFAULT_TEXT;
@@ -56,11 +47,6 @@ export async function startGeminiServer(): Promise<GeminiServer> {
     const c: Record<string, unknown> = { content: { role: 'model', parts: [{ text: t }] }, index: 0 };
     if (finish) c.finishReason = 'STOP';
     return c;
-  }
-
-  function json(res: ServerResponse, status: number, body: unknown): void {
-    res.writeHead(status, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(body));
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -145,19 +131,13 @@ export async function startGeminiServer(): Promise<GeminiServer> {
     }
   }
 
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) json(res, 500, { error: { code: 500, message: String(err), status: 'INTERNAL' } });
-      else res.destroy();
-    });
-  });
+  const server: Server = createServer(guarded(handle, (err) => ({ error: { code: 500, message: String(err), status: 'INTERNAL' } })));
   // A client reusing a kept-alive socket just as the server times it out sees "fetch failed" (a test that loads the
   // tokenizer can idle that long): keep sockets open for the whole test file.
   server.keepAliveTimeout = 120_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const url = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     requests,
     setUsage(u) {
       usage = u;

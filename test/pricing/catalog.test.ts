@@ -48,7 +48,7 @@ describe('shipped price catalog', () => {
     const book = PriceBook.load();
     const models = new Set(book.entries.map((e) => `${e.provider}/${e.model}`));
     expect(models.size).toBeGreaterThanOrEqual(40);
-    expect(new Set(book.entries.map((e) => e.provider))).toEqual(new Set(['openai', 'anthropic', 'google', 'mistral', 'deepseek', 'xai']));
+    expect(new Set(book.entries.map((e) => e.provider))).toEqual(new Set(['openai', 'anthropic', 'google', 'mistral', 'deepseek', 'xai', 'bedrock']));
     for (const e of book.entries) {
       expect(e.source, e.model).toMatch(/^https:\/\//);
       expect(e.sourceDate, e.model).toMatch(/^\d{4}-\d{2}-\d{2}$/);

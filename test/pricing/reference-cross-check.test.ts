@@ -122,7 +122,12 @@ describe('catalog vs @pydantic/genai-prices (offline reference)', () => {
         expect(ours.priced, `${entry.priceId} at ${at.toISOString()}`).toBe(true);
         if (!ours.priced) continue;
         expect(ours.priceId, entry.priceId).toBe(entry.priceId);
-        const theirs = referenceTotal(allowlist.providers[entry.provider], entry.model, at, usage);
+        // The reference may know a model only by a platform id the entry lists as an alias (Bedrock's amazon.nova-pro-v1:0).
+        let theirs: number | undefined;
+        for (const id of [entry.model, ...(entry.raw.aliases ?? [])]) {
+          theirs = referenceTotal(allowlist.providers[entry.provider], id, at, usage);
+          if (theirs !== undefined) break;
+        }
         agrees &&= theirs !== undefined && sameMoney(ours.totalUsd, theirs);
         const kind = usage.input_audio || usage.output_audio || usage.output_image ? 'modality call' : 'standard call';
         lines.push(`${kind}: catalog ${ours.totalUsd.toFixed()}, reference ${theirs ?? 'no price'}`);
