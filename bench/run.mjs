@@ -75,7 +75,6 @@ function environment() {
     '@opentelemetry/sdk-trace-base',
     '@opentelemetry/otlp-transformer',
     'prom-client',
-    '@electric-sql/pglite',
     'pg',
     'protobufjs',
   ];

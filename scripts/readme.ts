@@ -42,10 +42,9 @@ export function renderMetricsReference(): string {
     processMetrics: true,
   });
   const byName = new Map<string, { type: string; help: string; labelNames: readonly string[] }>();
-  for (const m of metrics.registry.getMetricsAsArray() as unknown as { name: string; help: string; type?: string; labelNames?: string[]; constructor: { name: string } }[]) {
-    const type = m.type ?? m.constructor.name.toLowerCase();
-    const labelNames = Array.isArray(m.labelNames) ? m.labelNames : PER_USER_METRICS.has(m.name) ? [LABEL.user, LABEL.plan] : [];
-    byName.set(m.name, { type, help: m.help, labelNames });
+  for (const m of metrics.metricFamilies()) {
+    const labelNames = m.labelNames ?? (PER_USER_METRICS.has(m.name) ? [LABEL.user, LABEL.plan] : []);
+    byName.set(m.name, { type: m.type, help: m.help, labelNames });
   }
   const rows = ['| metric | type | labels | meaning |', '| --- | --- | --- | --- |'];
   const missing: string[] = [];

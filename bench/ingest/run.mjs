@@ -60,14 +60,6 @@ export async function benchIngest(cfg, log) {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    // Diagnostic: the embedded ledger of earlier versions (PGlite, still selectable as `pglite:<dir>`).
-    log(`ingest: tokenmeter + PGlite ledger (diagnostic), ${c} sender(s)`);
-    const pgliteDir = tempDir();
-    try {
-      runs.push({ receiver: 'tokenmeter-pglite', users: cfg.users, ...(await one('tokenmeter', `pglite:${pgliteDir}`, pool.bodies, c, cfg)) });
-    } finally {
-      rmSync(pgliteDir, { recursive: true, force: true });
-    }
   }
   let pgVersion;
   if (!cfg.postgres) notes.push('PostgreSQL runs skipped by configuration.');
@@ -118,7 +110,6 @@ const LABEL = {
   'decode-walker': "bare node:http, tokenmeter's walker decode only",
   'tokenmeter-noledger': 'diagnostic: tokenmeter with an in-memory ledger (every other stage real)',
   'tokenmeter-embedded': 'tokenmeter, embedded ledger (journal)',
-  'tokenmeter-pglite': 'diagnostic: tokenmeter, PGlite ledger (`pglite:<dir>`, the embedded ledger before)',
   'tokenmeter-postgres': 'tokenmeter, PostgreSQL 15',
 };
 
@@ -149,7 +140,6 @@ export function ingestMarkdown(d) {
   for (const c of d.config.concurrency) {
     const nl = d.runs.find((r) => r.receiver === 'tokenmeter-noledger' && r.concurrency === c);
     const em = d.runs.find((r) => r.receiver === 'tokenmeter-embedded' && r.concurrency === c);
-    const pgl = d.runs.find((r) => r.receiver === 'tokenmeter-pglite' && r.concurrency === c);
     const lim = d.runs.find((r) => r.receiver === 'decode-protobufjs' && r.concurrency === c);
     if (nl && em && lim) {
       // Per-span time differences between receivers of the same run (each receiver is one event loop).
@@ -157,8 +147,7 @@ export function ingestMarkdown(d) {
       out.push(
         `- What limits it, ${c} sender(s): without the ledger the same exporter reaches ${fmt(nl.spansPerSecond)} spans/s (${fmt((100 * nl.spansPerSecond) / lim.spansPerSecond, 0)}% of the limit), ` +
           `so the stages before the ledger cost about ${fmt(perSpan(nl) - perSpan(lim))} µs per span above decoding and the embedded (journal) ledger about ` +
-          `${fmt(perSpan(em) - perSpan(nl))} µs per span` +
-          (pgl ? ` (PGlite: about ${fmt(perSpan(pgl) - perSpan(nl))} µs per span).` : '.'),
+          `${fmt(perSpan(em) - perSpan(nl))} µs per span.`,
       );
     }
   }

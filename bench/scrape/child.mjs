@@ -1,5 +1,5 @@
 // Scrape cost with N active users, in its own process (run with --expose-gc). Args: <mode> <users> <scrapes>
-//   tokenmeter   the real exporter (dist/, embedded PGlite ledger in a temp dir): N spans, one per user, ingested
+//   tokenmeter   the real exporter (dist/, embedded journal ledger in a temp dir): N spans, one per user, ingested
 //                through OTLP/HTTP; then GET /metrics timed (and ExporterMetrics.renderBody() alone, the event-loop block)
 //   prom-client  a prom-client Registry holding as many plain Gauge series as tokenmeter's /metrics had (arg 4),
 //                spread over the 8 per-user families: registry.metrics() timed

@@ -18,6 +18,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   report: { summary: 'a billing report of one period from the ledger (--period 2026-11 --by user|plan|feature|model|provider|day)', load: () => import('./report-command.js') },
   price: { summary: 'price one call from the catalog (per-type breakdown, exact USD)', load: () => import('./price-command.js') },
   models: { summary: 'list the price catalog', load: () => import('./models-command.js') },
+  ledger: { summary: 'check, dump, back up or export an embedded ledger directory (verify, dump, backup, export)', load: () => import('./ledger-command.js') },
   demo: { summary: 'run tokenmeter end to end: exporter, mock provider and a simulated app (live view)', load: () => import('./demo-command.js') },
 };
 

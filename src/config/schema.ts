@@ -188,7 +188,7 @@ export const configSchema = z
       .min(1)
       .default(DEFAULT_STORAGE)
       .describe(
-        'Ledger location: a directory (the embedded journal ledger), `pglite:<directory>` (PGlite, the embedded ledger of earlier versions) or a `postgres://` URL (shared by replicas). Secret parts of URLs are redacted in output.',
+        'Ledger location: a directory (the embedded journal ledger) or a `postgres://` URL (shared by replicas). Secret parts of URLs are redacted in output. (`pglite:<directory>`, the embedded store of tokenmeter 0.1.0, is no longer read: see docs/ledger-tools.md.)',
       ),
     server: serverSchema,
     auth: authSchema,

@@ -7,7 +7,7 @@ const COST_TYPES: readonly string[] = [...TOKEN_TYPES, COST_TYPE_FEE];
 import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod } from '../plans/types.js';
 import { totalTokens } from '../usage/usage.js';
-import { ExactSum, canonicalMoney } from './money.js';
+import { ExactSum, canonicalMoney } from '../money/index.js';
 import { TextWriter } from './text-writer.js';
 import { UserSeriesMetric, UserSeriesStore, type LimitsLookup, type PeriodPlanLookup } from './user-series.js';
 
@@ -114,7 +114,43 @@ class SeriesCounter<V> {
 }
 
 const numberValue = (v: number): number => v;
-// Money counters are exact decimals (0.1 + 0.2 is 0.3 on the scrape too); the float appears only when rendered.
+
+/** A metric family the exporter renders itself. */
+export interface OwnMetric {
+  readonly name: string;
+  readonly help: string;
+  readonly type: string;
+  readonly labelNames: readonly string[];
+  get(): Promise<{ name: string; help: string; type: string; values: { labels: Record<string, string>; value: number }[] }>;
+}
+
+/** Prometheus text format 0.0.4 as prom-client writes a family (so /metrics reads the same; NaN spelled as Prometheus does). */
+function renderFamily(m: { name: string; help: string; type: string; values: { labels: Record<string, string>; value: number }[] }): string {
+  let out = `# HELP ${m.name} ${escapeText(m.help)}\n# TYPE ${m.name} ${m.type}`;
+  for (const v of m.values) {
+    let labels = '';
+    for (const k in v.labels) labels += `${labels === '' ? '' : ','}${k}="${escapeText(v.labels[k]).replace(/"/g, '\\"')}"`;
+    out += `\n${m.name}${labels === '' ? '' : `{${labels}}`} ${sampleValue(v.value)}`;
+  }
+  return out;
+}
+
+function escapeText(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function sampleValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (!Number.isFinite(v)) return v < 0 ? '-Inf' : '+Inf';
+  return String(v);
+}
+
+/** prom-client keeps a metric's label names on the instance (its typings do not declare the field). */
+function labelNamesOf(m: object): readonly string[] | undefined {
+  const names = (m as { labelNames?: unknown }).labelNames;
+  return Array.isArray(names) ? (names as string[]) : undefined;
+}
+// ExactDecimal counters are exact decimals (0.1 + 0.2 is 0.3 on the scrape too); the float appears only when rendered.
 const moneyValue = (v: ExactSum): number => v.toNumber();
 
 /** The series of one (plan, provider, model), found with three Map lookups of strings that are mostly shared. */
@@ -142,7 +178,14 @@ function inner<K, V>(m: Map<K, Map<string, V>>, k: K): Map<string, V> {
  * as last seen (after each commit, at start and on the periodic refresh).
  */
 export class ExporterMetrics {
+  /** prom-client's metrics (gauges, counters, histograms, process metrics): rendered through its public API. */
   readonly registry = new Registry();
+  /**
+   * The exporter's own metric families (compact series stores prom-client has no class for), rendered here in
+   * Prometheus's text format; in the exposition they follow the first `ownAt` metrics of the registry.
+   */
+  private readonly ownMetrics: OwnMetric[] = [];
+  private ownAt = 0;
   private readonly users: UserSeriesStore;
   private readonly features: LabelBound;
   private readonly unpricedModels: LabelBound;
@@ -190,7 +233,7 @@ export class ExporterMetrics {
       numberValue,
       dropIndexes,
     );
-    this.registry.registerMetric(this.tokensTotal as never);
+    this.addOwn(this.tokensTotal);
     this.costUsdTotal = new SeriesCounter(
       METRIC.costUsdTotal,
       'Cost in USD by token type, and type="fee" for per-call fees (web searches, search grounding), which have no tokens.',
@@ -198,7 +241,7 @@ export class ExporterMetrics {
       moneyValue,
       dropIndexes,
     );
-    this.registry.registerMetric(this.costUsdTotal as never);
+    this.addOwn(this.costUsdTotal);
     this.requestsTotal = new SeriesCounter(
       METRIC.requestsTotal,
       'LLM calls.',
@@ -206,10 +249,10 @@ export class ExporterMetrics {
       numberValue,
       dropIndexes,
     );
-    this.registry.registerMetric(this.requestsTotal as never);
+    this.addOwn(this.requestsTotal);
     // The per-user series keep DESIGN.md's order in the exposition: the two counters here, the gauges further down.
     const userMetrics = this.users.metrics();
-    for (const m of userMetrics.slice(0, 2)) this.registry.registerMetric(m as never);
+    for (const m of userMetrics.slice(0, 2)) this.addOwn(m);
     this.featureCostUsdTotal = new SeriesCounter(
       METRIC.featureCostUsdTotal,
       'Cost in USD by product feature (tokenmeter.feature; "none" when absent).',
@@ -217,7 +260,7 @@ export class ExporterMetrics {
       moneyValue,
       dropIndexes,
     );
-    this.registry.registerMetric(this.featureCostUsdTotal as never);
+    this.addOwn(this.featureCostUsdTotal);
     this.estimatedTokensTotal = new SeriesCounter(
       METRIC.estimatedTokensTotal,
       'Tokens that were estimated with a tokenizer, not reported by the provider.',
@@ -225,7 +268,7 @@ export class ExporterMetrics {
       numberValue,
       dropIndexes,
     );
-    this.registry.registerMetric(this.estimatedTokensTotal as never);
+    this.addOwn(this.estimatedTokensTotal);
     this.unpricedTokensTotal = new SeriesCounter(
       METRIC.unpricedTokensTotal,
       'Tokens of models with no known price (never counted as free).',
@@ -233,8 +276,8 @@ export class ExporterMetrics {
       numberValue,
       dropIndexes,
     );
-    this.registry.registerMetric(this.unpricedTokensTotal as never);
-    for (const m of userMetrics.slice(2)) this.registry.registerMetric(m as never);
+    this.addOwn(this.unpricedTokensTotal);
+    for (const m of userMetrics.slice(2)) this.addOwn(m);
     this.periodEnd = new Gauge({
       name: METRIC.periodEndTimestampSeconds,
       help: 'When the current billing period ends (Unix seconds).',
@@ -580,21 +623,48 @@ export class ExporterMetrics {
   async renderBody(): Promise<Buffer> {
     // Sized from the last scrape, so a steady body is written without growing the buffer.
     const w = new TextWriter(this.lastBodyBytes + 16 * 1024);
-    // getMetricsAsString is prom-client's per-metric serialiser (public in its JS, absent from its typings).
-    const registry = this.registry as unknown as { getMetricsAsString(m: unknown): Promise<string> };
     const userFamilies = this.users.renderFamilies();
+    const registered = this.registry.getMetricsAsArray();
     let first = true;
-    for (const m of this.registry.getMetricsAsArray() as unknown[]) {
+    const next = () => {
       if (!first) w.write('\n\n');
       first = false;
-      const family = m instanceof UserSeriesMetric ? userFamilies.get(m) : undefined;
-      if (family !== undefined) w.writeBytes(family);
-      else w.write(await registry.getMetricsAsString(m));
+    };
+    for (let i = 0; i < registered.length || i === this.ownAt; i++) {
+      if (i === this.ownAt) {
+        for (const m of this.ownMetrics) {
+          next();
+          const family = m instanceof UserSeriesMetric ? userFamilies.get(m) : undefined;
+          if (family !== undefined) w.writeBytes(family);
+          else w.write(renderFamily(await m.get()));
+        }
+      }
+      if (i < registered.length) {
+        next();
+        w.write(await this.registry.getSingleMetricAsString(registered[i].name));
+      }
     }
     w.write('\n');
     const body = w.finish();
     this.lastBodyBytes = body.length;
     return body;
+  }
+
+  /** The exporter's own metric families (not prom-client classes), in exposition order. */
+  ownFamilies(): readonly OwnMetric[] {
+    return this.ownMetrics;
+  }
+
+  /** Every metric family of /metrics in exposition order, for the README's reference table. */
+  metricFamilies(): { name: string; help: string; type: string; labelNames: readonly string[] | undefined }[] {
+    const reg = this.registry.getMetricsAsArray().map((m) => ({ name: m.name, help: m.help, type: String(m.type), labelNames: labelNamesOf(m) }));
+    const own = this.ownMetrics.map((m) => ({ name: m.name, help: m.help, type: m.type, labelNames: m.labelNames }));
+    return [...reg.slice(0, this.ownAt), ...own, ...reg.slice(this.ownAt)];
+  }
+
+  private addOwn(m: OwnMetric): void {
+    if (this.ownMetrics.length === 0) this.ownAt = this.registry.getMetricsAsArray().length;
+    this.ownMetrics.push(m);
   }
 
   /** The /metrics body as text. */

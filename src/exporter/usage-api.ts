@@ -2,7 +2,7 @@ import { Decimal } from 'decimal.js';
 import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import type { PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod, PlanLimits } from '../plans/types.js';
-import { Money, sumMoney } from './money.js';
+import { ExactDecimal, sumMoney } from '../money/index.js';
 import { periodPlanOf } from './period-plan.js';
 import type { ModelUsage, PlanPort } from './ports.js';
 import type { Hold } from './reservations.js';
@@ -37,14 +37,14 @@ function tokenCounts(t: Partial<Record<TokenType, number>>): TokenCounts {
 }
 
 function limitsJson(l: PlanLimits): LimitsJson {
-  return { tokens: l.tokens ?? null, requests: l.requests ?? null, cost_usd: l.costUsd ? new Money(l.costUsd.toString()).toFixed() : null };
+  return { tokens: l.tokens ?? null, requests: l.requests ?? null, cost_usd: l.costUsd ? new ExactDecimal(l.costUsd.toString()).toFixed() : null };
 }
 
 function ratio(used: Decimal.Value, limit: Decimal.Value | undefined): number | null {
   if (limit === undefined) return null;
-  const l = new Money(limit);
-  if (l.isZero()) return new Money(used).isZero() ? 0 : Number.POSITIVE_INFINITY;
-  return new Money(used).div(l).toNumber();
+  const l = new ExactDecimal(limit);
+  if (l.isZero()) return new ExactDecimal(used).isZero() ? 0 : Number.POSITIVE_INFINITY;
+  return new ExactDecimal(used).div(l).toNumber();
 }
 
 export function usageFigures(tokens: TokenCounts, requests: number, costUsd: string, limits: PlanLimits) {
@@ -52,7 +52,7 @@ export function usageFigures(tokens: TokenCounts, requests: number, costUsd: str
   const remaining = {
     tokens: l.tokens === null ? null : Math.max(0, l.tokens - tokens.total),
     requests: l.requests === null ? null : Math.max(0, l.requests - requests),
-    cost_usd: l.cost_usd === null ? null : Decimal.max(0, new Money(l.cost_usd).minus(costUsd)).toFixed(),
+    cost_usd: l.cost_usd === null ? null : Decimal.max(0, new ExactDecimal(l.cost_usd).minus(costUsd)).toFixed(),
   };
   const ratios: RatiosJson = {
     tokens: ratio(tokens.total, l.tokens ?? undefined),
@@ -108,7 +108,7 @@ function costFields(acc: Totals): { cost_usd: string | null; unpriced_requests: 
 
 /** Most expensive first (unpriced as 0); on equal cost, most tokens first. */
 function byCost<T extends { cost_usd: string | null; tokens: TokenCounts }>(a: T, b: T): number {
-  return new Money(b.cost_usd ?? '0').cmp(a.cost_usd ?? '0') || b.tokens.total - a.tokens.total;
+  return new ExactDecimal(b.cost_usd ?? '0').cmp(a.cost_usd ?? '0') || b.tokens.total - a.tokens.total;
 }
 
 /** The rows summed per provider and model (a user's rows also differ by plan), most expensive first. */
@@ -168,11 +168,11 @@ export function userUsageJson(userId: string, period: BillingPeriod, rows: Model
  */
 function reservedFields(remaining: { tokens: number | null; requests: number | null; cost_usd: string | null }, r: Hold) {
   return {
-    reserved: { tokens: r.tokens, requests: r.requests, cost_usd: new Money(r.costUsd).toFixed() },
+    reserved: { tokens: r.tokens, requests: r.requests, cost_usd: new ExactDecimal(r.costUsd).toFixed() },
     available: {
       tokens: remaining.tokens === null ? null : Math.max(0, remaining.tokens - r.tokens),
       requests: remaining.requests === null ? null : Math.max(0, remaining.requests - r.requests),
-      cost_usd: remaining.cost_usd === null ? null : Decimal.max(0, new Money(remaining.cost_usd).minus(r.costUsd)).toFixed(),
+      cost_usd: remaining.cost_usd === null ? null : Decimal.max(0, new ExactDecimal(remaining.cost_usd).minus(r.costUsd)).toFixed(),
     },
   };
 }

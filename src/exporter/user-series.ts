@@ -1,6 +1,6 @@
 import { LABEL, METRIC, OVERFLOW_USER } from '../contract/names.js';
 import type { PlanLimits } from '../plans/types.js';
-import { ExactSum, Money, addMoney } from './money.js';
+import { ExactDecimal, ExactSum, addMoney } from '../money/index.js';
 import { maxLimitRatio } from './period-plan.js';
 import { TextWriter } from './text-writer.js';
 
@@ -99,6 +99,7 @@ const FIELDS: ReadonlyArray<readonly [Field, string, string, 'counter' | 'gauge'
 /** A prom-client-compatible metric view over one field of the entries (registered in the Registry). */
 export class UserSeriesMetric {
   readonly aggregator = 'sum' as const;
+  readonly labelNames: readonly string[] = [LABEL.user, LABEL.plan];
   private readonly linePrefix: string;
   constructor(
     readonly name: string,
@@ -386,7 +387,7 @@ export class UserSeriesStore {
     if (o === undefined) return;
     o.entry.periodTokens = (o.entry.periodTokens ?? 0) - o.sum.tokens;
     o.entry.periodRequests = (o.entry.periodRequests ?? 0) - o.sum.requests;
-    o.entry.periodCost = new Money(o.entry.periodCost ?? '0').minus(o.sum.cost).toFixed();
+    o.entry.periodCost = new ExactDecimal(o.entry.periodCost ?? '0').minus(o.sum.cost).toFixed();
     u.overflow = undefined;
   }
 

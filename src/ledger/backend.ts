@@ -1,13 +1,9 @@
 /**
- * The two SQL backends behind one small interface: PGlite (embedded PostgreSQL in a local directory) and
- * PostgreSQL through a `pg` Pool. The ledger's SQL is the same for both.
+ * The SQL backend behind one small interface: PostgreSQL through a `pg` Pool. (The embedded store is the journal
+ * ledger; PGlite, the embedded SQL store of tokenmeter 0.1.0, is retired.)
  */
-import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
 import pg from 'pg';
-import { acquireDirectoryLock } from './dir-lock.js';
-import { classifyError, LedgerError, LedgerUnavailableError } from './errors.js';
+import { classifyError, LedgerUnavailableError } from './errors.js';
 
 export type Row = Record<string, unknown>;
 
@@ -20,8 +16,8 @@ export interface SqlSession extends SqlRunner {
   exec(sql: string): Promise<void>;
 }
 
-/** `embedded`: the journal ledger in a directory; `pglite`: PGlite in a directory; `postgres`: PostgreSQL. */
-export type BackendKind = 'embedded' | 'pglite' | 'postgres';
+/** `embedded`: the journal ledger in a directory; `postgres`: PostgreSQL. */
+export type BackendKind = 'embedded' | 'postgres';
 
 export interface SqlBackend extends SqlRunner {
   readonly kind: BackendKind;
@@ -29,117 +25,9 @@ export interface SqlBackend extends SqlRunner {
   transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T>;
   /** One dedicated connection for the duration of `fn` (session-level advisory locks, migrations). */
   withSession<T>(fn: (session: SqlSession) => Promise<T>): Promise<T>;
-  /** Makes committed transactions durable where the backend does not do it itself (embedded). */
+  /** Makes committed transactions durable where the backend does not do it itself. */
   flush(): Promise<void>;
   close(): Promise<void>;
-}
-
-export interface EmbeddedBackendOptions {
-  /** fsync the write-ahead log after each commit (default true); see `EmbeddedBackend.flush`. */
-  fsyncWal?: boolean;
-}
-
-/** PGlite in a directory. One process owns the directory; PGlite runs one query or transaction at a time. */
-export class EmbeddedBackend implements SqlBackend {
-  readonly kind = 'pglite' as const;
-  readonly dir: string;
-  #db: import('@electric-sql/pglite').PGlite;
-  #fsyncWal: boolean;
-  #lastWalFile: string | undefined;
-  #closed = false;
-  #release: () => void = () => {};
-
-  private constructor(dir: string, db: import('@electric-sql/pglite').PGlite, options: EmbeddedBackendOptions) {
-    this.dir = dir;
-    this.#db = db;
-    this.#fsyncWal = options.fsyncWal ?? true;
-  }
-
-  static async open(dir: string, options: EmbeddedBackendOptions = {}): Promise<EmbeddedBackend> {
-    const abs = resolve(dir);
-    try {
-      await mkdir(abs, { recursive: true });
-    } catch (err) {
-      throw new LedgerError(`cannot create the embedded ledger directory ${abs}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-    const release = acquireDirectoryLock(abs);
-    try {
-      // Loaded lazily: the WebAssembly build is only needed for the embedded store.
-      const { PGlite } = await import('@electric-sql/pglite');
-      const db = new PGlite(abs);
-      await db.waitReady;
-      const backend = new EmbeddedBackend(abs, db, options);
-      backend.#release = release;
-      return backend;
-    } catch (err) {
-      release();
-      throw new LedgerUnavailableError(`cannot open the embedded ledger in ${abs}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-  }
-
-  #check(): void {
-    if (this.#closed) throw new LedgerUnavailableError('ledger is closed');
-  }
-
-  async query<R extends Row = Row>(sql: string, params?: unknown[]): Promise<R[]> {
-    this.#check();
-    return (await this.#db.query<R>(sql, params)).rows;
-  }
-
-  async transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T> {
-    this.#check();
-    return this.#db.transaction(async (tx) => fn({ query: async <R extends Row = Row>(sql: string, params?: unknown[]) => (await tx.query<R>(sql, params)).rows }));
-  }
-
-  async withSession<T>(fn: (session: SqlSession) => Promise<T>): Promise<T> {
-    this.#check();
-    const db = this.#db;
-    return fn({
-      query: async <R extends Row = Row>(sql: string, params?: unknown[]) => (await db.query<R>(sql, params)).rows,
-      exec: async (sql: string) => {
-        await db.exec(sql);
-      },
-    });
-  }
-
-  /**
-   * PGlite runs PostgreSQL with fsync off and its Node filesystem has no fsync: a commit has reached the OS (it
-   * survives a crash of this process) but not necessarily the disk. To survive an OS crash or power loss too,
-   * fsync the WAL segment(s) the commit was written to; group commit amortises this over many records.
-   */
-  async flush(): Promise<void> {
-    if (!this.#fsyncWal) return;
-    this.#check();
-    const rows = await this.#db.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS f');
-    const current = rows.rows[0].f;
-    const files = this.#lastWalFile && this.#lastWalFile !== current ? [this.#lastWalFile, current] : [current];
-    for (const f of files) fsyncPath(join(this.dir, 'pg_wal', f));
-    if (files.length > 1 || this.#lastWalFile === undefined) fsyncPath(join(this.dir, 'pg_wal'));
-    this.#lastWalFile = current;
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      await this.#db.close();
-    } finally {
-      this.#release();
-    }
-  }
-}
-
-function fsyncPath(path: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    fsyncSync(fd);
-  } catch (err) {
-    // A recycled segment may be gone already: its contents were then checkpointed.
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }
 
 export interface PostgresBackendOptions {

@@ -6,7 +6,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
-import { ExactDecimal } from '../pricing/index.js';
+import { ExactDecimal } from '../money/index.js';
 import { LedgerError } from './errors.js';
 import { netCostsOf, withNetCosts } from './ledger-interface.js';
 import { decodeEntry } from './journal-entry.js';

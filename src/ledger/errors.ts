@@ -57,7 +57,6 @@ const UNAVAILABLE_MESSAGES = [
   /timeout exceeded when trying to connect/i,
   /not queryable/i,
   /connection.*(closed|ended|lost)/i,
-  /pglite is closed/i,
   /server closed the connection/i,
   /the database system is (starting up|shutting down|in recovery mode)/i,
 ];

@@ -23,6 +23,6 @@ export { LedgerError, LedgerInUseError, LedgerUnavailableError, isLedgerUnavaila
 export { discountsFromTiers } from './discounts.js';
 export { MIGRATIONS } from './migrations.js';
 export type { Migration } from './migrations.js';
-export type { BackendKind, EmbeddedBackendOptions, PostgresBackendOptions } from './backend.js';
+export type { BackendKind, PostgresBackendOptions } from './backend.js';
 export { normaliseFilter, netOfDiscount } from './call-scan.js';
 export type { CallFilter, LedgerCall } from './call-scan.js';

@@ -9,7 +9,7 @@ import { readIdWords, type DedupKeys } from './dedup-keys.js';
 import { LedgerError } from './errors.js';
 import { netCostsOf, withNetCosts, type DiscountFunction } from './ledger-interface.js';
 import { compareStrings, rollupOf, type JournalState, type UserRow } from './journal-state.js';
-import { Money } from './money.js';
+import { LimbSum } from '../money/index.js';
 import type { CommitOutcome, CommitResult, LedgerRecord } from './types.js';
 
 const Exact = ExactDecimal;
@@ -41,7 +41,7 @@ export interface Prepared {
 }
 
 /** Decides committed/duplicate and the volume discounts for one caller's records, without changing the state. */
-export function prepareCommit(state: JournalState, w: Waiter, today: DedupKeys, pendingSpend: Map<string, Money>): Prepared {
+export function prepareCommit(state: JournalState, w: Waiter, today: DedupKeys, pendingSpend: Map<string, LimbSum>): Prepared {
   const recs = w.records;
   const outcomes: CommitOutcome[] = new Array<CommitOutcome>(recs.length).fill('duplicate');
   const fresh: number[] = [];
@@ -63,12 +63,12 @@ export function prepareCommit(state: JournalState, w: Waiter, today: DedupKeys, 
 }
 
 /** The volume discounts of one caller's new records (none without a discount function). */
-function discountCommit(state: JournalState, w: Waiter, fresh: number[], outcomes: CommitOutcome[], pendingSpend: Map<string, Money>, ids: Uint32Array): Prepared {
+function discountCommit(state: JournalState, w: Waiter, fresh: number[], outcomes: CommitOutcome[], pendingSpend: Map<string, LimbSum>, ids: Uint32Array): Prepared {
   const recs = w.records;
   const discounts: (Exact | undefined)[] = new Array<Exact | undefined>(fresh.length).fill(undefined);
   const nets: Prepared['nets'] = new Map();
   const fn = w.discounts;
-  const spend = new Map<string, Money>();
+  const spend = new Map<string, LimbSum>();
   if (fn) {
     // In call order, against the provider's gross spend earlier in the period (as SqlLedger).
     const order = fresh.map((_, k) => k).sort((a, b) => {
@@ -81,7 +81,7 @@ function discountCommit(state: JournalState, w: Waiter, fresh: number[], outcome
       if (!r.priced) continue;
       const ps = state.iso(r.periodStart);
       const sk = `${ps}\u0000${r.provider}`;
-      const prior = spend.get(sk) ?? pendingSpend.get(sk) ?? state.periods.get(ps)?.providers.get(r.provider)?.gross ?? new Money();
+      const prior = spend.get(sk) ?? pendingSpend.get(sk) ?? state.periods.get(ps)?.providers.get(r.provider)?.gross ?? new LimbSum();
       const gross = new Exact(r.totalCostUsd);
       const raw = fn(r.provider, new Decimal(prior.toFixed()), new Decimal(gross.toFixed()));
       const discount = new Exact(raw.toFixed());

@@ -53,6 +53,7 @@ import {
 import * as queries from './journal-queries.js';
 import { deletePrunedSegments, pruneNeedsSnapshot } from './journal-retention.js';
 import { loadSnapshot, serialiseSnapshot } from './journal-snapshot.js';
+import { pgliteRetiredMessage } from './journal-inspect.js';
 import { normaliseFilter, scanJournalSegments, type CallFilter, type LedgerCall } from './call-scan.js';
 import { DAY_MILLIS, isoOf, JournalState, type PeriodState, type SegmentInfo } from './journal-state.js';
 import {
@@ -72,7 +73,7 @@ import {
   type PruneResult,
   type UserPeriodUsage,
 } from './ledger-interface.js';
-import { Money } from './money.js';
+import { LimbSum } from '../money/index.js';
 import { isPrevalidated, validateRecord } from './record-validation.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 
@@ -136,12 +137,7 @@ export class JournalLedger implements Ledger {
     } catch (err) {
       throw new LedgerError(`cannot create the embedded ledger directory ${abs}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    if (existsSync(join(abs, 'PG_VERSION'))) {
-      throw new LedgerError(
-        `${abs} holds a PGlite ledger (from an earlier tokenmeter), not the journal ledger this storage setting opens. ` +
-          `To keep using it, set storage to "pglite:${abs}"; to start a new embedded ledger, point storage at another directory.`,
-      );
-    }
+    if (existsSync(join(abs, 'PG_VERSION'))) throw new LedgerError(pgliteRetiredMessage(abs));
     const release = acquireDirectoryLock(abs);
     const ledger = new JournalLedger(abs, options, journal);
     ledger.#release = release;
@@ -302,7 +298,7 @@ export class JournalLedger implements Ledger {
       const discount = c.discount;
       this.#state.apply(
         c.periodStart, c.userId, c.plan, c.provider, c.model, c.t0, c.t1, c.t2, c.t3, c.t4, c.t5, c.priced, c.estimated,
-        gross, discount === undefined ? undefined : Money.of(discount), discount === undefined ? gross : Money.of(new Exact(c.totalCostUsd).minus(discount).toFixed()),
+        gross, discount === undefined ? undefined : LimbSum.of(discount), discount === undefined ? gross : LimbSum.of(new Exact(c.totalCostUsd).minus(discount).toFixed()),
       );
     });
     info.records += entry.calls;
@@ -414,7 +410,7 @@ export class JournalLedger implements Ledger {
     this.#state.dropDaysBefore(now - this.dedupWindowMillis);
     // New keys go into today's bucket at once (later records of the group see them); undone if the write fails.
     const today = this.#state.bucket(Math.floor(now / DAY_MILLIS));
-    const pendingSpend = new Map<string, Money>();
+    const pendingSpend = new Map<string, LimbSum>();
     const prepared: Prepared[] = [];
     for (const w of group) {
       try {
@@ -457,11 +453,11 @@ export class JournalLedger implements Ledger {
           const u = r.usage;
           const discount = p.discounts[k];
           gross.set(r.totalCostUsd);
-          const net = discount === undefined ? gross : Money.of(new Exact(r.totalCostUsd).minus(discount).toFixed());
+          const net = discount === undefined ? gross : LimbSum.of(new Exact(r.totalCostUsd).minus(discount).toFixed());
           this.#state.apply(
             this.#state.iso(r.periodStart), r.userId, r.plan, r.provider, r.model,
             u.input, u.cache_read, u.cache_write, u.output, u.reasoning, u.cache_write_1h ?? 0,
-            r.priced, r.estimated, gross, discount === undefined ? undefined : Money.of(discount.toFixed()), net,
+            r.priced, r.estimated, gross, discount === undefined ? undefined : LimbSum.of(discount.toFixed()), net,
           );
         });
       }
@@ -656,6 +652,13 @@ export class JournalLedger implements Ledger {
     const down = this.#unavailable();
     if (down) throw down;
     return scanJournalSegments(this.dir, this.#segments.map((s) => ({ seq: s.seq, bytes: s.bytes })), f);
+  }
+
+  /** The billing periods the ledger holds totals for (ISO instants), oldest first (`tokenmeter ledger export`). */
+  periodStarts(): string[] {
+    const down = this.#unavailable();
+    if (down) throw down;
+    return [...this.#state.periods.keys()].sort();
   }
 
   async prune(options: PruneOptions): Promise<PruneResult> {

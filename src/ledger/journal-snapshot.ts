@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { LedgerError } from './errors.js';
 import { decodeSnapshotFile, frameEntry, NewerFormatLedgerError, snapshotHead } from './journal-format.js';
 import { DAY_MILLIS, ModelRow, planRows, UserRow, type JournalState, type SegmentInfo, type Tokens } from './journal-state.js';
-import { Money } from './money.js';
+import { LimbSum } from '../money/index.js';
 
 type SnapshotModel = [provider: string, model: string, tokens: Tokens, requests: number, unpriced: number, estimated: number, cost: string];
 type SnapshotUser = [userId: string, plan: string, tokens: Tokens, requests: number, cost: string, models: SnapshotModel[]];
@@ -141,7 +141,7 @@ function addUsers(state: JournalState, ps: string, users: SnapshotUser[], models
   }
   for (const m of models) p.models.set(state.modelKey(m[0], m[1]), modelRowOf(m));
   for (const [provider, gross, discount, net, requests] of providers) {
-    p.providers.set(provider, { provider, gross: Money.of(gross), discount: Money.of(discount), net: Money.of(net), requests });
+    p.providers.set(provider, { provider, gross: LimbSum.of(gross), discount: LimbSum.of(discount), net: LimbSum.of(net), requests });
   }
 }
 

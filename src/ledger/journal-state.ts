@@ -9,7 +9,7 @@ import { totalTokens } from '../usage/usage.js';
 import { DedupKeys } from './dedup-keys.js';
 import { LedgerError } from './errors.js';
 import type { ModelUsage, TokenCounts } from './ledger-interface.js';
-import { Money } from './money.js';
+import { LimbSum } from '../money/index.js';
 import type { PeriodRollup } from './types.js';
 
 export const DAY_MILLIS = 24 * 60 * 60 * 1000;
@@ -18,11 +18,11 @@ export const DAY_MILLIS = 24 * 60 * 60 * 1000;
 export type Tokens = [number, number, number, number, number, number];
 
 /**
- * One total: its exact cost (the Money it extends), token counters as fields (no array per row), requests. Rows
+ * One total: its exact cost (the LimbSum it extends), token counters as fields (no array per row), requests. Rows
  * are the bulk of the ledger's heap (a few per active user), so they are plain classes, chained instead of a Map
  * per user.
  */
-export class Row extends Money {
+export class Row extends LimbSum {
   t0 = 0;
   t1 = 0;
   t2 = 0;
@@ -31,7 +31,7 @@ export class Row extends Money {
   t5 = 0;
   requests = 0;
 
-  addTokens(t0: number, t1: number, t2: number, t3: number, t4: number, t5: number, net: Money): void {
+  addTokens(t0: number, t1: number, t2: number, t3: number, t4: number, t5: number, net: LimbSum): void {
     this.t0 += t0;
     this.t1 += t1;
     this.t2 += t2;
@@ -110,9 +110,9 @@ export function planRows(head: UserRow | undefined): UserRow[] {
 
 export interface SpendRow {
   provider: string;
-  gross: Money;
-  discount: Money;
-  net: Money;
+  gross: LimbSum;
+  discount: LimbSum;
+  net: LimbSum;
   requests: number;
 }
 
@@ -147,7 +147,7 @@ export class JournalState {
   /** `provider\0model` keys by provider and model: built once, so no string is concatenated per record. */
   readonly #modelKeys = new Map<string, Map<string, string>>();
   /** Reused for each record's gross cost while it is added to the totals. */
-  readonly scratch = new Money();
+  readonly scratch = new LimbSum();
   /**
    * Replay's strings are slices of a whole journal entry (V8 keeps the entry alive as long as a slice lives), so
    * the names kept in the totals are copies, each made once; repeats also find the same string (its hash cached).
@@ -205,7 +205,7 @@ export class JournalState {
   apply(
     ps: string, userId: string, plan: string, provider: string, model: string,
     t0: number, t1: number, t2: number, t3: number, t4: number, t5: number,
-    priced: boolean, estimated: boolean, gross: Money, discount: Money | undefined, net: Money,
+    priced: boolean, estimated: boolean, gross: LimbSum, discount: LimbSum | undefined, net: LimbSum,
   ): void {
     const p = this.period(ps);
     const head = p.users.get(userId);
@@ -226,7 +226,7 @@ export class JournalState {
     m.addTokens(t0, t1, t2, t3, t4, t5, net);
     addModel(m, priced, estimated);
     let s = p.providers.get(provider);
-    if (!s) p.providers.set(provider, (s = { provider, gross: new Money(), discount: new Money(), net: new Money(), requests: 0 }));
+    if (!s) p.providers.set(provider, (s = { provider, gross: new LimbSum(), discount: new LimbSum(), net: new LimbSum(), requests: 0 }));
     s.gross.add(gross);
     if (discount !== undefined) s.discount.add(discount);
     s.net.add(net);

@@ -6,7 +6,7 @@ import { Decimal } from 'decimal.js';
 import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import { allocateDiscount, ExactDecimal } from '../pricing/index.js';
 import type { Clock } from '../plans/clock.js';
-import type { BackendKind, EmbeddedBackendOptions, PostgresBackendOptions } from './backend.js';
+import type { BackendKind, PostgresBackendOptions } from './backend.js';
 import { LedgerError } from './errors.js';
 import type { SnapshotFileSystem } from './journal-format.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
@@ -37,8 +37,6 @@ export interface LedgerOptions {
   clock?: Clock;
   /** Volume discounts applied on every commit (see `DiscountFunction`). */
   discounts?: DiscountFunction;
-  /** PGlite (`pglite:<dir>` storage). */
-  embedded?: EmbeddedBackendOptions;
   /** The journal ledger (a directory as storage). */
   journal?: JournalLedgerOptions;
   postgres?: PostgresBackendOptions;

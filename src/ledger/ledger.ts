@@ -1,13 +1,13 @@
 /**
  * The durable ledger: one record per call, exactly once by (trace id, span id), and exact per-period rollups.
- * `openLedger` picks the store (the journal ledger in a directory, PGlite, PostgreSQL); the interface is in
+ * `openLedger` picks the store (the journal ledger in a directory, or PostgreSQL); the interface is in
  * ledger-interface.ts, the record check in record-validation.ts, the SQL ledger in sql-ledger.ts. This module
  * also re-exports what callers import from it.
  */
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { EmbeddedBackend, PostgresBackend, type SqlBackend } from './backend.js';
+import { resolve } from 'node:path';
+import { PostgresBackend } from './backend.js';
 import { classifyError, LedgerError } from './errors.js';
+import { pgliteRetiredMessage } from './journal-inspect.js';
 import { JournalLedger } from './journal-ledger.js';
 import { DEFAULT_DEDUP_WINDOW_MILLIS, type Ledger, type LedgerOptions } from './ledger-interface.js';
 import { migrate, SqlLedger } from './sql-ledger.js';
@@ -43,23 +43,20 @@ export function isPostgresStorage(storage: string): boolean {
 }
 
 /**
- * Opens the ledger: a `postgres://` or `postgresql://` URL → PostgreSQL (shared by replicas); `pglite:<dir>` →
- * PGlite (embedded PostgreSQL, the embedded store of earlier versions) in that directory; any other string →
- * the journal ledger in that directory (created if missing). SQL ledgers run missing migrations before returning.
+ * Opens the ledger: a `postgres://` or `postgresql://` URL → PostgreSQL (shared by replicas), after running the
+ * missing migrations; any other string → the journal ledger in that directory (created if missing).
+ * `pglite:<dir>` (the embedded store of tokenmeter 0.1.0) is refused with a message saying what to do.
  */
 export async function openLedger(storage: string, options: LedgerOptions = {}): Promise<Ledger> {
-  if (typeof storage !== 'string' || storage.trim() === '') throw new LedgerError('storage must be a directory, pglite:<directory> or a postgres:// URL');
+  if (typeof storage !== 'string' || storage.trim() === '') throw new LedgerError('storage must be a directory or a postgres:// URL');
   const window = options.dedupWindowMillis ?? DEFAULT_DEDUP_WINDOW_MILLIS;
   if (!Number.isSafeInteger(window) || window <= 0) throw new LedgerError('dedupWindowMillis must be a positive integer');
-  let backend: SqlBackend;
-  if (isPostgresStorage(storage)) backend = new PostgresBackend(storage, options.postgres);
-  else if (URL_RE.test(storage)) throw new LedgerError(`unsupported storage URL scheme in "${storage.split('://')[0]}://..." (use a directory, pglite:<directory> or postgres://)`);
-  else if (PGLITE_PREFIX.test(storage)) {
-    const dir = storage.replace(PGLITE_PREFIX, '');
-    if (dir.trim() === '') throw new LedgerError('storage pglite:<directory> needs a directory');
-    if (existsSync(join(dir, 'FORMAT'))) throw new LedgerError(`${resolve(dir)} holds a journal ledger, not PGlite: use "${dir}" (without pglite:) as storage`);
-    backend = await EmbeddedBackend.open(dir, options.embedded);
-  } else return JournalLedger.open(storage, options, options.journal);
+  if (PGLITE_PREFIX.test(storage)) throw new LedgerError(pgliteRetiredMessage(resolve(storage.replace(PGLITE_PREFIX, ''))));
+  if (!isPostgresStorage(storage)) {
+    if (URL_RE.test(storage)) throw new LedgerError(`unsupported storage URL scheme in "${storage.split('://')[0]}://..." (use a directory or postgres://)`);
+    return JournalLedger.open(storage, options, options.journal);
+  }
+  const backend = new PostgresBackend(storage, options.postgres);
   try {
     await migrate(backend);
   } catch (err) {

@@ -1,5 +1,5 @@
 /**
- * The ledger schema: ONE numbered list of migrations for both the embedded store (PGlite) and PostgreSQL.
+ * The PostgreSQL ledger's schema: one numbered list of migrations (tokenmeter 0.1.0 also ran it on PGlite).
  * Applied at open under an advisory lock, each in its own transaction, recorded in `schema_migrations`.
  * Never edit a released migration; append a new one.
  */

@@ -6,7 +6,7 @@
  * strings, but not the id and money syntax nor the cost sum again. A record that fails either is refused alike.
  */
 import { FEE_KINDS, TOKEN_TYPES, type FeeKind, type TokenType } from '../contract/names.js';
-import { ExactDecimal } from '../pricing/index.js';
+import { ExactDecimal, fractionDigits, sumEquals } from '../money/index.js';
 import { MAX_RECORD_TEXT_CHARS, recordTextProblem } from '../usage/record-text.js';
 import { LedgerError } from './errors.js';
 import type { LedgerRecord } from './types.js';
@@ -129,7 +129,7 @@ function checkMoney(r: LedgerRecord, i: number, c: Record<TokenType, string>): v
     if (!sum.eq(total)) fail(i, 'totalCostUsd', `(${total}) must equal the sum of costUsd and feeCostUsd (${sum.toFixed()})`);
     return;
   }
-  if (!costsAddUp(c, total, scale)) {
+  if (!sumEquals([c.input, c.cache_read, c.cache_write, c.output, c.reasoning], total, scale)) {
     const costSum = TOKEN_TYPES.reduce((s, t) => s.plus(c[t]), new Exact(0));
     fail(i, 'totalCostUsd', `(${total}) must equal the sum of costUsd (${costSum.toFixed()})`);
   }
@@ -143,63 +143,4 @@ function count(n: unknown): boolean {
 function moneyScale(i: number, field: string, v: unknown, scale: number): number {
   if (typeof v !== 'string' || !DECIMAL.test(v)) fail(i, field, 'must be a non-negative decimal string');
   return Math.max(scale, fractionDigits(v));
-}
-
-/**
- * Exact check with scaled integers (decimal.js costs ~0.5 µs per addition, and this runs on every record):
- * plain numbers while every scaled value has at most 15 digits (their sum stays below 2^53), BigInt otherwise.
- */
-function costsAddUp(costUsd: Record<TokenType, string>, total: string, scale: number): boolean {
-  let sum = 0;
-  for (const t of TOKEN_TYPES) {
-    const c = costUsd[t];
-    if (c === '0') continue;
-    const v = scaledNumber(c, scale);
-    if (Number.isNaN(v)) return bigCostsAddUp(costUsd, total, scale);
-    sum += v;
-  }
-  const tv = scaledNumber(total, scale);
-  return Number.isNaN(tv) ? bigCostsAddUp(costUsd, total, scale) : sum === tv;
-}
-
-function bigCostsAddUp(costUsd: Record<TokenType, string>, total: string, scale: number): boolean {
-  let big = 0n;
-  for (const t of TOKEN_TYPES) if (costUsd[t] !== '0') big += BigInt(scaledDigits(costUsd[t], scale));
-  return big === BigInt(scaledDigits(total, scale));
-}
-
-const POW10 = Array.from({ length: 16 }, (_, k) => 10 ** k);
-
-/** A DECIMAL-shaped string × 10^scale as an exact integer number, or NaN when it needs more than 15 digits. */
-function scaledNumber(s: string, scale: number): number {
-  let v = 0;
-  let digits = 0;
-  let frac = -1;
-  for (let k = 0; k < s.length; k++) {
-    const ch = s.charCodeAt(k);
-    if (ch === 46) {
-      frac = 0;
-      continue;
-    }
-    if (v !== 0 || ch !== 48) digits++; // leading zeros do not count
-    v = v * 10 + (ch - 48);
-    if (frac >= 0) frac++;
-  }
-  const shift = scale - (frac < 0 ? 0 : frac);
-  if (digits + shift > 15) return NaN;
-  return v * POW10[shift];
-}
-
-function fractionDigits(s: string): number {
-  const dot = s.indexOf('.');
-  return dot < 0 ? 0 : s.length - dot - 1;
-}
-
-/** The digits of a DECIMAL-shaped string as an integer count of 10^-scale (scale >= its fraction digits), no leading zeros. */
-function scaledDigits(s: string, scale: number): string {
-  const dot = s.indexOf('.');
-  const digits = dot < 0 ? s + '0'.repeat(scale) : s.slice(0, dot) + s.slice(dot + 1) + '0'.repeat(scale - (s.length - dot - 1));
-  let k = 0;
-  while (k < digits.length - 1 && digits.charCodeAt(k) === 48) k++;
-  return k === 0 ? digits : digits.slice(k);
 }

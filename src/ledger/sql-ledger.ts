@@ -1,6 +1,6 @@
 /**
  * The SQL ledger: one row per call, exactly once by (trace id, span id), and exact per-period rollups, on
- * PostgreSQL (or PGlite) with the same SQL. See README.md in this folder for the tables.
+ * PostgreSQL. See README.md in this folder for the tables.
  */
 import { Decimal } from 'decimal.js';
 import { TOKEN_TYPES } from '../contract/names.js';

@@ -5,7 +5,7 @@
  */
 import { Decimal } from 'decimal.js';
 import { z } from 'zod';
-import { ExactDecimal, toExact, toShared } from './decimal.js';
+import { ExactDecimal, toExact, toShared } from '../money/index.js';
 
 const KNOWN_CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
 

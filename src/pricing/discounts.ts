@@ -6,7 +6,7 @@ import { Decimal } from 'decimal.js';
 import { z } from 'zod';
 import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import { decimalStringSchema } from './catalog-schema.js';
-import { ExactDecimal, toExact, toShared } from './decimal.js';
+import { ExactDecimal, toExact, toShared } from '../money/index.js';
 
 const DECIMAL_RE = /^\d{1,9}(\.\d{1,12})?$/;
 

@@ -30,7 +30,7 @@ export type { CurrencyRates } from './currency.js';
 export { parseServiceTier, SERVICE_TIERS } from './service-tier.js';
 export { processingScope } from './processing.js';
 export type { ProcessingFacts } from './processing.js';
-export { ExactDecimal } from './decimal.js';
+export { ExactDecimal } from '../money/index.js';
 export type {
   PriceQuery,
   PriceResult,

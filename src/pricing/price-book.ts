@@ -23,7 +23,7 @@ import {
 } from './catalog-schema.js';
 import { Decimal } from 'decimal.js';
 import { SHIPPED_CATALOG_YAML } from './catalog-data.js';
-import { ExactDecimal } from './decimal.js';
+import { ExactDecimal, safeScaledToDecimalString, scaledToDecimalString } from '../money/index.js';
 import { CATALOG_PROVIDERS, catalogProviderFor, normalizeModelId, providerLabel } from './normalize.js';
 import type {
   AppliedRates,
@@ -130,36 +130,6 @@ function scaleRates(r: Omit<Rates, 'applied' | 'perToken'>): ScaledRates {
     factor[n] = b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : Number.NaN;
   });
   return { scale, factor, big };
-}
-
-/** "", "0", "00", ... for the zeros after the decimal point. */
-const ZEROS = Array.from({ length: 40 }, (_, i) => '0'.repeat(i));
-
-/** An exact integer count of 10^-scale units as a decimal string, as decimal.js's toFixed() writes it. */
-export function scaledToDecimalString(units: number | bigint, scale: number): string {
-  if (typeof units === 'number') return safeScaledToDecimalString(units, scale);
-  if (units === 0n) return '0';
-  let s = String(units);
-  if (s.length <= scale) s = '0'.repeat(scale - s.length + 1) + s;
-  const cut = s.length - scale;
-  let end = s.length;
-  while (end > cut && s.charCodeAt(end - 1) === 48) end--;
-  return end === cut ? s.slice(0, cut) : `${s.slice(0, cut)}.${s.slice(cut, end)}`;
-}
-
-/** `scaledToDecimalString` for a safe integer: the trailing zeros dropped arithmetically (exact), one String(). */
-function safeScaledToDecimalString(units: number, scale: number): string {
-  if (units === 0) return '0';
-  let u = units;
-  let sc = scale;
-  while (sc > 0 && u % 10 === 0) {
-    u /= 10;
-    sc--;
-  }
-  const s = String(u);
-  if (sc === 0) return s;
-  const cut = s.length - sc;
-  return cut > 0 ? `${s.slice(0, cut)}.${s.slice(cut)}` : `0.${ZEROS[-cut] ?? '0'.repeat(-cut)}${s}`;
 }
 
 /** The sub-bucket parts of a call: the 1-hour cache writes and the modality parts (all validated integers). */

@@ -9,7 +9,7 @@ import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import type { LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod } from '../plans/types.js';
 import { ExactDecimal } from '../pricing/index.js';
-import { ExactSum } from '../exporter/money.js';
+import { ExactSum } from '../money/index.js';
 
 export const REPORT_BREAKDOWNS = ['user', 'plan', 'feature', 'model', 'provider', 'day'] as const;
 export type ReportBy = (typeof REPORT_BREAKDOWNS)[number];

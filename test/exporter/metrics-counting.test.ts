@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { INGEST_OUTCOMES, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES } from '../../src/contract/names.js';
 import type { LedgerRecord } from '../../src/ledger/types.js';
 import { ExporterMetrics } from '../../src/exporter/metrics.js';
-import { Money } from '../../src/exporter/money.js';
+import { ExactDecimal } from '../../src/money/index.js';
 import { toLedgerRecord } from '../../src/exporter/pipeline.js';
 import { PriceBook } from '../../src/pricing/index.js';
 import type { UsageRecord } from '../../src/usage/usage-record.js';
@@ -18,7 +18,7 @@ import { SimplePlans } from './fakes.js';
 class ReferenceMoneyCounter {
   readonly type = 'counter';
   readonly aggregator = 'sum';
-  private readonly values = new Map<string, { labels: Record<string, string>; value: InstanceType<typeof Money> }>();
+  private readonly values = new Map<string, { labels: Record<string, string>; value: InstanceType<typeof ExactDecimal> }>();
   constructor(
     readonly name: string,
     readonly help: string,
@@ -27,7 +27,7 @@ class ReferenceMoneyCounter {
     const k = Object.values(labels).join('\u0000');
     const cur = this.values.get(k);
     if (cur) cur.value = cur.value.plus(amount);
-    else this.values.set(k, { labels: { ...labels }, value: new Money(amount) });
+    else this.values.set(k, { labels: { ...labels }, value: new ExactDecimal(amount) });
   }
   get() {
     const values = [...this.values.values()].map((v) => ({ labels: v.labels, value: v.value.toNumber() }));
@@ -46,7 +46,7 @@ class ReferenceMetrics {
   readonly unpriced = new Counter({ name: METRIC.unpricedTokensTotal, help: 'Tokens of models with no known price (never counted as free).', labelNames: ['provider', 'model'], registers: this.r });
   readonly ingested = new Counter({ name: METRIC.ingestedSpansTotal, help: 'Spans received, by outcome: priced (usage committed, priced or unpriced), ignored (not GenAI), duplicate, rejected, superseded (a framework span whose call a provider-level span records: ingest.framework_spans).', labelNames: ['outcome'], registers: this.r });
   readonly overflow = new Counter({ name: METRIC.userOverflowTotal, help: 'Calls attributed to user="__overflow__" because max_users was reached.', registers: this.r });
-  readonly userCost = new Map<string, InstanceType<typeof Money>>();
+  readonly userCost = new Map<string, InstanceType<typeof ExactDecimal>>();
   readonly userTokens = new Map<string, number>();
   private readonly features = new Set<string>();
   private readonly users = new Set<string>();
@@ -94,7 +94,7 @@ class ReferenceMetrics {
       }
     }
     this.userTokens.set(user, (this.userTokens.get(user) ?? 0) + total);
-    if (rec.priced) this.userCost.set(user, (this.userCost.get(user) ?? new Money(0)).plus(rec.totalCostUsd));
+    if (rec.priced) this.userCost.set(user, (this.userCost.get(user) ?? new ExactDecimal(0)).plus(rec.totalCostUsd));
   }
 }
 

@@ -142,20 +142,24 @@ describe('/metrics body with many users', () => {
     // The reference: prom-client's own Gauges/Counters holding the values each family reports through get().
     const reg = new Registry();
     let families = 0;
-    for (const metric of m.registry.getMetricsAsArray() as unknown[]) {
-      if (!(metric instanceof UserSeriesMetric)) continue;
+    // Every family the exporter renders itself (not only the per-user ones) against prom-client's rendering.
+    const own = m.ownFamilies();
+    expect(own.filter((f) => f instanceof UserSeriesMetric)).toHaveLength(8);
+    for (const metric of own) {
       const got = await metric.get();
+      const labelNames = [...metric.labelNames];
       if (got.type === 'counter') {
-        const ref = new Counter({ name: got.name, help: got.help, labelNames: ['user', 'plan'], registers: [reg] });
+        const ref = new Counter({ name: got.name, help: got.help, labelNames, registers: [reg] });
         for (const v of got.values) ref.inc(v.labels, v.value);
       } else {
-        const ref = new Gauge({ name: got.name, help: got.help, labelNames: ['user', 'plan'], registers: [reg] });
+        const ref = new Gauge({ name: got.name, help: got.help, labelNames, registers: [reg] });
         for (const v of got.values) ref.set(v.labels, v.value);
       }
       families++;
     }
-    expect(families).toBe(8);
+    expect(families).toBe(14);
     const reference = await reg.metrics();
+    expect(reference).toContain('tokenmeter_cost_usd_total{');
     for (const block of reference.trim().split('\n\n')) expect(text).toContain(`${block}\n`);
     expect(reference).toContain('user="__overflow__"');
     // The next scrape (sized from this one) is the same body.

@@ -15,9 +15,12 @@ import {
 } from '../../src/ledger/index.js';
 import { DedupKeys, readIdWords } from '../../src/ledger/dedup-keys.js';
 import { CommitEncoder, decodeEntry, encodePrune } from '../../src/ledger/journal-entry.js';
-import { Money } from '../../src/ledger/money.js';
+import { LimbSum } from '../../src/money/index.js';
 import { ManualClock } from '../../src/plans/index.js';
+import { findPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { addDecimalStrings, hex, makeRecord } from './fixtures.js';
+
+const hasPostgres = findPostgres() !== undefined;
 
 const tmp = mkdtempSync(join(tmpdir(), 'tokenmeter-journal-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -298,14 +301,15 @@ describe('journal ledger (embedded): directory', () => {
     expect(existsSync(join(dir, 'tokenmeter.lock'))).toBe(false);
   });
 
-  it('refuses a PGlite directory without the pglite: prefix, and pglite: on a journal directory', async () => {
+  it('PGlite is retired: a PGlite directory and pglite: storage are refused naming the last version that reads them', async () => {
     const dir = freshDir();
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'PG_VERSION'), '17\n');
-    await expect(openLedger(dir)).rejects.toThrow(/holds a PGlite ledger.*"pglite:/);
-    const journal = freshDir();
-    await (await openLedger(journal)).close();
-    await expect(openLedger(`pglite:${journal}`)).rejects.toThrow(/holds a journal ledger, not PGlite/);
+    const retired = /holds a PGlite ledger \(the embedded store of tokenmeter 0\.1\.0 and earlier\), which this tokenmeter no longer reads\. To read its data, run tokenmeter 0\.1\.0, the last version with PGlite, with storage "pglite:/;
+    await expect(openLedger(dir)).rejects.toThrow(retired);
+    await expect(openLedger(`pglite:${dir}`)).rejects.toThrow(retired);
+    await expect(openLedger('PGLITE:')).rejects.toThrow(retired);
+    expect(readdirSync(dir)).toEqual(['PG_VERSION']); // nothing written into it (no lock, no FORMAT)
   });
 
   it('stores hostile strings verbatim through the journal and back (restart)', async () => {
@@ -323,7 +327,12 @@ describe('journal ledger (embedded): directory', () => {
   });
 });
 
-describe('journal ledger (embedded) against PGlite', () => {
+describe.skipIf(!hasPostgres)('journal ledger (embedded) against PostgreSQL', () => {
+  let pg: TestPostgres | undefined;
+  afterAll(async () => {
+    await pg?.cleanup();
+  });
+
   it('volume discounts: the same inputs give the same committed records, spend and totals (also across a restart)', async () => {
     const clock = new ManualClock('2030-07-05T00:00:00Z');
     const discounts = discountsFromTiers({
@@ -334,14 +343,14 @@ describe('journal ledger (embedded) against PGlite', () => {
       anthropic: [{ above_usd: '1.5', percent_off: '33.3' }],
     });
     const dirJ = freshDir();
-    const dirP = freshDir();
+    pg = await startPostgres();
     let journal = await openLedger(dirJ, { clock, discounts });
-    const pglite = await openLedger(`pglite:${dirP}`, { clock, discounts });
+    const sql = await openLedger(pg.url, { clock, discounts });
     try {
       for (let k = 0; k < 6; k++) {
         const batch = someRecords(20, k).map((r, i) => ({ ...r, endTimeMillis: Date.parse(PERIOD) + 1000 * (k * 20 + ((i * 7) % 20)) }));
         batch.push(batch[3]); // a repeat inside the batch
-        const [j, p] = await Promise.all([journal.commit(batch), pglite.commit(batch)]);
+        const [j, p] = await Promise.all([journal.commit(batch), sql.commit(batch)]);
         expect(j.outcomes).toEqual(p.outcomes);
         expect(j.committed).toEqual(p.committed);
         expect(j.rollups).toEqual(p.rollups);
@@ -350,24 +359,24 @@ describe('journal ledger (embedded) against PGlite', () => {
           journal = await openLedger(dirJ, { clock, discounts });
         }
       }
-      expect(await everything(journal, PERIOD)).toEqual(await everything(pglite, PERIOD));
+      expect(await everything(journal, PERIOD)).toEqual(await everything(sql, PERIOD));
       const spend = await journal.providerPeriodSpend(PERIOD);
       expect(spend.every((s) => new Decimal(s.discountUsd).gt(0))).toBe(true);
     } finally {
       await journal.close();
-      await pglite.close();
+      await sql.close();
     }
   }, 60_000);
 });
 
-describe('Money (exact running sums)', () => {
+describe('LimbSum (exact running sums)', () => {
   it('adds exactly like decimal.js: carries, 36+ fraction digits, beyond 24 integer digits', () => {
     const Exact = Decimal.clone({ precision: 300 });
     const values = [
       '0', '1', '0.1', '0.2', '999999999999.999999999999999999999999999999', '0.000000000000000000000000000000000001',
       '123456789012345678901234', '0.5', '1000', '0.30', '0.0000000000000000000000000000000000001234', '99999999999999999999999999.5', '999999999999999999999999999.000000001',
     ];
-    const m = new Money();
+    const m = new LimbSum();
     let e = new Exact(0);
     for (let round = 0; round < 3; round++) {
       for (const v of values) {
@@ -377,17 +386,17 @@ describe('Money (exact running sums)', () => {
       }
     }
     // Random money-shaped values, summed both ways and through add().
-    const sum = new Money();
+    const sum = new LimbSum();
     let exact = new Exact(0);
     for (let i = 0; i < 2000; i++) {
       const v = `${i % 3 === 0 ? String(i * 977) : '0'}.${String(Number.parseInt(hex(6), 16)).padStart(i % 30 + 1, '0')}`;
-      sum.add(Money.of(v));
+      sum.add(LimbSum.of(v));
       exact = exact.plus(v);
     }
     expect(sum.toFixed()).toBe(exact.toFixed());
-    expect(Money.of('0.30').toFixed()).toBe('0.3');
-    expect(new Money().toFixed()).toBe('0');
-    expect(() => new Money().addString('abc')).toThrow();
+    expect(LimbSum.of('0.30').toFixed()).toBe('0.3');
+    expect(new LimbSum().toFixed()).toBe('0');
+    expect(() => new LimbSum().addString('abc')).toThrow();
   });
 });
 

@@ -21,7 +21,7 @@ const hasPostgres = findPostgres() !== undefined;
 const DAY = 24 * 60 * 60 * 1000;
 
 interface Backend {
-  name: 'embedded' | 'pglite' | 'postgres';
+  name: 'embedded' | 'postgres';
   /** Storage string for openLedger (a directory or a URL). */
   storage: string;
   pg?: TestPostgres;
@@ -36,7 +36,6 @@ function freshPeriod(): string {
 
 describe.each([
   { name: 'embedded' as const, skip: false },
-  { name: 'pglite' as const, skip: false },
   { name: 'postgres' as const, skip: !hasPostgres },
 ])('ledger on $name', ({ name, skip }) => {
   const backend: Backend = { name, storage: '' };
@@ -47,9 +46,9 @@ describe.each([
 
   beforeAll(async () => {
     if (skip) return;
-    if (name === 'embedded' || name === 'pglite') {
+    if (name === 'embedded') {
       tmp = mkdtempSync(join(tmpdir(), 'tokenmeter-ledger-'));
-      backend.storage = `${name === 'pglite' ? 'pglite:' : ''}${join(tmp, 'nested', 'ledger')}`; // created if missing
+      backend.storage = join(tmp, 'nested', 'ledger'); // created if missing
     } else {
       backend.pg = await startPostgres();
       backend.storage = backend.pg.url;

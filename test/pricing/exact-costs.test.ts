@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { TOKEN_TYPES, type TokenType } from '../../src/contract/names.js';
 import { ExactDecimal, PriceBook } from '../../src/pricing/index.js';
-import { scaledToDecimalString } from '../../src/pricing/price-book.js';
+import { scaledToDecimalString } from '../../src/money/index.js';
 import type { Usage } from '../../src/usage/usage.js';
 
 /**

@@ -1,8 +1,9 @@
+/**
+ * `ExactSum`: an exact running sum of decimal strings for the exporter's per-record counters, and the canonical
+ * string form every module writes money in (see index.ts).
+ */
 import type { Decimal } from 'decimal.js';
-import { ExactDecimal } from '../pricing/index.js';
-
-/** Sums of money: pricing's exact Decimal, so that adding millions of per-call costs never rounds. */
-export const Money = ExactDecimal;
+import { ExactDecimal } from './exact-decimal.js';
 
 /** 10^0 .. 10^15: scaling by these keeps a number exact while the product stays a safe integer. */
 const POW10 = Array.from({ length: 16 }, (_, i) => 10 ** i);
@@ -11,14 +12,14 @@ const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 /**
  * An exact sum of decimal strings, cheaper than decimal.js on the per-record path: the value is kept as an
  * integer count of 10^-scale units, a JS number while it is a safe integer and a BigInt past that. Any string
- * that is not a plain non-negative decimal ("1e-7", "-0.5") moves the sum to decimal.js (Money) for good, so
- * the result is always what Money would give (exact; Money rounds only past 200 significant digits).
+ * that is not a plain non-negative decimal ("1e-7", "-0.5") moves the sum to ExactDecimal for good, so
+ * the result is always what ExactDecimal would give (exact; it rounds only past 200 significant digits).
  */
 export class ExactSum {
   private units = 0;
   private big: bigint | undefined;
   private scale = 0;
-  private slow: InstanceType<typeof Money> | undefined;
+  private slow: ExactDecimal | undefined;
 
   constructor(initial?: string) {
     if (initial !== undefined) this.add(initial);
@@ -48,7 +49,7 @@ export class ExactSum {
         return;
       }
     }
-    this.slow = (this.slow ?? new Money(this.toString())).plus(value);
+    this.slow = (this.slow ?? new ExactDecimal(this.toString())).plus(value);
   }
 
   /** Adds a plain decimal with `decimals` decimals; `n` is its digits as a number, NaN when they may not fit. */
@@ -105,7 +106,7 @@ export function addMoney(a: Decimal.Value, b: Decimal.Value): string {
     s.add(b);
     return s.toString();
   }
-  return new Money(a).plus(b).toFixed();
+  return new ExactDecimal(a).plus(b).toFixed();
 }
 
 /** The exact decimal string of `value` in decimal.js toFixed() form ("0.50" → "0.5"). */
@@ -146,7 +147,7 @@ export function isCanonicalDecimal(value: string): boolean {
 }
 
 export function sumMoney(values: Iterable<Decimal.Value>): string {
-  let acc = new Money(0);
+  let acc = new ExactDecimal(0);
   for (const v of values) acc = acc.plus(v);
   return acc.toFixed();
 }

@@ -1,10 +1,10 @@
 /**
- * An exact, mutable running sum of non-negative decimal amounts for the journal ledger's totals. decimal.js
+ * `LimbSum`: an exact, mutable running sum of non-negative decimal amounts (the journal ledger's totals). decimal.js
  * allocates on every addition (about 0.5 µs with the string parse), and the ledger adds each call to five totals;
  * this keeps the common case in seven integer limbs (base 10^9: 27 integer and 36 fraction digits, every limb a
  * small integer) and switches a total to ExactDecimal only when a value does not fit.
  */
-import { ExactDecimal } from '../pricing/index.js';
+import { ExactDecimal } from './exact-decimal.js';
 
 const BASE = 1e9;
 const FRACTION_DIGITS = 36;
@@ -26,7 +26,7 @@ function intChunk(int: string, fromEnd: number): number {
   return Number(int.slice(Math.max(0, end - 9), end));
 }
 
-export class Money {
+export class LimbSum {
   /**
    * value = (i2·10^18 + i1·10^9 + i0 + f3·10^-9 + f2·10^-18 + f1·10^-27 + f0·10^-36), each limb in [0, 10^9): small
    * integers, which V8 keeps inside the object (a double field would be a separate heap number each).
@@ -42,8 +42,8 @@ export class Money {
   big: ExactDecimal | undefined = undefined;
 
   /** A non-negative decimal string (digits, optionally a point and more digits), e.g. "0.005875". */
-  static of(s: string): Money {
-    const m = new Money();
+  static of(s: string): LimbSum {
+    const m = new LimbSum();
     m.addString(s);
     return m;
   }
@@ -55,8 +55,8 @@ export class Money {
     this.addString(s);
   }
 
-  clone(): Money {
-    const m = new Money();
+  clone(): LimbSum {
+    const m = new LimbSum();
     m.add(this);
     return m;
   }
@@ -86,7 +86,7 @@ export class Money {
     }
   }
 
-  add(m: Money): void {
+  add(m: LimbSum): void {
     if (m.big || this.big) this.big = this.#toBig().plus(m.toFixed());
     else this.#addLimbs(m.f0, m.f1, m.f2, m.f3, m.i0, m.i1, m.i2);
   }
