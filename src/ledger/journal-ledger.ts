@@ -52,7 +52,7 @@ import {
 } from './journal-format.js';
 import * as queries from './journal-queries.js';
 import { deletePrunedSegments, pruneNeedsSnapshot } from './journal-retention.js';
-import { loadSnapshot, serialiseSnapshot } from './journal-snapshot.js';
+import { beginSnapshot, loadSnapshot } from './journal-snapshot.js';
 import { normaliseFilter, scanJournalSegments, type CallFilter, type LedgerCall } from './call-scan.js';
 import { DAY_MILLIS, isoOf, JournalState, type PeriodState, type SegmentInfo } from './journal-state.js';
 import {
@@ -78,6 +78,9 @@ import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 export type { JournalLedgerOptions } from './ledger-interface.js';
 
 const Exact = ExactDecimal;
+
+/** Lets the event loop run (I/O callbacks, timers) before the snapshot writer goes on. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function promisify<T>(fn: (cb: (err: NodeJS.ErrnoException | null, v?: T) => void) => void): Promise<T> {
   return new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))));
@@ -564,11 +567,13 @@ export class JournalLedger implements Ledger {
   #startSnapshot(): Promise<void> {
     this.#seal();
     const covers = this.#nextSeq;
-    const parts = serialiseSnapshot(this.#state, this.#segments, covers);
+    // Off the event loop's critical path: the state is taken as it is now (copy-on-write), then serialised and
+    // written a chunk at a time, yielding to the event loop between chunks while commits and queries go on.
+    const snap = beginSnapshot(this.#state, this.#segments, covers);
     this.#bytesSinceSnapshot = 0;
     const name = snapshotName(covers);
     const previous = this.#snapshotSeq;
-    const p = writeSnapshotFile(this.dir, name, parts, this.#fs)
+    const p = writeSnapshotFile(this.dir, name, snap.parts, this.#fs, nextTurn)
       .then(() => {
         // The new snapshot is durable and verified: only now do older ones go (the one before it stays, a
         // fallback should this one ever read back bad).
@@ -588,6 +593,7 @@ export class JournalLedger implements Ledger {
         this.#bytesSinceSnapshot = this.#snapshotEveryBytes;
       })
       .finally(() => {
+        snap.done();
         this.#snapshotting = undefined;
       });
     this.#snapshotting = p;
