@@ -2,12 +2,12 @@
  * `tokenmeter price <model> --input N --output N [...]`: prices one call from the catalog and prints the
  * per-type breakdown (or one JSON object with --json).
  */
-import { TOKEN_TYPES } from '../contract/names.js';
+import { COST_TYPE_FEE, TOKEN_TYPES } from '../contract/names.js';
 import { PriceBook } from '../pricing/price-book.js';
 import { convertFromUsd, CurrencyError, formatMoney, parseCurrencyRates, type CurrencyRates } from '../pricing/currency.js';
 import { effectiveDateMillis, effectiveDateSchema } from '../pricing/catalog-schema.js';
 import { SERVICE_TIERS } from '../pricing/service-tier.js';
-import type { ServiceTier } from '../pricing/types.js';
+import type { ServiceTier, ToolCalls } from '../pricing/types.js';
 import { totalTokens, type Usage } from '../usage/usage.js';
 import { CliError } from './cli-error.js';
 import { parseFlags } from './parse-flags.js';
@@ -26,6 +26,9 @@ Options:
   --input-audio N      the part of --input that was audio (priced at the model's audio input rate)
   --output-audio N     the part of --output that was audio
   --output-image N     the part of --output that was image tokens
+  --web-searches N     web search calls (OpenAI web_search tool, Anthropic web_search_requests): per-call fee
+  --web-search-preview-calls N   calls of OpenAI's older web_search_preview tool: per-call fee
+  --grounding-queries N          Gemini grounding with Google Search queries: per-call fee
   --provider P         provider (openai, anthropic, gcp.gemini, aws.bedrock, ...)
   --at WHEN           the call's instant: YYYY-MM-DD (00:00 UTC) or an ISO instant such as
                        2026-09-01T02:30:00Z; picks the price in force and peak / off-peak hours (default: now)
@@ -40,6 +43,8 @@ Options:
 `;
 
 const TOKEN_FLAGS = ['input', 'output', 'cache-read', 'cache-write', 'cache-write-1h', 'reasoning', 'input-audio', 'output-audio', 'output-image'] as const;
+/** Per-call fee counts: flag -> fee kind. */
+const FEE_FLAGS = { 'web-searches': 'web_search', 'web-search-preview-calls': 'web_search_preview', 'grounding-queries': 'search_grounding' } as const;
 
 const OPTIONS = {
   input: { type: 'string' },
@@ -51,6 +56,9 @@ const OPTIONS = {
   'input-audio': { type: 'string' },
   'output-audio': { type: 'string' },
   'output-image': { type: 'string' },
+  'web-searches': { type: 'string' },
+  'web-search-preview-calls': { type: 'string' },
+  'grounding-queries': { type: 'string' },
   provider: { type: 'string' },
   at: { type: 'string' },
   tier: { type: 'string' },
@@ -80,7 +88,7 @@ function collectRates(flagRates: string[] | undefined, env: string | undefined):
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const parsed = parseFlags(argv, OPTIONS, TOKEN_FLAGS);
+  const parsed = parseFlags(argv, OPTIONS, [...TOKEN_FLAGS, ...Object.keys(FEE_FLAGS)]);
   const positionals = parsed.positionals;
   const values = parsed.values as {
     [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string;
@@ -110,6 +118,12 @@ export async function run(argv: string[]): Promise<number> {
   if (n['input-audio'] > 0) usage.input_audio = n['input-audio'];
   if (n['output-audio'] > 0) usage.output_audio = n['output-audio'];
   if (n['output-image'] > 0) usage.output_image = n['output-image'];
+
+  let toolCalls: ToolCalls | undefined;
+  for (const [flag, kind] of Object.entries(FEE_FLAGS)) {
+    const c = tokenCount(flag, values[flag as keyof typeof FEE_FLAGS] as string | undefined);
+    if (c > 0) (toolCalls ??= {})[kind] = c;
+  }
 
   let at = new Date();
   if (values.at !== undefined) {
@@ -147,7 +161,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const book = PriceBook.load();
-  const result = book.price({ provider: values.provider, model, usage, at, serviceTier: tier, speed, processing });
+  const result = book.price({ provider: values.provider, model, usage, at, serviceTier: tier, speed, processing, toolCalls });
   if (!result.priced) {
     const hint = result.suggestions.length ? ` (did you mean: ${result.suggestions.join(', ')}?)` : '';
     throw new CliError(`${result.reason}${hint}`);
@@ -174,6 +188,10 @@ export async function run(argv: string[]): Promise<number> {
     };
     if (result.pricePeriod) out.price_period = result.pricePeriod;
     if (result.adjustments) out.adjustments = result.adjustments;
+    if (result.fees) {
+      out.fee_usd = result.feeCostUsd?.toFixed();
+      out.fees = result.fees.map((f) => ({ kind: f.kind, calls: f.calls, billed: f.billed, usd_per_1000: f.usdPer1000, cost_usd: f.costUsd }));
+    }
     if (display) out.display = { currency: display.currency, rate: display.rate, total: display.total, formatted: display.formatted };
     process.stdout.write(JSON.stringify(out) + '\n');
     return 0;
@@ -193,6 +211,10 @@ export async function run(argv: string[]): Promise<number> {
     ['type', 'tokens', 'USD/Mtok', 'cost USD'],
     ...TOKEN_TYPES.map((t) => [t, String(usage[t]), rateOf(t), result.costUsd[t].toFixed()]),
   ];
+  // Fees are not tokens: one row per fee kind, its count in the tokens column's place and its rate per 1,000 calls.
+  for (const f of result.fees ?? []) {
+    rows.push([`${COST_TYPE_FEE} ${f.kind}`, `${f.calls} call${f.calls === 1 ? '' : 's'}`, `${f.usdPer1000}/1k${f.billed !== f.calls ? ' per request' : ''}`, f.costUsd]);
+  }
   const total = ['total', String(totalTokens(usage)), '', result.totalUsd.toFixed()];
   const widths = [0, 1, 2, 3].map((i) => Math.max(...[...rows, total].map((r) => r[i].length)));
   const line = (r: string[]) => `${r[0].padEnd(widths[0])}  ${r[1].padStart(widths[1])}  ${r[2].padStart(widths[2])}  ${r[3].padStart(widths[3])}`;

@@ -34,6 +34,29 @@ export const ATTR_INPUT_AUDIO_TOKENS = 'tokenmeter.usage.input_audio_tokens';
 export const ATTR_OUTPUT_AUDIO_TOKENS = 'tokenmeter.usage.output_audio_tokens';
 export const ATTR_OUTPUT_IMAGE_TOKENS = 'tokenmeter.usage.output_image_tokens';
 
+/**
+ * Per-call fees: a provider charges some server-side tool uses per call, not per token (web search, search
+ * grounding). The count the provider reported travels as `tokenmeter.usage.tool_calls.<kind>` (a non-negative
+ * integer); the catalog prices each kind per 1,000 calls (src/pricing/catalog-schema.ts `fees`).
+ *   web_search          OpenAI Responses `web_search_call` items of the `web_search` tool; Anthropic
+ *                       `usage.server_tool_use.web_search_requests`
+ *   web_search_preview  OpenAI Responses `web_search_call` items of the older `web_search_preview` tool
+ *   search_grounding    Gemini grounding with Google Search: the distinct non-empty `webSearchQueries`
+ */
+export const FEE_KINDS = ['web_search', 'web_search_preview', 'search_grounding'] as const;
+export type FeeKind = (typeof FEE_KINDS)[number];
+export const ATTR_TOOL_CALLS_PREFIX = 'tokenmeter.usage.tool_calls.';
+export const ATTR_TOOL_CALLS: Readonly<Record<FeeKind, string>> = {
+  web_search: `${ATTR_TOOL_CALLS_PREFIX}web_search`,
+  web_search_preview: `${ATTR_TOOL_CALLS_PREFIX}web_search_preview`,
+  search_grounding: `${ATTR_TOOL_CALLS_PREFIX}search_grounding`,
+};
+/**
+ * The `type` label value of `tokenmeter_cost_usd_total` for per-call fees: not a token type (no tokens series
+ * has it), so that the cost by type still adds up to the total cost.
+ */
+export const COST_TYPE_FEE = 'fee';
+
 /** OTel GenAI semantic-convention attributes tokenmeter writes and reads (current names). */
 export const GENAI = {
   operationName: 'gen_ai.operation.name',

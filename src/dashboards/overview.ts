@@ -3,7 +3,7 @@ import { PanelBuilder as BarGauge } from '@grafana/grafana-foundation-sdk/bargau
 import { BarGaugeDisplayMode, StackingConfigBuilder, StackingMode, TableSortByFieldStateBuilder, VizOrientation } from '@grafana/grafana-foundation-sdk/common';
 import { DashboardBuilder, MappingType, RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as Table } from '@grafana/grafana-foundation-sdk/table';
-import { LABEL, METRIC } from '../contract/names.js';
+import { COST_TYPE_FEE, LABEL, METRIC } from '../contract/names.js';
 import { NEAR_LIMIT_RATIO, OVER_LIMIT_RATIO } from './alerts.js';
 import {
   DS,
@@ -241,6 +241,11 @@ export function overviewDashboard(): Dashboard {
         sumIncreaseWithBirths(METRIC.featureCostUsdTotal, '$__range', [LABEL.feature], planOnly),
         `{{${LABEL.feature}}}`,
       ).description('By the tokenmeter.feature span attribute ("none" when absent).'),
+    )
+    .withPanel(
+      breakdown('Spend by cost type (time range)', sumIncreaseWithBirths(METRIC.costUsdTotal, '$__range', [LABEL.type], f), `{{${LABEL.type}}}`).description(
+        `The five token types and "${COST_TYPE_FEE}": per-call fees (web searches, search grounding queries), which have no tokens. Together they are the spend.`,
+      ),
     )
     .withPanel(
       spendAndTokensByModel('Spend and tokens by model (time range)'),

@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { INGEST_OUTCOMES, LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES, type TokenType } from '../contract/names.js';
+import { COST_TYPE_FEE, INGEST_OUTCOMES, LABEL, METRIC, NO_FEATURE, OVERFLOW_USER, TOKEN_TYPES, type TokenType } from '../contract/names.js';
+
+/** `tokenmeter_cost_usd_total{type}` values: the five token types, then `fee` (per-call fees, no tokens series). */
+const COST_TYPES: readonly string[] = [...TOKEN_TYPES, COST_TYPE_FEE];
 import type { CommitResult, LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod } from '../plans/types.js';
 import { totalTokens } from '../usage/usage.js';
@@ -376,8 +379,9 @@ export class ExporterMetrics {
     (g.tokens[i] ??= this.tokensTotal.create({ ...g.base, type: TOKEN_TYPES[i]! }, 0)).value += n;
   }
 
+  /** Adds to the cost series of COST_TYPES[i]: the token types, then the per-call fees. */
   private addCost(g: ModelSeries, i: number, usd: string): void {
-    (g.cost[i] ??= this.costUsdTotal.create({ ...g.base, type: TOKEN_TYPES[i]! }, new ExactSum())).value.add(usd);
+    (g.cost[i] ??= this.costUsdTotal.create({ ...g.base, type: COST_TYPES[i]! }, new ExactSum())).value.add(usd);
   }
 
   /** Counts one committed record; returns true when its user went to the overflow series. */
@@ -399,6 +403,8 @@ export class ExporterMetrics {
       if (c.cache_write !== '0') this.addCost(g, 2, c.cache_write);
       if (c.output !== '0') this.addCost(g, 3, c.output);
       if (c.reasoning !== '0') this.addCost(g, 4, c.reasoning);
+      // Per-call fees are cost without tokens: type="fee" keeps cost by type adding up to the total.
+      if (rec.feeCostUsd !== undefined && rec.feeCostUsd !== '0') this.addCost(g, 5, rec.feeCostUsd);
     }
     const byOutcome = inner(g.requests, rec.operation);
     let requests = byOutcome.get(rec.outcome);

@@ -97,6 +97,8 @@ function priceAt(rec: UsageRecord, pricing: PricingPort, atMillis: number): Pric
     // Premiums the span's own attributes reveal: fast mode (usage.speed), regional / data-residency processing
     // (Anthropic inference_geo, a Bedrock geo or in-region profile id, a regional endpoint's server.address).
     if (rec.speed === 'fast') query.speed = 'fast';
+    // Per-call fees (web searches, grounding queries) the provider reported.
+    if (rec.toolCalls !== undefined) query.toolCalls = rec.toolCalls;
     if (rec.serverAddress !== undefined || rec.inferenceGeo !== undefined || rec.provider === 'aws.bedrock') {
       const scope = processingScope({ provider: rec.provider, rawModel: rec.rawModel, serverAddress: rec.serverAddress, inferenceGeo: rec.inferenceGeo });
       if (scope) query.processing = scope;
@@ -149,7 +151,11 @@ export function toLedgerRecord(
     costUsd: price.priced ? price.costUsd : { input: '0', cache_read: '0', cache_write: '0', output: '0', reasoning: '0' },
     totalCostUsd: price.priced ? price.totalUsd : '0',
   };
-  if (price.priced) out.priceId = price.priceId;
+  if (price.priced) {
+    out.priceId = price.priceId;
+    if (price.feeCostUsd !== undefined) out.feeCostUsd = price.feeCostUsd;
+  }
+  if (rec.toolCalls !== undefined) out.toolCalls = rec.toolCalls;
   if (rec.planFromSpan !== undefined) out.planFromSpan = rec.planFromSpan;
   if (rec.feature !== undefined) out.feature = rec.feature;
   if (rec.serviceTier !== undefined) out.serviceTier = rec.serviceTier;

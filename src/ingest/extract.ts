@@ -11,8 +11,10 @@ import {
   ATTR_SERVER_ADDRESS,
   ATTR_SERVICE_TIER,
   ATTR_SPEED,
+  ATTR_TOOL_CALLS,
   ATTR_USAGE_ESTIMATED,
   ATTR_USER_ID,
+  FEE_KINDS,
   GENAI,
 } from '../contract/names.js';
 import {
@@ -200,6 +202,29 @@ function modalityCount(a: AttributeMap, key: string, spanRef: string): number {
   }
   if (n > MAX_PLAUSIBLE_TOKENS) throw new Reject('implausible_usage', `"${key}" is ${n}, above MAX_PLAUSIBLE_TOKENS (span ${spanRef})`);
   return n;
+}
+
+/** More tool calls than this in one LLM call is not a real count: the span is rejected, never priced. */
+export const MAX_PLAUSIBLE_TOOL_CALLS = 100_000;
+
+/**
+ * The per-call fee counts a span carries (`tokenmeter.usage.tool_calls.<kind>`): non-negative integers (or integer
+ * strings) up to MAX_PLAUSIBLE_TOOL_CALLS, else Reject. Undefined when the span reports none.
+ */
+function toolCalls(a: AttributeMap, spanRef: string): UsageRecord['toolCalls'] {
+  let out: UsageRecord['toolCalls'];
+  for (const kind of FEE_KINDS) {
+    const key = ATTR_TOOL_CALLS[kind];
+    const v = a[key];
+    if (!present(v)) continue;
+    const n = typeof v === 'number' ? v : typeof v === 'string' && /^[0-9]{1,16}$/.test(v) ? Number(v) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new Reject(typeof v === 'number' ? 'implausible_usage' : 'invalid_usage', `"${key}" must be a non-negative integer count of calls (span ${spanRef})`);
+    }
+    if (n > MAX_PLAUSIBLE_TOOL_CALLS) throw new Reject('implausible_usage', `"${key}" is ${n}, above MAX_PLAUSIBLE_TOOL_CALLS (span ${spanRef})`);
+    if (n > 0) (out ??= {})[kind] = n;
+  }
+  return out;
 }
 
 /** The usage with the span's modality parts, each within the bucket it is part of (never clamped: rejected). */
@@ -582,6 +607,7 @@ function extract(span: DecodedSpan): ExtractResult {
   const speed = label(a, 'speed', ATTR_SPEED);
   const serverAddress = label(a, 'server address', ATTR_SERVER_ADDRESS);
   const inferenceGeo = label(a, 'inference geo', ATTR_INFERENCE_GEO);
+  const calls = toolCalls(a, spanRef);
 
   const record: UsageRecord = {
     traceId: span.traceId,
@@ -602,6 +628,7 @@ function extract(span: DecodedSpan): ExtractResult {
   if (speed !== undefined) record.speed = speed.toLowerCase();
   if (serverAddress !== undefined) record.serverAddress = serverAddress.toLowerCase();
   if (inferenceGeo !== undefined) record.inferenceGeo = inferenceGeo.toLowerCase();
+  if (calls !== undefined) record.toolCalls = calls;
   return { kind: 'usage', record, warnings };
 }
 

@@ -9,6 +9,6 @@ export type {
   DecodedTraces,
   DecodeOptions,
 } from './types.js';
-export { extractUsage, MAX_LABEL_CHARS } from './extract.js';
+export { extractUsage, MAX_LABEL_CHARS, MAX_PLAUSIBLE_TOOL_CALLS } from './extract.js';
 export type { ExtractResult, RejectReason } from './extract.js';
 export { normalizeProvider } from './providers.js';

@@ -6,6 +6,9 @@ import {
   ATTR_SERVER_PORT,
   ATTR_SERVICE_TIER,
   ATTR_STREAM_END,
+  ATTR_TOOL_CALLS,
+  FEE_KINDS,
+  type FeeKind,
   ATTR_USAGE_ESTIMATED,
   ATTR_USAGE_INCOMPLETE,
   GENAI,
@@ -123,6 +126,8 @@ export class GenAiCall {
   finishReasons: string[] | undefined;
   serviceTier: string | undefined;
   rawUsage: unknown;
+  /** Per-call fee counts read from the provider's response (web searches, grounding queries), if any. */
+  toolCalls: Partial<Record<FeeKind, number>> | undefined;
   /** Text received so far (streams and responses), for the fallback estimate and content capture. */
   outputText = '';
   firstChunkMillis = -1;
@@ -240,6 +245,14 @@ export class GenAiCall {
       attrs[GENAI.responseServiceTier] = this.serviceTier;
     }
     if (streamEnd !== undefined) attrs[ATTR_STREAM_END] = streamEnd;
+    // Fee counts are the provider's own (response items or usage), never estimated: set whatever usage became.
+    const calls = this.toolCalls;
+    if (calls !== undefined) {
+      for (const k of FEE_KINDS) {
+        const n = calls[k];
+        if (n !== undefined && n > 0) attrs[ATTR_TOOL_CALLS[k]] = n;
+      }
+    }
 
     let usage: Usage | undefined;
     let estimated = false;

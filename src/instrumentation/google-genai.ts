@@ -5,6 +5,7 @@ import { activeTelemetry, GenAiCall, type CallAdapter } from './call.js';
 import type { ResolvedOptions } from './options.js';
 import { captureInput, wrapOnce } from './patch.js';
 import { serverInfo, type ServerInfo } from './provider.js';
+import { geminiGroundingQueries } from './pricing-facts.js';
 
 /* `gen_ai.provider.name` well-known values of the GenAI conventions: the Gemini API and Vertex AI. */
 export const GEMINI_PROVIDER = 'gcp.gemini';
@@ -99,9 +100,18 @@ function requestAttributes(params: Record<string, any>, options: ResolvedOptions
   return attrs;
 }
 
+/** The distinct grounding queries seen so far, per call (a stream may spread or repeat them over chunks). */
+const groundingQueries = new WeakMap<GenAiCall, Set<string>>();
+
 /** Reads one GenerateContentResponse (a whole response or one stream chunk). */
 function readResponse(call: GenAiCall, r: any, stream: boolean): void {
   if (r === null || typeof r !== 'object') return;
+  if (Array.isArray(r.candidates) && r.candidates.some((c: any) => c?.groundingMetadata != null)) {
+    let seen = groundingQueries.get(call);
+    if (seen === undefined) groundingQueries.set(call, (seen = new Set()));
+    geminiGroundingQueries(r, seen);
+    if (seen.size > 0) call.toolCalls = { search_grounding: seen.size };
+  }
   if (typeof r.responseId === 'string') call.responseId = r.responseId;
   if (typeof r.modelVersion === 'string') call.responseModel = r.modelVersion;
   let finished = false;

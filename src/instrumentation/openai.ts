@@ -10,7 +10,7 @@ import {
 import type { CallAdapter, GenAiCall } from './call.js';
 import type { ResolvedOptions } from './options.js';
 import { captureInput, patchMethod, samplingAttributes, type MethodSpec } from './patch.js';
-import { openAIPricingAttributes } from './pricing-facts.js';
+import { openAIPricingAttributes, openAIResponsesToolCalls } from './pricing-facts.js';
 import { GENERIC_OPENAI_COMPATIBLE, serverInfo, type ServerInfo } from './provider.js';
 import type { ResponseHandler } from './stainless.js';
 
@@ -168,6 +168,8 @@ function readResponseObject(call: GenAiCall, response: any, needText: boolean): 
   if (typeof response.model === 'string') call.responseModel = response.model;
   if (typeof response.service_tier === 'string') call.serviceTier = response.service_tier;
   if (response.usage !== undefined && response.usage !== null) call.rawUsage = response.usage;
+  // The final response object lists every output item: a later event's count replaces an earlier one.
+  if (Array.isArray(response.output)) call.toolCalls = openAIResponsesToolCalls(response.output, call.params.tools);
   if (typeof response.status === 'string' && response.status !== 'in_progress' && response.status !== 'queued') {
     const reason = response.incomplete_details?.reason;
     call.finishReasons = [typeof reason === 'string' ? reason : response.status];

@@ -1,5 +1,5 @@
 import type { Attributes } from '@opentelemetry/api';
-import { ATTR_INFERENCE_GEO, ATTR_INPUT_AUDIO_TOKENS, ATTR_OUTPUT_AUDIO_TOKENS, ATTR_SPEED } from '../contract/names.js';
+import { ATTR_INFERENCE_GEO, ATTR_INPUT_AUDIO_TOKENS, ATTR_OUTPUT_AUDIO_TOKENS, ATTR_SPEED, ATTR_TOOL_CALLS, type FeeKind } from '../contract/names.js';
 import type { Usage } from '../usage/index.js';
 
 /*
@@ -24,11 +24,20 @@ function details(u: Record<string, unknown>, key: string): Record<string, unknow
   return d !== null && typeof d === 'object' ? (d as Record<string, unknown>) : undefined;
 }
 
-/** Anthropic Messages usage: `speed` ("standard" | "fast", as billed) and `inference_geo` ("global", "us", ...). */
-export function anthropicPricingAttributes(raw: unknown): Attributes {
+/**
+ * Anthropic Messages usage: `speed` ("standard" | "fast", as billed), `inference_geo` ("global", "us", ...) and
+ * `server_tool_use.web_search_requests` (web searches, billed per search; web fetches have no fee).
+ */
+export function anthropicPricingAttributes(raw: unknown, _usage?: Usage, warnings?: string[]): Attributes {
   const out: Attributes = {};
   if (raw === null || typeof raw !== 'object') return out;
   const u = raw as Record<string, unknown>;
+  const searches = details(u, 'server_tool_use')?.web_search_requests;
+  if (searches !== undefined && searches !== null && searches !== 0) {
+    const n = count(searches);
+    if (n !== undefined) out[ATTR_TOOL_CALLS.web_search] = n;
+    else warnings?.push(`server_tool_use.web_search_requests (${String(searches).slice(0, 32)}) is not a count of searches; left out`);
+  }
   const speed = label(u.speed);
   if (speed !== undefined) out[ATTR_SPEED] = speed;
   const geo = label(u.inference_geo);
@@ -57,4 +66,44 @@ export function openAIPricingAttributes(raw: unknown, usage: Usage, warnings: st
     if (usage.output > 0) out[ATTR_OUTPUT_AUDIO_TOKENS] = Math.min(outAudio, usage.output);
   }
   return out;
+}
+
+/**
+ * OpenAI Responses: each `web_search_call` output item is one billed search call (a failed one is not billed).
+ * The item does not say which tool ran it: it is a `web_search_preview` call when the request offered only the
+ * preview tool (priced differently on non-reasoning models), else a `web_search` call.
+ */
+export function openAIResponsesToolCalls(output: unknown, requestTools: unknown): Partial<Record<FeeKind, number>> | undefined {
+  if (!Array.isArray(output)) return undefined;
+  let n = 0;
+  for (const item of output) {
+    if (item !== null && typeof item === 'object' && (item as { type?: unknown }).type === 'web_search_call' && (item as { status?: unknown }).status !== 'failed') n++;
+  }
+  if (n === 0) return undefined;
+  let preview = false;
+  let ga = false;
+  if (Array.isArray(requestTools)) {
+    for (const t of requestTools) {
+      const type = (t as { type?: unknown } | null)?.type;
+      if (typeof type !== 'string') continue;
+      if (type.startsWith('web_search_preview')) preview = true;
+      else if (type.startsWith('web_search')) ga = true;
+    }
+  }
+  return preview && !ga ? { web_search_preview: n } : { web_search: n };
+}
+
+/**
+ * Gemini grounding with Google Search: the distinct non-empty `groundingMetadata.webSearchQueries` of the
+ * response's candidates, added to `seen` (a stream repeats or spreads them over chunks). Google bills Gemini 3
+ * per search query and ignores empty queries when counting.
+ */
+export function geminiGroundingQueries(response: unknown, seen: Set<string>): void {
+  const candidates = (response as { candidates?: unknown } | null)?.candidates;
+  if (!Array.isArray(candidates)) return;
+  for (const c of candidates) {
+    const queries = (c as { groundingMetadata?: { webSearchQueries?: unknown } } | null)?.groundingMetadata?.webSearchQueries;
+    if (!Array.isArray(queries)) continue;
+    for (const q of queries) if (typeof q === 'string' && q.trim() !== '' && seen.size < 10_000) seen.add(q);
+  }
 }

@@ -5,10 +5,10 @@
  */
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Decimal } from 'decimal.js';
 import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
-import { allocateDiscount, ExactDecimal } from '../pricing/index.js';
+import { ExactDecimal } from '../pricing/index.js';
 import { LedgerError } from './errors.js';
+import { netCostsOf, withNetCosts } from './ledger-interface.js';
 import { decodeEntry } from './journal-entry.js';
 import { checkSegmentHeader, readEntries, segmentName } from './journal-format.js';
 import type { LedgerRecord } from './types.js';
@@ -63,15 +63,7 @@ export function normaliseFilter(filter: CallFilter = {}): NormalisedFilter {
 /** The committed form of a journal record: per-type costs net of `discount` (the same split as at commit). */
 export function netOfDiscount(r: LedgerRecord, discount: string | undefined): LedgerRecord {
   if (discount === undefined) return r;
-  const gross = new ExactDecimal(r.totalCostUsd);
-  const d = new ExactDecimal(discount);
-  const perType = allocateDiscount(
-    Object.fromEntries(TOKEN_TYPES.map((t) => [t, new Decimal(r.costUsd[t])])) as Record<TokenType, Decimal>,
-    new Decimal(d.toFixed()),
-  );
-  const costUsd = {} as Record<TokenType, string>;
-  for (const t of TOKEN_TYPES) costUsd[t] = new ExactDecimal(r.costUsd[t]).minus(perType[t].toFixed()).toFixed();
-  return { ...r, costUsd, totalCostUsd: gross.minus(d).toFixed(), discountUsd: d.toFixed(), grossCostUsd: gross.toFixed() };
+  return withNetCosts(r, netCostsOf(r, new ExactDecimal(discount)));
 }
 
 /** A segment to scan: its sequence number and, for a live ledger, how many bytes of it are committed. */
@@ -176,6 +168,8 @@ export async function* scanSqlCalls(db: SqlQuery, filter: NormalisedFilter, page
     'source', 'estimated', 'service_tier', 'priced', 'price_id', ...TOKEN_COLS.map((c) => `${c}::text AS ${c}`),
     'cache_write_1h_tokens::text AS cache_write_1h_tokens', ...COST_COLS.map((c) => `${c}::text AS ${c}`),
     'gross_cost_usd::text AS gross_cost_usd', 'discount_usd::text AS discount_usd', 'cost_usd::text AS cost_usd',
+    'fee_cost_usd::text AS fee_cost_usd', 'web_search_calls::text AS web_search_calls',
+    'web_search_preview_calls::text AS web_search_preview_calls', 'search_grounding_calls::text AS search_grounding_calls',
   ].join(', ');
   let after: [string, string] | undefined;
   for (;;) {
@@ -234,6 +228,16 @@ function callOfRow(row: Record<string, unknown>): LedgerCall {
   if (row.feature !== null && row.feature !== undefined) rec.feature = String(row.feature);
   if (row.service_tier !== null && row.service_tier !== undefined) rec.serviceTier = String(row.service_tier);
   if (row.price_id !== null && row.price_id !== undefined) rec.priceId = String(row.price_id);
+  if (row.fee_cost_usd !== null && row.fee_cost_usd !== undefined) rec.feeCostUsd = money(row.fee_cost_usd);
+  const web = n('web_search_calls');
+  const preview = n('web_search_preview_calls');
+  const grounding = n('search_grounding_calls');
+  if (web || preview || grounding) {
+    rec.toolCalls = {};
+    if (web) rec.toolCalls.web_search = web;
+    if (preview) rec.toolCalls.web_search_preview = preview;
+    if (grounding) rec.toolCalls.search_grounding = grounding;
+  }
   const discount = money(row.discount_usd);
   if (!new ExactDecimal(discount).isZero()) {
     rec.discountUsd = discount;

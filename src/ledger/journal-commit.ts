@@ -3,11 +3,11 @@
  * volume discounts in call order, and each caller's result once the group is durable and applied.
  */
 import { Decimal } from 'decimal.js';
-import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
-import { allocateDiscount, ExactDecimal } from '../pricing/index.js';
+import type { TokenType } from '../contract/names.js';
+import { ExactDecimal } from '../pricing/index.js';
 import { readIdWords, type DedupKeys } from './dedup-keys.js';
 import { LedgerError } from './errors.js';
-import { withNetCosts, type DiscountFunction } from './ledger-interface.js';
+import { netCostsOf, withNetCosts, type DiscountFunction } from './ledger-interface.js';
 import { compareStrings, rollupOf, type JournalState, type UserRow } from './journal-state.js';
 import { Money } from './money.js';
 import type { CommitOutcome, CommitResult, LedgerRecord } from './types.js';
@@ -93,13 +93,7 @@ function discountCommit(state: JournalState, w: Waiter, fresh: number[], outcome
       spend.set(sk, after);
       if (discount.isZero()) continue;
       discounts[k] = discount;
-      const perType = allocateDiscount(
-        Object.fromEntries(TOKEN_TYPES.map((t) => [t, new Decimal(r.costUsd[t])])) as Record<TokenType, Decimal>,
-        new Decimal(discount.toFixed()),
-      );
-      const costUsd = {} as Record<TokenType, Exact>;
-      for (const t of TOKEN_TYPES) costUsd[t] = new Exact(r.costUsd[t]).minus(perType[t].toFixed());
-      nets.set(fresh[k], { costUsd, total: gross.minus(discount), gross, discount });
+      nets.set(fresh[k], netCostsOf(r, discount));
     }
   }
   // Only now (nothing threw) does this caller's spend count for the callers after it in the group.

@@ -13,6 +13,9 @@
  *            calls × record: f64 × 7 (end time, the five token buckets, cache_write_1h),
  *                            u32 × 26 (trace id 4 words, span id 2 words, flags, and 19 string indices, NONE = absent)
  *                            + optional trailing fields (record bytes > 160, a multiple of 8; see README.md)
+ *            layout 2 (an entry with per-call fees, issue 20): records of 176 bytes, the 160 above and u32 × 4:
+ *                            fee cost string index (NONE = no fee), web_search, web_search_preview and
+ *                            search_grounding call counts. Entries without fees stay layout 1.
  *   prune:   u8 'R', u8 layout 1, 6 bytes padding, f64 receivedAt, f64 rollupsBefore
  * A reader refuses an entry type or a layout version it does not know ("written by a newer tokenmeter").
  */
@@ -21,15 +24,14 @@ import type { LedgerRecord } from './types.js';
 export const ENTRY_COMMIT = 0x43; // 'C'
 export const ENTRY_PRUNE = 0x52; // 'R'
 export const ENTRY_HEADER = 0x48; // 'H'
-/** The newest layout of commit and prune entries this code reads and writes. */
-export const ENTRY_LAYOUT = 1;
+/** The newest layout of commit entries this code reads and writes (2: per-call fees); prune entries are layout 1. */
+export const ENTRY_LAYOUT = 2;
+const PRUNE_LAYOUT = 1;
 const NONE = 0xffffffff;
 const RECORD_F64 = 7;
 const RECORD_U32 = 26;
 /** Bytes per call record: 7 × 8 + 26 × 4. */
 export const RECORD_BYTES = RECORD_F64 * 8 + RECORD_U32 * 4;
-const F64_PER_RECORD = RECORD_BYTES / 8;
-const U32_PER_RECORD = RECORD_BYTES / 4;
 
 /** String slots of a record, in order (after the 6 id words and the flags word). */
 const S_PERIOD = 7;
@@ -47,6 +49,12 @@ const S_PRICE = 18;
 const S_COST = 19; // five per-type costs: 19..23
 const S_TOTAL = 24;
 const S_DISCOUNT = 25;
+/** Layout 2: the fee cost string and the three call counts after the 26 words of layout 1. */
+const S_FEE = 26;
+const C_WEB_SEARCH = 27;
+const C_WEB_SEARCH_PREVIEW = 28;
+const C_SEARCH_GROUNDING = 29;
+const FEE_RECORD_BYTES = RECORD_BYTES + 16;
 
 function hexWord(s: string, at: number): number {
   let v = 0;
@@ -76,11 +84,16 @@ export class CommitEncoder {
   readonly #u32: Uint32Array;
   #n = 0;
   /** Per string slot, the previous call's string and its index: consecutive calls mostly share plan, model... */
-  readonly #lastString: (string | undefined)[] = new Array<string | undefined>(RECORD_U32).fill(undefined);
-  readonly #lastIndex = new Uint32Array(RECORD_U32).fill(NONE);
+  readonly #lastString: (string | undefined)[] = new Array<string | undefined>(S_FEE + 1).fill(undefined);
+  readonly #lastIndex = new Uint32Array(S_FEE + 1).fill(NONE);
+  /** Layout 2 (fee fields) when some call of the entry has per-call fees or tool-call counts, else layout 1. */
+  readonly #fees: boolean;
+  readonly #recordBytes: number;
 
-  constructor(calls: number) {
-    this.#f64 = new Float64Array(calls * F64_PER_RECORD);
+  constructor(calls: number, withFees = false) {
+    this.#fees = withFees;
+    this.#recordBytes = withFees ? FEE_RECORD_BYTES : RECORD_BYTES;
+    this.#f64 = new Float64Array((calls * this.#recordBytes) / 8);
     this.#u32 = new Uint32Array(this.#f64.buffer);
   }
 
@@ -127,8 +140,8 @@ export class CommitEncoder {
    * given, holds the record's trace and span id words at `idsAt` (already read for the dedup check).
    */
   add(r: LedgerRecord, periodStart: string, discount: string | undefined, ids?: Uint32Array, idsAt = 0): void {
-    const f = this.#n * F64_PER_RECORD;
-    const u = this.#n * U32_PER_RECORD + RECORD_F64 * 2;
+    const f = (this.#n * this.#recordBytes) / 8;
+    const u = (this.#n * this.#recordBytes) / 4 + RECORD_F64 * 2;
     this.#n += 1;
     const f64 = this.#f64;
     const u32 = this.#u32;
@@ -176,6 +189,15 @@ export class CommitEncoder {
     u32[u + S_COST + 4] = this.#costSlot(S_COST + 4, c.reasoning);
     u32[u + S_TOTAL] = this.#costSlot(S_TOTAL, r.totalCostUsd);
     u32[u + S_DISCOUNT] = this.#costSlot(S_DISCOUNT, discount);
+    if (this.#fees) {
+      u32[u + S_FEE] = this.#costSlot(S_FEE, r.feeCostUsd);
+      const calls = r.toolCalls;
+      u32[u + C_WEB_SEARCH] = calls?.web_search ?? 0;
+      u32[u + C_WEB_SEARCH_PREVIEW] = calls?.web_search_preview ?? 0;
+      u32[u + C_SEARCH_GROUNDING] = calls?.search_grounding ?? 0;
+    } else if (r.feeCostUsd !== undefined || r.toolCalls !== undefined) {
+      throw new Error('a call with per-call fees in a layout-1 commit entry (construct the encoder withFees)');
+    }
   }
 
   /** The payload, as parts to write one after the other. */
@@ -197,8 +219,8 @@ export class CommitEncoder {
     const pad = (8 - (dictBytes % 8)) % 8;
     const head = Buffer.alloc(24 + dictBytes + pad);
     head[0] = ENTRY_COMMIT;
-    head[1] = ENTRY_LAYOUT;
-    head.writeUInt16LE(RECORD_BYTES, 2);
+    head[1] = this.#fees ? 2 : 1;
+    head.writeUInt16LE(this.#recordBytes, 2);
     head.writeDoubleLE(receivedAtMillis, 8);
     head.writeUInt32LE(this.#n, 16);
     head.writeUInt32LE(strings.length, 20);
@@ -215,14 +237,14 @@ export class CommitEncoder {
         off += n;
       }
     }
-    return [head, Buffer.from(this.#f64.buffer, 0, this.#n * RECORD_BYTES)];
+    return [head, Buffer.from(this.#f64.buffer, 0, this.#n * this.#recordBytes)];
   }
 }
 
 export function encodePrune(receivedAtMillis: number, rollupsBeforeMillis: number): Buffer[] {
   const b = Buffer.alloc(24);
   b[0] = ENTRY_PRUNE;
-  b[1] = ENTRY_LAYOUT;
+  b[1] = PRUNE_LAYOUT;
   b.writeDoubleLE(receivedAtMillis, 8);
   b.writeDoubleLE(rollupsBeforeMillis, 16);
   return [b];
@@ -286,8 +308,10 @@ export function decodeEntry(payload: Buffer, intern: (s: string) => string): Dec
   if (type === ENTRY_PRUNE) return { kind: 'prune', receivedAtMillis, rollupsBeforeMillis: payload.readDoubleLE(16) };
   if (type !== ENTRY_COMMIT) throw new NewerFormatError(`entry type ${type}`);
   // Records may carry optional trailing fields a later version added (record bytes > RECORD_BYTES): skipped.
+  const layout = payload[1];
   const recordBytes = payload.readUInt16LE(2) || RECORD_BYTES;
-  if (recordBytes < RECORD_BYTES || recordBytes % 8 !== 0) throw new Error(`bad record size ${recordBytes}`);
+  const minBytes = layout >= 2 ? FEE_RECORD_BYTES : RECORD_BYTES;
+  if (recordBytes < minBytes || recordBytes % 8 !== 0) throw new Error(`bad record size ${recordBytes}`);
   const fStride = recordBytes / 8;
   const uStride = recordBytes / 4;
   const calls = payload.readUInt32LE(16);
@@ -366,6 +390,20 @@ export function decodeEntry(payload: Buffer, intern: (s: string) => string): Dec
           if (tier !== undefined) rec.serviceTier = tier;
           const price = opt(u32[u + S_PRICE]);
           if (price !== undefined) rec.priceId = price;
+          if (layout >= 2) {
+            const fee = opt(u32[u + S_FEE]);
+            if (fee !== undefined) rec.feeCostUsd = fee;
+            const web = u32[u + C_WEB_SEARCH];
+            const preview = u32[u + C_WEB_SEARCH_PREVIEW];
+            const grounding = u32[u + C_SEARCH_GROUNDING];
+            if (web || preview || grounding) {
+              const calls: NonNullable<LedgerRecord['toolCalls']> = {};
+              if (web) calls.web_search = web;
+              if (preview) calls.web_search_preview = preview;
+              if (grounding) calls.search_grounding = grounding;
+              rec.toolCalls = calls;
+            }
+          }
           return rec;
         },
       };

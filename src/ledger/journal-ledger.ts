@@ -439,7 +439,15 @@ export class JournalLedger implements Ledger {
     let fresh = 0;
     for (const p of prepared) fresh += p.fresh.length;
     if (fresh > 0) {
-      const enc = new CommitEncoder(fresh);
+      // Layout 2 (fee fields) only for an entry with a call that has per-call fees: the common entry stays 160 bytes a call.
+      let withFees = false;
+      for (const p of prepared) {
+        for (const i of p.fresh) {
+          const r = p.waiter.records[i];
+          if (r.feeCostUsd !== undefined || r.toolCalls !== undefined) withFees = true;
+        }
+      }
+      const enc = new CommitEncoder(fresh, withFees);
       for (const p of prepared) {
         const recs = p.waiter.records;
         p.fresh.forEach((i, k) => enc.add(recs[i], this.#state.iso(recs[i].periodStart), p.discounts[k]?.toFixed(), p.ids, i * ID_WORDS));

@@ -2,9 +2,9 @@
  * The ledger's interface and the types both ledgers share (the journal ledger and SqlLedger), kept apart from
  * either implementation and from the factory (ledger.ts) so neither imports the other.
  */
-import type { Decimal } from 'decimal.js';
+import { Decimal } from 'decimal.js';
 import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
-import type { ExactDecimal } from '../pricing/index.js';
+import { allocateDiscount, ExactDecimal } from '../pricing/index.js';
 import type { Clock } from '../plans/clock.js';
 import type { BackendKind, EmbeddedBackendOptions, PostgresBackendOptions } from './backend.js';
 import { LedgerError } from './errors.js';
@@ -156,9 +156,29 @@ export interface Ledger {
 
 export interface NetCosts {
   costUsd: Record<TokenType, Exact>;
+  /** The per-call fee part, net, when the record has one. */
+  fee?: Exact;
   total: Exact;
   gross: Exact;
   discount: Exact;
+}
+
+/**
+ * A priced record's costs net of `discount` (gross = its totalCostUsd): the discount spread over the five token
+ * costs and the fee part in proportion (allocateDiscount), so the net parts still add up to the net total. The one
+ * split used at commit, on reload and when scanning calls.
+ */
+export function netCostsOf(r: LedgerRecord, discount: Exact): NetCosts {
+  const parts = {} as Record<TokenType | 'fee', Decimal>;
+  for (const t of TOKEN_TYPES) parts[t] = new Decimal(r.costUsd[t]);
+  if (r.feeCostUsd !== undefined) parts.fee = new Decimal(r.feeCostUsd);
+  const shares = allocateDiscount(parts, new Decimal(discount.toFixed()));
+  const costUsd = {} as Record<TokenType, Exact>;
+  for (const t of TOKEN_TYPES) costUsd[t] = new ExactDecimal(r.costUsd[t]).minus(shares[t].toFixed());
+  const gross = new ExactDecimal(r.totalCostUsd);
+  const net: NetCosts = { costUsd, total: gross.minus(discount), gross, discount };
+  if (r.feeCostUsd !== undefined) net.fee = new ExactDecimal(r.feeCostUsd).minus(shares.fee.toFixed());
+  return net;
 }
 
 /** Checks prune's arguments (shared by both ledgers): `olderThan` never inside the dedup window. */
@@ -181,5 +201,7 @@ export function pruneArguments(options: PruneOptions, clock: Clock, dedupWindowM
 export function withNetCosts(r: LedgerRecord, net: NetCosts): LedgerRecord {
   const costUsd = {} as Record<TokenType, string>;
   for (const t of TOKEN_TYPES) costUsd[t] = net.costUsd[t].toFixed();
-  return { ...r, costUsd, totalCostUsd: net.total.toFixed(), discountUsd: net.discount.toFixed(), grossCostUsd: net.gross.toFixed() };
+  const out: LedgerRecord = { ...r, costUsd, totalCostUsd: net.total.toFixed(), discountUsd: net.discount.toFixed(), grossCostUsd: net.gross.toFixed() };
+  if (net.fee !== undefined) out.feeCostUsd = net.fee.toFixed();
+  return out;
 }

@@ -109,6 +109,19 @@ CREATE TABLE period_provider_spend (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'per-call fees',
+    sql: `
+-- Per-call fees (web searches, search grounding queries): the fee part of cost_usd (NULL = the call had none) and
+-- the provider's call counts. cost_usd = the five per-type costs + fee_cost_usd.
+ALTER TABLE calls
+  ADD COLUMN fee_cost_usd numeric,
+  ADD COLUMN web_search_calls bigint NOT NULL DEFAULT 0 CHECK (web_search_calls >= 0),
+  ADD COLUMN web_search_preview_calls bigint NOT NULL DEFAULT 0 CHECK (web_search_preview_calls >= 0),
+  ADD COLUMN search_grounding_calls bigint NOT NULL DEFAULT 0 CHECK (search_grounding_calls >= 0);
+`,
+  },
 ];
 
 /** Key of the advisory lock that serialises migrations between processes opening one database. */

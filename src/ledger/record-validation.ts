@@ -5,7 +5,7 @@
  * decimal.js; the period from the calendar): every field's type and shape and the text limits of span-derived
  * strings, but not the id and money syntax nor the cost sum again. A record that fails either is refused alike.
  */
-import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
+import { FEE_KINDS, TOKEN_TYPES, type FeeKind, type TokenType } from '../contract/names.js';
 import { ExactDecimal } from '../pricing/index.js';
 import { MAX_RECORD_TEXT_CHARS, recordTextProblem } from '../usage/record-text.js';
 import { LedgerError } from './errors.js';
@@ -86,8 +86,17 @@ export function validateRecord(r: LedgerRecord, i: number, check: RecordCheck = 
   if (!count(u.reasoning)) fail(i, 'usage.reasoning', 'must be a non-negative integer');
   const h = u.cache_write_1h ?? 0;
   if (!count(h) || h > u.cache_write) fail(i, 'usage.cache_write_1h', 'must be an integer between 0 and cache_write');
+  const calls = r.toolCalls;
+  if (calls !== undefined) {
+    if (typeof calls !== 'object' || calls === null) fail(i, 'toolCalls', 'must be an object of call counts');
+    for (const k of Object.keys(calls)) {
+      if (!(FEE_KINDS as readonly string[]).includes(k)) fail(i, `toolCalls.${k}`, `is not a fee kind (${FEE_KINDS.join(', ')})`);
+      if (!count(calls[k as FeeKind])) fail(i, `toolCalls.${k}`, 'must be a non-negative integer');
+    }
+  }
   const c = r.costUsd;
   if (typeof c !== 'object' || c === null) fail(i, 'costUsd', 'must be an object');
+  if (r.feeCostUsd !== undefined && (typeof r.feeCostUsd !== 'string' || r.feeCostUsd.length === 0)) fail(i, 'feeCostUsd', 'must be a non-negative decimal string');
   if (full) checkMoney(r, i, c);
   else {
     if (
@@ -113,6 +122,13 @@ function checkMoney(r: LedgerRecord, i: number, c: Record<TokenType, string>): v
   scale = moneyScale(i, 'costUsd.reasoning', c.reasoning, scale);
   const total = r.totalCostUsd;
   scale = moneyScale(i, 'totalCostUsd', total, scale);
+  if (r.feeCostUsd !== undefined) {
+    // Few calls have fees: the exact check with decimals, the five token costs plus the fee part.
+    moneyScale(i, 'feeCostUsd', r.feeCostUsd, scale);
+    const sum = TOKEN_TYPES.reduce((s, t) => s.plus(c[t]), new Exact(r.feeCostUsd));
+    if (!sum.eq(total)) fail(i, 'totalCostUsd', `(${total}) must equal the sum of costUsd and feeCostUsd (${sum.toFixed()})`);
+    return;
+  }
   if (!costsAddUp(c, total, scale)) {
     const costSum = TOKEN_TYPES.reduce((s, t) => s.plus(c[t]), new Exact(0));
     fail(i, 'totalCostUsd', `(${total}) must equal the sum of costUsd (${costSum.toFixed()})`);

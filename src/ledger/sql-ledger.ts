@@ -3,14 +3,15 @@
  * PostgreSQL (or PGlite) with the same SQL. See README.md in this folder for the tables.
  */
 import { Decimal } from 'decimal.js';
-import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
-import { allocateDiscount, ExactDecimal } from '../pricing/index.js';
+import { TOKEN_TYPES } from '../contract/names.js';
+import { ExactDecimal } from '../pricing/index.js';
 import { systemClock, type Clock } from '../plans/clock.js';
 import { totalTokens } from '../usage/usage.js';
 import type { BackendKind, SqlBackend, SqlRunner } from './backend.js';
 import { classifyError, isRetryableConflict, LedgerError, LedgerUnavailableError } from './errors.js';
 import {
   DEFAULT_DEDUP_WINDOW_MILLIS,
+  netCostsOf,
   pruneArguments,
   withNetCosts,
   type CommitOptions,
@@ -259,12 +260,14 @@ export class SqlLedger implements Ledger {
     const insertedRows = await tx.query<{ trace_id: string; span_id: string }>(
       `INSERT INTO calls (trace_id, span_id, period_start, end_time, received_at, user_id, plan, feature, provider,
          raw_model, model, operation, outcome, source, estimated, service_tier, priced, price_id,
-         ${TOKEN_INSERT_COLS.join(', ')}, ${COST_COLS.join(', ')}, gross_cost_usd, discount_usd, cost_usd)
+         ${TOKEN_INSERT_COLS.join(', ')}, ${COST_COLS.join(', ')}, gross_cost_usd, discount_usd, cost_usd,
+         fee_cost_usd, web_search_calls, web_search_preview_calls, search_grounding_calls)
        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[],
          $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
          $15::boolean[], $16::text[], $17::boolean[], $18::text[],
          $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::bigint[],
-         $25::numeric[], $26::numeric[], $27::numeric[], $28::numeric[], $29::numeric[], $30::numeric[], $31::numeric[], $32::numeric[])
+         $25::numeric[], $26::numeric[], $27::numeric[], $28::numeric[], $29::numeric[], $30::numeric[], $31::numeric[], $32::numeric[],
+         $33::numeric[], $34::bigint[], $35::bigint[], $36::bigint[])
        ON CONFLICT (trace_id, span_id) DO NOTHING
        RETURNING trace_id, span_id`,
       [
@@ -292,6 +295,10 @@ export class SqlLedger implements Ledger {
         a((r) => r.totalCostUsd),
         a(() => '0'),
         a((r) => r.totalCostUsd),
+        a((r) => r.feeCostUsd ?? null),
+        a((r) => r.toolCalls?.web_search ?? 0),
+        a((r) => r.toolCalls?.web_search_preview ?? 0),
+        a((r) => r.toolCalls?.search_grounding ?? 0),
       ],
     );
     const inserted = new Set(insertedRows.map((row) => `${row.trace_id}/${row.span_id}`));
@@ -314,13 +321,7 @@ export class SqlLedger implements Ledger {
         }
         spend.set(key, prior.plus(gross));
         if (discount.isZero()) continue;
-        const perType = allocateDiscount(
-          Object.fromEntries(TOKEN_TYPES.map((t) => [t, new Decimal(r.costUsd[t])])) as Record<TokenType, Decimal>,
-          new Decimal(discount.toFixed()),
-        );
-        const costUsd = {} as Record<TokenType, Exact>;
-        for (const t of TOKEN_TYPES) costUsd[t] = new Exact(r.costUsd[t]).minus(perType[t].toFixed());
-        const net: NetCosts = { costUsd, total: gross.minus(discount), gross, discount };
+        const net: NetCosts = netCostsOf(r, discount);
         nets.set(`${r.traceId}/${r.spanId}`, net);
         changed.push({ r, net });
       }
@@ -328,9 +329,9 @@ export class SqlLedger implements Ledger {
         const c = (f: (x: { r: LedgerRecord; net: NetCosts }) => unknown) => changed.map(f);
         await tx.query(
           `UPDATE calls SET input_cost_usd = u.c0, cache_read_cost_usd = u.c1, cache_write_cost_usd = u.c2,
-             output_cost_usd = u.c3, reasoning_cost_usd = u.c4, discount_usd = u.d, cost_usd = u.net
-           FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[])
-             AS u(t, s, c0, c1, c2, c3, c4, d, net)
+             output_cost_usd = u.c3, reasoning_cost_usd = u.c4, discount_usd = u.d, cost_usd = u.net, fee_cost_usd = u.fee
+           FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[])
+             AS u(t, s, c0, c1, c2, c3, c4, d, net, fee)
            WHERE calls.trace_id = u.t AND calls.span_id = u.s`,
           [
             c((x) => x.r.traceId),
@@ -338,6 +339,7 @@ export class SqlLedger implements Ledger {
             ...TOKEN_TYPES.map((t) => c((x) => x.net.costUsd[t].toFixed())),
             c((x) => x.net.discount.toFixed()),
             c((x) => x.net.total.toFixed()),
+            c((x) => x.net.fee?.toFixed() ?? null),
           ],
         );
       }

@@ -14,6 +14,11 @@ export interface LedgerRecord extends UsageRecord {
   priceId?: string;
   /** Per-type cost in USD as decimal strings ("0" for each type when unpriced). */
   costUsd: Record<TokenType, string>;
+  /**
+   * Per-call fees in USD (web searches, grounding queries: `toolCalls` priced from the catalog's `fees`), when the
+   * call had any. Not a token type. costUsd's five and feeCostUsd add up exactly to totalCostUsd.
+   */
+  feeCostUsd?: string;
   totalCostUsd: string;
   /**
    * Set by the ledger on committed records when a volume discount applied: the discount in USD. `costUsd` and

@@ -133,6 +133,30 @@ export const multipliersSchema = z.strictObject({
   regional: multiplierSchema.optional(),
 });
 
+/**
+ * A per-call fee (web search, search grounding): `usd_per_1000` calls or `usd_per_call`, exactly one. `per_request`:
+ * the provider bills once per request that used the tool, whatever the number of calls it reports (Gemini 2.5
+ * grounding: per grounded prompt). Fees are not tokens: no context tier, service tier or multiplier changes them.
+ */
+export const feeSchema = z
+  .strictObject({
+    usd_per_1000: decimalStringSchema.optional(),
+    usd_per_call: decimalStringSchema.optional(),
+    per_request: z.boolean().optional(),
+    /** The public page the fee was read on (tool pricing is often on its own page). */
+    source: z.url({ protocol: /^https$/, error: 'must be an https URL of the public pricing page' }).optional(),
+  })
+  .refine((f) => (f.usd_per_1000 === undefined) !== (f.usd_per_call === undefined), {
+    error: 'a fee needs exactly one of usd_per_1000 or usd_per_call',
+  });
+export type Fee = z.infer<typeof feeSchema>;
+
+export const feesSchema = z.strictObject({
+  web_search: feeSchema.optional(),
+  web_search_preview: feeSchema.optional(),
+  search_grounding: feeSchema.optional(),
+});
+
 const idSchema = z
   .string()
   .min(1)
@@ -155,6 +179,8 @@ const entryShape = {
     })
     .optional(),
   multipliers: multipliersSchema.optional(),
+  /** Per-call fees by kind (src/contract/names.ts FEE_KINDS); a call reporting calls of a kind the entry has no fee for is unpriced. */
+  fees: feesSchema.optional(),
   /** Peak-hour prices; the entry's own prices are then the off-peak rates (standard tier only). */
   peak: peakSchema.optional(),
   /**

@@ -64,15 +64,16 @@ export function volumeDiscountUsd(tiers: readonly VolumeDiscountTier[], priorSpe
 export const ALLOCATION_DECIMAL_PLACES = 12;
 
 /**
- * Spreads `discountUsd` over the token types in proportion to their cost. Each share is rounded down to
- * ALLOCATION_DECIMAL_PLACES and the remainder is put on the largest bucket (first in TOKEN_TYPES order on a
- * tie), so the shares add up exactly to `discountUsd`. Returns the per-type discount (subtract it from the
- * per-type cost to get the net cost).
+ * Spreads `discountUsd` over the token types (and, when given, the per-call fee part: key `fee`) in proportion to
+ * their cost. Each share is rounded down to ALLOCATION_DECIMAL_PLACES and the remainder is put on the largest part
+ * (first in TOKEN_TYPES order, then `fee`, on a tie), so the shares add up exactly to `discountUsd`. Returns the
+ * discount per part (subtract it from the part's cost to get the net cost).
  */
-export function allocateDiscount(costUsd: Record<TokenType, Decimal>, discountUsd: Decimal): Record<TokenType, Decimal> {
-  const costs = {} as Record<TokenType, ExactDecimal>;
+export function allocateDiscount<K extends TokenType | 'fee' = TokenType>(costUsd: Record<K, Decimal>, discountUsd: Decimal): Record<K, Decimal> {
+  const keys = (Object.keys(costUsd) as K[]).sort((a, b) => partOrder(a) - partOrder(b));
+  const costs = {} as Record<K, ExactDecimal>;
   let total = new ExactDecimal(0);
-  for (const t of TOKEN_TYPES) {
+  for (const t of keys) {
     const c = toExact(costUsd[t]);
     if (c.isNegative() || !c.isFinite()) throw new RangeError(`allocateDiscount: cost of ${t} must be finite and non-negative`);
     costs[t] = c;
@@ -82,10 +83,10 @@ export function allocateDiscount(costUsd: Record<TokenType, Decimal>, discountUs
   if (discount.isNegative() || !discount.isFinite()) throw new RangeError('allocateDiscount: discount must be finite and non-negative');
   if (discount.gt(total)) throw new RangeError('allocateDiscount: discount exceeds the cost it is spread over');
 
-  const shares = {} as Record<TokenType, ExactDecimal>;
-  let largest: TokenType = TOKEN_TYPES[0];
+  const shares = {} as Record<K, ExactDecimal>;
+  let largest: K = keys[0];
   let allocated = new ExactDecimal(0);
-  for (const t of TOKEN_TYPES) {
+  for (const t of keys) {
     const share = total.isZero()
       ? new ExactDecimal(0)
       : discount.times(costs[t]).div(total).toDecimalPlaces(ALLOCATION_DECIMAL_PLACES, ExactDecimal.ROUND_DOWN);
@@ -94,7 +95,12 @@ export function allocateDiscount(costUsd: Record<TokenType, Decimal>, discountUs
     if (costs[t].gt(costs[largest])) largest = t;
   }
   shares[largest] = shares[largest].plus(discount.minus(allocated));
-  const out = {} as Record<TokenType, Decimal>;
-  for (const t of TOKEN_TYPES) out[t] = toShared(shares[t]);
+  const out = {} as Record<K, Decimal>;
+  for (const t of keys) out[t] = toShared(shares[t]);
   return out;
+}
+
+function partOrder(k: string): number {
+  const i = (TOKEN_TYPES as readonly string[]).indexOf(k);
+  return i === -1 ? TOKEN_TYPES.length : i;
 }

@@ -8,7 +8,7 @@ export {
   priceOverridesSchema,
   decimalStringSchema,
 } from './catalog-schema.js';
-export type { Catalog, CatalogEntry, PriceOverride, PriceSet, ContextTier } from './catalog-schema.js';
+export type { Catalog, CatalogEntry, PriceOverride, PriceSet, ContextTier, Fee } from './catalog-schema.js';
 export { normalizeModelId, catalogProviderFor, providerLabel, CATALOG_PROVIDERS } from './normalize.js';
 export {
   volumeDiscountUsd,
@@ -40,4 +40,6 @@ export type {
   UnpricedResult,
   ServiceTier,
   AppliedRates,
+  ToolCalls,
+  FeeLine,
 } from './types.js';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { TOKEN_TYPES, type TokenType } from '../contract/names.js';
+import { FEE_KINDS, TOKEN_TYPES, type TokenType } from '../contract/names.js';
 import type { Usage } from '../usage/usage.js';
 import {
   catalogSchema,
@@ -27,6 +27,7 @@ import { ExactDecimal } from './decimal.js';
 import { CATALOG_PROVIDERS, catalogProviderFor, normalizeModelId, providerLabel } from './normalize.js';
 import type {
   AppliedRates,
+  FeeLine,
   PriceQuery,
   PriceResult,
   PriceStringsResult,
@@ -629,7 +630,10 @@ export class PriceBook {
     const costUsd = {} as PricedResult['costUsd'];
     for (const t of TOKEN_TYPES) costUsd[t] = new Decimal(r.costUsd[t]);
     // The strings are exact; constructing the shared Decimal from them never rounds.
-    return { ...r, costUsd, totalUsd: new Decimal(r.totalUsd), ratesUsdPerMtok: { ...r.ratesUsdPerMtok } };
+    const { feeCostUsd, ...rest } = r;
+    const out: PricedResult = { ...rest, costUsd, totalUsd: new Decimal(r.totalUsd), ratesUsdPerMtok: { ...r.ratesUsdPerMtok } };
+    if (feeCostUsd !== undefined) out.feeCostUsd = new Decimal(feeCostUsd);
+    return out;
   }
 
   /**
@@ -673,6 +677,16 @@ export class PriceBook {
         r.normalized,
         'invalid usage: input_audio must be an integer part of input, output_audio and output_image integer parts of output',
       );
+    }
+
+    const calls = query.toolCalls;
+    if (calls !== undefined) {
+      for (const k of FEE_KINDS) {
+        const n = calls[k];
+        if (n !== undefined && !isNonNegativeInt(n)) {
+          return unpriced(providerLabel(query.provider), r.normalized, `invalid usage: tool_calls.${k} must be a non-negative integer`);
+        }
+      }
     }
 
     let entry: CompiledEntry | undefined;
@@ -768,6 +782,13 @@ export class PriceBook {
       return unpriced(entry.provider, entry.model, `model ${entry.model} has no output price (input-only model) but the call reports output tokens`);
     }
 
+    let fees: { lines: FeeLine[]; totalUsd: string } | undefined;
+    if (calls !== undefined) {
+      const f = feeLines(entry, calls);
+      if (typeof f === 'string') return unpriced(entry.provider, entry.model, f);
+      fees = f;
+    }
+
     const { costUsd, totalUsd } = callCosts(u, parts, rates.perToken);
     const result: PricedStringsResult = {
       priced: true,
@@ -777,10 +798,14 @@ export class PriceBook {
       effectiveFrom: entry.effectiveFrom,
       serviceTier: tier,
       costUsd,
-      totalUsd,
+      totalUsd: fees ? new ExactDecimal(totalUsd).plus(fees.totalUsd).toFixed() : totalUsd,
       origin: entry.origin,
       ratesUsdPerMtok: rates.applied,
     };
+    if (fees) {
+      result.feeCostUsd = fees.totalUsd;
+      result.fees = fees.lines;
+    }
     if (contextTier) result.contextTier = contextTier;
     if (pricePeriod) result.pricePeriod = pricePeriod;
     if (adjustments) result.adjustments = adjustments;
@@ -805,6 +830,29 @@ export class PriceBook {
   entriesFor(provider: string, model: string): CompiledEntry[] {
     return [...this.entries, ...this.overrides].filter((e) => e.provider === provider && e.model === model);
   }
+}
+
+/**
+ * The per-call fees of a call (only the kinds it reported calls of), or why it cannot be priced: a kind the entry
+ * has no fee for is never charged 0. Fees are outside the token rates: no tier or multiplier changes them.
+ */
+function feeLines(entry: CompiledEntry, calls: NonNullable<PriceQuery['toolCalls']>): { lines: FeeLine[]; totalUsd: string } | string | undefined {
+  let lines: FeeLine[] | undefined;
+  let total = new ExactDecimal(0);
+  for (const kind of FEE_KINDS) {
+    const n = calls[kind] ?? 0;
+    if (n === 0) continue;
+    const fee = entry.raw.fees?.[kind];
+    if (fee === undefined) {
+      return `model ${entry.model} has no ${kind} fee (price ${entry.effectiveFrom}), and the call reports ${n} ${kind} call${n === 1 ? '' : 's'}`;
+    }
+    const per1000 = fee.usd_per_1000 !== undefined ? new ExactDecimal(fee.usd_per_1000) : new ExactDecimal(fee.usd_per_call as string).times(1000);
+    const billed = fee.per_request ? 1 : n;
+    const cost = per1000.times(billed).div(1000);
+    total = total.plus(cost);
+    (lines ??= []).push({ kind, calls: n, billed, usdPer1000: per1000.toFixed(), costUsd: cost.toFixed() });
+  }
+  return lines ? { lines, totalUsd: total.toFixed() } : undefined;
 }
 
 /** Levenshtein distance, O(n·m) with one row; only used to suggest names for an unknown model. */

@@ -1,5 +1,5 @@
 import type { Decimal } from 'decimal.js';
-import type { TokenType } from '../contract/names.js';
+import type { FeeKind, TokenType } from '../contract/names.js';
 import type { Usage } from '../usage/usage.js';
 
 export type ServiceTier = 'standard' | 'batch' | 'flex' | 'priority';
@@ -16,6 +16,21 @@ export interface PriceQuery {
   speed?: 'standard' | 'fast';
   /** Where the call was served: `regional` for a data-residency / in-geography endpoint (see processingScope). */
   processing?: 'global' | 'regional';
+  /** Per-call fee counts the provider reported (web searches, grounding queries): priced from the entry's `fees`. */
+  toolCalls?: ToolCalls;
+}
+
+/** Calls per fee kind, as the provider reported them (non-negative integers; absent = 0). */
+export type ToolCalls = Partial<Record<FeeKind, number>>;
+
+/** One per-call fee applied to a call: `billed` is `calls`, or 1 for a fee charged once per request. */
+export interface FeeLine {
+  kind: FeeKind;
+  calls: number;
+  billed: number;
+  /** The rate in USD per 1,000 billed calls, exact decimal string. */
+  usdPer1000: string;
+  costUsd: string;
 }
 
 export interface PricedResult {
@@ -28,9 +43,12 @@ export interface PricedResult {
   priceId: string;
   effectiveFrom: string;
   serviceTier: ServiceTier;
-  /** Per-type cost in USD; the five add up exactly to totalUsd. */
+  /** Per-type cost in USD; the five and feeCostUsd (when present) add up exactly to totalUsd. */
   costUsd: Record<TokenType, Decimal>;
   totalUsd: Decimal;
+  /** Per-call fees (not tokens), when the call reported calls the entry charges for; included in totalUsd. */
+  feeCostUsd?: Decimal;
+  fees?: FeeLine[];
   /** Which context-size tier was applied, if the entry has tiers (e.g. "above 200000 input tokens"). */
   contextTier?: string;
   /** For entries with time-of-day pricing: whether the call's instant fell in the peak hours. */
@@ -65,10 +83,11 @@ export interface UnpricedResult {
 export type PriceResult = PricedResult | UnpricedResult;
 
 /** A priced call with its money as exact decimal strings (`PriceBook.priceStrings`). */
-export interface PricedStringsResult extends Omit<PricedResult, 'costUsd' | 'totalUsd' | 'ratesUsdPerMtok'> {
-  /** Per-type cost in USD as exact decimal strings (decimal.js `toFixed()` form); the five add up to totalUsd. */
+export interface PricedStringsResult extends Omit<PricedResult, 'costUsd' | 'totalUsd' | 'ratesUsdPerMtok' | 'feeCostUsd'> {
+  /** Per-type cost in USD as exact decimal strings (decimal.js `toFixed()` form); with feeCostUsd they add up to totalUsd. */
   costUsd: Record<TokenType, string>;
   totalUsd: string;
+  feeCostUsd?: string;
   /** Shared by every call priced with the same rates: do not modify. */
   ratesUsdPerMtok: Readonly<AppliedRates>;
 }

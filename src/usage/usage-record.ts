@@ -1,3 +1,4 @@
+import type { FeeKind } from '../contract/names.js';
 import type { Usage } from './usage.js';
 
 /** Which instrumentation convention a usage record was extracted from. */
@@ -39,6 +40,11 @@ export interface UsageRecord {
   /** Facts that say where the call was served (regional / data-residency premiums): see processingScope. */
   serverAddress?: string;
   inferenceGeo?: string;
+  /**
+   * Per-call fee counts the provider reported (tokenmeter.usage.tool_calls.<kind>): web searches, grounding queries.
+   * Not tokens; priced from the catalog entry's `fees`. Absent = none.
+   */
+  toolCalls?: Partial<Record<FeeKind, number>>;
   /** error when the span had an error status or error.type. */
   outcome: 'success' | 'error';
   source: UsageSource;

@@ -81,6 +81,26 @@ describe('tokenmeter price (in-process)', () => {
     expect(text.err).toMatch(/model gpt-5\.5 has no audio input price, and the call reports 1 audio input tokens/);
   });
 
+  it('--web-searches / --web-search-preview-calls / --grounding-queries add per-call fees, shown as fee rows and in --json', async () => {
+    const r = JSON.parse((await cli('price', 'gpt-4.1', '--input', '10', '--web-searches', '4', '--web-search-preview-calls', '1', '--at', '2026-11-24', '--json')).out);
+    // 10 × $2 / 1M = 0.00002; 4 × $10 / 1,000 = 0.04; 1 × $25 / 1,000 = 0.025.
+    expect(r.total_usd).toBe('0.06502');
+    expect(r.fee_usd).toBe('0.065');
+    expect(r.fees).toEqual([
+      { kind: 'web_search', calls: 4, billed: 4, usd_per_1000: '10', cost_usd: '0.04' },
+      { kind: 'web_search_preview', calls: 1, billed: 1, usd_per_1000: '25', cost_usd: '0.025' },
+    ]);
+    const human = await cli('price', 'claude-sonnet-4-6', '--input', '10000', '--output', '1000', '--web-searches', '3', '--at', '2026-11-24');
+    expect(human.out).toMatch(/fee web_search\s+3 calls\s+10\/1k\s+0\.03/);
+    expect(human.out).toMatch(/total\s+11000\s+0\.075/);
+    const none = await cli('price', 'claude-sonnet-4-6', '--input', '1', '--grounding-queries', '2');
+    expect(none.code).toBe(2);
+    expect(none.err).toMatch(/model claude-sonnet-4-6 has no search_grounding fee .*, and the call reports 2 search_grounding calls/);
+    const bad = await cli('price', 'claude-sonnet-4-6', '--input', '1', '--web-searches', '-3');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--web-searches must be a non-negative integer');
+  });
+
   it('--currency converts with --rate and rounds only for display', async () => {
     const r = await cli('price', 'gpt-4o', '--input', '1000000', '--output', '1000000', '--currency', 'EUR', '--rate', 'EUR=0.92', '--json', '--at', '2026-01-01');
     expect(r.code).toBe(0);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Decimal } from 'decimal.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JournalLedger, LedgerError, openLedger, type Ledger } from '../../src/ledger/index.js';
-import { ENTRY_COMMIT } from '../../src/ledger/journal-entry.js';
+import { ENTRY_COMMIT, ENTRY_LAYOUT } from '../../src/ledger/journal-entry.js';
 import { frameEntry, readEntries, writeSnapshotFile, type SnapshotFileHandle, type SnapshotFileSystem } from '../../src/ledger/journal-format.js';
 import { ManualClock } from '../../src/plans/index.js';
 import { makeRecord } from './fixtures.js';
@@ -126,7 +126,7 @@ describe('journal ledger format versions', () => {
     await expect(openLedger(dir)).rejects.toThrow(newer);
 
     // An entry of a layout this code does not know, and an unknown entry type.
-    for (const patch of [(p: Buffer) => (p[1] = 2), (p: Buffer) => (p[0] = 0x5a)]) {
+    for (const patch of [(p: Buffer) => (p[1] = ENTRY_LAYOUT + 1), (p: Buffer) => (p[0] = 0x5a)]) {
       dir = await make();
       for (const s of snapshots(dir)) rmSync(join(dir, s));
       const file = join(dir, segments(dir)[0]);

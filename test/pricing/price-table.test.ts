@@ -185,6 +185,19 @@ const cases: Case[] = [
   { name: 'claude-opus-4-8 batch', provider: 'anthropic', model: 'claude-opus-4-8', tier: 'batch', usage: u(M, 0, 0, M), expectModel: 'claude-opus-4-8', total: '15' },
   { name: 'claude-fable-5 cache read at $1', provider: 'anthropic', model: 'claude-fable-5', usage: u(0, M, 0, 0, M), expectModel: 'claude-fable-5', total: '51' },
   { name: 'claude-mythos-5', provider: 'anthropic', model: 'claude-mythos-5', at: '2026-12-03T00:00:00Z', usage: u(1000, 0, 1000, 1000), expectModel: 'claude-mythos-5', total: '0.0725' },
+  // Seen on provider pages, catalogued 2026-12-03: Mythos 5.1 at Fable 5.1's rates ($10 / $0.25 hit / $12.50 5m / $20 1h / $50).
+  { name: 'claude-mythos-5-1 cache hit $0.25, 1h write $20', provider: 'anthropic', model: 'claude-mythos-5-1', usage: u(M, M, M, M, 0, 400000), expectModel: 'claude-mythos-5-1', total: '75.75', cost: { input: '10', cache_read: '0.25', cache_write: '15.5', output: '50' } },
+  { name: 'claude-mythos-5-1 on Bedrock, regional +10%', provider: 'aws.bedrock', model: 'anthropic.claude-mythos-5-1', processing: 'regional', usage: u(1000, 0, 0, 1000), expectModel: 'claude-mythos-5-1', total: '0.066', adjustments: ['regional processing x1.1'] },
+  // GPT-6.1 Terra ($1 / $0.05 / $1.25 write / $5; above 272K 2x input and cache, 1.5x output) and GPT-6.2 Sol ($2 / $0.10 / $2.50 / $10).
+  { name: 'gpt-6.1-terra', provider: 'openai', model: 'gpt-6.1-terra', usage: u(50000, 50000, 50000, 100000), expectModel: 'gpt-6.1-terra', total: '0.615', cost: { input: '0.05', cache_read: '0.0025', cache_write: '0.0625', output: '0.5' } },
+  { name: 'gpt-6.1-terra at 272,000 is still standard', provider: 'openai', model: 'gpt-6.1-terra', usage: u(272000, 0, 0, 1000), expectModel: 'gpt-6.1-terra', total: '0.277' },
+  { name: 'gpt-6.1-terra above 272K reprices the request', provider: 'openai', model: 'gpt-6.1-terra', usage: u(272001, 0, 0, 1000), expectModel: 'gpt-6.1-terra', total: '0.551502', contextTier: 'above 272000 input tokens' },
+  { name: 'gpt-6.1-terra flex 50%', provider: 'openai', model: 'gpt-6.1-terra', tier: 'flex', usage: u(100000, 100000, 0, M), expectModel: 'gpt-6.1-terra', total: '2.5525' },
+  { name: 'gpt-6.1-terra priority (Fast) above 272K', provider: 'openai', model: 'gpt-6.1-terra', tier: 'priority', usage: u(300000, 0, 0, M), expectModel: 'gpt-6.1-terra', total: '16.2', contextTier: 'above 272000 input tokens' },
+  { name: 'gpt-6.1-terra regional +10%', provider: 'openai', model: 'gpt-6.1-terra-2026-10-26', processing: 'regional', usage: u(100000, 0, 0, M), expectModel: 'gpt-6.1-terra', total: '5.61', adjustments: ['regional processing x1.1'] },
+  { name: 'gpt-6.2-sol', provider: 'openai', model: 'gpt-6.2-sol', usage: u(50000, 50000, 50000, M, M), expectModel: 'gpt-6.2-sol', total: '20.23', cost: { input: '0.1', cache_read: '0.005', cache_write: '0.125', output: '10', reasoning: '10' } },
+  { name: 'gpt-6.2-sol batch above 272K', provider: 'openai', model: 'gpt-6.2-sol', tier: 'batch', usage: u(300000, 0, 0, M), expectModel: 'gpt-6.2-sol', total: '8.1', contextTier: 'above 272000 input tokens' },
+  { name: 'gpt-6.2-sol priority (Fast) 2x', provider: 'openai', model: 'openai/gpt-6.2-sol', tier: 'priority', usage: u(100000, 0, 0, M), expectModel: 'gpt-6.2-sol', total: '20.4' },
   // Gemini 3.x.
   { name: 'gemini-3-pro-preview at 200k', provider: 'gcp.gemini', model: 'gemini-3-pro-preview', usage: u(200000, 0, 0, 1000), expectModel: 'gemini-3-pro-preview', total: '0.412' },
   { name: 'gemini-3.1-pro-preview above 200k, thinking at the output rate', provider: 'gcp.vertex_ai', model: 'gemini-3.1-pro-preview', usage: u(150000, 50001, 0, 1000, 1000), expectModel: 'gemini-3.1-pro-preview', total: '0.6560004', contextTier: 'above 200000 input tokens' },
@@ -305,6 +318,20 @@ describe('unpriced results', () => {
       const r = book.price({ provider: 'deepseek', model, usage: u(1000), at: new Date('2026-07-24T15:59:00Z') });
       expect(r.priced).toBe(false);
       if (!r.priced) expect(r.reason).toBe(`model ${model} was retired by its provider on 2026-07-24T15:59:00Z: calls after that are errors, not billable`);
+    }
+  });
+  it('the entries catalogued 2026-12-03 are unpriced before their release and in tiers their sources do not list', () => {
+    const cases: [string, string, ServiceTier | undefined, string][] = [
+      ['gpt-6.1-terra', '2026-10-25T23:59:59Z', undefined, 'earliest effective_from 2026-10-26'],
+      ['gpt-6.2-sol', '2026-11-16T23:59:59Z', undefined, 'earliest effective_from 2026-11-17'],
+      ['gpt-6.2-sol', NOW, 'flex', 'no flex price for model gpt-6.2-sol'],
+      ['claude-mythos-5-1', '2026-08-31T23:59:59Z', undefined, 'earliest effective_from 2026-09-01'],
+      ['claude-mythos-5-1', NOW, 'batch', 'no batch price for model claude-mythos-5-1'],
+    ];
+    for (const [model, when, serviceTier, reason] of cases) {
+      const r = book.price({ model, usage: u(1000, 0, 0, 1000), at: new Date(when), serviceTier });
+      expect(r.priced, `${model} ${when} ${serviceTier ?? ''}`).toBe(false);
+      if (!r.priced) expect(r.reason).toContain(reason);
     }
   });
   it('fast mode on a model without a fast-mode price, or outside the standard tier, is unpriced (never the standard price)', () => {
