@@ -9,6 +9,7 @@ import { drive, startServer, sumMetric } from '../ingest/drive.mjs';
 import { makeBatches } from '../lib/payloads.mjs';
 import { fmt, fmtBytes, median } from '../lib/stats.mjs';
 import { DedupKeys } from '../../dist/ledger/dedup-keys.js';
+import { benchLedgerStalls } from './stalls.mjs';
 
 const BATCH = 512;
 
@@ -94,7 +95,10 @@ export async function benchLedger(cfg, log) {
     const last = restarts[restarts.length - 1];
     const files = readdirSync(dir);
     const dedup = dedupKeyBytes(sent);
+    // Issue 15: stalls under sustained ingest with snapshots, close(), clean and kill -9 restarts (in-process).
+    const stalls = cfg.stalls ? await benchLedgerStalls(cfg.stalls, log) : undefined;
     return {
+      stalls,
       config: cfg,
       calls: sent,
       users: cfg.users,

@@ -86,6 +86,16 @@ export function readEntries(buf: Buffer, file: string, isLast: boolean, onEntry:
   return { validBytes: off, tornTail: false };
 }
 
+/** fsyncDirectory without blocking the event loop (a directory fsync can wait long behind a big file's writes). */
+export async function fsyncDirectoryAsync(dir: string): Promise<void> {
+  const dh = await open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
 export function fsyncDirectory(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
@@ -265,7 +275,7 @@ export async function writeSnapshotFile(
     await fs.unlink(tmp).catch(() => {});
     throw err;
   }
-  fsyncDirectory(dir);
+  await fsyncDirectoryAsync(dir);
 }
 
 /**

@@ -18,12 +18,14 @@ import {
   ftruncate,
   ftruncateSync,
   mkdirSync,
+  open,
   openSync,
   readdirSync,
   readFileSync,
   unlinkSync,
   write,
 } from 'node:fs';
+import { readdir, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ExactDecimal } from '../pricing/index.js';
 import { systemClock, type Clock } from '../plans/clock.js';
@@ -35,7 +37,7 @@ import {
   checkSegmentHeader,
   FORMAT_FILE,
   FORMAT_VERSION,
-  fsyncDirectory,
+  fsyncDirectoryAsync,
   NewerFormatLedgerError,
   frameEntry,
   parseFormatText,
@@ -44,7 +46,6 @@ import {
   readEntries,
   segmentName,
   snapshotName,
-  writeAllSync,
   nodeSnapshotFileSystem,
   writeSnapshotFile,
   type SnapshotFileSystem,
@@ -52,7 +53,7 @@ import {
 } from './journal-format.js';
 import * as queries from './journal-queries.js';
 import { deletePrunedSegments, pruneNeedsSnapshot } from './journal-retention.js';
-import { loadSnapshot, serialiseSnapshot } from './journal-snapshot.js';
+import { beginSnapshot, loadSnapshot } from './journal-snapshot.js';
 import { pgliteRetiredMessage } from './journal-inspect.js';
 import { normaliseFilter, scanJournalSegments, type CallFilter, type LedgerCall } from './call-scan.js';
 import { DAY_MILLIS, isoOf, JournalState, type PeriodState, type SegmentInfo } from './journal-state.js';
@@ -80,6 +81,19 @@ import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 export type { JournalLedgerOptions } from './ledger-interface.js';
 
 const Exact = ExactDecimal;
+
+/** Lets the event loop run (I/O callbacks, timers) before the snapshot writer goes on. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Writes all of `buf` at `position`; a short write is continued, a write of nothing is "disk full". */
+async function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const n = await promisify<number>((cb) => write(fd, buf, done, buf.length - done, position + done, cb));
+    if (!(n > 0)) throw Object.assign(new Error(`short write: nothing written at byte ${position + done} (disk full?)`), { code: 'ENOSPC' });
+    done += n;
+  }
+}
 
 function promisify<T>(fn: (cb: (err: NodeJS.ErrnoException | null, v?: T) => void) => void): Promise<T> {
   return new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))));
@@ -491,17 +505,12 @@ export class JournalLedger implements Ledger {
       this.#seal();
       cur = undefined;
     }
-    if (!cur || this.#fd === undefined) cur = this.#openSegment(day);
+    if (!cur || this.#fd === undefined) cur = await this.#openSegment(day);
     const fd = this.#fd!;
     const buf = frameEntry(payload);
     const at = cur.bytes;
     try {
-      let done = 0;
-      while (done < buf.length) {
-        const n = await promisify<number>((cb) => write(fd, buf, done, buf.length - done, at + done, cb));
-        if (!(n > 0)) throw Object.assign(new Error(`short write: nothing written at byte ${at + done} (disk full?)`), { code: 'ENOSPC' });
-        done += n;
-      }
+      await writeAll(fd, buf, at);
       await promisify<void>((cb) => fdatasync(fd, cb));
     } catch (err) {
       // Cut the file back so a retried span is not in the journal twice (the caller was told it failed).
@@ -520,16 +529,17 @@ export class JournalLedger implements Ledger {
     this.#bytesSinceSnapshot += buf.length;
   }
 
-  #openSegment(day: number): SegmentInfo {
+  /** Creates the next segment with its header (asynchronously: a directory fsync can wait behind other writes). */
+  async #openSegment(day: number): Promise<SegmentInfo> {
     const seq = this.#nextSeq++;
     const file = join(this.dir, segmentName(seq));
     const header = frameEntry(encodeSegmentHeader(FORMAT_VERSION, seq));
     let fd: number | undefined;
     try {
-      fd = openSync(file, 'wx');
+      fd = await promisify<number>((cb) => open(file, 'wx', cb));
       // Made durable by the first append's fdatasync, which comes before anything is acknowledged.
-      writeAllSync(fd, header, 0);
-      fsyncDirectory(this.dir); // the new file's name must survive a crash too
+      await writeAll(fd, header, 0);
+      await fsyncDirectoryAsync(this.dir); // the new file's name must survive a crash too
     } catch (err) {
       // Nothing of it may stay: a half-written header, or a gap in the sequence numbers.
       if (fd !== undefined) {
@@ -569,20 +579,22 @@ export class JournalLedger implements Ledger {
   #startSnapshot(): Promise<void> {
     this.#seal();
     const covers = this.#nextSeq;
-    const parts = serialiseSnapshot(this.#state, this.#segments, covers);
+    // Off the event loop's critical path: the state is taken as it is now (copy-on-write), then serialised and
+    // written a chunk at a time, yielding to the event loop between chunks while commits and queries go on.
+    const snap = beginSnapshot(this.#state, this.#segments, covers);
     this.#bytesSinceSnapshot = 0;
     const name = snapshotName(covers);
     const previous = this.#snapshotSeq;
-    const p = writeSnapshotFile(this.dir, name, parts, this.#fs)
-      .then(() => {
+    const p = writeSnapshotFile(this.dir, name, snap.parts, this.#fs, nextTurn)
+      .then(async () => {
         // The new snapshot is durable and verified: only now do older ones go (the one before it stays, a
         // fallback should this one ever read back bad).
         this.#snapshotSeq = covers;
-        for (const n of readdirSync(this.dir)) {
-          const s = parseSnapshotName(n);
-          if (s !== undefined && s < previous && s < covers) unlinkSync(join(this.dir, n));
-        }
         this.#snapshotFailed = false;
+        for (const n of await readdir(this.dir)) {
+          const s = parseSnapshotName(n);
+          if (s !== undefined && s < previous && s < covers) await unlink(join(this.dir, n));
+        }
       })
       .catch((err: unknown) => {
         // Not fatal: the journal still holds everything; the next checkpoint tries again. Said once per streak.
@@ -593,6 +605,7 @@ export class JournalLedger implements Ledger {
         this.#bytesSinceSnapshot = this.#snapshotEveryBytes;
       })
       .finally(() => {
+        snap.done();
         this.#snapshotting = undefined;
       });
     this.#snapshotting = p;

@@ -14,11 +14,9 @@
 import { readFileSync } from 'node:fs';
 import { LedgerError } from './errors.js';
 import { decodeSnapshotFile, frameEntry, NewerFormatLedgerError, snapshotHead } from './journal-format.js';
-import { DAY_MILLIS, ModelRow, planRows, UserRow, type JournalState, type SegmentInfo, type Tokens } from './journal-state.js';
+import { DAY_MILLIS, ModelRow, modelJson, userJson, UserRow, type JournalState, type SegmentInfo, type SnapshotModel, type SnapshotUser } from './journal-state.js';
 import { LimbSum } from '../money/index.js';
 
-type SnapshotModel = [provider: string, model: string, tokens: Tokens, requests: number, unpriced: number, estimated: number, cost: string];
-type SnapshotUser = [userId: string, plan: string, tokens: Tokens, requests: number, cost: string, models: SnapshotModel[]];
 interface SnapshotJson {
   version: 1;
   covers: number;
@@ -26,7 +24,6 @@ interface SnapshotJson {
   periods: [ps: string, users: SnapshotUser[], models: SnapshotModel[], providers: [provider: string, gross: string, discount: string, net: string, requests: number][]][];
 }
 
-const modelJson = (m: ModelRow): SnapshotModel => [m.provider, m.model, m.tokens(), m.requests, m.unpriced, m.estimated, m.toFixed()];
 
 function modelRowOf([provider, model, tokens, requests, unpriced, estimated, cost]: SnapshotModel): ModelRow {
   const r = new ModelRow(provider, model);
@@ -81,47 +78,78 @@ function endChunk(count: number): Buffer {
 
 const isEnd = (chunk: Buffer, count: number) => chunk.length === 8 && chunk[0] === CHUNK_END && chunk.readUInt32LE(4) === count;
 
-/**
- * The snapshot of `state`, covering the segments below `covers`, as the framed parts of the file, a chunk at a
- * time (the first part is the magic line).
- */
-export function* snapshotParts(state: JournalState, allSegments: readonly SegmentInfo[], covers: number): Generator<Buffer> {
-  yield snapshotHead();
-  let count = 0;
-  const frame = (payload: Buffer) => {
-    count++;
-    return frameEntry([payload]);
-  };
-  const segments = allSegments.filter((s) => s.seq < covers).map((s) => [s.seq, s.records, s.bytes, s.maxReceivedMillis]);
-  yield frame(jsonChunk(CHUNK_META, { covers, segments }));
-  for (const [ps, p] of state.periods) {
-    const providers: SnapshotProvider[] = [...p.providers.values()].map((s) => [s.provider, s.gross.toFixed(), s.discount.toFixed(), s.net.toFixed(), s.requests]);
-    let users: SnapshotUser[] = [];
-    let first = true;
-    for (const head of p.users.values()) {
-      for (const u of planRows(head)) users.push([u.userId, u.plan, u.tokens(), u.requests, u.toFixed(), u.modelRows().map(modelJson)]);
-      if (users.length >= USERS_PER_CHUNK) {
-        yield frame(jsonChunk(CHUNK_PERIOD, [ps, users, first ? [...p.models.values()].map(modelJson) : [], first ? providers : []] satisfies PeriodChunk));
-        first = false;
-        users = [];
-      }
-    }
-    if (users.length > 0 || first) yield frame(jsonChunk(CHUNK_PERIOD, [ps, users, first ? [...p.models.values()].map(modelJson) : [], first ? providers : []] satisfies PeriodChunk));
-  }
-  for (const [day, set] of state.buckets) {
-    const size = set.size;
-    for (let from = 0; from < size; from += KEYS_PER_CHUNK) {
-      // Read again per chunk: the key array may have grown into a new buffer meanwhile (keys below `size` stay).
-      const keys = set.toBuffer().subarray(from * 24, Math.min(size, from + KEYS_PER_CHUNK) * 24);
-      yield frame(keysChunk(day, keys));
-    }
-  }
-  yield frameEntry([endChunk(count)]);
+export interface SnapshotInProgress {
+  /** The file's parts, produced one chunk at a time as they are pulled. */
+  parts: Iterable<Buffer>;
+  /** Ends the copy-on-write of the state (call when the file is written or failed). */
+  done(): void;
 }
 
-/** Every part of the snapshot at once. */
-export function serialiseSnapshot(state: JournalState, allSegments: readonly SegmentInfo[], covers: number): Buffer[] {
-  return [...snapshotParts(state, allSegments, covers)];
+/**
+ * Begins a snapshot of `state` as it is now, covering the segments below `covers`. What is cheap is taken now
+ * (the segment list, each period's list of user rows, model and provider totals, each day's dedup key count);
+ * the user rows and dedup keys are read as the parts are pulled, while commits go on: a user row changed
+ * meanwhile was frozen by `JournalState.apply` first, rows created meanwhile are not reached (a new plan row is put
+ * at the head of the user's chain, before the head taken now), and dedup keys are only
+ * ever appended (a failed commit's keys, removed again, are all beyond the counts taken now).
+ */
+export function beginSnapshot(state: JournalState, allSegments: readonly SegmentInfo[], covers: number): SnapshotInProgress {
+  const epoch = ++state.snapshotEpoch;
+  state.snapshotActive = true;
+  state.frozen.clear();
+  const segments = allSegments.filter((s) => s.seq < covers).map((s) => [s.seq, s.records, s.bytes, s.maxReceivedMillis]);
+  const periods = [...state.periods].map(([ps, p]) => ({
+    ps,
+    heads: [...p.users.values()],
+    models: [...p.models.values()].map(modelJson),
+    providers: [...p.providers.values()].map((s): SnapshotProvider => [s.provider, s.gross.toFixed(), s.discount.toFixed(), s.net.toFixed(), s.requests]),
+  }));
+  const days = [...state.buckets].map(([day, set]) => ({ day, set, size: set.size }));
+  function* parts(): Generator<Buffer> {
+    yield snapshotHead();
+    let count = 0;
+    const frame = (payload: Buffer) => {
+      count++;
+      return frameEntry([payload]);
+    };
+    yield frame(jsonChunk(CHUNK_META, { covers, segments }));
+    for (const { ps, heads, models, providers } of periods) {
+      let users: SnapshotUser[] = [];
+      let first = true;
+      for (const head of heads) {
+        for (let u: UserRow | undefined = head; u !== undefined; u = u.next) {
+          let row = u.seen === epoch ? state.frozen.get(u) : undefined;
+          if (row === undefined) {
+            row = userJson(u);
+            u.seen = epoch;
+          }
+          users.push(row);
+        }
+        if (users.length >= USERS_PER_CHUNK) {
+          yield frame(jsonChunk(CHUNK_PERIOD, [ps, users, first ? models : [], first ? providers : []] satisfies PeriodChunk));
+          first = false;
+          users = [];
+        }
+      }
+      if (users.length > 0 || first) yield frame(jsonChunk(CHUNK_PERIOD, [ps, users, first ? models : [], first ? providers : []] satisfies PeriodChunk));
+    }
+    for (const { day, set, size } of days) {
+      for (let from = 0; from < size; from += KEYS_PER_CHUNK) {
+        // Read again per chunk: the key array may have grown into a new buffer meanwhile (keys below `size` stay).
+        const keys = set.toBuffer().subarray(from * 24, Math.min(size, from + KEYS_PER_CHUNK) * 24);
+        yield frame(keysChunk(day, keys));
+      }
+    }
+    yield frameEntry([endChunk(count)]);
+  }
+  return {
+    parts: parts(),
+    done: () => {
+      if (state.snapshotEpoch !== epoch) return;
+      state.snapshotActive = false;
+      state.frozen.clear();
+    },
+  };
 }
 
 function addUsers(state: JournalState, ps: string, users: SnapshotUser[], models: SnapshotModel[], providers: SnapshotProvider[]): void {

@@ -74,6 +74,8 @@ export class UserRow extends Row {
   models: ModelRow | undefined = undefined;
   /** The same user's row under another plan (usually none). */
   next: UserRow | undefined = undefined;
+  /** The snapshot epoch that has already taken this row's value (read by the writer or frozen before a change). */
+  seen = 0;
 
   constructor(
     readonly userId: string,
@@ -134,6 +136,12 @@ export interface SegmentInfo {
   day: number;
 }
 
+export type SnapshotModel = [provider: string, model: string, tokens: Tokens, requests: number, unpriced: number, estimated: number, cost: string];
+export type SnapshotUser = [userId: string, plan: string, tokens: Tokens, requests: number, cost: string, models: SnapshotModel[]];
+
+export const modelJson = (m: ModelRow): SnapshotModel => [m.provider, m.model, m.tokens(), m.requests, m.unpriced, m.estimated, m.toFixed()];
+export const userJson = (u: UserRow): SnapshotUser => [u.userId, u.plan, u.tokens(), u.requests, u.toFixed(), u.modelRows().map(modelJson)];
+
 /** The totals and dedup keys, with the operations commit, replay, snapshot load and retention share. */
 export class JournalState {
   readonly periods = new Map<string, PeriodState>();
@@ -153,6 +161,15 @@ export class JournalState {
    * the names kept in the totals are copies, each made once; repeats also find the same string (its hash cached).
    */
   readonly names = new Map<string, string>();
+  /**
+   * A snapshot in progress is written a slice at a time while commits go on, from the state as it was when it
+   * began (copy-on-write): a user row a commit is about to change before the writer has read it is frozen here
+   * first (its value then, as the snapshot stores it). Rows created meanwhile are not reached by the writer: new
+   * users are not in its list, a user's new plan or model row is put before the rows it took.
+   */
+  snapshotEpoch = 0;
+  snapshotActive = false;
+  readonly frozen = new Map<UserRow, SnapshotUser>();
   readonly intern = (s: string): string => {
     let v = this.names.get(s);
     if (v === undefined) {
@@ -215,6 +232,9 @@ export class JournalState {
       u = new UserRow(userId, plan);
       u.next = head;
       p.users.set(userId, u);
+    } else if (this.snapshotActive && u.seen !== this.snapshotEpoch) {
+      this.frozen.set(u, userJson(u));
+      u.seen = this.snapshotEpoch;
     }
     u.addTokens(t0, t1, t2, t3, t4, t5, net);
     const um = u.model(provider, model);

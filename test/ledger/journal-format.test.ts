@@ -304,3 +304,82 @@ describe('journal ledger on a full disk', () => {
     expect((err as Error).message).toMatch(/segments before it were pruned.*restore the directory from a backup/);
   });
 });
+
+/** A disk whose snapshot writes wait until `open()` is called on the gate: commits run while a snapshot is being written. */
+class GatedDisk extends FillingDisk {
+  #open!: () => void;
+  readonly gate = new Promise<void>((resolve) => (this.#open = resolve));
+  writesStarted = 0;
+  constructor() {
+    super(1e12);
+  }
+  release(): void {
+    this.#open();
+  }
+  override async open(path: string, flags: 'w' | 'r'): Promise<SnapshotFileHandle> {
+    const fh = await super.open(path, flags);
+    return {
+      ...fh,
+      write: async (buffer, offset, length, position) => {
+        this.writesStarted++;
+        await this.gate;
+        return fh.write(buffer, offset, length, position);
+      },
+    };
+  }
+}
+
+describe('journal ledger snapshots written while commits go on', () => {
+  it('the snapshot holds exactly the state when it began (changed rows frozen, new rows and keys left out), and open = that + replay', async () => {
+    const dir = freshDir();
+    const disk = new GatedDisk();
+    // One user with two plans and several models, many users (several period chunks), two periods.
+    const first = [
+      ...Array.from({ length: 4500 }, (_, i) =>
+        makeRecord({ periodStart: PERIOD, userId: `user-${i}`, plan: i % 2 ? 'pro' : 'free', model: i % 3 ? 'gpt-4o' : 'gpt-4o-mini', tokens: { input: i }, costs: { input: `0.${String(i).padStart(6, '0')}1` } }),
+      ),
+      makeRecord({ periodStart: '2030-06-01T00:00:00.000Z', userId: 'user-1', tokens: { input: 5 }, costs: { input: '0.5' } }),
+    ];
+    const l = await JournalLedger.open(dir, {}, { fileSystem: disk, snapshotEveryBytes: 1, snapshotOnClose: false });
+    await l.commit(first); // the group ends with a snapshot begun (threshold 1 byte), held at the gate
+    await new Promise((r) => setTimeout(r, 20));
+    expect(disk.writesStarted).toBeGreaterThan(0);
+    const atSnapshot = await everything(l);
+    const june = await l.loadPeriodRollups('2030-06-01T00:00:00.000Z');
+    // While it waits: changes to users the writer has not read yet, a user's new plan and model, new users, a
+    // new period, and calls repeated from before the snapshot (duplicates).
+    const during = [
+      ...Array.from({ length: 300 }, (_, i) =>
+        makeRecord({ periodStart: PERIOD, userId: `user-${4499 - i}`, plan: i % 5 === 0 ? 'team' : (4499 - i) % 2 ? 'pro' : 'free', model: i % 7 === 0 ? 'o3' : 'gpt-4o', tokens: { output: 3 }, costs: { output: '1.25' } }),
+      ),
+      ...Array.from({ length: 50 }, (_, i) => makeRecord({ periodStart: PERIOD, userId: `late-${i}`, tokens: { input: 1 }, costs: { input: '0.01' } })),
+      makeRecord({ periodStart: '2030-08-01T00:00:00.000Z', userId: 'user-2', tokens: { input: 1 }, costs: { input: '0.01' } }),
+    ];
+    const res = await l.commit([...during, ...first.slice(0, 10)]);
+    expect(res.committed).toHaveLength(during.length);
+    const live = await everything(l);
+    expect(live).not.toEqual(atSnapshot);
+    disk.release();
+    await l.close(); // waits for the snapshot
+    const snaps = snapshots(dir);
+    expect(snaps).toHaveLength(1);
+    const covers = Number(/(\d+)/.exec(snaps[0])![1]);
+
+    // The snapshot alone (the segments it covers, none after it) answers exactly what the ledger held when it began.
+    const only = freshDir();
+    cpSync(dir, only, { recursive: true });
+    for (const s of segments(only)) if (Number(/(\d+)/.exec(s)![1]) >= covers) rmSync(join(only, s));
+    const a = await JournalLedger.open(only, {}, { snapshotOnClose: false });
+    expect(await everything(a)).toEqual(atSnapshot);
+    expect(await a.loadPeriodRollups('2030-06-01T00:00:00.000Z')).toEqual(june);
+    expect(await a.loadPeriodRollups('2030-08-01T00:00:00.000Z')).toEqual([]);
+    expect((await a.commit(first)).committed).toEqual([]); // its dedup keys
+    expect((await a.commit(during.slice(-51))).committed).toHaveLength(51); // keys added later are not in it
+    await a.close();
+    // The snapshot + the segment after it: exactly the live state, nothing counted twice.
+    const b = await JournalLedger.open(dir, {}, { snapshotOnClose: false });
+    expect(await everything(b)).toEqual(live);
+    expect((await b.commit([...first, ...during])).committed).toEqual([]);
+    await b.close();
+  });
+});
