@@ -215,19 +215,23 @@ function observeStream(source: ReadableStream<unknown>, call: GenAiCall, signal:
   });
 }
 
+/** The model's own method, marked as metered (no second count below it); a synchronous throw ends the call. */
+function callOriginal(target: any, original: (...args: any[]) => any, args: unknown[], call: { end(err?: unknown): void }): any {
+  try {
+    return runMetered(() => original.apply(target, args));
+  } catch (err) {
+    call.end(err);
+    throw err;
+  }
+}
+
 function meteredDoGenerate(target: any, original: (...args: any[]) => any, kind: Kind): (...args: any[]) => any {
   return function tokenmeterDoGenerate(options: any): any {
     // eslint-disable-next-line prefer-rest-params
     const args = arguments as unknown as unknown[];
     const call = startCall(target, kind, options, false);
     if (call === undefined) return original.apply(target, args);
-    let result: any;
-    try {
-      result = runMetered(() => original.apply(target, args));
-    } catch (err) {
-      call.end(err);
-      throw err;
-    }
+    const result = callOriginal(target, original, args, call);
     return Promise.resolve(result).then(
       (res: any) => {
         try {
@@ -255,13 +259,7 @@ function meteredDoStream(target: any, original: (...args: any[]) => any): (...ar
     const args = arguments as unknown as unknown[];
     const call = startCall(target, 'language', options, true);
     if (call === undefined) return original.apply(target, args);
-    let result: any;
-    try {
-      result = runMetered(() => original.apply(target, args));
-    } catch (err) {
-      call.end(err);
-      throw err;
-    }
+    const result = callOriginal(target, original, args, call);
     return Promise.resolve(result).then(
       (res: any) => {
         try {

@@ -4,32 +4,16 @@
  * instrumentation layer; each new attribute parsed with hostile and oversized values.
  */
 import { describe, expect, it } from 'vitest';
+import { decodedSpan } from './decoded-span.js';
 import { extractUsage, type DecodedSpan, type ExtractResult } from '../../src/ingest/index.js';
 import { ATTRIBUTION_KEYS } from '../../src/ingest/extract.js';
 import { MAX_CONTENT_CHARS } from '../../src/ingest/span-content.js';
 import type { AttributeMap, AttributeValue } from '../../src/ingest/types.js';
 import { estimateChatTokens, estimateTokens } from '../../src/usage/index.js';
 
+/** The spans below come from the OTel contrib openai instrumentation unless a test says otherwise. */
 function span(attributes: Record<string, AttributeValue>, extra: Partial<DecodedSpan> = {}, resource: Record<string, AttributeValue> = {}): DecodedSpan {
-  const attrs = Object.create(null) as AttributeMap;
-  Object.assign(attrs, attributes);
-  const res = Object.create(null) as AttributeMap;
-  Object.assign(res, resource);
-  return {
-    traceId: '0af7651916cd43dd8448eb211c80319c',
-    spanId: 'b7ad6b7169203331',
-    parentSpanId: '',
-    name: 'chat',
-    kind: 3,
-    startTimeUnixNano: 1_700_000_000_000_000_000n,
-    endTimeUnixNano: 1_700_000_000_500_000_000n,
-    attributes: attrs,
-    statusCode: 0,
-    statusMessage: '',
-    resource: res,
-    scope: { name: '@opentelemetry/instrumentation-openai', version: '0.21.0', attributes: Object.create(null) as AttributeMap },
-    ...extra,
-  };
+  return decodedSpan(attributes, { scope: { name: '@opentelemetry/instrumentation-openai', version: '0.21.0', attributes: Object.create(null) as AttributeMap }, ...extra }, resource);
 }
 
 const BASE = { 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': 'openai', 'gen_ai.request.model': 'gpt-4o' };

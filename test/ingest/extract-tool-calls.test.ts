@@ -3,27 +3,11 @@
  * rejected per span with the attribute named, never priced.
  */
 import { describe, expect, it } from 'vitest';
-import { extractUsage, MAX_PLAUSIBLE_TOOL_CALLS, type DecodedSpan, type ExtractResult } from '../../src/ingest/index.js';
-import type { AttributeMap, AttributeValue } from '../../src/ingest/types.js';
+import { decodedSpan } from './decoded-span.js';
+import { extractUsage, MAX_PLAUSIBLE_TOOL_CALLS, type ExtractResult } from '../../src/ingest/index.js';
+import type { AttributeValue } from '../../src/ingest/types.js';
 
-function span(attributes: Record<string, AttributeValue>): DecodedSpan {
-  const attrs = Object.create(null) as AttributeMap;
-  Object.assign(attrs, attributes);
-  return {
-    traceId: '0af7651916cd43dd8448eb211c80319c',
-    spanId: 'b7ad6b7169203331',
-    parentSpanId: '',
-    name: 'chat',
-    kind: 3,
-    startTimeUnixNano: 1_700_000_000_000_000_000n,
-    endTimeUnixNano: 1_700_000_000_500_000_000n,
-    attributes: attrs,
-    statusCode: 0,
-    statusMessage: '',
-    resource: Object.create(null) as AttributeMap,
-    scope: { name: 'tokenmeter', version: '0.1.0', attributes: Object.create(null) as AttributeMap },
-  };
-}
+const span = decodedSpan;
 
 const BASE = {
   'gen_ai.operation.name': 'chat',

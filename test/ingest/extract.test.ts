@@ -2,9 +2,10 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Attributes } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
+import { decodedSpan } from './decoded-span.js';
 import { MAX_PLAUSIBLE_TOKENS } from '../../src/usage/index.js';
 import { decodeTraceRequest, extractUsage, type DecodedSpan, type ExtractResult } from '../../src/ingest/index.js';
-import type { AttributeMap, AttributeValue } from '../../src/ingest/types.js';
+import type { AttributeValue } from '../../src/ingest/types.js';
 import { jsonBody, makeSpans, protobufBody } from './otel-spans.js';
 
 interface FixtureSpan {
@@ -81,25 +82,7 @@ describe('extractUsage on fixture spans of every convention, through the real SD
   }
 });
 
-function span(attributes: Record<string, AttributeValue>, extra: Partial<DecodedSpan> = {}): DecodedSpan {
-  const attrs = Object.create(null) as AttributeMap;
-  Object.assign(attrs, attributes);
-  return {
-    traceId: '0af7651916cd43dd8448eb211c80319c',
-    spanId: 'b7ad6b7169203331',
-    parentSpanId: '',
-    name: 'chat',
-    kind: 3,
-    startTimeUnixNano: 1_700_000_000_000_000_000n,
-    endTimeUnixNano: 1_700_000_000_500_000_000n,
-    attributes: attrs,
-    statusCode: 0,
-    statusMessage: '',
-    resource: Object.create(null) as AttributeMap,
-    scope: { name: 'tokenmeter', version: '0.1.0', attributes: Object.create(null) as AttributeMap },
-    ...extra,
-  };
-}
+const span = decodedSpan;
 
 const BASE = {
   'gen_ai.operation.name': 'chat',
