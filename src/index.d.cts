@@ -50,6 +50,9 @@ export type EnforcementOptions = M.EnforcementOptions;
 export type EnforceMode = M.EnforceMode;
 export type FailMode = M.FailMode;
 export type RemainingUsage = M.RemainingUsage;
+export declare const tokenmeterMetricProducer: typeof M.tokenmeterMetricProducer;
+export type TokenmeterMetricProducer = M.TokenmeterMetricProducer;
+export type TokenmeterMetricProducerOptions = M.TokenmeterMetricProducerOptions;
 
 export type PriceBook = M.PriceBook;
 export type PriceBookOptions = M.PriceBookOptions;

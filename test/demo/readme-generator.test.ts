@@ -29,7 +29,7 @@ describe('README generator', () => {
 
   it('summarises the price catalog by provider, with a total that adds up', () => {
     const rows = renderCatalogSummary().split('\n').slice(2).map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
-    expect(rows.map((r) => r[0])).toEqual(['openai', 'anthropic', 'google', 'mistral', 'deepseek', 'xai', '**all**']);
+    expect(rows.map((r) => r[0])).toEqual(['openai', 'anthropic', 'google', 'mistral', 'deepseek', 'xai', 'bedrock', '**all**']);
     const total = rows.at(-1)!;
     for (const col of [1, 2, 3, 4, 5]) {
       expect(rows.slice(0, -1).reduce((sum, r) => sum + Number(r[col]), 0), `column ${col}`).toBe(Number(total[col]));

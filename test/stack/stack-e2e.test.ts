@@ -130,7 +130,8 @@ async function runAppOk(calls: object[]): Promise<void> {
 const aliceCall = { user: USER, plan: PLAN, api: 'openai', model: 'gpt-4o-mini' };
 
 /** One OTLP/JSON span with GenAI usage attributes, for the exporter-health cases (duplicates, rejections). */
-function otlpSpan(user: string, inputTokens: number): string {
+/** A GenAI call span; `inputTokens` undefined = a span without token counts; `reportedCostUsd` = a cost the span carries. */
+function otlpSpan(user: string, inputTokens: number | undefined, reportedCostUsd?: string): string {
   const attr = (key: string, value: string | number) => ({
     key,
     value: typeof value === 'number' ? { intValue: String(value) } : { stringValue: value },
@@ -156,8 +157,8 @@ function otlpSpan(user: string, inputTokens: number): string {
                   attr('gen_ai.provider.name', 'openai'),
                   attr('gen_ai.request.model', 'gpt-4o-mini'),
                   attr('gen_ai.response.model', 'gpt-4o-mini'),
-                  attr('gen_ai.usage.input_tokens', inputTokens),
-                  attr('gen_ai.usage.output_tokens', 5),
+                  ...(inputTokens === undefined ? [] : [attr('gen_ai.usage.input_tokens', inputTokens), attr('gen_ai.usage.output_tokens', 5)]),
+                  ...(reportedCostUsd === undefined ? [] : [{ key: 'gen_ai.usage.cost', value: { doubleValue: Number(reportedCostUsd) } }]),
                   attr('user.id', user),
                   attr('tokenmeter.plan', 'pro'),
                 ],
@@ -354,6 +355,21 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('stack end to end: app → e
         .replaceAll('$user', USER);
     const queries = allPanelQueries();
     expect(queries.length).toBeGreaterThan(40);
+    // What the newer panels show: a call span without counts (billed as a flagged request), a span that reports its
+    // own cost, and admission control refusing alice (over her token limit by now) and granting erin.
+    expect((await postTraces(otlpSpan('erin', undefined))).status).toBe(200);
+    expect((await postTraces(otlpSpan('erin', 10, '0.0001'))).status).toBe(200);
+    const reserve = (user: string, inputTokens: number) =>
+      fetch(`${exporter.httpUrl}/api/v1/reservations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user, provider: 'openai', model: 'gpt-4o-mini', input_tokens: inputTokens, max_output_tokens: 10 }),
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as { granted?: boolean } }));
+    expect((await reserve(USER, 10 * TOKEN_LIMIT)).body.granted).toBe(false);
+    expect((await reserve('erin', 10)).body.granted).toBe(true);
+    for (const m of [METRIC.userRefusedCallsTotal, METRIC.reservationsTotal, METRIC.missingUsageSpansTotal, METRIC.reportedCostUsdTotal]) {
+      await waitFor(`${m} scraped twice`, async () => ((await promQuery(`count_over_time(${m}[1m]) >= 2`)).length > 0 ? true : undefined));
+    }
     // The last sends have been scraped (a rate needs two samples of the series).
     for (const m of [METRIC.rejectedRequestsTotal, METRIC.rejectedSpansTotal, METRIC.unpricedTokensTotal]) {
       await waitFor(`${m} increasing in Prometheus`, async () => ((await promQuery(`increase(${m}[1m]) > 0`)).length > 0 ? true : undefined));
@@ -364,7 +380,8 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('stack end to end: app → e
       const result = await promQuery(fill(q.expr));
       if (result.length === 0) empty.push(`${q.dashboard} / ${q.panel} / ${q.refId}: ${fill(q.expr)}`);
     }
-    expect(empty).toEqual([]);
+    // Joined, so a failure lists every empty panel in full.
+    expect(empty.join('\n')).toBe('');
 
     // Every counter series here was born inside the 10-minute range (a fresh ledger: nothing to prime), so the range
     // panels must count all of it: the Overview's "Tokens" and "Requests" are the exact ledger totals, give or take
@@ -405,7 +422,7 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('stack end to end: app → e
     for (const e of exprs) {
       for (const n of metricNamesIn(e)) {
         if (builtins.has(n)) continue;
-        expect(exposed, `${n} (in ${e})`).toContain(baseMetricName(n, [METRIC.ledgerCommitSeconds, METRIC.otlpRequestDurationSeconds]));
+        expect(exposed, `${n} (in ${e})`).toContain(baseMetricName(n, [METRIC.ledgerCommitSeconds, METRIC.otlpRequestDurationSeconds, METRIC.reservationActualToEstimateRatio]));
       }
     }
   });
