@@ -159,7 +159,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
   // (Loaded only then: pg is not needed otherwise.)
   const reservationStore = /^postgres(ql)?:\/\//i.test(config.storage)
     ? new (await import('./reservations-postgres.js')).PostgresReservationStore(config.storage)
-    : new MemoryReservationStore(ports.ledger, options.ports === undefined ? openHoldFile(config.storage, clock.now(), log) : undefined);
+    : new MemoryReservationStore(ports.ledger, options.ports === undefined ? openHoldFile(config.storage, clock.now(), log, { syncEachGrant: config.reservations.sync_each_grant }) : undefined);
   const reservations = new ReservationService({
     store: reservationStore,
     plans: ports.plans,

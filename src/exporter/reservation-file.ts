@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, fsyncSync, openSync, readFileSync, renameSync, write, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { NewReservation } from './reservations.js';
@@ -9,8 +9,10 @@ import type { NewReservation } from './reservations.js';
  * across the restart cannot overshoot a limit. Not a journal entry: a hold is no usage and no total (the journal
  * and its format stay as they are; older tokenmeter versions ignore this file, and lose the holds as they did).
  *
- * - A grant is appended and fdatasync'd before the reservation is answered. Grants arriving while a write + sync
- *   is in flight go out together in the next one (one sync per group, as the journal's commits).
+ * - A grant is appended before the reservation is answered: written (in the kernel, so it survives the exporter
+ *   dying, kill -9 included) and fdatasync'd right after in the background; with `reservations.sync_each_grant`,
+ *   fdatasync'd before the answer (survives a machine crash too, one disk sync on every answer). Grants arriving
+ *   while a write is in flight go out together in the next one.
  * - A hold's end (settled by its committed call, or expired) is appended without a sync: lost in a crash, the hold
  *   is loaded again and counts until its TTL (never an overshoot, at worst a call refused a little early).
  * - At open the file is read, holds past their expiry are counted as expired (once: the file is then rewritten
@@ -142,12 +144,33 @@ export function readHolds(path: string, now: Date): LoadedHolds {
   return { live, expired, skipped };
 }
 
-/** The append-only file of holds, owned by one process (the embedded ledger's directory lock). */
+export interface HoldFileOptions {
+  /**
+   * true: a grant is answered once it is fdatasync'd (survives a machine crash; one disk sync per group of grants
+   * on every answer). false (default): once it is written (in the kernel: survives the process dying, kill -9
+   * included); the sync follows at once in the background, grouped, off the answer's path.
+   */
+  syncEachGrant?: boolean;
+}
+
+type Waiter = { resolve: () => void; reject: (e: Error) => void };
+
+/**
+ * The append-only file of holds, owned by one process (the embedded ledger's directory lock). Lines are gathered for
+ * one turn of the event loop and written with one synchronous write (a few hundred bytes into the page cache: a few
+ * µs, far less than a round trip through libuv's thread pool, which is what a reservation's answer would wait for).
+ * fdatasync runs in the thread pool, one at a time, grouping what was written meanwhile.
+ */
 export class HoldFile {
   private fd: number;
   private pending: string[] = [];
-  private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
-  private writing = false;
+  private pendingWaiters: Waiter[] = [];
+  private scheduled = false;
+  /** Written, waiting for the next sync to answer (syncEachGrant). */
+  private awaitingSync: Waiter[] = [];
+  private syncing = false;
+  /** Written since the sync in flight began: another sync follows it. */
+  private dirty = false;
   private endedLines = 0;
   private closed = false;
   /** A write failed part-way: the next one starts on a new line, so the cut line costs no other. */
@@ -156,6 +179,7 @@ export class HoldFile {
   private constructor(
     private readonly path: string,
     fd: number,
+    private readonly syncEachGrant: boolean,
   ) {
     this.fd = fd;
   }
@@ -164,10 +188,10 @@ export class HoldFile {
    * Opens (creating) the file in `dir`, reads its holds, and rewrites it with the live ones only (temp file, fsync,
    * rename, directory fsync), so a hold that expired while the exporter was down is counted once.
    */
-  static open(dir: string, now: Date): { file: HoldFile; loaded: LoadedHolds } {
+  static open(dir: string, now: Date, options: HoldFileOptions = {}): { file: HoldFile; loaded: LoadedHolds } {
     const path = join(dir, RESERVATIONS_FILE);
     const loaded = readHolds(path, now);
-    const file = new HoldFile(path, HoldFile.rewrite(dir, path, loaded.live));
+    const file = new HoldFile(path, HoldFile.rewrite(dir, path, loaded.live), options.syncEachGrant === true);
     return { file, loaded };
   }
 
@@ -175,7 +199,7 @@ export class HoldFile {
     const tmp = `${path}.tmp`;
     const fd = openSync(tmp, 'w');
     try {
-      writeSync(fd, `${HEADER}\n${live.map(grantLine).join('')}`);
+      writeAll(fd, Buffer.from(`${HEADER}\n${live.map(grantLine).join('')}`, 'utf8'));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -192,12 +216,12 @@ export class HoldFile {
     return openSync(path, 'a');
   }
 
-  /** Appends a grant; resolves once it is on disk (fdatasync), rejects when it could not be written. */
+  /** Appends a grant; resolves once it is written (synced, with syncEachGrant), rejects when it could not be. */
   grant(h: NewReservation): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the reservations file is closed'));
     this.pending.push(grantLine(h));
-    const p = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    if (!this.writing) this.flush(true);
+    const p = new Promise<void>((resolve, reject) => this.pendingWaiters.push({ resolve, reject }));
+    this.schedule();
     return p;
   }
 
@@ -206,66 +230,98 @@ export class HoldFile {
     if (this.closed || ids.length === 0) return;
     for (const id of ids) this.pending.push(line(JSON.stringify({ x: id })));
     this.endedLines += ids.length;
-    if (!this.writing) this.flush(false);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private get idle(): boolean {
+    return !this.scheduled && !this.syncing && this.pending.length === 0 && this.awaitingSync.length === 0;
   }
 
   /** True when enough ended holds piled up that a rewrite with the live ones is worth it. */
   needsCompaction(): boolean {
-    return this.endedLines >= COMPACT_AFTER_LINES && !this.writing && this.pending.length === 0;
+    return this.endedLines >= COMPACT_AFTER_LINES && this.idle;
   }
 
-  /** Rewrites the file with `live` (synchronously: only between writes, when it has grown large). */
+  /** Rewrites the file with `live` (synchronously: only when idle and grown large). */
   compact(dir: string, live: readonly NewReservation[]): void {
-    if (this.closed || this.writing || this.pending.length > 0) return;
+    if (this.closed || !this.idle) return;
     closeSync(this.fd);
     this.fd = HoldFile.rewrite(dir, this.path, live);
     this.endedLines = 0;
   }
 
-  private flush(sync: boolean): void {
-    const lines = this.pending;
-    const waiters = this.waiters;
+  /** Writes everything gathered this turn at once; answers the grants (or hands them to the next sync). */
+  private flush(): void {
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
+    const waiters = this.pendingWaiters;
+    const buf = Buffer.from((this.torn ? '\n' : '') + this.pending.join(''), 'utf8');
     this.pending = [];
-    this.waiters = [];
-    this.writing = true;
-    const buf = Buffer.from((this.torn ? '\n' : '') + lines.join(''), 'utf8');
-    this.torn = false;
-    const done = (err: Error | null): void => {
-      this.writing = false;
-      if (err) this.torn = true;
-      for (const w of waiters) {
+    this.pendingWaiters = [];
+    try {
+      writeAll(this.fd, buf);
+      this.torn = false;
+    } catch (err) {
+      this.torn = true;
+      const e = err instanceof Error ? err : new Error(String(err));
+      for (const w of waiters) w.reject(e);
+      return;
+    }
+    if (this.syncEachGrant) this.awaitingSync.push(...waiters);
+    else for (const w of waiters) w.resolve();
+    this.sync();
+  }
+
+  /** fdatasync, one at a time in the thread pool: what was written while one runs goes in the next. */
+  private sync(): void {
+    if (this.syncing) {
+      this.dirty = true;
+      return;
+    }
+    this.syncing = true;
+    this.dirty = false;
+    const batch = this.awaitingSync;
+    this.awaitingSync = [];
+    fdatasync(this.fd, (err) => {
+      this.syncing = false;
+      // Without syncEachGrant no one waits: a failed background sync changes nothing already answered, and a
+      // broken disk shows at the next write.
+      for (const w of batch) {
         if (err) w.reject(err);
         else w.resolve();
       }
-      if (this.pending.length > 0 && !this.closed) this.flush(this.waiters.length > 0);
-    };
-    const writeFrom = (off: number): void => {
-      write(this.fd, buf, off, buf.length - off, null, (err, n) => {
-        if (err) return done(err);
-        if (off + n < buf.length) {
-          if (n === 0) return done(new Error(`could not write ${this.path}: no space left`));
-          return writeFrom(off + n);
-        }
-        if (!sync && waiters.length === 0) return done(null);
-        fdatasync(this.fd, (e) => done(e));
-      });
-    };
-    writeFrom(0);
+      if ((this.dirty || this.awaitingSync.length > 0) && !this.closed) this.sync();
+    });
   }
 
-  /** Waits for writes in flight, syncs, closes. */
+  /** Writes what is pending, waits for the sync in flight, syncs, closes. */
   async close(): Promise<void> {
     if (this.closed) return;
-    while (this.writing || this.pending.length > 0) {
-      if (!this.writing) this.flush(true);
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    this.flush();
+    while (this.syncing) await new Promise((r) => setTimeout(r, 1));
     this.closed = true;
     try {
       fsyncSync(this.fd);
+      for (const w of this.awaitingSync.splice(0)) w.resolve();
     } finally {
       closeSync(this.fd);
     }
+  }
+}
+
+/** A whole buffer, written synchronously (a short write is continued; a write of nothing is "disk full"). */
+function writeAll(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) {
+    const n = writeSync(fd, buf, off, buf.length - off);
+    if (n === 0) throw new Error('no space left on the device');
+    off += n;
   }
 }
 
@@ -273,10 +329,15 @@ export class HoldFile {
  * The holds file of an embedded ledger directory, with its holds; undefined (holds in memory only, said in the log)
  * when it cannot be opened. Called once the journal ledger holds the directory's lock (one writer).
  */
-export function openHoldFile(storage: string, now: Date, log: (line: string) => void): { file: HoldFile; dir: string; loaded: LoadedHolds } | undefined {
+export function openHoldFile(
+  storage: string,
+  now: Date,
+  log: (line: string) => void,
+  options: HoldFileOptions = {},
+): { file: HoldFile; dir: string; loaded: LoadedHolds } | undefined {
   const dir = resolve(storage);
   try {
-    const { file, loaded } = HoldFile.open(dir, now);
+    const { file, loaded } = HoldFile.open(dir, now, options);
     if (loaded.skipped > 0) log(`reservations: ${loaded.skipped} damaged line(s) of ${join(dir, RESERVATIONS_FILE)} skipped (a write cut short by a crash is one)`);
     if (loaded.live.length > 0 || loaded.expired > 0) log(`reservations: ${loaded.live.length} hold(s) still active after the restart, ${loaded.expired} expired meanwhile`);
     return { file, dir, loaded };

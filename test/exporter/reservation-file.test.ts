@@ -146,11 +146,13 @@ describe('the holds file', () => {
     expect(await s.reserved('u1', PERIOD, T0)).toEqual({ tokens: 0, requests: 0, costUsd: '0' });
   });
 
-  it('concurrent grants share writes (one sync per group) and all reach the file', async () => {
+  it.each([false, true])('concurrent grants share writes and all reach the file before they are answered (sync_each_grant: %s)', async (syncEachGrant) => {
     const d = dir();
-    const s = store(d, T0);
-    await Promise.all(Array.from({ length: 200 }, (_, i) => grant(s, hold(i + 1))));
-    expect(readHolds(join(d, RESERVATIONS_FILE), T0).live).toHaveLength(200);
+    const s = new MemoryReservationStore({ userModelUsage: async () => [] }, openHoldFile(d, T0, () => {}, { syncEachGrant }));
+    const path = join(d, RESERVATIONS_FILE);
+    const answered = await Promise.all(Array.from({ length: 200 }, (_, i) => grant(s, hold(i + 1)).then(() => readHolds(path, T0).live.some((h) => h.id === hold(i + 1).id))));
+    expect(answered.every(Boolean)).toBe(true);
+    expect(readHolds(path, T0).live).toHaveLength(200);
     await s.close();
   });
 });
