@@ -247,3 +247,23 @@ describe('Vercel AI SDK with its own telemetry on', () => {
     expect(env.mock.requests).toHaveLength(1);
   });
 });
+
+describe('embeddings with enforce: block', () => {
+  const embeds: [string, () => Promise<unknown>, () => number][] = [
+    ['Google Gen AI embedContent', () => google.models.embedContent({ model: 'gemini-embedding-001', contents: [PROMPT, 'again'] }), () => gemini.requests.length],
+    ['AI SDK embedMany', () => ai.embedMany({ model: openai.embedding('text-embedding-3-small'), values: [PROMPT, 'again'] }), () => env.mock.requests.length],
+  ];
+  it.each(embeds)('%s: the hold is the input count alone (an embedding has no output); refused when the requests are used up', async (name, embed, received) => {
+    configureEnforcement({ url: exporter.httpUrl, enforce: 'block' });
+    const u = `${slug(name)}-embed`;
+    await withUser({ id: u, plan: 'free' }, embed);
+    expect(received()).toBe(1);
+    const held = await reserved(u);
+    expect(held.requests).toBe(1);
+    // The local count of the two texts (joined as the SDK's adapter counts them), and no default output.
+    expect([estimateTokens(PROMPT + 'again'), estimateTokens(`${PROMPT}\nagain`)]).toContain(held.tokens);
+    await seed(u, 9);
+    expect(await settle(withUser({ id: u, plan: 'free' }, embed))).toMatchObject({ limit: 'requests', used: 10 });
+    expect(received()).toBe(1);
+  });
+});
