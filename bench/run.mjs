@@ -32,7 +32,7 @@ function configFor(quick, values) {
   return quick
     ? {
         instrumentation: { processes: 1, warmup: 20, batches: 2, batchSize: 20, runtimes },
-        ingest: { users: 1000, poolBatches: 4, rounds: 3, roundBatches: 4, warmupRounds: 1, warmupBatches: 2, diagnostic: true, concurrency: [1, 8], batches: 6, growthUsers: [100, 1000], postgres: true },
+        ingest: { users: 1000, poolBatches: 3, rounds: 3, roundBatches: 4, warmupRounds: 1, warmupBatches: 2, diagnostic: true, concurrency: [1, 8], batches: 6, growthUsers: [100, 1000], postgres: true },
         scrape: { users: [100, 1000], scrapes: 2 },
         ledger: { calls: ledgerCalls, users: ledgerUsers, concurrency: 8, restarts: 1, stalls: { users: 2_000, calls: 40_000, seconds: 3, snapshotEveryBytes: 2 * 1024 * 1024 } },
       }

@@ -138,12 +138,13 @@ async function alternatingRounds(cfg, log) {
     const snapshotsBefore = new Set(snapshotNames(dir));
     let variant = 0;
     let nextBody = 0;
+    // A new variant for every copy (a round may hold more batches than the pool): no span is ever sent twice to
+    // the same receiver; every receiver of a round gets the same copies.
     const roundBodies = (n) => {
-      variant++;
       const out = [];
       for (let i = 0; i < n; i++) {
         const b = nextBody++ % pool.bodies.length;
-        out.push(withFreshTraceIds(pool.bodies[b], pool.traceIdOffsets[b], variant));
+        out.push(withFreshTraceIds(pool.bodies[b], pool.traceIdOffsets[b], ++variant));
       }
       return out;
     };
