@@ -222,7 +222,7 @@ export function replaceAlone(section, block, r, markdown) {
     };
     const old = table(text);
     const fresh = table(markdown);
-    if (old && fresh) text = `${text.slice(0, old[0])}${markdown.slice(fresh[0], fresh[1])}${text.slice(old[1])}`;
+    if (old && fresh) text = `${text.slice(0, old[0])}${markdown.slice(fresh[0], fresh[1]).trimEnd()}${text.slice(old[1])}`;
   }
   const newRows = goalsTable(r).split('\n').slice(2).filter((l) => spec.isRow(l));
   const lines = text.split('\n');
