@@ -1,4 +1,4 @@
-import { diag, SpanKind, SpanStatusCode, type Attributes, type Histogram, type Span, type Tracer } from '@opentelemetry/api';
+import { context, diag, SpanKind, SpanStatusCode, type Attributes, type Histogram, type Span, type Tracer } from '@opentelemetry/api';
 import {
   ATTR_ERROR_TYPE,
   ATTR_PLAN,
@@ -181,13 +181,15 @@ export class GenAiCall {
     }
     const scope = knownScope === undefined ? currentScope() : (knownScope ?? undefined);
     countInstrumentedCall(server.provider, scope?.user !== undefined);
-    currentAttribution(attrs as Record<string, string>, scope);
+    // One read of the active context for the baggage and the span's parent (startSpan would read it again).
+    const activeContext = context.active();
+    currentAttribution(attrs as Record<string, string>, scope, activeContext);
     this.plan = attrs[ATTR_PLAN] as string | undefined;
     this.userId = attrs[ATTR_USER_ID] as string | undefined;
     this.enforce = scope?.user?.enforce;
     this.collector = scope?.collector;
     this.startMillis = performance.now();
-    this.span = telemetry.tracer.startSpan(`${operation} ${requestModel}`, { kind: SpanKind.CLIENT, attributes: attrs });
+    this.span = telemetry.tracer.startSpan(`${operation} ${requestModel}`, { kind: SpanKind.CLIENT, attributes: attrs }, activeContext);
   }
 
   get options(): ResolvedOptions {
