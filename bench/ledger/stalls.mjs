@@ -16,6 +16,7 @@ import { fmt, fmtBytes } from '../lib/stats.mjs';
 
 const PERIOD = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), 1)).toISOString();
 const BATCH = 512;
+const STALL_LOG = process.argv.includes('--stall-log');
 const SENDERS = 8;
 const PLANS = ['free', 'pro', 'team'];
 const MODELS = [
@@ -75,6 +76,8 @@ async function watchLoop(fn) {
     const cpu = process.cpuUsage(lastCpu);
     const gap = now - last;
     longest = Math.max(longest, gap);
+    // --stall-log: every gap over 20 ms with when it ended (ms since the process began, as --trace-gc prints).
+    if (STALL_LOG && gap > 20) process.stderr.write(`stall ${gap.toFixed(1)} ms ending at ${now.toFixed(0)} ms, cpu ${((cpu.user + cpu.system) / 1000).toFixed(1)} ms\n`);
     longestCpu = Math.max(longestCpu, Math.min(gap, (cpu.user + cpu.system) / 1000));
     last = now;
     lastCpu = process.cpuUsage();
@@ -140,8 +143,10 @@ export async function benchLedgerStalls(cfg, log = console.log) {
       if (b < lastBytes) snapshotsStarted++;
       lastBytes = b;
     }, 1);
+    if (STALL_LOG) process.stderr.write(`phase sustained from ${performance.now().toFixed(0)} ms\n`);
     const run = await watchLoop(() => ingest(ledger, cfg.calls, Number.MAX_SAFE_INTEGER, cfg.users, performance.now() + cfg.seconds * 1000));
     clearInterval(poll);
+    if (STALL_LOG) process.stderr.write(`phase sustained to ${performance.now().toFixed(0)} ms\n`);
     // Wait for a snapshot still being written (it is part of the run's load, not of close below).
     const settle = await watchLoop(() => ledger.checkpoint());
     const sustainedCalls = run.value.next - cfg.calls;
@@ -281,7 +286,7 @@ if (process.argv[2] === '--child') {
   const [dir, from, users, journal] = process.argv.slice(3);
   await childMain(dir, Number(from), Number(users), JSON.parse(journal));
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, users: { type: 'string' }, calls: { type: 'string' }, seconds: { type: 'string' }, 'snapshot-every-bytes': { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, users: { type: 'string' }, calls: { type: 'string' }, seconds: { type: 'string' }, 'snapshot-every-bytes': { type: 'string' }, json: { type: 'boolean', default: false }, 'stall-log': { type: 'boolean', default: false } } });
   const cfg = {
     users: Number(values.users ?? (values.quick ? 2_000 : 100_000)),
     calls: Number(values.calls ?? (values.quick ? 40_000 : 1_000_000)),

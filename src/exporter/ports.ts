@@ -51,8 +51,8 @@ export interface ModelUsage {
 export interface LedgerPort {
   /**
    * Commits (through the group committer): atomic, exactly-once by trace id + span id. `onDurable`, when the
-   * ledger supports it, is called synchronously as soon as the records are durable, before the in-memory totals
-   * and the result are built (the promise still resolves with the result); it may also never be called.
+   * ledger supports it, is called synchronously as soon as the records are durable and in the in-memory totals,
+   * before the result is built (the promise still resolves with the result); it may also never be called.
    */
   commit(records: LedgerRecord[], onDurable?: () => void): Promise<CommitResult>;
   ping(): Promise<void>;

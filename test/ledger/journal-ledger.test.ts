@@ -425,6 +425,44 @@ describe('DedupKeys (the exact dedup set)', () => {
     expect(copy.size).toBe(ref.size);
     for (const [t, s] of pairs) expect(copy.has(t, s)).toBe(ref.has(t + s));
   });
+
+  it('answers exactly while a growth is moving keys into the bigger table a few at a time', () => {
+    const keys = new DedupKeys(16);
+    const ref = new Set<string>();
+    const pairs: [string, string][] = Array.from({ length: 9000 }, (_, i) => [hex(16), i % 2 === 0 ? i.toString(16).padStart(16, '0') : hex(8)]);
+    let checkedMidMove = 0;
+    for (let i = 0; i < pairs.length; i++) {
+      const [t, s] = pairs[i];
+      expect(keys.add(t, s)).toBe(true);
+      ref.add(t + s);
+      // Just after a growth (sizes 33, 65, ... 8193), most old keys sit in the old table only: every one must still
+      // be found, refused as a repeat, and deletable.
+      if (i + 1 > 32 && ((i + 1 - 1) & (i + 1 - 2)) === 0) {
+        checkedMidMove++;
+        for (let j = 0; j <= i; j++) expect(keys.has(pairs[j][0], pairs[j][1])).toBe(ref.has(pairs[j][0] + pairs[j][1]));
+        const old = pairs[i >> 1];
+        expect(keys.add(old[0], old[1])).toBe(!ref.has(old[0] + old[1]));
+        ref.add(old[0] + old[1]);
+        expect(keys.has(hex(16), hex(8))).toBe(false);
+      }
+      if (i % 97 === 5) {
+        const gone = pairs[i - 3];
+        keys.delete(gone[0], gone[1]);
+        ref.delete(gone[0] + gone[1]);
+      }
+    }
+    expect(checkedMidMove).toBeGreaterThan(5);
+    expect(keys.size).toBe(ref.size);
+    for (const [t, s] of pairs) expect(keys.has(t, s)).toBe(ref.has(t + s));
+    // A snapshot image loads into a set sized once, and into one that already holds keys.
+    const copy = new DedupKeys();
+    copy.add(pairs[0][0], pairs[0][1]);
+    copy.add('f'.repeat(32), 'f'.repeat(16));
+    copy.addBuffer(Buffer.from(keys.toBuffer()));
+    expect(copy.size).toBe(ref.size + (ref.has(pairs[0][0] + pairs[0][1]) ? 1 : 2));
+    for (const [t, s] of pairs) expect(copy.has(t, s)).toBe(ref.has(t + s) || (t === pairs[0][0] && s === pairs[0][1]));
+    expect(copy.has('f'.repeat(32), 'f'.repeat(16))).toBe(true);
+  });
 });
 
 describe('journal entries (binary codec)', () => {
