@@ -40,8 +40,8 @@ const CHUNK_PERIOD = 0x50; // 'P'
 const CHUNK_KEYS = 0x4b; // 'K'
 const CHUNK_END = 0x45; // 'E'
 const CHUNK_LAYOUT = 1;
-/** Users per period chunk, and dedup keys per key chunk: each chunk is well under a few MB. */
-const USERS_PER_CHUNK = 2000;
+/** Users per period chunk, and dedup keys per key chunk: each chunk is a few ms of event-loop work at most (a reader takes any count). */
+const USERS_PER_CHUNK = 500;
 const KEYS_PER_CHUNK = 65536;
 
 type PeriodChunk = [ps: string, users: SnapshotUser[], models: SnapshotModel[], providers: SnapshotProvider[]];
@@ -223,7 +223,7 @@ function readSnapshot(state: JournalState, file: string): { segments: SegmentInf
       addUsers(state, ps, users, models, providers);
     } else if (kind === CHUNK_KEYS) {
       if (c.length < 24 || c.length !== 24 + 24 * c.readUInt32LE(16)) throw bad('a dedup key chunk of the wrong length');
-      state.bucket(c.readDoubleLE(8)).addBuffer(c.subarray(24));
+      state.bucket(c.readDoubleLE(8)).addBuffer(c.subarray(24), true); // a checksummed chunk of one set
     } else throw new NewerFormatLedgerError(`the journal ledger snapshot ${file} holds a chunk of kind ${kind}, written by a newer tokenmeter; upgrade tokenmeter`);
   }
   if (segments === undefined) throw bad('no meta chunk');
