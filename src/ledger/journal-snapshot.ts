@@ -42,7 +42,7 @@ const CHUNK_END = 0x45; // 'E'
 const CHUNK_LAYOUT = 1;
 /** Users per period chunk, and dedup keys per key chunk: each chunk is a few ms of event-loop work at most (a reader takes any count). */
 const USERS_PER_CHUNK = 500;
-const KEYS_PER_CHUNK = 65536;
+const KEYS_PER_CHUNK = 65536; // DedupKeys' page size: each chunk is a view of one page
 
 type PeriodChunk = [ps: string, users: SnapshotUser[], models: SnapshotModel[], providers: SnapshotProvider[]];
 type SnapshotProvider = [provider: string, gross: string, discount: string, net: string, requests: number];
@@ -135,8 +135,8 @@ export function beginSnapshot(state: JournalState, allSegments: readonly Segment
     }
     for (const { day, set, size } of days) {
       for (let from = 0; from < size; from += KEYS_PER_CHUNK) {
-        // Read again per chunk: the key array may have grown into a new buffer meanwhile (keys below `size` stay).
-        const keys = set.toBuffer().subarray(from * 24, Math.min(size, from + KEYS_PER_CHUNK) * 24);
+        // A view of one page of the set's key storage (keys below `size` never change; pages never move).
+        const keys = set.keyBytes(from, Math.min(size, from + KEYS_PER_CHUNK));
         yield frame(keysChunk(day, keys));
       }
     }

@@ -474,6 +474,31 @@ describe('DedupKeys (the exact dedup set)', () => {
     for (const [t, s] of pairs.slice(0, 50)) expect(loaded.add(t, s)).toBe(!ref.has(t + s));
     expect(loaded.toBuffer().subarray(0, image.length).equals(image)).toBe(true);
   });
+
+  it('keeps keys in pages of 65,536: adds, deletes and images across page boundaries', () => {
+    const keys = new DedupKeys();
+    const n = 140_000; // three pages
+    const id = (i: number): [string, string] => [(i * 2654435761 >>> 0).toString(16).padStart(32, '0'), i.toString(16).padStart(16, '0')];
+    for (let i = 0; i < n; i++) expect(keys.add(...id(i))).toBe(true);
+    const image = Buffer.from(keys.toBuffer());
+    expect(image.length).toBe(n * 24);
+    // A range across the first page boundary is the same bytes as the whole image's slice.
+    expect(keys.keyBytes(65_000, 66_000).equals(image.subarray(65_000 * 24, 66_000 * 24))).toBe(true);
+    expect(() => keys.keyBytes(0, n + 1)).toThrow(RangeError);
+    // Deleting a key of the first page moves the last key (third page) into its place.
+    keys.delete(...id(10));
+    keys.delete(...id(70_000));
+    expect(keys.size).toBe(n - 2);
+    for (const i of [0, 9, 10, 11, 65_535, 65_536, 69_999, 70_000, 70_001, n - 2, n - 1]) expect(keys.has(...id(i))).toBe(i !== 10 && i !== 70_000);
+    expect(keys.add(...id(n - 1))).toBe(false);
+    // Loaded as unique, in uneven chunks that do not follow the pages.
+    const loaded = new DedupKeys();
+    for (const [a, b] of [[0, 1000], [1000, 100_000], [100_000, n]]) loaded.addBuffer(image.subarray(a * 24, b * 24), true);
+    expect(loaded.size).toBe(n);
+    expect(loaded.toBuffer().equals(image)).toBe(true);
+    for (let i = 0; i < n; i += 997) expect(loaded.has(...id(i))).toBe(true);
+    expect(loaded.add(...id(n))).toBe(true);
+  });
 });
 
 describe('journal entries (binary codec)', () => {
