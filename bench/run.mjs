@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // tokenmeter benchmarks: `npm run bench` (full, a few minutes), `npm run bench -- --quick` (tiny sizes, CI),
-// `--write` regenerates the tables in BENCHMARKS.md (with `--only=instrumentation`, only section 1 and its goals), `--only=instrumentation,ingest,scrape,ledger` runs a subset,
+// `--write` regenerates the tables in BENCHMARKS.md (with `--only=instrumentation` or `--only=ledger`, only that section and its goals), `--only=instrumentation,ingest,scrape,ledger` runs a subset,
 // `--ledger-calls=N --ledger-users=N` sizes the ledger run, `--runtimes=current,newest` picks the instrumentation
 // section's runtimes (the Node at hand with the dev dependencies; Node 24 with the newest SDKs and peers). Prints a Markdown report on stdout (progress on stderr)
 // and writes bench/results/latest.json. Figures are from one run; compare only figures of the same run.
@@ -181,29 +181,47 @@ export function renderMarkdown(r) {
 }
 
 /*
- * `--only=instrumentation --write`: the instrumentation section is re-run alone far more often than the whole
- * bench (it is what changes with the SDKs), so it replaces only its own parts of the generated block: section 1,
- * its rows of the goals table, and a line saying when and where it was re-run. The other sections stay as their
- * own run left them, under that run's heading.
+ * `--only=instrumentation --write` / `--only=ledger --write`: these sections are re-run alone far more often than
+ * the whole bench (instrumentation changes with the SDKs, the ledger with issue 15), so such a run replaces only its
+ * own parts of the generated block: its section, its rows of the goals table, and a line saying when and where it
+ * was re-run. The other sections stay as their own run left them, under that run's heading.
  */
 const INSTRUMENTATION_GOAL = "tokenmeter's added overhead";
+export const PARTS = {
+  instrumentation: { heading: '### 1. Instrumentation overhead', next: '\n### 2.', label: 'Section 1', isGoal: (l) => l.includes(INSTRUMENTATION_GOAL) },
+  // Section 4 with the journal ledger's stalls and restarts (issue 15); the growth table of section 5 stays.
+  ledger: { heading: '### 4. Ledger scale', next: '\n### 5.', label: 'Section 4 (with the issue-15 stalls and restarts)', isGoal: (l) => l.includes('(embedded ledger,') || l.startsWith('| journal ledger,') || l.includes('as the ledger fills') },
+};
+
 export function replaceInstrumentation(block, r, markdown) {
-  const heading = '### 1. Instrumentation overhead';
+  return replacePart(block, r, markdown, 'instrumentation');
+}
+
+export function replacePart(block, r, markdown, name) {
+  const { heading, next, label, isGoal } = PARTS[name];
   const a = block.indexOf(heading);
-  const b = block.indexOf('\n### 2.', a);
+  const b = block.indexOf(next, a);
   const newA = markdown.indexOf(heading);
-  if (a < 0 || b < 0 || newA < 0) throw new Error('BENCHMARKS.md: no section 1 to replace: run the whole bench with --write');
-  const newSection = markdown.slice(newA).trimEnd();
+  const newB = markdown.indexOf(next, newA);
+  if (a < 0 || b < 0 || newA < 0) throw new Error(`BENCHMARKS.md: no "${heading}" to replace: run the whole bench with --write`);
+  const newSection = markdown.slice(newA, newB < 0 ? undefined : newB).trimEnd();
   let text = `${block.slice(0, a)}${newSection}\n${block.slice(b)}`;
-  const newRows = goalsTable(r).split('\n').slice(2);
+  const newRows = goalsTable(r).split('\n').slice(2).filter(isGoal);
   const lines = text.split('\n');
-  const first = lines.findIndex((l) => l.startsWith('| ') && l.includes(INSTRUMENTATION_GOAL));
-  const kept = lines.filter((l) => !(l.startsWith('| ') && l.includes(INSTRUMENTATION_GOAL)));
-  if (first < 0) throw new Error('BENCHMARKS.md: no instrumentation rows in the goals table');
+  const ours = (l) => l.startsWith('| ') && isGoal(l);
+  let first = lines.findIndex(ours);
+  const kept = lines.filter((l) => !ours(l));
+  if (first < 0) {
+    // None yet (a row this section did not have before): at the end of the goals table.
+    const g = kept.findIndex((l) => l.startsWith('| goal |'));
+    if (g < 0) throw new Error('BENCHMARKS.md: no goals table');
+    first = g;
+    while (kept[first]?.startsWith('| ')) first++;
+  }
   kept.splice(first, 0, ...newRows);
   text = kept.join('\n');
   const e = r.environment;
-  const note = `- Section 1 and its goals re-run alone on ${e.date}: tokenmeter ${e.tokenmeter} at ${e.commit}, \`${r.command}\`, ${fmt(r.totalSeconds)} s; load average ${e.loadAverageAtStart.join(' / ')} at start, ${r.loadAverageAtEnd.join(' / ')} at end. The other sections are from the run above.`;
+  const note = `- ${label} and its goals re-run alone on ${e.date}: tokenmeter ${e.tokenmeter} at ${e.commit}, \`${r.command}\`, ${fmt(r.totalSeconds)} s; load average ${e.loadAverageAtStart.join(' / ')} at start, ${r.loadAverageAtEnd.join(' / ')} at end. The other sections are from the run above.`;
   const goals = text.indexOf('\n### Goals');
   return `${text.slice(0, goals).trimEnd()}\n${note}\n${text.slice(goals)}`;
 }
@@ -233,8 +251,9 @@ async function main() {
   });
   const only = values.only ? values.only.split(',').map((s) => s.trim()) : SECTIONS;
   for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section ${s} (${SECTIONS.join(', ')})`);
-  if (values.write && only.length < SECTIONS.length && !(only.length === 1 && only[0] === 'instrumentation')) {
-    throw new Error('--write with --only: only --only=instrumentation can update its part of BENCHMARKS.md; run the whole bench to write the rest');
+  const part = only.length === 1 && PARTS[only[0]] ? only[0] : undefined;
+  if (values.write && only.length < SECTIONS.length && !part) {
+    throw new Error(`--write with --only: only --only=${Object.keys(PARTS).join(' or --only=')} can update its part of BENCHMARKS.md; run the whole bench to write the rest`);
   }
   if (!existsSync(join(ROOT, 'dist', 'exporter', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)');
   const cfg = configFor(values.quick, values);
@@ -266,14 +285,14 @@ async function main() {
   mkdirSync(dirname(jsonPath), { recursive: true });
   writeFileSync(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(`${markdown}\n`);
-  if (values.write && only.length === 1 && only[0] === 'instrumentation') {
+  if (values.write && part) {
     const path = join(ROOT, 'BENCHMARKS.md');
     const text = readFileSync(path, 'utf8');
     const a = text.indexOf(BEGIN.slice(0, 20));
     const b = text.indexOf(END);
     if (a < 0 || b < a) throw new Error('BENCHMARKS.md has no generated block: run the whole bench with --write');
-    writeFileSync(path, `${text.slice(0, a)}${replaceInstrumentation(text.slice(a, b), result, markdown)}${text.slice(b)}`);
-    log('BENCHMARKS.md: section 1 and its goals updated');
+    writeFileSync(path, `${text.slice(0, a)}${replacePart(text.slice(a, b), result, markdown, part)}${text.slice(b)}`);
+    log(`BENCHMARKS.md: ${PARTS[part].label.toLowerCase()} and its goals updated`);
   } else if (values.write) {
     writeBenchmarksMd(markdown);
     log('BENCHMARKS.md updated');

@@ -91,6 +91,12 @@ async function watchLoop(fn) {
   }
 }
 
+/** CPU time (user + system, every thread of the process) since `from` (a process.cpuUsage()), in ms. */
+function cpuMillisSince(from) {
+  const c = process.cpuUsage(from);
+  return (c.user + c.system) / 1000;
+}
+
 function snapshotFiles(dir) {
   return readdirSync(dir)
     .filter((n) => n.startsWith('snapshot-'))
@@ -164,8 +170,10 @@ export async function benchLedgerStalls(cfg, log = console.log) {
 
     // Clean restart: the snapshot written by close, nothing to replay.
     const r0 = performance.now();
+    let cpu0 = process.cpuUsage();
     ledger = await JournalLedger.open(dir, {}, journal);
     const cleanRestartMillis = performance.now() - r0;
+    const cleanRestartCpuMillis = cpuMillisSince(cpu0);
     const cleanRequests = (await ledger.periodSummary(PERIOD)).requests;
     await ledger.close();
 
@@ -174,8 +182,10 @@ export async function benchLedgerStalls(cfg, log = console.log) {
     log('ledger stalls: kill -9 during ingest, then restart');
     const crash = await crashChild(dir, callsInLedger, cfg, journal);
     const k0 = performance.now();
+    cpu0 = process.cpuUsage();
     ledger = await JournalLedger.open(dir, {}, journal);
     const crashRestartMillis = performance.now() - k0;
+    const crashRestartCpuMillis = cpuMillisSince(cpu0);
     const crashRequests = (await ledger.periodSummary(PERIOD)).requests;
     await ledger.close();
 
@@ -196,8 +206,9 @@ export async function benchLedgerStalls(cfg, log = console.log) {
       loadAverage: os.loadavg(),
       close: { millis: closing.value, longestStallMillis: closing.longestGapMillis, longestStallCpuMillis: closing.longestCpuMillis },
       cleanRestartMillis,
+      cleanRestartCpuMillis,
       cleanRestartConsistent: cleanRequests === callsInLedger,
-      crash: { ...crash, restartMillis: crashRestartMillis, requestsAfter: crashRequests, consistent: crashRequests >= crash.acknowledged && crashRequests <= crash.attempted },
+      crash: { ...crash, restartMillis: crashRestartMillis, restartCpuMillis: crashRestartCpuMillis, requestsAfter: crashRequests, consistent: crashRequests >= crash.acknowledged && crashRequests <= crash.attempted },
       goals: {
         stall: Math.max(run.longestGapMillis, settle.longestGapMillis, closing.longestGapMillis) < 50,
         p99: percentile(lat, 99) < 100,
@@ -270,8 +281,8 @@ export function stallsMarkdown(d) {
     `| longest event-loop stall (ingest + snapshots) | **${fmt(d.longestStallMillis)} ms** (in CPU time ≤ ${fmt(d.longestStallCpuMillis)} ms; event-loop delay histogram max ${fmt(d.loopDelayMaxMillis)} ms) |`,
     `| commit latency p50 / p99 / max | ${fmt(d.latencyMillis.p50)} / **${fmt(d.latencyMillis.p99)}** / ${fmt(d.latencyMillis.max)} ms |`,
     `| close() (writes a snapshot) | ${fmt(d.close.millis)} ms, longest stall during it ${fmt(d.close.longestStallMillis)} ms (in CPU time ≤ ${fmt(d.close.longestStallCpuMillis)} ms) |`,
-    `| restart after a clean close | ${fmt(d.cleanRestartMillis)} ms (${d.cleanRestartConsistent ? 'every call reloaded' : '**MISMATCH**'}) |`,
-    `| restart after kill -9 (${fmtBytes(d.crash.journalBytesToReplay)} of journal to replay) | **${fmt(d.crash.restartMillis)} ms** (${d.crash.consistent ? 'every acknowledged call reloaded' : '**MISMATCH**'}) |`,
+    `| restart after a clean close | ${fmt(d.cleanRestartMillis)} ms, ${fmt(d.cleanRestartCpuMillis)} ms of CPU time (${d.cleanRestartConsistent ? 'every call reloaded' : '**MISMATCH**'}) |`,
+    `| restart after kill -9 (${fmtBytes(d.crash.journalBytesToReplay)} of journal to replay) | **${fmt(d.crash.restartMillis)} ms**, ${fmt(d.crash.restartCpuMillis)} ms of CPU time (${d.crash.consistent ? 'every acknowledged call reloaded' : '**MISMATCH**'}) |`,
     `| machine load average (1, 5, 15 min) at the end | ${d.loadAverage.map((v) => fmt(v)).join(', ')} (the machine's core count: ${os.cpus().length}) |`,
     '',
     `- Goal "longest stall < 50 ms under sustained ingest with snapshots, and during close()": **${d.goals.stall ? 'met' : 'NOT met'}**.`,

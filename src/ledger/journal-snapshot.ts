@@ -25,8 +25,8 @@ interface SnapshotJson {
 }
 
 
-function modelRowOf([provider, model, tokens, requests, unpriced, estimated, cost]: SnapshotModel): ModelRow {
-  const r = new ModelRow(provider, model);
+function modelRowOf([provider, model, tokens, requests, unpriced, estimated, cost]: SnapshotModel, intern: (s: string) => string): ModelRow {
+  const r = new ModelRow(intern(provider), intern(model));
   r.setTokens(tokens);
   r.requests = requests;
   r.unpriced = unpriced;
@@ -154,20 +154,23 @@ export function beginSnapshot(state: JournalState, allSegments: readonly Segment
 
 function addUsers(state: JournalState, ps: string, users: SnapshotUser[], models: SnapshotModel[], providers: SnapshotProvider[]): void {
   const p = state.period(ps);
+  // Plan, provider and model names shared by every row (JSON.parse gives each row its own copy): a replayed call
+  // then finds its user's model row by comparing the same strings, not loading a copy per row from memory.
+  const intern = state.intern;
   for (const [userId, plan, tokens, requests, cost, rows] of users) {
-    const row = new UserRow(userId, plan);
+    const row = new UserRow(userId, intern(plan));
     row.setTokens(tokens);
     row.requests = requests;
     row.addString(cost);
     for (const m of rows) {
-      const r = modelRowOf(m);
+      const r = modelRowOf(m, intern);
       r.next = row.models;
       row.models = r;
     }
     row.next = p.users.get(userId);
     p.users.set(userId, row);
   }
-  for (const m of models) p.models.set(state.modelKey(m[0], m[1]), modelRowOf(m));
+  for (const m of models) p.models.set(state.modelKey(m[0], m[1]), modelRowOf(m, intern));
   for (const [provider, gross, discount, net, requests] of providers) {
     p.providers.set(provider, { provider, gross: LimbSum.of(gross), discount: LimbSum.of(discount), net: LimbSum.of(net), requests });
   }
