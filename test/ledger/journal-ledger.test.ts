@@ -273,6 +273,44 @@ describe('journal ledger (embedded): durability', () => {
   });
 });
 
+describe('journal ledger (embedded): a big commit group does not hold the event loop', () => {
+  it('applies a group in slices: reads in between see part of it, a caller is told durable only once all of it is in', async () => {
+    const ledger = await JournalLedger.open(freshDir(), {}, { snapshotOnClose: false });
+    try {
+      // One group of three callers, 30,000 records: far more than one ~4 ms slice of work anywhere.
+      const callers = [0, 1, 2].map((c) =>
+        Array.from({ length: 10_000 }, (_, i) => makeRecord({ periodStart: PERIOD, userId: `u${(c * 10_000 + i) % 3000}`, tokens: { input: 1 }, costs: { input: '0.001' } })),
+      );
+      const seen: number[] = [];
+      let done = false;
+      const watch = async () => {
+        while (!done) {
+          seen.push((await ledger.periodSummary(PERIOD)).requests);
+          await new Promise((r) => setImmediate(r));
+        }
+      };
+      const watching = watch();
+      const atDurable: number[] = [];
+      const results = ledger.commitEach(callers, {}, callers.map(() => () => void ledger.periodSummary(PERIOD).then((s) => atDurable.push(s.requests))))!;
+      const settled = await Promise.all(results);
+      done = true;
+      await watching;
+      expect(settled.map((r) => r.committed.length)).toEqual([10_000, 10_000, 10_000]);
+      // Reads ran while the group was being applied (a count strictly between none and all of it)...
+      expect(seen.some((n) => n > 0 && n < 30_000)).toBe(true);
+      expect(Math.max(...seen)).toBeLessThanOrEqual(30_000);
+      // ...but each caller was told durable only with the whole group in the totals (the exporter acknowledges then).
+      expect(atDurable).toEqual([30_000, 30_000, 30_000]);
+      expect((await ledger.periodSummary(PERIOD)).requests).toBe(30_000);
+      // Each caller's rollups are the totals after the whole group.
+      const all = new Map((await ledger.loadPeriodRollups(PERIOD)).map((r) => [`${r.userId}/${r.plan}`, r.requests]));
+      for (const r of settled) for (const u of r.rollups) expect(u.requests).toBe(all.get(`${u.userId}/${u.plan}`));
+    } finally {
+      await ledger.close();
+    }
+  });
+});
+
 describe('journal ledger (embedded): directory', () => {
   it('a directory in use by a live process is a clear error; a dead owner is taken over', async () => {
     const dir = freshDir();
