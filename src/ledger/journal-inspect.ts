@@ -186,6 +186,33 @@ export function verifyJournalDirectory(dir: string): VerifyReport {
           if (seq < covers) for (const t of Object.values(recomputed)) t.dropPeriodsBefore(entry.rollupsBeforeMillis);
           return;
         }
+        if (entry.kind === 'adjust') {
+          // A re-pricing: the costs of the rows its calls are in change by the differences (tokens and requests stay).
+          if (seq >= covers) return;
+          let calls;
+          try {
+            calls = entry.read().calls;
+          } catch (err) {
+            throw new LedgerError(`the journal ledger file ${file} is corrupt at byte offset ${offset}: ${(err as Error).message}; restore the directory from a backup`);
+          }
+          for (const a of calls) {
+            const ps = new Date(a.periodStart).toISOString();
+            const net = new ExactDecimal(a.new.totalCostUsd).minus(a.old.totalCostUsd);
+            const unpriced = a.old.priced ? 0 : -1;
+            const shift = (t: Totals, key: string, counts: number[], money: ExactDecimal[]) => {
+              if (t.rows.has(key)) t.add(key, counts, money);
+            };
+            shift(recomputed.users, `user ${ps}|${a.userId}|${a.plan}`, [0, 0, 0, 0, 0, 0, 0], [net]);
+            shift(recomputed.userModels, `user-model ${ps}|${a.userId}|${a.plan}|${a.provider}|${a.model}`, [0, 0, 0, 0, 0, 0, 0, unpriced, 0], [net]);
+            shift(recomputed.models, `model ${ps}|${a.provider}|${a.model}`, [0, 0, 0, 0, 0, 0, 0, unpriced, 0], [net]);
+            shift(recomputed.providers, `provider ${ps}|${a.provider}`, [0], [
+              new ExactDecimal(a.new.grossCostUsd).minus(a.old.grossCostUsd),
+              new ExactDecimal(a.new.discountUsd).minus(a.old.discountUsd),
+              net,
+            ]);
+          }
+          return;
+        }
         if (entry.kind !== 'commit') return;
         seg.calls += entry.calls;
         if (seq >= covers) return;
