@@ -5,5 +5,5 @@ export type { PeriodCalendar } from './period.js';
 export { writeReport, csvCell, REPORT_FORMATS } from './write.js';
 export type { ReportFormat, ReportHeader, ReportSink } from './write.js';
 export { calendarOf, displayRate } from './calendar.js';
-export { planReprice, currentCosts, parseRepriceDate, repriceQuery, RepriceInputError, RepriceTooLargeError } from './reprice.js';
+export { planReprice, currentCosts, parseRepriceDate, repriceQuery, repricePlanJson, RepriceInputError, RepriceTooLargeError, MAX_API_REPRICE_USERS } from './reprice.js';
 export type { RepricePlan, RepriceQuery, RepriceLedger, RepricePricing } from './reprice.js';

@@ -10,7 +10,7 @@
  * Bedrock) are not re-applied: narrow `--model` to the models whose price was wrong.
  */
 import { TOKEN_TYPES } from '../contract/names.js';
-import { auditOf, costsOf, sameCosts, MAX_ADJUSTMENTS, type AuditUserLine, type CallAdjustment, type CallCosts } from '../ledger/adjustments.js';
+import { auditOf, costsOf, sameCosts, MAX_ADJUSTMENTS, type AuditUserLine, type CallAdjustment, type CallCosts, type RepriceAudit } from '../ledger/adjustments.js';
 import type { LedgerCall } from '../ledger/call-scan.js';
 import { netCostsOf } from '../ledger/ledger-interface.js';
 import { chargeInstant, DEFAULT_CLOCK_SKEW_MILLIS, DEFAULT_LATE_ARRIVAL_MILLIS, type ChargeWindow } from '../exporter/pipeline.js';
@@ -172,4 +172,26 @@ export function repriceQuery(input: { from?: unknown; to?: unknown; model?: unkn
     q.model = input.model;
   }
   return q;
+}
+
+/** Per-user lines of a re-pricing shown by the API at most (the CLI prints them all, streamed). */
+export const MAX_API_REPRICE_USERS = 1000;
+
+/** A plan (and its audit record once applied) as JSON: the API's answer and `tokenmeter reprice --format json`. */
+export function repricePlanJson(q: RepriceQuery, plan: RepricePlan, audit: RepriceAudit | undefined, maxUsers = Number.POSITIVE_INFINITY): Record<string, unknown> {
+  return {
+    dry_run: audit === undefined,
+    from: q.from.toISOString(),
+    to: q.to?.toISOString() ?? null,
+    model: q.model ?? null,
+    scanned_calls: plan.scanned,
+    calls: plan.adjustments.length,
+    newly_priced_calls: plan.newlyPriced,
+    still_unpriced_calls: plan.stillUnpriced,
+    no_price_now_calls: plan.noPriceNow,
+    delta_usd: plan.deltaUsd,
+    users: plan.users.slice(0, maxUsers).map((u) => ({ period_start: u.periodStart, user: u.userId, plan: u.plan, calls: u.calls, delta_usd: u.deltaUsd })),
+    ...(plan.users.length > maxUsers ? { users_truncated: plan.users.length } : {}),
+    ...(audit ? { audit: { id: audit.id, at: audit.at, by: audit.by, arguments: audit.arguments, price_ids: audit.priceIds } } : {}),
+  };
 }
