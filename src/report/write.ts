@@ -76,7 +76,8 @@ function tableText(s: string): string {
  * spans, i.e. from anyone who can make the app send one).
  */
 export function csvCell(s: string): string {
-  const safe = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
+  // A plain negative number (a re-pricing's difference) is a number, not a formula: left as it is.
+  const safe = /^[=+\-@\t\r]/.test(s) && !/^-\d+(\.\d+)?$/.test(s) ? `'${s}` : s;
   return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
