@@ -273,3 +273,40 @@ for (const b of backends()) {
     });
   });
 }
+
+describe.skipIf(!hasPostgres)('a re-priced embedded ledger exported to PostgreSQL (tokenmeter ledger export)', () => {
+  let pg: TestPostgres | undefined;
+  let dir = '';
+  afterAll(async () => {
+    await pg?.cleanup();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps the adjusted costs, the audit ids on the calls and the audit records; both ledgers agree', async () => {
+    const { exportJournalToPostgres } = await import('../../src/ledger/sql-export.js');
+    dir = mkdtempSync(join(tmpdir(), 'tokenmeter-reprice-export-'));
+    const clock = new ManualClock('2026-12-10T00:00:00Z');
+    const journal = await openLedger(dir, { clock, dedupWindowMillis: 90 * 86_400_000 });
+    await journal.commit(CALLS.slice(0, 200));
+    const plan = await planReprice(journal, FIXED, { from: new Date(NOV), to: new Date(DEC) });
+    expect(plan.adjustments.length).toBeGreaterThan(10);
+    const audit = await journal.applyReprice({ by: 'finance', arguments: [], adjustments: plan.adjustments });
+    const rollups = await journal.loadPeriodRollups(NOV, { unpriced: true });
+    await journal.close();
+    pg = await startPostgres();
+    const url = await pg.createDatabase('export');
+    const result = await exportJournalToPostgres(dir, url);
+    expect(result.differences).toEqual([]);
+    const sql = await openLedger(url);
+    try {
+      expect(await sql.repriceAudits(NOV)).toEqual([audit]);
+      expect(await sql.loadPeriodRollups(NOV, { unpriced: true })).toEqual(rollups);
+      let repriced = 0;
+      for await (const c of sql.scanCalls({ periodStart: NOV })) if (c.repricedBy === audit.id) repriced++;
+      expect(repriced).toBe(plan.adjustments.length);
+      expect((await planReprice(sql, FIXED, { from: new Date(NOV), to: new Date(DEC) })).adjustments).toEqual([]);
+    } finally {
+      await sql.close();
+    }
+  }, 120_000);
+});
