@@ -17,6 +17,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   config: { summary: 'validate a configuration and print the effective settings (config check)', load: () => import('./config-command.js') },
   report: { summary: 'a billing report of one period from the ledger (--period 2026-11 --by user|plan|feature|model|provider|day)', load: () => import('./report-command.js') },
   reprice: { summary: 're-price past calls with the current prices, with an audit record (--from 2026-11-01 [--to] [--model] [--dry-run])', load: () => import('./reprice-command.js') },
+  'export-meter': { summary: "a period's usage as Stripe-style meter events with idempotency keys (--period 2026-11 --to-file F | --url U)", load: () => import('./export-meter-command.js') },
   price: { summary: 'price one call from the catalog (per-type breakdown, exact USD)', load: () => import('./price-command.js') },
   models: { summary: 'list the price catalog', load: () => import('./models-command.js') },
   ledger: { summary: 'check, dump, back up or export an embedded ledger directory (verify, dump, backup, export)', load: () => import('./ledger-command.js') },

@@ -311,7 +311,6 @@ export class JournalLedger implements Ledger {
         throw new LedgerError(`the journal ledger file ${file} is corrupt at byte offset ${offset}: ${(err as Error).message}; restore the directory from a backup`);
       }
       this.#state.applyAdjustments(adj.audit, adj.calls, false);
-      info.maxReceivedMillis = Math.max(info.maxReceivedMillis, entry.receivedAtMillis);
       return;
     }
     const receivedAt = entry.receivedAtMillis;
