@@ -8,10 +8,11 @@ import { join, resolve } from 'node:path';
 import { ExactDecimal } from '../money/index.js';
 import { netOfDiscount } from './call-scan.js';
 import { LedgerError } from './errors.js';
-import { decodeEntry } from './journal-entry.js';
+import { decodeEntry, ENTRY_ADJUST } from './journal-entry.js';
+import { callKey } from './adjustments.js';
 import { checkSegmentHeader, FORMAT_VERSION, fsyncDirectory, parseFormatText, parseSegmentName, parseSnapshotName, readEntries, segmentName, snapshotName } from './journal-format.js';
 import { loadSnapshot } from './journal-snapshot.js';
-import { JournalState, planRows, type SegmentInfo } from './journal-state.js';
+import { JournalState, planRows, type AdjustedCall, type SegmentInfo } from './journal-state.js';
 
 export const FORMAT_FILE = 'FORMAT';
 /** The newest journal format this tokenmeter reads (FORMAT names the directory's; every older one is read too). */
@@ -430,4 +431,46 @@ function rmQuiet(file: string): void {
   try {
     unlinkSync(file);
   } catch {}
+}
+
+/**
+ * The re-pricings of a directory read from outside (`tokenmeter ledger dump`): the adjusted calls the newest
+ * readable snapshot holds, then the adjustment entries of the segments after it, in order. Empty when the ledger
+ * was never re-priced (then nothing but the snapshot's and segments' headers is decoded).
+ */
+export function journalAdjustments(listing: JournalListing): Map<string, AdjustedCall> {
+  let state = new JournalState();
+  let covers = 0;
+  for (let k = listing.snapshots.length - 1; k >= 0; k--) {
+    const seq = listing.snapshots[k]!;
+    try {
+      const s = new JournalState();
+      loadSnapshot(s, join(listing.dir, snapshotName(seq)));
+      state = s;
+      covers = seq;
+      break;
+    } catch {
+      // An unreadable snapshot: the older one (verify names the problem).
+    }
+  }
+  const adjusted = new Map(state.adjusted);
+  const newest = listing.segments[listing.segments.length - 1];
+  for (const seq of listing.segments) {
+    if (seq < covers) continue;
+    const file = join(listing.dir, segmentName(seq));
+    let buf: Buffer;
+    try {
+      buf = readFileSync(file);
+    } catch {
+      continue; // pruned meanwhile
+    }
+    readEntries(buf, file, seq === newest, (payload, offset) => {
+      if (checkSegmentHeader(payload, file, offset) || payload[0] !== ENTRY_ADJUST) return;
+      const entry = decodeEntry(payload, (s) => s);
+      if (entry.kind !== 'adjust') return;
+      const { audit, calls } = entry.read();
+      for (const a of calls) adjusted.set(callKey(a.traceId, a.spanId), { auditId: audit.id, costs: a.new });
+    });
+  }
+  return adjusted;
 }

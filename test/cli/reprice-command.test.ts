@@ -102,6 +102,15 @@ describe('tokenmeter reprice', () => {
     expect(report.out).toMatch(new RegExp(`re-priced on \\S+ by finance, audit id ${id}: 2 call\\(s\\), ${total.replace('.', '\\.')} USD`));
     const december = await cli('report', '--period', '2026-12', '--config', config);
     expect(december.out).not.toContain('re-priced');
+    // `tokenmeter ledger dump` (the directory read from outside) shows the re-priced calls with their new cost.
+    const dump = await cli('ledger', 'dump', join(dir, 'ledger'));
+    const dumped = dump.out.trim().split('\n').map((l) => JSON.parse(l) as LedgerRecord & { repricedBy?: string });
+    for (const c of calls) {
+      const d = dumped.find((x) => x.spanId === c.spanId)!;
+      const changed = c === calls[0] || c === calls[1];
+      expect(d.repricedBy).toBe(changed ? id : undefined);
+      expect(d.totalCostUsd).toBe(changed ? new Decimal(c.totalCostUsd).plus(delta(c)).toFixed() : c.totalCostUsd);
+    }
   });
 
   it('refuses while an exporter holds the embedded ledger, pointing to POST /api/v1/reprice', async () => {
