@@ -131,6 +131,13 @@ export function validateRepriceRequest(req: RepriceRequest): void {
 /** Whether two cost sides are the same (price id and every amount). */
 export function sameCosts(a: CallCosts, b: CallCosts): boolean {
   if (a.priced !== b.priced || (a.priceId ?? null) !== (b.priceId ?? null)) return false;
+  // Amounts are canonical decimal strings almost always: equal strings are equal amounts (no parsing).
+  if (
+    a.totalCostUsd === b.totalCostUsd && a.grossCostUsd === b.grossCostUsd && a.discountUsd === b.discountUsd && a.feeCostUsd === b.feeCostUsd &&
+    TOKEN_TYPES.every((t) => a.costUsd[t] === b.costUsd[t])
+  ) {
+    return true;
+  }
   if ((a.feeCostUsd === undefined) !== (b.feeCostUsd === undefined)) return false;
   if (a.feeCostUsd !== undefined && !new ExactDecimal(a.feeCostUsd).eq(b.feeCostUsd!)) return false;
   for (const t of TOKEN_TYPES) if (!new ExactDecimal(a.costUsd[t]).eq(b.costUsd[t])) return false;

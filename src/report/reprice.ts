@@ -85,6 +85,12 @@ export function currentCosts(c: LedgerCall, pricing: RepricePricing, window: Cha
     if (atArrival.priced) p = atArrival;
   }
   if (!p.priced) return undefined;
+  if (c.discountUsd === undefined || new ExactDecimal(c.discountUsd).isZero()) {
+    // No volume discount (nearly every call): the price's own strings are the costs, no split to compute.
+    const plain: CallCosts = { priced: true, priceId: p.priceId, costUsd: { ...p.costUsd }, totalCostUsd: p.totalUsd, grossCostUsd: p.totalUsd, discountUsd: '0' };
+    if (p.feeCostUsd !== undefined) plain.feeCostUsd = p.feeCostUsd;
+    return plain;
+  }
   const gross: LedgerRecord = { ...c, costUsd: { ...p.costUsd }, totalCostUsd: p.totalUsd };
   if (p.feeCostUsd !== undefined) gross.feeCostUsd = p.feeCostUsd;
   else delete gross.feeCostUsd;
