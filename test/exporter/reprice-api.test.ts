@@ -150,6 +150,15 @@ describe('POST /api/v1/reprice', () => {
     expect(await ledger.repriceAudits()).toHaveLength(1);
   });
 
+  it('after a restart of the exporter (snapshot written on close, read at open) the period gauge has the re-priced cost', async () => {
+    await e.close();
+    ledger = await JournalLedger.open(dir, { clock: new FakeClock(new Date('2026-11-20T00:00:00Z')) });
+    e = await start(ledger, true);
+    const gauge = (await scrape(e.httpUrl)).find((l) => l.startsWith('tokenmeter_period_cost_usd{') && l.includes('user="ann"'));
+    expect(gauge?.split(' ').pop()).toBe(String(Number(annNow)));
+    expect(await ledger.repriceAudits()).toHaveLength(1);
+  });
+
   it('without auth.api_token configured, a dry run is answered and apply is refused (403)', async () => {
     const dir2 = mkdtempSync(join(tmpdir(), 'tokenmeter-reprice-api2-'));
     const l2 = await JournalLedger.open(dir2, { clock: new FakeClock(new Date('2026-11-20T00:00:00Z')) });
