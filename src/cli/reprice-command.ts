@@ -50,6 +50,13 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/** An id as printed on a terminal: control characters replaced, long ids cut. */
+function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex -- ids come from spans: no escape sequence reaches a terminal
+  const clean = s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return clean.length > 64 ? `${clean.slice(0, 63)}…` : clean;
+}
+
 function osUser(): string {
   try {
     return userInfo().username || 'unknown';
@@ -143,7 +150,7 @@ export async function run(argv: string[]): Promise<number> {
       if (plan.noPriceNow > 0) await out(`${plan.noPriceNow} priced call(s) have no price now (an override removed?): left as they are\n`);
       if (plan.adjustments.length > 0) {
         await out(`\n${'period'.padEnd(24)}  ${'user'.padEnd(24)}  ${'plan'.padEnd(12)}  ${'calls'.padStart(8)}  difference_usd\n`);
-        for (const u of plan.users) await out(`${u.periodStart.padEnd(24)}  ${u.userId.slice(0, 64).padEnd(24)}  ${u.plan.padEnd(12)}  ${String(u.calls).padStart(8)}  ${u.deltaUsd}\n`);
+        for (const u of plan.users) await out(`${u.periodStart.padEnd(24)}  ${printable(u.userId).padEnd(24)}  ${printable(u.plan).padEnd(12)}  ${String(u.calls).padStart(8)}  ${u.deltaUsd}\n`);
         await out(`${'TOTAL'.padEnd(24)}  ${''.padEnd(24)}  ${''.padEnd(12)}  ${String(plan.adjustments.length).padStart(8)}  ${plan.deltaUsd}\n`);
       }
     }

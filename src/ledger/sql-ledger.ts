@@ -630,7 +630,7 @@ export class SqlLedger implements Ledger {
          AND c.price_id IS NOT DISTINCT FROM v.old_price_id AND c.cost_usd = v.old_cost
        RETURNING c.trace_id`,
       [
-        a((x) => x.traceId), a((x) => x.spanId), a((x) => x.old.priced), a((x) => (x.old.priced ? (x.old.priceId ?? null) : (x.old.priceId ?? null))),
+        a((x) => x.traceId), a((x) => x.spanId), a((x) => x.old.priced), a((x) => x.old.priceId ?? null),
         a((x) => x.old.totalCostUsd), a((x) => x.new.priceId),
         ...TOKEN_TYPES.map((t) => a((x) => x.new.costUsd[t])),
         a((x) => x.new.feeCostUsd ?? null), a((x) => x.new.grossCostUsd), a((x) => x.new.discountUsd), a((x) => x.new.totalCostUsd),
