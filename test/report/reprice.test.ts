@@ -240,6 +240,30 @@ for (const b of backends()) {
       expect(await report(ledger, 'table')).toBe(table);
     });
 
+    it('commits running while a re-pricing is applied: the totals still equal the sum of the calls', async () => {
+      const first = month(120, 7).filter((c) => c.periodStart === NOV);
+      const second = month(120, 8).filter((c) => c.periodStart === NOV);
+      await ledger.commit(first);
+      const plan = await planReprice(ledger, FIXED, { from: new Date(NOV), to: new Date(DEC) });
+      const firstAffected = first.filter((c) => c.rawModel.startsWith('gpt-4o-2024') || c.rawModel === 'acme-1').length;
+      expect(plan.adjustments).toHaveLength(firstAffected);
+      await Promise.all([
+        ledger.applyReprice({ by: 'concurrent', arguments: [], adjustments: plan.adjustments }),
+        ...Array.from({ length: 6 }, (_, k) => ledger.commit(second.slice(k * 20, k * 20 + 20))),
+      ]);
+      const sums = new Map<string, InstanceType<typeof D>>();
+      for await (const c of ledger.scanCalls({ periodStart: NOV })) {
+        const k = `${c.userId}|${c.plan}`;
+        sums.set(k, (sums.get(k) ?? new D(0)).plus(c.totalCostUsd));
+      }
+      for (const r of await ledger.loadPeriodRollups(NOV)) expect(r.costUsd).toBe(sums.get(`${r.userId}|${r.plan}`)!.toFixed());
+      // The calls committed meanwhile were not in the plan: the next re-pricing finds exactly those.
+      const next = await planReprice(ledger, FIXED, { from: new Date(NOV), to: new Date(DEC) });
+      expect(next.adjustments).toHaveLength(second.filter((c) => c.rawModel.startsWith('gpt-4o-2024') || c.rawModel === 'acme-1').length);
+      await ledger.applyReprice({ by: 'concurrent', arguments: [], adjustments: next.adjustments });
+      expect((await planReprice(ledger, FIXED, { from: new Date(NOV), to: new Date(DEC) })).adjustments).toEqual([]);
+    });
+
     it('survives a restart (snapshot, and replay of the journal) with the same totals, calls and audit', async () => {
       const rollups = await ledger.loadPeriodRollups(NOV, { unpriced: true });
       const audits = await ledger.repriceAudits();
