@@ -5,7 +5,7 @@
  * and total differences are exact; the audit is recorded; a second run changes nothing; it all survives a restart
  * (snapshot and replay) and the closed period's report says it was re-priced.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Decimal } from 'decimal.js';
@@ -333,4 +333,53 @@ describe.skipIf(!hasPostgres)('a re-priced embedded ledger exported to PostgreSQ
       await sql.close();
     }
   }, 120_000);
+});
+
+describe('a re-pricing applied while the journal ledger writes a snapshot', () => {
+  it('the snapshot keeps the state as it began (copy-on-write); reopened from it + the adjustment entry, the totals are the same', async () => {
+    const { nodeSnapshotFileSystem } = await import('../../src/ledger/journal-format.js');
+    const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-reprice-snap-'));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let gated = false;
+    let reached!: () => void;
+    const atGate = new Promise<void>((r) => (reached = r));
+    // The first snapshot's file is opened only when the gate opens: the rows are read after the re-pricing.
+    const fileSystem = {
+      ...nodeSnapshotFileSystem,
+      open: async (path: string, flags: 'w' | 'r') => {
+        if (flags === 'w' && !gated) {
+          gated = true;
+          reached();
+          await gate;
+        }
+        return nodeSnapshotFileSystem.open(path, flags);
+      },
+    };
+    const clock = new ManualClock('2026-12-10T00:00:00Z');
+    const november = CALLS.filter((c) => c.periodStart === NOV).slice(0, 150);
+    try {
+      let ledger = await JournalLedger.open(dir, { clock, dedupWindowMillis: 90 * 86_400_000 }, { snapshotEveryBytes: 1, snapshotOnClose: false, fileSystem });
+      await ledger.commit(november); // passes snapshotEveryBytes: a snapshot begins, held at the gate
+      await atGate;
+      const plan = await planReprice(ledger, FIXED, { from: new Date(NOV), to: new Date(DEC) });
+      expect(plan.adjustments.length).toBeGreaterThan(20);
+      await ledger.applyReprice({ by: 'snap', arguments: [], adjustments: plan.adjustments });
+      const rollups = await ledger.loadPeriodRollups(NOV, { unpriced: true });
+      const summary = await ledger.periodSummary(NOV);
+      release();
+      await ledger.close();
+      expect(readdirSync(dir).some((f) => f.startsWith('snapshot-'))).toBe(true);
+      ledger = await JournalLedger.open(dir, { clock, dedupWindowMillis: 90 * 86_400_000 }, { snapshotOnClose: false });
+      expect(await ledger.loadPeriodRollups(NOV, { unpriced: true })).toEqual(rollups);
+      expect(await ledger.periodSummary(NOV)).toEqual(summary);
+      expect(await ledger.repriceAudits()).toHaveLength(1);
+      expect((await planReprice(ledger, FIXED, { from: new Date(NOV), to: new Date(DEC) })).adjustments).toEqual([]);
+      await ledger.close();
+      expect(verifyJournalDirectory(dir).problems).toEqual([]);
+    } finally {
+      release();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
