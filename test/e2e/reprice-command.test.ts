@@ -1,11 +1,11 @@
 /**
  * Issue 18, point 3 end to end: a real exporter (embedded ledger) priced November's gpt-4o-mini calls with a wrong
  * override. While it runs, `tokenmeter reprice` (dist/, a real process) refuses the held ledger and names
- * POST /api/v1/reprice, which answers a dry run; after the exporter stopped, the command applies the corrected
- * prices with --yes, and `tokenmeter report` of the closed period says it was re-priced, by exactly the difference.
+ * POST /api/v1/reprice, which answers a dry run; after the exporter stopped, the command asks on a terminal and applies the corrected
+ * prices once answered "y", and `tokenmeter report` of the closed period says it was re-priced, by exactly the difference.
  * Needs `npm run build`.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,27 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
     const e = err as { code: number; stdout: string; stderr: string };
     return { code: e.code, out: e.stdout, err: e.stderr };
   }
+}
+
+/** Runs the command on a pseudo-terminal (util-linux script(1)), typing `answer`; stdout and stderr both in `out`. */
+function onTerminal(args: string[], answer: string): Promise<{ code: number; out: string }> {
+  const command = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', command, '/dev/null'], { env: { PATH: process.env.PATH ?? '', TERM: 'dumb' } });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, out }));
+    // Typed once the question is there (a pseudo-terminal may drop input that arrives before the reader).
+    const wait = setInterval(() => {
+      if (out.includes('[y/N]')) {
+        clearInterval(wait);
+        child.stdin.write(answer);
+      }
+    }, 50);
+    child.on('close', () => clearInterval(wait));
+  });
 }
 
 describe('tokenmeter reprice end to end', () => {
@@ -82,13 +103,18 @@ describe('tokenmeter reprice end to end', () => {
     expect(JSON.parse(dry.body.toString())).toMatchObject({ dry_run: true, scanned_calls: 8, calls: 0 });
   });
 
-  it('once it stopped: --dry-run, then --yes applies exactly the difference, and the report says so', async () => {
+  it('once it stopped: --dry-run, then the terminal is asked (n: nothing, y: applied, exactly the difference), and the report says so', async () => {
     await e!.close();
     e = undefined;
     const dry = await cli(['reprice', '--from', '2026-11-01', '--to', '2026-11-30', '--config', config, '--dry-run', '--format', 'json']);
     expect(dry.code).toBe(0);
     expect(JSON.parse(dry.out)).toMatchObject({ dry_run: true, calls: 8, delta_usd: delta() });
-    const applied = await cli(['reprice', '--from', '2026-11-01', '--to', '2026-11-30', '--config', config, '--yes', '--by', 'e2e']);
+    // A terminal is asked (script(1) gives the command a pseudo-terminal): "n" applies nothing, "y" applies it.
+    const no = await onTerminal(['reprice', '--from', '2026-11-01', '--to', '2026-11-30', '--config', config, '--by', 'e2e'], 'n\n');
+    expect(no.out).toMatch(/apply this re-pricing of 8 call\(s\), -?[\d.]+ USD in total\? \[y\/N\]/);
+    expect(no.out).toContain('not applied');
+    expect((await cli(['reprice', '--from', '2026-11-01', '--to', '2026-11-30', '--config', config, '--dry-run', '--format', 'json'])).out).toContain('"calls":8');
+    const applied = await onTerminal(['reprice', '--from', '2026-11-01', '--to', '2026-11-30', '--config', config, '--by', 'e2e'], 'y\n');
     expect(applied.code).toBe(0);
     const id = /applied: audit id (\S+), by e2e/.exec(applied.out)?.[1];
     expect(id).toBeDefined();
