@@ -383,3 +383,16 @@ describe('a re-pricing applied while the journal ledger writes a snapshot', () =
     }
   });
 });
+
+describe('repricePlanJson', () => {
+  it('cuts the per-user lines at the limit and says how many there were', async () => {
+    const { repricePlanJson } = await import('../../src/report/index.js');
+    const users = Array.from({ length: 5 }, (_, i) => ({ periodStart: NOV, userId: `u${i}`, plan: 'free', calls: 1, deltaUsd: '-0.5' }));
+    const plan = { scanned: 9, adjustments: [], users, deltaUsd: '-2.5', newlyPriced: 0, stillUnpriced: 1, noPriceNow: 0 };
+    const json = repricePlanJson({ from: new Date(NOV) }, plan, undefined, 3) as { users: unknown[]; users_truncated?: number; dry_run: boolean; to: null };
+    expect(json.users).toHaveLength(3);
+    expect(json.users_truncated).toBe(5);
+    expect(json).toMatchObject({ dry_run: true, to: null, delta_usd: '-2.5', still_unpriced_calls: 1 });
+    expect(repricePlanJson({ from: new Date(NOV) }, plan, undefined, 10)).not.toHaveProperty('users_truncated');
+  });
+});
