@@ -17,13 +17,19 @@
  *                            fee cost string index (NONE = no fee), web_search, web_search_preview and
  *                            search_grounding call counts. Entries without fees stay layout 1.
  *   prune:   u8 'R', u8 layout 1, 6 bytes padding, f64 receivedAt, f64 rollupsBefore
+ *   adjust:  u8 'A', u8 layout 1, 6 bytes padding, f64 receivedAt, u32 JSON bytes, 4 bytes padding, then JSON
+ *            {"audit": RepriceAudit, "calls": CallAdjustment[]}: one applied re-pricing (issue 18), written only
+ *            when one is applied (older readers refuse the type with the upgrade message)
  * A reader refuses an entry type or a layout version it does not know ("written by a newer tokenmeter").
  */
 import type { LedgerRecord } from './types.js';
+import type { CallAdjustment, RepriceAudit } from './adjustments.js';
 
 export const ENTRY_COMMIT = 0x43; // 'C'
 export const ENTRY_PRUNE = 0x52; // 'R'
 export const ENTRY_HEADER = 0x48; // 'H'
+export const ENTRY_ADJUST = 0x41; // 'A'
+const ADJUST_LAYOUT = 1;
 /** The newest layout of commit entries this code reads and writes (2: per-call fees); prune entries are layout 1. */
 export const ENTRY_LAYOUT = 2;
 const PRUNE_LAYOUT = 1;
@@ -250,6 +256,17 @@ export function encodePrune(receivedAtMillis: number, rollupsBeforeMillis: numbe
   return [b];
 }
 
+/** A re-pricing's entry: its audit record and every call it adjusts. */
+export function encodeAdjustment(receivedAtMillis: number, audit: RepriceAudit, calls: readonly CallAdjustment[]): Buffer[] {
+  const json = Buffer.from(JSON.stringify({ audit, calls }), 'utf8');
+  const b = Buffer.alloc(24);
+  b[0] = ENTRY_ADJUST;
+  b[1] = ADJUST_LAYOUT;
+  b.writeDoubleLE(receivedAtMillis, 8);
+  b.writeUInt32LE(json.length, 16);
+  return [b, json];
+}
+
 /** The first entry of a format-2 segment: the format version and the segment's sequence number. */
 export function encodeSegmentHeader(formatVersion: number, seq: number): Buffer[] {
   const b = Buffer.alloc(16);
@@ -267,6 +284,7 @@ export function decodeSegmentHeader(payload: Buffer): { formatVersion: number; s
 
 export type DecodedEntry =
   | { kind: 'prune'; receivedAtMillis: number; rollupsBeforeMillis: number }
+  | { kind: 'adjust'; receivedAtMillis: number; read: () => { audit: RepriceAudit; calls: CallAdjustment[] } }
   | { kind: 'commit'; receivedAtMillis: number; calls: number; forEach: (fn: (v: CallView) => void) => void };
 
 /** A view of one call of a decoded commit entry (reused from call to call: copy what you keep). */
@@ -310,6 +328,20 @@ export function decodeEntry(payload: Buffer, intern: (s: string) => string): Dec
   const receivedAtMillis = payload.readDoubleLE(8);
   if (!Number.isSafeInteger(receivedAtMillis)) throw new Error('bad received time');
   if (type === ENTRY_PRUNE) return { kind: 'prune', receivedAtMillis, rollupsBeforeMillis: payload.readDoubleLE(16) };
+  if (type === ENTRY_ADJUST) {
+    if (payload[1] > ADJUST_LAYOUT) throw new NewerFormatError(`entry layout ${payload[1]} of type ${type}`);
+    const n = payload.readUInt32LE(16);
+    if (payload.length !== 24 + n) throw new Error('adjustment entry of the wrong length');
+    return {
+      kind: 'adjust',
+      receivedAtMillis,
+      read: () => {
+        const v = JSON.parse(payload.toString('utf8', 24)) as { audit?: RepriceAudit; calls?: CallAdjustment[] };
+        if (typeof v !== 'object' || v === null || typeof v.audit?.id !== 'string' || !Array.isArray(v.calls)) throw new Error('adjustment entry without its audit or calls');
+        return { audit: v.audit, calls: v.calls };
+      },
+    };
+  }
   if (type !== ENTRY_COMMIT) throw new NewerFormatError(`entry type ${type}`);
   // Records may carry optional trailing fields a later version added (record bytes > RECORD_BYTES): skipped.
   const layout = payload[1];

@@ -33,7 +33,9 @@ import { systemClock, type Clock } from '../plans/clock.js';
 import { acquireDirectoryLock } from './dir-lock.js';
 import { LedgerError, LedgerUnavailableError } from './errors.js';
 import { commitResult, ID_WORDS, prepareCommit, type Prepared, type Waiter } from './journal-commit.js';
-import { CommitEncoder, decodeEntry, encodePrune, encodeSegmentHeader, ENTRY_COMMIT, NewerFormatError } from './journal-entry.js';
+import { randomBytes } from 'node:crypto';
+import { auditOf, newAuditId, validateRepriceRequest, type RepriceAudit, type RepriceRequest } from './adjustments.js';
+import { CommitEncoder, decodeEntry, encodeAdjustment, encodePrune, encodeSegmentHeader, ENTRY_COMMIT, NewerFormatError } from './journal-entry.js';
 import {
   checkSegmentHeader,
   FORMAT_FILE,
@@ -303,6 +305,16 @@ export class JournalLedger implements Ledger {
     }
     if (entry.kind === 'prune') {
       this.#state.dropRollupsBefore(entry.rollupsBeforeMillis);
+      return;
+    }
+    if (entry.kind === 'adjust') {
+      let adj;
+      try {
+        adj = entry.read();
+      } catch (err) {
+        throw new LedgerError(`the journal ledger file ${file} is corrupt at byte offset ${offset}: ${(err as Error).message}; restore the directory from a backup`);
+      }
+      this.#state.applyAdjustments(adj.audit, adj.calls, false);
       return;
     }
     const receivedAt = entry.receivedAtMillis;
@@ -691,7 +703,33 @@ export class JournalLedger implements Ledger {
     const f = normaliseFilter(filter);
     const down = this.#unavailable();
     if (down) throw down;
-    return scanJournalSegments(this.dir, this.#segments.map((s) => ({ seq: s.seq, bytes: s.bytes })), f);
+    return scanJournalSegments(this.dir, this.#segments.map((s) => ({ seq: s.seq, bytes: s.bytes })), f, this.#state.adjusted);
+  }
+
+  /**
+   * Applies a re-pricing: checked against the state first (each call's old cost is the one in force, no total
+   * goes negative), then one journal entry (the audit record + every adjusted call) written and synced, then the
+   * totals changed: all of it or nothing, between commit groups.
+   */
+  async applyReprice(request: RepriceRequest): Promise<RepriceAudit> {
+    validateRepriceRequest(request);
+    const down = this.#unavailable();
+    if (down) throw down;
+    return this.#exclusive(async () => {
+      const now = this.#clock.now().getTime();
+      const audit = auditOf(request, newAuditId(now, () => randomBytes(4).toString('hex')), new Date(now).toISOString());
+      this.#state.applyAdjustments(audit, request.adjustments, true);
+      await this.#append(encodeAdjustment(now, audit, request.adjustments), now, 0);
+      this.#state.applyAdjustments(audit, request.adjustments, false);
+      return audit;
+    });
+  }
+
+  async repriceAudits(periodStart?: Date | string): Promise<RepriceAudit[]> {
+    const down = this.#unavailable();
+    if (down) throw down;
+    const ps = periodStart === undefined ? undefined : isoOf(periodStart);
+    return this.#state.audits.filter((a) => ps === undefined || a.periods.includes(ps));
   }
 
   /** The billing periods the ledger holds totals for (ISO instants), oldest first (`tokenmeter ledger export`). */
