@@ -107,7 +107,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   try {
     const status = report.periodStatus(period, now, config.ingest.late_arrival_window);
+    const audits = await ledger.repriceAudits(period.start);
     const header = {
+      repricings: audits,
       label: report.periodLabel(period, calendar.timeZone),
       period,
       ...status,
@@ -119,7 +121,7 @@ export async function run(argv: string[]): Promise<number> {
     const sink = async (chunk: string) => {
       if (!out.write(chunk)) await once(out, 'drain');
     };
-    const lines = report.reportLines(ledger, { period, by: header.by, ...(user !== undefined ? { user } : {}), timeZone: calendar.timeZone });
+    const lines = report.reportLines(ledger, { period, by: header.by, audits, ...(user !== undefined ? { user } : {}), timeZone: calendar.timeZone });
     try {
       await report.writeReport(lines, header, format as (typeof report.REPORT_FORMATS)[number], sink);
     } catch (err) {
