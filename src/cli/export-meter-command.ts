@@ -4,10 +4,10 @@
  * posted to a URL with retries.
  */
 import { once } from 'node:events';
-import { createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
+import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { CliError } from './cli-error.js';
 import { parseFlags } from './parse-flags.js';
-import { ConfigError, loadConfig } from '../config/index.js';
+import { loadCommandConfig, openCommandLedger } from './command-ledger.js';
 
 const HELP = `Usage: tokenmeter export-meter --period YYYY-MM [--per period|call] (--to-file F | --url U) [options]
 
@@ -77,13 +77,7 @@ export async function run(argv: string[]): Promise<number> {
   const token = process.env.TOKENMETER_METER_TOKEN;
   if (token !== undefined && (token.length === 0 || token.length > 4096 || /[\r\n]/.test(token))) throw new CliError('$TOKENMETER_METER_TOKEN must be one line of at most 4096 characters');
 
-  let config;
-  try {
-    config = loadConfig({ ...(str('config') !== undefined ? { configPath: str('config')! } : {}), flags: { storage: str('storage') } }).config;
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(`invalid configuration\n${err.problems.map((p) => `  ${p}`).join('\n')}`, 2);
-    throw err;
-  }
+  const config = loadCommandConfig({ ...(str('config') !== undefined ? { configPath: str('config')! } : {}), flags: { storage: str('storage') } });
   const calendar = report.calendarOf(config.period);
   const now = new Date();
   let period;
@@ -97,19 +91,10 @@ export async function run(argv: string[]): Promise<number> {
   if (per === 'period' && report.periodStatus(period, now, config.ingest.late_arrival_window).status === 'open') {
     throw new CliError(`the period ${label} is still open (calls may still arrive): export it per period once it is closed, or per call (--per call)`);
   }
-  const ledgerModule = await import('../ledger/index.js');
-  const storage = config.storage;
-  if (!ledgerModule.isPostgresStorage(storage) && !existsSync(storage)) throw new CliError(`no ledger at ${storage}: set --storage or TOKENMETER_STORAGE`, 2);
-  let ledger;
-  try {
-    ledger = await ledgerModule.openLedger(storage, { dedupWindowMillis: config.ledger.dedup_window, journal: { snapshotOnClose: false } });
-  } catch (err) {
-    if (err instanceof ledgerModule.LedgerInUseError) {
-      throw new CliError(`the ledger ${err.directory} is held by a running exporter (process ${err.ownerPid}): stop it first (or keep the ledger in PostgreSQL, which can always be read)`, 2);
-    }
-    if (err instanceof ledgerModule.LedgerError) throw new CliError(`cannot open the ledger: ${err.message}`, 1);
-    throw err;
-  }
+  const ledger = await openCommandLedger(config, {
+    snapshotOnClose: false,
+    inUseHint: () => 'stop it first (or keep the ledger in PostgreSQL, which can always be read)',
+  });
   const stats = { events: 0, unpricedRequests: 0 };
   try {
     const events = meter.meterEvents(ledger, period, label, per as 'period' | 'call', stats);

@@ -4,12 +4,11 @@
  * and on confirmation applies it to the ledger in one transaction with an audit record (issue 18).
  */
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import { CliError } from './cli-error.js';
 import { parseFlags } from './parse-flags.js';
-import { ConfigError, loadConfig } from '../config/index.js';
+import { loadCommandConfig, openCommandLedger } from './command-ledger.js';
 
 const HELP = `Usage: tokenmeter reprice --from DATE [--to DATE] [--model M] [--dry-run] [--yes] [options]
 
@@ -99,13 +98,7 @@ export async function run(argv: string[]): Promise<number> {
   // eslint-disable-next-line no-control-regex -- who applied it goes into the audit record and reports
   if (by.length === 0 || by.length > 256 || /[\u0000-\u001f\u007f]/.test(by)) throw new CliError('--by must be 1 to 256 printable characters');
 
-  let config;
-  try {
-    config = loadConfig({ ...(str('config') !== undefined ? { configPath: str('config')! } : {}), flags: { storage: str('storage') } }).config;
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(`invalid configuration\n${err.problems.map((p) => `  ${p}`).join('\n')}`, 2);
-    throw err;
-  }
+  const config = loadCommandConfig({ ...(str('config') !== undefined ? { configPath: str('config')! } : {}), flags: { storage: str('storage') } });
   const { loadPricing } = await import('../exporter/price-reload.js');
   let pricing;
   try {
@@ -113,26 +106,13 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     throw new CliError(`cannot load the prices: ${(err as Error).message}`, 2);
   }
-  const ledgerModule = await import('../ledger/index.js');
-  const storage = config.storage;
-  if (!ledgerModule.isPostgresStorage(storage) && !existsSync(storage)) {
-    throw new CliError(`no ledger at ${storage}: set --storage or TOKENMETER_STORAGE (storage in the configuration) to the exporter's ledger`, 2);
-  }
-  let ledger;
-  try {
-    ledger = await ledgerModule.openLedger(storage, { dedupWindowMillis: config.ledger.dedup_window });
-  } catch (err) {
-    if (err instanceof ledgerModule.LedgerInUseError) {
+  const ledger = await openCommandLedger(config, {
+    snapshotOnClose: true,
+    inUseHint: () => {
       const body = JSON.stringify({ from: str('from'), ...(str('to') !== undefined ? { to: str('to') } : {}), ...(q.model !== undefined ? { model: q.model } : {}) });
-      throw new CliError(
-        `the ledger ${err.directory} is held by a running exporter (process ${err.ownerPid}): re-price through it with ` +
-          `POST /api/v1/reprice on its operations port, body ${body} (a dry run; add "apply": true to apply, which needs auth.api_token), or stop it first`,
-        2,
-      );
-    }
-    if (err instanceof ledgerModule.LedgerError) throw new CliError(`cannot open the ledger: ${err.message}`, 1);
-    throw err;
-  }
+      return `re-price through it with POST /api/v1/reprice on its operations port, body ${body} (a dry run; add "apply": true to apply, which needs auth.api_token), or stop it first`;
+    },
+  });
   const out = async (chunk: string) => {
     if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
   };
@@ -168,7 +148,7 @@ export async function run(argv: string[]): Promise<number> {
       try {
         audit = await ledger.applyReprice({ by, arguments: argv.slice(0, 64), adjustments: plan.adjustments });
       } catch (err) {
-        if (err instanceof ledgerModule.LedgerError) throw new CliError(`not applied: ${err.message}`);
+        if (err instanceof (await import('../ledger/index.js')).LedgerError) throw new CliError(`not applied: ${(err as Error).message}`);
         throw err;
       }
     }
