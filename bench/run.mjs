@@ -34,7 +34,7 @@ function configFor(quick, values) {
         instrumentation: { processes: 1, warmup: 20, batches: 2, batchSize: 20, runtimes },
         ingest: { users: 1000, poolBatches: 3, rounds: 3, roundBatches: 4, warmupRounds: 1, warmupBatches: 2, diagnostic: true, concurrency: [1, 8], batches: 6, growthUsers: [100, 1000], postgres: true },
         scrape: { users: [100, 1000], scrapes: 2 },
-        ledger: { calls: ledgerCalls, users: ledgerUsers, concurrency: 8, restarts: 1, stalls: { users: 2_000, calls: 40_000, seconds: 3, snapshotEveryBytes: 2 * 1024 * 1024 } },
+        ledger: { calls: ledgerCalls, users: ledgerUsers, concurrency: 8, restarts: 1, stalls: { users: 2_000, calls: 40_000, seconds: 2, capacitySeconds: 1.5, maxSeconds: 8, snapshotEveryBytes: 2 * 1024 * 1024 } },
       }
     : {
         instrumentation: { processes: 5, warmup: 2000, batches: 10, batchSize: 400, runtimes },
@@ -42,7 +42,7 @@ function configFor(quick, values) {
         // after the preload's 16 MB, so at least one 64 MiB snapshot is written during the rounds.
         ingest: { users: 100_000, poolBatches: 40, rounds: 9, roundBatches: 60, warmupRounds: 1, warmupBatches: 10, diagnostic: true, concurrency: [1, 8], batches: 100, growthUsers: [1000, 10_000, 100_000], postgres: true },
         scrape: { users: [1000, 10_000, 100_000], scrapes: 10 },
-        ledger: { calls: ledgerCalls, users: ledgerUsers, concurrency: 8, restarts: 3, stalls: { users: 100_000, calls: 1_000_000, seconds: 15 } },
+        ledger: { calls: ledgerCalls, users: ledgerUsers, concurrency: 8, restarts: 3, stalls: { users: 100_000, calls: 1_000_000, seconds: 15, capacitySeconds: 5, maxSeconds: 120 } },
       };
 }
 
@@ -137,8 +137,13 @@ function goalsTable(r) {
   if (l?.stalls) {
     const st = l.stalls;
     const users = st.config.users.toLocaleString('en-US');
-    rows.push([`journal ledger, ${users} users, sustained ingest with snapshots and close(): longest event-loop stall < 50 ms`, `${fmt(Math.max(st.longestStallMillis, st.close.longestStallMillis))} ms`, st.goals.stall]);
-    rows.push([`journal ledger, ${users} users, sustained ingest with snapshots: p99 commit latency < 100 ms`, `${fmt(st.latencyMillis.p99)} ms`, st.goals.p99]);
+    // Judged at the first open-loop rate (a fraction of the closed-loop capacity, stated in calls/s).
+    const j = st.rates?.[0];
+    if (j) {
+      const at = `open loop at ${fmt(j.offeredCallsPerSecond)} calls/s (${Math.round(j.fraction * 100)}% of the ${fmt(st.sustainedCallsPerSecond)} calls/s capacity) in requests of 512, ${j.snapshotsWritten} snapshot(s) during it`;
+      rows.push([`journal ledger, ${users} users, sustained ingest (${at}): longest event-loop stall < 50 ms`, `${fmt(j.longestStallMillis)} ms (CPU ≤ ${fmt(j.longestStallCpuMillis)} ms)`, st.goals.stall]);
+      rows.push([`journal ledger, ${users} users, sustained ingest (${at}): p99 request latency (scheduled send → durable ack) < 100 ms`, `${fmt(j.latencyMillis.p99)} ms`, st.goals.p99]);
+    }
     rows.push([`journal ledger, ${users} users: restart after kill -9 < 5 s`, `${fmt(st.crash.restartMillis)} ms`, st.goals.crashRestart]);
   }
   // Growth (section 5): exponents k of cost ∝ size^k over the measured sizes. The bounds leave room for this

@@ -72,7 +72,19 @@ interface Result {
         promClient: { series: { all: number } };
       }>;
     };
-    ledger?: { calls: number; users: number; consistent: boolean; bytesOnDisk: number; restarts: Array<{ usersLoaded: number; requestsLoaded: number }> };
+    ledger?: {
+      calls: number;
+      users: number;
+      consistent: boolean;
+      bytesOnDisk: number;
+      restarts: Array<{ usersLoaded: number; requestsLoaded: number }>;
+      stalls?: {
+        sustainedCallsPerSecond: number;
+        rates: Array<{ fraction: number; offeredCallsPerSecond: number; requests: number; acknowledged: number; calls: number; latencyMillis: { p50: number; p99: number; max: number } }>;
+        cleanRestartConsistent: boolean;
+        crash: { consistent: boolean };
+      };
+    };
   };
   errors: Record<string, string>;
 }
@@ -255,5 +267,24 @@ describe('npm run bench -- --quick', () => {
     const last = l.restarts[l.restarts.length - 1]!;
     expect(last.usersLoaded).toBe(l.users);
     expect(last.requestsLoaded).toBe(l.calls);
+  });
+
+  it('ledger stalls: capacity in a closed loop, then an open loop at 50% and 80% of it with every request acknowledged', () => {
+    const st = result.sections.ledger!.stalls!;
+    expect(st.sustainedCallsPerSecond).toBeGreaterThan(0);
+    expect(st.rates.map((r) => r.fraction)).toEqual([0.5, 0.8]);
+    for (const r of st.rates) {
+      expect(r.offeredCallsPerSecond).toBe(Math.max(512, Math.round(st.sustainedCallsPerSecond * r.fraction)));
+      expect(r.requests).toBeGreaterThan(0);
+      expect(r.acknowledged).toBe(r.requests);
+      expect(r.calls).toBe(r.requests * 512);
+      expect(r.latencyMillis.p50).toBeLessThanOrEqual(r.latencyMillis.p99);
+      expect(r.latencyMillis.p99).toBeLessThanOrEqual(r.latencyMillis.max);
+    }
+    expect(st.cleanRestartConsistent).toBe(true);
+    expect(st.crash.consistent).toBe(true);
+    // The goal verdicts are printed for the first (50%) rate, stating it in calls/s.
+    expect(stdout).toMatch(/\| journal ledger, [\d,]+ users, sustained ingest \(open loop at [\d,.]+ calls\/s \(50% of the [\d,.]+ calls\/s capacity\)[^|]*\): p99 request latency [^|]*\| [\d,.]+ ms \| (yes|\*\*no\*\*) \|/);
+    expect(stdout).toMatch(/Goal "longest event-loop stall < 50 ms", sustained ingest at [\d,.]+ calls\/s \(50% of capacity, open loop/);
   });
 });
