@@ -3,7 +3,7 @@ import { MAX_USER_ID_CHARS, userIdProblem } from '../usage/record-text.js';
 import type { LedgerHealth } from './ledger-health.js';
 import type { ExporterMetrics } from './metrics.js';
 import { BodyReadError, BodyTooLargeError, bearerMatches, readBody, sendJson, sendText } from './http-util.js';
-import { BadReservation, parseReservationRequest, type ReservationService } from './reservations.js';
+import { BadReservation, parseReservationBody, type ReservationAnswerJson, type ReservationItemError, type ReservationService } from './reservations.js';
 import type { LedgerPort, PlanPort } from './ports.js';
 import type { StaticFiles } from './static-files.js';
 import { summaryJson, usageListJson, userUsageJson, type DisplayMoney } from './usage-api.js';
@@ -36,6 +36,8 @@ export interface OpsHandlerOptions {
 
 /** Largest reservation request body: a few short fields. */
 export const MAX_RESERVATION_BODY_BYTES = 4096;
+/** Largest batch body (a JSON array of up to MAX_RESERVATION_BATCH_ITEMS reservations: 1 KiB each on average). */
+export const MAX_RESERVATION_BATCH_BODY_BYTES = 256 * 1024;
 
 /** Reports at once: a per-call report reads every call of a period; more would starve ingest of the event loop. */
 export const MAX_CONCURRENT_REPORTS = 2;
@@ -136,22 +138,55 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
     }
     let body: Buffer;
     try {
-      body = await readBody(req, MAX_RESERVATION_BODY_BYTES);
+      body = await readBody(req, MAX_RESERVATION_BATCH_BODY_BYTES);
     } catch (err) {
       if (err instanceof BodyTooLargeError) sendJson(res, 413, { error: err.message }, { connection: 'close' });
       else if (err instanceof BodyReadError) res.destroy();
       else throw err;
       return;
     }
-    let answer;
-    try {
-      answer = await service.reserve(parseReservationRequest(body));
-    } catch (err) {
-      if (err instanceof BadReservation) sendJson(res, 400, { error: err.message });
-      else unavailable(res, err);
+    // One reservation is a few short fields: a larger body that is not a batch (a JSON array) is not one.
+    if (body.length > MAX_RESERVATION_BODY_BYTES && body.toString('latin1', 0, 64).trimStart()[0] !== '[') {
+      sendJson(res, 413, { error: `request body of ${body.length} bytes exceeds the limit of ${MAX_RESERVATION_BODY_BYTES} bytes for one reservation (send more as a JSON array)` });
       return;
     }
-    sendJson(res, 200, answer);
+    let parsed: ReturnType<typeof parseReservationBody>;
+    try {
+      parsed = parseReservationBody(body);
+    } catch (err) {
+      if (err instanceof BadReservation) sendJson(res, err.status, { error: err.message });
+      else throw err;
+      return;
+    }
+    if (!parsed.batch) {
+      let answer;
+      try {
+        answer = await service.reserve(parsed.request);
+      } catch (err) {
+        unavailable(res, err);
+        return;
+      }
+      sendJson(res, 200, answer);
+      return;
+    }
+    // A batch: every item decided (in order, each atomic on its own), one answer per item in the same order. A
+    // ledger failure fails the items it touched, not the whole batch.
+    let failed: unknown;
+    const answers = await Promise.all(
+      parsed.items.map((item): Promise<ReservationAnswerJson | ReservationItemError> | ReservationItemError =>
+        'error' in item
+          ? item
+          : service.reserve(item).catch((err: unknown) => {
+              failed ??= err;
+              return { error: 'the ledger is unavailable; retry later', status: 503 };
+            }),
+      ),
+    );
+    if (failed !== undefined) {
+      o.log(`ledger query failed: ${failed instanceof Error ? failed.message : String(failed)}`);
+      o.metrics.setLedgerUp(false);
+    }
+    sendJson(res, 200, answers);
   };
 
   const api = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
@@ -239,6 +274,11 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    // The reservations endpoint is on every enforced LLM call's path: matched before any URL parsing.
+    if (req.url === '/api/v1/reservations' && req.method === 'POST' && o.reservations !== undefined) {
+      await reserve(req, res, o.reservations);
+      return;
+    }
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
