@@ -140,6 +140,12 @@ const reservationsSchema = z
       .max(10_000_000)
       .default(1024)
       .describe('Output tokens a reservation assumes for a request that sets no max_tokens (its estimate = input tokens counted in the app + this).'),
+    sync_each_grant: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Embedded ledger: fdatasync reservations.log before answering each group of granted reservations, so holds survive a machine crash too (adds one disk sync to every reservation's answer). false: a grant is written to the file before it is answered (it survives the exporter crashing or being killed) and synced right after, in the background.",
+      ),
   })
   .prefault({})
   .describe('Admission control: reservations asked for by apps with withUser({ enforce: "block" }) (POST /api/v1/reservations).');

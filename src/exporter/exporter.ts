@@ -9,6 +9,7 @@ import { createOpsHandler } from './ops-handler.js';
 import { periodPlanOf } from './period-plan.js';
 import { Pipeline } from './pipeline.js';
 import { PriceReloader, ReloadablePricing, type LoadedPricing, type PriceReloadResult } from './price-reload.js';
+import { openHoldFile } from './reservation-file.js';
 import { MemoryReservationStore, ReservationMetrics, ReservationService } from './reservations.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
 import { StaticFiles } from './static-files.js';
@@ -158,7 +159,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
   // (Loaded only then: pg is not needed otherwise.)
   const reservationStore = /^postgres(ql)?:\/\//i.test(config.storage)
     ? new (await import('./reservations-postgres.js')).PostgresReservationStore(config.storage)
-    : new MemoryReservationStore(ports.ledger);
+    : new MemoryReservationStore(ports.ledger, options.ports === undefined ? openHoldFile(config.storage, clock.now(), log, { syncEachGrant: config.reservations.sync_each_grant }) : undefined);
   const reservations = new ReservationService({
     store: reservationStore,
     plans: ports.plans,
@@ -336,8 +337,9 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       opsServer.closeAllConnections();
       await closed;
       if (refreshing) await refreshing;
-      await ports.ledger.close();
+      // The holds file first: it lives in the ledger's directory, under the lock the ledger's close releases.
       await reservations.close().catch(() => {});
+      await ports.ledger.close();
     })());
 
   const h = urlHost(config.server.host);

@@ -7,6 +7,7 @@ import type { LedgerRecord } from '../ledger/types.js';
 import type { PlanLimits } from '../plans/types.js';
 import { userIdProblem } from '../usage/record-text.js';
 import { periodPlanOf } from './period-plan.js';
+import type { HoldFile, LoadedHolds } from './reservation-file.js';
 import type { LedgerPort, PlanPort, PricingPort } from './ports.js';
 
 /*
@@ -107,7 +108,8 @@ interface UserHolds {
  * one turn at a time, and the only await (the ledger read) is checked against a per-user settlement counter, so a
  * settlement between the read and the decision (usage not yet seen, hold already gone) makes it read again.
  * The window the other way (usage committed, hold not yet settled) counts the call twice for a moment: never
- * an overshoot. A restart forgets the holds (they expire with the process); the calls' usage still arrives.
+ * an overshoot. With the embedded ledger's holds file (reservation-file.ts) every grant is on disk before it is
+ * answered and the holds are loaded again at start, so a restart (even kill -9) forgets none.
  */
 export class MemoryReservationStore implements ReservationStore {
   private readonly holds = new Map<string, Held>();
@@ -117,7 +119,34 @@ export class MemoryReservationStore implements ReservationStore {
   /** Holds found expired by a decision, not yet reported by `expire`. */
   private expiredUnreported = 0;
 
-  constructor(private readonly ledger: Pick<LedgerPort, 'userModelUsage'>) {}
+  /**
+   * `persisted`: the holds file of the embedded ledger's directory (reservation-file.ts) and what it held at open:
+   * every grant is on disk before it is answered, so holds survive a restart. Without it, holds live in memory only.
+   */
+  constructor(
+    private readonly ledger: Pick<LedgerPort, 'userModelUsage'>,
+    private readonly persisted?: { file: HoldFile; dir: string; loaded: LoadedHolds },
+  ) {
+    if (persisted === undefined) return;
+    for (const r of persisted.loaded.live) this.add(r);
+    this.expiredUnreported = persisted.loaded.expired;
+  }
+
+  private add(r: NewReservation): Held {
+    const spanKey = r.traceId !== undefined && r.spanId !== undefined ? `${r.traceId}${r.spanId}` : undefined;
+    const key = this.userKey(r.userId, r.periodStart);
+    const held: Held = { ...r, key, spanKey };
+    this.holds.set(r.id, held);
+    if (spanKey !== undefined) this.bySpan.set(spanKey, r.id);
+    let u = this.byUser.get(key);
+    if (u === undefined) this.byUser.set(key, (u = { ids: new Set(), tokens: 0, requests: 0, cost: new Decimal(0), minExpiryMillis: Number.POSITIVE_INFINITY }));
+    u.ids.add(r.id);
+    u.tokens += r.hold.tokens;
+    u.requests += r.hold.requests;
+    if (r.hold.costUsd !== '0') u.cost = u.cost.plus(r.hold.costUsd);
+    u.minExpiryMillis = Math.min(u.minExpiryMillis, r.expiresAt.getTime());
+    return held;
+  }
 
   private userKey(userId: string, periodStart: Date): string {
     return `${userId}\u0000${periodStart.getTime()}`;
@@ -129,13 +158,16 @@ export class MemoryReservationStore implements ReservationStore {
     if (u === undefined) return ZERO_HOLD;
     const t = now.getTime();
     if (t >= u.minExpiryMillis) {
+      const gone: string[] = [];
       for (const id of [...u.ids]) {
         const h = this.holds.get(id);
         if (h !== undefined && h.expiresAt.getTime() <= t) {
           this.remove(h);
+          gone.push(id);
           this.expiredUnreported++;
         }
       }
+      this.persisted?.file.ended(gone);
       const left = this.byUser.get(key);
       if (left === undefined) return ZERO_HOLD;
       let min = Number.POSITIVE_INFINITY;
@@ -166,16 +198,18 @@ export class MemoryReservationStore implements ReservationStore {
       const key = this.userKey(userId, periodStart);
       const r = decide({ tokens, requests, costUsd: cost === undefined ? '0' : cost.toFixed(), billedPlans, reserved: this.activeHold(key, now) });
       if (r !== undefined) {
-        const spanKey = r.traceId !== undefined && r.spanId !== undefined ? `${r.traceId}${r.spanId}` : undefined;
-        this.holds.set(r.id, { ...r, key, spanKey });
-        if (spanKey !== undefined) this.bySpan.set(spanKey, r.id);
-        let u = this.byUser.get(key);
-        if (u === undefined) this.byUser.set(key, (u = { ids: new Set(), tokens: 0, requests: 0, cost: new Decimal(0), minExpiryMillis: Number.POSITIVE_INFINITY }));
-        u.ids.add(r.id);
-        u.tokens += r.hold.tokens;
-        u.requests += r.hold.requests;
-        if (r.hold.costUsd !== '0') u.cost = u.cost.plus(r.hold.costUsd);
-        u.minExpiryMillis = Math.min(u.minExpiryMillis, r.expiresAt.getTime());
+        // In memory first (in this same turn), so every decision from now on counts it; then on disk before the
+        // grant is answered. A hold that could not be written is taken back and the request fails (503): the app's
+        // fail mode decides, as when the exporter cannot be reached.
+        const held = this.add(r);
+        if (this.persisted !== undefined) {
+          try {
+            await this.persisted.file.grant(r);
+          } catch (err) {
+            if (this.holds.get(r.id) === held) this.remove(held);
+            throw new Error(`could not write the reservation to disk: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+          }
+        }
       }
       return;
     }
@@ -203,15 +237,18 @@ export class MemoryReservationStore implements ReservationStore {
   settleNow(records: readonly Pick<LedgerRecord, 'traceId' | 'spanId' | 'usage'>[]): SettledHold[] {
     const out: SettledHold[] = [];
     if (this.bySpan.size === 0) return out;
+    const gone: string[] = [];
     for (const rec of records) {
       const id = this.bySpan.get(`${rec.traceId}${rec.spanId}`);
       if (id === undefined) continue;
       const h = this.holds.get(id);
       if (h === undefined) continue;
       this.remove(h);
+      gone.push(id);
       this.settlements.set(h.userId, (this.settlements.get(h.userId) ?? 0) + 1);
       out.push({ estimateTokens: h.hold.tokens, actualTokens: recordTokens(rec.usage) });
     }
+    this.persisted?.file.ended(gone);
     return out;
   }
 
@@ -223,13 +260,20 @@ export class MemoryReservationStore implements ReservationStore {
     let n = this.expiredUnreported;
     this.expiredUnreported = 0;
     const t = now.getTime();
+    const gone: string[] = [];
     for (const h of [...this.holds.values()]) {
       if (h.expiresAt.getTime() <= t) {
         this.remove(h);
+        gone.push(h.id);
         n++;
       }
     }
     if (this.holds.size === 0) this.settlements.clear();
+    const p = this.persisted;
+    if (p !== undefined) {
+      p.file.ended(gone);
+      if (p.file.needsCompaction()) p.file.compact(p.dir, [...this.holds.values()]);
+    }
     return n;
   }
 
@@ -237,7 +281,9 @@ export class MemoryReservationStore implements ReservationStore {
     return this.holds.size;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.persisted?.file.close();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-import { context, diag, INVALID_SPAN_CONTEXT, trace, type Attributes, type Tracer } from '@opentelemetry/api';
+import { context, diag, INVALID_SPAN_CONTEXT, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import { GENAI } from '../contract/names.js';
 import { estimateTokens, normalizeAiSdkUsage } from '../usage/index.js';
 import { activeTelemetry, GenAiCall, type CallAdapter, type Telemetry } from './call.js';
+import { admissionGate, tokenCount } from './enforce.js';
 import { captureInput } from './patch.js';
 import { currentAttribution, runMetered } from './scope.js';
 import { warnOnce } from './warn.js';
@@ -74,6 +75,9 @@ function adapter(excludesCache: boolean): CallAdapter {
     estimateOutput(call) {
       return estimateTokens(call.outputText);
     },
+    maxOutputTokens(call) {
+      return call.operation === 'embeddings' ? 0 : tokenCount(call.params.maxOutputTokens);
+    },
   };
 }
 const ADAPTER = adapter(false);
@@ -86,12 +90,15 @@ const nonRecordingTracer = {
 } as unknown as Tracer;
 
 /** The AI SDK's own leaf span, when the app turned its telemetry on and it is the active span now. */
-function aiSdkLeafSpan(): { name: string; setAttributes(a: Attributes): unknown } | undefined {
-  const span = trace.getSpan(context.active()) as { name?: unknown; isRecording?: () => boolean } | undefined;
+function aiSdkLeafSpan(): Span | undefined {
+  const span = trace.getSpan(context.active()) as (Span & { name?: unknown }) | undefined;
   if (span === undefined || typeof span.name !== 'string' || !AI_SDK_LEAF_SPAN.test(span.name)) return undefined;
   if (typeof span.isRecording === 'function' && !span.isRecording()) return undefined;
-  return span as { name: string; setAttributes(a: Attributes): unknown };
+  return span;
 }
+
+/** Calls whose billed span is the AI SDK's own (its telemetry is on): the reservation is keyed by that span. */
+const billedSpans = new WeakMap<GenAiCall, Span>();
 
 function startCall(model: any, kind: Kind, options: any, streaming: boolean): GenAiCall | undefined {
   let telemetry: Telemetry | undefined = activeTelemetry();
@@ -125,6 +132,7 @@ function startCall(model: any, kind: Kind, options: any, streaming: boolean): Ge
       attrs,
     );
     if (streaming) call.streaming = true;
+    if (leaf !== undefined) billedSpans.set(call, leaf);
     return call;
   } catch (err) {
     diag.error('tokenmeter: failed to start recording an AI SDK model call', err);
@@ -216,7 +224,17 @@ function observeStream(source: ReadableStream<unknown>, call: GenAiCall, signal:
 }
 
 /** The model's own method, marked as metered (no second count below it); a synchronous throw ends the call. */
-function callOriginal(target: any, original: (...args: any[]) => any, args: unknown[], call: { end(err?: unknown): void }): any {
+function callOriginal(target: any, original: (...args: any[]) => any, args: unknown[], call: GenAiCall): any {
+  // Admission control (enforce.ts): the provider packages send their own HTTP requests (no SDK tokenmeter patches
+  // below them), so the model call itself waits for the reservation; a refusal rejects doGenerate / doStream with
+  // UsageLimitError (not retried by the AI SDK: it is no APICallError) and the provider is never called.
+  let gate: Promise<void> | undefined;
+  try {
+    gate = admissionGate(call, call.adapter, billedSpans.get(call));
+  } catch (err) {
+    diag.error('tokenmeter: the usage limit check failed; sending the call unchecked', err);
+  }
+  if (gate !== undefined) return gate.then(() => runMetered(() => original.apply(target, args)));
   try {
     return runMetered(() => original.apply(target, args));
   } catch (err) {

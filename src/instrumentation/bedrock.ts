@@ -3,6 +3,7 @@ import { GENAI } from '../contract/names.js';
 import { estimateTokens, normalizeAnthropicUsage, normalizeBedrockConverseUsage } from '../usage/index.js';
 import { insideMeteredCall } from './scope.js';
 import { activeTelemetry, GenAiCall, type CallAdapter } from './call.js';
+import { admissionGate, tokenCount } from './enforce.js';
 import { captureInput, wrapOnce } from './patch.js';
 import { serverInfo } from './provider.js';
 
@@ -40,6 +41,9 @@ const converseAdapter: CallAdapter = {
   estimateOutput(call) {
     return estimateTokens(call.outputText);
   },
+  maxOutputTokens(call) {
+    return tokenCount(call.params.inferenceConfig?.maxTokens);
+  },
 };
 
 function invokeBody(params: Record<string, any>): any {
@@ -62,16 +66,23 @@ const invokeAdapter: CallAdapter = {
   estimateOutput(call) {
     return estimateTokens(call.outputText);
   },
+  maxOutputTokens(call) {
+    // The model family's own body: Anthropic Messages (max_tokens), Llama (max_gen_len), Titan, Nova.
+    const b = invokeBody(call.params);
+    return tokenCount(b?.max_tokens) ?? tokenCount(b?.max_gen_len) ?? tokenCount(b?.textGenerationConfig?.maxTokenCount) ?? tokenCount(b?.inferenceConfig?.maxTokens) ?? tokenCount(b?.inferenceConfig?.max_new_tokens);
+  },
 };
 
 type Command = 'ConverseCommand' | 'ConverseStreamCommand' | 'InvokeModelCommand' | 'InvokeModelWithResponseStreamCommand';
 const COMMANDS = new Set<string>(['ConverseCommand', 'ConverseStreamCommand', 'InvokeModelCommand', 'InvokeModelWithResponseStreamCommand']);
 
+const converseCommand = (command: string): boolean => command === 'ConverseCommand' || command === 'ConverseStreamCommand';
+
 function startCall(command: Command, input: any): GenAiCall | undefined {
   const telemetry = activeTelemetry();
   if (telemetry === undefined || input === null || typeof input !== 'object' || insideMeteredCall()) return undefined;
   try {
-    const converse = command === 'ConverseCommand' || command === 'ConverseStreamCommand';
+    const converse = converseCommand(command);
     const stream = command === 'ConverseStreamCommand' || command === 'InvokeModelWithResponseStreamCommand';
     const attrs: Record<string, any> = {};
     const ic = input.inferenceConfig;
@@ -222,6 +233,15 @@ function tokenmeterMiddleware(next: (args: any) => Promise<any>, context: any): 
     if (call === undefined) return next(args);
     let result: any;
     try {
+      // Admission control (enforce.ts): this initialize step runs before the request is built, signed and sent
+      // (retries are further down the stack), so a refusal rejects the SDK's own send() and nothing goes out.
+      let gate: Promise<void> | undefined;
+      try {
+        gate = admissionGate(call, converseCommand(command) ? converseAdapter : invokeAdapter);
+      } catch (err) {
+        diag.error('tokenmeter: the usage limit check failed; sending the call unchecked', err);
+      }
+      if (gate !== undefined) await gate;
       result = await next(args);
     } catch (err) {
       call.end(err);

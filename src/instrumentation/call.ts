@@ -87,6 +87,11 @@ export interface CallAdapter {
   /** Estimated output tokens of the received text (only called when the provider reported no usage). */
   estimateOutput(call: GenAiCall): number;
   /**
+   * The request's cap on output tokens, for a reservation's estimate (admission control). Undefined: the caller
+   * set none (the exporter assumes its default). Without this method, the OpenAI/Anthropic parameter names are read.
+   */
+  maxOutputTokens?(call: GenAiCall): number | undefined;
+  /**
    * Facts in the provider's own usage that change the price (speed, processing location, audio/image parts of
    * the token buckets), as tokenmeter.* attributes the exporter prices from. Only called with the provider's
    * usage, never with an estimate.
@@ -156,7 +161,7 @@ export class GenAiCall {
 
   constructor(
     private readonly telemetry: Telemetry,
-    private readonly adapter: CallAdapter,
+    readonly adapter: CallAdapter,
     readonly operation: string,
     readonly server: ServerInfo,
     readonly requestModel: string,

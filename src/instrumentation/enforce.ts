@@ -1,4 +1,4 @@
-import { diag } from '@opentelemetry/api';
+import { diag, type Span } from '@opentelemetry/api';
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { ATTR_RESERVATION_ID, ATTR_RESERVATION_REFUSED, ATTR_RESERVATION_UNAVAILABLE, ATTR_RESERVATION_WARNED, DEFAULT_HTTP_PORT } from '../contract/names.js';
@@ -269,11 +269,17 @@ function isRefusal(a: Record<string, unknown>): boolean {
   return LIMITS.includes(a.limit as string) && typeof a.plan === 'string' && a.plan.length <= 64 && figure(a.used) && figure(a.limit_value);
 }
 
-/** The request's max output tokens, if the caller set one. */
-function maxOutputTokens(params: Record<string, any>): number | undefined {
+/** A whole, non-negative token count, or undefined (what a reservation request accepts). */
+export function tokenCount(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 100_000_000 ? v : undefined;
+}
+
+/** The request's max output tokens, if the caller set one (the adapter's reading, else the OpenAI/Anthropic names). */
+function maxOutputTokens(call: GenAiCall, adapter: CallAdapter): number | undefined {
+  if (adapter.maxOutputTokens !== undefined) return tokenCount(adapter.maxOutputTokens(call));
   for (const k of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
-    const v = params[k];
-    if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
+    const v = tokenCount(call.params[k]);
+    if (v !== undefined) return v;
   }
   return undefined;
 }
@@ -310,8 +316,10 @@ function failOpenWarning(s: Settings, err: unknown): void {
 /**
  * The admission check of one call, or undefined when it is not enforced (mode off, no user). The promise resolves
  * when the call may be sent and rejects with UsageLimitError when it must not; it never rejects otherwise.
+ * `billed`: the span the exporter bills for this call when it is not the call's own (the AI SDK's own telemetry
+ * span): the reservation is keyed by it and marked on it, so that span's commit settles the hold.
  */
-export function admissionGate(call: GenAiCall, adapter: CallAdapter): Promise<void> | undefined {
+export function admissionGate(call: GenAiCall, adapter: CallAdapter, billed?: Span): Promise<void> | undefined {
   const s = enforcementSettings();
   const mode = call.enforce ?? s.enforce;
   if (mode === 'off') return undefined;
@@ -320,14 +328,14 @@ export function admissionGate(call: GenAiCall, adapter: CallAdapter): Promise<vo
     warnOnce('enforce-no-user', `usage limits are enforced (${mode}) but an LLM call has no user: wrap it in withUser({ id, plan }) to check it; it went through unchecked.`);
     return undefined;
   }
-  return checkCall(call, adapter, s, mode, user);
+  return checkCall(call, adapter, s, mode, user, billed ?? call.span);
 }
 
-async function checkCall(call: GenAiCall, adapter: CallAdapter, s: Settings, mode: 'block' | 'warn', user: string): Promise<void> {
+async function checkCall(call: GenAiCall, adapter: CallAdapter, s: Settings, mode: 'block' | 'warn', user: string, span: Span): Promise<void> {
   let answer: ReservationAnswer;
   try {
     const input = await inputTokens(call, adapter);
-    const ctx = call.span.spanContext();
+    const ctx = span.spanContext();
     const body: Record<string, unknown> = {
       user,
       provider: call.server.provider,
@@ -336,7 +344,7 @@ async function checkCall(call: GenAiCall, adapter: CallAdapter, s: Settings, mod
       enforce: mode,
     };
     if (call.plan !== undefined) body.plan = call.plan;
-    const max = maxOutputTokens(call.params);
+    const max = maxOutputTokens(call, adapter);
     if (max !== undefined) body.max_output_tokens = max;
     // The span's identity: the exporter settles the hold when the ledger commits this span.
     if (/^[0-9a-f]{32}$/.test(ctx.traceId) && /^[0-9a-f]{16}$/.test(ctx.spanId) && !/^0+$/.test(ctx.traceId)) {
@@ -352,19 +360,19 @@ async function checkCall(call: GenAiCall, adapter: CallAdapter, s: Settings, mod
     if (!answer.granted && !isRefusal(answer as unknown as Record<string, unknown>)) throw new Error('the exporter answered a refusal without a known limit, plan and figures');
   } catch (err) {
     if (s.fail === 'closed') {
-      call.span.setAttribute(ATTR_RESERVATION_REFUSED, 'unavailable');
+      span.setAttribute(ATTR_RESERVATION_REFUSED, 'unavailable');
       throw new UsageLimitError({ user, plan: call.plan ?? 'unknown', limit: 'unavailable', used: 0, limitValue: null, retryAfter: new Date(Date.now() + 5000) });
     }
-    call.span.setAttribute(ATTR_RESERVATION_UNAVAILABLE, true);
+    span.setAttribute(ATTR_RESERVATION_UNAVAILABLE, true);
     failOpenWarning(s, err);
     return;
   }
   if (answer.granted) {
-    if (typeof answer.id === 'string') call.span.setAttribute(ATTR_RESERVATION_ID, answer.id.slice(0, 64));
-    if (answer.warned !== undefined) call.span.setAttribute(ATTR_RESERVATION_WARNED, String(answer.warned.limit).slice(0, 16));
+    if (typeof answer.id === 'string') span.setAttribute(ATTR_RESERVATION_ID, answer.id.slice(0, 64));
+    if (answer.warned !== undefined) span.setAttribute(ATTR_RESERVATION_WARNED, String(answer.warned.limit).slice(0, 16));
     return;
   }
-  call.span.setAttribute(ATTR_RESERVATION_REFUSED, String(answer.limit).slice(0, 16));
+  span.setAttribute(ATTR_RESERVATION_REFUSED, String(answer.limit).slice(0, 16));
   const retryAfter = new Date(answer.retry_after);
   throw new UsageLimitError({
     user,

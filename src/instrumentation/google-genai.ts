@@ -4,6 +4,7 @@ import { estimateTokens, normalizeGeminiUsage, type NormalizedUsage } from '../u
 import { insideMeteredCall } from './scope.js';
 import { activeTelemetry, GenAiCall, type CallAdapter } from './call.js';
 import type { ResolvedOptions } from './options.js';
+import { admissionGate, tokenCount } from './enforce.js';
 import { captureInput, wrapOnce } from './patch.js';
 import { serverInfo, type ServerInfo } from './provider.js';
 import { geminiGroundingQueries } from './pricing-facts.js';
@@ -62,6 +63,10 @@ const adapter: CallAdapter = {
   },
   estimateOutput(call) {
     return estimateTokens(call.outputText);
+  },
+  maxOutputTokens(call) {
+    // An embedding has no output; unset means the exporter's default.
+    return call.operation === 'embeddings' ? 0 : tokenCount(call.params.config?.maxOutputTokens);
   },
 };
 
@@ -189,12 +194,24 @@ function startCall(models: any, params: any, kind: Kind): GenAiCall | undefined 
 function observeCall(self: any, original: (...args: any[]) => any, args: unknown[], params: any, kind: Kind, settle: (call: GenAiCall, value: any) => any): any {
   const call = startCall(self, params, kind);
   if (call === undefined) return original.apply(self, args);
-  let result: any;
+  // Admission control (enforce.ts): these methods are async (the SDK's public methods await them), so the request
+  // is held by sending it only once the gate opens; a refusal rejects the SDK's own promise and nothing is sent.
+  let gate: Promise<void> | undefined;
   try {
-    result = original.apply(self, args);
+    gate = admissionGate(call, adapter);
   } catch (err) {
-    call.end(err);
-    throw err;
+    diag.error('tokenmeter: the usage limit check failed; sending the call unchecked', err);
+  }
+  let result: any;
+  if (gate !== undefined) {
+    result = gate.then(() => original.apply(self, args));
+  } else {
+    try {
+      result = original.apply(self, args);
+    } catch (err) {
+      call.end(err);
+      throw err;
+    }
   }
   if (typeof result?.then !== 'function') {
     call.end();

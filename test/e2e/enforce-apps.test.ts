@@ -29,7 +29,7 @@ async function start(storage: string, config = {}): Promise<RunningExporter> {
 }
 
 /** `used` calls of `user` committed this period. */
-async function seed(e: RunningExporter, user: string, used: number): Promise<void> {
+async function seed(e: { otlpUrl: string }, user: string, used: number): Promise<void> {
   const spans = Array.from({ length: used }, (_, i) => ({ traceId: 'c'.repeat(32), spanId: (0x7000 + i).toString(16).padStart(16, '0'), user, model: 'gpt-4o-mini', input: 10, output: 5 }));
   expect((await postOtlp(e.otlpUrl, otlpJson(spans, BigInt(Date.now()) * 1_000_000n))).status).toBe(200);
 }
@@ -119,6 +119,77 @@ describe('admission control across two app processes (embedded ledger)', () => {
       silent.close();
     }
   }, 60_000);
+});
+
+describe('holds survive an exporter restart (embedded ledger)', () => {
+  it('kill -9 between grant and settle: after the restart the limit still holds, the span settles its hold once, the other hold expires once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tm-enforce-restart-'));
+    const configFile = join(dir, 'tokenmeter.yaml');
+    writeFileSync(configFile, `storage: "${join(dir, 'ledger')}"\nreservations:\n  ttl: 6s\nledger:\n  refresh_interval: 0s\n`);
+    const serve = () => spawnServe({ TOKENMETER_CONFIG: configFile });
+    const trace = 'e'.repeat(32);
+    const reserve = (httpUrl: string, n: number) =>
+      httpRequest(`${httpUrl}/api/v1/reservations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user: 'restart', provider: 'openai', model: 'gpt-4o-mini', input_tokens: 10, max_output_tokens: 10, trace_id: trace, span_id: n.toString(16).padStart(16, '0') }),
+      }).then((r) => JSON.parse(r.body.toString('utf8')));
+    const usage = async (httpUrl: string) => (await getJson(`${httpUrl}/api/v1/usage/restart`)).json;
+    const metric = async (httpUrl: string, name: string) => (await scrape(httpUrl)).find((l) => l.startsWith(`${name} `));
+
+    const a = await serve();
+    await seed(a, 'restart', 8);
+    expect((await reserve(a.httpUrl, 1)).granted).toBe(true);
+    expect((await reserve(a.httpUrl, 2)).granted).toBe(true);
+    expect(await reserve(a.httpUrl, 3)).toMatchObject({ granted: false, limit: 'requests', used: 10 });
+    await a.stop('SIGKILL');
+
+    // Restarted on the same directory: the two holds are still there, so the limit still holds.
+    const b = await serve();
+    try {
+      expect(b.stderr()).toMatch(/reservations: 2 hold\(s\) still active after the restart, 0 expired meanwhile/);
+      expect(await usage(b.httpUrl)).toMatchObject({ requests: 8, reserved: { requests: 2, tokens: 40 } });
+      expect(await reserve(b.httpUrl, 3)).toMatchObject({ granted: false, limit: 'requests', used: 10 });
+      // Call 1's span arrives after the restart, and a retry of it: committed once, its hold settled once.
+      const body = otlpJson([{ traceId: trace, spanId: '0000000000000001', user: 'restart', model: 'gpt-4o-mini', input: 12, output: 7 }], BigInt(Date.now()) * 1_000_000n);
+      expect((await postOtlp(b.otlpUrl, body)).status).toBe(200);
+      expect((await postOtlp(b.otlpUrl, body)).status).toBe(200);
+      expect(await usage(b.httpUrl)).toMatchObject({ requests: 9, reserved: { requests: 1, tokens: 20 } });
+      expect(await metric(b.httpUrl, 'tokenmeter_reservation_actual_to_estimate_ratio_count')).toBe('tokenmeter_reservation_actual_to_estimate_ratio_count 1');
+      expect(await reserve(b.httpUrl, 4)).toMatchObject({ granted: false, limit: 'requests', used: 10 });
+      // Call 2 never reports: its hold stops counting after the TTL (6 s from its grant, before the restart), once.
+      const freed = await waitFor(
+        () => usage(b.httpUrl),
+        (u) => u.reserved.requests === 0,
+        15_000,
+      );
+      expect(freed).toMatchObject({ requests: 9, reserved: { requests: 0 } });
+      expect(await waitFor(() => metric(b.httpUrl, 'tokenmeter_reservations_expired_total'), (l) => l === 'tokenmeter_reservations_expired_total 1')).toBe('tokenmeter_reservations_expired_total 1');
+      expect((await reserve(b.httpUrl, 5)).granted).toBe(true);
+    } finally {
+      await b.stop('SIGKILL');
+    }
+
+    // Killed again with hold 5 active; down longer than its TTL: the next start counts it expired, once.
+    await new Promise((r) => setTimeout(r, 6_500));
+    const c = await serve();
+    try {
+      expect(c.stderr()).toMatch(/reservations: 0 hold\(s\) still active after the restart, 1 expired meanwhile/);
+      expect(await waitFor(() => metric(c.httpUrl, 'tokenmeter_reservations_expired_total'), (l) => l === 'tokenmeter_reservations_expired_total 1')).toBe('tokenmeter_reservations_expired_total 1');
+      expect(await usage(c.httpUrl)).toMatchObject({ requests: 9, reserved: { requests: 0 } });
+    } finally {
+      await c.stop('SIGTERM');
+    }
+    // Settled and expired holds are not loaded (nor counted) again.
+    const d = await serve();
+    try {
+      expect(d.stderr()).not.toMatch(/hold\(s\) still active/);
+      expect(await metric(d.httpUrl, 'tokenmeter_reservations_expired_total')).toBe('tokenmeter_reservations_expired_total 0');
+      expect(await usage(d.httpUrl)).toMatchObject({ requests: 9, reserved: { requests: 0 }, available: { requests: 1 } });
+    } finally {
+      await d.stop('SIGTERM');
+    }
+  }, 90_000);
 });
 
 describe.skipIf(findPostgres() === undefined)('admission control with two exporters on one PostgreSQL', () => {
