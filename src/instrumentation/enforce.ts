@@ -224,6 +224,18 @@ function sendQueue(): void {
     setImmediate(flush);
   }
   if (s === undefined || batch.length === 0) return;
+  // An exporter that predates batches (it answered one with 400): each call in the single form, as before.
+  if (batch.length > 1 && singleFormOnly.has(s.url.href)) {
+    for (const w of batch) sendBatch([w], s);
+    return;
+  }
+  sendBatch(batch, s);
+}
+
+/** Exporters (by reservations URL) that answered a batch with 400: they only know the single form. */
+const singleFormOnly = new Set<string>();
+
+function sendBatch(batch: Waiting[], s: Settings): void {
   // One call alone goes in the single form (also understood by exporters that predate batches).
   const single = batch.length === 1;
   const body = JSON.stringify(single ? batch[0]!.body : batch.map((w) => w.body));
@@ -233,6 +245,13 @@ function sendQueue(): void {
       (res) => {
         if (single) return settle(batch[0]!, res);
         const items = res.json;
+        // Refused as a whole with 400: an array is not a reservation to this exporter (tokenmeter's own batches
+        // are well-formed). Its calls are asked for again one by one, within their own timeouts.
+        if (res.status === 400 && !Array.isArray(items)) {
+          singleFormOnly.add(s.url.href);
+          for (const w of batch) if (!w.done) sendBatch([w], s);
+          return;
+        }
         if (res.status !== 200 || !Array.isArray(items) || items.length !== batch.length) {
           const msg = (items as { error?: unknown } | null)?.error;
           const err = new Error(

@@ -284,6 +284,48 @@ describe('batched reservations', () => {
     }
   });
 
+  it('an exporter without the batch form (400 to an array): the calls are asked for again one by one, and later ones go single', async () => {
+    let arrays = 0;
+    const singles: string[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        if (Array.isArray(body)) {
+          arrays++;
+          res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'body: Invalid input: expected object, received array' }));
+          return;
+        }
+        singles.push(body.user);
+        const answer = body.user === 'old-refused' ? refusal(body) : { granted: true, id: `r_${body.user}` };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const said: string[] = [];
+    const restore = captureWarnings(said);
+    try {
+      configureEnforcement({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, enforce: 'block' });
+      for (const round of [1, 2]) {
+        const users = [`old-${round}-a`, 'old-refused', `old-${round}-b`];
+        const sentBefore = env.mock.requests.length;
+        const r = await Promise.allSettled(users.map((id) => withUser({ id }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }))));
+        expect(r.map((x) => x.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+        expect((r[1] as PromiseRejectedResult).reason).toBeInstanceOf(UsageLimitError);
+        expect(env.mock.requests.length).toBe(sentBefore + 2);
+        expect(env.h.finished().slice(-3).map((s) => s.attributes[ATTR_RESERVATION_ID]).filter(Boolean).sort()).toEqual([`r_old-${round}-a`, `r_old-${round}-b`]);
+      }
+      // One batch was tried; everything else went in the single form, and nothing failed open.
+      expect(arrays).toBe(1);
+      expect(singles).toHaveLength(6);
+      expect(said).toEqual([]);
+    } finally {
+      restore();
+      server.close();
+    }
+  });
+
   it('a broken batch answer (wrong length, not an array, an error status) fails every call in it, open', async () => {
     const answers = [JSON.stringify([{ granted: true, id: 'r_1' }]), JSON.stringify({ granted: true, id: 'r_x' }), JSON.stringify({ error: 'the ledger is unavailable' })];
     let n = 0;
