@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { NewReservation } from './reservations.js';
@@ -91,10 +91,18 @@ export interface LoadedHolds {
   skipped: number;
 }
 
+/**
+ * Past this size the file is not ours as written (compaction keeps it to tens of MiB): refused rather than read into
+ * memory whole.
+ */
+export const MAX_HOLDS_FILE_BYTES = 256 * 1024 * 1024;
+
 /** Reads the file's holds (none when there is no file). Never throws on content: a damaged line is skipped. */
-export function readHolds(path: string, now: Date): LoadedHolds {
+export function readHolds(path: string, now: Date, maxBytes = MAX_HOLDS_FILE_BYTES): LoadedHolds {
   let text: string;
   try {
+    const size = statSync(path).size;
+    if (size > maxBytes) throw new Error(`${path} is ${size} bytes, more than the ${maxBytes} a holds file can be`);
     text = readFileSync(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { live: [], expired: 0, skipped: 0 };

@@ -125,6 +125,14 @@ describe('the holds file', () => {
     expect(log[0]).toMatch(/^reservations: 8 damaged line\(s\) of .*reservations\.log skipped/);
   });
 
+  it('an oversized file is refused, not read into memory: holds in memory only, said in the log', () => {
+    const d = dir();
+    const path = join(d, RESERVATIONS_FILE);
+    writeFileSync(path, 'x'.repeat(2000));
+    expect(() => readHolds(path, T0, 1000)).toThrow(/is 2000 bytes, more than the 1000 a holds file can be/);
+    expect(readHolds(path, T0).skipped).toBe(1);
+  });
+
   it('a directory it cannot write to: holds in memory only, said in the log; the store still works', async () => {
     const d = dir();
     writeFileSync(join(d, `${RESERVATIONS_FILE}.tmp`), '');
