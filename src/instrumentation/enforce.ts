@@ -148,7 +148,7 @@ export function exporterRequest(
 
 /*
  * Every call in `block`/`warn` mode needs the exporter's answer before it is sent. One HTTP request per call costs
- * more CPU on both sides (about 150 µs in the exporter alone) than the decision itself (about 15 µs), so the
+ * more CPU on both sides (80-280 µs in the exporter alone, BENCHMARKS.md) than the decision (15-30 µs), so the
  * reservations asked for in the same turn of the event loop go out as one request (a JSON array; the exporter
  * answers an array in the same order). Nothing waits on a timer: the queue is flushed by `setImmediate` (after the
  * turn's I/O callbacks), at once when it holds MAX_BATCH_ITEMS, and when a request in flight returns. Each call
