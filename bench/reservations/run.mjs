@@ -2,6 +2,7 @@
 // the exporter answers on the embedded ledger. Part of `npm run bench` (section `reservations`); alone:
 //   npm run build && node bench/run.mjs --only=reservations [--quick] [--write]
 //   node bench/reservations/run.mjs [--quick] [--users=100] [--latency-ms=200] [--rounds=4] [--calls=10] [--seconds=3]
+//     [--stagger=false: all users start at once, so every call of a round asks for its reservation in the same burst]
 // Every component is a real process on loopback: a provider server answering OpenAI chat completions after a fixed
 // latency, a tokenmeter exporter (embedded journal ledger, holds file on), and one app process per variant (the bare
 // `openai` client; tokenmeter with enforce 'off'; with 'block'), each running 100 concurrent users that make calls
@@ -32,8 +33,8 @@ const BENCH_CONFIG = {
 
 export function reservationsConfig(quick, overrides = {}) {
   const base = quick
-    ? { quick: true, users: 100, latencyMillis: 200, rounds: 1, callsPerUser: 3, warmupCallsPerUser: 2, seconds: 1, loadProcesses: 2, loadConcurrency: 128, singleConcurrency: 64 }
-    : { users: 100, latencyMillis: 200, rounds: 4, callsPerUser: 10, warmupCallsPerUser: 3, seconds: 3, loadProcesses: 2, loadConcurrency: 128, singleConcurrency: 64 };
+    ? { quick: true, users: 100, latencyMillis: 200, stagger: true, rounds: 1, callsPerUser: 3, warmupCallsPerUser: 2, seconds: 1, loadProcesses: 2, loadConcurrency: 128, singleConcurrency: 64 }
+    : { users: 100, latencyMillis: 200, stagger: true, rounds: 4, callsPerUser: 10, warmupCallsPerUser: 3, seconds: 3, loadProcesses: 2, loadConcurrency: 128, singleConcurrency: 64 };
   return { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
 }
 
@@ -145,6 +146,9 @@ async function appRole(o) {
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: o.users }, async (_, u) => {
+        // Users do not all press enter in the same millisecond: their first calls are spread evenly over one
+        // provider latency (then each user's calls follow one another). Not counted in any call's latency.
+        if (o.staggerMillis > 0) await new Promise((r) => setTimeout(r, (u / o.users) * o.staggerMillis));
         for (let i = 0; i < callsPerUser; i++) {
           const s = performance.now();
           await call(u);
@@ -205,7 +209,7 @@ export async function benchReservations(cfg, log = () => {}) {
 
     // Part 1: added latency per call.
     const variants = ['bare', 'off', 'block'];
-    const apps = Object.fromEntries(variants.map((v) => [v, child('app', { variant: v, users: cfg.users, providerUrl, exporterUrl })]));
+    const apps = Object.fromEntries(variants.map((v) => [v, child('app', { variant: v, users: cfg.users, providerUrl, exporterUrl, staggerMillis: cfg.stagger ? cfg.latencyMillis : 0 })]));
     children.push(...Object.values(apps));
     for (const v of variants) await apps[v].ready;
     log(`reservations: warm-up (${cfg.users} users × ${cfg.warmupCallsPerUser} calls per variant)`);
@@ -327,7 +331,7 @@ export function reservationsMarkdown(r) {
   const L = r.latency;
   const out = [];
   if (c.quick) out.push('_--quick: tiny sizes, the figures are not meaningful._', '');
-  out.push(`${c.users} concurrent users, provider latency ${c.latencyMillis} ms, ${c.rounds} round(s) × ${c.callsPerUser} calls per user per variant (after ${c.warmupCallsPerUser} warm-up calls), ${f(r.seconds, 0)} s; load average at the end ${r.loadAverageAtEnd.map((v) => f(v)).join(' / ')} on ${r.cpus} CPUs.`, '');
+  out.push(`${c.users} concurrent users${c.stagger ? ' (first calls spread over one provider latency)' : ' (all starting at once)'}, provider latency ${c.latencyMillis} ms, ${c.rounds} round(s) × ${c.callsPerUser} calls per user per variant (after ${c.warmupCallsPerUser} warm-up calls), ${f(r.seconds, 0)} s; load average at the end ${r.loadAverageAtEnd.map((v) => f(v)).join(' / ')} on ${r.cpus} CPUs.`, '');
   out.push('| goal | measured | met? |', '| --- | --- | --- |');
   out.push(`| 'block' adds ≤ ${GOAL_ADDED_MEDIAN_MILLIS} ms median per call (block − bare SDK) | ${f(r.added.medianMillis, 2)} ms | ${yes(r.goals.addedMedian)} |`);
   out.push(`| 'block' adds ≤ ${GOAL_ADDED_P99_MILLIS} ms p99 per call (block − bare SDK) | ${f(r.added.p99Millis, 2)} ms | ${yes(r.goals.addedP99)} |`);
@@ -371,6 +375,7 @@ if (args.role !== undefined) {
     rounds: num('rounds'),
     callsPerUser: num('calls'),
     seconds: num('seconds'),
+    stagger: args.stagger === undefined ? undefined : args.stagger !== 'false',
   });
   const r = await benchReservations(cfg, (m) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${m}\n`));
   console.log(reservationsMarkdown(r));

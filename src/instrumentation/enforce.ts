@@ -155,8 +155,11 @@ export function exporterRequest(
  * keeps its own timeout, so a batch that is slow fails each of its calls open or closed as if it were alone.
  */
 
-/** The exporter's limit (MAX_RESERVATION_BATCH_ITEMS in src/exporter/reservations.ts). */
-export const MAX_BATCH_ITEMS = 256;
+/**
+ * Most reservations in one request (the exporter takes up to 256, MAX_RESERVATION_BATCH_ITEMS). A burst larger than
+ * this goes out in several requests, so the first calls' answers do not wait for the decisions of the whole burst.
+ */
+export const MAX_BATCH_ITEMS = 64;
 /** Requests in flight at once: more waiting calls go out together in the next one. */
 const MAX_IN_FLIGHT = 4;
 
