@@ -159,7 +159,7 @@ export function exporterRequest(
  * Most reservations in one request (the exporter takes up to 256, MAX_RESERVATION_BATCH_ITEMS). A burst larger than
  * this goes out in several requests, so the first calls' answers do not wait for the decisions of the whole burst.
  */
-export const MAX_BATCH_ITEMS = 64;
+export const MAX_BATCH_ITEMS = 16;
 /** Requests in flight at once: more waiting calls go out together in the next one. */
 const MAX_IN_FLIGHT = 4;
 
