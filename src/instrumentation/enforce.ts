@@ -156,8 +156,10 @@ export function exporterRequest(
  */
 
 /**
- * Most reservations in one request (the exporter takes up to 256, MAX_RESERVATION_BATCH_ITEMS). A burst larger than
- * this goes out in several requests, so the first calls' answers do not wait for the decisions of the whole burst.
+ * Most reservations in one request (the exporter takes up to 256, MAX_RESERVATION_BATCH_ITEMS). A burst of calls
+ * goes out in requests of 16 as the calls are prepared, so the exporter decides the first ones while the app is
+ * still preparing the rest (100 calls at once, loaded machine: 41 ms → 21 ms median added going from 64 to 16), at
+ * about 5 µs of exporter CPU per reservation for the request itself (about 80 µs a request).
  */
 export const MAX_BATCH_ITEMS = 16;
 /** Requests in flight at once: more waiting calls go out together in the next one. */
