@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // tokenmeter benchmarks: `npm run bench` (full, a few minutes), `npm run bench -- --quick` (tiny sizes, CI),
-// `--write` regenerates the tables in BENCHMARKS.md (with `--only=instrumentation`, only section 1 and its goals), `--only=instrumentation,ingest,scrape,ledger` runs a subset,
+// `--write` regenerates the tables in BENCHMARKS.md (with `--only=instrumentation` or `--only=ingest`, only that section and its goals; `--only=reservations`, only the admission control block), `--only=instrumentation,ingest,scrape,ledger,reservations` runs a subset,
 // `--ledger-calls=N --ledger-users=N` sizes the ledger run, `--runtimes=current,newest` picks the instrumentation
 // section's runtimes (the Node at hand with the dev dependencies; Node 24 with the newest SDKs and peers). Prints a Markdown report on stdout (progress on stderr)
 // and writes bench/results/latest.json. Figures are from one run; compare only figures of the same run.
@@ -11,7 +11,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchIngest, ingestGrowthMarkdown, ingestMarkdown } from './ingest/run.mjs';
+import { benchIngest, ingestGoalRows, ingestGrowthMarkdown, ingestMarkdown } from './ingest/run.mjs';
 import { benchInstrumentation, instrumentationMarkdown } from './instrumentation/run.mjs';
 import { benchLedger, ledgerGrowthMarkdown, ledgerMarkdown } from './ledger/run.mjs';
 import { stallsMarkdown } from './ledger/stalls.mjs';
@@ -37,14 +37,16 @@ function configFor(quick, values) {
   return quick
     ? {
         instrumentation: { processes: 1, warmup: 20, batches: 2, batchSize: 20, runtimes },
-        ingest: { batches: 6, warmupBatches: 1, users: 100, concurrency: [1], growthUsers: [100, 1000], postgres: true },
+        ingest: { users: 1000, poolBatches: 3, rounds: 3, roundBatches: 4, warmupRounds: 1, warmupBatches: 2, diagnostic: true, concurrency: [1, 8], batches: 6, growthUsers: [100, 1000], postgres: true },
         scrape: { users: [100, 1000], scrapes: 2 },
         ledger: { calls: ledgerCalls, users: ledgerUsers, concurrency: 8, restarts: 1, stalls: { users: 2_000, calls: 40_000, seconds: 3, snapshotEveryBytes: 2 * 1024 * 1024 } },
         reservations: reservationsConfig(true),
       }
     : {
         instrumentation: { processes: 5, warmup: 2000, batches: 10, batchSize: 400, runtimes },
-        ingest: { batches: 100, warmupBatches: 10, users: 1000, concurrency: [1, 8], growthUsers: [1000, 10_000, 100_000], postgres: true },
+        // Issue 15's goal: 100k users preloaded; 2 × (9 × 60 + 10) batches to the journal ledger ≈ 90 MB of journal
+        // after the preload's 16 MB, so at least one 64 MiB snapshot is written during the rounds.
+        ingest: { users: 100_000, poolBatches: 40, rounds: 9, roundBatches: 60, warmupRounds: 1, warmupBatches: 10, diagnostic: true, concurrency: [1, 8], batches: 100, growthUsers: [1000, 10_000, 100_000], postgres: true },
         scrape: { users: [1000, 10_000, 100_000], scrapes: 10 },
         ledger: { calls: ledgerCalls, users: ledgerUsers, concurrency: 8, restarts: 3, stalls: { users: 100_000, calls: 1_000_000, seconds: 15 } },
         reservations: reservationsConfig(false),
@@ -119,12 +121,15 @@ function goalsTable(r) {
   }
   const g = r.sections.ingest;
   if (g) {
-    for (const [k, v] of Object.entries(g.ratios)) {
-      if (!k.startsWith('tokenmeter-embedded')) continue;
-      const run = g.runs.find((x) => `${x.receiver}/${x.concurrency}` === k);
-      rows.push([`ingest, embedded (journal) ledger, ${k.split('/')[1]} sender(s): ≥ 50% of the decode-only limit`, `${fmt(run.spansPerSecond)} spans/s = ${fmt(v.vsProtobufjs * 100, 0)}%`, v.vsProtobufjs >= 0.5]);
+    const users = g.goal.preload.users.toLocaleString('en-US');
+    for (const row of ingestGoalRows(g)) {
+      rows.push([
+        `ingest, embedded (journal) ledger holding ${users} users, ack after fdatasync, ${row.concurrency} sender(s): ≥ 0.5× the walker decode-only server (median of alternating rounds)`,
+        `${fmt(row.ratio.median, 2)}× (range ${fmt(row.ratio.min, 2)}–${fmt(row.ratio.max, 2)}, ${row.ratio.n} rounds; ${fmt(row.spansPerSecond)} spans/s; ${g.goal.snapshotsDuringRun} snapshot(s) during the rounds)`,
+        row.goalMet,
+      ]);
     }
-    const consistent = [...g.runs, ...g.growth].filter((x) => x.priced !== undefined).every((x) => x.consistent);
+    const consistent = g.goal.check.consistent && [...g.runs, ...g.growth].filter((x) => x.priced !== undefined).every((x) => x.consistent);
     rows.push(['nothing acknowledged before commit (acked = priced = in ledger)', consistent ? 'every run' : 'mismatch', consistent]);
   }
   const s = r.sections.scrape;
@@ -202,31 +207,59 @@ function writeReservationsMd(r) {
 }
 
 /*
- * `--only=instrumentation --write`: the instrumentation section is re-run alone far more often than the whole
- * bench (it is what changes with the SDKs), so it replaces only its own parts of the generated block: section 1,
- * its rows of the goals table, and a line saying when and where it was re-run. The other sections stay as their
- * own run left them, under that run's heading.
+ * `--only=instrumentation --write` and `--only=ingest --write`: a section re-run alone (instrumentation changes
+ * with the SDKs; ingest is issue 15's goal) replaces only its own parts of the generated block: its section, its
+ * rows of the goals table (and, for ingest, its growth table in section 5), and a line saying when and where it
+ * was re-run. The other sections stay as their own run left them, under that run's heading.
  */
-const INSTRUMENTATION_GOAL = "tokenmeter's added overhead";
-export function replaceInstrumentation(block, r, markdown) {
-  const heading = '### 1. Instrumentation overhead';
-  const a = block.indexOf(heading);
-  const b = block.indexOf('\n### 2.', a);
-  const newA = markdown.indexOf(heading);
-  if (a < 0 || b < 0 || newA < 0) throw new Error('BENCHMARKS.md: no section 1 to replace: run the whole bench with --write');
-  const newSection = markdown.slice(newA).trimEnd();
+const ALONE = {
+  instrumentation: { heading: '### 1. Instrumentation overhead', next: '\n### 2.', isRow: (l) => l.includes("tokenmeter's added overhead"), what: 'Section 1' },
+  ingest: {
+    heading: '### 2. Ingest throughput',
+    next: '\n### 3.',
+    isRow: (l) => l.startsWith('| ingest, embedded') || l.startsWith('| nothing acknowledged before commit') || l.startsWith('| no per-user cost on the per-call ingest path'),
+    growth: 'Ingest with more distinct users (same number of calls):',
+    what: 'Section 2 (and its growth table in section 5)',
+  },
+};
+
+export function replaceAlone(section, block, r, markdown) {
+  const spec = ALONE[section];
+  const a = block.indexOf(spec.heading);
+  const b = block.indexOf(spec.next, a);
+  const newA = markdown.indexOf(spec.heading);
+  const newB = markdown.indexOf('\n### ', newA + spec.heading.length);
+  if (a < 0 || b < 0 || newA < 0) throw new Error(`BENCHMARKS.md: no "${spec.heading}" to replace: run the whole bench with --write`);
+  const newSection = markdown.slice(newA, newB < 0 ? undefined : newB).trimEnd();
   let text = `${block.slice(0, a)}${newSection}\n${block.slice(b)}`;
-  const newRows = goalsTable(r).split('\n').slice(2);
+  if (spec.growth) {
+    // The paragraph after the growth heading (its table) up to the next blank line.
+    const table = (t) => {
+      const at = t.indexOf(spec.growth);
+      if (at < 0) return undefined;
+      const start = t.indexOf('\n\n', at) + 2;
+      const end = t.indexOf('\n\n', start);
+      return [start, end < 0 ? t.length : end];
+    };
+    const old = table(text);
+    const fresh = table(markdown);
+    if (old && fresh) text = `${text.slice(0, old[0])}${markdown.slice(fresh[0], fresh[1]).trimEnd()}${text.slice(old[1])}`;
+  }
+  const newRows = goalsTable(r).split('\n').slice(2).filter((l) => spec.isRow(l));
   const lines = text.split('\n');
-  const first = lines.findIndex((l) => l.startsWith('| ') && l.includes(INSTRUMENTATION_GOAL));
-  const kept = lines.filter((l) => !(l.startsWith('| ') && l.includes(INSTRUMENTATION_GOAL)));
-  if (first < 0) throw new Error('BENCHMARKS.md: no instrumentation rows in the goals table');
+  const first = lines.findIndex((l) => l.startsWith('| ') && spec.isRow(l));
+  const kept = lines.filter((l) => !(l.startsWith('| ') && spec.isRow(l)));
+  if (first < 0) throw new Error(`BENCHMARKS.md: no ${section} rows in the goals table`);
   kept.splice(first, 0, ...newRows);
   text = kept.join('\n');
   const e = r.environment;
-  const note = `- Section 1 and its goals re-run alone on ${e.date}: tokenmeter ${e.tokenmeter} at ${e.commit}, \`${r.command}\`, ${fmt(r.totalSeconds)} s; load average ${e.loadAverageAtStart.join(' / ')} at start, ${r.loadAverageAtEnd.join(' / ')} at end. The other sections are from the run above.`;
+  const note = `- ${spec.what} and its goals re-run alone on ${e.date}: tokenmeter ${e.tokenmeter} at ${e.commit}, \`${r.command}\`, ${fmt(r.totalSeconds)} s; load average ${e.loadAverageAtStart.join(' / ')} at start, ${r.loadAverageAtEnd.join(' / ')} at end. The other sections are from the run above.`;
   const goals = text.indexOf('\n### Goals');
   return `${text.slice(0, goals).trimEnd()}\n${note}\n${text.slice(goals)}`;
+}
+
+export function replaceInstrumentation(block, r, markdown) {
+  return replaceAlone('instrumentation', block, r, markdown);
 }
 
 function writeBenchmarksMd(markdown) {
@@ -254,9 +287,10 @@ async function main() {
   });
   const only = values.only ? values.only.split(',').map((s) => s.trim()) : SECTIONS;
   for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section ${s} (${SECTIONS.join(', ')})`);
-  const writesAlone = only.length === 1 && (only[0] === 'instrumentation' || only[0] === 'reservations');
-  if (values.write && only.length < SECTIONS.length && !writesAlone) {
-    throw new Error('--write with --only: only --only=instrumentation or --only=reservations can update their part of BENCHMARKS.md; run the whole bench to write the rest');
+  const alone = only.length === 1 && ALONE[only[0]] ? only[0] : undefined;
+  const reservationsAlone = only.length === 1 && only[0] === 'reservations';
+  if (values.write && only.length < SECTIONS.length && alone === undefined && !reservationsAlone) {
+    throw new Error('--write with --only: only --only=instrumentation, --only=ingest or --only=reservations can update its part of BENCHMARKS.md; run the whole bench to write the rest');
   }
   if (!existsSync(join(ROOT, 'dist', 'exporter', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)');
   const cfg = configFor(values.quick, values);
@@ -292,16 +326,16 @@ async function main() {
     writeReservationsMd(result);
     log('BENCHMARKS.md: the admission control (reservations) block updated');
   }
-  if (values.write && only.length === 1 && only[0] === 'reservations') {
+  if (values.write && reservationsAlone) {
     // Written above; the generated block of the other sections stays as their own run left it.
-  } else if (values.write && only.length === 1 && only[0] === 'instrumentation') {
+  } else if (values.write && alone !== undefined) {
     const path = join(ROOT, 'BENCHMARKS.md');
     const text = readFileSync(path, 'utf8');
     const a = text.indexOf(BEGIN.slice(0, 20));
     const b = text.indexOf(END);
     if (a < 0 || b < a) throw new Error('BENCHMARKS.md has no generated block: run the whole bench with --write');
-    writeFileSync(path, `${text.slice(0, a)}${replaceInstrumentation(text.slice(a, b), result, markdown)}${text.slice(b)}`);
-    log('BENCHMARKS.md: section 1 and its goals updated');
+    writeFileSync(path, `${text.slice(0, a)}${replaceAlone(alone, text.slice(a, b), result, markdown)}${text.slice(b)}`);
+    log(`BENCHMARKS.md: ${ALONE[alone].what.toLowerCase()} and its goals updated`);
   } else if (values.write) {
     // The reservations figures have their own block (written above), not a copy in the generated one.
     const { reservations: _written, ...sections } = result.sections;

@@ -11,11 +11,25 @@ export function startServer(kind, storage, { execArgv = [] } = {}) {
     const child = fork(SERVER, storage ? [kind, storage] : [kind], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let stopResolve;
     let stopReject;
+    const cpuWaiters = [];
     child.on('message', (m) => {
-      if (m.ready) {
+      if (m.cpu) cpuWaiters.shift()?.(m.cpu);
+      else if (m.ready) {
         resolve({
           ...m.ready,
           pid: child.pid,
+          /** The receiver process's CPU time so far ({ user, system } µs). */
+          cpu: () =>
+            new Promise((res) => {
+              cpuWaiters.push(res);
+              child.send({ cmd: 'cpu' });
+            }),
+          /** Starts (`file` undefined) or stops a CPU profile in the receiver, written to `file`; resolves with its CPU time. */
+          profile: (file) =>
+            new Promise((res) => {
+              cpuWaiters.push(res);
+              child.send(file === undefined ? { cmd: 'profile-start' } : { cmd: 'profile-stop', file });
+            }),
           stop: () =>
             new Promise((res, rej) => {
               stopResolve = res;

@@ -3,7 +3,8 @@
 //   decode-walker      bare node:http; tokenmeter's decodeTraceRequest (hand-written protobuf walker), nothing else
 //   tokenmeter         the real exporter (dist/): decode, extract, price, group commit to the ledger, then ack
 //   tokenmeter-noledger  diagnostic: the real exporter with an in-memory ledger (what the rest of the pipeline costs)
-// Protocol (IPC): sends { ready: { url, httpUrl? } }; on { cmd: 'stop' } replies { stopped: stats } and exits.
+// Protocol (IPC): sends { ready: { url, httpUrl? } }; on { cmd: 'cpu' } replies { cpu: process.cpuUsage() }; on
+// { cmd: 'stop' } replies { stopped: stats } and exits.
 import { createServer } from 'node:http';
 import { performance } from 'node:perf_hooks';
 
@@ -169,9 +170,33 @@ async function start() {
   throw new Error(`unknown server kind ${kind}`);
 }
 
+let profiler;
 try {
   const server = await start();
   process.on('message', async (m) => {
+    // CPU time of this receiver (every thread of the process), read between rounds by the driver.
+    if (m?.cmd === 'cpu') {
+      process.send({ cpu: process.cpuUsage() });
+      return;
+    }
+    // bench/ingest/profile.mjs: a CPU profile of the driven window only (not start-up, not the final scrape).
+    if (m?.cmd === 'profile-start' || m?.cmd === 'profile-stop') {
+      const { Session } = await import('node:inspector/promises');
+      if (m.cmd === 'profile-start') {
+        profiler = new Session();
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
+        await profiler.post('Profiler.start');
+        process.send({ cpu: process.cpuUsage() });
+      } else {
+        const { profile } = await profiler.post('Profiler.stop');
+        const { writeFileSync } = await import('node:fs');
+        writeFileSync(m.file, JSON.stringify(profile));
+        process.send({ cpu: process.cpuUsage() });
+      }
+      return;
+    }
     if (m?.cmd !== 'stop') return;
     try {
       const stats = await server.stop();

@@ -85,6 +85,7 @@ export function makeBatches({ batches, batchSize = 512, users = 1000, seed = 1, 
   });
   const tracer = provider.getTracer('tokenmeter', '0.1.0');
   const bodies = [];
+  const traceIdOffsets = [];
   let bytes = 0;
   for (let b = 0; b < batches; b++) {
     for (let i = 0; i < batchSize; i++) {
@@ -126,6 +127,34 @@ export function makeBatches({ batches, batchSize = 512, users = 1000, seed = 1, 
     const body = Buffer.from(ProtobufTraceSerializer.serializeRequest(spans));
     bytes += body.length;
     bodies.push(body);
+    traceIdOffsets.push(traceIdOffsetsOf(body, spans));
   }
-  return { bodies, spans: batches * batchSize, bytes };
+  return { bodies, spans: batches * batchSize, bytes, traceIdOffsets };
+}
+
+/** Where each span's 16 trace id bytes are in `body` (spans are serialised in order: each search starts after the last). */
+function traceIdOffsetsOf(body, spans) {
+  const out = new Int32Array(spans.length);
+  let from = 0;
+  spans.forEach((s, i) => {
+    const id = Buffer.from(s.spanContext().traceId, 'hex');
+    let at = body.indexOf(id, from);
+    if (at < 0) at = body.indexOf(id);
+    if (at < 0) throw new Error('payloads: a trace id is missing from its body');
+    out[i] = at;
+    from = at + 16;
+  });
+  return out;
+}
+
+/**
+ * A copy of `body` whose spans all have new trace ids: the first 4 bytes of each (random) id XORed with `variant`
+ * (≥ 1). Distinct variants of one body, and any variants of distinct bodies, carry distinct spans, so a pool of a
+ * few dozen bodies (building one with the OTel SDK takes ~45 ms) feeds a deduplicating receiver indefinitely.
+ */
+export function withFreshTraceIds(body, offsets, variant) {
+  if (!Number.isInteger(variant) || variant < 1 || variant > 0xffffffff) throw new RangeError('variant must be an integer in [1, 2^32)');
+  const copy = Buffer.from(body);
+  for (const at of offsets) copy.writeUInt32BE((copy.readUInt32BE(at) ^ variant) >>> 0, at);
+  return copy;
 }

@@ -36,9 +36,20 @@ export class ProviderLevelTracker {
 
   constructor(private readonly o: SupersedeOptions) {}
 
+  /** The last learn()'s arguments: the spans of one request almost always repeat them. */
+  private lastResource: string | undefined;
+  private lastProvider: string | undefined;
+  private lastMillis = NaN;
+
   /** Remembers a provider-level span. */
   learn(facts: SpanFacts, provider: string, nowMillis: number): void {
     if (facts.layer !== 'provider') return;
+    // The same sighting again, nothing learnt in between: its keys are already the newest, with this time (the
+    // keys are not built and re-inserted for every span of a request).
+    if (nowMillis === this.lastMillis && provider === this.lastProvider && facts.resourceKey === this.lastResource) return;
+    this.lastResource = facts.resourceKey;
+    this.lastProvider = provider;
+    this.lastMillis = nowMillis;
     for (const key of [`${facts.resourceKey}\u0000${provider}`, `${facts.resourceKey}\u0000*`]) {
       this.seen.delete(key);
       this.seen.set(key, nowMillis);

@@ -46,6 +46,23 @@ describe('ProviderLevelTracker (ingest.framework_spans)', () => {
     expect(t.superseded(framework('first'), 'openai', 2)).toBe(false);
     expect(t.superseded(framework('svc-19999'), 'openai', 2)).toBe(true);
   });
+
+  it('a repeated sighting (every span of a request) is learnt once; a sighting after another one, or later, is learnt again', () => {
+    const t = new ProviderLevelTracker({ mode: 'auto', windowMillis: HOUR });
+    for (let i = 0; i < 3; i++) t.learn(provider('a'), 'openai', 1000);
+    t.learn(provider('b'), 'openai', 1000);
+    // 'a' seen again after 'b' (same instant): re-inserted, so it is now newer than 'b' and survives b's eviction.
+    t.learn(provider('a'), 'openai', 1000);
+    for (let i = 0; i < 4_998; i++) t.learn(provider(`svc-${i}`), 'openai', 1000);
+    // 10,000 keys (2 per sighting): one more process evicts the oldest, 'b', not 'a'.
+    t.learn(provider('c'), 'openai', 1000);
+    expect(t.superseded(framework('b'), 'openai', 1001)).toBe(false);
+    expect(t.superseded(framework('a'), 'openai', 1001)).toBe(true);
+    // The same sighting at a later time moves the window on.
+    t.learn(provider('c'), 'openai', 1000 + HOUR);
+    expect(t.superseded(framework('c'), 'openai', 1000 + 2 * HOUR)).toBe(true);
+    expect(t.superseded(framework('a'), 'openai', 1000 + 2 * HOUR)).toBe(false);
+  });
 });
 
 class NoPricing implements PricingPort {
