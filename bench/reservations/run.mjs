@@ -362,6 +362,9 @@ export function reservationsMarkdown(r) {
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, ...v]) => [k, v.length ? v.join('=') : 'true']));
 if (args.role !== undefined) {
   const o = JSON.parse(args.opts ?? '{}');
+  // A child whose bench process is gone (crashed, killed) must not linger with its servers open.
+  process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  if (args.role !== 'exporter') process.on('SIGTERM', () => process.exit(0));
   const roles = { provider: providerRole, exporter: exporterRole, app: appRole, load: loadRole };
   roles[args.role](o).catch((err) => {
     process.stderr.write(`bench ${args.role}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
