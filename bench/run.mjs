@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // tokenmeter benchmarks: `npm run bench` (full, a few minutes), `npm run bench -- --quick` (tiny sizes, CI),
-// `--write` regenerates the tables in BENCHMARKS.md (with `--only=instrumentation` or `--only=ingest`, only that section and its goals; `--only=reservations`, only the admission control block), `--only=instrumentation,ingest,scrape,ledger,reservations` runs a subset,
+// `--write` regenerates the tables in BENCHMARKS.md (with `--only=instrumentation`, `--only=ingest` or `--only=ledger`, only that section and its goals; `--only=reservations`, only the admission control block), `--only=instrumentation,ingest,scrape,ledger,reservations` runs a subset,
 // `--ledger-calls=N --ledger-users=N` sizes the ledger run, `--runtimes=current,newest` picks the instrumentation
 // section's runtimes (the Node at hand with the dev dependencies; Node 24 with the newest SDKs and peers). Prints a Markdown report on stdout (progress on stderr)
 // and writes bench/results/latest.json. Figures are from one run; compare only figures of the same run.
@@ -207,10 +207,10 @@ function writeReservationsMd(r) {
 }
 
 /*
- * `--only=instrumentation --write` and `--only=ingest --write`: a section re-run alone (instrumentation changes
- * with the SDKs; ingest is issue 15's goal) replaces only its own parts of the generated block: its section, its
- * rows of the goals table (and, for ingest, its growth table in section 5), and a line saying when and where it
- * was re-run. The other sections stay as their own run left them, under that run's heading.
+ * `--only=instrumentation --write`, `--only=ingest --write` and `--only=ledger --write`: a section re-run alone
+ * (instrumentation changes with the SDKs; ingest and the ledger's stalls are issue 15's goals) replaces only its
+ * own parts of the generated block: its section, its rows of the goals table (and, for ingest and the ledger, its
+ * growth table in section 5), and a line saying when and where it was re-run. The other sections stay as their own run left them, under that run's heading.
  */
 const ALONE = {
   instrumentation: { heading: '### 1. Instrumentation overhead', next: '\n### 2.', isRow: (l) => l.includes("tokenmeter's added overhead"), what: 'Section 1' },
@@ -220,6 +220,14 @@ const ALONE = {
     isRow: (l) => l.startsWith('| ingest, embedded') || l.startsWith('| nothing acknowledged before commit') || l.startsWith('| no per-user cost on the per-call ingest path'),
     growth: 'Ingest with more distinct users (same number of calls):',
     what: 'Section 2 (and its growth table in section 5)',
+  },
+  // Section 4 holds the journal ledger's stalls and restarts too (issue 15 points 1 and 5).
+  ledger: {
+    heading: '### 4. Ledger scale',
+    next: '\n### 5.',
+    isRow: (l) => l.includes('(embedded ledger,') || l.startsWith('| journal ledger,') || l.includes('as the ledger fills'),
+    growth: 'Ingest as the ledger fills (calls already committed):',
+    what: 'Section 4 (with the issue-15 stalls and restarts, and its growth table in section 5)',
   },
 };
 
@@ -250,6 +258,7 @@ export function replaceAlone(section, block, r, markdown) {
   const first = lines.findIndex((l) => l.startsWith('| ') && spec.isRow(l));
   const kept = lines.filter((l) => !(l.startsWith('| ') && spec.isRow(l)));
   if (first < 0) throw new Error(`BENCHMARKS.md: no ${section} rows in the goals table`);
+  // Rows this run has and the block had not yet (the issue-15 rows) go in with the others, at the first one's place.
   kept.splice(first, 0, ...newRows);
   text = kept.join('\n');
   const e = r.environment;
@@ -290,7 +299,7 @@ async function main() {
   const alone = only.length === 1 && ALONE[only[0]] ? only[0] : undefined;
   const reservationsAlone = only.length === 1 && only[0] === 'reservations';
   if (values.write && only.length < SECTIONS.length && alone === undefined && !reservationsAlone) {
-    throw new Error('--write with --only: only --only=instrumentation, --only=ingest or --only=reservations can update its part of BENCHMARKS.md; run the whole bench to write the rest');
+    throw new Error(`--write with --only: only --only=${[...Object.keys(ALONE), 'reservations'].join(' or --only=')} can update its part of BENCHMARKS.md; run the whole bench to write the rest`);
   }
   if (!existsSync(join(ROOT, 'dist', 'exporter', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)');
   const cfg = configFor(values.quick, values);

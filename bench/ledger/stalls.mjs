@@ -16,6 +16,7 @@ import { fmt, fmtBytes } from '../lib/stats.mjs';
 
 const PERIOD = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), 1)).toISOString();
 const BATCH = 512;
+const STALL_LOG = process.argv.includes('--stall-log');
 const SENDERS = 8;
 const PLANS = ['free', 'pro', 'team'];
 const MODELS = [
@@ -75,6 +76,8 @@ async function watchLoop(fn) {
     const cpu = process.cpuUsage(lastCpu);
     const gap = now - last;
     longest = Math.max(longest, gap);
+    // --stall-log: every gap over 20 ms with when it ended (ms since the process began, as --trace-gc prints).
+    if (STALL_LOG && gap > 20) process.stderr.write(`stall ${gap.toFixed(1)} ms ending at ${now.toFixed(0)} ms, cpu ${((cpu.user + cpu.system) / 1000).toFixed(1)} ms\n`);
     longestCpu = Math.max(longestCpu, Math.min(gap, (cpu.user + cpu.system) / 1000));
     last = now;
     lastCpu = process.cpuUsage();
@@ -86,6 +89,12 @@ async function watchLoop(fn) {
     clearInterval(t);
     h.disable();
   }
+}
+
+/** CPU time (user + system, every thread of the process) since `from` (a process.cpuUsage()), in ms. */
+function cpuMillisSince(from) {
+  const c = process.cpuUsage(from);
+  return (c.user + c.system) / 1000;
 }
 
 function snapshotFiles(dir) {
@@ -140,8 +149,10 @@ export async function benchLedgerStalls(cfg, log = console.log) {
       if (b < lastBytes) snapshotsStarted++;
       lastBytes = b;
     }, 1);
+    if (STALL_LOG) process.stderr.write(`phase sustained from ${performance.now().toFixed(0)} ms\n`);
     const run = await watchLoop(() => ingest(ledger, cfg.calls, Number.MAX_SAFE_INTEGER, cfg.users, performance.now() + cfg.seconds * 1000));
     clearInterval(poll);
+    if (STALL_LOG) process.stderr.write(`phase sustained to ${performance.now().toFixed(0)} ms\n`);
     // Wait for a snapshot still being written (it is part of the run's load, not of close below).
     const settle = await watchLoop(() => ledger.checkpoint());
     const sustainedCalls = run.value.next - cfg.calls;
@@ -159,8 +170,10 @@ export async function benchLedgerStalls(cfg, log = console.log) {
 
     // Clean restart: the snapshot written by close, nothing to replay.
     const r0 = performance.now();
+    let cpu0 = process.cpuUsage();
     ledger = await JournalLedger.open(dir, {}, journal);
     const cleanRestartMillis = performance.now() - r0;
+    const cleanRestartCpuMillis = cpuMillisSince(cpu0);
     const cleanRequests = (await ledger.periodSummary(PERIOD)).requests;
     await ledger.close();
 
@@ -169,8 +182,10 @@ export async function benchLedgerStalls(cfg, log = console.log) {
     log('ledger stalls: kill -9 during ingest, then restart');
     const crash = await crashChild(dir, callsInLedger, cfg, journal);
     const k0 = performance.now();
+    cpu0 = process.cpuUsage();
     ledger = await JournalLedger.open(dir, {}, journal);
     const crashRestartMillis = performance.now() - k0;
+    const crashRestartCpuMillis = cpuMillisSince(cpu0);
     const crashRequests = (await ledger.periodSummary(PERIOD)).requests;
     await ledger.close();
 
@@ -191,8 +206,9 @@ export async function benchLedgerStalls(cfg, log = console.log) {
       loadAverage: os.loadavg(),
       close: { millis: closing.value, longestStallMillis: closing.longestGapMillis, longestStallCpuMillis: closing.longestCpuMillis },
       cleanRestartMillis,
+      cleanRestartCpuMillis,
       cleanRestartConsistent: cleanRequests === callsInLedger,
-      crash: { ...crash, restartMillis: crashRestartMillis, requestsAfter: crashRequests, consistent: crashRequests >= crash.acknowledged && crashRequests <= crash.attempted },
+      crash: { ...crash, restartMillis: crashRestartMillis, restartCpuMillis: crashRestartCpuMillis, requestsAfter: crashRequests, consistent: crashRequests >= crash.acknowledged && crashRequests <= crash.attempted },
       goals: {
         stall: Math.max(run.longestGapMillis, settle.longestGapMillis, closing.longestGapMillis) < 50,
         p99: percentile(lat, 99) < 100,
@@ -265,8 +281,8 @@ export function stallsMarkdown(d) {
     `| longest event-loop stall (ingest + snapshots) | **${fmt(d.longestStallMillis)} ms** (in CPU time ≤ ${fmt(d.longestStallCpuMillis)} ms; event-loop delay histogram max ${fmt(d.loopDelayMaxMillis)} ms) |`,
     `| commit latency p50 / p99 / max | ${fmt(d.latencyMillis.p50)} / **${fmt(d.latencyMillis.p99)}** / ${fmt(d.latencyMillis.max)} ms |`,
     `| close() (writes a snapshot) | ${fmt(d.close.millis)} ms, longest stall during it ${fmt(d.close.longestStallMillis)} ms (in CPU time ≤ ${fmt(d.close.longestStallCpuMillis)} ms) |`,
-    `| restart after a clean close | ${fmt(d.cleanRestartMillis)} ms (${d.cleanRestartConsistent ? 'every call reloaded' : '**MISMATCH**'}) |`,
-    `| restart after kill -9 (${fmtBytes(d.crash.journalBytesToReplay)} of journal to replay) | **${fmt(d.crash.restartMillis)} ms** (${d.crash.consistent ? 'every acknowledged call reloaded' : '**MISMATCH**'}) |`,
+    `| restart after a clean close | ${fmt(d.cleanRestartMillis)} ms, ${fmt(d.cleanRestartCpuMillis)} ms of CPU time (${d.cleanRestartConsistent ? 'every call reloaded' : '**MISMATCH**'}) |`,
+    `| restart after kill -9 (${fmtBytes(d.crash.journalBytesToReplay)} of journal to replay) | **${fmt(d.crash.restartMillis)} ms**, ${fmt(d.crash.restartCpuMillis)} ms of CPU time (${d.crash.consistent ? 'every acknowledged call reloaded' : '**MISMATCH**'}) |`,
     `| machine load average (1, 5, 15 min) at the end | ${d.loadAverage.map((v) => fmt(v)).join(', ')} (the machine's core count: ${os.cpus().length}) |`,
     '',
     `- Goal "longest stall < 50 ms under sustained ingest with snapshots, and during close()": **${d.goals.stall ? 'met' : 'NOT met'}**.`,
@@ -281,7 +297,7 @@ if (process.argv[2] === '--child') {
   const [dir, from, users, journal] = process.argv.slice(3);
   await childMain(dir, Number(from), Number(users), JSON.parse(journal));
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, users: { type: 'string' }, calls: { type: 'string' }, seconds: { type: 'string' }, 'snapshot-every-bytes': { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, users: { type: 'string' }, calls: { type: 'string' }, seconds: { type: 'string' }, 'snapshot-every-bytes': { type: 'string' }, json: { type: 'boolean', default: false }, 'stall-log': { type: 'boolean', default: false } } });
   const cfg = {
     users: Number(values.users ?? (values.quick ? 2_000 : 100_000)),
     calls: Number(values.calls ?? (values.quick ? 40_000 : 1_000_000)),

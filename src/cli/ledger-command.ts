@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { normaliseFilter, scanJournalSegments, type LedgerCall, type NormalisedFilter } from '../ledger/call-scan.js';
 import { LedgerError, LedgerInUseError } from '../ledger/errors.js';
-import { backupJournalDirectory, listJournalDirectory, verifyJournalDirectory } from '../ledger/journal-inspect.js';
+import { backupJournalDirectory, journalAdjustments, listJournalDirectory, verifyJournalDirectory } from '../ledger/journal-inspect.js';
 import { isPostgresStorage, openLedger } from '../ledger/ledger.js';
 import { checkPostgresUrl, exportJournalToPostgres, redact } from '../ledger/sql-export.js';
 import { CliError } from './cli-error.js';
@@ -168,7 +168,8 @@ async function dump(argv: string[]): Promise<number> {
     checkDirectory(source);
     const listing = listJournalDirectory(source);
     const newest = listing.segments[listing.segments.length - 1];
-    calls = scanJournalSegments(listing.dir, listing.segments.map((seq) => ({ seq, mayHaveTornTail: seq === newest })), filter);
+    // Re-priced calls are dumped with the costs they carry now (and `repricedBy`), as the ledger's own scan gives them.
+    calls = scanJournalSegments(listing.dir, listing.segments.map((seq) => ({ seq, mayHaveTornTail: seq === newest })), filter, journalAdjustments(listing));
   }
   const out = process.stdout;
   let closedPipe = false;

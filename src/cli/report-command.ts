@@ -3,10 +3,9 @@
  * from the ledger (the embedded directory or PostgreSQL), streamed to stdout.
  */
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { CliError } from './cli-error.js';
 import { parseFlags } from './parse-flags.js';
-import { ConfigError, loadConfig } from '../config/index.js';
+import { loadCommandConfig, openCommandLedger } from './command-ledger.js';
 import { userIdProblem } from '../usage/record-text.js';
 
 const HELP = `Usage: tokenmeter report [--period YYYY-MM] [--user U] [--by B] [--format F] [options]
@@ -62,13 +61,7 @@ export async function run(argv: string[]): Promise<number> {
     const problem = userIdProblem(user);
     if (problem !== undefined) throw new CliError(`--user: the user id ${problem}`);
   }
-  let config;
-  try {
-    config = loadConfig({ ...(str('config') !== undefined ? { configPath: str('config')! } : {}), flags: { storage: str('storage') } }).config;
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(`invalid configuration\n${err.problems.map((p) => `  ${p}`).join('\n')}`, 2);
-    throw err;
-  }
+  const config = loadCommandConfig({ ...(str('config') !== undefined ? { configPath: str('config')! } : {}), flags: { storage: str('storage') } });
   const calendar = report.calendarOf(config.period);
   const now = new Date();
   let period;
@@ -85,29 +78,17 @@ export async function run(argv: string[]): Promise<number> {
     throw new CliError((err as Error).message, 2);
   }
 
-  const ledgerModule = await import('../ledger/index.js');
-  const storage = config.storage;
-  if (!ledgerModule.isPostgresStorage(storage) && !existsSync(storage.replace(/^pglite:/i, ''))) {
-    throw new CliError(`no ledger at ${storage}: set --storage or TOKENMETER_STORAGE (storage in the configuration) to the exporter's ledger`, 2);
-  }
-  let ledger;
-  try {
-    // A report only reads: no snapshot written on close (the exporter writes its own when it next runs).
-    ledger = await ledgerModule.openLedger(storage, { dedupWindowMillis: config.ledger.dedup_window, journal: { snapshotOnClose: false } });
-  } catch (err) {
-    if (err instanceof ledgerModule.LedgerInUseError) {
-      throw new CliError(
-        `the ledger ${err.directory} is held by a running exporter (process ${err.ownerPid}): read the report from it with ` +
-          `GET /api/v1/report?period=${report.periodLabel(period, calendar.timeZone)}&by=${by}&format=${format} on its operations port, or stop it first`,
-        2,
-      );
-    }
-    if (err instanceof ledgerModule.LedgerError) throw new CliError(`cannot open the ledger: ${err.message}`, 1);
-    throw err;
-  }
+  const ledger = await openCommandLedger(config, {
+    snapshotOnClose: false,
+    inUseHint: () =>
+      `read the report from it with GET /api/v1/report?period=${report.periodLabel(period, calendar.timeZone)}&by=${by}&format=${format} ` +
+      'on its operations port, or stop it first',
+  });
   try {
     const status = report.periodStatus(period, now, config.ingest.late_arrival_window);
+    const audits = await ledger.repriceAudits(period.start);
     const header = {
+      repricings: audits,
       label: report.periodLabel(period, calendar.timeZone),
       period,
       ...status,
@@ -119,7 +100,7 @@ export async function run(argv: string[]): Promise<number> {
     const sink = async (chunk: string) => {
       if (!out.write(chunk)) await once(out, 'drain');
     };
-    const lines = report.reportLines(ledger, { period, by: header.by, ...(user !== undefined ? { user } : {}), timeZone: calendar.timeZone });
+    const lines = report.reportLines(ledger, { period, by: header.by, audits, ...(user !== undefined ? { user } : {}), timeZone: calendar.timeZone });
     try {
       await report.writeReport(lines, header, format as (typeof report.REPORT_FORMATS)[number], sink);
     } catch (err) {

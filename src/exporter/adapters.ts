@@ -111,6 +111,9 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
     periodModelUsage: (start) => use(({ ledger }) => ledger.periodModelUsage(start)),
     scanCalls: (filter) => connection.require().ledger.scanCalls(filter),
     scanPeriodRollups: (start, opts) => connection.require().ledger.scanPeriodRollups(start, opts),
+    repriceAudits: (start) => use(({ ledger }) => ledger.repriceAudits(start)),
+    applyReprice: (request) => use(({ ledger }) => ledger.applyReprice(request)),
+    scanCallRange: (filter) => connection.require().ledger.scanCalls(filter),
     close: async () => {
       if (pruneTimer) clearInterval(pruneTimer);
       await connection.close();

@@ -5,7 +5,8 @@ import { ExporterMetrics } from './metrics.js';
 import { createOtlpHandler, type OtlpDecoders } from './otlp-handler.js';
 import { OPS_MAX_CONNECTIONS, openFileLimit, otlpConnectionCap } from './connections.js';
 import { LedgerHealth } from './ledger-health.js';
-import { createOpsHandler } from './ops-handler.js';
+import { createOpsHandler, type RepriceEndpoint } from './ops-handler.js';
+import { planReprice } from '../report/reprice.js';
 import { periodPlanOf } from './period-plan.js';
 import { Pipeline } from './pipeline.js';
 import { PriceReloader, ReloadablePricing, type LoadedPricing, type PriceReloadResult } from './price-reload.js';
@@ -254,6 +255,25 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       track,
     }),
   );
+  // POST /api/v1/reprice: planned from the ledger's calls with the prices in force now (reloads included); once
+  // applied, the period gauges are loaded again from the adjusted totals.
+  const repriceLedger = ports.ledger;
+  const repriceEndpoint: RepriceEndpoint | undefined =
+    repriceLedger.applyReprice && repriceLedger.scanCallRange
+      ? {
+          run: async (q, apply) => {
+            const plan = await planReprice({ scanCalls: (f) => repriceLedger.scanCallRange!(f) }, pricing, q, {
+              lateArrivalMillis: config.ingest.late_arrival_window,
+              clockSkewMillis: config.ingest.clock_skew,
+            });
+            if (apply === undefined || plan.adjustments.length === 0) return { plan };
+            const audit = await repriceLedger.applyReprice!({ ...apply, adjustments: plan.adjustments });
+            log(`re-priced ${audit.calls} call(s) by ${audit.deltaUsd} USD (audit id ${audit.id}, by ${audit.by})`);
+            await refresh();
+            return { plan, audit };
+          },
+        }
+      : undefined;
   let reportDisplay: { currency: string; rate: string } | undefined;
   try {
     reportDisplay = displayRate(config.display);
@@ -280,6 +300,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       lateArrivalMillis: config.ingest.late_arrival_window,
       ...(reportDisplay ? { displayRate: reportDisplay } : {}),
       reservations,
+      ...(repriceEndpoint ? { reprice: repriceEndpoint } : {}),
     }),
   );
   for (const s of [otlpServer, opsServer]) s.on('clientError', (_err, socket) => socket.destroy());

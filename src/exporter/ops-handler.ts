@@ -10,6 +10,18 @@ import { summaryJson, usageListJson, userUsageJson, type DisplayMoney } from './
 import { PeriodLabelError, REPORT_BREAKDOWNS, REPORT_FORMATS, ReportError, periodLabel, periodStatus, reportLines, resolvePeriod, writeReport } from '../report/index.js';
 import type { ReportBy, ReportFormat } from '../report/index.js';
 import type { BillingPeriod } from '../plans/types.js';
+import { MAX_API_REPRICE_USERS, RepriceInputError, RepriceTooLargeError, repricePlanJson, repriceQuery, type RepricePlan, type RepriceQuery } from '../report/reprice.js';
+import type { RepriceAudit } from '../ledger/adjustments.js';
+import { LedgerError, isLedgerUnavailable } from '../ledger/errors.js';
+
+/** POST /api/v1/reprice: plans a re-pricing and, when asked, applies it (exporter.ts binds it to the ledger and prices). */
+export interface RepriceEndpoint {
+  run(q: RepriceQuery, apply: { by: string; arguments: string[] } | undefined): Promise<{ plan: RepricePlan; audit?: RepriceAudit }>;
+}
+
+/** Largest re-pricing request body: a few short fields. */
+export const MAX_REPRICE_BODY_BYTES = 4096;
+const REPRICE_FIELDS = ['from', 'to', 'model', 'apply', 'by'];
 
 export interface OpsHandlerOptions {
   metrics: ExporterMetrics;
@@ -32,6 +44,8 @@ export interface OpsHandlerOptions {
   displayRate?: { currency: string; rate: string };
   /** Admission control (POST /api/v1/reservations); absent: the endpoint answers 404. */
   reservations?: ReservationService;
+  /** Re-pricing (POST /api/v1/reprice); absent: the endpoint answers 404. */
+  reprice?: RepriceEndpoint;
 }
 
 /** Largest reservation request body: a few short fields. */
@@ -87,7 +101,8 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
   };
 
   const sendReport = async (res: ServerResponse, period: BillingPeriod, by: ReportBy, format: ReportFormat, user: string | undefined, now: Date): Promise<void> => {
-    const lines = reportLines(o.ledger, { period, by, ...(user !== undefined ? { user } : {}), ...(o.plans.timeZone ? { timeZone: o.plans.timeZone } : {}) });
+    const audits = o.ledger.repriceAudits ? await o.ledger.repriceAudits(period.start) : [];
+    const lines = reportLines(o.ledger, { period, by, audits, ...(user !== undefined ? { user } : {}), ...(o.plans.timeZone ? { timeZone: o.plans.timeZone } : {}) });
     // The first line is read before the status is sent: a ledger that cannot answer is still a 503.
     const first = await lines.next();
     const replay = (async function* () {
@@ -102,6 +117,7 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
       by,
       ...(user !== undefined ? { user } : {}),
       ...(o.displayRate ? { display: o.displayRate } : {}),
+      repricings: audits,
     };
     try {
       await writeReport(replay, header, format, async (chunk) => {
@@ -187,6 +203,78 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
       o.metrics.setLedgerUp(false);
     }
     sendJson(res, 200, answers);
+  };
+
+  let repricing = false;
+  const reprice = async (req: IncomingMessage, res: ServerResponse, service: RepriceEndpoint): Promise<void> => {
+    if (!authorized(req, res)) {
+      req.resume();
+      return;
+    }
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      req.resume();
+      sendJson(res, 415, { error: 'send the re-pricing as Content-Type: application/json, e.g. {"from":"2026-11-01","to":"2026-11-30","apply":false}' });
+      return;
+    }
+    let body: Buffer;
+    try {
+      body = await readBody(req, MAX_REPRICE_BODY_BYTES);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) sendJson(res, 413, { error: err.message }, { connection: 'close' });
+      else if (err instanceof BodyReadError) res.destroy();
+      else throw err;
+      return;
+    }
+    let q: RepriceQuery;
+    let apply: { by: string; arguments: string[] } | undefined;
+    try {
+      let v: unknown;
+      try {
+        v = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new RepriceInputError('the body is not valid JSON');
+      }
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new RepriceInputError('the body must be a JSON object such as {"from":"2026-11-01"}');
+      const fields = v as Record<string, unknown>;
+      for (const k of Object.keys(fields)) {
+        if (!REPRICE_FIELDS.includes(k)) throw new RepriceInputError(`unknown field ${JSON.stringify(k.slice(0, 40))}; allowed: ${REPRICE_FIELDS.join(', ')}`);
+      }
+      q = repriceQuery(fields, { from: 'from', to: 'to', model: 'model' });
+      if (fields.apply !== undefined && typeof fields.apply !== 'boolean') throw new RepriceInputError('apply must be true or false (default false: a dry run)');
+      const by = fields.by ?? 'api';
+      // eslint-disable-next-line no-control-regex -- who applied it goes into the audit record and reports
+      if (typeof by !== 'string' || by.length === 0 || by.length > 256 || /[\u0000-\u001f\u007f]/.test(by)) throw new RepriceInputError('by must be 1 to 256 printable characters');
+      if (fields.apply === true) {
+        if (o.apiToken === undefined) {
+          sendJson(res, 403, { error: 'applying a re-pricing through the API needs auth.api_token (bearer) set on this exporter; a dry run does not' });
+          return;
+        }
+        const args = Object.entries(fields).map(([k, x]) => `${k}=${typeof x === 'string' ? x : JSON.stringify(x)}`);
+        apply = { by: `${by} (api)`, arguments: ['POST /api/v1/reprice', ...args] };
+      }
+    } catch (err) {
+      if (err instanceof RepriceInputError) {
+        sendJson(res, 400, { error: err.message });
+        return;
+      }
+      throw err;
+    }
+    if (repricing) {
+      sendJson(res, 429, { error: 'a re-pricing is running; retry when it is done' }, { 'retry-after': '5' });
+      return;
+    }
+    repricing = true;
+    try {
+      const { plan, audit } = await service.run(q, apply);
+      sendJson(res, 200, repricePlanJson(q, plan, audit, MAX_API_REPRICE_USERS));
+    } catch (err) {
+      if (err instanceof RepriceTooLargeError) sendJson(res, 400, { error: err.message });
+      else if (err instanceof LedgerError && !isLedgerUnavailable(err)) sendJson(res, 409, { error: err.message });
+      else unavailable(res, err);
+    } finally {
+      repricing = false;
+    }
   };
 
   const api = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
@@ -287,6 +375,16 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
       return;
     }
     const path = url.pathname;
+    if (path === '/api/v1/reprice') {
+      if (o.reprice === undefined) {
+        req.resume();
+        sendJson(res, 404, { error: 're-pricing is not available on this exporter' });
+      } else if (req.method !== 'POST') {
+        req.resume();
+        sendJson(res, 405, { error: `${req.method} not allowed: use POST` }, { allow: 'POST' });
+      } else await reprice(req, res, o.reprice);
+      return;
+    }
     if (path === '/api/v1/reservations') {
       if (o.reservations === undefined) {
         req.resume();

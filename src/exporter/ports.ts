@@ -4,6 +4,8 @@ import type { PriceQuery, PriceStringsResult } from '../pricing/types.js';
 import type { SpanFacts } from '../ingest/types.js';
 import type { UsageRecord } from '../usage/usage-record.js';
 import type { ReportCall } from '../report/report.js';
+import type { RepriceAudit, RepriceRequest } from '../ledger/adjustments.js';
+import type { LedgerCall } from '../ledger/call-scan.js';
 
 /**
  * What the exporter needs from the other stages, as small interfaces. `adapters.ts` binds them to the real
@@ -51,8 +53,8 @@ export interface ModelUsage {
 export interface LedgerPort {
   /**
    * Commits (through the group committer): atomic, exactly-once by trace id + span id. `onDurable`, when the
-   * ledger supports it, is called synchronously as soon as the records are durable, before the in-memory totals
-   * and the result are built (the promise still resolves with the result); it may also never be called.
+   * ledger supports it, is called synchronously as soon as the records are durable and in the in-memory totals,
+   * before the result is built (the promise still resolves with the result); it may also never be called.
    */
   commit(records: LedgerRecord[], onDurable?: () => void): Promise<CommitResult>;
   ping(): Promise<void>;
@@ -67,6 +69,12 @@ export interface LedgerPort {
   scanCalls?(filter: { periodStart?: Date; userId?: string }): AsyncIterable<ReportCall>;
   /** The period's rollups one at a time in (user, plan) order (reports); absent: `loadPeriodRollups` whole. */
   scanPeriodRollups?(periodStart: Date, options?: { userId?: string }): AsyncIterable<PeriodRollup>;
+  /** The re-pricings that touched the period (reports say so); absent: a ledger that cannot be re-priced. */
+  repriceAudits?(periodStart: Date): Promise<RepriceAudit[]>;
+  /** Applies a re-pricing in one transaction with its audit record (POST /api/v1/reprice). */
+  applyReprice?(request: RepriceRequest): Promise<RepriceAudit>;
+  /** Every call whose span ended in [from, to), with what re-pricing needs (receive time, discount, price id). */
+  scanCallRange?(filter: { from?: Date; to?: Date }): AsyncIterable<LedgerCall>;
   /** Waits for commits in flight, then releases connections. */
   close(): Promise<void>;
 }

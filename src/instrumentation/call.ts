@@ -1,4 +1,4 @@
-import { diag, SpanKind, SpanStatusCode, type Attributes, type Histogram, type Span, type Tracer } from '@opentelemetry/api';
+import { context, diag, SpanKind, SpanStatusCode, type Attributes, type Histogram, type Span, type Tracer } from '@opentelemetry/api';
 import {
   ATTR_ERROR_TYPE,
   ATTR_PLAN,
@@ -19,7 +19,7 @@ import { countInstrumentedCall, watchSdkRequests } from './bundling.js';
 import { activeMetricProducers, type CallMetrics } from './genai-metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { GENERIC_OPENAI_COMPATIBLE, type ServerInfo } from './provider.js';
-import { currentAttribution, currentScope, type UsageCollector } from './scope.js';
+import { currentAttribution, currentScope, type Scope, type UsageCollector } from './scope.js';
 import { warnOnce } from './warn.js';
 
 /** The tracer, instruments and options the patched SDK methods report to (set by the active instrumentation). */
@@ -167,6 +167,8 @@ export class GenAiCall {
     readonly requestModel: string,
     params: Record<string, any>,
     spanAttrs: Attributes,
+    // The caller's read of currentScope() (null: none), so that a call reads the async-local store once.
+    knownScope?: Scope | null,
   ) {
     this.params = params;
     const attrs: Attributes = spanAttrs;
@@ -177,15 +179,17 @@ export class GenAiCall {
       attrs[ATTR_SERVER_ADDRESS] = server.address;
       attrs[ATTR_SERVER_PORT] = server.port;
     }
-    const scope = currentScope();
+    const scope = knownScope === undefined ? currentScope() : (knownScope ?? undefined);
     countInstrumentedCall(server.provider, scope?.user !== undefined);
-    currentAttribution(attrs as Record<string, string>, scope);
+    // One read of the active context for the baggage and the span's parent (startSpan would read it again).
+    const activeContext = context.active();
+    currentAttribution(attrs as Record<string, string>, scope, activeContext);
     this.plan = attrs[ATTR_PLAN] as string | undefined;
     this.userId = attrs[ATTR_USER_ID] as string | undefined;
     this.enforce = scope?.user?.enforce;
     this.collector = scope?.collector;
     this.startMillis = performance.now();
-    this.span = telemetry.tracer.startSpan(`${operation} ${requestModel}`, { kind: SpanKind.CLIENT, attributes: attrs });
+    this.span = telemetry.tracer.startSpan(`${operation} ${requestModel}`, { kind: SpanKind.CLIENT, attributes: attrs }, activeContext);
   }
 
   get options(): ResolvedOptions {
@@ -306,7 +310,7 @@ export class GenAiCall {
       if (output !== undefined) estimated = true;
     }
     if (usage !== undefined) {
-      Object.assign(attrs, usageToGenAiAttributes(usage));
+      usageToGenAiAttributes(usage, attrs);
       if (estimated) attrs[ATTR_USAGE_ESTIMATED] = true;
     }
     // A stream cut off before the provider's usage arrived: the output is what reached us, and the provider may
@@ -342,15 +346,15 @@ export class GenAiCall {
     const producers = activeMetricProducers();
     if (producers.length > 0) {
       // tokenmeter's own aggregation (genai-metrics.ts): the series is found by a key, its attribute set built once.
-      const m: CallMetrics = {
-        key: this.metricKey(errType),
-        attributes: () => this.metricAttributes(errType),
+      const m = new FinishedCallMetrics(
+        this,
+        errType,
         durationSeconds,
-        timeToFirstChunkSeconds: ttfcSeconds,
-        inputTokens: usage === undefined ? undefined : usage.input + usage.cache_read + usage.cache_write,
-        outputTokens: usage === undefined ? undefined : usage.output + usage.reasoning,
+        ttfcSeconds,
+        usage === undefined ? undefined : usage.input + usage.cache_read + usage.cache_write,
+        usage === undefined ? undefined : usage.output + usage.reasoning,
         estimated,
-      };
+      );
       for (let i = 0; i < producers.length; i++) producers[i].record(m);
     } else {
       // Every record hashes its attribute set (sorted keys, JSON) in the metrics SDK: each set is built once, as a
@@ -413,23 +417,54 @@ export class GenAiCall {
    * Identifies the attribute set `metricAttributes(errType)` builds: each value that decides it, in a fixed
    * order, length-prefixed so that no two different sets share a key.
    */
-  private metricKey(errType: string | undefined): string {
+  metricKey(errType: string | undefined): string {
     const server = this.server;
     const generic = server.address !== undefined && server.provider === GENERIC_OPENAI_COMPATIBLE;
-    return (
+    const address = generic ? server.address : undefined;
+    const port = generic ? server.port : undefined;
+    const responseModel = this.responseModel;
+    // Most calls repeat one of a few sets: their key comes from a small memo, compared value by value, rather than
+    // built (eight concatenations) and flattened and hashed by the series map on every call. Only plain values are
+    // memoised (a hostile response's object model is keyed by its JSON each time).
+    const memoable = typeof responseModel === 'string' || responseModel === undefined;
+    if (memoable) {
+      for (let i = 0; i < keyMemo.length; i++) {
+        const e = keyMemo[i];
+        if (
+          e.requestModel === this.requestModel &&
+          e.responseModel === responseModel &&
+          e.operation === this.operation &&
+          e.provider === server.provider &&
+          e.plan === this.plan &&
+          e.errType === errType &&
+          e.address === address &&
+          e.port === port
+        ) {
+          return e.key;
+        }
+      }
+    }
+    const key =
       keyPart(this.operation) +
       keyPart(server.provider) +
       keyPart(this.requestModel) +
-      keyPart(this.responseModel) +
-      keyPart(generic ? server.address : undefined) +
-      keyPart(generic ? server.port : undefined) +
+      keyPart(responseModel) +
+      keyPart(address) +
+      keyPart(port) +
       keyPart(this.plan) +
-      keyPart(errType)
-    );
+      keyPart(errType);
+    if (memoable) {
+      // The map flattens this string in place on its first lookup; the memo keeps that one string.
+      const entry: KeyMemo = { operation: this.operation, provider: server.provider, requestModel: this.requestModel, responseModel, address, port, plan: this.plan, errType, key };
+      if (keyMemo.length < KEY_MEMO_SIZE) keyMemo.push(entry);
+      else keyMemo[keyMemoNext++ % KEY_MEMO_SIZE] = entry;
+      return entry.key;
+    }
+    return key;
   }
 
   /** A fresh metric attribute set (the SDK keeps the first object it sees per set, so none is shared or reused). */
-  private metricAttributes(errType: string | undefined): Attributes {
+  metricAttributes(errType: string | undefined): Attributes {
     const server = this.server;
     const m: Attributes = {
       [GENAI.operationName]: this.operation,
@@ -448,3 +483,41 @@ export class GenAiCall {
     return m;
   }
 }
+
+/** One finished call's metric values; its attribute set is built only when its series is new. */
+class FinishedCallMetrics implements CallMetrics {
+  readonly key: string;
+
+  constructor(
+    private readonly call: GenAiCall,
+    private readonly errType: string | undefined,
+    readonly durationSeconds: number,
+    readonly timeToFirstChunkSeconds: number | undefined,
+    readonly inputTokens: number | undefined,
+    readonly outputTokens: number | undefined,
+    readonly estimated: boolean,
+  ) {
+    this.key = call.metricKey(errType);
+  }
+
+  attributes(): Attributes {
+    return this.call.metricAttributes(this.errType);
+  }
+}
+
+/** A metric key and the values it was built from (see GenAiCall.metricKey). */
+interface KeyMemo {
+  operation: string;
+  provider: string;
+  requestModel: string;
+  responseModel: string | undefined;
+  address: string | undefined;
+  port: number | undefined;
+  plan: string | undefined;
+  errType: string | undefined;
+  key: string;
+}
+
+const KEY_MEMO_SIZE = 8;
+const keyMemo: KeyMemo[] = [];
+let keyMemoNext = 0;

@@ -60,8 +60,10 @@ function envMode(raw: string | undefined): EnforceMode | undefined {
 }
 
 /** The effective settings (code > environment > defaults), read once. */
-export function enforcementSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+export function enforcementSettings(envArg?: NodeJS.ProcessEnv): Settings {
+  // Asked on every call: the cached settings come back without reading process.env.
   if (cached !== undefined) return cached;
+  const env = envArg ?? process.env;
   const o = overrides;
   let enforce: EnforceMode = o.enforce ?? envMode(env.TOKENMETER_ENFORCE) ?? 'off';
   if (!MODES.includes(enforce)) enforce = 'off';

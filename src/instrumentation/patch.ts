@@ -1,6 +1,6 @@
 import { diag, type Attributes } from '@opentelemetry/api';
 import { GENAI } from '../contract/names.js';
-import { insideMeteredCall } from './scope.js';
+import { currentScope } from './scope.js';
 import { activeTelemetry, GenAiCall, type CallAdapter } from './call.js';
 import type { ResolvedOptions } from './options.js';
 import { admissionGate, armGate, gateTaken, unhookGates } from './enforce.js';
@@ -38,9 +38,10 @@ function wrapMethod(original: (...args: any[]) => any, spec: MethodSpec): (...ar
     // eslint-disable-next-line prefer-rest-params
     const args = arguments;
     const telemetry = activeTelemetry();
-    if (telemetry === undefined || params === null || typeof params !== 'object' || insideMeteredCall()) {
-      return original.apply(this, args as unknown as unknown[]);
-    }
+    if (telemetry === undefined || params === null || typeof params !== 'object') return original.apply(this, args as unknown as unknown[]);
+    // Read once per call: whether an outer layer meters it already, and its withUser / trackUsage scope.
+    const scope = currentScope();
+    if (scope?.metered === true) return original.apply(this, args as unknown as unknown[]);
     let call: GenAiCall;
     try {
       const model = typeof params.model === 'string' ? params.model : 'unknown';
@@ -52,6 +53,7 @@ function wrapMethod(original: (...args: any[]) => any, spec: MethodSpec): (...ar
         model,
         params,
         spec.requestAttributes(params, telemetry.options),
+        scope ?? null,
       );
     } catch (err) {
       diag.error('tokenmeter: failed to start recording an LLM call', err);

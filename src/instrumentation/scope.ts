@@ -1,5 +1,5 @@
 import type { AsyncLocalStorage } from 'node:async_hooks';
-import { context, diag, propagation } from '@opentelemetry/api';
+import { context, diag, propagation, type Context } from '@opentelemetry/api';
 import { ATTR_FEATURE, ATTR_PLAN, ATTR_USER_ID, type FeeKind } from '../contract/names.js';
 import type { Usage } from '../usage/index.js';
 import { countWithUser, registerCopy } from './bundling.js';
@@ -117,13 +117,18 @@ export function currentScope(): Scope | undefined {
  * The attribution attributes for a call starting now: `withUser` first, then OTel baggage entries
  * (`user.id`, `tokenmeter.plan`, `tokenmeter.feature`) propagated from an upstream service.
  */
-export function currentAttribution(out: Record<string, string | number | boolean | string[]>, scope: Scope | undefined = storage.getStore()): void {
+export function currentAttribution(
+  out: Record<string, string | number | boolean | string[]>,
+  scope: Scope | undefined = storage.getStore(),
+  // The active OTel context when the caller already has it (GenAiCall starts its span in the same one).
+  activeContext?: Context,
+): void {
   const user = scope?.user;
   let id = user?.id;
   let plan = user?.plan;
   let feature = user?.feature;
   if (id === undefined || plan === undefined || feature === undefined) {
-    const baggage = propagation.getBaggage(context.active());
+    const baggage = propagation.getBaggage(activeContext ?? context.active());
     if (baggage !== undefined) {
       id ??= baggage.getEntry(ATTR_USER_ID)?.value;
       plan ??= baggage.getEntry(ATTR_PLAN)?.value;

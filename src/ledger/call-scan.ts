@@ -12,6 +12,8 @@ import { netCostsOf, withNetCosts } from './ledger-interface.js';
 import { decodeEntry } from './journal-entry.js';
 import { checkSegmentHeader, readEntries, segmentName } from './journal-format.js';
 import type { LedgerRecord } from './types.js';
+import { adjustedRecord, callKey } from './adjustments.js';
+import type { AdjustedCall } from './journal-state.js';
 
 /** Which calls a scan yields; every field is optional and they combine with AND. */
 export interface CallFilter {
@@ -31,6 +33,8 @@ export interface CallFilter {
  */
 export interface LedgerCall extends LedgerRecord {
   receivedAtMillis: number;
+  /** The audit id of the re-pricing whose costs the call now carries (absent: the costs it was committed with). */
+  repricedBy?: string;
 }
 
 /** The filter checked and normalised once (ISO period start, millisecond bounds). */
@@ -84,7 +88,12 @@ const noIntern = (s: string): string => s;
  * Every call of the given segments (oldest first) that matches the filter, in commit order. A segment that is
  * gone when its turn comes was pruned meanwhile: its calls are no longer in the ledger, so it is skipped.
  */
-export async function* scanJournalSegments(dir: string, segments: readonly SegmentToScan[], filter: NormalisedFilter): AsyncGenerator<LedgerCall> {
+export async function* scanJournalSegments(
+  dir: string,
+  segments: readonly SegmentToScan[],
+  filter: NormalisedFilter,
+  adjusted?: ReadonlyMap<string, AdjustedCall>,
+): AsyncGenerator<LedgerCall> {
   for (const seg of segments) {
     const file = join(dir, segmentName(seg.seq));
     let buf: Buffer;
@@ -114,7 +123,9 @@ export async function* scanJournalSegments(dir: string, segments: readonly Segme
         const rec = c.record();
         if (filter.fromMillis !== undefined && rec.endTimeMillis < filter.fromMillis) return;
         if (filter.toMillis !== undefined && rec.endTimeMillis >= filter.toMillis) return;
-        calls.push({ ...netOfDiscount(rec, c.discount), receivedAtMillis });
+        const call: LedgerCall = { ...netOfDiscount(rec, c.discount), receivedAtMillis };
+        const adj = adjusted !== undefined && adjusted.size > 0 ? adjusted.get(callKey(rec.traceId, rec.spanId)) : undefined;
+        calls.push(adj === undefined ? call : { ...adjustedRecord(call, adj.costs), repricedBy: adj.auditId });
       });
       yield* calls;
     }
@@ -170,6 +181,7 @@ export async function* scanSqlCalls(db: SqlQuery, filter: NormalisedFilter, page
     'gross_cost_usd::text AS gross_cost_usd', 'discount_usd::text AS discount_usd', 'cost_usd::text AS cost_usd',
     'fee_cost_usd::text AS fee_cost_usd', 'web_search_calls::text AS web_search_calls',
     'web_search_preview_calls::text AS web_search_preview_calls', 'search_grounding_calls::text AS search_grounding_calls',
+    'repriced_by',
   ].join(', ');
   let after: [string, string] | undefined;
   for (;;) {
@@ -238,6 +250,7 @@ function callOfRow(row: Record<string, unknown>): LedgerCall {
     if (preview) rec.toolCalls.web_search_preview = preview;
     if (grounding) rec.toolCalls.search_grounding = grounding;
   }
+  if (row.repriced_by !== null && row.repriced_by !== undefined) rec.repricedBy = String(row.repriced_by);
   const discount = money(row.discount_usd);
   if (!new ExactDecimal(discount).isZero()) {
     rec.discountUsd = discount;

@@ -30,19 +30,36 @@ export function readIdWords(traceId: string, spanId: string, out: Uint32Array, a
   out[at + 5] = hexWord(spanId, 8);
 }
 
+/** Old-table entries moved into the new table per add while a rehash is under way (see `#grow`). */
+const MOVES_PER_ADD = 8;
+/** Keys per page of key storage (1.5 MiB): growing adds a page, never copies the keys already held. */
+const PAGE_BITS = 16;
+const PAGE_KEYS = 1 << PAGE_BITS;
+const PAGE_MASK = PAGE_KEYS - 1;
+
 export class DedupKeys {
-  #keys: Uint32Array;
+  /**
+   * Entry e's six words at ((e & PAGE_MASK) * WORDS) in page e >>> PAGE_BITS. Pages, not one array doubled:
+   * copying a million keys (24 MB) into a new array at once held the event loop for tens of ms.
+   */
+  readonly #pages: Uint32Array[] = [];
   /** Entry number + 1 per slot (0 = empty); its length is a power of two, at least twice the entries. */
   #slots: Int32Array;
   #mask: number;
   #size = 0;
+  /**
+   * The previous, smaller table while a rehash is under way: entries below `#moveEnd` not yet moved (from
+   * `#moved` on) are found only there. Growing is incremental (a few entries moved per add) so that no single
+   * add rehashes a million keys on the event loop at once (tens of ms).
+   */
+  #oldSlots: Int32Array | undefined = undefined;
+  #oldMask = 0;
+  #moved = 0;
+  #moveEnd = 0;
   readonly #w = new Uint32Array(WORDS);
 
   constructor(capacity = 1024) {
-    const cap = Math.max(16, capacity);
-    this.#keys = new Uint32Array(cap * WORDS);
-    let table = 32;
-    while (table < cap * 2) table *= 2;
+    const table = tableFor(Math.max(16, capacity));
     this.#slots = new Int32Array(table);
     this.#mask = table - 1;
   }
@@ -53,7 +70,9 @@ export class DedupKeys {
 
   /** Bytes held (for the memory figures of the benchmark). */
   get bytes(): number {
-    return this.#keys.byteLength + this.#slots.byteLength;
+    let keys = 0;
+    for (const p of this.#pages) keys += p.byteLength;
+    return keys + this.#slots.byteLength + (this.#oldSlots?.byteLength ?? 0);
   }
 
   #parse(traceId: string, spanId: string): Uint32Array {
@@ -71,7 +90,7 @@ export class DedupKeys {
    * Every word mixed in turn (ids are not always random: sequential span ids, zero-padded trace ids), seeded per
    * process so that ids chosen to collide in one process do not collide in another.
    */
-  #hash(w: Uint32Array, at: number): number {
+  #hash(w: Uint32Array, at: number, mask: number): number {
     let h = SEED;
     for (let k = at; k < at + WORDS; k++) {
       h = Math.imul(h ^ w[k], 0xcc9e2d51);
@@ -80,32 +99,60 @@ export class DedupKeys {
     h ^= h >>> 16;
     h = Math.imul(h, 0x85ebca6b);
     h ^= h >>> 13;
-    return (h ^ (h >>> 16)) & this.#mask;
+    return (h ^ (h >>> 16)) & mask;
   }
 
-  /** The slot holding the key in `w` (at word `at`), or the empty slot where it would go (negative: -slot - 1). */
-  #find(w: Uint32Array, at: number): number {
-    const keys = this.#keys;
-    const slots = this.#slots;
-    let i = this.#hash(w, at);
+  /** The slot of `slots` holding the key in `w` (at word `at`), or the empty slot where it would go (negative: -slot - 1). */
+  #findIn(slots: Int32Array, mask: number, w: Uint32Array, at: number): number {
+    const pages = this.#pages;
+    let i = this.#hash(w, at, mask);
     for (;;) {
       const e = slots[i];
       if (e === EMPTY) return -i - 1;
-      const b = (e - 1) * WORDS;
+      const keys = pages[(e - 1) >>> PAGE_BITS];
+      const b = ((e - 1) & PAGE_MASK) * WORDS;
       if (keys[b] === w[at] && keys[b + 4] === w[at + 4] && keys[b + 5] === w[at + 5] && keys[b + 1] === w[at + 1] && keys[b + 2] === w[at + 2] && keys[b + 3] === w[at + 3]) {
         return i;
       }
-      i = (i + 1) & this.#mask;
+      i = (i + 1) & mask;
     }
   }
 
+  /** `#findIn` the current table. */
+  #find(w: Uint32Array, at: number): number {
+    return this.#findIn(this.#slots, this.#mask, w, at);
+  }
+
+  /**
+   * The page holding entry `e` (added when `e` is the first of a new page). The first page starts small and
+   * doubles up to a whole page (a small set stays small; a copy of at most 1.5 MiB).
+   */
+  #page(e: number): Uint32Array {
+    const n = e >>> PAGE_BITS;
+    if (n === 0) {
+      let first = this.#pages[0];
+      if (first === undefined || first.length <= e * WORDS) {
+        let cap = first === undefined ? 1024 : first.length / WORDS;
+        while (cap <= e) cap *= 2;
+        const bigger = new Uint32Array(Math.min(cap, PAGE_KEYS) * WORDS);
+        if (first !== undefined) bigger.set(first);
+        this.#pages[0] = first = bigger;
+      }
+      return first;
+    }
+    if (this.#pages[0].length < PAGE_KEYS * WORDS) this.#page(PAGE_KEYS - 1); // the first page whole before a second
+    while (this.#pages.length <= n) this.#pages.push(new Uint32Array(PAGE_KEYS * WORDS));
+    return this.#pages[n];
+  }
+
   has(traceId: string, spanId: string): boolean {
-    return this.#find(this.#parse(traceId, spanId), 0) >= 0;
+    return this.hasWords(this.#parse(traceId, spanId), 0);
   }
 
   /** `has` for the key whose six words start at `at` in `w` (see readIdWords). */
   hasWords(w: Uint32Array, at: number): boolean {
-    return this.#find(w, at) >= 0;
+    if (this.#find(w, at) >= 0) return true;
+    return this.#oldSlots !== undefined && this.#findIn(this.#oldSlots, this.#oldMask, w, at) >= 0;
   }
 
   /** Adds the pair; false when it was already present. */
@@ -115,35 +162,54 @@ export class DedupKeys {
 
   /** Adds the key whose six words start at `at` in `w` (trace id 4 words, span id 2, as hex digits read in 8s). */
   addWords(w: Uint32Array, at: number): boolean {
-    const slot = this.#find(w, at);
+    if (this.#oldSlots !== undefined && this.#findIn(this.#oldSlots, this.#oldMask, w, at) >= 0) return false;
+    let slot = this.#find(w, at);
     if (slot >= 0) return false;
-    if ((this.#size + 1) * WORDS > this.#keys.length) {
-      const bigger = new Uint32Array(this.#keys.length * 2);
-      bigger.set(this.#keys);
-      this.#keys = bigger;
+    if ((this.#size + 1) * 2 > this.#slots.length) {
+      this.#grow(this.#slots.length * 2);
+      slot = this.#find(w, at);
     }
     const e = this.#size++;
-    this.#keys.set(w.subarray(at, at + WORDS), e * WORDS);
-    if (this.#size * 2 > this.#slots.length) this.#rehash(this.#slots.length * 2);
-    else this.#slots[-slot - 1] = e + 1;
+    this.#page(e).set(w.subarray(at, at + WORDS), (e & PAGE_MASK) * WORDS);
+    this.#slots[-slot - 1] = e + 1;
+    if (this.#oldSlots !== undefined) this.#move(MOVES_PER_ADD);
     return true;
   }
 
-  #rehash(table: number): void {
+  /** Starts moving every entry into a new table of `table` slots (the old one still answers for those not moved yet). */
+  #grow(table: number): void {
+    if (this.#oldSlots !== undefined) this.#move(Infinity); // not reached while MOVES_PER_ADD >= 1: a rehash ends before the next
+    this.#oldSlots = this.#slots;
+    this.#oldMask = this.#mask;
+    this.#moved = 0;
+    this.#moveEnd = this.#size;
     this.#slots = new Int32Array(table);
     this.#mask = table - 1;
-    const keys = this.#keys;
-    for (let e = 0; e < this.#size; e++) {
-      const slot = this.#find(keys, e * WORDS);
-      this.#slots[-slot - 1] = e + 1;
+    if (this.#size === 0) this.#oldSlots = undefined;
+  }
+
+  /** Moves up to `n` entries of the old table into the current one (they are unique: no compare needed). */
+  #move(n: number): void {
+    const pages = this.#pages;
+    const slots = this.#slots;
+    const mask = this.#mask;
+    const end = Math.min(this.#moveEnd, this.#moved + n);
+    for (let e = this.#moved; e < end; e++) {
+      let i = this.#hash(pages[e >>> PAGE_BITS], (e & PAGE_MASK) * WORDS, mask);
+      while (slots[i] !== EMPTY) i = (i + 1) & mask;
+      slots[i] = e + 1;
     }
+    this.#moved = end;
+    if (end >= this.#moveEnd) this.#oldSlots = undefined;
   }
 
   /** Removes the pair (undoing an `add` whose commit failed). */
   delete(traceId: string, spanId: string): void {
+    if (this.#oldSlots !== undefined) this.#move(Infinity); // rare (a failed write): finish the rehash first
     let slot = this.#find(this.#parse(traceId, spanId), 0);
     if (slot < 0) return;
     const slots = this.#slots;
+    const pages = this.#pages;
     const e = slots[slot] - 1;
     // Backward-shift deletion keeps every probe sequence unbroken without tombstones.
     let j = slot;
@@ -151,7 +217,7 @@ export class DedupKeys {
       j = (j + 1) & this.#mask;
       const ej = slots[j];
       if (ej === EMPTY) break;
-      const home = this.#hash(this.#keys, (ej - 1) * WORDS);
+      const home = this.#hash(pages[(ej - 1) >>> PAGE_BITS], ((ej - 1) & PAGE_MASK) * WORDS, this.#mask);
       // Move entry j back into the hole when its home is not cyclically in (slot, j].
       if (slot <= j ? home <= slot || home > j : home <= slot && home > j) {
         slots[slot] = ej;
@@ -162,24 +228,78 @@ export class DedupKeys {
     // Keep entries dense: the last entry takes the freed number.
     const last = --this.#size;
     if (e !== last) {
-      const keys = this.#keys;
-      const s = this.#find(keys, last * WORDS);
-      keys.copyWithin(e * WORDS, last * WORDS, last * WORDS + WORDS);
+      const from = pages[last >>> PAGE_BITS];
+      const fromAt = (last & PAGE_MASK) * WORDS;
+      const s = this.#find(from, fromAt);
+      pages[e >>> PAGE_BITS].set(from.subarray(fromAt, fromAt + WORDS), (e & PAGE_MASK) * WORDS);
       slots[s] = e + 1;
     }
   }
 
-  /** The keys as bytes (24 per key: six little-endian 32-bit words), for snapshots. */
-  toBuffer(): Buffer {
-    return Buffer.from(this.#keys.buffer, this.#keys.byteOffset, this.#size * WORDS * 4);
+  /**
+   * Keys [from, to) as bytes (24 per key: six little-endian 32-bit words), for snapshots: a view of the storage
+   * when they are in one page (a snapshot reads whole pages: KEYS_PER_CHUNK = the page size), else a copy.
+   * Pages never move, so a view taken while keys are added stays valid.
+   */
+  keyBytes(from: number, to: number): Buffer {
+    if (!(from >= 0 && to <= this.#size && from <= to)) throw new RangeError(`dedup keys: [${from}, ${to}) is not within the ${this.#size} keys`);
+    const parts: Buffer[] = [];
+    for (let e = from; e < to; ) {
+      const page = this.#pages[e >>> PAGE_BITS];
+      const end = Math.min(to, ((e >>> PAGE_BITS) + 1) * PAGE_KEYS);
+      parts.push(Buffer.from(page.buffer, page.byteOffset + (e & PAGE_MASK) * WORDS * 4, (end - e) * WORDS * 4));
+      e = end;
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
-  /** Adds every key of a `toBuffer()` image. */
-  addBuffer(buf: Buffer): void {
+  /** Every key as bytes (see keyBytes). */
+  toBuffer(): Buffer {
+    return this.keyBytes(0, this.#size);
+  }
+
+  /**
+   * Adds every key of a `toBuffer()` image. Loading a snapshot: the table is sized once for everything, not
+   * grown (and rehashed) again and again as the keys go in. `unique`: the image comes from a set (a snapshot whose
+   * checksum held) and shares no key with what this set holds, so each key goes into the first free slot without
+   * being compared: one random memory access per key instead of two or more.
+   */
+  addBuffer(buf: Buffer, unique = false): void {
     if (buf.length % (WORDS * 4) !== 0) throw new RangeError('dedup keys: a key image must be a multiple of 24 bytes');
     const n = buf.length / (WORDS * 4);
+    const total = this.#size + n;
+    if (this.#oldSlots !== undefined) this.#move(Infinity);
+    if (total * 2 > this.#slots.length) {
+      const table = tableFor(total);
+      this.#slots = new Int32Array(table);
+      this.#mask = table - 1;
+      this.#moved = 0;
+      this.#moveEnd = this.#size;
+      this.#move(this.#size);
+    }
+    if (unique) {
+      const first = this.#size;
+      for (let e = first; e < total; ) {
+        const end = Math.min(total, ((e >>> PAGE_BITS) + 1) * PAGE_KEYS);
+        const page = this.#page(end - 1); // the page of e, long enough for every key up to end
+        Buffer.from(page.buffer, page.byteOffset + (e & PAGE_MASK) * WORDS * 4, (end - e) * WORDS * 4).set(buf.subarray((e - first) * WORDS * 4, (end - first) * WORDS * 4));
+        e = end;
+      }
+      this.#moved = first;
+      this.#moveEnd = total;
+      this.#size = total;
+      this.#move(n);
+      return;
+    }
     const words = new Uint32Array(n * WORDS);
     Buffer.from(words.buffer).set(buf);
     for (let e = 0; e < n; e++) this.addWords(words, e * WORDS);
   }
+}
+
+/** Slots for `entries` keys: a power of two, at least twice as many. */
+function tableFor(entries: number): number {
+  let table = 32;
+  while (table < entries * 2) table *= 2;
+  return table;
 }

@@ -99,8 +99,8 @@ export class GroupCommitter {
   /**
    * `commit` for records built by the exporter's pipeline, which constructs ids, periods and prices itself: a
    * structural check (`validateRecord` in its `trusted` mode) instead of re-parsing every id and money string and re-adding the costs.
-   * `onDurable`: called synchronously once the records are durable, before the ledger builds its totals and the
-   * result (the exporter acknowledges the request then); only ledgers that group callers themselves (the journal
+   * `onDurable`: called synchronously once the records are durable and in the ledger's totals, before the
+   * result is built (the exporter acknowledges the request then); only ledgers that group callers themselves (the journal
    * ledger) call it, and never for a failed commit. The promise resolves with the result as `commit`'s does.
    */
   commitTrusted(records: LedgerRecord[], onDurable?: () => void): Promise<CommitResult> {

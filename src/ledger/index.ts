@@ -26,3 +26,5 @@ export type { Migration } from './migrations.js';
 export type { BackendKind, PostgresBackendOptions } from './backend.js';
 export { normaliseFilter, netOfDiscount } from './call-scan.js';
 export type { CallFilter, LedgerCall } from './call-scan.js';
+export { MAX_ADJUSTMENTS, validateRepriceRequest } from './adjustments.js';
+export type { CallAdjustment, CallCosts, RepriceAudit, RepriceRequest, AuditUserLine } from './adjustments.js';

@@ -17,13 +17,19 @@
  *                            fee cost string index (NONE = no fee), web_search, web_search_preview and
  *                            search_grounding call counts. Entries without fees stay layout 1.
  *   prune:   u8 'R', u8 layout 1, 6 bytes padding, f64 receivedAt, f64 rollupsBefore
+ *   adjust:  u8 'A', u8 layout 1, 6 bytes padding, f64 receivedAt, u32 JSON bytes, 4 bytes padding, then JSON
+ *            {"audit": RepriceAudit, "calls": CallAdjustment[]}: one applied re-pricing (issue 18), written only
+ *            when one is applied (older readers refuse the type with the upgrade message)
  * A reader refuses an entry type or a layout version it does not know ("written by a newer tokenmeter").
  */
 import type { LedgerRecord } from './types.js';
+import type { CallAdjustment, RepriceAudit } from './adjustments.js';
 
 export const ENTRY_COMMIT = 0x43; // 'C'
 export const ENTRY_PRUNE = 0x52; // 'R'
 export const ENTRY_HEADER = 0x48; // 'H'
+export const ENTRY_ADJUST = 0x41; // 'A'
+const ADJUST_LAYOUT = 1;
 /** The newest layout of commit entries this code reads and writes (2: per-call fees); prune entries are layout 1. */
 export const ENTRY_LAYOUT = 2;
 const PRUNE_LAYOUT = 1;
@@ -250,6 +256,17 @@ export function encodePrune(receivedAtMillis: number, rollupsBeforeMillis: numbe
   return [b];
 }
 
+/** A re-pricing's entry: its audit record and every call it adjusts. */
+export function encodeAdjustment(receivedAtMillis: number, audit: RepriceAudit, calls: readonly CallAdjustment[]): Buffer[] {
+  const json = Buffer.from(JSON.stringify({ audit, calls }), 'utf8');
+  const b = Buffer.alloc(24);
+  b[0] = ENTRY_ADJUST;
+  b[1] = ADJUST_LAYOUT;
+  b.writeDoubleLE(receivedAtMillis, 8);
+  b.writeUInt32LE(json.length, 16);
+  return [b, json];
+}
+
 /** The first entry of a format-2 segment: the format version and the segment's sequence number. */
 export function encodeSegmentHeader(formatVersion: number, seq: number): Buffer[] {
   const b = Buffer.alloc(16);
@@ -267,6 +284,7 @@ export function decodeSegmentHeader(payload: Buffer): { formatVersion: number; s
 
 export type DecodedEntry =
   | { kind: 'prune'; receivedAtMillis: number; rollupsBeforeMillis: number }
+  | { kind: 'adjust'; receivedAtMillis: number; read: () => { audit: RepriceAudit; calls: CallAdjustment[] } }
   | { kind: 'commit'; receivedAtMillis: number; calls: number; forEach: (fn: (v: CallView) => void) => void };
 
 /** A view of one call of a decoded commit entry (reused from call to call: copy what you keep). */
@@ -298,7 +316,11 @@ export interface CallView {
 /** An entry this version cannot read: a newer tokenmeter wrote it. */
 export class NewerFormatError extends Error {}
 
-/** Decodes a payload; throws a plain Error describing what is wrong (the caller adds file and offset). */
+/**
+ * Decodes a payload; throws a plain Error describing what is wrong (the caller adds file and offset). The
+ * dictionary's bounds are checked here, its strings are decoded only when a call's field is read (replay reads
+ * five names and one cost of a call's twenty strings): names through `intern`, costs as they are.
+ */
 export function decodeEntry(payload: Buffer, intern: (s: string) => string): DecodedEntry {
   if (payload.length < 24) throw new Error('entry too short');
   const type = payload[0];
@@ -306,109 +328,225 @@ export function decodeEntry(payload: Buffer, intern: (s: string) => string): Dec
   const receivedAtMillis = payload.readDoubleLE(8);
   if (!Number.isSafeInteger(receivedAtMillis)) throw new Error('bad received time');
   if (type === ENTRY_PRUNE) return { kind: 'prune', receivedAtMillis, rollupsBeforeMillis: payload.readDoubleLE(16) };
+  if (type === ENTRY_ADJUST) {
+    if (payload[1] > ADJUST_LAYOUT) throw new NewerFormatError(`entry layout ${payload[1]} of type ${type}`);
+    const n = payload.readUInt32LE(16);
+    if (payload.length !== 24 + n) throw new Error('adjustment entry of the wrong length');
+    return {
+      kind: 'adjust',
+      receivedAtMillis,
+      read: () => {
+        const v = JSON.parse(payload.toString('utf8', 24)) as { audit?: RepriceAudit; calls?: CallAdjustment[] };
+        if (typeof v !== 'object' || v === null || typeof v.audit?.id !== 'string' || !Array.isArray(v.calls)) throw new Error('adjustment entry without its audit or calls');
+        return { audit: v.audit, calls: v.calls };
+      },
+    };
+  }
   if (type !== ENTRY_COMMIT) throw new NewerFormatError(`entry type ${type}`);
   // Records may carry optional trailing fields a later version added (record bytes > RECORD_BYTES): skipped.
   const layout = payload[1];
   const recordBytes = payload.readUInt16LE(2) || RECORD_BYTES;
   const minBytes = layout >= 2 ? FEE_RECORD_BYTES : RECORD_BYTES;
   if (recordBytes < minBytes || recordBytes % 8 !== 0) throw new Error(`bad record size ${recordBytes}`);
-  const fStride = recordBytes / 8;
-  const uStride = recordBytes / 4;
   const calls = payload.readUInt32LE(16);
   const nDict = payload.readUInt32LE(20);
-  const strings: string[] = new Array<string>(nDict);
+  // Where each dictionary string starts (its length is the u32 before it).
+  const starts = new Uint32Array(nDict);
   let off = 24;
   for (let k = 0; k < nDict; k++) {
     if (off + 4 > payload.length) throw new Error('dictionary cut short');
     const len = payload.readUInt32LE(off);
     off += 4;
     if (off + len > payload.length) throw new Error('dictionary cut short');
-    strings[k] = intern(payload.toString('utf8', off, off + len));
+    starts[k] = off;
     off += len;
   }
   off += (8 - ((off - 24) % 8)) % 8;
   if (payload.length - off !== calls * recordBytes) throw new Error('wrong number of call records');
   // An aligned copy for the typed-array views (the payload may start anywhere in the file's buffer).
-  const f64 = new Float64Array(calls * fStride);
-  const bytes = new Uint8Array(f64.buffer);
-  bytes.set(payload.subarray(off));
+  const f64 = new Float64Array((calls * recordBytes) / 8);
+  new Uint8Array(f64.buffer).set(payload.subarray(off));
   const u32 = new Uint32Array(f64.buffer);
-  const str = (i: number): string => {
-    const s = strings[i];
-    if (s === undefined) throw new Error(`string index ${i} out of range`);
-    return s;
-  };
-  const opt = (i: number): string | undefined => (i === NONE ? undefined : str(i));
+  const strings = new CommitStrings(payload, starts, intern);
   const forEach = (fn: (v: CallView) => void) => {
+    const view = new CommitCallView(f64, u32, strings, recordBytes, layout);
     for (let k = 0; k < calls; k++) {
-      const f = k * fStride;
-      const u = k * uStride + RECORD_F64 * 2;
-      const flags = u32[u + 6];
-      const view: CallView = {
-        words: u32,
-        idAt: u,
-        traceId: () => hex8(u32[u]) + hex8(u32[u + 1]) + hex8(u32[u + 2]) + hex8(u32[u + 3]),
-        spanId: () => hex8(u32[u + 4]) + hex8(u32[u + 5]),
-        periodStart: str(u32[u + S_PERIOD]),
-        userId: str(u32[u + S_USER]),
-        plan: str(u32[u + S_PLAN]),
-        provider: str(u32[u + S_PROVIDER]),
-        model: str(u32[u + S_MODEL]),
-        t0: f64[f + 1],
-        t1: f64[f + 2],
-        t2: f64[f + 3],
-        t3: f64[f + 4],
-        t4: f64[f + 5],
-        t5: f64[f + 6],
-        priced: (flags & 2) !== 0,
-        estimated: (flags & 1) !== 0,
-        totalCostUsd: str(u32[u + S_TOTAL]),
-        discount: opt(u32[u + S_DISCOUNT]),
-        record: () => {
-          const rec: LedgerRecord = {
-            traceId: view.traceId(),
-            spanId: view.spanId(),
-            endTimeMillis: f64[f],
-            provider: view.provider,
-            rawModel: str(u32[u + S_RAW_MODEL]),
-            operation: str(u32[u + S_OPERATION]),
-            usage: { input: view.t0, cache_read: view.t1, cache_write: view.t2, output: view.t3, reasoning: view.t4, cache_write_1h: view.t5 },
-            estimated: view.estimated,
-            userId: view.userId,
-            outcome: (flags & 4) !== 0 ? 'error' : 'success',
-            source: str(u32[u + S_SOURCE]) as LedgerRecord['source'],
-            plan: view.plan,
-            model: view.model,
-            periodStart: view.periodStart,
-            priced: view.priced,
-            costUsd: { input: str(u32[u + S_COST]), cache_read: str(u32[u + S_COST + 1]), cache_write: str(u32[u + S_COST + 2]), output: str(u32[u + S_COST + 3]), reasoning: str(u32[u + S_COST + 4]) },
-            totalCostUsd: view.totalCostUsd,
-          };
-          const feature = opt(u32[u + S_FEATURE]);
-          if (feature !== undefined) rec.feature = feature;
-          const tier = opt(u32[u + S_TIER]);
-          if (tier !== undefined) rec.serviceTier = tier;
-          const price = opt(u32[u + S_PRICE]);
-          if (price !== undefined) rec.priceId = price;
-          if (layout >= 2) {
-            const fee = opt(u32[u + S_FEE]);
-            if (fee !== undefined) rec.feeCostUsd = fee;
-            const web = u32[u + C_WEB_SEARCH];
-            const preview = u32[u + C_WEB_SEARCH_PREVIEW];
-            const grounding = u32[u + C_SEARCH_GROUNDING];
-            if (web || preview || grounding) {
-              const calls: NonNullable<LedgerRecord['toolCalls']> = {};
-              if (web) calls.web_search = web;
-              if (preview) calls.web_search_preview = preview;
-              if (grounding) calls.search_grounding = grounding;
-              rec.toolCalls = calls;
-            }
-          }
-          return rec;
-        },
-      };
+      view.at(k);
       fn(view);
     }
   };
   return { kind: 'commit', receivedAtMillis, calls, forEach };
+}
+
+/** A commit entry's dictionary, each string decoded once, when first asked for. */
+class CommitStrings {
+  readonly #values: (string | undefined)[];
+  readonly #interned: Uint8Array;
+
+  constructor(
+    readonly payload: Buffer,
+    readonly starts: Uint32Array,
+    readonly intern: (s: string) => string,
+  ) {
+    this.#values = new Array<string | undefined>(starts.length).fill(undefined);
+    this.#interned = new Uint8Array(starts.length);
+  }
+
+  #decode(i: number): string {
+    if (!(i < this.starts.length)) throw new Error(`string index ${i} out of range`);
+    const at = this.starts[i];
+    return this.payload.toString('utf8', at, at + this.payload.readUInt32LE(at - 4));
+  }
+
+  /** A cost or other value: decoded once, not interned. */
+  value(i: number): string {
+    return this.#values[i] ?? (this.#values[i] = this.#decode(i));
+  }
+
+  /** A name kept in the totals (user, plan, provider, model, period): interned once per entry. */
+  name(i: number): string {
+    if (this.#interned[i] === 1) return this.#values[i]!;
+    const v = this.intern(this.#values[i] ?? this.#decode(i));
+    this.#values[i] = v;
+    this.#interned[i] = 1;
+    return v;
+  }
+
+  optional(i: number): string | undefined {
+    return i === NONE ? undefined : this.value(i);
+  }
+}
+
+/** The one view `forEach` moves from call to call (nothing allocated per call but what is asked for). */
+class CommitCallView implements CallView {
+  words: Uint32Array;
+  idAt = 0;
+  t0 = 0;
+  t1 = 0;
+  t2 = 0;
+  t3 = 0;
+  t4 = 0;
+  t5 = 0;
+  priced = false;
+  estimated = false;
+  #f = 0;
+  #flags = 0;
+  readonly #fStride: number;
+  readonly #uStride: number;
+
+  constructor(
+    readonly f64: Float64Array,
+    readonly u32: Uint32Array,
+    readonly strings: CommitStrings,
+    recordBytes: number,
+    readonly layout: number,
+  ) {
+    this.words = u32;
+    this.#fStride = recordBytes / 8;
+    this.#uStride = recordBytes / 4;
+  }
+
+  at(k: number): void {
+    const f = k * this.#fStride;
+    const u = k * this.#uStride + RECORD_F64 * 2;
+    const f64 = this.f64;
+    this.#f = f;
+    this.idAt = u;
+    this.t0 = f64[f + 1];
+    this.t1 = f64[f + 2];
+    this.t2 = f64[f + 3];
+    this.t3 = f64[f + 4];
+    this.t4 = f64[f + 5];
+    this.t5 = f64[f + 6];
+    const flags = this.u32[u + 6];
+    this.#flags = flags;
+    this.priced = (flags & 2) !== 0;
+    this.estimated = (flags & 1) !== 0;
+  }
+
+  traceId(): string {
+    const u32 = this.u32;
+    const u = this.idAt;
+    return hex8(u32[u]) + hex8(u32[u + 1]) + hex8(u32[u + 2]) + hex8(u32[u + 3]);
+  }
+
+  spanId(): string {
+    return hex8(this.u32[this.idAt + 4]) + hex8(this.u32[this.idAt + 5]);
+  }
+
+  get periodStart(): string {
+    return this.strings.name(this.u32[this.idAt + S_PERIOD]);
+  }
+
+  get userId(): string {
+    return this.strings.name(this.u32[this.idAt + S_USER]);
+  }
+
+  get plan(): string {
+    return this.strings.name(this.u32[this.idAt + S_PLAN]);
+  }
+
+  get provider(): string {
+    return this.strings.name(this.u32[this.idAt + S_PROVIDER]);
+  }
+
+  get model(): string {
+    return this.strings.name(this.u32[this.idAt + S_MODEL]);
+  }
+
+  get totalCostUsd(): string {
+    return this.strings.value(this.u32[this.idAt + S_TOTAL]);
+  }
+
+  get discount(): string | undefined {
+    return this.strings.optional(this.u32[this.idAt + S_DISCOUNT]);
+  }
+
+  record(): LedgerRecord {
+    const u32 = this.u32;
+    const u = this.idAt;
+    const str = (i: number) => this.strings.value(i);
+    const opt = (i: number) => this.strings.optional(i);
+    const flags = this.#flags;
+    const rec: LedgerRecord = {
+      traceId: this.traceId(),
+      spanId: this.spanId(),
+      endTimeMillis: this.f64[this.#f],
+      provider: this.provider,
+      rawModel: str(u32[u + S_RAW_MODEL]),
+      operation: str(u32[u + S_OPERATION]),
+      usage: { input: this.t0, cache_read: this.t1, cache_write: this.t2, output: this.t3, reasoning: this.t4, cache_write_1h: this.t5 },
+      estimated: this.estimated,
+      userId: this.userId,
+      outcome: (flags & 4) !== 0 ? 'error' : 'success',
+      source: str(u32[u + S_SOURCE]) as LedgerRecord['source'],
+      plan: this.plan,
+      model: this.model,
+      periodStart: this.periodStart,
+      priced: this.priced,
+      costUsd: { input: str(u32[u + S_COST]), cache_read: str(u32[u + S_COST + 1]), cache_write: str(u32[u + S_COST + 2]), output: str(u32[u + S_COST + 3]), reasoning: str(u32[u + S_COST + 4]) },
+      totalCostUsd: this.totalCostUsd,
+    };
+    const feature = opt(u32[u + S_FEATURE]);
+    if (feature !== undefined) rec.feature = feature;
+    const tier = opt(u32[u + S_TIER]);
+    if (tier !== undefined) rec.serviceTier = tier;
+    const price = opt(u32[u + S_PRICE]);
+    if (price !== undefined) rec.priceId = price;
+    if (this.layout >= 2) {
+      const fee = opt(u32[u + S_FEE]);
+      if (fee !== undefined) rec.feeCostUsd = fee;
+      const web = u32[u + C_WEB_SEARCH];
+      const preview = u32[u + C_WEB_SEARCH_PREVIEW];
+      const grounding = u32[u + C_SEARCH_GROUNDING];
+      if (web || preview || grounding) {
+        const calls: NonNullable<LedgerRecord['toolCalls']> = {};
+        if (web) calls.web_search = web;
+        if (preview) calls.web_search_preview = preview;
+        if (grounding) calls.search_grounding = grounding;
+        rec.toolCalls = calls;
+      }
+    }
+    return rec;
+  }
 }

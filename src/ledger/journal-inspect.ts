@@ -8,10 +8,11 @@ import { join, resolve } from 'node:path';
 import { ExactDecimal } from '../money/index.js';
 import { netOfDiscount } from './call-scan.js';
 import { LedgerError } from './errors.js';
-import { decodeEntry } from './journal-entry.js';
+import { decodeEntry, ENTRY_ADJUST } from './journal-entry.js';
+import { callKey } from './adjustments.js';
 import { checkSegmentHeader, FORMAT_VERSION, fsyncDirectory, parseFormatText, parseSegmentName, parseSnapshotName, readEntries, segmentName, snapshotName } from './journal-format.js';
 import { loadSnapshot } from './journal-snapshot.js';
-import { JournalState, planRows, type SegmentInfo } from './journal-state.js';
+import { JournalState, planRows, type AdjustedCall, type SegmentInfo } from './journal-state.js';
 
 export const FORMAT_FILE = 'FORMAT';
 /** The newest journal format this tokenmeter reads (FORMAT names the directory's; every older one is read too). */
@@ -184,6 +185,33 @@ export function verifyJournalDirectory(dir: string): VerifyReport {
         }
         if (entry.kind === 'prune') {
           if (seq < covers) for (const t of Object.values(recomputed)) t.dropPeriodsBefore(entry.rollupsBeforeMillis);
+          return;
+        }
+        if (entry.kind === 'adjust') {
+          // A re-pricing: the costs of the rows its calls are in change by the differences (tokens and requests stay).
+          if (seq >= covers) return;
+          let calls;
+          try {
+            calls = entry.read().calls;
+          } catch (err) {
+            throw new LedgerError(`the journal ledger file ${file} is corrupt at byte offset ${offset}: ${(err as Error).message}; restore the directory from a backup`);
+          }
+          for (const a of calls) {
+            const ps = new Date(a.periodStart).toISOString();
+            const net = new ExactDecimal(a.new.totalCostUsd).minus(a.old.totalCostUsd);
+            const unpriced = a.old.priced ? 0 : -1;
+            const shift = (t: Totals, key: string, counts: number[], money: ExactDecimal[]) => {
+              if (t.rows.has(key)) t.add(key, counts, money);
+            };
+            shift(recomputed.users, `user ${ps}|${a.userId}|${a.plan}`, [0, 0, 0, 0, 0, 0, 0], [net]);
+            shift(recomputed.userModels, `user-model ${ps}|${a.userId}|${a.plan}|${a.provider}|${a.model}`, [0, 0, 0, 0, 0, 0, 0, unpriced, 0], [net]);
+            shift(recomputed.models, `model ${ps}|${a.provider}|${a.model}`, [0, 0, 0, 0, 0, 0, 0, unpriced, 0], [net]);
+            shift(recomputed.providers, `provider ${ps}|${a.provider}`, [0], [
+              new ExactDecimal(a.new.grossCostUsd).minus(a.old.grossCostUsd),
+              new ExactDecimal(a.new.discountUsd).minus(a.old.discountUsd),
+              net,
+            ]);
+          }
           return;
         }
         if (entry.kind !== 'commit') return;
@@ -403,4 +431,46 @@ function rmQuiet(file: string): void {
   try {
     unlinkSync(file);
   } catch {}
+}
+
+/**
+ * The re-pricings of a directory read from outside (`tokenmeter ledger dump`): the adjusted calls the newest
+ * readable snapshot holds, then the adjustment entries of the segments after it, in order. Empty when the ledger
+ * was never re-priced (then nothing but the snapshot's and segments' headers is decoded).
+ */
+export function journalAdjustments(listing: JournalListing): Map<string, AdjustedCall> {
+  let state = new JournalState();
+  let covers = 0;
+  for (let k = listing.snapshots.length - 1; k >= 0; k--) {
+    const seq = listing.snapshots[k]!;
+    try {
+      const s = new JournalState();
+      loadSnapshot(s, join(listing.dir, snapshotName(seq)));
+      state = s;
+      covers = seq;
+      break;
+    } catch {
+      // An unreadable snapshot: the older one (verify names the problem).
+    }
+  }
+  const adjusted = new Map(state.adjusted);
+  const newest = listing.segments[listing.segments.length - 1];
+  for (const seq of listing.segments) {
+    if (seq < covers) continue;
+    const file = join(listing.dir, segmentName(seq));
+    let buf: Buffer;
+    try {
+      buf = readFileSync(file);
+    } catch {
+      continue; // pruned meanwhile
+    }
+    readEntries(buf, file, seq === newest, (payload, offset) => {
+      if (checkSegmentHeader(payload, file, offset) || payload[0] !== ENTRY_ADJUST) return;
+      const entry = decodeEntry(payload, (s) => s);
+      if (entry.kind !== 'adjust') return;
+      const { audit, calls } = entry.read();
+      for (const a of calls) adjusted.set(callKey(a.traceId, a.spanId), { auditId: audit.id, costs: a.new });
+    });
+  }
+  return adjusted;
 }

@@ -26,13 +26,16 @@ import {
   write,
 } from 'node:fs';
 import { readdir, unlink } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { ExactDecimal } from '../pricing/index.js';
 import { systemClock, type Clock } from '../plans/clock.js';
 import { acquireDirectoryLock } from './dir-lock.js';
 import { LedgerError, LedgerUnavailableError } from './errors.js';
 import { commitResult, ID_WORDS, prepareCommit, type Prepared, type Waiter } from './journal-commit.js';
-import { CommitEncoder, decodeEntry, encodePrune, encodeSegmentHeader, ENTRY_COMMIT, NewerFormatError } from './journal-entry.js';
+import { randomBytes } from 'node:crypto';
+import { auditOf, newAuditId, validateRepriceRequest, type RepriceAudit, type RepriceRequest } from './adjustments.js';
+import { CommitEncoder, decodeEntry, encodeAdjustment, encodePrune, encodeSegmentHeader, ENTRY_COMMIT, NewerFormatError } from './journal-entry.js';
 import {
   checkSegmentHeader,
   FORMAT_FILE,
@@ -82,8 +85,11 @@ export type { JournalLedgerOptions } from './ledger-interface.js';
 
 const Exact = ExactDecimal;
 
-/** Lets the event loop run (I/O callbacks, timers) before the snapshot writer goes on. */
+/** Lets the event loop run (I/O callbacks, timers) before the snapshot writer or a commit group goes on. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Longest synchronous run of a commit group's work before it lets the event loop run (see #commitGroup). */
+const SLICE_MILLIS = 4;
 
 /** Writes all of `buf` at `position`; a short write is continued, a write of nothing is "disk full". */
 async function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
@@ -301,6 +307,16 @@ export class JournalLedger implements Ledger {
       this.#state.dropRollupsBefore(entry.rollupsBeforeMillis);
       return;
     }
+    if (entry.kind === 'adjust') {
+      let adj;
+      try {
+        adj = entry.read();
+      } catch (err) {
+        throw new LedgerError(`the journal ledger file ${file} is corrupt at byte offset ${offset}: ${(err as Error).message}; restore the directory from a backup`);
+      }
+      this.#state.applyAdjustments(adj.audit, adj.calls, false);
+      return;
+    }
     const receivedAt = entry.receivedAtMillis;
     const day = Math.floor(receivedAt / DAY_MILLIS);
     const keep = (day + 1) * DAY_MILLIS > this.#clock.now().getTime() - this.dedupWindowMillis;
@@ -350,7 +366,7 @@ export class JournalLedger implements Ledger {
    * joining the callers' records and splitting the result again. Arrays not marked prevalidated are validated.
    * Undefined (nothing done) when volume discounts apply: they are decided in call order across the whole batch,
    * which needs the joined records. `onDurable[k]`, if set, is called synchronously as soon as caller k's records
-   * are durable (after the journal write and fdatasync, before the totals are applied and the results built);
+   * are durable (after the journal write and fdatasync, once the group's records are in the totals, before its result is built);
    * never for a caller that is rejected.
    */
   commitEach(
@@ -414,12 +430,27 @@ export class JournalLedger implements Ledger {
     });
   }
 
+  /**
+   * One group: decide (dedup, discounts), encode, append + fdatasync, then apply each caller's records to the
+   * totals, tell it its records are durable and resolve it. A group can hold many callers' thousands of records
+   * (all that queued during the previous sync), so the synchronous work is done in slices: past SLICE_MILLIS the
+   * event loop runs (requests, scrapes, the snapshot writer) before the next slice. Nothing else commits
+   * meanwhile (one group at a time), and a caller is told its records are durable only once the whole group is
+   * in the totals, so whoever it acknowledges reads them back; readers between slices may see part of the group
+   * (durable calls whose callers are not told yet).
+   */
   async #commitGroup(group: Waiter[]): Promise<void> {
     const down = this.#unavailable();
     if (down && this.#broken !== undefined) {
       for (const w of group) w.reject(down);
       return;
     }
+    let sliceStart = performance.now();
+    const pace = async () => {
+      if (performance.now() - sliceStart < SLICE_MILLIS) return;
+      await nextTurn();
+      sliceStart = performance.now();
+    };
     const now = this.#clock.now().getTime();
     this.#state.dropDaysBefore(now - this.dedupWindowMillis);
     // New keys go into today's bucket at once (later records of the group see them); undone if the write fails.
@@ -432,6 +463,7 @@ export class JournalLedger implements Ledger {
       } catch (err) {
         w.reject(err instanceof LedgerError ? err : new LedgerError(`ledger commit failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
       }
+      await pace();
     }
     let fresh = 0;
     for (const p of prepared) fresh += p.fresh.length;
@@ -448,6 +480,7 @@ export class JournalLedger implements Ledger {
       for (const p of prepared) {
         const recs = p.waiter.records;
         p.fresh.forEach((i, k) => enc.add(recs[i], this.#state.iso(recs[i].periodStart), p.discounts[k]?.toFixed(), p.ids, i * ID_WORDS));
+        await pace();
       }
       try {
         await this.#append(enc.finish(now), now, fresh);
@@ -458,42 +491,48 @@ export class JournalLedger implements Ledger {
         }
         return;
       }
-      this.#durable(prepared);
-      const gross = this.#state.scratch;
-      for (const p of prepared) {
-        const recs = p.waiter.records;
-        p.fresh.forEach((i, k) => {
-          const r = recs[i];
-          const u = r.usage;
-          const discount = p.discounts[k];
-          gross.set(r.totalCostUsd);
-          const net = discount === undefined ? gross : LimbSum.of(new Exact(r.totalCostUsd).minus(discount).toFixed());
-          this.#state.apply(
-            this.#state.iso(r.periodStart), r.userId, r.plan, r.provider, r.model,
-            u.input, u.cache_read, u.cache_write, u.output, u.reasoning, u.cache_write_1h ?? 0,
-            r.priced, r.estimated, gross, discount === undefined ? undefined : LimbSum.of(discount.toFixed()), net,
-          );
-        });
+      sliceStart = performance.now();
+    }
+    // Every new record into the totals, then each caller told and resolved (its rollups are the totals after the
+    // whole group, as if its records had been joined with the others'). Only duplicates: durable since their first commit.
+    const gross = this.#state.scratch;
+    let applied = 0;
+    for (const p of prepared) {
+      const recs = p.waiter.records;
+      const fresh = p.fresh;
+      for (let k = 0; k < fresh.length; k++) {
+        const r = recs[fresh[k]];
+        const u = r.usage;
+        const discount = p.discounts[k];
+        gross.set(r.totalCostUsd);
+        const net = discount === undefined ? gross : LimbSum.of(new Exact(r.totalCostUsd).minus(discount).toFixed());
+        this.#state.apply(
+          this.#state.iso(r.periodStart), r.userId, r.plan, r.provider, r.model,
+          u.input, u.cache_read, u.cache_write, u.output, u.reasoning, u.cache_write_1h ?? 0,
+          r.priced, r.estimated, gross, discount === undefined ? undefined : LimbSum.of(discount.toFixed()), net,
+        );
+        if ((++applied & 255) === 0) await pace();
       }
     }
-    if (fresh === 0) this.#durable(prepared); // only duplicates: durable since their first commit
-    for (const p of prepared) p.waiter.resolve(commitResult(this.#state, p));
+    for (const p of prepared) {
+      this.#durable(p);
+      p.waiter.resolve(commitResult(this.#state, p));
+      await pace();
+    }
     if (this.#bytesSinceSnapshot >= this.#snapshotEveryBytes && !this.#snapshotting) this.#startSnapshot();
   }
 
   /**
-   * Tells each caller its records are durable (the exporter acknowledges then, in this same turn: nothing can
-   * read the totals before they are applied below). A throwing callback does not stop the group.
+   * Tells the caller its records are durable (the exporter acknowledges then, in this same turn: its records are
+   * already in the totals). A throwing callback does not stop the group.
    */
-  #durable(prepared: Prepared[]): void {
-    for (const p of prepared) {
-      const cb = p.waiter.onDurable;
-      if (cb === undefined) continue;
-      try {
-        cb();
-      } catch {
-        // The caller's own problem; its promise still resolves with the result.
-      }
+  #durable(p: Prepared): void {
+    const cb = p.waiter.onDurable;
+    if (cb === undefined) return;
+    try {
+      cb();
+    } catch {
+      // The caller's own problem; its promise still resolves with the result.
     }
   }
 
@@ -664,7 +703,33 @@ export class JournalLedger implements Ledger {
     const f = normaliseFilter(filter);
     const down = this.#unavailable();
     if (down) throw down;
-    return scanJournalSegments(this.dir, this.#segments.map((s) => ({ seq: s.seq, bytes: s.bytes })), f);
+    return scanJournalSegments(this.dir, this.#segments.map((s) => ({ seq: s.seq, bytes: s.bytes })), f, this.#state.adjusted);
+  }
+
+  /**
+   * Applies a re-pricing: checked against the state first (each call's old cost is the one in force, no total
+   * goes negative), then one journal entry (the audit record + every adjusted call) written and synced, then the
+   * totals changed: all of it or nothing, between commit groups.
+   */
+  async applyReprice(request: RepriceRequest): Promise<RepriceAudit> {
+    validateRepriceRequest(request);
+    const down = this.#unavailable();
+    if (down) throw down;
+    return this.#exclusive(async () => {
+      const now = this.#clock.now().getTime();
+      const audit = auditOf(request, newAuditId(now, () => randomBytes(4).toString('hex')), new Date(now).toISOString());
+      this.#state.applyAdjustments(audit, request.adjustments, true);
+      await this.#append(encodeAdjustment(now, audit, request.adjustments), now, 0);
+      this.#state.applyAdjustments(audit, request.adjustments, false);
+      return audit;
+    });
+  }
+
+  async repriceAudits(periodStart?: Date | string): Promise<RepriceAudit[]> {
+    const down = this.#unavailable();
+    if (down) throw down;
+    const ps = periodStart === undefined ? undefined : isoOf(periodStart);
+    return this.#state.audits.filter((a) => ps === undefined || a.periods.includes(ps));
   }
 
   /** The billing periods the ledger holds totals for (ISO instants), oldest first (`tokenmeter ledger export`). */

@@ -7,6 +7,9 @@
  *   'M' meta:   JSON {"covers": n, "segments": [[seq, records, bytes, maxReceivedMillis], ...]}, always first
  *   'P' period: JSON [periodStart, users, models, providers] (a period may take several chunks; they add up)
  *   'K' keys:   4 bytes padding, f64 day, u32 count, 4 bytes padding, count × 24 bytes (a day may take several)
+ *   'A' re-pricings (issue 18; only in a snapshot of a ledger that was re-priced, so older readers refuse it with
+ *               the upgrade message): JSON {"audits": RepriceAudit[] (first 'A' chunk only), "calls":
+ *               [callKey, auditId, CallCosts][]} (up to 2,000 calls per chunk)
  *   'E' end:    u32 number of chunks before it; a file without it was cut short
  * Chunks keep each piece small, so the writer can produce them a slice at a time. Format 1 (read only): one JSON
  * document (`version: 1`) and the dedup keys, with one checksum over the file.
@@ -16,6 +19,7 @@ import { LedgerError } from './errors.js';
 import { decodeSnapshotFile, frameEntry, NewerFormatLedgerError, snapshotHead } from './journal-format.js';
 import { DAY_MILLIS, ModelRow, modelJson, userJson, UserRow, type JournalState, type SegmentInfo, type SnapshotModel, type SnapshotUser } from './journal-state.js';
 import { LimbSum } from '../money/index.js';
+import type { CallCosts, RepriceAudit } from './adjustments.js';
 
 interface SnapshotJson {
   version: 1;
@@ -25,8 +29,8 @@ interface SnapshotJson {
 }
 
 
-function modelRowOf([provider, model, tokens, requests, unpriced, estimated, cost]: SnapshotModel): ModelRow {
-  const r = new ModelRow(provider, model);
+function modelRowOf([provider, model, tokens, requests, unpriced, estimated, cost]: SnapshotModel, intern: (s: string) => string): ModelRow {
+  const r = new ModelRow(intern(provider), intern(model));
   r.setTokens(tokens);
   r.requests = requests;
   r.unpriced = unpriced;
@@ -39,10 +43,12 @@ const CHUNK_META = 0x4d; // 'M'
 const CHUNK_PERIOD = 0x50; // 'P'
 const CHUNK_KEYS = 0x4b; // 'K'
 const CHUNK_END = 0x45; // 'E'
+const CHUNK_ADJUST = 0x41; // 'A'
+const ADJUSTED_PER_CHUNK = 2000; // a few ms of JSON per chunk, like the user chunks (a reader takes any count)
 const CHUNK_LAYOUT = 1;
-/** Users per period chunk, and dedup keys per key chunk: each chunk is well under a few MB. */
-const USERS_PER_CHUNK = 2000;
-const KEYS_PER_CHUNK = 65536;
+/** Users per period chunk, and dedup keys per key chunk: each chunk is a few ms of event-loop work at most (a reader takes any count). */
+const USERS_PER_CHUNK = 500;
+const KEYS_PER_CHUNK = 65536; // DedupKeys' page size: each chunk is a view of one page
 
 type PeriodChunk = [ps: string, users: SnapshotUser[], models: SnapshotModel[], providers: SnapshotProvider[]];
 type SnapshotProvider = [provider: string, gross: string, discount: string, net: string, requests: number];
@@ -105,6 +111,9 @@ export function beginSnapshot(state: JournalState, allSegments: readonly Segment
     providers: [...p.providers.values()].map((s): SnapshotProvider => [s.provider, s.gross.toFixed(), s.discount.toFixed(), s.net.toFixed(), s.requests]),
   }));
   const days = [...state.buckets].map(([day, set]) => ({ day, set, size: set.size }));
+  // Re-pricings: the audit list and the adjusted calls as they are now (entries are replaced, never changed).
+  const audits = [...state.audits];
+  const adjusted = [...state.adjusted];
   function* parts(): Generator<Buffer> {
     yield snapshotHead();
     let count = 0;
@@ -133,10 +142,14 @@ export function beginSnapshot(state: JournalState, allSegments: readonly Segment
       }
       if (users.length > 0 || first) yield frame(jsonChunk(CHUNK_PERIOD, [ps, users, first ? models : [], first ? providers : []] satisfies PeriodChunk));
     }
+    for (let from = 0; from < adjusted.length || (from === 0 && audits.length > 0); from += ADJUSTED_PER_CHUNK) {
+      const calls = adjusted.slice(from, from + ADJUSTED_PER_CHUNK).map(([key, a]) => [key, a.auditId, a.costs]);
+      yield frame(jsonChunk(CHUNK_ADJUST, from === 0 ? { audits, calls } : { calls }));
+    }
     for (const { day, set, size } of days) {
       for (let from = 0; from < size; from += KEYS_PER_CHUNK) {
-        // Read again per chunk: the key array may have grown into a new buffer meanwhile (keys below `size` stay).
-        const keys = set.toBuffer().subarray(from * 24, Math.min(size, from + KEYS_PER_CHUNK) * 24);
+        // A view of one page of the set's key storage (keys below `size` never change; pages never move).
+        const keys = set.keyBytes(from, Math.min(size, from + KEYS_PER_CHUNK));
         yield frame(keysChunk(day, keys));
       }
     }
@@ -154,20 +167,23 @@ export function beginSnapshot(state: JournalState, allSegments: readonly Segment
 
 function addUsers(state: JournalState, ps: string, users: SnapshotUser[], models: SnapshotModel[], providers: SnapshotProvider[]): void {
   const p = state.period(ps);
+  // Plan, provider and model names shared by every row (JSON.parse gives each row its own copy): a replayed call
+  // then finds its user's model row by comparing the same strings, not loading a copy per row from memory.
+  const intern = state.intern;
   for (const [userId, plan, tokens, requests, cost, rows] of users) {
-    const row = new UserRow(userId, plan);
+    const row = new UserRow(userId, intern(plan));
     row.setTokens(tokens);
     row.requests = requests;
     row.addString(cost);
     for (const m of rows) {
-      const r = modelRowOf(m);
+      const r = modelRowOf(m, intern);
       r.next = row.models;
       row.models = r;
     }
     row.next = p.users.get(userId);
     p.users.set(userId, row);
   }
-  for (const m of models) p.models.set(state.modelKey(m[0], m[1]), modelRowOf(m));
+  for (const m of models) p.models.set(state.modelKey(m[0], m[1]), modelRowOf(m, intern));
   for (const [provider, gross, discount, net, requests] of providers) {
     p.providers.set(provider, { provider, gross: LimbSum.of(gross), discount: LimbSum.of(discount), net: LimbSum.of(net), requests });
   }
@@ -223,7 +239,12 @@ function readSnapshot(state: JournalState, file: string): { segments: SegmentInf
       addUsers(state, ps, users, models, providers);
     } else if (kind === CHUNK_KEYS) {
       if (c.length < 24 || c.length !== 24 + 24 * c.readUInt32LE(16)) throw bad('a dedup key chunk of the wrong length');
-      state.bucket(c.readDoubleLE(8)).addBuffer(c.subarray(24));
+      state.bucket(c.readDoubleLE(8)).addBuffer(c.subarray(24), true); // a checksummed chunk of one set
+    } else if (kind === CHUNK_ADJUST) {
+      const v = JSON.parse(c.toString('utf8', 4)) as { audits?: RepriceAudit[]; calls?: [string, string, CallCosts][] };
+      if (!Array.isArray(v.calls)) throw bad('a re-pricing chunk without calls');
+      if (v.audits !== undefined) state.audits.push(...v.audits);
+      for (const [key, auditId, costs] of v.calls) state.adjusted.set(key, { auditId, costs });
     } else throw new NewerFormatLedgerError(`the journal ledger snapshot ${file} holds a chunk of kind ${kind}, written by a newer tokenmeter; upgrade tokenmeter`);
   }
   if (segments === undefined) throw bad('no meta chunk');

@@ -11,6 +11,7 @@ import { LedgerError } from './errors.js';
 import type { ModelUsage, TokenCounts } from './ledger-interface.js';
 import { LimbSum } from '../money/index.js';
 import type { PeriodRollup } from './types.js';
+import { callKey, type CallAdjustment, type CallCosts, type RepriceAudit } from './adjustments.js';
 
 export const DAY_MILLIS = 24 * 60 * 60 * 1000;
 
@@ -93,6 +94,13 @@ export class UserRow extends Row {
       m.next = this.models;
       this.models = m;
     }
+    return m;
+  }
+
+  /** The per-model row, if any (no row created). */
+  modelRow(provider: string, model: string): ModelRow | undefined {
+    let m = this.models;
+    while (m !== undefined && (m.model !== model || m.provider !== provider)) m = m.next;
     return m;
   }
 
@@ -179,6 +187,74 @@ export class JournalState {
     }
     return v;
   };
+
+  /** Applied re-pricings, oldest first (their audit records; issue 18). */
+  audits: RepriceAudit[] = [];
+  /** Calls whose cost a re-pricing replaced (trace id + span id → the audit and the costs now in force). */
+  readonly adjusted = new Map<string, AdjustedCall>();
+
+  /**
+   * Applies a re-pricing's adjustments to the totals (costs only: tokens and requests stay): the user row, the
+   * user's and everyone's per-model row (one unpriced request fewer for a call priced for the first time), the
+   * provider's spend. With `check`, only checks that it can be applied (each call's old cost is the cost in force,
+   * no total goes below zero) and changes nothing: journal-ledger.ts checks before it writes the entry.
+   * Periods whose totals were pruned (`rollupsBefore`) have no rows to adjust; their calls are still adjusted.
+   */
+  applyAdjustments(audit: RepriceAudit, adjustments: readonly CallAdjustment[], check: boolean): void {
+    const sums = new Map<LimbSum, ExactDecimal>();
+    const unpriced = new Map<ModelRow, number>();
+    const users = new Set<UserRow>();
+    const shift = (sum: LimbSum, delta: ExactDecimal) => {
+      if (!delta.isZero()) sums.set(sum, (sums.get(sum) ?? ZERO).plus(delta));
+    };
+    for (const a of adjustments) {
+      const key = callKey(a.traceId, a.spanId);
+      if (check) {
+        const prior = this.adjusted.get(key);
+        if (prior !== undefined && !sameCostsLoose(prior.costs, a.old)) {
+          throw new LedgerError(`re-pricing: the call ${a.traceId}/${a.spanId} was re-priced meanwhile (audit ${prior.auditId}); compute the re-pricing again`);
+        }
+      }
+      const ps = isoOf(a.periodStart);
+      const p = this.periods.get(ps);
+      if (p === undefined) continue;
+      const net = new ExactDecimal(a.new.totalCostUsd).minus(a.old.totalCostUsd);
+      const u = this.userRow(ps, a.userId, a.plan);
+      if (u === undefined) continue;
+      users.add(u);
+      shift(u, net);
+      const newlyPriced = !a.old.priced && a.new.priced ? 1 : 0;
+      for (const m of [u.modelRow(a.provider, a.model), p.models.get(this.modelKey(a.provider, a.model))]) {
+        if (m === undefined) continue;
+        shift(m, net);
+        if (newlyPriced) unpriced.set(m, (unpriced.get(m) ?? 0) + 1);
+      }
+      const s = p.providers.get(a.provider);
+      if (s !== undefined) {
+        shift(s.gross, new ExactDecimal(a.new.grossCostUsd).minus(a.old.grossCostUsd));
+        shift(s.discount, new ExactDecimal(a.new.discountUsd).minus(a.old.discountUsd));
+        shift(s.net, net);
+      }
+    }
+    const values = new Map<LimbSum, string>();
+    for (const [sum, delta] of sums) {
+      const v = new ExactDecimal(sum.toFixed()).plus(delta);
+      if (v.isNegative() && !v.isZero()) throw new LedgerError(`re-pricing would make a total negative (${v.toFixed()}); compute the re-pricing again`);
+      values.set(sum, v.toFixed());
+    }
+    for (const [m, n] of unpriced) if (m.unpriced < n) throw new LedgerError('re-pricing: more newly priced calls than unpriced requests in the totals; compute the re-pricing again');
+    if (check) return;
+    for (const u of users) {
+      if (this.snapshotActive && u.seen !== this.snapshotEpoch) {
+        this.frozen.set(u, userJson(u));
+        u.seen = this.snapshotEpoch;
+      }
+    }
+    for (const [sum, v] of values) sum.set(v);
+    for (const [m, n] of unpriced) m.unpriced -= n;
+    for (const a of adjustments) this.adjusted.set(callKey(a.traceId, a.spanId), { auditId: audit.id, costs: a.new });
+    this.audits.push(audit);
+  }
 
   period(ps: string): PeriodState {
     let p = this.periods.get(ps);
@@ -294,6 +370,17 @@ export class JournalState {
     this.#lastIsoOut = iso;
     return iso;
   }
+}
+
+/** A call a re-pricing changed: the audit's id and the costs now in force. */
+export interface AdjustedCall {
+  auditId: string;
+  costs: CallCosts;
+}
+
+/** Same price id and net total (the amounts a later re-pricing names as the old cost). */
+function sameCostsLoose(a: CallCosts, b: CallCosts): boolean {
+  return a.priced === b.priced && (a.priceId ?? null) === (b.priceId ?? null) && new ExactDecimal(a.totalCostUsd).eq(b.totalCostUsd);
 }
 
 export function addModel(m: ModelRow, priced: boolean, estimated: boolean): void {

@@ -11,6 +11,7 @@ import { LedgerError } from './errors.js';
 import type { SnapshotFileSystem } from './journal-format.js';
 import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
 import type { CallFilter, LedgerCall } from './call-scan.js';
+import type { RepriceAudit, RepriceRequest } from './adjustments.js';
 
 type Exact = ExactDecimal;
 
@@ -154,6 +155,14 @@ export interface Ledger {
    * of the ids), never all built at once: billing reports of 100k users. `userId`: only that user's.
    */
   scanPeriodRollups(periodStart: Date | string, options?: ScanRollupsOptions): AsyncIterable<PeriodRollup>;
+  /**
+   * Applies a re-pricing (issue 18) in one transaction with its audit record: every call's costs replaced, the
+   * totals adjusted by the differences. Refused (LedgerError, nothing changed) when a call's cost in force is no
+   * longer the `old` the request names.
+   */
+  applyReprice(request: RepriceRequest): Promise<RepriceAudit>;
+  /** The audit records of applied re-pricings that touched the period (every one without), oldest first. */
+  repriceAudits(periodStart?: Date | string): Promise<RepriceAudit[]>;
   close(): Promise<void>;
 }
 

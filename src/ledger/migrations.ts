@@ -122,6 +122,44 @@ ALTER TABLE calls
   ADD COLUMN search_grounding_calls bigint NOT NULL DEFAULT 0 CHECK (search_grounding_calls >= 0);
 `,
   },
+  {
+    version: 3,
+    name: 're-pricing audit',
+    sql: `
+-- Re-pricing (tokenmeter reprice): one row per applied re-pricing (who, when, the command's arguments, the
+-- totals), one row per call it changed (old and new price id and amounts). calls carry their current costs and
+-- the audit that set them; the rollups are adjusted in the same transaction.
+CREATE TABLE reprice_audits (
+  id text PRIMARY KEY,
+  applied_at timestamptz NOT NULL,
+  applied_by text NOT NULL,
+  arguments jsonb NOT NULL,
+  calls bigint NOT NULL,
+  newly_priced bigint NOT NULL,
+  delta_usd numeric NOT NULL,
+  periods timestamptz[] NOT NULL,
+  price_ids jsonb NOT NULL,
+  users jsonb NOT NULL
+);
+CREATE TABLE call_adjustments (
+  audit_id text NOT NULL REFERENCES reprice_audits (id),
+  trace_id text NOT NULL,
+  span_id text NOT NULL,
+  period_start timestamptz NOT NULL,
+  user_id text NOT NULL,
+  plan text NOT NULL,
+  old_priced boolean NOT NULL,
+  old_price_id text,
+  new_price_id text NOT NULL,
+  old_cost_usd numeric NOT NULL,
+  new_cost_usd numeric NOT NULL,
+  delta_usd numeric NOT NULL,
+  PRIMARY KEY (audit_id, trace_id, span_id)
+);
+CREATE INDEX call_adjustments_call_idx ON call_adjustments (trace_id, span_id);
+ALTER TABLE calls ADD COLUMN repriced_by text;
+`,
+  },
 ];
 
 /** Key of the advisory lock that serialises migrations between processes opening one database. */

@@ -91,6 +91,17 @@ export async function exportJournalToPostgres(dir: string, url: string, options:
       if (batch.length >= size) await flush();
     }
     if (batch.length > 0) await flush();
+    // The re-pricings' audit records (the calls above carry their costs and audit id; the per-call old amounts
+    // stay in the journal's adjustment entries).
+    for (const audit of await journal.repriceAudits()) {
+      await run(() =>
+        backend!.query(
+          `INSERT INTO reprice_audits (id, applied_at, applied_by, arguments, calls, newly_priced, delta_usd, periods, price_ids, users)
+           VALUES ($1, $2::timestamptz, $3, $4::jsonb, $5, $6, $7::numeric, $8::timestamptz[], $9::jsonb, $10::jsonb) ON CONFLICT (id) DO NOTHING`,
+          [audit.id, audit.at, audit.by, JSON.stringify(audit.arguments), audit.calls, audit.newlyPriced, audit.deltaUsd, audit.periods, JSON.stringify(audit.priceIds), JSON.stringify(audit.users)],
+        ),
+      );
+    }
 
     const periods = journal.periodStarts();
     report.periods = periods.length;
@@ -123,12 +134,13 @@ async function insertCalls(db: SqlBackend, calls: LedgerCall[]): Promise<number>
     db.query(
       `WITH i AS (INSERT INTO calls (trace_id, span_id, period_start, end_time, received_at, user_id, plan, feature, provider,
          raw_model, model, operation, outcome, source, estimated, service_tier, priced, price_id,
-         ${TOKEN_COLS.join(', ')}, ${COST_COLS.join(', ')}, gross_cost_usd, discount_usd, cost_usd)
+         ${TOKEN_COLS.join(', ')}, ${COST_COLS.join(', ')}, gross_cost_usd, discount_usd, cost_usd, repriced_by)
        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[],
          $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
          $15::boolean[], $16::text[], $17::boolean[], $18::text[],
          $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::bigint[],
-         $25::numeric[], $26::numeric[], $27::numeric[], $28::numeric[], $29::numeric[], $30::numeric[], $31::numeric[], $32::numeric[])
+         $25::numeric[], $26::numeric[], $27::numeric[], $28::numeric[], $29::numeric[], $30::numeric[], $31::numeric[], $32::numeric[],
+         $33::text[])
        ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING 1) SELECT count(*)::text AS n FROM i`,
       [
         a((c) => c.traceId),
@@ -155,6 +167,7 @@ async function insertCalls(db: SqlBackend, calls: LedgerCall[]): Promise<number>
         a((c) => c.grossCostUsd ?? c.totalCostUsd),
         a((c) => c.discountUsd ?? '0'),
         a((c) => c.totalCostUsd),
+        a((c) => c.repricedBy ?? null),
       ],
     ),
   );

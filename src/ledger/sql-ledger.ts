@@ -33,6 +33,8 @@ import { MIGRATION_LOCK_KEY, MIGRATIONS } from './migrations.js';
 import { isPrevalidated, validateRecord } from './record-validation.js';
 import { normaliseFilter, scanSqlCalls, type CallFilter, type LedgerCall } from './call-scan.js';
 import type { CommitOutcome, CommitResult, LedgerRecord, PeriodRollup } from './types.js';
+import { randomBytes } from 'node:crypto';
+import { auditOf, newAuditId, validateRepriceRequest, type CallAdjustment, type RepriceAudit, type RepriceRequest } from './adjustments.js';
 
 /** Exact arithmetic for sums of money strings (the default 20 significant digits could round). */
 const Exact = ExactDecimal;
@@ -586,6 +588,157 @@ export class SqlLedger implements Ledger {
         return { callsDeleted: Number(calls[0].n), rollupRowsDeleted };
       }),
     );
+  }
+
+  /**
+   * Applies a re-pricing in one transaction: each call's row updated only where its cost and price id are still
+   * the old ones (else the whole re-pricing is refused: the ledger changed since it was computed), the audit
+   * record and one row per call inserted, the rollups adjusted by the differences. Rows in key order (no deadlock
+   * with commits); a serialisation failure or deadlock is retried.
+   */
+  async applyReprice(request: RepriceRequest): Promise<RepriceAudit> {
+    validateRepriceRequest(request);
+    const at = this.#clock.now();
+    const audit = auditOf(request, newAuditId(at.getTime(), () => randomBytes(4).toString('hex')), at.toISOString());
+    const adj = [...request.adjustments].sort((x, y) => (x.traceId === y.traceId ? (x.spanId < y.spanId ? -1 : 1) : x.traceId < y.traceId ? -1 : 1));
+    return this.#run('reprice', async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.#backend.transaction(async (tx) => {
+            await this.#repriceTx(tx, audit, adj);
+            return audit;
+          });
+        } catch (err) {
+          if (attempt < 5 && isRetryableConflict(err)) continue;
+          throw err;
+        }
+      }
+    });
+  }
+
+  async #repriceTx(tx: SqlRunner, audit: RepriceAudit, adj: CallAdjustment[]): Promise<void> {
+    const a = (f: (x: CallAdjustment) => unknown) => adj.map(f);
+    const updated = await tx.query(
+      `UPDATE calls c SET priced = true, price_id = v.new_price_id,
+         input_cost_usd = v.ci, cache_read_cost_usd = v.ccr, cache_write_cost_usd = v.ccw, output_cost_usd = v.co,
+         reasoning_cost_usd = v.cr, fee_cost_usd = v.fee, gross_cost_usd = v.gross, discount_usd = v.discount,
+         cost_usd = v.cost, repriced_by = $17
+       FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::numeric[], $6::text[], $7::numeric[], $8::numeric[],
+         $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[], $13::numeric[], $14::numeric[], $15::numeric[], $16::text[])
+         AS v(t, s, old_priced, old_price_id, old_cost, new_price_id, ci, ccr, ccw, co, cr, fee, gross, discount, cost, ps)
+       WHERE c.trace_id = v.t AND c.span_id = v.s AND c.period_start = v.ps::timestamptz AND c.priced = v.old_priced
+         AND c.price_id IS NOT DISTINCT FROM v.old_price_id AND c.cost_usd = v.old_cost
+       RETURNING c.trace_id`,
+      [
+        a((x) => x.traceId), a((x) => x.spanId), a((x) => x.old.priced), a((x) => x.old.priceId ?? null),
+        a((x) => x.old.totalCostUsd), a((x) => x.new.priceId),
+        ...TOKEN_TYPES.map((t) => a((x) => x.new.costUsd[t])),
+        a((x) => x.new.feeCostUsd ?? null), a((x) => x.new.grossCostUsd), a((x) => x.new.discountUsd), a((x) => x.new.totalCostUsd),
+        a((x) => isoOf(x.periodStart)), audit.id,
+      ],
+    );
+    if (updated.length !== adj.length) {
+      throw new LedgerError(
+        `re-pricing: ${adj.length - updated.length} of its ${adj.length} calls are no longer in the ledger with the cost it was computed from (re-priced or pruned meanwhile); compute the re-pricing again`,
+      );
+    }
+    await tx.query(
+      `INSERT INTO reprice_audits (id, applied_at, applied_by, arguments, calls, newly_priced, delta_usd, periods, price_ids, users)
+       VALUES ($1, $2::timestamptz, $3, $4::jsonb, $5, $6, $7::numeric, $8::timestamptz[], $9::jsonb, $10::jsonb)`,
+      [audit.id, audit.at, audit.by, JSON.stringify(audit.arguments), audit.calls, audit.newlyPriced, audit.deltaUsd, audit.periods, JSON.stringify(audit.priceIds), JSON.stringify(audit.users)],
+    );
+    const delta = (x: CallAdjustment) => new Exact(x.new.totalCostUsd).minus(x.old.totalCostUsd);
+    await tx.query(
+      `INSERT INTO call_adjustments (audit_id, trace_id, span_id, period_start, user_id, plan, old_priced, old_price_id, new_price_id,
+         old_cost_usd, new_cost_usd, delta_usd)
+       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::boolean[], $8::text[], $9::text[],
+         $10::numeric[], $11::numeric[], $12::numeric[])`,
+      [
+        audit.id, a((x) => x.traceId), a((x) => x.spanId), a((x) => isoOf(x.periodStart)), a((x) => x.userId), a((x) => x.plan),
+        a((x) => x.old.priced), a((x) => x.old.priceId ?? null), a((x) => x.new.priceId), a((x) => x.old.totalCostUsd), a((x) => x.new.totalCostUsd),
+        a((x) => delta(x).toFixed()),
+      ],
+    );
+    // The rollups: the differences summed per row, applied in key order.
+    type Agg = { key: string[]; net: Exact; gross: Exact; discount: Exact; unpriced: number };
+    const groups = { users: new Map<string, Agg>(), userModels: new Map<string, Agg>(), models: new Map<string, Agg>(), providers: new Map<string, Agg>() };
+    const add = (m: Map<string, Agg>, key: string[], x: CallAdjustment) => {
+      const k = JSON.stringify(key);
+      let g = m.get(k);
+      if (!g) m.set(k, (g = { key, net: new Exact(0), gross: new Exact(0), discount: new Exact(0), unpriced: 0 }));
+      g.net = g.net.plus(delta(x));
+      g.gross = g.gross.plus(new Exact(x.new.grossCostUsd).minus(x.old.grossCostUsd));
+      g.discount = g.discount.plus(new Exact(x.new.discountUsd).minus(x.old.discountUsd));
+      if (!x.old.priced) g.unpriced++;
+    };
+    for (const x of adj) {
+      const ps = isoOf(x.periodStart);
+      add(groups.users, [ps, x.userId, x.plan], x);
+      add(groups.userModels, [ps, x.userId, x.plan, x.provider, x.model], x);
+      add(groups.models, [ps, x.provider, x.model], x);
+      add(groups.providers, [ps, x.provider], x);
+    }
+    const sorted = (m: Map<string, Agg>) => [...m.values()].sort((x, y) => {
+      for (let i = 0; i < x.key.length; i++) if (x.key[i] !== y.key[i]) return x.key[i]! < y.key[i]! ? -1 : 1;
+      return 0;
+    });
+    const k = (rows: Agg[], i: number) => rows.map((r) => r.key[i]);
+    const u = sorted(groups.users);
+    await tx.query(
+      `UPDATE period_user_usage t SET cost_usd = t.cost_usd + v.d FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::numeric[]) AS v(ps, u, pl, d)
+       WHERE t.period_start = v.ps AND t.user_id = v.u AND t.plan = v.pl`,
+      [k(u, 0), k(u, 1), k(u, 2), u.map((r) => r.net.toFixed())],
+    );
+    const um = sorted(groups.userModels);
+    await tx.query(
+      `UPDATE period_user_model_usage t SET cost_usd = t.cost_usd + v.d, unpriced_requests = t.unpriced_requests - v.n
+       FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::bigint[]) AS v(ps, u, pl, pv, m, d, n)
+       WHERE t.period_start = v.ps AND t.user_id = v.u AND t.plan = v.pl AND t.provider = v.pv AND t.model = v.m`,
+      [k(um, 0), k(um, 1), k(um, 2), k(um, 3), k(um, 4), um.map((r) => r.net.toFixed()), um.map((r) => r.unpriced)],
+    );
+    const m = sorted(groups.models);
+    await tx.query(
+      `UPDATE period_model_usage t SET cost_usd = t.cost_usd + v.d, unpriced_requests = t.unpriced_requests - v.n
+       FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::numeric[], $5::bigint[]) AS v(ps, pv, m, d, n)
+       WHERE t.period_start = v.ps AND t.provider = v.pv AND t.model = v.m`,
+      [k(m, 0), k(m, 1), k(m, 2), m.map((r) => r.net.toFixed()), m.map((r) => r.unpriced)],
+    );
+    const p = sorted(groups.providers);
+    await tx.query(
+      `UPDATE period_provider_spend t SET gross_usd = t.gross_usd + v.g, discount_usd = t.discount_usd + v.dc, net_usd = t.net_usd + v.d
+       FROM unnest($1::timestamptz[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[]) AS v(ps, pv, g, dc, d)
+       WHERE t.period_start = v.ps AND t.provider = v.pv`,
+      [k(p, 0), k(p, 1), p.map((r) => r.gross.toFixed()), p.map((r) => r.discount.toFixed()), p.map((r) => r.net.toFixed())],
+    );
+  }
+
+  async repriceAudits(periodStart?: Date | string): Promise<RepriceAudit[]> {
+    const params: unknown[] = [];
+    let where = '';
+    if (periodStart !== undefined) {
+      params.push(isoOf(periodStart));
+      where = 'WHERE $1::timestamptz = ANY(periods)';
+    }
+    const rows = await this.#run('query', () =>
+      this.#backend.query(
+        `SELECT id, ${ISO_SQL('applied_at')} AS applied_at, applied_by, arguments, calls::text AS calls, newly_priced::text AS newly_priced,
+           delta_usd::text AS delta_usd, ARRAY(SELECT ${ISO_SQL('p')} FROM unnest(periods) AS p) AS periods, price_ids, users
+         FROM reprice_audits ${where} ORDER BY applied_at, id`,
+        params,
+      ),
+    );
+    return rows.map((r) => ({
+      id: String(r.id),
+      at: String(r.applied_at),
+      by: String(r.applied_by),
+      arguments: r.arguments as string[],
+      calls: Number(r.calls),
+      newlyPriced: Number(r.newly_priced),
+      deltaUsd: String(r.delta_usd),
+      periods: [...(r.periods as string[])].sort(),
+      priceIds: r.price_ids as [string | null, string][],
+      users: (r.users as RepriceAudit['users']).map((x) => ({ periodStart: x.periodStart, userId: x.userId, plan: x.plan, calls: x.calls, deltaUsd: x.deltaUsd })),
+    }));
   }
 
   scanCalls(filter: CallFilter = {}): AsyncIterable<LedgerCall> {

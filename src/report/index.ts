@@ -5,3 +5,7 @@ export type { PeriodCalendar } from './period.js';
 export { writeReport, csvCell, REPORT_FORMATS } from './write.js';
 export type { ReportFormat, ReportHeader, ReportSink } from './write.js';
 export { calendarOf, displayRate } from './calendar.js';
+export { planReprice, currentCosts, parseRepriceDate, repriceQuery, repricePlanJson, RepriceInputError, RepriceTooLargeError, MAX_API_REPRICE_USERS } from './reprice.js';
+export type { RepricePlan, RepriceQuery, RepriceLedger, RepricePricing } from './reprice.js';
+export { meterEvents, postEvents, MeterPostError, METER_EVENT_NAME, METER_GRANULARITIES } from './meter-export.js';
+export type { MeterEvent, MeterGranularity, MeterLedger, MeterExportStats, PostOptions } from './meter-export.js';

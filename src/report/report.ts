@@ -10,6 +10,7 @@ import type { LedgerRecord, PeriodRollup } from '../ledger/types.js';
 import type { BillingPeriod } from '../plans/types.js';
 import { ExactDecimal } from '../pricing/index.js';
 import { ExactSum } from '../money/index.js';
+import type { RepriceAudit } from '../ledger/adjustments.js';
 
 export const REPORT_BREAKDOWNS = ['user', 'plan', 'feature', 'model', 'provider', 'day'] as const;
 export type ReportBy = (typeof REPORT_BREAKDOWNS)[number];
@@ -40,6 +41,8 @@ export interface ReportLedger {
   scanCalls?(filter: { periodStart?: Date; userId?: string }): AsyncIterable<ReportCall>;
   /** The rollups one at a time in (user, plan) order (the real ledgers); without it `loadPeriodRollups` is read whole. */
   scanPeriodRollups?(periodStart: Date, options?: { userId?: string }): AsyncIterable<PeriodRollup>;
+  /** The re-pricings that touched the period (issue 18); absent: a ledger that cannot be re-priced. */
+  repriceAudits?(periodStart: Date): Promise<RepriceAudit[]>;
 }
 
 export interface ReportQuery {
@@ -49,6 +52,8 @@ export interface ReportQuery {
   user?: string;
   /** Time zone of the `day` breakdown (the billing calendar's; default UTC). */
   timeZone?: string;
+  /** The period's re-pricings (`repriceAudits`): by user, each line says its part of them (`adjustmentUsd`). */
+  audits?: readonly RepriceAudit[];
 }
 
 /** The key columns of each breakdown, in order. */
@@ -70,6 +75,8 @@ export interface ReportLine {
   unpricedRequests: number;
   /** Exact decimal string: the cost of the priced requests (net of volume discounts). */
   costUsd: string;
+  /** By user, in a re-priced period: how much of `costUsd` re-pricings added (negative: took off), exact. */
+  adjustmentUsd?: string;
 }
 
 /** The feature of calls that carried none (the metric label's value too). */
@@ -180,6 +187,8 @@ export async function* reportLines(ledger: ReportLedger, q: ReportQuery): AsyncG
   switch (q.by) {
     case 'user':
     case 'plan': {
+      const adjustments = q.by === 'user' ? userAdjustments(q.audits, periodIso) : undefined;
+      const withAdjustment = (l: ReportLine): ReportLine => (adjustments ? { ...l, adjustmentUsd: adjustments.get(`${l.key[0]}\u0000${l.key[1]}`) ?? '0' } : l);
       if (typeof ledger.scanPeriodRollups === 'function') {
         // Streamed in (user, plan) order: one line per rollup for by user; a few plan accumulators for by plan.
         const scan = ledger.scanPeriodRollups(start, q.user !== undefined ? { userId: q.user } : {});
@@ -188,7 +197,7 @@ export async function* reportLines(ledger: ReportLedger, q: ReportQuery): AsyncG
           if (q.user !== undefined && r.userId !== q.user) continue;
           const acc = q.by === 'user' ? new Acc() : groups.get([r.plan]);
           acc.add(r.tokens, r.requests, r.unpricedRequests ?? 0, r.costUsd);
-          if (q.by === 'user') yield acc.line([r.userId, r.plan]);
+          if (q.by === 'user') yield withAdjustment(acc.line([r.userId, r.plan]));
         }
         if (q.by === 'plan') yield* groups.lines();
         return;
@@ -201,7 +210,7 @@ export async function* reportLines(ledger: ReportLedger, q: ReportQuery): AsyncG
         for (const r of rollups) {
           const acc = new Acc();
           acc.add(r.tokens, r.requests, r.unpricedRequests ?? 0, r.costUsd);
-          yield acc.line([r.userId, r.plan]);
+          yield withAdjustment(acc.line([r.userId, r.plan]));
         }
         return;
       }
@@ -236,6 +245,32 @@ export async function* reportLines(ledger: ReportLedger, q: ReportQuery): AsyncG
       return;
     }
   }
+}
+
+/** Per (user, plan) of the period: the sum of the re-pricings' differences (undefined when none touched it). */
+function userAdjustments(audits: readonly RepriceAudit[] | undefined, periodIso: string): Map<string, string> | undefined {
+  if (audits === undefined || audits.length === 0) return undefined;
+  const sums = new Map<string, ExactDecimal>();
+  for (const a of audits) {
+    for (const u of a.users) {
+      if (u.periodStart !== periodIso) continue;
+      const k = `${u.userId}\u0000${u.plan}`;
+      sums.set(k, (sums.get(k) ?? new ExactDecimal(0)).plus(u.deltaUsd));
+    }
+  }
+  return new Map([...sums].map(([k, v]) => [k, v.toFixed()]));
+}
+
+/** One re-pricing's part in a period (and for one user): calls and difference. */
+export function auditShare(a: RepriceAudit, periodIso: string, user?: string): { calls: number; deltaUsd: string } {
+  let calls = 0;
+  let delta = new ExactDecimal(0);
+  for (const u of a.users) {
+    if (u.periodStart !== periodIso || (user !== undefined && u.userId !== user)) continue;
+    calls += u.calls;
+    delta = delta.plus(u.deltaUsd);
+  }
+  return { calls, deltaUsd: delta.toFixed() };
 }
 
 /** A report that cannot be made (a bad argument, a breakdown the ledger cannot give). */

@@ -1,4 +1,5 @@
 import { CountReader, detailsObject, result, usageObject, type NormalizedUsage } from './counts.js';
+import type { Usage } from './usage.js';
 
 /**
  * Anthropic Messages `usage`. Unlike OpenAI, `input_tokens` EXCLUDES cache reads and cache writes: the three
@@ -37,5 +38,7 @@ export function normalizeAnthropicUsage(raw: unknown): NormalizedUsage {
       );
     }
   }
-  return result({ input, cache_read: cacheRead, cache_write: cacheWrite, output, reasoning: 0, cache_write_1h: oneHour }, warnings);
+  const usage: Usage = { input, cache_read: cacheRead, cache_write: cacheWrite, output, reasoning: 0 };
+  if (oneHour !== 0) usage.cache_write_1h = oneHour;
+  return result(usage, warnings);
 }

@@ -1,4 +1,5 @@
 import { CountReader, clampPart, invalid, result, usageObject, type NormalizedUsage } from './counts.js';
+import type { Usage } from './usage.js';
 
 /**
  * Bedrock Converse / ConverseStream `usage` (TokenUsage). `inputTokens` EXCLUDES cache reads and writes: the
@@ -39,5 +40,7 @@ export function normalizeBedrockConverseUsage(raw: unknown): NormalizedUsage {
   const warnings: string[] = [];
   const cacheWrite = cacheWriteField ?? detailsSum;
   oneHour = clampPart(oneHour, 'cacheDetails 1h inputTokens', cacheWrite, `cacheWriteInputTokens (${cacheWrite})`, warnings);
-  return result({ input, cache_read: cacheRead, cache_write: cacheWrite, output, reasoning: 0, cache_write_1h: oneHour }, warnings);
+  const usage: Usage = { input, cache_read: cacheRead, cache_write: cacheWrite, output, reasoning: 0 };
+  if (oneHour !== 0) usage.cache_write_1h = oneHour;
+  return result(usage, warnings);
 }

@@ -94,10 +94,10 @@ export class CountReader {
   constructor(private readonly allowStrings = false) {}
 
   count(obj: Record<string, unknown> | undefined, key: string, field = key): number | undefined {
-    this.fields.push(field);
-    if (obj === undefined) return undefined;
-    const n = readCount(obj[key], field, this.allowStrings);
+    const n = obj === undefined ? undefined : readCount(obj[key], field, this.allowStrings);
     if (n !== undefined) this.present = true;
+    // The names are only needed for requireAny's message, i.e. while no count was present (once one is, none is).
+    else if (!this.present) this.fields.push(field);
     return n;
   }
 
@@ -135,6 +135,7 @@ export function result(usage: Usage, warnings: string[]): NormalizedUsage {
       throw new UsageError(`usage.${t}`, `usage bucket "${t}" exceeds MAX_PLAUSIBLE_TOKENS (${MAX_PLAUSIBLE_TOKENS}): ${usage[t]}`);
     }
   }
+  // Normalisers add cache_write_1h only when non-zero; `delete` would leave a slow dictionary-mode object.
   if (usage.cache_write_1h === 0) delete usage.cache_write_1h;
   return { usage, warnings };
 }

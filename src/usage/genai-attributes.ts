@@ -93,14 +93,14 @@ const NO_COUNTS = `GenAI span usage has no token counts (none of ${[
  * The inverse: the usage attributes the instrumentation writes on a span, per the conventions above.
  * Totals are always written; the detail attributes only when non-zero.
  */
-export function usageToGenAiAttributes(usage: Usage): Record<string, number> {
-  const out: Record<string, number> = {
-    [GENAI.inputTokens]: usage.input + usage.cache_read + usage.cache_write,
-    [GENAI.outputTokens]: usage.output + usage.reasoning,
-  };
-  if (usage.cache_read > 0) out[GENAI.cacheReadInputTokens] = usage.cache_read;
-  if (usage.cache_write > 0) out[GENAI.cacheCreationInputTokens] = usage.cache_write;
-  if (usage.reasoning > 0) out[GENAI.reasoningOutputTokens] = usage.reasoning;
-  if ((usage.cache_write_1h ?? 0) > 0) out[ATTR_CACHE_CREATION_1H] = usage.cache_write_1h as number;
+export function usageToGenAiAttributes<T extends Record<string, unknown> = Record<string, number>>(usage: Usage, out: T = {} as T): T {
+  // Written into `out` when given (the instrumentation's span attributes: no object per call to merge).
+  const o = out as Record<string, unknown>;
+  o[GENAI.inputTokens] = usage.input + usage.cache_read + usage.cache_write;
+  o[GENAI.outputTokens] = usage.output + usage.reasoning;
+  if (usage.cache_read > 0) o[GENAI.cacheReadInputTokens] = usage.cache_read;
+  if (usage.cache_write > 0) o[GENAI.cacheCreationInputTokens] = usage.cache_write;
+  if (usage.reasoning > 0) o[GENAI.reasoningOutputTokens] = usage.reasoning;
+  if ((usage.cache_write_1h ?? 0) > 0) o[ATTR_CACHE_CREATION_1H] = usage.cache_write_1h as number;
   return out;
 }

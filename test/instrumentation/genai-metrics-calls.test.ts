@@ -99,4 +99,46 @@ describe('GenAI metrics of real calls: the producer and the SDK histograms agree
     expect(tokens.points.some((p) => p.attributes.includes('"tokenmeter.plan","pro"'))).toBe(true);
     expect(tokens.points.some((p) => p.attributes.includes('"gen_ai.token.type","output"'))).toBe(true);
   });
+  it('finds each call\'s series among more attribute sets than its key memo holds, interleaved', async () => {
+    // GenAiCall.metricKey memoises the last 8 sets' keys: 12 models x 3 plans, each set met twice in a row in
+    // each of two rounds, so that sets come back after being evicted and neighbours differ in one value only.
+    async function manySets(): Promise<void> {
+      const mock = await startMockProvider({ seed: 3, createdSeconds: 1_700_000_000 });
+      try {
+        const anthropic = new Anthropic({ apiKey: 'k', baseURL: mock.url, maxRetries: 0 });
+        for (let round = 0; round < 2; round++) {
+          for (let i = 0; i < 36; i++) {
+            const model = `claude-haiku-${i % 12}`;
+            // Twice in a row: the second finds the first's key in the memo.
+            for (let k = 0; k < 2; k++) {
+              await withUser({ id: 'u', plan: `plan-${Math.floor(i / 12)}` }, () => anthropic.messages.create({ model, max_tokens: 20, messages }));
+            }
+          }
+        }
+      } finally {
+        await mock.close();
+      }
+    }
+    type View = { metrics: Array<{ descriptor: { name: string }; points: Array<{ attributes: string; value: { count: number } }> }> };
+    // The SDK's reader is cumulative over this file: only this test's series (its plans) are compared.
+    const own = (v: unknown): View => {
+      const w = v as View;
+      const metrics = w.metrics.map((m) => ({ ...m, points: m.points.filter((p) => p.attributes.includes('"tokenmeter.plan","plan-')) }));
+      return { ...w, metrics: metrics.filter((m) => m.points.length > 0) };
+    };
+    const { h } = env;
+    await manySets();
+    const viaSdk = own(view((await h.reader.collect()).resourceMetrics));
+    const producer = tokenmeterMetricProducer();
+    try {
+      await manySets();
+      expect(own(view((await producer.collect()).resourceMetrics))).toEqual(viaSdk);
+    } finally {
+      producer.deactivate();
+    }
+    const duration = viaSdk.metrics.find((m) => m.descriptor.name === 'gen_ai.client.operation.duration')!;
+    // 36 sets (12 models x 3 plans), each recorded four times.
+    expect(duration.points).toHaveLength(36);
+    expect(duration.points.every((p) => p.value.count === 4)).toBe(true);
+  });
 });

@@ -35,6 +35,8 @@ function withoutCommitEach(ledger: Ledger): Ledger {
     prune: (o) => ledger.prune(o),
     scanCalls: (f) => ledger.scanCalls(f),
     scanPeriodRollups: (s, o) => ledger.scanPeriodRollups(s, o),
+    applyReprice: (r) => ledger.applyReprice(r),
+    repriceAudits: (s) => ledger.repriceAudits(s),
     close: () => ledger.close(),
   };
 }

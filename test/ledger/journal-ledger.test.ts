@@ -82,7 +82,8 @@ describe('journal ledger (embedded): durability', () => {
       });
       child.on('exit', (code) => reject(new Error(`child exited ${code}: ${stderr}`)));
     });
-    const exited = new Promise((r) => child.once('exit', r));
+    // 'close', not 'exit': every line the child wrote before it died (still in the pipe at exit) is read first.
+    const exited = new Promise((r) => child.once('close', r));
     child.kill('SIGKILL');
     await exited;
     expect(sent.length).toBeGreaterThan(acked.size);
@@ -272,6 +273,44 @@ describe('journal ledger (embedded): durability', () => {
   });
 });
 
+describe('journal ledger (embedded): a big commit group does not hold the event loop', () => {
+  it('applies a group in slices: reads in between see part of it, a caller is told durable only once all of it is in', async () => {
+    const ledger = await JournalLedger.open(freshDir(), {}, { snapshotOnClose: false });
+    try {
+      // One group of three callers, 30,000 records: far more than one ~4 ms slice of work anywhere.
+      const callers = [0, 1, 2].map((c) =>
+        Array.from({ length: 10_000 }, (_, i) => makeRecord({ periodStart: PERIOD, userId: `u${(c * 10_000 + i) % 3000}`, tokens: { input: 1 }, costs: { input: '0.001' } })),
+      );
+      const seen: number[] = [];
+      let done = false;
+      const watch = async () => {
+        while (!done) {
+          seen.push((await ledger.periodSummary(PERIOD)).requests);
+          await new Promise((r) => setImmediate(r));
+        }
+      };
+      const watching = watch();
+      const atDurable: number[] = [];
+      const results = ledger.commitEach(callers, {}, callers.map(() => () => void ledger.periodSummary(PERIOD).then((s) => atDurable.push(s.requests))))!;
+      const settled = await Promise.all(results);
+      done = true;
+      await watching;
+      expect(settled.map((r) => r.committed.length)).toEqual([10_000, 10_000, 10_000]);
+      // Reads ran while the group was being applied (a count strictly between none and all of it)...
+      expect(seen.some((n) => n > 0 && n < 30_000)).toBe(true);
+      expect(Math.max(...seen)).toBeLessThanOrEqual(30_000);
+      // ...but each caller was told durable only with the whole group in the totals (the exporter acknowledges then).
+      expect(atDurable).toEqual([30_000, 30_000, 30_000]);
+      expect((await ledger.periodSummary(PERIOD)).requests).toBe(30_000);
+      // Each caller's rollups are the totals after the whole group.
+      const all = new Map((await ledger.loadPeriodRollups(PERIOD)).map((r) => [`${r.userId}/${r.plan}`, r.requests]));
+      for (const r of settled) for (const u of r.rollups) expect(u.requests).toBe(all.get(`${u.userId}/${u.plan}`));
+    } finally {
+      await ledger.close();
+    }
+  });
+});
+
 describe('journal ledger (embedded): directory', () => {
   it('a directory in use by a live process is a clear error; a dead owner is taken over', async () => {
     const dir = freshDir();
@@ -424,6 +463,79 @@ describe('DedupKeys (the exact dedup set)', () => {
     copy.addBuffer(Buffer.from(keys.toBuffer()));
     expect(copy.size).toBe(ref.size);
     for (const [t, s] of pairs) expect(copy.has(t, s)).toBe(ref.has(t + s));
+  });
+
+  it('answers exactly while a growth is moving keys into the bigger table a few at a time', () => {
+    const keys = new DedupKeys(16);
+    const ref = new Set<string>();
+    const pairs: [string, string][] = Array.from({ length: 9000 }, (_, i) => [hex(16), i % 2 === 0 ? i.toString(16).padStart(16, '0') : hex(8)]);
+    let checkedMidMove = 0;
+    for (let i = 0; i < pairs.length; i++) {
+      const [t, s] = pairs[i];
+      expect(keys.add(t, s)).toBe(true);
+      ref.add(t + s);
+      // Just after a growth (sizes 33, 65, ... 8193), most old keys sit in the old table only: every one must still
+      // be found, refused as a repeat, and deletable.
+      if (i + 1 > 32 && ((i + 1 - 1) & (i + 1 - 2)) === 0) {
+        checkedMidMove++;
+        for (let j = 0; j <= i; j++) expect(keys.has(pairs[j][0], pairs[j][1])).toBe(ref.has(pairs[j][0] + pairs[j][1]));
+        const old = pairs[i >> 1];
+        expect(keys.add(old[0], old[1])).toBe(!ref.has(old[0] + old[1]));
+        ref.add(old[0] + old[1]);
+        expect(keys.has(hex(16), hex(8))).toBe(false);
+      }
+      if (i % 97 === 5) {
+        const gone = pairs[i - 3];
+        keys.delete(gone[0], gone[1]);
+        ref.delete(gone[0] + gone[1]);
+      }
+    }
+    expect(checkedMidMove).toBeGreaterThan(5);
+    expect(keys.size).toBe(ref.size);
+    for (const [t, s] of pairs) expect(keys.has(t, s)).toBe(ref.has(t + s));
+    // A snapshot image loads into a set sized once, and into one that already holds keys.
+    const copy = new DedupKeys();
+    copy.add(pairs[0][0], pairs[0][1]);
+    copy.add('f'.repeat(32), 'f'.repeat(16));
+    copy.addBuffer(Buffer.from(keys.toBuffer()));
+    expect(copy.size).toBe(ref.size + (ref.has(pairs[0][0] + pairs[0][1]) ? 1 : 2));
+    for (const [t, s] of pairs) expect(copy.has(t, s)).toBe(ref.has(t + s) || (t === pairs[0][0] && s === pairs[0][1]));
+    expect(copy.has('f'.repeat(32), 'f'.repeat(16))).toBe(true);
+    // A snapshot's keys loaded as unique (no compare), in two chunks of one day, then used as usual.
+    const image = Buffer.from(keys.toBuffer());
+    const cut = 24 * 1000;
+    const loaded = new DedupKeys();
+    loaded.addBuffer(image.subarray(0, cut), true);
+    loaded.addBuffer(image.subarray(cut), true);
+    expect(loaded.size).toBe(ref.size);
+    for (const [t, s] of pairs) expect(loaded.has(t, s)).toBe(ref.has(t + s));
+    for (const [t, s] of pairs.slice(0, 50)) expect(loaded.add(t, s)).toBe(!ref.has(t + s));
+    expect(loaded.toBuffer().subarray(0, image.length).equals(image)).toBe(true);
+  });
+
+  it('keeps keys in pages of 65,536: adds, deletes and images across page boundaries', () => {
+    const keys = new DedupKeys();
+    const n = 140_000; // three pages
+    const id = (i: number): [string, string] => [(i * 2654435761 >>> 0).toString(16).padStart(32, '0'), i.toString(16).padStart(16, '0')];
+    for (let i = 0; i < n; i++) expect(keys.add(...id(i))).toBe(true);
+    const image = Buffer.from(keys.toBuffer());
+    expect(image.length).toBe(n * 24);
+    // A range across the first page boundary is the same bytes as the whole image's slice.
+    expect(keys.keyBytes(65_000, 66_000).equals(image.subarray(65_000 * 24, 66_000 * 24))).toBe(true);
+    expect(() => keys.keyBytes(0, n + 1)).toThrow(RangeError);
+    // Deleting a key of the first page moves the last key (third page) into its place.
+    keys.delete(...id(10));
+    keys.delete(...id(70_000));
+    expect(keys.size).toBe(n - 2);
+    for (const i of [0, 9, 10, 11, 65_535, 65_536, 69_999, 70_000, 70_001, n - 2, n - 1]) expect(keys.has(...id(i))).toBe(i !== 10 && i !== 70_000);
+    expect(keys.add(...id(n - 1))).toBe(false);
+    // Loaded as unique, in uneven chunks that do not follow the pages.
+    const loaded = new DedupKeys();
+    for (const [a, b] of [[0, 1000], [1000, 100_000], [100_000, n]]) loaded.addBuffer(image.subarray(a * 24, b * 24), true);
+    expect(loaded.size).toBe(n);
+    expect(loaded.toBuffer().equals(image)).toBe(true);
+    for (let i = 0; i < n; i += 997) expect(loaded.has(...id(i))).toBe(true);
+    expect(loaded.add(...id(n))).toBe(true);
   });
 });
 
