@@ -141,26 +141,34 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
     return true;
   };
 
-  const reserve = async (req: IncomingMessage, res: ServerResponse, service: ReservationService): Promise<void> => {
+  /**
+   * The POST endpoints' common prologue: the bearer token, a JSON content type and a body of at most `maxBytes`.
+   * Undefined when it has already answered (401, 415, 413) or dropped a broken upload.
+   */
+  const readJsonPost = async (req: IncomingMessage, res: ServerResponse, maxBytes: number, contentTypeHint: string): Promise<Buffer | undefined> => {
     if (!authorized(req, res)) {
       req.resume();
-      return;
+      return undefined;
     }
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') {
       req.resume();
-      sendJson(res, 415, { error: 'send the reservation as Content-Type: application/json' });
-      return;
+      sendJson(res, 415, { error: contentTypeHint });
+      return undefined;
     }
-    let body: Buffer;
     try {
-      body = await readBody(req, MAX_RESERVATION_BATCH_BODY_BYTES);
+      return await readBody(req, maxBytes);
     } catch (err) {
       if (err instanceof BodyTooLargeError) sendJson(res, 413, { error: err.message }, { connection: 'close' });
       else if (err instanceof BodyReadError) res.destroy();
       else throw err;
-      return;
+      return undefined;
     }
+  };
+
+  const reserve = async (req: IncomingMessage, res: ServerResponse, service: ReservationService): Promise<void> => {
+    const body = await readJsonPost(req, res, MAX_RESERVATION_BATCH_BODY_BYTES, 'send the reservation as Content-Type: application/json');
+    if (body === undefined) return;
     // One reservation is a few short fields: a larger body that is not a batch (a JSON array) is not one.
     if (body.length > MAX_RESERVATION_BODY_BYTES && body.toString('latin1', 0, 64).trimStart()[0] !== '[') {
       sendJson(res, 413, { error: `request body of ${body.length} bytes exceeds the limit of ${MAX_RESERVATION_BODY_BYTES} bytes for one reservation (send more as a JSON array)` });
@@ -207,25 +215,8 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
 
   let repricing = false;
   const reprice = async (req: IncomingMessage, res: ServerResponse, service: RepriceEndpoint): Promise<void> => {
-    if (!authorized(req, res)) {
-      req.resume();
-      return;
-    }
-    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json') {
-      req.resume();
-      sendJson(res, 415, { error: 'send the re-pricing as Content-Type: application/json, e.g. {"from":"2026-11-01","to":"2026-11-30","apply":false}' });
-      return;
-    }
-    let body: Buffer;
-    try {
-      body = await readBody(req, MAX_REPRICE_BODY_BYTES);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError) sendJson(res, 413, { error: err.message }, { connection: 'close' });
-      else if (err instanceof BodyReadError) res.destroy();
-      else throw err;
-      return;
-    }
+    const body = await readJsonPost(req, res, MAX_REPRICE_BODY_BYTES, 'send the re-pricing as Content-Type: application/json, e.g. {"from":"2026-11-01","to":"2026-11-30","apply":false}');
+    if (body === undefined) return;
     let q: RepriceQuery;
     let apply: { by: string; arguments: string[] } | undefined;
     try {
