@@ -3,7 +3,7 @@ import { MAX_USER_ID_CHARS, userIdProblem } from '../usage/record-text.js';
 import type { LedgerHealth } from './ledger-health.js';
 import type { ExporterMetrics } from './metrics.js';
 import { BodyReadError, BodyTooLargeError, bearerMatches, readBody, sendJson, sendText } from './http-util.js';
-import { BadReservation, parseReservationRequest, type ReservationService } from './reservations.js';
+import { BadReservation, parseReservationBody, type ReservationAnswerJson, type ReservationItemError, type ReservationService } from './reservations.js';
 import type { LedgerPort, PlanPort } from './ports.js';
 import type { StaticFiles } from './static-files.js';
 import { summaryJson, usageListJson, userUsageJson, type DisplayMoney } from './usage-api.js';
@@ -50,6 +50,8 @@ export interface OpsHandlerOptions {
 
 /** Largest reservation request body: a few short fields. */
 export const MAX_RESERVATION_BODY_BYTES = 4096;
+/** Largest batch body (a JSON array of up to MAX_RESERVATION_BATCH_ITEMS reservations: 1 KiB each on average). */
+export const MAX_RESERVATION_BATCH_BODY_BYTES = 256 * 1024;
 
 /** Reports at once: a per-call report reads every call of a period; more would starve ingest of the event loop. */
 export const MAX_CONCURRENT_REPORTS = 2;
@@ -139,58 +141,82 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
     return true;
   };
 
-  const reserve = async (req: IncomingMessage, res: ServerResponse, service: ReservationService): Promise<void> => {
+  /**
+   * The POST endpoints' common prologue: the bearer token, a JSON content type and a body of at most `maxBytes`.
+   * Undefined when it has already answered (401, 415, 413) or dropped a broken upload.
+   */
+  const readJsonPost = async (req: IncomingMessage, res: ServerResponse, maxBytes: number, contentTypeHint: string): Promise<Buffer | undefined> => {
     if (!authorized(req, res)) {
       req.resume();
-      return;
+      return undefined;
     }
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') {
       req.resume();
-      sendJson(res, 415, { error: 'send the reservation as Content-Type: application/json' });
-      return;
+      sendJson(res, 415, { error: contentTypeHint });
+      return undefined;
     }
-    let body: Buffer;
     try {
-      body = await readBody(req, MAX_RESERVATION_BODY_BYTES);
+      return await readBody(req, maxBytes);
     } catch (err) {
       if (err instanceof BodyTooLargeError) sendJson(res, 413, { error: err.message }, { connection: 'close' });
       else if (err instanceof BodyReadError) res.destroy();
       else throw err;
+      return undefined;
+    }
+  };
+
+  const reserve = async (req: IncomingMessage, res: ServerResponse, service: ReservationService): Promise<void> => {
+    const body = await readJsonPost(req, res, MAX_RESERVATION_BATCH_BODY_BYTES, 'send the reservation as Content-Type: application/json');
+    if (body === undefined) return;
+    // One reservation is a few short fields: a larger body that is not a batch (a JSON array) is not one.
+    if (body.length > MAX_RESERVATION_BODY_BYTES && body.toString('latin1', 0, 64).trimStart()[0] !== '[') {
+      sendJson(res, 413, { error: `request body of ${body.length} bytes exceeds the limit of ${MAX_RESERVATION_BODY_BYTES} bytes for one reservation (send more as a JSON array)` });
       return;
     }
-    let answer;
+    let parsed: ReturnType<typeof parseReservationBody>;
     try {
-      answer = await service.reserve(parseReservationRequest(body));
+      parsed = parseReservationBody(body);
     } catch (err) {
-      if (err instanceof BadReservation) sendJson(res, 400, { error: err.message });
-      else unavailable(res, err);
+      if (err instanceof BadReservation) sendJson(res, err.status, { error: err.message });
+      else throw err;
       return;
     }
-    sendJson(res, 200, answer);
+    if (!parsed.batch) {
+      let answer;
+      try {
+        answer = await service.reserve(parsed.request);
+      } catch (err) {
+        unavailable(res, err);
+        return;
+      }
+      sendJson(res, 200, answer);
+      return;
+    }
+    // A batch: every item decided (in order, each atomic on its own), one answer per item in the same order. A
+    // ledger failure fails the items it touched, not the whole batch.
+    let failed: unknown;
+    const answers = await Promise.all(
+      parsed.items.map((item): Promise<ReservationAnswerJson | ReservationItemError> | ReservationItemError =>
+        'error' in item
+          ? item
+          : service.reserve(item).catch((err: unknown) => {
+              failed ??= err;
+              return { error: 'the ledger is unavailable; retry later', status: 503 };
+            }),
+      ),
+    );
+    if (failed !== undefined) {
+      o.log(`ledger query failed: ${failed instanceof Error ? failed.message : String(failed)}`);
+      o.metrics.setLedgerUp(false);
+    }
+    sendJson(res, 200, answers);
   };
 
   let repricing = false;
   const reprice = async (req: IncomingMessage, res: ServerResponse, service: RepriceEndpoint): Promise<void> => {
-    if (!authorized(req, res)) {
-      req.resume();
-      return;
-    }
-    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json') {
-      req.resume();
-      sendJson(res, 415, { error: 'send the re-pricing as Content-Type: application/json, e.g. {"from":"2026-11-01","to":"2026-11-30","apply":false}' });
-      return;
-    }
-    let body: Buffer;
-    try {
-      body = await readBody(req, MAX_REPRICE_BODY_BYTES);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError) sendJson(res, 413, { error: err.message }, { connection: 'close' });
-      else if (err instanceof BodyReadError) res.destroy();
-      else throw err;
-      return;
-    }
+    const body = await readJsonPost(req, res, MAX_REPRICE_BODY_BYTES, 'send the re-pricing as Content-Type: application/json, e.g. {"from":"2026-11-01","to":"2026-11-30","apply":false}');
+    if (body === undefined) return;
     let q: RepriceQuery;
     let apply: { by: string; arguments: string[] } | undefined;
     try {
@@ -327,6 +353,11 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    // The reservations endpoint is on every enforced LLM call's path: matched before any URL parsing.
+    if (req.url === '/api/v1/reservations' && req.method === 'POST' && o.reservations !== undefined) {
+      await reserve(req, res, o.reservations);
+      return;
+    }
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');

@@ -305,16 +305,18 @@ export const reservationRequestSchema = z.strictObject({
 });
 export type ReservationRequest = z.output<typeof reservationRequestSchema>;
 
-/** A request body the API refuses with 400 (the message says which field and why). */
-export class BadReservation extends Error {}
-
-export function parseReservationRequest(body: Buffer): ReservationRequest {
-  let json: unknown;
-  try {
-    json = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new BadReservation('the body is not JSON');
+/** A request body the API refuses with 400 (the message says which field and why), or 413 for a batch too large. */
+export class BadReservation extends Error {
+  constructor(
+    message: string,
+    readonly status: 400 | 413 = 400,
+  ) {
+    super(message);
   }
+}
+
+/** One reservation as parsed JSON: the fields checked, or BadReservation saying which and why. */
+export function reservationFromJson(json: unknown): ReservationRequest {
   const r = reservationRequestSchema.safeParse(json);
   if (!r.success) {
     const i = r.error.issues[0]!;
@@ -324,6 +326,53 @@ export function parseReservationRequest(body: Buffer): ReservationRequest {
   if (problem !== undefined) throw new BadReservation(`user: the user id ${problem}`);
   if ((r.data.trace_id === undefined) !== (r.data.span_id === undefined)) throw new BadReservation('trace_id and span_id go together');
   return r.data;
+}
+
+export function parseReservationRequest(body: Buffer): ReservationRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new BadReservation('the body is not JSON');
+  }
+  return reservationFromJson(json);
+}
+
+/** Most reservations in one batch request (the app sends at most this many at once: enforce.ts). */
+export const MAX_RESERVATION_BATCH_ITEMS = 256;
+
+/** A batch's item that cannot be decided: its own 4xx/5xx, next to the other items' answers. */
+export interface ReservationItemError {
+  error: string;
+  status: number;
+}
+
+/**
+ * A request body: one reservation (an object) or a batch (a JSON array of 1 to MAX_RESERVATION_BATCH_ITEMS of them).
+ * A broken body or batch as a whole is BadReservation; in a batch, each item is checked on its own, so a bad item
+ * gets its own error and the others are still decided.
+ */
+export function parseReservationBody(body: Buffer): { batch: false; request: ReservationRequest } | { batch: true; items: (ReservationRequest | ReservationItemError)[] } {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new BadReservation('the body is not JSON');
+  }
+  if (!Array.isArray(json)) return { batch: false, request: reservationFromJson(json) };
+  if (json.length === 0) throw new BadReservation('body: an empty batch (send 1 to 256 reservations in the array)');
+  if (json.length > MAX_RESERVATION_BATCH_ITEMS) throw new BadReservation(`body: a batch of ${json.length} reservations; at most ${MAX_RESERVATION_BATCH_ITEMS} per request`, 413);
+  return {
+    batch: true,
+    items: json.map((item: unknown, i: number) => {
+      try {
+        return reservationFromJson(item);
+      } catch (err) {
+        if (err instanceof BadReservation) return { error: `[${i}] ${err.message}`, status: 400 };
+        throw err;
+      }
+    }),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

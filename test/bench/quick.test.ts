@@ -85,6 +85,13 @@ interface Result {
         crash: { consistent: boolean };
       };
     };
+    reservations?: {
+      config: { users: number; rounds: number; callsPerUser: number };
+      latency: Record<'bare' | 'off' | 'block', { calls: number; medianMillis: number; p99Millis: number }>;
+      http: Array<{ mode: 'single' | 'batched'; answered: number; granted: number; failed: number; httpRequests: number }>;
+      inProcessPerSecond: number;
+      goals: Record<string, boolean | null>;
+    };
   };
   errors: Record<string, string>;
 }
@@ -123,7 +130,7 @@ describe('npm run bench -- --quick', () => {
   });
 
   it('prints a Markdown report with every section', () => {
-    for (const heading of ['### Machine and versions', '### Goals', '### 1. Instrumentation overhead', '### 2. Ingest throughput', '### 3. Scrape cost', '### 4. Ledger scale', '### 5. Growth']) {
+    for (const heading of ['### Machine and versions', '### Goals', '### 1. Instrumentation overhead', '### 2. Ingest throughput', '### 3. Scrape cost', '### 4. Ledger scale', '### 5. Growth', '### Admission control (issue 16)']) {
       expect(stdout).toContain(heading);
     }
     expect(stdout).not.toContain('NaN');
@@ -257,6 +264,25 @@ describe('npm run bench -- --quick', () => {
       expect(row.promClient.series.all).toBe(row.tokenmeter.series.all);
       expect(row.tokenmeter.bytes).toBeGreaterThan(0);
     }
+  });
+
+  it('reservations: every variant made every call; every reservation over HTTP was granted; batches carried several', () => {
+    const r = result.sections.reservations!;
+    const calls = r.config.users * r.config.rounds * r.config.callsPerUser;
+    for (const v of ['bare', 'off', 'block'] as const) expect(r.latency[v].calls).toBe(calls);
+    const single = r.http.find((h) => h.mode === 'single')!;
+    const batched = r.http.find((h) => h.mode === 'batched')!;
+    for (const h of [single, batched]) {
+      expect(h.answered).toBeGreaterThan(0);
+      expect(h.failed).toBe(0);
+      expect(h.granted).toBe(h.answered);
+    }
+    expect(single.httpRequests).toBe(single.answered);
+    expect(batched.httpRequests).toBeLessThan(batched.answered);
+    expect(r.inProcessPerSecond).toBeGreaterThan(0);
+    // A verdict for every goal (met, not met, or inconclusive), never missing.
+    expect(Object.keys(r.goals).sort()).toEqual(['addedMedian', 'addedP99', 'reservationsPerSecond']);
+    expect(stdout).toMatch(/\| exporter answers ≥ 10,000 reservations\/s .*\| (yes|\*\*no\*\*) \|/);
   });
 
   it('ledger: every acknowledged call is in the period state reloaded on restart', () => {

@@ -211,3 +211,93 @@ describe('POST /api/v1/reservations input boundary', () => {
     expect((await reserve(e, call('x', 1), { authorization: 'Bearer s3cret-token-0123456789' })).json.granted).toBe(true);
   });
 });
+
+describe('POST /api/v1/reservations batch form (a JSON array)', () => {
+  it('decides every item in order, each against the holds of the items before it: 3 of 50 granted, one answer per item', async () => {
+    const e = await start({ clock: new FakeClock(NOW) });
+    await seed(e, 'u1', 7);
+    const r = await reserve(e, Array.from({ length: 50 }, (_, i) => call('u1', i + 1)));
+    expect(r.status).toBe(200);
+    expect(r.json).toHaveLength(50);
+    expect(r.json.map((a: { granted: boolean }) => a.granted)).toEqual([true, true, true, ...Array(47).fill(false)]);
+    expect(r.json[3]).toEqual({ granted: false, user: 'u1', plan: 'free', limit: 'requests', used: 10, limit_value: 10, retry_after: '2026-07-01T00:00:00.000Z' });
+    expect(new Set(r.json.slice(0, 3).map((a: { id: string }) => a.id)).size).toBe(3);
+    // The batch shares the limit with single requests: nothing is left.
+    expect((await reserve(e, call('u1', 99))).json).toMatchObject({ granted: false, limit: 'requests' });
+    const m = (await scrape(e.httpUrl)).join('\n');
+    expect(m).toContain('tokenmeter_reservations_total{plan="free",outcome="granted",limit="none"} 3');
+    expect(m).toContain('tokenmeter_reservations_total{plan="free",outcome="refused",limit="requests"} 48');
+    // A granted item's span settles its hold like a single reservation's.
+    expect((await postOtlp(e.otlpUrl, otlpJson([{ traceId: TRACE, spanId: span(1), user: 'u1', model: 'gpt-4o-mini', input: 10, output: 5 }], BigInt(NOW.getTime()) * 1_000_000n))).status).toBe(200);
+    const usage = await getJson(`${e.httpUrl}/api/v1/usage/u1`);
+    expect([usage.json.requests, usage.json.reserved.requests]).toEqual([8, 2]);
+  });
+
+  it('mixed valid and invalid items: each bad item gets its own 400 naming its index and field, the others are decided', async () => {
+    const e = await start({ clock: new FakeClock(NOW) });
+    const items: unknown[] = [
+      call('m1', 1),
+      { ...call('m1', 2), input_tokens: -5 },
+      null,
+      'a string',
+      42,
+      [call('m1', 3)],
+      { ...call('m1', 4), __proto__: { granted: true }, extra: 1 },
+      JSON.parse('{"user":"m1","provider":"openai","model":"m","input_tokens":1,"constructor":{"prototype":{"granted":true}}}'),
+      { ...call('m1', 5), user: 'a\u0000b' },
+      { ...call('m1', 6), span_id: undefined },
+      call('m2', 7),
+    ];
+    const r = await reserve(e, items);
+    expect(r.status).toBe(200);
+    expect(r.json).toHaveLength(items.length);
+    expect(r.json[0]).toMatchObject({ granted: true });
+    expect(r.json[10]).toMatchObject({ granted: true });
+    const errors = r.json.slice(1, 10);
+    for (const [i, a] of errors.entries()) {
+      expect(a.status, JSON.stringify(a)).toBe(400);
+      expect(a.error).toMatch(new RegExp(`^\\[${i + 1}\\] `));
+      expect(a).not.toHaveProperty('granted');
+    }
+    expect(r.json[1].error).toMatch(/input_tokens/);
+    expect(r.json[6].error).toMatch(/extra|Unrecognized/i);
+    expect(r.json[7].error).toMatch(/constructor|Unrecognized/i);
+    expect(r.json[8].error).toMatch(/user/);
+    expect(r.json[9].error).toMatch(/trace_id and span_id/);
+    // Only the two valid items hold anything; nothing was written to the ledger.
+    expect((await getJson(`${e.httpUrl}/api/v1/usage/m1`)).json.reserved.requests).toBe(1);
+    expect(e.ledger.records.size).toBe(0);
+  });
+
+  it('malformed, oversized and hostile batches as a whole get a clear 4xx; the exporter keeps answering', async () => {
+    const e = await start({ clock: new FakeClock(NOW) });
+    const empty = await reserve(e, []);
+    expect(empty.status).toBe(400);
+    expect(empty.json.error).toMatch(/empty batch/);
+    const tooMany = await reserve(e, Array.from({ length: 257 }, (_, i) => call('x', i + 1)));
+    expect(tooMany.status).toBe(413);
+    expect(tooMany.json.error).toMatch(/257 reservations; at most 256/);
+    const broken = await reserve(e, `[${JSON.stringify(call('x', 1))},`);
+    expect(broken.status).toBe(400);
+    expect(broken.json.error).toMatch(/not JSON/);
+    // Larger than the batch body limit (256 KiB): refused before it is all read.
+    const huge = await httpRequest(`${e.httpUrl}/api/v1/reservations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `[${'0,'.repeat(140_000)}0]` });
+    expect(huge.status).toBe(413);
+    // Deeply nested items are an item error, not a crash.
+    const deep = await reserve(e, `[${'['.repeat(5000)}${']'.repeat(5000)}]`);
+    expect(deep.status).toBe(200);
+    expect(deep.json[0]).toMatchObject({ status: 400 });
+    // A batch of 256 items of the longest fields fits the body limit.
+    const longest = Array.from({ length: 256 }, (_, i) => ({ ...call(`u${'x'.repeat(200)}${i}`, i + 1), model: 'm'.repeat(256), plan: 'p'.repeat(64) }));
+    const full = await reserve(e, longest);
+    expect(full.status).toBe(200);
+    expect(full.json.every((a: { granted: boolean }) => a.granted)).toBe(true);
+    expect((await reserve(e, [call('x', 1)])).json).toMatchObject([{ granted: true }]);
+  });
+
+  it('needs the API bearer token like the single form', async () => {
+    const e = await start({ clock: new FakeClock(NOW), config: { auth: { api_token: 's3cret-token-0123456789' } } });
+    expect((await reserve(e, [call('x', 1), call('x', 2)])).status).toBe(401);
+    expect((await reserve(e, [call('x', 1), call('x', 2)], { authorization: 'Bearer s3cret-token-0123456789' })).json).toMatchObject([{ granted: true }, { granted: true }]);
+  });
+});

@@ -201,3 +201,157 @@ describe('a hostile or broken exporter answer', () => {
     }
   });
 });
+
+describe('batched reservations', () => {
+  /** A stand-in exporter answering reservations as the real one does (single form and batches), recording bodies. */
+  async function fakeExporter(answer: (item: any) => unknown, delayMillis = 0) {
+    const bodies: unknown[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        bodies.push(body);
+        const out = JSON.stringify(Array.isArray(body) ? body.map(answer) : answer(body));
+        setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(out), delayMillis);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { bodies, server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
+  }
+  const refusal = (item: { user: string }) => ({ granted: false, user: item.user, plan: 'free', limit: 'requests', used: 10, limit_value: 10, retry_after: '2027-01-01T00:00:00.000Z' });
+
+  it('calls started in the same turn go to the exporter as one request, and each call gets its own answer', async () => {
+    const f = await fakeExporter((item) =>
+      item.user === 'refused-user' ? refusal(item) : item.user === 'bad-item' ? { error: '[1] input_tokens: too big', status: 400 } : { granted: true, id: `r_${item.user}` },
+    );
+    const said: string[] = [];
+    const restore = captureWarnings(said);
+    try {
+      configureEnforcement({ url: f.url, enforce: 'block' });
+      const users = ['batch-a', 'bad-item', 'refused-user', 'batch-b', 'batch-c'];
+      const sentBefore = env.mock.requests.length;
+      const results = await Promise.allSettled(users.map((id) => withUser({ id }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }))));
+      // One HTTP request carried all five reservations, in the order the calls were made.
+      expect(f.bodies).toHaveLength(1);
+      expect((f.bodies[0] as { user: string }[]).map((b) => b.user)).toEqual(users);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      expect((results[2] as PromiseRejectedResult).reason).toBeInstanceOf(UsageLimitError);
+      expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ user: 'refused-user', limit: 'requests' });
+      // The item the exporter could not decide fails open alone (said once); the refused call was never sent.
+      expect(env.mock.requests.length - sentBefore).toBe(4);
+      expect(said).toHaveLength(1);
+      expect(said[0]).toMatch(/usage limits could not be checked.*HTTP 400: \[1\] input_tokens/);
+      const ids = env.h
+        .finished()
+        .slice(-5)
+        .map((s) => s.attributes[ATTR_RESERVATION_ID])
+        .filter((x) => x !== undefined)
+        .sort();
+      expect(ids).toEqual(['r_batch-a', 'r_batch-b', 'r_batch-c']);
+      // A call alone is sent in the single form (an object), which exporters without batches understand too.
+      await withUser({ id: 'alone' }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }));
+      expect(f.bodies).toHaveLength(2);
+      expect(Array.isArray(f.bodies[1])).toBe(false);
+      expect(f.bodies[1]).toMatchObject({ user: 'alone', model: 'gpt-4o-mini', enforce: 'block' });
+    } finally {
+      restore();
+      f.server.close();
+    }
+  });
+
+  it('a batch answered too late: every call in it fails closed (or open) on its own timeout; no hang', async () => {
+    const f = await fakeExporter((item) => ({ granted: true, id: `r_${item.user}` }), 1500);
+    const said: string[] = [];
+    const restore = captureWarnings(said);
+    try {
+      configureEnforcement({ url: f.url, enforce: 'block', fail: 'closed', timeoutMillis: 100 });
+      const sentBefore = env.mock.requests.length;
+      const closed = await Promise.allSettled([1, 2, 3].map((i) => withUser({ id: `late-${i}` }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }))));
+      expect(f.bodies).toHaveLength(1);
+      expect(closed.every((r) => r.status === 'rejected' && r.reason instanceof UsageLimitError && r.reason.limit === 'unavailable')).toBe(true);
+      expect(env.mock.requests.length).toBe(sentBefore);
+      configureEnforcement({ url: f.url, enforce: 'block', fail: 'open', timeoutMillis: 100 });
+      const open = await Promise.allSettled([1, 2, 3].map((i) => withUser({ id: `late-open-${i}` }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }))));
+      expect(open.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+      expect(env.mock.requests.length).toBe(sentBefore + 3);
+      expect(said).toHaveLength(1);
+      expect(said[0]).toMatch(/no answer within 100 ms/);
+    } finally {
+      restore();
+      f.server.closeAllConnections();
+      f.server.close();
+    }
+  });
+
+  it('an exporter without the batch form (400 to an array): the calls are asked for again one by one, and later ones go single', async () => {
+    let arrays = 0;
+    const singles: string[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        if (Array.isArray(body)) {
+          arrays++;
+          res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'body: Invalid input: expected object, received array' }));
+          return;
+        }
+        singles.push(body.user);
+        const answer = body.user === 'old-refused' ? refusal(body) : { granted: true, id: `r_${body.user}` };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const said: string[] = [];
+    const restore = captureWarnings(said);
+    try {
+      configureEnforcement({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, enforce: 'block' });
+      for (const round of [1, 2]) {
+        const users = [`old-${round}-a`, 'old-refused', `old-${round}-b`];
+        const sentBefore = env.mock.requests.length;
+        const r = await Promise.allSettled(users.map((id) => withUser({ id }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }))));
+        expect(r.map((x) => x.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+        expect((r[1] as PromiseRejectedResult).reason).toBeInstanceOf(UsageLimitError);
+        expect(env.mock.requests.length).toBe(sentBefore + 2);
+        expect(env.h.finished().slice(-3).map((s) => s.attributes[ATTR_RESERVATION_ID]).filter(Boolean).sort()).toEqual([`r_old-${round}-a`, `r_old-${round}-b`]);
+      }
+      // One batch was tried; everything else went in the single form, and nothing failed open.
+      expect(arrays).toBe(1);
+      expect(singles).toHaveLength(6);
+      expect(said).toEqual([]);
+    } finally {
+      restore();
+      server.close();
+    }
+  });
+
+  it('a broken batch answer (wrong length, not an array, an error status) fails every call in it, open', async () => {
+    const answers = [JSON.stringify([{ granted: true, id: 'r_1' }]), JSON.stringify({ granted: true, id: 'r_x' }), JSON.stringify({ error: 'the ledger is unavailable' })];
+    let n = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      const i = n++;
+      res.writeHead(i === 2 ? 503 : 200, { 'content-type': 'application/json' }).end(answers[Math.min(i, 2)]);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const said: string[] = [];
+    const restore = captureWarnings(said);
+    try {
+      configureEnforcement({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, enforce: 'block' });
+      for (let round = 0; round < 3; round++) {
+        const sentBefore = env.mock.requests.length;
+        const r = await Promise.allSettled([1, 2].map((i) => withUser({ id: `broken-${round}-${i}` }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }))));
+        expect(r.map((x) => x.status)).toEqual(['fulfilled', 'fulfilled']);
+        expect(env.mock.requests.length).toBe(sentBefore + 2);
+        const spans = env.h.finished().slice(-2);
+        expect(spans.every((s) => s.attributes[ATTR_RESERVATION_ID] === undefined)).toBe(true);
+      }
+      expect(n).toBe(3);
+      expect(said[0]).toMatch(/a batch of 2 without 2 answers/);
+    } finally {
+      restore();
+      server.close();
+    }
+  });
+});
