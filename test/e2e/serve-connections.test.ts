@@ -38,7 +38,12 @@ describe('idle-socket flood under an open-file limit of 512', () => {
     // loaded machine, or another Node line, connects slower): at least one, and never more than 384 held at once.
     const dropped = Number(lines.find((l) => l.startsWith('tokenmeter_rejected_requests_total{reason="too_many_connections"}'))?.split(' ')[1]);
     expect(dropped).toBeGreaterThan(0);
-    expect(sockets.filter((s) => !s.destroyed && !s.readableEnded).length).toBeLessThanOrEqual(384);
+    // The server closes a socket past the cap as it accepts it; this process sees that close a moment later (CI
+    // once counted 414 before the FINs were read). Wait up to 1 s for them, a tenth of headers_timeout, so idle
+    // sockets the server really holds are still open when counted.
+    const held = () => sockets.filter((s) => !s.destroyed && !s.readableEnded).length;
+    for (const until = Date.now() + 1000; held() > 384 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+    expect(held()).toBeLessThanOrEqual(384);
     await Promise.all(closed);
     expect(serve.child.exitCode).toBeNull();
     const r = await postOtlp(serve.otlpUrl, otlpJson([{ spanId: 'f200000000000001', user: 'post-flood', model: 'gpt-4o', input: 1000, output: 0 }]));
