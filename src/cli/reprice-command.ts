@@ -128,6 +128,13 @@ export async function run(argv: string[]): Promise<number> {
       await out(`re-pricing calls that ended from ${q.from.toISOString()} to ${q.to?.toISOString() ?? 'now'}${q.model !== undefined ? `, model ${q.model}` : ''}\n`);
       await out(`${plan.scanned} call(s) read; ${plan.adjustments.length} change (${plan.newlyPriced} priced for the first time); ${plan.stillUnpriced} still without a price\n`);
       if (plan.noPriceNow > 0) await out(`${plan.noPriceNow} priced call(s) have no price now (an override removed?): left as they are\n`);
+      if (plan.premiumKept > 0) await out(`${plan.premiumKept} call(s) cost exactly the current price with a premium (fast mode or regional processing): billed with it, left as they are\n`);
+      if (plan.premiumPossible > 0) {
+        await out(
+          `warning: ${plan.premiumPossible} changing call(s) are of models with a fast-mode or regional premium, which the ledger does not record: ` +
+            'one billed with a premium gets the plain price here. Narrow --model/--from/--to to the calls whose price was wrong, or check them with `tokenmeter ledger dump`\n',
+        );
+      }
       if (plan.adjustments.length > 0) {
         await out(`\n${'period'.padEnd(24)}  ${'user'.padEnd(24)}  ${'plan'.padEnd(12)}  ${'calls'.padStart(8)}  difference_usd\n`);
         for (const u of plan.users) await out(`${u.periodStart.padEnd(24)}  ${printable(u.userId).padEnd(24)}  ${printable(u.plan).padEnd(12)}  ${String(u.calls).padStart(8)}  ${u.deltaUsd}\n`);

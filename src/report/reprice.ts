@@ -47,6 +47,16 @@ export interface RepricePlan {
   stillUnpriced: number;
   /** Priced calls the current prices do not price (an override removed): left as they are. */
   noPriceNow: number;
+  /**
+   * Calls whose stored cost is exactly the current price with a premium (fast mode, regional processing): billed
+   * with it, and the ledger does not store whether a premium applied, so they are left as they are.
+   */
+  premiumKept: number;
+  /**
+   * Changed calls of a model with a premium: if one of them was billed with it, its new cost (the plain price) drops
+   * it. The plan cannot tell; the CLI and the API say so.
+   */
+  premiumPossible: number;
 }
 
 /** A plan larger than one re-pricing may be (MAX_ADJUSTMENTS). */
@@ -60,7 +70,11 @@ function matchesModel(c: LedgerRecord, wanted: string | undefined): boolean {
   return normalizeModelId(c.model) === n || normalizeModelId(c.rawModel) === n;
 }
 
-function price(pricing: RepricePricing, c: LedgerCall, atMillis: number): PriceStringsResult {
+/** A premium the ledger does not store, tried to tell a call billed with it from one whose price changed. */
+type Premium = Pick<PriceQuery, 'speed' | 'processing'>;
+const PREMIUMS: readonly Premium[] = [{ speed: 'fast' }, { processing: 'regional' }, { speed: 'fast', processing: 'regional' }];
+
+function price(pricing: RepricePricing, c: LedgerCall, atMillis: number, premium?: Premium): PriceStringsResult {
   const query: PriceQuery = { provider: c.provider, model: c.rawModel, usage: c.usage, at: new Date(atMillis) };
   const tier = parseServiceTier(c.serviceTier);
   if (tier) query.serviceTier = tier;
@@ -68,6 +82,8 @@ function price(pricing: RepricePricing, c: LedgerCall, atMillis: number): PriceS
   // Only the model id is stored of the facts processingScope reads (a Bedrock geo or in-region profile id).
   const scope = processingScope({ provider: c.provider, rawModel: c.rawModel });
   if (scope) query.processing = scope;
+  if (premium?.speed) query.speed = premium.speed;
+  if (premium?.processing && scope === undefined) query.processing = premium.processing;
   try {
     return pricing.priceStrings(query);
   } catch (err) {
@@ -76,12 +92,12 @@ function price(pricing: RepricePricing, c: LedgerCall, atMillis: number): PriceS
 }
 
 /** The call's costs at the current prices, or undefined when they do not price it. */
-export function currentCosts(c: LedgerCall, pricing: RepricePricing, window: ChargeWindow): CallCosts | undefined {
+export function currentCosts(c: LedgerCall, pricing: RepricePricing, window: ChargeWindow, premium?: Premium): CallCosts | undefined {
   const { atMillis } = chargeInstant(c.endTimeMillis, c.receivedAtMillis, window);
-  let p = price(pricing, c, atMillis);
+  let p = price(pricing, c, atMillis, premium);
   // As at ingest: a call with no price at its charge instant but one at its arrival is priced at its arrival.
   if (!p.priced && c.receivedAtMillis !== atMillis) {
-    const atArrival = price(pricing, c, c.receivedAtMillis);
+    const atArrival = price(pricing, c, c.receivedAtMillis, premium);
     if (atArrival.priced) p = atArrival;
   }
   if (!p.priced) return undefined;
@@ -119,6 +135,8 @@ export async function planReprice(ledger: RepriceLedger, pricing: RepricePricing
   let scanned = 0;
   let stillUnpriced = 0;
   let noPriceNow = 0;
+  let premiumKept = 0;
+  let premiumPossible = 0;
   for await (const c of ledger.scanCalls({ from: q.from, ...(q.to !== undefined ? { to: q.to } : {}) })) {
     if (!matchesModel(c, q.model)) continue;
     scanned++;
@@ -130,13 +148,22 @@ export async function planReprice(ledger: RepriceLedger, pricing: RepricePricing
     }
     const old = costsOf(c);
     if (sameCosts(old, now)) continue;
+    if (c.priced) {
+      // Only for the calls that would change (rare): the same call with each premium the ledger does not record.
+      const withPremium = PREMIUMS.map((premium) => currentCosts(c, pricing, w, premium)).filter((x): x is CallCosts => x !== undefined && !sameCosts(x, now));
+      if (withPremium.some((x) => sameCosts(old, x))) {
+        premiumKept++;
+        continue;
+      }
+      if (withPremium.length > 0) premiumPossible++;
+    }
     if (adjustments.length >= MAX_ADJUSTMENTS) {
       throw new RepriceTooLargeError(`more than ${MAX_ADJUSTMENTS} calls would change: re-price a shorter range (--from/--to) or one model (--model) at a time`);
     }
     adjustments.push({ traceId: c.traceId, spanId: c.spanId, periodStart: c.periodStart, userId: c.userId, plan: c.plan, provider: c.provider, model: c.model, old, new: now });
   }
   const summary = auditOf({ by: '-', arguments: [], adjustments }, '', '');
-  return { scanned, adjustments, users: summary.users, deltaUsd: summary.deltaUsd, newlyPriced: summary.newlyPriced, stillUnpriced, noPriceNow };
+  return { scanned, adjustments, users: summary.users, deltaUsd: summary.deltaUsd, newlyPriced: summary.newlyPriced, stillUnpriced, noPriceNow, premiumKept, premiumPossible };
 }
 
 /** `YYYY-MM-DD` (a UTC day) or an ISO instant with a zone; `end`: a day means the end of that day. */
@@ -195,6 +222,8 @@ export function repricePlanJson(q: RepriceQuery, plan: RepricePlan, audit: Repri
     newly_priced_calls: plan.newlyPriced,
     still_unpriced_calls: plan.stillUnpriced,
     no_price_now_calls: plan.noPriceNow,
+    premium_kept_calls: plan.premiumKept,
+    premium_possible_calls: plan.premiumPossible,
     delta_usd: plan.deltaUsd,
     users: plan.users.slice(0, maxUsers).map((u) => ({ period_start: u.periodStart, user: u.userId, plan: u.plan, calls: u.calls, delta_usd: u.deltaUsd })),
     ...(plan.users.length > maxUsers ? { users_truncated: plan.users.length } : {}),

@@ -15,7 +15,7 @@ import { JournalLedger } from '../../src/ledger/journal-ledger.js';
 import { verifyJournalDirectory } from '../../src/ledger/journal-inspect.js';
 import { ManualClock } from '../../src/plans/index.js';
 import { PriceBook } from '../../src/pricing/index.js';
-import { calendarOf, periodStatus, planReprice, reportLines, writeReport, type ReportFormat } from '../../src/report/index.js';
+import { calendarOf, periodStatus, planReprice, repricePlanJson, reportLines, writeReport, type ReportFormat } from '../../src/report/index.js';
 import { findPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { hex } from '../ledger/fixtures.js';
 
@@ -386,13 +386,62 @@ describe('a re-pricing applied while the journal ledger writes a snapshot', () =
 
 describe('repricePlanJson', () => {
   it('cuts the per-user lines at the limit and says how many there were', async () => {
-    const { repricePlanJson } = await import('../../src/report/index.js');
     const users = Array.from({ length: 5 }, (_, i) => ({ periodStart: NOV, userId: `u${i}`, plan: 'free', calls: 1, deltaUsd: '-0.5' }));
-    const plan = { scanned: 9, adjustments: [], users, deltaUsd: '-2.5', newlyPriced: 0, stillUnpriced: 1, noPriceNow: 0 };
+    const plan = { scanned: 9, adjustments: [], users, deltaUsd: '-2.5', newlyPriced: 0, stillUnpriced: 1, noPriceNow: 0, premiumKept: 0, premiumPossible: 0 };
     const json = repricePlanJson({ from: new Date(NOV) }, plan, undefined, 3) as { users: unknown[]; users_truncated?: number; dry_run: boolean; to: null };
     expect(json.users).toHaveLength(3);
     expect(json.users_truncated).toBe(5);
     expect(json).toMatchObject({ dry_run: true, to: null, delta_usd: '-2.5', still_unpriced_calls: 1 });
     expect(repricePlanJson({ from: new Date(NOV) }, plan, undefined, 10)).not.toHaveProperty('users_truncated');
+  });
+});
+
+describe('re-pricing calls billed with a premium the ledger does not record (fast mode, regional processing)', () => {
+  const CATALOG = PriceBook.load({});
+  const at = Date.parse(NOV) + 3 * 86_400_000;
+  const base = (model: string, i: number) => ({
+    traceId: hex(16),
+    spanId: hex(8),
+    endTimeMillis: at + i,
+    provider: 'anthropic',
+    rawModel: model,
+    operation: 'chat',
+    usage: { input: 12_000 + i, cache_read: 0, cache_write: 0, output: 900, reasoning: 0 },
+    estimated: false,
+    userId: 'user-premium',
+    outcome: 'success' as const,
+    source: 'tokenmeter' as const,
+    plan: 'pro',
+    periodStart: NOV,
+  });
+  let dir = '';
+  let ledger: Ledger;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tokenmeter-reprice-premium-'));
+    ledger = await openLedger(dir, { clock: new ManualClock('2026-12-10T00:00:00Z'), dedupWindowMillis: 90 * 86_400_000 });
+    const fastBase = base('claude-opus-4-6', 1);
+    const fast = CATALOG.priceStrings({ provider: 'anthropic', model: fastBase.rawModel, usage: fastBase.usage, at: new Date(fastBase.endTimeMillis), speed: 'fast' });
+    if (!fast.priced) throw new Error('the catalog has no fast-mode price for claude-opus-4-6');
+    await ledger.commit([
+      { ...fastBase, model: fast.model, priced: true, priceId: fast.priceId, costUsd: fast.costUsd, totalCostUsd: fast.totalUsd },
+      priced(CATALOG, base('claude-opus-4-6', 2)),
+      // claude-opus-5 billed from a wrong override (no premiums), to be corrected from the catalog (which has them)
+      priced(PriceBook.load({ overrides: [{ provider: 'anthropic', model: 'claude-opus-5', prices_usd_per_mtok: { input: '50', output: '250' } }] }), base('claude-opus-5', 3)),
+    ]);
+  });
+  afterAll(async () => {
+    await ledger?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a fast-mode call whose price did not change is left as it is (it used to be planned at the plain price, 6 times less)', async () => {
+    const plan = await planReprice(ledger, CATALOG, { from: new Date(NOV), to: new Date(DEC), model: 'claude-opus-4-6' });
+    expect([plan.scanned, plan.adjustments.length, plan.premiumKept, plan.premiumPossible]).toEqual([2, 0, 1, 0]);
+  });
+
+  it('a changing call of a model with a premium is counted, so the CLI can warn that a premium would be dropped', async () => {
+    const plan = await planReprice(ledger, CATALOG, { from: new Date(NOV), to: new Date(DEC), model: 'claude-opus-5' });
+    expect([plan.scanned, plan.adjustments.length, plan.premiumKept, plan.premiumPossible]).toEqual([1, 1, 0, 1]);
+    expect(repricePlanJson({ from: new Date(NOV), to: new Date(DEC) }, plan, undefined)).toMatchObject({ premium_kept_calls: 0, premium_possible_calls: 1 });
   });
 });
