@@ -3,53 +3,34 @@
  * parts) reach the exporter: the real SDKs call a local server answering with those usage fields, and the spans
  * tokenmeter records go through the exporter's own OTLP decoding and extraction.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ATTR_INFERENCE_GEO, ATTR_INPUT_AUDIO_TOKENS, ATTR_OUTPUT_AUDIO_TOKENS, ATTR_SPEED } from '../../src/contract/names.js';
-import { decodeTraceRequest, extractUsage } from '../../src/ingest/index.js';
 import { instrument } from '../../src/instrumentation/index.js';
 import { anthropicPricingAttributes, openAIPricingAttributes } from '../../src/instrumentation/pricing-facts.js';
-import { protobufBody } from '../ingest/otel-spans.js';
+import { extractedSpan, startCannedProvider, type CannedProvider } from './canned-provider.js';
 import { createHarness, type Harness } from './harness.js';
 
-let server: Server;
-let baseUrl = '';
 let h: Harness;
-/** What the server answers next, by path. */
-const replies: Record<string, unknown> = {};
+let canned: CannedProvider;
+let baseUrl = '';
+let replies: CannedProvider['replies'];
 
 beforeAll(async () => {
   h = await createHarness();
   instrument(OpenAI);
   instrument(Anthropic);
-  server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const body = replies[req.url ?? ''];
-      res.writeHead(body === undefined ? 404 : 200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body ?? { error: { message: 'no reply set' } }));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  canned = await startCannedProvider();
+  ({ baseUrl, replies } = canned);
 });
 
 afterAll(async () => {
-  await new Promise((r) => server.close(r));
+  await canned.close();
   await h.shutdown();
 });
 
-function extracted() {
-  const spans = h.finished();
-  expect(spans).toHaveLength(1);
-  const decoded = decodeTraceRequest(protobufBody(spans), 'application/x-protobuf', undefined, { maxDecompressedBytes: 1 << 20 });
-  const r = extractUsage(decoded.spans[0]!);
-  if (r.kind !== 'usage') throw new Error(`not usage: ${JSON.stringify(r)}`);
-  return { attrs: spans[0]!.attributes, record: r.record };
-}
+const extracted = () => extractedSpan(h);
 
 describe('price-changing facts from the provider usage', () => {
   it('Anthropic fast mode and inference_geo reach the usage record', async () => {

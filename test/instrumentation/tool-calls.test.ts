@@ -3,28 +3,24 @@
  * answering in each provider's wire format, and the spans tokenmeter records go through the exporter's own OTLP
  * decoding, extraction and pricing.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import * as genai from '@google/genai';
 import { GoogleGenAI } from '@google/genai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ATTR_TOOL_CALLS } from '../../src/contract/names.js';
-import { decodeTraceRequest, extractUsage } from '../../src/ingest/index.js';
 import { instrument, trackUsage } from '../../src/instrumentation/index.js';
 import { captureWarnings } from '../../src/instrumentation/warn.js';
 import { anthropicPricingAttributes, geminiGroundingQueries, openAIResponsesToolCalls } from '../../src/instrumentation/pricing-facts.js';
 import { PriceBook } from '../../src/pricing/index.js';
-import { protobufBody } from '../ingest/otel-spans.js';
+import { extractedSpan, startCannedProvider, type CannedProvider } from './canned-provider.js';
 import { createHarness, type Harness } from './harness.js';
 
-let server: Server;
-let baseUrl = '';
 let h: Harness;
-/** What the server answers next, by path (without the query): a JSON body, or SSE events for a stream. */
-const replies: Record<string, unknown> = {};
-const streams: Record<string, unknown[]> = {};
+let canned: CannedProvider;
+let baseUrl = '';
+let replies: CannedProvider['replies'];
+let streams: CannedProvider['streams'];
 const book = PriceBook.load();
 const AT = new Date('2026-11-24T12:00:00Z');
 
@@ -33,43 +29,19 @@ beforeAll(async () => {
   instrument(OpenAI);
   instrument(Anthropic);
   instrument(genai);
-  server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const path = (req.url ?? '').split('?')[0]!;
-      const events = streams[path];
-      if (events !== undefined) {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        for (const e of events) {
-          const type = (e as { type?: unknown }).type;
-          res.write(`${typeof type === 'string' && path === '/v1/messages' ? `event: ${type}\n` : ''}data: ${JSON.stringify(e)}\n\n`);
-        }
-        res.end();
-        return;
-      }
-      const body = replies[path];
-      res.writeHead(body === undefined ? 404 : 200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body ?? { error: { message: 'no reply set' } }));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  canned = await startCannedProvider();
+  ({ baseUrl, replies, streams } = canned);
 });
 
 afterAll(async () => {
-  await new Promise((r) => server.close(r));
+  await canned.close();
   await h.shutdown();
 });
 
 function extracted() {
-  const spans = h.finished();
-  expect(spans).toHaveLength(1);
-  const decoded = decodeTraceRequest(protobufBody(spans), 'application/x-protobuf', undefined, { maxDecompressedBytes: 1 << 20 });
-  const r = extractUsage(decoded.spans[0]!);
-  if (r.kind !== 'usage') throw new Error(`not usage: ${JSON.stringify(r)}`);
-  const rec = r.record;
+  const { attrs, record: rec } = extractedSpan(h);
   const price = book.priceStrings({ provider: rec.provider, model: rec.rawModel, usage: rec.usage, at: AT, toolCalls: rec.toolCalls });
-  return { attrs: spans[0]!.attributes, record: rec, price };
+  return { attrs, record: rec, price };
 }
 
 const anthropicMessage = (usage: Record<string, unknown>) => ({
