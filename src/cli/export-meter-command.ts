@@ -6,7 +6,7 @@
 import { once } from 'node:events';
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { CliError } from './cli-error.js';
-import { parseFlags } from './parse-flags.js';
+import { parseCommandFlags } from './parse-flags.js';
 import { loadCommandConfig, openCommandLedger } from './command-ledger.js';
 
 const HELP = `Usage: tokenmeter export-meter --period YYYY-MM [--per period|call] (--to-file F | --url U) [options]
@@ -42,13 +42,9 @@ const OPTIONS = {
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, OPTIONS, ['attempts']);
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (positionals.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(positionals[0]!.slice(0, 40))}\n\n${HELP}`);
-  const str = (k: string) => values[k] as string | undefined;
+  const flags = parseCommandFlags(argv, OPTIONS, HELP, ['attempts']);
+  if (flags === undefined) return 0;
+  const { str } = flags;
   const meter = await import('../report/meter-export.js');
   const report = await import('../report/index.js');
   if (str('period') === undefined) throw new CliError('--period is required (YYYY-MM)');

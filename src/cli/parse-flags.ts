@@ -36,3 +36,22 @@ export function parseFlags(argv: string[], options: ParseArgsOptionsConfig, inte
     throw new CliError(e.message);
   }
 }
+
+/**
+ * parseFlags for a command that takes no positional arguments and has --help: undefined when it printed the help
+ * (the command returns 0), otherwise the values and a reader of string flags.
+ */
+export function parseCommandFlags(
+  argv: string[],
+  options: ParseArgsOptionsConfig,
+  help: string,
+  integerFlags: readonly string[] = [],
+): { values: ParsedFlags['values']; str: (name: string) => string | undefined } | undefined {
+  const { values, positionals } = parseFlags(argv, options, integerFlags);
+  if (values.help) {
+    process.stdout.write(help);
+    return undefined;
+  }
+  if (positionals.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(positionals[0]!.slice(0, 40))}\n\n${help}`);
+  return { values, str: (name) => values[name] as string | undefined };
+}

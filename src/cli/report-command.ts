@@ -4,7 +4,7 @@
  */
 import { once } from 'node:events';
 import { CliError } from './cli-error.js';
-import { parseFlags } from './parse-flags.js';
+import { parseCommandFlags } from './parse-flags.js';
 import { loadCommandConfig, openCommandLedger } from './command-ledger.js';
 import { userIdProblem } from '../usage/record-text.js';
 
@@ -40,13 +40,9 @@ const OPTIONS = {
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, OPTIONS);
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (positionals.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(positionals[0]!.slice(0, 40))}\n\n${HELP}`);
-  const str = (k: string) => values[k] as string | undefined;
+  const flags = parseCommandFlags(argv, OPTIONS, HELP);
+  if (flags === undefined) return 0;
+  const { str } = flags;
   const report = await import('../report/index.js');
   const by = str('by') ?? 'user';
   if (!(report.REPORT_BREAKDOWNS as readonly string[]).includes(by)) {

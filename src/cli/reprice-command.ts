@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import { CliError } from './cli-error.js';
-import { parseFlags } from './parse-flags.js';
+import { parseCommandFlags } from './parse-flags.js';
 import { loadCommandConfig, openCommandLedger } from './command-ledger.js';
 
 const HELP = `Usage: tokenmeter reprice --from DATE [--to DATE] [--model M] [--dry-run] [--yes] [options]
@@ -75,13 +75,9 @@ async function confirm(question: string): Promise<boolean> {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, OPTIONS);
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (positionals.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(positionals[0]!.slice(0, 40))}\n\n${HELP}`);
-  const str = (k: string) => values[k] as string | undefined;
+  const flags = parseCommandFlags(argv, OPTIONS, HELP);
+  if (flags === undefined) return 0;
+  const { values, str } = flags;
   const reprice = await import('../report/reprice.js');
   let q;
   try {
