@@ -7,6 +7,7 @@ import type { UsageRecord } from '../usage/usage-record.js';
 import type { LedgerHealth } from './ledger-health.js';
 import type { ExporterMetrics } from './metrics.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
+import type { SpanFacts } from '../ingest/types.js';
 import { DEFAULT_FRAMEWORK_SPANS_WINDOW_MILLIS, ProviderLevelTracker, type SupersedeOptions } from './supersede.js';
 
 /** The ledger could not commit: the whole request gets 503 + Retry-After and nothing was counted. */
@@ -172,6 +173,63 @@ export function toLedgerRecord(
   return out;
 }
 
+/**
+ * One span after the stages that need no state across requests (extraction, charge instant, plan, period, price,
+ * the ledger's record check): what `prepareSpans` returns, in-process or from a worker thread (structured clone).
+ * A usage span is priced even if the main thread then finds it superseded (supersede needs state).
+ */
+export type PreparedSpan =
+  | { kind: 'ignored' }
+  | { kind: 'rejected'; reason: string; message: string }
+  | {
+      kind: 'usage';
+      /** The usage record's provider (supersede is keyed on it, as extraction named it). */
+      provider: string;
+      facts?: SpanFacts;
+      record: LedgerRecord;
+      /** Charged to its arrival: its end time was too old / too far ahead. */
+      redated?: 'late' | 'future';
+      /** Why the ledger would refuse the record (validateRecord's message): rejected alone. */
+      invalid?: string;
+    };
+
+export interface PrepareContext<S> {
+  extract: (span: S) => ExtractResult;
+  plans: PlanPort;
+  pricing: PricingPort;
+  periods: PeriodStarts;
+  chargeWindow: ChargeWindow;
+}
+
+/** Extracts, plans and prices a request's spans (no state across requests: runs in a worker thread as well). */
+export function prepareSpans<S>(spans: readonly S[], c: PrepareContext<S>, arrival: number): PreparedSpan[] {
+  const out: PreparedSpan[] = new Array<PreparedSpan>(spans.length);
+  for (let i = 0; i < spans.length; i++) {
+    let r: ExtractResult;
+    try {
+      r = c.extract(spans[i]!);
+    } catch (err) {
+      r = { kind: 'rejected', reason: 'extract_failed', message: `could not read the span's usage: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    if (r.kind !== 'usage') {
+      out[i] = r;
+      continue;
+    }
+    const charge = chargeInstant(r.record.endTimeMillis, arrival, c.chargeWindow);
+    const record = toLedgerRecord(r.record, c.plans, c.pricing, c.periods, charge.atMillis, arrival);
+    const p: PreparedSpan = { kind: 'usage', provider: r.record.provider, record };
+    if (r.facts !== undefined) p.facts = r.facts;
+    if (charge.redated !== undefined) p.redated = charge.redated;
+    try {
+      validateRecord(record, 0, 'trusted');
+    } catch (err) {
+      p.invalid = err instanceof Error ? err.message : String(err);
+    }
+    out[i] = p;
+  }
+  return out;
+}
+
 /** What the OTLP response needs: known before the commit, sent once the commit is durable. */
 export interface AckOutcome {
   rejected: number;
@@ -228,9 +286,35 @@ export class Pipeline<S> {
     return this.commit(batch, ack);
   }
 
+  /** The arrival instant of a request (the pipeline's clock): taken before a worker thread prepares its spans. */
+  arrivalMillis(): number {
+    return this.o.now().getTime();
+  }
+
+  /**
+   * Commits spans a worker thread (ingest-workers.ts) already extracted, planned and priced with `prepareSpans`,
+   * for a request that arrived at `arrivalMillis`. What needs state (framework spans superseded by provider-level
+   * ones, the counts) is done here, exactly as `process` does.
+   */
+  processPrepared(prepared: readonly PreparedSpan[], arrivalMillis: number, ack?: (outcome: AckOutcome) => void): Promise<SpanOutcomes> {
+    let batch: PreparedBatch;
+    try {
+      batch = this.assemble(prepared, arrivalMillis);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.commit(batch, ack);
+  }
+
   private prepare(spans: readonly S[]): PreparedBatch {
     const arrival = this.o.now().getTime();
     const window = this.o.chargeWindow ?? { lateArrivalMillis: DEFAULT_LATE_ARRIVAL_MILLIS, clockSkewMillis: DEFAULT_CLOCK_SKEW_MILLIS };
+    const prepared = prepareSpans(spans, { extract: this.o.extract, plans: this.o.plans, pricing: this.o.pricing, periods: this.periods, chargeWindow: window }, arrival);
+    return this.assemble(prepared, arrival);
+  }
+
+  /** The stateful half of preparing a request: supersede, rejections, the facts to count after the commit. */
+  private assemble(prepared: readonly PreparedSpan[], arrival: number): PreparedBatch {
     let late = 0;
     let future = 0;
     const records: LedgerRecord[] = [];
@@ -245,41 +329,30 @@ export class Pipeline<S> {
     };
     let superseded = 0;
     const noted = new Map<string, NotedFacts>();
-    const results: ExtractResult[] = new Array<ExtractResult>(spans.length);
-    for (let i = 0; i < spans.length; i++) {
-      try {
-        results[i] = this.o.extract(spans[i]!);
-      } catch (err) {
-        results[i] = { kind: 'rejected', reason: 'extract_failed', message: `could not read the span's usage: ${err instanceof Error ? err.message : String(err)}` };
-      }
-    }
     // The request's provider-level spans first: a framework span in the same request is judged knowing them.
-    for (const r of results) if (r.kind === 'usage' && r.facts !== undefined) this.providerLevel.learn(r.facts, r.record.provider, arrival);
-    for (const r of results) {
+    for (const r of prepared) if (r.kind === 'usage' && r.facts !== undefined) this.providerLevel.learn(r.facts, r.provider, arrival);
+    for (const r of prepared) {
       if (r.kind === 'ignored') ignored++;
       else if (r.kind === 'rejected') reject(r.reason, r.message);
-      else if (r.facts !== undefined && this.providerLevel.superseded(r.facts, r.record.provider, arrival)) superseded++;
+      else if (r.facts !== undefined && this.providerLevel.superseded(r.facts, r.provider, arrival)) superseded++;
       else {
-        if (r.facts !== undefined && (r.facts.missingUsage !== undefined || r.facts.reportedCostUsd !== undefined)) {
-          const n: NotedFacts = { source: r.record.source };
-          if (r.facts.missingUsage !== undefined) n.missingUsage = r.facts.missingUsage;
-          if (r.facts.reportedCostUsd !== undefined) n.reportedCostUsd = r.facts.reportedCostUsd;
-          noted.set(`${r.record.traceId}/${r.record.spanId}`, n);
-        }
-        const charge = chargeInstant(r.record.endTimeMillis, arrival, window);
-        if (charge.redated === 'late') late++;
-        else if (charge.redated === 'future') future++;
-        const rec = toLedgerRecord(r.record, this.o.plans, this.o.pricing, this.periods, charge.atMillis, arrival);
-        // The ledger's own check, per record: a record it would refuse is rejected alone here (partial success)
-        // instead of failing the commit of every other span of the request. Extraction applies the same text rule,
-        // so this only catches what a bug lets through.
-        try {
-          validateRecord(rec, 0, 'trusted');
-        } catch (err) {
-          this.o.log?.(`a record the ledger would refuse was rejected: ${err instanceof Error ? err.message : String(err)}`);
-          reject('invalid_record', `span ${r.record.spanId}: ${err instanceof Error ? err.message.replace(/^record 0: /, '') : String(err)}`);
+        const rec = r.record;
+        if (r.invalid !== undefined) {
+          // The ledger's own check refused it (prepareSpans): rejected alone (partial success) instead of failing
+          // the commit of every other span of the request. Extraction applies the same text rule, so this only
+          // catches what a bug lets through.
+          this.o.log?.(`a record the ledger would refuse was rejected: ${r.invalid}`);
+          reject('invalid_record', `span ${rec.spanId}: ${r.invalid.replace(/^record 0: /, '')}`);
           continue;
         }
+        if (r.facts !== undefined && (r.facts.missingUsage !== undefined || r.facts.reportedCostUsd !== undefined)) {
+          const n: NotedFacts = { source: rec.source };
+          if (r.facts.missingUsage !== undefined) n.missingUsage = r.facts.missingUsage;
+          if (r.facts.reportedCostUsd !== undefined) n.reportedCostUsd = r.facts.reportedCostUsd;
+          noted.set(`${rec.traceId}/${rec.spanId}`, n);
+        }
+        if (r.redated === 'late') late++;
+        else if (r.redated === 'future') future++;
         records.push(rec);
       }
     }
