@@ -21,6 +21,8 @@ Options (each overrides its TOKENMETER_* environment variable, which overrides t
   --otlp-port <n>     OTLP/HTTP port, 0 = any free port                 ($TOKENMETER_OTLP_PORT)
   --http-port <n>     Operations port, 0 = any free port                ($TOKENMETER_HTTP_PORT)
   --max-users <n>     Per-user series bound                             ($TOKENMETER_MAX_USERS)
+  --ingest-worker-threads <n>
+                      Threads decoding and pricing OTLP requests, 0 = none ($TOKENMETER_INGEST_WORKER_THREADS)
   -h, --help          Show this help
 
 Exit codes: 0 stopped by SIGTERM/SIGINT; 2 bad flags or configuration, a port in use, the ledger held by another
@@ -169,6 +171,7 @@ export async function run(argv: string[]): Promise<number> {
         'otlp-port': { type: 'string' },
         'http-port': { type: 'string' },
         'max-users': { type: 'string' },
+        'ingest-worker-threads': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -185,7 +188,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     loaded = loadConfig({
       ...(values.config !== undefined ? { configPath: values.config } : {}),
-      flags: { storage: values.storage, host: values.host, 'otlp-port': values['otlp-port'], 'http-port': values['http-port'], 'max-users': values['max-users'] },
+      flags: { storage: values.storage, host: values.host, 'otlp-port': values['otlp-port'], 'http-port': values['http-port'], 'max-users': values['max-users'], 'ingest-worker-threads': values['ingest-worker-threads'] },
     });
   } catch (err) {
     if (err instanceof ConfigError) throw new CliError(`invalid configuration\n${err.problems.map((p) => `  ${p}`).join('\n')}`, 2);
@@ -203,7 +206,7 @@ export async function run(argv: string[]): Promise<number> {
   ]);
   const loadOptions = {
     ...(values.config !== undefined ? { configPath: values.config } : {}),
-    flags: { storage: values.storage, host: values.host, 'otlp-port': values['otlp-port'], 'http-port': values['http-port'], 'max-users': values['max-users'] },
+    flags: { storage: values.storage, host: values.host, 'otlp-port': values['otlp-port'], 'http-port': values['http-port'], 'max-users': values['max-users'], 'ingest-worker-threads': values['ingest-worker-threads'] },
   };
   // SIGHUP: the file named at start is read again (same flags and environment); only the prices are applied.
   const reloadSource = () => {

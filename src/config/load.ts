@@ -49,6 +49,7 @@ export const CONFIG_OVERRIDES: readonly ConfigOverride[] = [
   { path: ['ingest', 'clock_skew'], env: 'TOKENMETER_CLOCK_SKEW', kind: 'string' },
   { path: ['ingest', 'framework_spans'], env: 'TOKENMETER_FRAMEWORK_SPANS', kind: 'string' },
   { path: ['ingest', 'framework_spans_window'], env: 'TOKENMETER_FRAMEWORK_SPANS_WINDOW', kind: 'string' },
+  { path: ['ingest', 'worker_threads'], env: 'TOKENMETER_INGEST_WORKER_THREADS', flag: 'ingest-worker-threads', kind: 'int' },
   { path: ['display', 'currency'], env: 'TOKENMETER_DISPLAY_CURRENCY', kind: 'string' },
 ];
 

@@ -119,6 +119,15 @@ const ingestSchema = z
       .prefault('24h')
       .refine((ms) => ms >= 60_000 && ms <= 31 * 24 * HOUR_MILLIS, { error: 'between 1m and 31d' })
       .describe('How long a provider-level instrumentation seen from a process counts as active there (framework_spans: auto).'),
+    worker_threads: z
+      .number()
+      .int()
+      .min(0)
+      .max(16)
+      .default(1)
+      .describe(
+        "Worker threads that decompress, decode, extract and price OTLP trace requests, so the main thread only serves HTTP, commits to the ledger and moves the metrics; 0 = all on the main thread. A worker that crashes is restarted and its requests in flight get 503 with Retry-After (nothing of them was acknowledged).",
+      ),
   })
   .prefault({})
   .describe(

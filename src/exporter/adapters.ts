@@ -61,7 +61,7 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
   const plans = new PlanResolver(config.plans, config.users);
   const calendar = calendarOf(config.period);
   const periodFor = (at: Date) => calendar.periodFor(at);
-  const { pricing, fingerprint: pricingFingerprint } = loadPricing(config.pricing);
+  const { pricing, fingerprint: pricingFingerprint, source: pricingSource } = loadPricing(config.pricing);
   const tiers = config.pricing.volume_discounts;
   const discounts = tiers && Object.keys(tiers).length > 0 ? discountsFromTiers(tiers) : undefined;
   const shared = isPostgresStorage(config.storage);
@@ -131,6 +131,7 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
     },
     pricing,
     pricingFingerprint,
+    ...(pricingSource !== undefined ? { pricingSource } : {}),
     decoders: decoders as OtlpDecoders<unknown>,
     extract: (span) => extractUsage(span as DecodedSpan),
     isUnavailable: (err) => err instanceof LedgerUnavailableError,

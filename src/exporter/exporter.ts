@@ -8,8 +8,9 @@ import { LedgerHealth } from './ledger-health.js';
 import { createOpsHandler, type RepriceEndpoint } from './ops-handler.js';
 import { planReprice } from '../report/reprice.js';
 import { periodPlanOf } from './period-plan.js';
+import { IngestWorkerPool } from './ingest-workers.js';
 import { Pipeline } from './pipeline.js';
-import { PriceReloader, ReloadablePricing, type LoadedPricing, type PriceReloadResult } from './price-reload.js';
+import { PriceReloader, ReloadablePricing, type LoadedPricing, type PriceReloadResult, type PricingSource } from './price-reload.js';
 import { openHoldFile } from './reservation-file.js';
 import { MemoryReservationStore, ReservationMetrics, ReservationService } from './reservations.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
@@ -33,6 +34,8 @@ export interface ExporterPorts<S = unknown> {
   display: DisplayMoney;
   /** The fingerprint of the prices `pricing` was built from (see price-reload.ts), when the real bindings built it. */
   pricingFingerprint?: string;
+  /** What `pricing` was built from, so ingest worker threads can build the same price book (the real bindings). */
+  pricingSource?: PricingSource;
 }
 
 export interface StartExporterOptions {
@@ -70,6 +73,8 @@ export interface RunningExporter {
   httpAddress: AddressInfo;
   config: TokenmeterConfig;
   metrics: ExporterMetrics;
+  /** Worker threads preparing trace requests (decode, extraction, pricing); 0: all on the main thread. */
+  ingestWorkerThreads: number;
   /** Re-reads the period gauges from the ledger now (what the periodic refresh does). */
   refresh(): Promise<void>;
   /**
@@ -138,6 +143,32 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     failureHoldMillis: Math.max(30_000, 3 * retryAfterMillis),
   });
   const pricing = new ReloadablePricing(ports.pricing);
+  // Ingest worker threads (config ingest.worker_threads): only with the real bindings, whose plans and prices a
+  // worker can build from the configuration; injected ports (test fakes) are used on this thread.
+  const workerCount = options.ports === undefined && ports.pricingSource !== undefined ? config.ingest.worker_threads : 0;
+  let ingestWorkers: IngestWorkerPool | undefined;
+  let offloading = workerCount > 0;
+  if (workerCount > 0) {
+    ingestWorkers = new IngestWorkerPool({
+      size: workerCount,
+      log,
+      data: {
+        maxDecompressedBytes: config.limits.max_decompressed_bytes,
+        plans: config.plans,
+        users: config.users,
+        period: config.period,
+        chargeWindow: { lateArrivalMillis: config.ingest.late_arrival_window, clockSkewMillis: config.ingest.clock_skew },
+        pricing: ports.pricingSource!,
+      },
+    });
+    try {
+      await ingestWorkers.ready();
+    } catch (err) {
+      await ingestWorkers.close();
+      await ports.ledger.close();
+      throw err;
+    }
+  }
   const reloader = options.loadPricing
     ? new PriceReloader({
         pricing,
@@ -145,6 +176,15 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
         ...(ports.pricingFingerprint !== undefined ? { fingerprint: ports.pricingFingerprint } : {}),
         count: (outcome) => metrics.countPriceReload(outcome),
         log,
+        onSwap: (loaded) => {
+          if (!offloading) return;
+          if (loaded.source !== undefined) ingestWorkers!.setPricing(loaded.source);
+          else {
+            // Prices a worker cannot rebuild: requests are prepared on this thread from now on, with them.
+            offloading = false;
+            log('the reloaded prices cannot be sent to the ingest worker threads: requests are decoded and priced on the main thread from now on');
+          }
+        },
       })
     : undefined;
   const reloadPrices = (trigger = 'reload'): PriceReloadResult => {
@@ -253,6 +293,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       retryAfterSeconds,
       log,
       track,
+      offload: () => (offloading ? ingestWorkers : undefined),
     }),
   );
   // POST /api/v1/reprice: planned from the ledger's calls with the prices in force now (reloads included); once
@@ -317,6 +358,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
   } catch (err) {
     otlpServer.close();
     opsServer.close();
+    await ingestWorkers?.close();
     await ports.ledger.close();
     throw err;
   }
@@ -354,6 +396,9 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       const deadline = new Promise<void>((r) => setTimeout(() => ((timedOut = true), r()), config.server.shutdown_timeout).unref());
       await Promise.race([Promise.allSettled([...inFlight]), deadline]);
       if (timedOut) log(`shutdown: ${inFlight.size} request(s) still in flight after ${config.server.shutdown_timeout} ms`);
+      // Requests still in a worker are answered 503 (nothing of them was committed); a request already committing
+      // holds no worker.
+      await ingestWorkers?.close();
       otlpServer.closeAllConnections();
       opsServer.closeAllConnections();
       await closed;
@@ -371,6 +416,9 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     httpAddress,
     config,
     metrics,
+    get ingestWorkerThreads() {
+      return offloading ? workerCount : 0;
+    },
     refresh,
     reloadPrices,
     close,

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ExporterMetrics } from './metrics.js';
 import { BodyReadError, BodyTooLargeError, bearerMatches, mediaType, readBody } from './http-util.js';
 import { OTLP_CONTENT_TYPE, encodeExportResponse, encodeStatus, grpcCodeFor, type OtlpFormat, type OtlpSignal } from './otlp-response.js';
-import { LedgerUnavailable, type AckOutcome, type Pipeline } from './pipeline.js';
+import { IngestWorkerUnavailable } from './ingest-workers.js';
+import { LedgerUnavailable, type AckOutcome, type Pipeline, type PreparedSpan, type SpanOutcomes } from './pipeline.js';
 
 /** What the OTLP receiver needs from the decoders (src/ingest). */
 export interface OtlpDecoders<S> {
@@ -12,7 +13,15 @@ export interface OtlpDecoders<S> {
   statusOf(err: unknown): number | undefined;
 }
 
+/** Trace requests prepared off the main thread (ingest-workers.ts): decode, extraction and pricing. */
+export interface TraceOffload {
+  /** Rejects with a decoder error (its status via OtlpDecoders.statusOf), IngestWorkerUnavailable (503) or a bug (500). */
+  prepareTraces(body: Buffer, contentType: string | undefined, contentEncoding: string | undefined, arrivalMillis: number): Promise<PreparedSpan[]>;
+}
+
 export interface OtlpHandlerOptions<S> {
+  /** Where trace requests are prepared when not on this thread; undefined (or returning undefined): in-process. */
+  offload?: () => TraceOffload | undefined;
   metrics: ExporterMetrics;
   pipeline: Pipeline<S>;
   decoders: OtlpDecoders<S>;
@@ -94,27 +103,49 @@ export function createOtlpHandler<S>(o: OtlpHandlerOptions<S>): (req: IncomingMe
       return;
     }
 
-    let spans: S[] | undefined;
-    try {
-      spans = o.decoders.decodeTraces(body, contentType, contentEncoding).spans;
-    } catch (err) {
-      const status = o.decoders.statusOf(err) ?? 400;
-      fail(res, format, status, reasonFor(status), errorMessage(err));
-      return;
+    // Acknowledged as soon as the ledger has the records durably (the pipeline calls this once, before it moves
+    // the metrics in the same turn), not after the ledger and the metrics have finished their bookkeeping.
+    const ack = (outcome: AckOutcome) => {
+      const partial =
+        outcome.rejected > 0
+          ? { rejected: outcome.rejected, errorMessage: `${outcome.rejected} span(s) rejected: ${outcome.messages.join('; ')}`.slice(0, 1000) }
+          : undefined;
+      sendExport(res, 'traces', format, partial);
+    };
+    let processing: Promise<SpanOutcomes>;
+    const offload = o.offload?.();
+    if (offload === undefined) {
+      // Block-scoped and dead once handed over: not held while the commit is awaited, so the decoded spans can be
+      // collected young (see Pipeline.process).
+      let spans: S[];
+      try {
+        spans = o.decoders.decodeTraces(body, contentType, contentEncoding).spans;
+      } catch (err) {
+        const status = o.decoders.statusOf(err) ?? 400;
+        fail(res, format, status, reasonFor(status), errorMessage(err));
+        return;
+      }
+      processing = o.pipeline.process(spans, ack);
+    } else {
+      const arrival = o.pipeline.arrivalMillis();
+      let prepared: PreparedSpan[];
+      try {
+        prepared = await offload.prepareTraces(body, contentType, contentEncoding, arrival);
+      } catch (err) {
+        if (err instanceof IngestWorkerUnavailable) {
+          // Nothing of the request was committed or acknowledged: the sender retries it.
+          o.log(`OTLP request answered 503: ${err.message}`);
+          fail(res, format, 503, 'ingest_worker_unavailable', 'the request could not be decoded now; retry later', { 'retry-after': String(o.retryAfterSeconds) });
+          return;
+        }
+        const status = o.decoders.statusOf(err);
+        if (status === undefined) throw err;
+        fail(res, format, status, reasonFor(status), errorMessage(err));
+        return;
+      }
+      processing = o.pipeline.processPrepared(prepared, arrival, ack);
     }
     try {
-      // Acknowledged as soon as the ledger has the records durably (the pipeline calls this once, before it moves
-      // the metrics in the same turn), not after the ledger and the metrics have finished their bookkeeping.
-      const ack = (outcome: AckOutcome) => {
-        const partial =
-          outcome.rejected > 0
-            ? { rejected: outcome.rejected, errorMessage: `${outcome.rejected} span(s) rejected: ${outcome.messages.join('; ')}`.slice(0, 1000) }
-            : undefined;
-        sendExport(res, 'traces', format, partial);
-      };
-      const processing = o.pipeline.process(spans, ack);
-      // Not held while the commit is awaited: the decoded spans can be collected young (see Pipeline.process).
-      spans = undefined;
       await processing;
     } catch (err) {
       if (err instanceof LedgerUnavailable) {

@@ -18,6 +18,20 @@ export const MAX_CATALOG_FILE_BYTES = 16 * 1024 * 1024;
 export interface LoadedPricing {
   pricing: PricingPort;
   fingerprint: string;
+  /** What the price book was built from, to build the same one in a worker thread (absent: not rebuildable there). */
+  source?: PricingSource;
+}
+
+/** The inputs of `PriceBook.load`, plain data (structured-cloneable). */
+export interface PricingSource {
+  catalogText?: string;
+  catalogName?: string;
+  overrides?: NonNullable<TokenmeterConfig['pricing']['overrides']>;
+}
+
+/** The price book of a `PricingSource` (in a worker thread: the same book the main thread built). */
+export function priceBookOf(source: PricingSource): PricingPort {
+  return PriceBook.load(source);
 }
 
 function readCatalogCapped(path: string): string {
@@ -63,8 +77,9 @@ export function loadPricing(pricing: TokenmeterConfig['pricing'], cwd = process.
     catalog = { catalogText: text, catalogName: `${path} (pricing.catalog_file)` };
   } else hash.update('catalog (shipped)\n');
   hash.update(JSON.stringify(pricing.overrides ?? null));
-  const book = PriceBook.load({ ...(catalog ?? {}), ...(pricing.overrides ? { overrides: pricing.overrides } : {}) });
-  return { pricing: book, fingerprint: hash.digest('hex') };
+  const source: PricingSource = { ...(catalog ?? {}), ...(pricing.overrides ? { overrides: pricing.overrides } : {}) };
+  const book = PriceBook.load(source);
+  return { pricing: book, fingerprint: hash.digest('hex'), source };
 }
 
 /** The pricing the pipeline uses: delegates to the current price book, which `swap` replaces atomically. */
@@ -100,6 +115,8 @@ export interface PriceReloaderOptions {
   fingerprint?: string;
   count: (outcome: PriceReloadOutcome) => void;
   log: (line: string) => void;
+  /** Called right after new prices were swapped in (the exporter sends them to its ingest worker threads). */
+  onSwap?: (loaded: LoadedPricing) => void;
 }
 
 /** One reload at a time; every attempt counted by outcome; errors logged (an unchanged repeated error once). */
@@ -132,6 +149,7 @@ export class PriceReloader {
       return { outcome: 'unchanged' };
     }
     this.o.pricing.swap(loaded.pricing);
+    this.o.onSwap?.(loaded);
     this.#fingerprint = loaded.fingerprint;
     this.o.count('success');
     this.o.log(`${trigger}: prices reloaded; calls from now on are priced with them (calls already recorded keep their price)`);
