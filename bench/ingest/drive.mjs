@@ -6,9 +6,9 @@ import { performance } from 'node:perf_hooks';
 
 const SERVER = fileURLToPath(new URL('./server.mjs', import.meta.url));
 
-export function startServer(kind, storage, { execArgv = [] } = {}) {
+export function startServer(kind, storage, { execArgv = [], option } = {}) {
   return new Promise((resolve, reject) => {
-    const child = fork(SERVER, storage ? [kind, storage] : [kind], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(SERVER, [kind, ...(storage ? [storage] : []), ...(option ? [option] : [])], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let stopResolve;
     let stopReject;
     const cpuWaiters = [];

@@ -2,7 +2,7 @@
 // with a journal ledger preloaded with `--users` users, driven by `--senders` senders for `--batches` batches, run
 // under the inspector's CPU profiler (after 20 warm-up batches, until the last acknowledgement). Prints the functions with the most self time, and where the .cpuprofile is (open it in
 // Chrome DevTools).
-//   node bench/ingest/profile.mjs [--users=100000] [--senders=8] [--batches=300] [--out=DIR]
+//   node bench/ingest/profile.mjs [--users=100000] [--senders=8] [--batches=300] [--workers=N] [--out=DIR]
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { makeBatches, withFreshTraceIds } from '../lib/payloads.mjs';
 import { drive, startServer } from './drive.mjs';
 import { preload } from './run.mjs';
 
-const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, senders: { type: 'string', default: '8' }, batches: { type: 'string', default: '300' }, out: { type: 'string' } } });
+const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, senders: { type: 'string', default: '8' }, batches: { type: 'string', default: '300' }, out: { type: 'string' }, workers: { type: 'string' } } });
 const users = Number(values.users);
 const out = values.out ?? mkdtempSync(join(tmpdir(), 'tokenmeter-profile-'));
 mkdirSync(out, { recursive: true });
@@ -20,14 +20,16 @@ const bodies = Array.from({ length: Number(values.batches) }, (_, i) => withFres
 const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-bench-ledger-'));
 try {
   await preload(dir, users, users);
-  const server = await startServer('tokenmeter', dir);
+  // --workers=N: the exporter's ingest.worker_threads (default: the configuration's); the profile is the main thread's.
+  const server = await startServer('tokenmeter', dir, values.workers !== undefined ? { option: `workers=${values.workers}` } : {});
   await drive(server.url, bodies.splice(0, 20), { concurrency: Number(values.senders), warmup: 0, spansPerBody: 512 });
   const c0 = await server.profile();
   const r = await drive(server.url, bodies, { concurrency: Number(values.senders), warmup: 0, spansPerBody: 512 });
   const c1 = await server.profile(join(out, 'ingest.cpuprofile'));
   await server.stop();
   const spans = r.spans;
-  console.log(`${fmtN(r.spansPerSecond)} spans/s; receiver CPU ${((c1.user + c1.system - c0.user - c0.system) / spans).toFixed(2)} µs per span`);
+  const main = c0.main !== undefined && c1.main !== undefined ? `, of it the main thread ${((c1.main - c0.main) / spans).toFixed(2)} µs` : '';
+  console.log(`${fmtN(r.spansPerSecond)} spans/s; receiver CPU ${((c1.user + c1.system - c0.user - c0.system) / spans).toFixed(2)} µs per span${main}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

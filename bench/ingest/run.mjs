@@ -119,6 +119,8 @@ async function alternatingRounds(cfg, log) {
   log(`ingest: building a pool of ${cfg.poolBatches} batches of ${BATCH} spans (${cfg.users.toLocaleString('en-US')} users)`);
   const pool = makeBatches({ batches: cfg.poolBatches, batchSize: BATCH, users: cfg.users, seed: 7 });
   const dir = tempDir();
+  // Diagnostics: the exporter with other ingest.worker_threads than its default, each on its own preloaded ledger.
+  const variants = (cfg.workerVariants ?? []).map((n) => ({ kind: `tokenmeter-embedded-w${n}`, workers: n, dir: tempDir() }));
   const receivers = [];
   try {
     const preloadCalls = cfg.preloadCalls ?? cfg.users;
@@ -126,9 +128,13 @@ async function alternatingRounds(cfg, log) {
     const p0 = performance.now();
     const preloadBytes = await preload(dir, cfg.users, preloadCalls);
     const preloadSeconds = (performance.now() - p0) / 1000;
-    const kinds = ['decode-walker', 'tokenmeter-embedded', ...(cfg.diagnostic ? ['tokenmeter-noledger'] : [])];
+    for (const v of variants) await preload(v.dir, cfg.users, preloadCalls);
+    const kinds = ['decode-walker', 'tokenmeter-embedded', ...variants.map((v) => v.kind), ...(cfg.diagnostic ? ['tokenmeter-noledger'] : [])];
     for (const kind of kinds) {
-      const server = await startServer(kind === 'tokenmeter-embedded' ? 'tokenmeter' : kind, kind === 'tokenmeter-embedded' ? dir : undefined);
+      const v = variants.find((x) => x.kind === kind);
+      const server = v
+        ? await startServer('tokenmeter', v.dir, { option: `workers=${v.workers}` })
+        : await startServer(kind === 'tokenmeter-embedded' ? 'tokenmeter' : kind, kind === 'tokenmeter-embedded' ? dir : undefined);
       receivers.push({ kind, server });
     }
     const embedded = receivers.find((r) => r.kind === 'tokenmeter-embedded');
@@ -163,7 +169,13 @@ async function alternatingRounds(cfg, log) {
           const cpu1 = await server.cpu();
           sent[kind] += d.spans;
           if (d.partialResponses > 0) throw new Error(`${kind}: ${d.partialResponses} partial-success responses (rejected spans) in a round`);
-          round.receivers[kind] = { spansPerSecond: d.spansPerSecond, cpuMicrosPerSpan: cpuMicros(cpu0, cpu1) / d.spans, seconds: d.seconds };
+          round.receivers[kind] = {
+            spansPerSecond: d.spansPerSecond,
+            cpuMicrosPerSpan: cpuMicros(cpu0, cpu1) / d.spans,
+            // The main thread's own (the event loop's): what bounds the exporter when worker threads take the rest.
+            mainCpuMicrosPerSpan: cpu0.main !== undefined && cpu1.main !== undefined ? (cpu1.main - cpu0.main) / d.spans : undefined,
+            seconds: d.seconds,
+          };
         }
         if (r < 0) continue;
         const w = round.receivers['decode-walker'];
@@ -179,7 +191,14 @@ async function alternatingRounds(cfg, log) {
         ratio,
         cpuRatio: summary(rounds.map((x) => x.cpuRatio)),
         receivers: Object.fromEntries(
-          kinds.map((k) => [k, { spansPerSecond: summary(rounds.map((x) => x.receivers[k].spansPerSecond)), cpuMicrosPerSpan: summary(rounds.map((x) => x.receivers[k].cpuMicrosPerSpan)) }]),
+          kinds.map((k) => [
+            k,
+            {
+              spansPerSecond: summary(rounds.map((x) => x.receivers[k].spansPerSecond)),
+              cpuMicrosPerSpan: summary(rounds.map((x) => x.receivers[k].cpuMicrosPerSpan)),
+              ...(rounds.every((x) => x.receivers[k].mainCpuMicrosPerSpan !== undefined) ? { mainCpuMicrosPerSpan: summary(rounds.map((x) => x.receivers[k].mainCpuMicrosPerSpan)) } : {}),
+            },
+          ]),
         ),
         goalMet: ratio.median >= GOAL,
       });
@@ -200,6 +219,12 @@ async function alternatingRounds(cfg, log) {
       walkerSent: sent['decode-walker'],
     };
     check.consistent = check.priced === check.acked && check.ledgerRequests === check.acked + preloadCalls && check.walkerDecoded === check.walkerSent;
+    for (const v of variants) {
+      const t = stops[v.kind].metricsText;
+      const ok = sumMetric(t, 'tokenmeter_ingested_spans_total', { outcome: 'priced' }) === sent[v.kind] && sumMetric(t, 'tokenmeter_period_requests') === sent[v.kind] + preloadCalls;
+      check.variants = { ...check.variants, [v.kind]: ok };
+      if (!ok) check.consistent = false;
+    }
     return {
       payload: { spansPerBatch: BATCH, poolBatches: cfg.poolBatches, bytesPerBatch: pool.bytes / cfg.poolBatches, users: cfg.users },
       preload: { calls: preloadCalls, users: cfg.users, journalBytes: preloadBytes, seconds: preloadSeconds, exporterStartMillis: startMillis, usersAtStart, requestsAtStart },
@@ -211,6 +236,7 @@ async function alternatingRounds(cfg, log) {
   } finally {
     for (const { server } of receivers) await server.stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
+    for (const v of variants) rmSync(v.dir, { recursive: true, force: true });
   }
 }
 
@@ -250,12 +276,14 @@ export async function benchIngest(cfg, log) {
   return { config: cfg, goal, postgresVersion: pgVersion, runs, growth, notes };
 }
 
-const LABEL = {
+const LABEL = new Proxy({
   'decode-walker': "bare node:http, tokenmeter's walker decode only (the limit)",
   'tokenmeter-noledger': 'diagnostic: tokenmeter with an in-memory ledger (every other stage real)',
   'tokenmeter-embedded': 'tokenmeter, embedded ledger (journal, ack after fdatasync)',
   'tokenmeter-postgres': 'tokenmeter, PostgreSQL 15',
-};
+}, {
+  get: (t, k) => t[k] ?? (/^tokenmeter-embedded-w\d+$/.test(k) ? `diagnostic: tokenmeter, embedded ledger, ingest.worker_threads = ${k.slice(21)}` : k),
+});
 
 function check(r) {
   if (r.priced === undefined) return `${r.decodedSpans} decoded`;
@@ -283,11 +311,12 @@ export function ingestMarkdown(d) {
       `snapshots written during the rounds: **${g.snapshotsDuringRun}**. Each request is acknowledged only after the journal's fdatasync.`,
     '',
   );
-  out.push('| receiver | senders | spans/s, median (range) | CPU µs per span, median (range) |');
-  out.push('| --- | --- | --- | --- |');
+  out.push('| receiver | senders | spans/s, median (range) | CPU µs per span, median (range) | of it the main thread\'s |');
+  out.push('| --- | --- | --- | --- | --- |');
   for (const l of g.levels) {
     for (const [k, v] of Object.entries(l.receivers)) {
-      out.push(`| ${LABEL[k]} | ${l.concurrency} | **${fmt(v.spansPerSecond.median)}** (${fmt(v.spansPerSecond.min)}–${fmt(v.spansPerSecond.max)}) | ${fmt(v.cpuMicrosPerSpan.median, 2)} (${fmt(v.cpuMicrosPerSpan.min, 2)}–${fmt(v.cpuMicrosPerSpan.max, 2)}) |`);
+      const main = v.mainCpuMicrosPerSpan ? `${fmt(v.mainCpuMicrosPerSpan.median, 2)} (${fmt(v.mainCpuMicrosPerSpan.min, 2)}–${fmt(v.mainCpuMicrosPerSpan.max, 2)})` : '–';
+      out.push(`| ${LABEL[k]} | ${l.concurrency} | **${fmt(v.spansPerSecond.median)}** (${fmt(v.spansPerSecond.min)}–${fmt(v.spansPerSecond.max)}) | ${fmt(v.cpuMicrosPerSpan.median, 2)} (${fmt(v.cpuMicrosPerSpan.min, 2)}–${fmt(v.cpuMicrosPerSpan.max, 2)}) | ${main} |`);
     }
   }
   out.push('');
@@ -318,4 +347,24 @@ export function ingestGrowthMarkdown(d) {
   const out = ['| distinct users | calls | spans/s (8 senders, embedded journal ledger) | range | check |', '| --- | --- | --- | --- | --- |'];
   for (const g of d.growth) out.push(`| ${g.users.toLocaleString('en-US')} | ${g.sentSpans.toLocaleString('en-US')} | ${fmt(g.spansPerSecond)} | ${fmt(g.rate.min)}–${fmt(g.rate.max)} | ${check(g)} |`);
   return out.join('\n');
+}
+
+// Directly: `node bench/ingest/run.mjs [--users=N] [--rounds=N] [--batches=N] [--senders=1,8] [--workers=0,2]`: only the
+// goal's alternating rounds (no PostgreSQL, no growth), with exporters at other ingest.worker_threads as diagnostics.
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  const { parseArgs } = await import('node:util');
+  const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, rounds: { type: 'string', default: '3' }, batches: { type: 'string', default: '30' }, senders: { type: 'string', default: '1,8' }, workers: { type: 'string', default: '0' }, diagnostic: { type: 'boolean', default: false } } });
+  const cfg = {
+    users: Number(values.users),
+    poolBatches: 20,
+    rounds: Number(values.rounds),
+    roundBatches: Number(values.batches),
+    warmupRounds: 1,
+    warmupBatches: 10,
+    diagnostic: values.diagnostic,
+    concurrency: values.senders.split(',').map(Number),
+    workerVariants: values.workers === '' ? [] : values.workers.split(',').map(Number),
+  };
+  const goal = await alternatingRounds(cfg, (line) => console.error(line));
+  console.log(ingestMarkdown({ goal, config: cfg, runs: [], notes: [] }));
 }

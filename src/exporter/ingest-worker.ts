@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { IngestError, decodeTraceRequest, extractUsage, type DecodedSpan } from '../ingest/index.js';
 import { BillingCalendar, PlanResolver } from '../plans/index.js';
 import { PeriodStarts, prepareSpans, type PrepareContext } from './pipeline.js';
+import { packSpans } from './prepared-codec.js';
 import { priceBookOf } from './price-reload.js';
 import type { PlanPort } from './ports.js';
 import type { IngestWorkerData, ToIngestWorker, FromIngestWorker } from './ingest-workers.js';
@@ -54,7 +55,8 @@ port.on('message', (m: ToIngestWorker) => {
     return;
   }
   try {
-    post({ t: 'prepared', id: m.id, spans: prepareSpans(spans, context, m.arrivalMillis) });
+    const packed = packSpans(prepareSpans(spans, context, m.arrivalMillis));
+    port.postMessage({ t: 'prepared', id: m.id, packed } satisfies FromIngestWorker, [packed.slots.buffer as ArrayBuffer]);
   } catch (err) {
     post({ t: 'failed', id: m.id, message: err instanceof Error ? err.message : String(err) });
   }

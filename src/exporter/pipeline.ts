@@ -175,7 +175,7 @@ export function toLedgerRecord(
 
 /**
  * One span after the stages that need no state across requests (extraction, charge instant, plan, period, price,
- * the ledger's record check): what `prepareSpans` returns, in-process or from a worker thread (structured clone).
+ * the ledger's record check): what `prepareSpans` returns, in-process or from a worker thread (prepared-codec.ts).
  * A usage span is priced even if the main thread then finds it superseded (supersede needs state).
  */
 export type PreparedSpan =
