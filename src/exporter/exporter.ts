@@ -61,6 +61,8 @@ export interface StartExporterOptions {
    * validated price book; throws when they are invalid. Enables `reloadPrices` and `pricing.reload_interval`.
    */
   loadPricing?: () => LoadedPricing;
+  /** Tests: called with the ingest worker pool once it is ready (to end a worker mid-request). */
+  onIngestWorkers?: (pool: IngestWorkerPool) => void;
 }
 
 export interface RunningExporter {
@@ -163,6 +165,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     });
     try {
       await ingestWorkers.ready();
+      options.onIngestWorkers?.(ingestWorkers);
     } catch (err) {
       await ingestWorkers.close();
       await ports.ledger.close();

@@ -181,6 +181,12 @@ export class IngestWorkerPool {
     for (const s of this.#slots) if (!s.dead) s.worker.postMessage({ t: 'pricing', source } satisfies ToIngestWorker);
   }
 
+  /** Ends worker `index` as a crash would (its requests answered unavailable; started again on the next request). */
+  async endWorker(index: number): Promise<void> {
+    const slot = this.#slots[index];
+    if (slot !== undefined && !slot.dead) await slot.worker.terminate();
+  }
+
   /** Requests in flight (every worker). */
   get inFlight(): number {
     let n = 0;

@@ -4,12 +4,13 @@
  * the same answers and the same ledger with the workers on as off, hostile payloads, a worker that dies mid-request,
  * a price reload reaching the workers, shutdown with requests in flight.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { validateConfig, type TokenmeterConfigInput } from '../../src/config/index.js';
-import { startExporter, type RunningExporter } from '../../src/exporter/index.js';
+import { loadPricing, startExporter, type RunningExporter, type StartExporterOptions } from '../../src/exporter/index.js';
+import type { IngestWorkerPool } from '../../src/exporter/ingest-workers.js';
 import { getJson, gzip, otlpJson, postOtlp, scrape } from './harness.js';
 import { makeSpans, protobufBody } from '../ingest/otel-spans.js';
 
@@ -26,13 +27,17 @@ function tempDir(): string {
   return d;
 }
 
-async function start(workerThreads: number, extra: TokenmeterConfigInput = {}, more: { logs?: string[]; storage?: string } = {}): Promise<RunningExporter> {
+async function start(
+  workerThreads: number,
+  extra: TokenmeterConfigInput = {},
+  more: { logs?: string[]; storage?: string; options?: Partial<StartExporterOptions> } = {},
+): Promise<RunningExporter> {
   const config = validateConfig(
-    { ...extra, server: { host: '127.0.0.1', otlp_port: 0, http_port: 0 }, ledger: { refresh_interval: '0s' }, ingest: { ...extra.ingest, worker_threads: workerThreads } },
+    { ...extra, server: { host: '127.0.0.1', otlp_port: 0, http_port: 0 }, ledger: { ...extra.ledger, refresh_interval: '0s' }, ingest: { ...extra.ingest, worker_threads: workerThreads } },
     'test',
   );
   const logs = more.logs;
-  const e = await startExporter({ resolvedConfig: config, storage: more.storage ?? tempDir(), log: (l) => logs?.push(l) });
+  const e = await startExporter({ resolvedConfig: config, storage: more.storage ?? tempDir(), log: (l) => logs?.push(l), ...more.options });
   running.push(e);
   return e;
 }
@@ -77,5 +82,137 @@ describe('ingest worker threads', () => {
       expect(mOn.filter((l) => l.startsWith(name)).sort(), name).toEqual(mOff.filter((l) => l.startsWith(name)).sort());
     }
     expect(metric(mOn, 'tokenmeter_ingested_spans_total{outcome="priced"')).toBeGreaterThan(0);
+  });
+
+  it('answers hostile and malformed requests exactly as the main thread does, and keeps serving', async () => {
+    const [off, on] = [await start(0, { limits: { max_request_bytes: 256 * 1024, max_decompressed_bytes: 512 * 1024 } }), await start(1, { limits: { max_request_bytes: 256 * 1024, max_decompressed_bytes: 512 * 1024 } })];
+    const valid = otlpJson([{ spanId: nextSpanId(), user: 'h-1', model: 'gpt-4o', input: 10, output: 5 }]);
+    const hostile: { body: Buffer; type: string; encoding?: string }[] = [
+      { body: Buffer.from('{"resourceSpans": [', 'utf8'), type: 'application/json' },
+      { body: Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]), type: 'application/x-protobuf' },
+      { body: Buffer.from([0x0a, 0x05, 0x0a, 0x03, 0x0a]), type: 'application/x-protobuf' },
+      { body: Buffer.alloc(300, 0xff), type: 'application/x-protobuf' },
+      { body: Buffer.from('not gzip at all'), type: 'application/json', encoding: 'gzip' },
+      { body: gzip(valid).subarray(0, 20), type: 'application/json', encoding: 'gzip' },
+      // A gzip bomb: a few KiB that decompress to 4 MiB, over the 512 KiB cap.
+      { body: gzip(Buffer.alloc(4 * 1024 * 1024)), type: 'application/x-protobuf', encoding: 'gzip' },
+      { body: valid, type: 'application/json', encoding: 'br' },
+      { body: Buffer.from(JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: 'zz', spanId: '00', attributes: [{ key: '__proto__', value: { stringValue: 'x' } }] }] }] }] })), type: 'application/json' },
+      { body: Buffer.from(`{"resourceSpans":${'['.repeat(50_000)}${']'.repeat(50_000)}}`), type: 'application/json' },
+      { body: otlpJson([{ spanId: nextSpanId(), user: '\u0000\ud800evil', model: 'gpt-4o', input: 1, output: 1 }, { spanId: nextSpanId(), user: 'h-2', model: 'x'.repeat(5000), input: 1, output: 1 }]), type: 'application/json' },
+      { body: otlpJson([{ spanId: nextSpanId(), user: 'h-3', model: 'gpt-4o', input: 1e300, output: 1 }]), type: 'application/json' },
+      { body: otlpJson([{ spanId: 'nothex!!nothex!!', user: 'h-4', model: 'gpt-4o', input: 1, output: 1 }]), type: 'application/json' },
+    ];
+    const answers = async (e: RunningExporter) => {
+      const out: string[] = [];
+      for (const h of hostile) {
+        const r = await postOtlp(e.otlpUrl, h.body, h.type, h.encoding ? { 'content-encoding': h.encoding } : {});
+        out.push(`${r.status} ${r.body.toString('hex')}`);
+      }
+      const ok = await postOtlp(e.otlpUrl, valid);
+      out.push(`${ok.status} ${ok.body.toString('hex')}`);
+      return out;
+    };
+    const [a, b] = [await answers(off), await answers(on)];
+    expect(b).toEqual(a);
+    // Every kind of answer occurred: refusals (400, 413, 415), partial successes, and the valid request after them.
+    expect(new Set(b.map((x) => x.slice(0, 3)))).toEqual(new Set(['400', '413', '415', '200']));
+    expect(b[b.length - 1]!.startsWith('200')).toBe(true);
+    const [mOff, mOn] = [await scrape(off.httpUrl), await scrape(on.httpUrl)];
+    for (const name of ['tokenmeter_rejected_requests_total', 'tokenmeter_ingested_spans_total', 'tokenmeter_rejected_spans_total']) {
+      expect(mOn.filter((l) => l.startsWith(name)).sort(), name).toEqual(mOff.filter((l) => l.startsWith(name)).sort());
+    }
+    expect((await getJson(`${on.httpUrl}/api/v1/usage/h-1`)).json).toEqual((await getJson(`${off.httpUrl}/api/v1/usage/h-1`)).json);
+  });
+
+  it('a worker that dies mid-request: its requests get 503 + Retry-After, nothing acknowledged is lost, the next request is served', async () => {
+    const logs: string[] = [];
+    const storage = tempDir();
+    let pool: IngestWorkerPool | undefined;
+    const e = await start(1, { ledger: { retry_after: '2s' } }, { logs, storage, options: { onIngestWorkers: (p) => (pool = p) } });
+    expect((await postOtlp(e.otlpUrl, otlpJson([{ spanId: nextSpanId(), user: 'c-1', model: 'gpt-4o', input: 100, output: 10 }]))).status).toBe(200);
+    // Two requests of 3,000 spans each, in the worker when it ends.
+    const big = (user: string) => otlpJson(Array.from({ length: 3000 }, () => ({ spanId: nextSpanId(), user, model: 'gpt-4o', input: 100, output: 10 })));
+    const bodies = [big('c-2'), big('c-3')];
+    const answers = bodies.map((b) => postOtlp(e.otlpUrl, b));
+    while (pool!.inFlight < 2) await new Promise((r) => setTimeout(r, 1));
+    await pool!.endWorker(0);
+    const [a, b] = await Promise.all(answers);
+    expect([a!.status, b!.status]).toEqual([503, 503]);
+    expect(a!.headers['retry-after']).toBe('2');
+    expect(JSON.parse(a!.body.toString('utf8')).message).toMatch(/retry later/);
+    expect(logs.some((l) => /ingest worker thread 0 ended .*2 request\(s\) in flight answered 503/.test(l))).toBe(true);
+    // The senders retry: served by the restarted worker.
+    for (const body of bodies) expect((await postOtlp(e.otlpUrl, body)).status).toBe(200);
+    expect((await postOtlp(e.otlpUrl, otlpJson([{ spanId: nextSpanId(), user: 'c-1', model: 'gpt-4o', input: 100, output: 10 }]))).status).toBe(200);
+    const m = await scrape(e.httpUrl);
+    expect(metric(m, 'tokenmeter_rejected_requests_total{reason="ingest_worker_unavailable"}')).toBe(2);
+    expect(pool!.crashes).toBe(1);
+    // Everything acknowledged is in the ledger, once; a 503 committed nothing (the retries count once).
+    await e.close();
+    running.splice(running.indexOf(e), 1);
+    const again = await start(0, {}, { storage });
+    expect((await getJson(`${again.httpUrl}/api/v1/usage/c-1`)).json.requests).toBe(2);
+    expect((await getJson(`${again.httpUrl}/api/v1/usage/c-2`)).json.requests).toBe(3000);
+    expect((await getJson(`${again.httpUrl}/api/v1/usage/c-3`)).json.requests).toBe(3000);
+  });
+
+  it('a price reload reaches the worker before the next request', async () => {
+    const dir = tempDir();
+    const config = (rate: string) => ({ pricing: { overrides: [{ provider: 'acme', model: 'acme-large', prices_usd_per_mtok: { input: rate, output: '0' } }] } });
+    let rate = '2';
+    const file = join(dir, 'unused.yaml');
+    writeFileSync(file, '');
+    const e = await start(1, config('2'), { options: { loadPricing: () => loadPricing(validateConfig(config(rate), 'test').pricing) } });
+    const cost = async (user: string) => {
+      expect((await postOtlp(e.otlpUrl, otlpJson([{ spanId: nextSpanId(), user, provider: 'acme', model: 'acme-large', input: 1_000_000, output: 0 }]))).status).toBe(200);
+      return (await getJson(`${e.httpUrl}/api/v1/usage/${user}`)).json.cost_usd as string;
+    };
+    expect(await cost('p-1')).toBe('2');
+    rate = '3.5';
+    expect(e.reloadPrices('test').outcome).toBe('success');
+    // The very next request, with no wait: the reload was posted to the worker before it.
+    expect(await cost('p-2')).toBe('3.5');
+    rate = 'not a price';
+    expect(e.reloadPrices('test').outcome).toBe('failure');
+    expect(await cost('p-3')).toBe('3.5');
+    expect(e.ingestWorkerThreads).toBe(1);
+  });
+
+  it('a reload the workers cannot rebuild moves ingest to the main thread, with the new prices', async () => {
+    const logs: string[] = [];
+    const e = await start(1, {}, { logs, options: { loadPricing: () => ({ ...loadPricing(validateConfig({ pricing: { overrides: [{ provider: 'acme', model: 'acme-large', prices_usd_per_mtok: { input: '7', output: '0' } }] } }, 'test').pricing), source: undefined }) } });
+    expect(e.reloadPrices('test').outcome).toBe('success');
+    expect(e.ingestWorkerThreads).toBe(0);
+    expect(logs.some((l) => /main thread from now on/.test(l))).toBe(true);
+    expect((await postOtlp(e.otlpUrl, otlpJson([{ spanId: nextSpanId(), user: 'm-1', provider: 'acme', model: 'acme-large', input: 1_000_000, output: 0 }]))).status).toBe(200);
+    expect((await getJson(`${e.httpUrl}/api/v1/usage/m-1`)).json.cost_usd).toBe('7');
+  });
+
+  it('shutdown with requests in flight: each is answered 200 (and in the ledger) or 503, none hangs', async () => {
+    const storage = tempDir();
+    let pool: IngestWorkerPool | undefined;
+    const e = await start(1, {}, { storage, options: { onIngestWorkers: (p) => (pool = p) } });
+    const ids = Array.from({ length: 40 }, () => nextSpanId());
+    const posts = ids.map((spanId, i) =>
+      postOtlp(e.otlpUrl, otlpJson(Array.from({ length: 50 }, (_, k) => ({ spanId: k === 0 ? spanId : nextSpanId(), user: `s-${i}`, model: 'gpt-4o', input: 10, output: 1 })))).then(
+        (r) => r.status,
+        () => 0,
+      ),
+    );
+    // Closed while requests are in the worker: those finish (close waits for requests in flight) and are acked.
+    while (pool!.inFlight < 1) await new Promise((r) => setTimeout(r, 1));
+    await e.close();
+    running.splice(running.indexOf(e), 1);
+    const statuses = await Promise.all(posts);
+    // 0: refused at the socket once the server stopped accepting (never acknowledged either).
+    for (const s of statuses) expect([0, 200, 503]).toContain(s);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
+    const again = await start(0, {}, { storage });
+    for (let i = 0; i < ids.length; i++) {
+      const u = await getJson(`${again.httpUrl}/api/v1/usage/s-${i}`);
+      if (statuses[i] === 200) expect(u.json.requests, `s-${i}`).toBe(50);
+      else expect(u.status === 404 || u.json.requests === 0, `s-${i} answered ${statuses[i]} but is in the ledger`).toBe(true);
+    }
   });
 });
