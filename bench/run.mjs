@@ -37,7 +37,7 @@ function configFor(quick, values) {
   return quick
     ? {
         instrumentation: { processes: 1, warmup: 20, batches: 2, batchSize: 20, runtimes },
-        ingest: { users: 1000, poolBatches: 3, rounds: 3, roundBatches: 4, warmupRounds: 1, warmupBatches: 2, diagnostic: true, concurrency: [1, 8], batches: 6, growthUsers: [100, 1000], postgres: true },
+        ingest: { users: 1000, poolBatches: 3, rounds: 3, roundBatches: 4, warmupRounds: 1, warmupBatches: 2, diagnostic: true, workerVariants: [0], concurrency: [1, 8], batches: 6, growthUsers: [100, 1000], postgres: true },
         scrape: { users: [100, 1000], scrapes: 2 },
         ledger: { calls: ledgerCalls, users: ledgerUsers, concurrency: 8, restarts: 1, stalls: { users: 2_000, calls: 40_000, seconds: 2, capacitySeconds: 1.5, maxSeconds: 8, snapshotEveryBytes: 2 * 1024 * 1024 } },
         reservations: reservationsConfig(true),
@@ -46,7 +46,8 @@ function configFor(quick, values) {
         instrumentation: { processes: 5, warmup: 2000, batches: 10, batchSize: 400, runtimes },
         // Issue 15's goal: 100k users preloaded; 2 × (9 × 60 + 10) batches to the journal ledger ≈ 90 MB of journal
         // after the preload's 16 MB, so at least one 64 MiB snapshot is written during the rounds.
-        ingest: { users: 100_000, poolBatches: 40, rounds: 9, roundBatches: 60, warmupRounds: 1, warmupBatches: 10, diagnostic: true, concurrency: [1, 8], batches: 100, growthUsers: [1000, 10_000, 100_000], postgres: true },
+        // workerVariants: the exporter with ingest.worker_threads 0 alongside (the default, 1, is the goal's receiver).
+        ingest: { users: 100_000, poolBatches: 40, rounds: 9, roundBatches: 60, warmupRounds: 1, warmupBatches: 10, diagnostic: true, workerVariants: [0], concurrency: [1, 8], batches: 100, growthUsers: [1000, 10_000, 100_000], postgres: true },
         scrape: { users: [1000, 10_000, 100_000], scrapes: 10 },
         ledger: { calls: ledgerCalls, users: ledgerUsers, concurrency: 8, restarts: 3, stalls: { users: 100_000, calls: 1_000_000, seconds: 15, capacitySeconds: 5, maxSeconds: 120 } },
         reservations: reservationsConfig(false),
