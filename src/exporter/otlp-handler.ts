@@ -133,8 +133,8 @@ export function createOtlpHandler<S>(o: OtlpHandlerOptions<S>): (req: IncomingMe
         prepared = await offload.prepareTraces(body, contentType, contentEncoding, arrival);
       } catch (err) {
         if (err instanceof IngestWorkerUnavailable) {
-          // Nothing of the request was committed or acknowledged: the sender retries it.
-          o.log(`OTLP request answered 503: ${err.message}`);
+          // Nothing of the request was committed or acknowledged: the sender retries it. (The pool logs the cause
+          // once per worker, not once per request.)
           fail(res, format, 503, 'ingest_worker_unavailable', 'the request could not be decoded now; retry later', { 'retry-after': String(o.retryAfterSeconds) });
           return;
         }
