@@ -49,7 +49,7 @@ let seq = 0;
 const nextSpanId = () => `a${(++seq).toString(16).padStart(15, '0')}`;
 
 describe('ingest worker threads', () => {
-  it('answers and bills exactly as the main thread does (JSON, protobuf, gzip, partial success)', async () => {
+  it('answers and bills exactly as the main thread does (JSON, protobuf, gzip, partial success, late and future spans, superseded framework spans)', async () => {
     const [off, on] = [await start(0), await start(1)];
     expect([off.ingestWorkerThreads, on.ingestWorkerThreads]).toEqual([0, 1]);
     const json = otlpJson([
@@ -58,13 +58,22 @@ describe('ingest worker threads', () => {
       { spanId: nextSpanId(), user: 'u-1', model: 'no-such-model-xyz', input: 10, output: 10 },
       // Rejected alone (partial success): an implausible token count.
       { spanId: nextSpanId(), user: 'u-3', model: 'gpt-4o-mini', input: -5, output: 1 },
+      // Charged to their arrival: ended 3 days ago (late), or 2 hours ahead (future).
+      { spanId: nextSpanId(), user: 'u-3', model: 'gpt-4o-mini', input: 10, output: 1, endUnixNano: BigInt(Date.now() - 3 * 86_400_000) * 1_000_000n },
+      { spanId: nextSpanId(), user: 'u-3', model: 'gpt-4o-mini', input: 10, output: 1, endUnixNano: BigInt(Date.now() + 7_200_000) * 1_000_000n },
     ]);
     const proto = protobufBody(
       makeSpans([
         { name: 'chat gpt-4o', attributes: { 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': 'openai', 'gen_ai.request.model': 'gpt-4o', 'gen_ai.usage.input_tokens': 700, 'gen_ai.usage.output_tokens': 70, 'user.id': 'u-2' } },
       ]),
     );
+    // A LangChain span over the same OpenAI call as a provider-level span of the same process: superseded (auto).
+    const framework = JSON.parse(otlpJson([{ spanId: nextSpanId(), user: 'u-4', model: 'gpt-4o', input: 50, output: 5 }]).toString('utf8'));
+    const wrapped = JSON.parse(otlpJson([{ spanId: nextSpanId(), user: 'u-4', model: 'gpt-4o', input: 50, output: 5 }]).toString('utf8'));
+    framework.resourceSpans[0].scopeSpans.push({ ...wrapped.resourceSpans[0].scopeSpans[0], scope: { name: '@langchain/core' } });
+    const supersede = Buffer.from(JSON.stringify(framework));
     for (const e of [off, on]) {
+      expect((await postOtlp(e.otlpUrl, supersede)).status).toBe(200);
       const a = await postOtlp(e.otlpUrl, json);
       const b = await postOtlp(e.otlpUrl, gzip(proto), 'application/x-protobuf', { 'content-encoding': 'gzip' });
       expect(b.status).toBe(200);
@@ -72,16 +81,19 @@ describe('ingest worker threads', () => {
     }
     expect((on as unknown as { answers: unknown[] }).answers).toEqual((off as unknown as { answers: unknown[] }).answers);
     expect((on as unknown as { answers: unknown[] }).answers[1]).toMatch(/"rejectedSpans":"1"/);
-    for (const user of ['u-1', 'u-2', 'u-3']) {
+    for (const user of ['u-1', 'u-2', 'u-3', 'u-4']) {
       const [x, y] = [await getJson(`${off.httpUrl}/api/v1/usage/${user}`), await getJson(`${on.httpUrl}/api/v1/usage/${user}`)];
       expect(y.status).toBe(x.status);
       expect(y.json).toEqual(x.json);
     }
     const [mOff, mOn] = [await scrape(off.httpUrl), await scrape(on.httpUrl)];
-    for (const name of ['tokenmeter_ingested_spans_total', 'tokenmeter_cost_usd_total', 'tokenmeter_unpriced_tokens_total', 'tokenmeter_tokens_total']) {
+    for (const name of ['tokenmeter_ingested_spans_total', 'tokenmeter_cost_usd_total', 'tokenmeter_unpriced_tokens_total', 'tokenmeter_tokens_total', 'tokenmeter_redated_spans_total', 'tokenmeter_rejected_spans_total']) {
       expect(mOn.filter((l) => l.startsWith(name)).sort(), name).toEqual(mOff.filter((l) => l.startsWith(name)).sort());
     }
     expect(metric(mOn, 'tokenmeter_ingested_spans_total{outcome="priced"')).toBeGreaterThan(0);
+    expect(metric(mOn, 'tokenmeter_redated_spans_total{reason="late"}')).toBe(1);
+    expect(metric(mOn, 'tokenmeter_ingested_spans_total{outcome="superseded"}')).toBe(1);
+    expect(metric(mOn, 'tokenmeter_redated_spans_total{reason="future"}')).toBe(1);
   });
 
   it('answers hostile and malformed requests exactly as the main thread does, and keeps serving', async () => {
