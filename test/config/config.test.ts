@@ -149,6 +149,21 @@ describe('errors name the file (or variable/flag), the path and what was expecte
     expect(nested.join('\n')).toMatch(/f\.yaml: pricing\.overrides\[0\]\.prices_usd_per_mtok\.outptu: unknown key/);
   });
 
+  it('ingest.worker_threads: default 1, file < TOKENMETER_INGEST_WORKER_THREADS < --ingest-worker-threads, 0 to 16', () => {
+    const d = dir();
+    expect(loadConfig({ cwd: d, env: {} }).config.ingest.worker_threads).toBe(1);
+    writeFileSync(join(d, 'tokenmeter.yaml'), 'ingest:\n  worker_threads: 2\n');
+    expect(loadConfig({ cwd: d, env: {} }).config.ingest.worker_threads).toBe(2);
+    expect(loadConfig({ cwd: d, env: { TOKENMETER_INGEST_WORKER_THREADS: '0' } }).config.ingest.worker_threads).toBe(0);
+    const flagged = loadConfig({ cwd: d, env: { TOKENMETER_INGEST_WORKER_THREADS: '0' }, flags: { 'ingest-worker-threads': '3' } });
+    expect(flagged.config.ingest.worker_threads).toBe(3);
+    expect(flagged.overrides['ingest.worker_threads']).toBe('flag --ingest-worker-threads');
+    expect(problemsOf(() => loadConfig({ cwd: d, env: {}, flags: { 'ingest-worker-threads': '17' } }))[0]).toMatch(/^flag --ingest-worker-threads: ingest\.worker_threads: /);
+    expect(problemsOf(() => loadConfig({ cwd: d, env: { TOKENMETER_INGEST_WORKER_THREADS: 'many' } }))[0]).toMatch(/^environment variable TOKENMETER_INGEST_WORKER_THREADS: ingest\.worker_threads: /);
+    writeFileSync(join(d, 'tokenmeter.yaml'), 'ingest:\n  worker_threads: -1\n');
+    expect(problemsOf(() => loadConfig({ cwd: d, env: {} }))[0]).toMatch(/^tokenmeter\.yaml: ingest\.worker_threads: /);
+  });
+
   it('an environment variable error names the variable, a flag error names the flag', () => {
     expect(problemsOf(() => loadConfig({ cwd: dir(), env: { TOKENMETER_OTLP_PORT: 'abc' } }))).toEqual([
       'environment variable TOKENMETER_OTLP_PORT: server.otlp_port: expected an integer from 0 to 65535, got "abc"',
