@@ -56,7 +56,7 @@ port.on('message', (m: ToIngestWorker) => {
   }
   try {
     const packed = packSpans(prepareSpans(spans, context, m.arrivalMillis));
-    port.postMessage({ t: 'prepared', id: m.id, packed } satisfies FromIngestWorker, [packed.slots.buffer as ArrayBuffer]);
+    port.postMessage({ t: 'prepared', id: m.id, packed } satisfies FromIngestWorker, [packed.slots.buffer as ArrayBuffer, packed.nums.buffer as ArrayBuffer]);
   } catch (err) {
     post({ t: 'failed', id: m.id, message: err instanceof Error ? err.message : String(err) });
   }

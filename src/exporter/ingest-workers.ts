@@ -2,8 +2,8 @@
  * Worker threads for the per-request work that needs no ledger state (issue 15: the exporter's one event loop was
  * the limit, and these machines have a second core): gunzip, OTLP decode, extraction, plan, period and price run in
  * ingest-worker.ts; the main thread keeps HTTP, supersede, the commit and the metrics. The request body is
- * transferred (not copied); the prepared spans come back packed (prepared-codec.ts: a string table and one
- * transferred Float64Array), about a tenth of what a structured clone of the record objects costs this thread.
+ * transferred (not copied); the prepared spans come back packed (prepared-codec.ts: a string table and two
+ * transferred typed arrays), about a tenth of what a structured clone of the record objects costs this thread.
  */
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import type { TokenmeterConfig } from '../config/index.js';

@@ -1,9 +1,9 @@
 /**
  * The form prepared spans cross from an ingest worker thread to the main thread in (issue 15). A structured clone
  * of 512 record objects cost the receiving thread about half of what the worker saved it (V8's deserializer builds
- * every object and string one by one); here each request's distinct strings go once in a table and every other
- * field in one Float64Array (transferred, not copied), and the main thread builds the records with plain property
- * stores. Lossless: a span the fixed layout cannot carry exactly (tool-call fees, extra usage parts, anything
+ * every object and string one by one); here each request's distinct strings go once in a table, every other field
+ * in an Int32Array (string indices, flags) and a Float64Array (times, counts), both transferred, not copied, and
+ * the main thread builds the records with plain property stores. Lossless: a span the fixed layout cannot carry exactly (tool-call fees, extra usage parts, anything
  * unexpected) travels as its own object by structured clone.
  */
 import type { LedgerRecord } from '../ledger/types.js';
@@ -13,13 +13,16 @@ import type { PreparedSpan } from './pipeline.js';
 export interface PackedSpans {
   /** Distinct strings of the request. */
   strings: string[];
-  /** SLOTS numbers per span (see the layout below). */
-  slots: Float64Array;
+  /** SLOTS int32 per span: kinds, flags, string indices (see the layout below). */
+  slots: Int32Array;
+  /** NUMS float64 per usage span: end time, the five token counts, the reported cost. */
+  nums: Float64Array;
   /** Spans sent as objects (kind OBJECT). */
   objects: PreparedSpan[];
 }
 
-const SLOTS = 36;
+const SLOTS = 30;
+const NUMS = 7;
 const IGNORED = 0;
 const REJECTED = 1;
 const USAGE = 2;
@@ -30,30 +33,32 @@ const ABSENT = -1;
 const PROVIDER = 1;
 const TRACE_ID = 2;
 const SPAN_ID = 3;
-const END_TIME = 4;
-const RECORD_PROVIDER = 5;
-const RAW_MODEL = 6;
-const OPERATION = 7;
-const USAGE_INPUT = 8; // 8..12: input, cache_read, cache_write, output, reasoning
-const ESTIMATED = 13;
-const USER_ID = 14;
-const OUTCOME = 15;
-const SOURCE = 16;
-const PLAN = 17;
-const PERIOD_START = 18;
-const MODEL = 19;
-const PRICED = 20;
-const COST = 21; // 21..25: input, cache_read, cache_write, output, reasoning
-const TOTAL_COST = 26;
-const PRICE_ID = 27;
-const PLAN_FROM_SPAN = 28;
-const FEATURE = 29;
-const SERVICE_TIER = 30;
-const FACTS_LAYER = 31;
-const FACTS_RESOURCE = 32;
-const FACTS_MISSING = 33;
-const FACTS_REPORTED = 34;
-const REDATED_INVALID = 35; // redated (0 none, 1 late, 2 future) + 3 × (invalid string index + 1)
+const RECORD_PROVIDER = 4;
+const RAW_MODEL = 5;
+const OPERATION = 6;
+const ESTIMATED = 7;
+const USER_ID = 8;
+const OUTCOME = 9;
+const SOURCE = 10;
+const PLAN = 11;
+const PERIOD_START = 12;
+const MODEL = 13;
+const PRICED = 14;
+const COST = 15; // 15..19: input, cache_read, cache_write, output, reasoning
+const TOTAL_COST = 20;
+const PRICE_ID = 21;
+const PLAN_FROM_SPAN = 22;
+const FEATURE = 23;
+const SERVICE_TIER = 24;
+const FACTS_LAYER = 25;
+const FACTS_RESOURCE = 26;
+const FACTS_MISSING = 27;
+const REDATED = 28; // 0 none, 1 late, 2 future
+const INVALID = 29;
+// Numbers of a usage span.
+const END_TIME = 0;
+const USAGE_INPUT = 1; // 1..5: input, cache_read, cache_write, output, reasoning
+const FACTS_REPORTED = 6;
 
 /** The record fields toLedgerRecord always sets. */
 const RECORD_FIELDS = 17;
@@ -81,7 +86,7 @@ function fits(p: Extract<PreparedSpan, { kind: 'usage' }>): boolean {
   return keys === 0;
 }
 
-/** Packs a request's prepared spans (in the worker). Transfer `slots.buffer`. */
+/** Packs a request's prepared spans (in the worker). Transfer `slots.buffer` and `nums.buffer`. */
 export function packSpans(spans: readonly PreparedSpan[]): PackedSpans {
   const strings: string[] = [];
   const index = new Map<string, number>();
@@ -95,11 +100,13 @@ export function packSpans(spans: readonly PreparedSpan[]): PackedSpans {
     return i;
   };
   const opt = (s: string | undefined): number => (s === undefined ? ABSENT : str(s));
-  const slots = new Float64Array(spans.length * SLOTS);
+  const slots = new Int32Array(spans.length * SLOTS);
+  const nums = new Float64Array(spans.length * NUMS);
   const objects: PreparedSpan[] = [];
   for (let i = 0; i < spans.length; i++) {
     const p = spans[i]!;
     const o = i * SLOTS;
+    const q = i * NUMS;
     if (p.kind === 'ignored') slots[o] = IGNORED;
     else if (p.kind === 'rejected') {
       slots[o] = REJECTED;
@@ -115,15 +122,15 @@ export function packSpans(spans: readonly PreparedSpan[]): PackedSpans {
       slots[o + PROVIDER] = str(p.provider);
       slots[o + TRACE_ID] = str(r.traceId);
       slots[o + SPAN_ID] = str(r.spanId);
-      slots[o + END_TIME] = r.endTimeMillis;
+      nums[q + END_TIME] = r.endTimeMillis;
       slots[o + RECORD_PROVIDER] = str(r.provider);
       slots[o + RAW_MODEL] = str(r.rawModel);
       slots[o + OPERATION] = str(r.operation);
-      slots[o + USAGE_INPUT] = r.usage.input;
-      slots[o + USAGE_INPUT + 1] = r.usage.cache_read;
-      slots[o + USAGE_INPUT + 2] = r.usage.cache_write;
-      slots[o + USAGE_INPUT + 3] = r.usage.output;
-      slots[o + USAGE_INPUT + 4] = r.usage.reasoning;
+      nums[q + USAGE_INPUT] = r.usage.input;
+      nums[q + USAGE_INPUT + 1] = r.usage.cache_read;
+      nums[q + USAGE_INPUT + 2] = r.usage.cache_write;
+      nums[q + USAGE_INPUT + 3] = r.usage.output;
+      nums[q + USAGE_INPUT + 4] = r.usage.reasoning;
       slots[o + ESTIMATED] = r.estimated ? 1 : 0;
       slots[o + USER_ID] = str(r.userId);
       slots[o + OUTCOME] = str(r.outcome);
@@ -146,21 +153,23 @@ export function packSpans(spans: readonly PreparedSpan[]): PackedSpans {
       slots[o + FACTS_LAYER] = f === undefined ? ABSENT : str(f.layer);
       slots[o + FACTS_RESOURCE] = f === undefined ? ABSENT : str(f.resourceKey);
       slots[o + FACTS_MISSING] = opt(f?.missingUsage);
-      slots[o + FACTS_REPORTED] = f?.reportedCostUsd ?? Number.NaN;
-      slots[o + REDATED_INVALID] = (p.redated === 'late' ? 1 : p.redated === 'future' ? 2 : 0) + 3 * (opt(p.invalid) + 1);
+      nums[q + FACTS_REPORTED] = f?.reportedCostUsd ?? Number.NaN;
+      slots[o + REDATED] = p.redated === 'late' ? 1 : p.redated === 'future' ? 2 : 0;
+      slots[o + INVALID] = opt(p.invalid);
     }
   }
-  return { strings, slots, objects };
+  return { strings, slots, nums, objects };
 }
 
 /** Unpacks what packSpans made (on the main thread): the same spans, field for field. */
 export function unpackSpans(packed: PackedSpans): PreparedSpan[] {
-  const { strings: s, slots, objects } = packed;
+  const { strings: s, slots, nums, objects } = packed;
   const n = slots.length / SLOTS;
   const out = new Array<PreparedSpan>(n);
   const opt = (i: number): string | undefined => (i === ABSENT ? undefined : s[i]);
   for (let i = 0; i < n; i++) {
     const o = i * SLOTS;
+    const q = i * NUMS;
     const kind = slots[o]!;
     if (kind === IGNORED) out[i] = { kind: 'ignored' };
     else if (kind === REJECTED) out[i] = { kind: 'rejected', reason: s[slots[o + 1]!]!, message: s[slots[o + 2]!]! };
@@ -170,16 +179,16 @@ export function unpackSpans(packed: PackedSpans): PreparedSpan[] {
       const record: LedgerRecord = {
         traceId: s[slots[o + TRACE_ID]!]!,
         spanId: s[slots[o + SPAN_ID]!]!,
-        endTimeMillis: slots[o + END_TIME]!,
+        endTimeMillis: nums[q + END_TIME]!,
         provider: s[slots[o + RECORD_PROVIDER]!]!,
         rawModel: s[slots[o + RAW_MODEL]!]!,
         operation: s[slots[o + OPERATION]!]!,
         usage: {
-          input: slots[o + USAGE_INPUT]!,
-          cache_read: slots[o + USAGE_INPUT + 1]!,
-          cache_write: slots[o + USAGE_INPUT + 2]!,
-          output: slots[o + USAGE_INPUT + 3]!,
-          reasoning: slots[o + USAGE_INPUT + 4]!,
+          input: nums[q + USAGE_INPUT]!,
+          cache_read: nums[q + USAGE_INPUT + 1]!,
+          cache_write: nums[q + USAGE_INPUT + 2]!,
+          output: nums[q + USAGE_INPUT + 3]!,
+          reasoning: nums[q + USAGE_INPUT + 4]!,
         },
         estimated: slots[o + ESTIMATED] === 1,
         userId: s[slots[o + USER_ID]!]!,
@@ -212,15 +221,14 @@ export function unpackSpans(packed: PackedSpans): PreparedSpan[] {
         const facts: SpanFacts = { layer: s[layer] as SpanFacts['layer'], resourceKey: s[slots[o + FACTS_RESOURCE]!]! };
         const missing = opt(slots[o + FACTS_MISSING]!);
         if (missing !== undefined) facts.missingUsage = missing as SpanFacts['missingUsage'];
-        const reported = slots[o + FACTS_REPORTED]!;
+        const reported = nums[q + FACTS_REPORTED]!;
         if (!Number.isNaN(reported)) facts.reportedCostUsd = reported;
         p.facts = facts;
       }
-      const ri = slots[o + REDATED_INVALID]!;
-      const redated = ri % 3;
+      const redated = slots[o + REDATED];
       if (redated === 1) p.redated = 'late';
       else if (redated === 2) p.redated = 'future';
-      const invalid = opt((ri - redated) / 3 - 1);
+      const invalid = opt(slots[o + INVALID]!);
       if (invalid !== undefined) p.invalid = invalid;
       out[i] = p;
     }

@@ -33,10 +33,10 @@ function record(over: Partial<LedgerRecord> = {}): LedgerRecord {
   };
 }
 
-/** Through the packed form as postMessage carries it (a structured clone; the Float64Array's buffer transferred). */
+/** Through the packed form as postMessage carries it (a structured clone; the typed arrays' buffers transferred). */
 function roundTrip(spans: PreparedSpan[]): PreparedSpan[] {
   const packed = packSpans(spans);
-  return unpackSpans(structuredClone(packed, { transfer: [packed.slots.buffer as ArrayBuffer] }));
+  return unpackSpans(structuredClone(packed, { transfer: [packed.slots.buffer as ArrayBuffer, packed.nums.buffer as ArrayBuffer] }));
 }
 
 describe('prepared-codec', () => {
