@@ -186,8 +186,9 @@ interface Waiting {
   body: Record<string, unknown>;
   done: boolean;
   timer: NodeJS.Timeout;
-  /** Its id on the reservations stream, when it went that way. */
+  /** Its id on the reservations stream, when it went that way, and when it was written there. */
   streamId?: number;
+  sentAt?: number;
   resolve(value: { status: number; json: unknown }): void;
   reject(err: Error): void;
 }
@@ -200,7 +201,6 @@ let inFlight = 0;
 /** Asks the exporter for one reservation, in a batch with the others asked for in the same turn. */
 export function requestReservation(body: Record<string, unknown>, s: Settings): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
-    if (queueSettings !== undefined && queueSettings !== s) sendQueue();
     const w: Waiting = {
       body,
       done: false,
@@ -209,23 +209,34 @@ export function requestReservation(body: Record<string, unknown>, s: Settings): 
       timer: setTimeout(() => {
         if (w.done) return;
         w.done = true;
-        if (w.streamId !== undefined) streamTimedOut(w, s);
+        if (w.streamId !== undefined) streamTimedOut(w);
         reject(new Error(`no answer within ${s.timeoutMillis} ms`));
       }, s.timeoutMillis),
     };
     const st = s.stream ? openStream(s) : undefined;
-    if (st !== undefined) {
+    if (st?.socket !== undefined) {
       sendOnStream(st, w);
       return;
     }
-    queue.push(w);
-    queueSettings = s;
-    if (queue.length >= MAX_BATCH_ITEMS) sendQueue();
-    else if (!flushScheduled) {
-      flushScheduled = true;
-      process.nextTick(flush);
+    // The stream is being opened: sent on it once open, or in the HTTP form if it cannot be.
+    if (st?.connecting === true) {
+      st.waiting.push(w);
+      return;
     }
+    enqueueHttp(w, s);
   });
+}
+
+/** Into the HTTP form's queue (batched per tick). */
+function enqueueHttp(w: Waiting, s: Settings): void {
+  if (queueSettings !== undefined && queueSettings !== s) sendQueue();
+  queue.push(w);
+  queueSettings = s;
+  if (queue.length >= MAX_BATCH_ITEMS) sendQueue();
+  else if (!flushScheduled) {
+    flushScheduled = true;
+    process.nextTick(flush);
+  }
 }
 
 function flush(): void {
@@ -338,6 +349,10 @@ interface Stream {
   retryAt: number;
   backoffMillis: number;
   pending: Map<number, Waiting>;
+  /** Asked for while the stream was being opened. */
+  waiting: Waiting[];
+  /** The settings it was opened with (the HTTP form for `waiting` if it cannot be). */
+  settings: Settings;
   nextId: number;
   corked: boolean;
   buf: string;
@@ -353,15 +368,17 @@ function openStream(s: Settings): Stream | undefined {
     stream.socket?.destroy();
     stream = undefined;
   }
-  stream ??= { key, socket: undefined, connecting: false, retryAt: 0, backoffMillis: STREAM_BACKOFF_MIN_MILLIS, pending: new Map(), nextId: 1, corked: false, buf: '', lastDataAt: 0 };
+  stream ??= { key, socket: undefined, connecting: false, retryAt: 0, backoffMillis: STREAM_BACKOFF_MIN_MILLIS, pending: new Map(), waiting: [], settings: s, nextId: 1, corked: false, buf: '', lastDataAt: 0 };
   const st = stream;
-  if (st.socket !== undefined) return st;
-  if (!st.connecting && Date.now() >= st.retryAt) connectStream(st, s);
-  return undefined;
+  st.settings = s;
+  if (st.socket === undefined && !st.connecting && Date.now() >= st.retryAt) connectStream(st, s);
+  return st;
 }
 
 function streamFailed(st: Stream, retryAfterMillis?: number): void {
   st.connecting = false;
+  // What waited for the stream goes in the HTTP form, within each call's own timeout.
+  for (const w of st.waiting.splice(0)) if (!w.done) enqueueHttp(w, st.settings);
   st.retryAt = Date.now() + (retryAfterMillis ?? st.backoffMillis);
   if (retryAfterMillis === undefined) st.backoffMillis = Math.min(STREAM_BACKOFF_MAX_MILLIS, st.backoffMillis * 2);
 }
@@ -381,7 +398,8 @@ function connectStream(st: Stream, s: Settings): void {
   };
   // Opened outside the calling request's context (it outlives the call) and without a span of its own.
   const req = context.with(suppressTracing(ROOT_CONTEXT), () => (https ? httpsRequest : httpRequest)(url, { method: 'GET', headers, agent: false }));
-  const timer = setTimeout(() => give(() => (req.destroy(), streamFailed(st))), Math.max(1000, s.timeoutMillis));
+  // As long as a call waits for its answer: an exporter that does not take the stream in that time gets the HTTP form.
+  const timer = setTimeout(() => give(() => (req.destroy(), streamFailed(st))), s.timeoutMillis);
   timer.unref();
   req.on('upgrade', (_res: IncomingMessage, socket: Socket, head: Buffer) =>
     give(() => {
@@ -401,6 +419,7 @@ function connectStream(st: Stream, s: Settings): void {
       socket.on('error', (err) => diag.debug('tokenmeter: reservations stream failed', err));
       socket.on('close', () => streamClosed(st, socket));
       if (head.length > 0) streamData(st, socket, head.toString('utf8'));
+      for (const w of st.waiting.splice(0)) if (!w.done) sendOnStream(st, w);
     }),
   );
   req.on('response', (res: IncomingMessage) =>
@@ -421,8 +440,8 @@ function sendOnStream(st: Stream, w: Waiting): void {
   const socket = st.socket!;
   const id = st.nextId++;
   w.streamId = id;
+  w.sentAt = Date.now();
   st.pending.set(id, w);
-  if (st.pending.size === 1) st.lastDataAt = Date.now();
   if (!st.corked) {
     st.corked = true;
     socket.cork();
@@ -485,18 +504,26 @@ function streamClosed(st: Stream, socket: Socket): void {
   st.pending.clear();
 }
 
-/** A call on the stream got no answer in time: when the stream has been silent that long, it is dropped. */
-function streamTimedOut(w: Waiting, s: Settings): void {
+/** A call on the stream got no answer in time: when nothing at all came back since it was sent, the stream is dropped. */
+function streamTimedOut(w: Waiting): void {
   const st = stream;
-  if (st === undefined || w.streamId === undefined) return;
+  if (st === undefined || w.streamId === undefined || st.pending.get(w.streamId) !== w) return;
   st.pending.delete(w.streamId);
-  if (st.socket !== undefined && Date.now() - st.lastDataAt >= s.timeoutMillis) st.socket.destroy();
+  if (st.socket !== undefined && st.lastDataAt < (w.sentAt ?? 0)) st.socket.destroy();
 }
 
-/** Closes the stream (instrumentation disabled, tests). */
+/** Closes the stream (instrumentation disabled, settings changed). */
 export function closeReservationStream(): void {
-  stream?.socket?.destroy();
+  const st = stream;
   stream = undefined;
+  if (st === undefined) return;
+  st.socket?.destroy();
+  for (const w of st.waiting.splice(0)) if (!w.done) enqueueHttp(w, st.settings);
+}
+
+/** Whether reservations go over the stream now (tests). */
+export function reservationStreamOpen(): boolean {
+  return stream?.socket !== undefined;
 }
 
 const LIMITS: readonly string[] = ['requests', 'tokens', 'cost_usd'];
