@@ -401,6 +401,8 @@ function connectStream(st: Stream, s: Settings): void {
   // As long as a call waits for its answer: an exporter that does not take the stream in that time gets the HTTP form.
   const timer = setTimeout(() => give(() => (req.destroy(), streamFailed(st))), s.timeoutMillis);
   timer.unref();
+  // Opening it does not keep the app running either (a call waiting for it has its own timer).
+  req.on('socket', (socket: Socket) => socket.unref());
   req.on('upgrade', (_res: IncomingMessage, socket: Socket, head: Buffer) =>
     give(() => {
       if (stream !== st) {
