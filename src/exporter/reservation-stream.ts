@@ -148,7 +148,15 @@ class StreamConnection {
       });
     });
     socket.on('error', () => socket.destroy());
-    socket.on('data', (chunk: Buffer) => this.data(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.data(chunk);
+      } catch (err) {
+        // The exporter never crashes on input: the stream ends, saying so.
+        o.log(`reservation stream failed: ${err instanceof Error ? err.message : String(err)}`);
+        this.fatal('internal error', 500);
+      }
+    });
     socket.on('end', () => this.end());
     socket.on('drain', () => this.maybeResume());
   }
