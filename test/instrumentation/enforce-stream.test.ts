@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ATTR_RESERVATION_ID, ATTR_RESERVATION_UNAVAILABLE, ATTR_USER_ID } from '../../src/contract/names.js';
 import { configureEnforcement, instrument, UsageLimitError, withUser } from '../../src/instrumentation/index.js';
-import { reservationStreamOpen, RESERVATION_STREAM_PROTOCOL } from '../../src/instrumentation/enforce.js';
+import { enforcementSettings, reservationStreamOpen, RESERVATION_STREAM_PROTOCOL } from '../../src/instrumentation/enforce.js';
 import { captureWarnings } from '../../src/instrumentation/warn.js';
 import { otlpJson, postOtlp, scrape, startTestExporter, type TestExporter } from '../exporter/harness.js';
 import { useHarnessWithMock } from './harness.js';
@@ -109,6 +109,21 @@ describe('enforce over the reservations stream', () => {
     const granted = env.h.finished().filter((s) => s.attributes[ATTR_USER_ID] === 'stream-user' && s.attributes[ATTR_RESERVATION_ID] !== undefined);
     expect(granted).toHaveLength(3);
     expect((await scrape(exporter.httpUrl)).find((l) => l.startsWith('tokenmeter_reservation_streams '))).toBe('tokenmeter_reservation_streams 1');
+  });
+
+  it('is on by default; TOKENMETER_ENFORCE_STREAM=false (or configureEnforcement({ stream: false })) turns it off', () => {
+    for (const [env, stream] of [
+      [{}, true],
+      [{ TOKENMETER_ENFORCE_STREAM: 'false' }, false],
+      [{ TOKENMETER_ENFORCE_STREAM: ' OFF ' }, false],
+      [{ TOKENMETER_ENFORCE_STREAM: '0' }, false],
+      [{ TOKENMETER_ENFORCE_STREAM: 'true' }, true],
+    ] as const) {
+      configureEnforcement({});
+      expect(enforcementSettings(env).stream, JSON.stringify(env)).toBe(stream);
+    }
+    configureEnforcement({ stream: false });
+    expect(enforcementSettings({ TOKENMETER_ENFORCE_STREAM: 'true' }).stream).toBe(false);
   });
 
   it("tokenmeter's own requests to the exporter make no span (tracing suppressed), the stream's upgrade included", async () => {
