@@ -329,10 +329,11 @@ function sendBatch(batch: Waiting[], s: Settings): void {
  * tokenmeter-reservations/1`; src/exporter/reservation-stream.ts): a reservation is one JSON line out and one back,
  * matched by id. An HTTP request per reservation cost the app 120-280 µs of CPU, a line 20-45 µs (BENCHMARKS.md,
  * issue 16, session 5). The reservations of one tick go out in one write (the socket is corked until
- * `process.nextTick`). The stream is opened on the first reservation and used from the next one: until it is open,
- * after it closed (reconnected with backoff) and with an exporter that does not offer it (404: asked again after
- * STREAM_UNSUPPORTED_RETRY_MILLIS), reservations take the HTTP form above. Each call keeps its own timeout and fail
- * mode; a call on a stream that closes under it fails like a call whose request failed.
+ * `process.nextTick`). The stream is opened on the first reservation; reservations asked for while it opens wait
+ * for it. If it cannot be opened (within the call timeout), after it closed (reconnected with backoff) and with an
+ * exporter that does not offer it (404: asked again after STREAM_UNSUPPORTED_RETRY_MILLIS), reservations take the
+ * HTTP form above. Each call keeps its own timeout and fail mode; a call on a stream that closes under it fails like
+ * a call whose request failed (not asked again: the exporter may have granted it).
  */
 export const RESERVATION_STREAM_PROTOCOL = 'tokenmeter-reservations/1';
 const STREAM_BACKOFF_MIN_MILLIS = 100;
@@ -361,8 +362,8 @@ interface Stream {
 
 let stream: Stream | undefined;
 
-/** The open stream for these settings, or undefined (then it is being opened, or not due yet). */
-function openStream(s: Settings): Stream | undefined {
+/** The stream for these settings (opened when it is not and a new attempt is due): open, opening, or neither. */
+function openStream(s: Settings): Stream {
   const key = `${s.url.href}\n${s.apiToken ?? ''}`;
   if (stream !== undefined && stream.key !== key) {
     stream.socket?.destroy();
