@@ -294,7 +294,23 @@ export class UserSeriesStore {
       this.periodUsers.set(user, u);
     }
     const old = u.byPlan.get(plan);
-    if (old !== undefined && requests < old.requests) return;
+    if (old !== undefined) {
+      if (requests < old.requests) return;
+      if (u.byPlan.size === 1 && u.gauge !== undefined && u.overflow === undefined && u.plan === plan && u.limits !== undefined) {
+        // The usual update: a user of one plan, already exposed under it. Their sum is this plan's totals and their
+        // limits stay (a plan change or a limits reload goes through summarise): the gauges change in place.
+        old.tokens = tokens;
+        old.requests = requests;
+        old.cost = cost;
+        u.sum = old;
+        u.ratio = maxLimitRatio(tokens, requests, cost, u.limits) ?? -1;
+        const e = u.gauge;
+        e.periodTokens = tokens;
+        e.periodRequests = requests;
+        e.periodCost = cost;
+        return;
+      }
+    }
     u.byPlan.set(plan, { tokens, requests, cost });
     this.summarise(u);
     if (u.gauge !== undefined || this.exposedCount < this.maxUsers || u.ratio >= EXPOSE_RATIO) this.expose(u);
