@@ -404,7 +404,7 @@ export class ExporterMetrics {
       // The journal ledger's changed rows, live (read now, in the turn the commit resolved): no rollup objects.
       for (const t of touched) {
         if (!this.inCurrentPeriod(t.periodStart)) continue;
-        for (const r of t.rows) this.users.applyRollup(r.userId, r.plan, r.tokenSum(), r.requests, r.costUsd());
+        for (const r of t.rows) this.users.applyLive(r);
       }
     } else for (const r of result.rollups) if (this.inCurrentPeriod(r.periodStart)) this.applyRollup(r);
     let overflowed = 0;

@@ -73,6 +73,8 @@ export class ModelRow extends Row {
 export class UserRow extends Row implements LiveRollup {
   /** The last commit caller whose `touched` list holds this row (JournalState.nextTouchStamp). */
   touchStamp = 0;
+  /** LiveRollup.readerSlot: the exporter metrics' own per-row state; never read here. */
+  readerSlot: unknown = undefined;
   /** The user's usage per provider and model in this plan: the usage API's per-user breakdown. */
   models: ModelRow | undefined = undefined;
   /** The same user's row under another plan (usually none). */

@@ -58,6 +58,11 @@ export interface LiveRollup {
   tokenSum(): number;
   /** Exact decimal string in decimal.js toFixed() form ("0", "0.5", "12.25"). */
   costUsd(): string;
+  /**
+   * The reader's own: the ledger never reads it. The exporter's metrics keep their entry for the row's user here,
+   * found again without a lookup the next time the row is touched.
+   */
+  readerSlot: unknown;
 }
 
 /** The rows a commit changed in one billing period. */

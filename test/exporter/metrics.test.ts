@@ -280,6 +280,7 @@ describe("period gauges from a commit's live rows (CommitResult.touched, the jou
     tokens = 0;
     requests = 0;
     cost = new Decimal(0);
+    readerSlot: unknown = undefined;
     constructor(
       readonly userId: string,
       readonly plan: string,
@@ -302,6 +303,8 @@ describe("period gauges from a commit's live rows (CommitResult.touched, the jou
       return m;
     };
     const live = make();
+    // A second reader of the same rows: each keeps its own state, whatever the rows' reader slots hold.
+    const live2 = make();
     const viaRollups = make();
     const rows = new Map<string, FakeRow>();
     let seed = 12345;
@@ -328,20 +331,26 @@ describe("period gauges from a commit's live rows (CommitResult.touched, the jou
         row.cost = row.cost.plus(new Decimal(rand(9000)).div(1e6));
         if (!changed.includes(row)) changed.push(row);
       }
-      live.recordCommit({ committed: [], duplicates: [], get rollups(): never { throw new Error('the live path must not read the rollups'); }, touched: [{ periodStart: ps, rows: changed }, { periodStart: '2025-12-01T00:00:00.000Z', rows: [new FakeRow('old-period', 'free')] }] });
+      const touched = [{ periodStart: ps, rows: changed }, { periodStart: '2025-12-01T00:00:00.000Z', rows: [new FakeRow('old-period', 'free')] }];
+      live.recordCommit({ committed: [], duplicates: [], get rollups(): never { throw new Error('the live path must not read the rollups'); }, touched });
+      if (step % 3 !== 0) live2.recordCommit({ committed: [], duplicates: [], rollups: [], touched });
+      else live2.recordCommit({ committed: [], duplicates: [], rollups: changed.map(rollupOf) });
       viaRollups.recordCommit({ committed: [], duplicates: [], rollups: changed.map(rollupOf) });
       if (step === 150) {
         limits.free = { tokens: 400 };
         live.refreshLimits();
+        live2.refreshLimits();
         viaRollups.refreshLimits();
       }
       if (step % 97 === 96) {
         const all = [...rows.values()].map(rollupOf);
         live.loadRollups(all);
+        live2.loadRollups(all);
         viaRollups.loadRollups(all);
       }
       const text = await live.render();
       expect(text).toBe(await viaRollups.render());
+      expect(await live2.render()).toBe(text);
       if (text.includes('tokenmeter_period_tokens{user="__overflow__"')) reached.add('overflow');
       if (text.includes('tokenmeter_limit_cost_usd{user=')) reached.add('cost limit');
       if (text.includes('old-period')) reached.add('old period');
