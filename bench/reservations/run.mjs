@@ -3,6 +3,7 @@
 //   npm run build && node bench/run.mjs --only=reservations [--quick] [--write]
 //   node bench/reservations/run.mjs [--quick] [--users=100] [--latency-ms=200] [--rounds=4] [--calls=10] [--seconds=3]
 //     [--stagger=false: all users start at once, so every call of a round asks for its reservation in the same burst]
+//     [--compare-http: a fourth variant, 'block' with the reservations stream off (an HTTP request per reservation)]
 // Every component is a real process on loopback: a provider server answering OpenAI chat completions after a fixed
 // latency, a tokenmeter exporter (embedded journal ledger, holds file on), and one app process per variant (the bare
 // `openai` client; tokenmeter with enforce 'off'; with 'block'), each running 100 concurrent users that make calls
@@ -136,9 +137,10 @@ async function appRole(o) {
     trace.setGlobalTracerProvider(provider);
     for (const inst of tm.tokenmeterInstrumentations()) inst.setTracerProvider(provider);
     tm.instrument(OpenAI);
-    tm.configureEnforcement({ url: o.exporterUrl, timeoutMillis: 5000 });
+    tm.configureEnforcement({ url: o.exporterUrl, timeoutMillis: 5000, stream: o.variant !== 'block-http' });
     const client = new OpenAI({ apiKey: 'k', baseURL: o.providerUrl, maxRetries: 0 });
-    call = (u) => tm.withUser({ id: `user-${u}`, plan: 'bench', enforce: o.variant }, () => client.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 200, messages }));
+    const enforce = o.variant === 'block-http' ? 'block' : o.variant;
+    call = (u) => tm.withUser({ id: `user-${u}`, plan: 'bench', enforce }, () => client.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 200, messages }));
   }
   onCommands(async ({ callsPerUser }) => {
     const lat = [];
@@ -165,13 +167,14 @@ async function appRole(o) {
 async function loadRole(o) {
   const { subscribe } = await import('node:diagnostics_channel');
   const enforce = await import(new URL('instrumentation/enforce.js', dist));
-  enforce.configureEnforcement({ url: o.exporterUrl, timeoutMillis: 5000 });
+  enforce.configureEnforcement({ url: o.exporterUrl, timeoutMillis: 5000, stream: o.mode === 'stream' });
   const s = enforce.enforcementSettings();
   let httpRequests = 0;
   subscribe('http.client.request.start', () => httpRequests++);
   const body = (i) => ({ user: `load-${o.index}-${i % 1000}`, plan: 'bench', provider: 'openai', model: 'gpt-4o-mini', input_tokens: 120, max_output_tokens: 200, enforce: 'block' });
-  // batched: tokenmeter's own client (what an app sends); single: one request per reservation (the single form).
-  const ask = o.mode === 'batched' ? (i) => enforce.requestReservation(body(i), s) : (i) => enforce.exporterRequest('POST', s.url, JSON.stringify(body(i)), s);
+  // batched: tokenmeter's own client with the stream off (HTTP batches); stream: tokenmeter's own client (what an
+  // app sends: one upgraded connection); single: one HTTP request per reservation (the single form).
+  const ask = o.mode !== 'single' ? (i) => enforce.requestReservation(body(i), s) : (i) => enforce.exporterRequest('POST', s.url, JSON.stringify(body(i)), s);
   let answered = 0;
   let granted = 0;
   let failed = 0;
@@ -208,7 +211,7 @@ export async function benchReservations(cfg, log = () => {}) {
     const { httpUrl: exporterUrl } = await exporter.ready;
 
     // Part 1: added latency per call.
-    const variants = ['bare', 'off', 'block'];
+    const variants = cfg.compareHttp ? ['bare', 'off', 'block', 'block-http'] : ['bare', 'off', 'block'];
     const apps = Object.fromEntries(variants.map((v) => [v, child('app', { variant: v, users: cfg.users, providerUrl, exporterUrl, staggerMillis: cfg.stagger ? cfg.latencyMillis : 0 })]));
     children.push(...Object.values(apps));
     for (const v of variants) await apps[v].ready;
@@ -241,6 +244,7 @@ export async function benchReservations(cfg, log = () => {}) {
     for (const [mode, processes, concurrency] of [
       ['single', 1, cfg.singleConcurrency],
       ['batched', cfg.loadProcesses, cfg.loadConcurrency],
+      ['stream', cfg.loadProcesses, cfg.loadConcurrency],
     ]) {
       log(`reservations: HTTP load, ${mode} form, ${processes} process(es) × ${concurrency} concurrent clients, ${cfg.seconds} s`);
       const c0 = await cpu();
@@ -342,7 +346,9 @@ export function reservationsMarkdown(r) {
     ['bare', 'bare SDK (no tokenmeter)'],
     ['off', "tokenmeter, enforce 'off'"],
     ['block', "tokenmeter, enforce 'block'"],
+    ['block-http', "tokenmeter, enforce 'block', stream off (HTTP request per reservation)"],
   ]) {
+    if (L[v] === undefined) continue;
     out.push(`| ${label} | ${L[v].calls} | ${f(L[v].medianMillis, 2)} | ${f(L[v].p99Millis, 2)} | ${f(L[v].callsPerSecond, 0)} | ${f(L[v].appCpuMicrosPerCall, 0)} |`);
   }
   out.push('');
@@ -350,7 +356,7 @@ export function reservationsMarkdown(r) {
   out.push('| reservations over HTTP | clients | reservations/s | HTTP requests | reservations per request | exporter CPU µs/reservation |', '| --- | --- | ---: | ---: | ---: | ---: |');
   for (const h of r.http) {
     out.push(
-      `| ${h.mode === 'batched' ? "batched (tokenmeter's client)" : 'single form, one request each'} | ${h.processes} × ${h.concurrency} | ${f(h.perSecond, 0)}${h.failed > 0 ? ` (${h.failed} failed)` : ''} | ${h.httpRequests.toLocaleString('en-US')} | ${f(h.answered / Math.max(1, h.httpRequests))} | ${f(h.exporterCpuMicros)} |`,
+      `| ${h.mode === 'batched' ? "batched (tokenmeter's client, stream off)" : h.mode === 'stream' ? "reservations stream (tokenmeter's client): one upgraded request per process" : 'single form, one request each'} | ${h.processes} × ${h.concurrency} | ${f(h.perSecond, 0)}${h.failed > 0 ? ` (${h.failed} failed)` : ''} | ${h.httpRequests.toLocaleString('en-US')} | ${f(h.answered / Math.max(1, h.httpRequests))} | ${f(h.exporterCpuMicros)} |`,
     );
   }
   out.push('', `The decision alone (ReservationService.reserve in process, journal ledger, holds file on): ${f(r.inProcessPerSecond, 0)}/s.`);
@@ -379,6 +385,7 @@ if (args.role !== undefined) {
     callsPerUser: num('calls'),
     seconds: num('seconds'),
     stagger: args.stagger === undefined ? undefined : args.stagger !== 'false',
+    compareHttp: args['compare-http'] === 'true' ? true : undefined,
   });
   const r = await benchReservations(cfg, (m) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${m}\n`));
   console.log(reservationsMarkdown(r));

@@ -155,6 +155,8 @@ export const METRIC = {
   reservationsExpiredTotal: 'tokenmeter_reservations_expired_total',
   /** Reservations held now (granted, not yet settled or expired). */
   reservationsActive: 'tokenmeter_reservations_active',
+  /** Reservation streams open now (one long-lived connection per app process, `GET /api/v1/reservations/stream`). */
+  reservationStreams: 'tokenmeter_reservation_streams',
   /** Settled reservations: the call's actual tokens divided by the reservation's estimate (how good estimates are). */
   reservationActualToEstimateRatio: 'tokenmeter_reservation_actual_to_estimate_ratio',
 } as const;

@@ -122,10 +122,12 @@ export function exporterHealthDashboard(): Dashboard {
       timeSeries('Reservations held and expired')
         .description(
           'Reservations held now (granted, call not yet committed; per replica: on PostgreSQL every replica sees the shared table), ' +
-            'and reservations that expired unsettled per second (a call whose span never arrived: an app that died, or a TTL shorter than its calls).',
+            'and reservations that expired unsettled per second (a call whose span never arrived: an app that died, or a TTL shorter than its calls). ' +
+            'Streams: reservation streams open per replica (one per app process; an app past the cap of 32 uses HTTP requests).',
         )
         .withTarget(query(`max by (instance) (${sel(METRIC.reservationsActive)})`, { legend: 'held {{instance}}', refId: 'A' }))
         .withTarget(query(`sum(rate(${sel(METRIC.reservationsExpiredTotal)}[$__rate_interval]))`, { legend: 'expired/s', refId: 'B' }))
+        .withTarget(query(`max by (instance) (${sel(METRIC.reservationStreams)})`, { legend: 'streams {{instance}}', refId: 'C' }))
         .unit(UNIT.count)
         .span(12),
     )

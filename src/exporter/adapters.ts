@@ -81,7 +81,8 @@ export async function createPorts(config: TokenmeterConfig, clock: ExporterClock
   const connection = await LedgerConnection.start<OpenLedger>({
     open: async () => {
       const ledger = await openLedger(config.storage, { dedupWindowMillis: config.ledger.dedup_window, clock, ...(discounts ? { discounts } : {}) });
-      return { ledger, committer: new GroupCommitter(ledger) };
+      // The metrics read a commit's changed rows live (CommitResult.touched) instead of its sorted rollups.
+      return { ledger, committer: new GroupCommitter(ledger, { commitOptions: { liveTotals: true } }) };
     },
     // Only a shared PostgreSQL is waited for; an embedded directory that cannot be opened is a local problem to fix.
     retryable: (err) => shared && err instanceof LedgerUnavailableError,

@@ -13,6 +13,7 @@ import { Pipeline } from './pipeline.js';
 import { PriceReloader, ReloadablePricing, type LoadedPricing, type PriceReloadResult, type PricingSource } from './price-reload.js';
 import { openHoldFile } from './reservation-file.js';
 import { MemoryReservationStore, ReservationMetrics, ReservationService } from './reservations.js';
+import { ReservationStreams } from './reservation-stream.js';
 import type { ExtractResult, LedgerPort, PlanPort, PricingPort } from './ports.js';
 import { StaticFiles } from './static-files.js';
 import { displayRate } from '../report/calendar.js';
@@ -348,6 +349,17 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
     }),
   );
   for (const s of [otlpServer, opsServer]) s.on('clientError', (_err, socket) => socket.destroy());
+  // The reservations stream (an Upgrade on the operations port): one connection per app process.
+  const reservationStreams = new ReservationStreams({
+    service: reservations,
+    ...(config.auth.api_token !== undefined ? { apiToken: config.auth.api_token } : {}),
+    partialLineTimeoutMillis: headersTimeout,
+    isShuttingDown: () => shuttingDown,
+    log,
+    ledgerFailed: () => metrics.setLedgerUp(false),
+    registry: metrics.registry,
+  });
+  opsServer.on('upgrade', reservationStreams.handleUpgrade);
   otlpServer.maxConnections = otlpMaxConnections;
   opsServer.maxConnections = OPS_MAX_CONNECTIONS;
   // Node closes a connection past the cap on arrival: counted, so a flood is visible.
@@ -394,6 +406,8 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       const closed = Promise.all([otlpServer, opsServer].map((s) => new Promise<void>((r) => s.close(() => r()))));
       otlpServer.closeIdleConnections();
       opsServer.closeIdleConnections();
+      // Streams are not the server's connections any more (upgraded): ended here, their last answers sent first.
+      const streamsClosed = reservationStreams.close(Math.min(1000, config.server.shutdown_timeout));
       // Let every request in flight finish its commit (bounded by shutdown_timeout).
       let timedOut = false;
       const deadline = new Promise<void>((r) => setTimeout(() => ((timedOut = true), r()), config.server.shutdown_timeout).unref());
@@ -404,6 +418,7 @@ export async function startExporter(options: StartExporterOptions = {}): Promise
       await ingestWorkers?.close();
       otlpServer.closeAllConnections();
       opsServer.closeAllConnections();
+      await streamsClosed;
       await closed;
       if (refreshing) await refreshing;
       // The holds file first: it lives in the ledger's directory, under the lock the ledger's close releases.

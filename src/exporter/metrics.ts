@@ -399,7 +399,14 @@ export class ExporterMetrics {
 
   /** Counts a successful commit: counters from the newly committed records, gauges from the returned rollups. */
   recordCommit(result: CommitResult): void {
-    for (const r of result.rollups) if (this.inCurrentPeriod(r.periodStart)) this.applyRollup(r);
+    const touched = result.touched;
+    if (touched !== undefined) {
+      // The journal ledger's changed rows, live (read now, in the turn the commit resolved): no rollup objects.
+      for (const t of touched) {
+        if (!this.inCurrentPeriod(t.periodStart)) continue;
+        for (const r of t.rows) this.users.applyLive(r);
+      }
+    } else for (const r of result.rollups) if (this.inCurrentPeriod(r.periodStart)) this.applyRollup(r);
     let overflowed = 0;
     for (const rec of result.committed) if (this.countRecord(rec)) overflowed++;
     // One increment per request for the per-outcome and overflow totals (the same sums as one per record).

@@ -376,6 +376,12 @@ export function createOpsHandler(o: OpsHandlerOptions): (req: IncomingMessage, r
       } else await reprice(req, res, o.reprice);
       return;
     }
+    if (path === '/api/v1/reservations/stream' && o.reservations !== undefined) {
+      // The stream is an Upgrade (reservation-stream.ts); a plain request gets here.
+      req.resume();
+      sendJson(res, 426, { error: 'the reservations stream needs "Connection: Upgrade" and "Upgrade: tokenmeter-reservations/1" (docs/instrumentation.md)' }, { upgrade: 'tokenmeter-reservations/1', connection: 'upgrade' });
+      return;
+    }
     if (path === '/api/v1/reservations') {
       if (o.reservations === undefined) {
         req.resume();

@@ -1,5 +1,7 @@
-import { diag, type Span } from '@opentelemetry/api';
+import { context, diag, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
+import { suppressTracing } from '@opentelemetry/core';
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { ATTR_RESERVATION_ID, ATTR_RESERVATION_REFUSED, ATTR_RESERVATION_UNAVAILABLE, ATTR_RESERVATION_WARNED, DEFAULT_HTTP_PORT } from '../contract/names.js';
 import { EstimateUnavailableError, loadEstimator } from '../usage/index.js';
@@ -29,6 +31,12 @@ export interface EnforcementOptions {
   timeoutMillis?: number;
   /** What happens when the exporter does not answer in time: `open` sends the call (default), `closed` refuses it. */
   fail?: FailMode;
+  /**
+   * Ask over one long-lived connection (the reservations stream) instead of an HTTP request per reservation (env
+   * TOKENMETER_ENFORCE_STREAM; default true). Off: every reservation goes as an HTTP request (e.g. behind a proxy
+   * that does not pass `Upgrade`).
+   */
+  stream?: boolean;
 }
 
 interface Settings {
@@ -37,6 +45,7 @@ interface Settings {
   apiToken: string | undefined;
   timeoutMillis: number;
   fail: FailMode;
+  stream: boolean;
 }
 
 export const DEFAULT_ENFORCE_TIMEOUT_MILLIS = 250;
@@ -49,6 +58,7 @@ let cached: Settings | undefined;
 export function configureEnforcement(options: EnforcementOptions): void {
   overrides = { ...options };
   cached = undefined;
+  closeReservationStream();
 }
 
 function envMode(raw: string | undefined): EnforceMode | undefined {
@@ -80,7 +90,9 @@ export function enforcementSettings(envArg?: NodeJS.ProcessEnv): Settings {
   if (!(Number.isFinite(timeoutMillis) && timeoutMillis > 0 && timeoutMillis <= 60_000)) timeoutMillis = DEFAULT_ENFORCE_TIMEOUT_MILLIS;
   const rawFail = (o.fail ?? env.TOKENMETER_ENFORCE_FAIL ?? 'open').toString().trim().toLowerCase();
   const fail: FailMode = rawFail === 'closed' ? 'closed' : 'open';
-  cached = { enforce, url, apiToken: o.apiToken ?? env.TOKENMETER_API_TOKEN, timeoutMillis, fail };
+  const rawStream = (o.stream ?? env.TOKENMETER_ENFORCE_STREAM ?? 'true').toString().trim().toLowerCase();
+  const stream = !['false', '0', 'no', 'off'].includes(rawStream);
+  cached = { enforce, url, apiToken: o.apiToken ?? env.TOKENMETER_API_TOKEN, timeoutMillis, fail, stream };
   return cached;
 }
 
@@ -117,7 +129,8 @@ export function exporterRequest(
     }
     if (s.apiToken !== undefined) headers.authorization = `Bearer ${s.apiToken}`;
     const https = url.protocol === 'https:';
-    const req = (https ? httpsRequest : httpRequest)(url, { method, headers, agent: https ? httpsAgent : httpAgent }, (res: IncomingMessage) => {
+    // No span for tokenmeter's own request (an app's http instrumentation would make one per reservation).
+    const req = context.with(suppressTracing(context.active()), () => (https ? httpsRequest : httpRequest)(url, { method, headers, agent: https ? httpsAgent : httpAgent }, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
@@ -135,7 +148,7 @@ export function exporterRequest(
           finish(new Error(`the exporter answered HTTP ${res.statusCode} without JSON`));
         }
       });
-    });
+    }));
     const timer = setTimeout(() => {
       finish(new Error(`no answer within ${s.timeoutMillis} ms`));
       req.destroy();
@@ -173,6 +186,9 @@ interface Waiting {
   body: Record<string, unknown>;
   done: boolean;
   timer: NodeJS.Timeout;
+  /** Its id on the reservations stream, when it went that way, and when it was written there. */
+  streamId?: number;
+  sentAt?: number;
   resolve(value: { status: number; json: unknown }): void;
   reject(err: Error): void;
 }
@@ -185,7 +201,6 @@ let inFlight = 0;
 /** Asks the exporter for one reservation, in a batch with the others asked for in the same turn. */
 export function requestReservation(body: Record<string, unknown>, s: Settings): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
-    if (queueSettings !== undefined && queueSettings !== s) sendQueue();
     const w: Waiting = {
       body,
       done: false,
@@ -194,17 +209,34 @@ export function requestReservation(body: Record<string, unknown>, s: Settings): 
       timer: setTimeout(() => {
         if (w.done) return;
         w.done = true;
+        if (w.streamId !== undefined) streamTimedOut(w);
         reject(new Error(`no answer within ${s.timeoutMillis} ms`));
       }, s.timeoutMillis),
     };
-    queue.push(w);
-    queueSettings = s;
-    if (queue.length >= MAX_BATCH_ITEMS) sendQueue();
-    else if (!flushScheduled) {
-      flushScheduled = true;
-      process.nextTick(flush);
+    const st = s.stream ? openStream(s) : undefined;
+    if (st?.socket !== undefined) {
+      sendOnStream(st, w);
+      return;
     }
+    // The stream is being opened: sent on it once open, or in the HTTP form if it cannot be.
+    if (st?.connecting === true) {
+      st.waiting.push(w);
+      return;
+    }
+    enqueueHttp(w, s);
   });
+}
+
+/** Into the HTTP form's queue (batched per tick). */
+function enqueueHttp(w: Waiting, s: Settings): void {
+  if (queueSettings !== undefined && queueSettings !== s) sendQueue();
+  queue.push(w);
+  queueSettings = s;
+  if (queue.length >= MAX_BATCH_ITEMS) sendQueue();
+  else if (!flushScheduled) {
+    flushScheduled = true;
+    process.nextTick(flush);
+  }
 }
 
 function flush(): void {
@@ -287,6 +319,214 @@ function sendBatch(batch: Waiting[], s: Settings): void {
         process.nextTick(flush);
       }
     });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The reservations stream
+
+/*
+ * One long-lived connection per process to the exporter (`GET /api/v1/reservations/stream`, `Upgrade:
+ * tokenmeter-reservations/1`; src/exporter/reservation-stream.ts): a reservation is one JSON line out and one back,
+ * matched by id. An HTTP request per reservation cost the app 120-280 µs of CPU, a line 20-45 µs (BENCHMARKS.md,
+ * issue 16, session 5). The reservations of one tick go out in one write (the socket is corked until
+ * `process.nextTick`). The stream is opened on the first reservation; reservations asked for while it opens wait
+ * for it. If it cannot be opened (within the call timeout), after it closed (reconnected with backoff) and with an
+ * exporter that does not offer it (404: asked again after STREAM_UNSUPPORTED_RETRY_MILLIS), reservations take the
+ * HTTP form above. Each call keeps its own timeout and fail mode; a call on a stream that closes under it fails like
+ * a call whose request failed (not asked again: the exporter may have granted it).
+ */
+export const RESERVATION_STREAM_PROTOCOL = 'tokenmeter-reservations/1';
+const STREAM_BACKOFF_MIN_MILLIS = 100;
+const STREAM_BACKOFF_MAX_MILLIS = 30_000;
+const STREAM_UNSUPPORTED_RETRY_MILLIS = 5 * 60_000;
+/** Longest answer line accepted from the exporter (an answer is a few hundred bytes). */
+const MAX_STREAM_ANSWER_BYTES = 64 * 1024;
+
+interface Stream {
+  key: string;
+  socket: Socket | undefined;
+  connecting: boolean;
+  /** Not before this (Date.now()) is another connection tried. */
+  retryAt: number;
+  backoffMillis: number;
+  pending: Map<number, Waiting>;
+  /** Asked for while the stream was being opened. */
+  waiting: Waiting[];
+  /** The settings it was opened with (the HTTP form for `waiting` if it cannot be). */
+  settings: Settings;
+  nextId: number;
+  corked: boolean;
+  buf: string;
+  lastDataAt: number;
+}
+
+let stream: Stream | undefined;
+
+/** The stream for these settings (opened when it is not and a new attempt is due): open, opening, or neither. */
+function openStream(s: Settings): Stream {
+  const key = `${s.url.href}\n${s.apiToken ?? ''}`;
+  if (stream !== undefined && stream.key !== key) {
+    stream.socket?.destroy();
+    stream = undefined;
+  }
+  stream ??= { key, socket: undefined, connecting: false, retryAt: 0, backoffMillis: STREAM_BACKOFF_MIN_MILLIS, pending: new Map(), waiting: [], settings: s, nextId: 1, corked: false, buf: '', lastDataAt: 0 };
+  const st = stream;
+  st.settings = s;
+  if (st.socket === undefined && !st.connecting && Date.now() >= st.retryAt) connectStream(st, s);
+  return st;
+}
+
+function streamFailed(st: Stream, retryAfterMillis?: number): void {
+  st.connecting = false;
+  // What waited for the stream goes in the HTTP form, within each call's own timeout.
+  for (const w of st.waiting.splice(0)) if (!w.done) enqueueHttp(w, st.settings);
+  st.retryAt = Date.now() + (retryAfterMillis ?? st.backoffMillis);
+  if (retryAfterMillis === undefined) st.backoffMillis = Math.min(STREAM_BACKOFF_MAX_MILLIS, st.backoffMillis * 2);
+}
+
+function connectStream(st: Stream, s: Settings): void {
+  st.connecting = true;
+  const url = new URL(`${s.url.pathname}/stream`, s.url);
+  const headers: Record<string, string> = { connection: 'Upgrade', upgrade: RESERVATION_STREAM_PROTOCOL };
+  if (s.apiToken !== undefined) headers.authorization = `Bearer ${s.apiToken}`;
+  const https = url.protocol === 'https:';
+  let settled = false;
+  const give = (f: () => void) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    f();
+  };
+  // Opened outside the calling request's context (it outlives the call) and without a span of its own.
+  const req = context.with(suppressTracing(ROOT_CONTEXT), () => (https ? httpsRequest : httpRequest)(url, { method: 'GET', headers, agent: false }));
+  // As long as a call waits for its answer: an exporter that does not take the stream in that time gets the HTTP form.
+  const timer = setTimeout(() => give(() => (req.destroy(), streamFailed(st))), s.timeoutMillis);
+  timer.unref();
+  // Opening it does not keep the app running either (a call waiting for it has its own timer).
+  req.on('socket', (socket: Socket) => socket.unref());
+  req.on('upgrade', (_res: IncomingMessage, socket: Socket, head: Buffer) =>
+    give(() => {
+      if (stream !== st) {
+        socket.destroy();
+        return;
+      }
+      st.connecting = false;
+      st.socket = socket;
+      st.backoffMillis = STREAM_BACKOFF_MIN_MILLIS;
+      st.buf = '';
+      socket.setNoDelay(true);
+      // An idle stream does not keep the app running (calls waiting for an answer have their own timers).
+      socket.unref();
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => streamData(st, socket, chunk));
+      socket.on('error', (err) => diag.debug('tokenmeter: reservations stream failed', err));
+      socket.on('close', () => streamClosed(st, socket));
+      if (head.length > 0) streamData(st, socket, head.toString('utf8'));
+      for (const w of st.waiting.splice(0)) if (!w.done) sendOnStream(st, w);
+    }),
+  );
+  req.on('response', (res: IncomingMessage) =>
+    give(() => {
+      res.resume();
+      const status = res.statusCode ?? 0;
+      // An exporter without the stream (older, or admission control off): the HTTP form, asked again later.
+      if (status === 404 || status === 400 || status === 405 || status === 426 || status === 501) streamFailed(st, STREAM_UNSUPPORTED_RETRY_MILLIS);
+      else streamFailed(st);
+    }),
+  );
+  req.on('error', () => give(() => streamFailed(st)));
+  req.on('close', () => give(() => streamFailed(st)));
+  req.end();
+}
+
+function sendOnStream(st: Stream, w: Waiting): void {
+  const socket = st.socket!;
+  const id = st.nextId++;
+  w.streamId = id;
+  w.sentAt = Date.now();
+  st.pending.set(id, w);
+  if (!st.corked) {
+    st.corked = true;
+    socket.cork();
+    process.nextTick(() => {
+      st.corked = false;
+      socket.uncork();
+    });
+  }
+  socket.write(`${JSON.stringify({ id, reservation: w.body })}\n`);
+}
+
+function streamData(st: Stream, socket: Socket, chunk: string): void {
+  st.lastDataAt = Date.now();
+  let buf = st.buf + chunk;
+  let nl: number;
+  while ((nl = buf.indexOf('\n')) !== -1) {
+    const line = buf.slice(0, nl);
+    buf = buf.slice(nl + 1);
+    streamLine(st, line);
+  }
+  if (buf.length > MAX_STREAM_ANSWER_BYTES) {
+    // Not an exporter's answer: the stream is dropped, its calls fail as unanswered.
+    socket.destroy();
+    buf = '';
+  }
+  st.buf = buf;
+}
+
+function streamLine(st: Stream, line: string): void {
+  let m: { id?: unknown; answer?: unknown; error?: unknown; status?: unknown };
+  try {
+    m = JSON.parse(line) as typeof m;
+  } catch {
+    diag.debug('tokenmeter: the reservations stream sent a line that is not JSON');
+    return;
+  }
+  if (m === null || typeof m !== 'object') return;
+  if (m.id === null && typeof m.error === 'string') {
+    // The exporter closes the stream and says why (it should not happen with this client).
+    diag.warn(`tokenmeter: the exporter closed the reservations stream: ${m.error.slice(0, 200)}`);
+    return;
+  }
+  if (typeof m.id !== 'number') return;
+  const w = st.pending.get(m.id);
+  if (w === undefined) return;
+  st.pending.delete(m.id);
+  if (m.answer !== undefined) settle(w, { status: 200, json: m.answer });
+  else settle(w, { status: typeof m.status === 'number' ? m.status : 502, json: { error: typeof m.error === 'string' ? m.error : 'no answer' } });
+}
+
+function streamClosed(st: Stream, socket: Socket): void {
+  if (st.socket === socket) {
+    st.socket = undefined;
+    st.corked = false;
+    // Reconnected on a later reservation; the first after a close waits a little (an exporter restarting).
+    streamFailed(st);
+  }
+  const err = new Error('the reservations stream closed before the answer');
+  for (const w of st.pending.values()) settle(w, err);
+  st.pending.clear();
+}
+
+/** A call on the stream got no answer in time: when nothing at all came back since it was sent, the stream is dropped. */
+function streamTimedOut(w: Waiting): void {
+  const st = stream;
+  if (st === undefined || w.streamId === undefined || st.pending.get(w.streamId) !== w) return;
+  st.pending.delete(w.streamId);
+  if (st.socket !== undefined && st.lastDataAt < (w.sentAt ?? 0)) st.socket.destroy();
+}
+
+/** Closes the stream (instrumentation disabled, settings changed). */
+export function closeReservationStream(): void {
+  const st = stream;
+  stream = undefined;
+  if (st === undefined) return;
+  st.socket?.destroy();
+  for (const w of st.waiting.splice(0)) if (!w.done) enqueueHttp(w, st.settings);
+}
+
+/** Whether reservations go over the stream now (tests). */
+export function reservationStreamOpen(): boolean {
+  return stream?.socket !== undefined;
 }
 
 const LIMITS: readonly string[] = ['requests', 'tokens', 'cost_usd'];
@@ -466,5 +706,6 @@ const restoreList: (() => void)[] = [];
 
 /** Removes the request hooks (instrumentation disabled). */
 export function unhookGates(): void {
+  closeReservationStream();
   for (const r of restoreList.splice(0)) r();
 }

@@ -192,7 +192,8 @@ export class GroupCommitter {
     const outcomes = result.outcomes;
     if (batch.length === 1) {
       // One caller: the transaction's result is its result (its rollups are those of its own records).
-      batch[0].resolve({ committed: result.committed, duplicates: result.duplicates, rollups: result.rollups, outcomes });
+      if (result.touched !== undefined) batch[0].resolve(result);
+      else batch[0].resolve({ committed: result.committed, duplicates: result.duplicates, rollups: result.rollups, outcomes });
       return;
     }
     // Each caller gets the rollups of its own (period, user, plan) keys, in the ledger's order. Looked up through

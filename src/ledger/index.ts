@@ -1,4 +1,4 @@
-export type { LedgerRecord, PeriodRollup, CommitResult, CommitOutcome } from './types.js';
+export type { LedgerRecord, PeriodRollup, CommitResult, CommitOutcome, LiveRollup, TouchedRollups } from './types.js';
 export { openLedger, isPostgresStorage, migrate, validateRecord, DEFAULT_DEDUP_WINDOW_MILLIS } from './ledger.js';
 export type {
   Ledger,

@@ -10,7 +10,7 @@ import { LedgerError } from './errors.js';
 import { netCostsOf, withNetCosts, type DiscountFunction } from './ledger-interface.js';
 import { compareStrings, rollupOf, type JournalState, type UserRow } from './journal-state.js';
 import { LimbSum } from '../money/index.js';
-import type { CommitOutcome, CommitResult, LedgerRecord } from './types.js';
+import type { CommitOutcome, CommitResult, LedgerRecord, PeriodRollup, TouchedRollups } from './types.js';
 
 const Exact = ExactDecimal;
 type Exact = ExactDecimal;
@@ -21,6 +21,8 @@ export const ID_WORDS = 6;
 export interface Waiter {
   records: LedgerRecord[];
   discounts: DiscountFunction | undefined;
+  /** CommitOptions.liveTotals: the result carries the touched rows live (`touched`). */
+  live: boolean;
   /** Called synchronously once the caller's records are durable (before the totals are applied), if set. */
   onDurable?: (() => void) | undefined;
   resolve: (r: CommitResult) => void;
@@ -38,6 +40,8 @@ export interface Prepared {
   nets: Map<number, { costUsd: Record<TokenType, Exact>; total: Exact; gross: Exact; discount: Exact }>;
   /** Every record's id words (ID_WORDS per record, by input index; see readIdWords). */
   ids: Uint32Array;
+  /** The rows the caller's new records changed, by period (filled as they are applied; only for a `live` waiter). */
+  touched: TouchedRollups[] | undefined;
 }
 
 /** Decides committed/duplicate and the volume discounts for one caller's records, without changing the state. */
@@ -98,20 +102,43 @@ function discountCommit(state: JournalState, w: Waiter, fresh: number[], outcome
   }
   // Only now (nothing threw) does this caller's spend count for the callers after it in the group.
   for (const [k, v] of spend) pendingSpend.set(k, v);
-  return { waiter: w, outcomes, fresh, discounts, nets, ids };
+  return { waiter: w, outcomes, fresh, discounts, nets, ids, touched: w.live ? [] : undefined };
 }
 
 export function commitResult(state: JournalState, p: Prepared): CommitResult {
   const recs = p.waiter.records;
-  const committed: LedgerRecord[] = [];
-  const duplicates: LedgerRecord[] = [];
-  for (let i = 0; i < recs.length; i++) {
-    if (p.outcomes[i] === 'committed') {
-      const net = p.nets.get(i);
-      committed.push(net ? withNetCosts(recs[i], net) : recs[i]);
-    } else duplicates.push(recs[i]);
+  let committed: LedgerRecord[];
+  let duplicates: LedgerRecord[];
+  if (p.fresh.length === recs.length && p.nets.size === 0) {
+    // The usual request: every record new, none discounted.
+    committed = recs.slice();
+    duplicates = [];
+  } else {
+    committed = [];
+    duplicates = [];
+    for (let i = 0; i < recs.length; i++) {
+      if (p.outcomes[i] === 'committed') {
+        const net = p.nets.get(i);
+        committed.push(net ? withNetCosts(recs[i], net) : recs[i]);
+      } else duplicates.push(recs[i]);
+    }
   }
-  // The current totals of every (period, user, plan) the records touch, sorted as SqlLedger returns them.
+  if (p.touched === undefined) return { committed, duplicates, rollups: rollupsOf(state, recs), outcomes: p.outcomes };
+  // Live totals asked for: the rows as they are, and the sorted rollups only if someone reads them.
+  let rollups: PeriodRollup[] | undefined;
+  return {
+    committed,
+    duplicates,
+    outcomes: p.outcomes,
+    touched: p.touched,
+    get rollups(): PeriodRollup[] {
+      return (rollups ??= rollupsOf(state, recs));
+    },
+  };
+}
+
+/** The current totals of every (period, user, plan) the records touch, sorted as SqlLedger returns them. */
+function rollupsOf(state: JournalState, recs: readonly LedgerRecord[]): PeriodRollup[] {
   const touched: UserRow[] = [];
   const touchedPs: string[] = [];
   const seen = new Set<UserRow>();
@@ -126,5 +153,5 @@ export function commitResult(state: JournalState, p: Prepared): CommitResult {
   }
   const idx = touched.map((_, k) => k);
   idx.sort((a, b) => compareStrings(touchedPs[a], touchedPs[b]) || compareStrings(touched[a].userId, touched[b].userId) || compareStrings(touched[a].plan, touched[b].plan));
-  return { committed, duplicates, rollups: idx.map((k) => rollupOf(touchedPs[k], touched[k])), outcomes: p.outcomes };
+  return idx.map((k) => rollupOf(touchedPs[k], touched[k]));
 }

@@ -79,7 +79,7 @@ import {
 } from './ledger-interface.js';
 import { LimbSum } from '../money/index.js';
 import { isPrevalidated, validateRecord } from './record-validation.js';
-import type { CommitResult, LedgerRecord, PeriodRollup } from './types.js';
+import type { CommitResult, LedgerRecord, PeriodRollup, TouchedRollups } from './types.js';
 
 export type { JournalLedgerOptions } from './ledger-interface.js';
 
@@ -87,6 +87,14 @@ const Exact = ExactDecimal;
 
 /** Lets the event loop run (I/O callbacks, timers) before the snapshot writer or a commit group goes on. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** The caller's list of changed rows in period `ps` (a commit's records almost always share one period). */
+function touchedIn(touched: TouchedRollups[], ps: string): TouchedRollups {
+  for (const t of touched) if (t.periodStart === ps) return t;
+  const t: TouchedRollups = { periodStart: ps, rows: [] };
+  touched.push(t);
+  return t;
+}
 
 /** Longest synchronous run of a commit group's work before it lets the event loop run (see #commitGroup). */
 const SLICE_MILLIS = 4;
@@ -355,7 +363,7 @@ export class JournalLedger implements Ledger {
     }
     if (records.length === 0) return Promise.resolve({ committed: [], duplicates: [], rollups: [], outcomes: [] });
     return new Promise((resolve, reject) => {
-      this.#queue.push({ records, discounts: options.discounts ?? this.#discounts, resolve, reject });
+      this.#queue.push({ records, discounts: options.discounts ?? this.#discounts, live: options.liveTotals === true, resolve, reject });
       this.#kick();
     });
   }
@@ -376,6 +384,7 @@ export class JournalLedger implements Ledger {
   ): Promise<CommitResult>[] | undefined {
     const discounts = options.discounts ?? this.#discounts;
     if (discounts !== undefined) return undefined;
+    const live = options.liveTotals === true;
     const down = this.#unavailable();
     const out: Promise<CommitResult>[] = [];
     for (let k = 0; k < callers.length; k++) {
@@ -396,7 +405,7 @@ export class JournalLedger implements Ledger {
         continue;
       }
       const durable = onDurable?.[k];
-      out.push(new Promise((resolve, reject) => this.#queue.push({ records, discounts, onDurable: durable, resolve, reject })));
+      out.push(new Promise((resolve, reject) => this.#queue.push({ records, discounts, live, onDurable: durable, resolve, reject })));
     }
     // Queued first, kicked once: the callers go out in one group.
     this.#kick();
@@ -500,17 +509,27 @@ export class JournalLedger implements Ledger {
     for (const p of prepared) {
       const recs = p.waiter.records;
       const fresh = p.fresh;
+      // A live caller collects each row its records change, once (its stamp), in the period's list.
+      const touched = p.touched;
+      const stamp = touched === undefined ? 0 : this.#state.nextTouchStamp();
+      let rows: TouchedRollups | undefined;
       for (let k = 0; k < fresh.length; k++) {
         const r = recs[fresh[k]];
         const u = r.usage;
         const discount = p.discounts[k];
         gross.set(r.totalCostUsd);
         const net = discount === undefined ? gross : LimbSum.of(new Exact(r.totalCostUsd).minus(discount).toFixed());
-        this.#state.apply(
-          this.#state.iso(r.periodStart), r.userId, r.plan, r.provider, r.model,
+        const ps = this.#state.iso(r.periodStart);
+        const row = this.#state.apply(
+          ps, r.userId, r.plan, r.provider, r.model,
           u.input, u.cache_read, u.cache_write, u.output, u.reasoning, u.cache_write_1h ?? 0,
           r.priced, r.estimated, gross, discount === undefined ? undefined : LimbSum.of(discount.toFixed()), net,
         );
+        if (touched !== undefined && row.touchStamp !== stamp) {
+          row.touchStamp = stamp;
+          if (rows === undefined || rows.periodStart !== ps) rows = touchedIn(touched, ps);
+          rows.rows.push(row);
+        }
         if ((++applied & 255) === 0) await pace();
       }
     }

@@ -10,7 +10,7 @@ import { DedupKeys } from './dedup-keys.js';
 import { LedgerError } from './errors.js';
 import type { ModelUsage, TokenCounts } from './ledger-interface.js';
 import { LimbSum } from '../money/index.js';
-import type { PeriodRollup } from './types.js';
+import type { LiveRollup, PeriodRollup } from './types.js';
 import { callKey, type CallAdjustment, type CallCosts, type RepriceAudit } from './adjustments.js';
 
 export const DAY_MILLIS = 24 * 60 * 60 * 1000;
@@ -70,7 +70,11 @@ export class ModelRow extends Row {
   }
 }
 
-export class UserRow extends Row {
+export class UserRow extends Row implements LiveRollup {
+  /** The last commit caller whose `touched` list holds this row (JournalState.nextTouchStamp). */
+  touchStamp = 0;
+  /** LiveRollup.readerSlot: the exporter metrics' own per-row state; never read here. */
+  readerSlot: unknown = undefined;
   /** The user's usage per provider and model in this plan: the usage API's per-user breakdown. */
   models: ModelRow | undefined = undefined;
   /** The same user's row under another plan (usually none). */
@@ -83,6 +87,14 @@ export class UserRow extends Row {
     readonly plan: string,
   ) {
     super();
+  }
+
+  tokenSum(): number {
+    return this.t0 + this.t1 + this.t2 + this.t3 + this.t4;
+  }
+
+  costUsd(): string {
+    return this.toFixed();
   }
 
   /** The per-model row, created when missing. */
@@ -294,12 +306,19 @@ export class JournalState {
     if (dropped) this.#sortBuckets();
   }
 
-  /** Adds one committed call to the totals. `net` = gross - discount. */
+  #touchStamp = 0;
+
+  /** A stamp no row carries yet, for one caller's `touched` list (increasing, never reused, never 0). */
+  nextTouchStamp(): number {
+    return ++this.#touchStamp;
+  }
+
+  /** Adds one committed call to the totals. `net` = gross - discount. Returns the user's row it changed. */
   apply(
     ps: string, userId: string, plan: string, provider: string, model: string,
     t0: number, t1: number, t2: number, t3: number, t4: number, t5: number,
     priced: boolean, estimated: boolean, gross: LimbSum, discount: LimbSum | undefined, net: LimbSum,
-  ): void {
+  ): UserRow {
     const p = this.period(ps);
     const head = p.users.get(userId);
     let u = head;
@@ -327,6 +346,7 @@ export class JournalState {
     if (discount !== undefined) s.discount.add(discount);
     s.net.add(net);
     s.requests += 1;
+    return u;
   }
 
   /** The interned `provider\0model` key (no string built per record). */

@@ -26,6 +26,11 @@ export type DiscountFunction = (provider: string, priorSpendUsd: Decimal, grossU
 export interface CommitOptions {
   /** Overrides the ledger's configured discount function for this commit. */
   discounts?: DiscountFunction;
+  /**
+   * Ask for `CommitResult.touched` (the changed rows, live, to read in the turn the commit resolved) instead of
+   * building the sorted `rollups` up front; they are still built if read. The exporter's metrics path sets it.
+   */
+  liveTotals?: boolean;
 }
 
 export interface LedgerOptions {

@@ -45,6 +45,33 @@ export interface PeriodRollup {
   unpricedRequests?: number;
 }
 
+/**
+ * A (user, plan) total of one period as the ledger holds it at this moment (not a copy): read it in the same turn
+ * the commit resolved, before another commit can change it. Lets the exporter's metrics take a commit's totals
+ * without a PeriodRollup (an object, a tokens object and a cost string) built and sorted per touched user.
+ */
+export interface LiveRollup {
+  readonly userId: string;
+  readonly plan: string;
+  readonly requests: number;
+  /** The sum of the five token types. */
+  tokenSum(): number;
+  /** Exact decimal string in decimal.js toFixed() form ("0", "0.5", "12.25"). */
+  costUsd(): string;
+  /**
+   * The reader's own: the ledger never reads it. The exporter's metrics keep their entry for the row's user here,
+   * found again without a lookup the next time the row is touched.
+   */
+  readerSlot: unknown;
+}
+
+/** The rows a commit changed in one billing period. */
+export interface TouchedRollups {
+  /** ISO instant. */
+  periodStart: string;
+  rows: LiveRollup[];
+}
+
 export interface CommitResult {
   /** Records newly committed (first time this trace id + span id was seen within the dedup window). */
   committed: LedgerRecord[];
@@ -57,6 +84,11 @@ export interface CommitResult {
    * same batch). Always set by this ledger; optional so hand-written fakes may omit it.
    */
   outcomes?: CommitOutcome[];
+  /**
+   * Only with `CommitOptions.liveTotals` and a ledger that keeps its totals in memory (the journal ledger): the
+   * (user, plan) rows this commit's new records changed, live, by period. `rollups` is then built on first read.
+   */
+  touched?: TouchedRollups[];
 }
 
 export type CommitOutcome = 'committed' | 'duplicate';

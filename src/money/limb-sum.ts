@@ -128,6 +128,27 @@ export class LimbSum {
   }
 
   #limbString(): string {
+    // The usual total (under 10^9, at most 18 fraction digits: a user's or a call's cost) without the nine-digit
+    // padded pieces: the last non-zero fraction limb's trailing zeros dropped arithmetically, one padStart each.
+    if (this.i1 === 0 && this.i2 === 0 && this.f0 === 0 && this.f1 === 0) {
+      let f3 = this.f3;
+      let f2 = this.f2;
+      if (f2 === 0) {
+        if (f3 === 0) return String(this.i0);
+        let d = 9;
+        while (f3 % 10 === 0) {
+          f3 /= 10;
+          d--;
+        }
+        return `${this.i0}.${String(f3).padStart(d, '0')}`;
+      }
+      let d = 9;
+      while (f2 % 10 === 0) {
+        f2 /= 10;
+        d--;
+      }
+      return `${this.i0}.${String(f3).padStart(9, '0')}${String(f2).padStart(d, '0')}`;
+    }
     const int = this.i2 > 0 ? String(this.i2) + String(this.i1).padStart(9, '0') + String(this.i0).padStart(9, '0') : this.i1 > 0 ? String(this.i1) + String(this.i0).padStart(9, '0') : String(this.i0);
     if (this.f0 === 0 && this.f1 === 0 && this.f2 === 0 && this.f3 === 0) return int;
     const frac = String(this.f3).padStart(9, '0') + String(this.f2).padStart(9, '0') + String(this.f1).padStart(9, '0') + String(this.f0).padStart(9, '0');

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startExporter, type RunningExporter } from '../../src/exporter/index.js';
 import { writeFileSync } from 'node:fs';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { getJson, httpRequest, otlpJson, postOtlp, scrape } from '../exporter/harness.js';
 import { findPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { runApp, useE2eServers, type AppRun } from './fixtures/run-app.js';
@@ -82,7 +83,20 @@ describe('admission control across two app processes (embedded ledger)', () => {
   it('3 requests left, 50 concurrent calls: exactly 3 reach the provider, 47 UsageLimitError, the ledger shows 10', async () => {
     const e = await start(join(mkdtempSync(join(tmpdir(), 'tm-enforce-')), 'ledger'));
     await seed(e, 'limited', 7);
-    const o = outcome(await Promise.all([app(e), app(e)]));
+    // Each app asks over its reservations stream (one upgraded connection), none in the HTTP form.
+    const httpForm: string[] = [];
+    const onRequest = (m: unknown) => {
+      const url = (m as { request: { url?: string } }).request.url ?? '';
+      if (url.startsWith('/api/v1/reservations')) httpForm.push(url);
+    };
+    subscribe('http.server.request.start', onRequest);
+    let o: ReturnType<typeof outcome>;
+    try {
+      o = outcome(await Promise.all([app(e), app(e)]));
+    } finally {
+      unsubscribe('http.server.request.start', onRequest);
+    }
+    expect(httpForm).toEqual([]);
     expect(e2e.mock.requests).toHaveLength(3);
     expect([o.ok, o.limited, o.other]).toEqual([3, 47, []]);
     expect(o.sdkPromise).toBe(true);

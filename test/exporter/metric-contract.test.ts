@@ -52,6 +52,7 @@ const OPERATIONAL: Record<string, { kind: string; labels: string[] }> = {
   tokenmeter_user_refused_calls_total: { kind: 'counter', labels: ['user', 'plan'] },
   tokenmeter_reservations_expired_total: { kind: 'counter', labels: [] },
   tokenmeter_reservations_active: { kind: 'gauge', labels: [] },
+  tokenmeter_reservation_streams: { kind: 'gauge', labels: [] },
   tokenmeter_reservation_actual_to_estimate_ratio: { kind: 'histogram', labels: [] },
 };
 

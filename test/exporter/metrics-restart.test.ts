@@ -91,3 +91,46 @@ describe('series primed at 0 after a restart', () => {
     expect(samples(lines, 'tokenmeter_cost_usd_total{')).toEqual([]);
   });
 });
+
+describe("period gauges from the journal ledger's live rows (CommitResult.touched)", () => {
+  it("equal the ledger's totals after every commit: what a restarted exporter reads from the ledger, and the sums sent", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-restart-'));
+    dirs.push(dir);
+    const storage = join(dir, 'ledger');
+    const first = await start(storage);
+    const r1 = otlpJson([
+      { spanId: 'c000000000000001', user: 'alice', plan: 'pro', model: 'gpt-4o', input: 1000, output: 500 },
+      { spanId: 'c000000000000002', user: 'bob', model: 'gpt-4o-mini', input: 70, output: 30 },
+      { spanId: 'c000000000000003', user: 'alice', plan: 'pro', model: 'gpt-4o-mini', input: 3, output: 1 },
+    ]);
+    const requests = [
+      r1,
+      otlpJson([{ spanId: 'c000000000000004', user: 'alice', plan: 'pro', model: 'gpt-4o', input: 10, output: 5 }, { spanId: 'c000000000000005', user: 'carol', model: 'gpt-4o', input: 1, output: 1 }]),
+      r1, // every span a duplicate: nothing changes
+      // alice billed under a second plan: her gauges sum both, under her one plan for limits.
+      otlpJson([{ spanId: 'c000000000000006', user: 'alice', plan: 'free', model: 'gpt-4o-mini', input: 7, output: 0 }]),
+      otlpJson([{ spanId: 'c000000000000007', user: 'bob', model: 'gpt-4o-mini', input: 1, output: 1 }]),
+    ];
+    const tokens = [
+      { alice: 1504, bob: 100 },
+      { alice: 1519, bob: 100, carol: 2 },
+      { alice: 1519, bob: 100, carol: 2 },
+      { alice: 1526, bob: 100, carol: 2 },
+      { alice: 1526, bob: 102, carol: 2 },
+    ];
+    const period = (lines: string[]) => lines.filter((l) => /^tokenmeter_period_(tokens|requests|cost_usd)\{/.test(l)).sort();
+    let last: string[] = [];
+    for (const [k, body] of requests.entries()) {
+      expect((await postOtlp(first.otlpUrl, body)).status).toBe(200);
+      last = period(await scrape(first.httpUrl));
+      const shown = Object.fromEntries(last.filter((l) => l.startsWith('tokenmeter_period_tokens{')).map((l) => [/user="([^"]*)"/.exec(l)![1], Number(l.split(' ')[1])]));
+      expect(shown).toEqual(tokens[k]);
+    }
+    expect(last).toContain('tokenmeter_period_requests{user="alice",plan="free"} 4');
+    await first.close();
+    running.splice(running.indexOf(first), 1);
+    // A fresh process reads every total from the ledger (loadPeriodRollups, not the commits' rows): the same gauges.
+    const second = await start(storage);
+    expect(period(await scrape(second.httpUrl))).toEqual(last);
+  });
+});

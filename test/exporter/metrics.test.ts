@@ -273,3 +273,101 @@ describe('per-user memory', () => {
     expect(perUser).toBeLessThan(2048);
   });
 });
+
+describe("period gauges from a commit's live rows (CommitResult.touched, the journal ledger)", () => {
+  /** A ledger's (user, plan) row: the fake the journal's UserRow stands for (LiveRollup). */
+  class FakeRow {
+    tokens = 0;
+    requests = 0;
+    cost = new Decimal(0);
+    readerSlot: unknown = undefined;
+    constructor(
+      readonly userId: string,
+      readonly plan: string,
+    ) {}
+    tokenSum(): number {
+      return this.tokens;
+    }
+    costUsd(): string {
+      return this.cost.toFixed();
+    }
+  }
+
+  it('give exactly the /metrics of the same commits handed over as rollups, through updates, overflow, limits, plan changes and reloads', async () => {
+    const limits: Record<string, { tokens?: number; requests?: number; costUsd?: Decimal }> = { free: { tokens: 1000, requests: 40 }, pro: { costUsd: new Decimal('0.5') } };
+    const p = { start: new Date('2026-01-01T00:00:00Z'), end: new Date('2026-02-01T00:00:00Z') };
+    const ps = p.start.toISOString();
+    const make = () => {
+      const m = new ExporterMetrics({ maxUsers: 4, limitsFor: (_u, plan) => limits[plan] ?? {} });
+      m.setPeriod(p, ['free', 'pro']);
+      return m;
+    };
+    const live = make();
+    // A second reader of the same rows: each keeps its own state, whatever the rows' reader slots hold.
+    const live2 = make();
+    const viaRollups = make();
+    const rows = new Map<string, FakeRow>();
+    let seed = 12345;
+    const rand = (n: number) => {
+      // mulberry32: deterministic, and its low bits are as random as its high ones.
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
+    };
+    const rollupOf = (r: FakeRow) => ({ periodStart: ps, userId: r.userId, plan: r.plan, tokens: { input: r.tokens, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 }, requests: r.requests, costUsd: r.costUsd() });
+    const reached = new Set<string>();
+    for (let step = 0; step < 300; step++) {
+      const changed: FakeRow[] = [];
+      for (let k = 1 + rand(4); k > 0; k--) {
+        const user = `u${rand(10)}`;
+        // Mostly one plan per user; a few users are billed under a second plan.
+        const plan = user === 'u1' || user === 'u7' ? (rand(2) === 0 ? 'free' : 'pro') : Number(user.slice(1)) % 2 === 0 ? 'free' : 'pro';
+        const key = `${user}/${plan}`;
+        let row = rows.get(key);
+        if (row === undefined) rows.set(key, (row = new FakeRow(user, plan)));
+        row.tokens += 1 + rand(60);
+        row.requests += 1;
+        row.cost = row.cost.plus(new Decimal(rand(9000)).div(1e6));
+        if (!changed.includes(row)) changed.push(row);
+      }
+      const touched = [{ periodStart: ps, rows: changed }, { periodStart: '2025-12-01T00:00:00.000Z', rows: [new FakeRow('old-period', 'free')] }];
+      live.recordCommit({ committed: [], duplicates: [], get rollups(): never { throw new Error('the live path must not read the rollups'); }, touched });
+      if (step % 3 !== 0) live2.recordCommit({ committed: [], duplicates: [], rollups: [], touched });
+      else live2.recordCommit({ committed: [], duplicates: [], rollups: changed.map(rollupOf) });
+      viaRollups.recordCommit({ committed: [], duplicates: [], rollups: changed.map(rollupOf) });
+      if (step === 150) {
+        limits.free = { tokens: 400 };
+        live.refreshLimits();
+        live2.refreshLimits();
+        viaRollups.refreshLimits();
+      }
+      if (step % 97 === 96) {
+        const all = [...rows.values()].map(rollupOf);
+        live.loadRollups(all);
+        live2.loadRollups(all);
+        viaRollups.loadRollups(all);
+      }
+      const text = await live.render();
+      expect(text).toBe(await viaRollups.render());
+      expect(await live2.render()).toBe(text);
+      if (text.includes('tokenmeter_period_tokens{user="__overflow__"')) reached.add('overflow');
+      if (text.includes('tokenmeter_limit_cost_usd{user=')) reached.add('cost limit');
+      if (text.includes('old-period')) reached.add('old period');
+      // An oracle independent of user-series.ts: each exposed user's gauges are the sum of their rows, and every
+      // row's tokens and requests are on the gauges exactly once (exposed or folded into the overflow).
+      const gauges = (name: string) => text.split('\n').filter((l) => l.startsWith(`${name}{`)).map((l) => ({ user: /user="([^"]*)"/.exec(l)![1]!, value: Number(l.split(' ')[1]) }));
+      const userRows = (user: string) => [...rows.values()].filter((r) => r.userId === user);
+      for (const g of gauges('tokenmeter_period_cost_usd')) if (g.user !== '__overflow__') expect(g.value).toBe(Number(userRows(g.user).reduce((c, r) => c.plus(r.cost), new Decimal(0)).toFixed()));
+      for (const g of gauges('tokenmeter_period_tokens')) if (g.user !== '__overflow__') expect(g.value).toBe(userRows(g.user).reduce((n, r) => n + r.tokens, 0));
+      expect(gauges('tokenmeter_period_tokens').reduce((n, g) => n + g.value, 0)).toBe([...rows.values()].reduce((n, r) => n + r.tokens, 0));
+      expect(gauges('tokenmeter_period_requests').reduce((n, g) => n + g.value, 0)).toBe([...rows.values()].reduce((n, r) => n + r.requests, 0));
+    }
+    // Sanity: the run reached the overflow and the limit gauges, and the old period's row was never shown.
+    expect([...reached].sort()).toEqual(['cost limit', 'overflow']);
+    const text = await live.render();
+    // Every period's tokens are on the gauges exactly once: their sum is the rows' sum.
+    const sum = text.split('\n').filter((l) => l.startsWith('tokenmeter_period_tokens{')).reduce((s, l) => s + Number(l.split(' ')[1]), 0);
+    expect(sum).toBe([...rows.values()].reduce((s, r) => s + r.tokens, 0));
+  });
+});

@@ -183,7 +183,7 @@ describe('a hostile or broken exporter answer', () => {
     const said: string[] = [];
     const restore = captureWarnings(said);
     try {
-      configureEnforcement({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, enforce: 'block' });
+      configureEnforcement({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, enforce: 'block', stream: false });
       for (let i = 0; i < 5; i++) await withUser({ id: 'hostile-user' }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }));
       expect(env.mock.requests).toHaveLength(5);
       expect(said).toHaveLength(1);
@@ -228,7 +228,7 @@ describe('batched reservations', () => {
     const said: string[] = [];
     const restore = captureWarnings(said);
     try {
-      configureEnforcement({ url: f.url, enforce: 'block' });
+      configureEnforcement({ url: f.url, enforce: 'block', stream: false });
       const users = ['batch-a', 'bad-item', 'refused-user', 'batch-b', 'batch-c'];
       const sentBefore = env.mock.requests.length;
       const results = await Promise.allSettled(users.map((id) => withUser({ id }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }))));
@@ -265,13 +265,13 @@ describe('batched reservations', () => {
     const said: string[] = [];
     const restore = captureWarnings(said);
     try {
-      configureEnforcement({ url: f.url, enforce: 'block', fail: 'closed', timeoutMillis: 100 });
+      configureEnforcement({ url: f.url, enforce: 'block', stream: false, fail: 'closed', timeoutMillis: 100 });
       const sentBefore = env.mock.requests.length;
       const closed = await Promise.allSettled([1, 2, 3].map((i) => withUser({ id: `late-${i}` }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }))));
       expect(f.bodies).toHaveLength(1);
       expect(closed.every((r) => r.status === 'rejected' && r.reason instanceof UsageLimitError && r.reason.limit === 'unavailable')).toBe(true);
       expect(env.mock.requests.length).toBe(sentBefore);
-      configureEnforcement({ url: f.url, enforce: 'block', fail: 'open', timeoutMillis: 100 });
+      configureEnforcement({ url: f.url, enforce: 'block', stream: false, fail: 'open', timeoutMillis: 100 });
       const open = await Promise.allSettled([1, 2, 3].map((i) => withUser({ id: `late-open-${i}` }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }))));
       expect(open.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
       expect(env.mock.requests.length).toBe(sentBefore + 3);
@@ -306,7 +306,7 @@ describe('batched reservations', () => {
     const said: string[] = [];
     const restore = captureWarnings(said);
     try {
-      configureEnforcement({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, enforce: 'block' });
+      configureEnforcement({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, enforce: 'block', stream: false });
       for (const round of [1, 2]) {
         const users = [`old-${round}-a`, 'old-refused', `old-${round}-b`];
         const sentBefore = env.mock.requests.length;
@@ -338,7 +338,7 @@ describe('batched reservations', () => {
     const said: string[] = [];
     const restore = captureWarnings(said);
     try {
-      configureEnforcement({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, enforce: 'block' });
+      configureEnforcement({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, enforce: 'block', stream: false });
       for (let round = 0; round < 3; round++) {
         const sentBefore = env.mock.requests.length;
         const r = await Promise.allSettled([1, 2].map((i) => withUser({ id: `broken-${round}-${i}` }, () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }))));

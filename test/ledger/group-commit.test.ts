@@ -224,3 +224,72 @@ describe('onDurable (the exporter acknowledges when the journal has the records)
     expect(told).toBe(0);
   });
 });
+
+describe('liveTotals (the exporter metrics read the changed rows, not sorted rollups)', () => {
+  /** A caller's result as seen in the turn it resolved: the live rows read into plain values, the rollups read. */
+  interface Seen {
+    committed: LedgerRecord[];
+    duplicates: LedgerRecord[];
+    outcomes: CommitResult['outcomes'];
+    touched: { periodStart: string; userId: string; plan: string; tokens: number; requests: number; costUsd: string }[] | undefined;
+    rollups: CommitResult['rollups'];
+  }
+  const seen = (r: CommitResult): Seen => ({
+    committed: r.committed,
+    duplicates: r.duplicates,
+    outcomes: r.outcomes,
+    touched: r.touched?.flatMap((t) =>
+      t.rows.map((row) => ({ periodStart: t.periodStart, userId: row.userId, plan: row.plan, tokens: row.tokenSum(), requests: row.requests, costUsd: row.costUsd() })),
+    ),
+    rollups: r.rollups,
+  });
+  const tokensOf = (t: Record<string, number>) => t.input + t.cache_read + t.cache_write + t.output + t.reasoning;
+
+  it.each([
+    ['callers handed over one by one', false],
+    ['the joined path (volume discounts)', true],
+  ])('gives each caller the rows its new records changed, with the totals its rollups hold (%s)', async (_name, withDiscounts) => {
+    const groups = [callers(0), callers(1)];
+    groups.push(groups[0].slice(3, 7)); // a whole round of duplicates
+    const live = new GroupCommitter(await journal(), { maxWaitMillis: 0, commitOptions: withDiscounts ? { liveTotals: true, discounts } : { liveTotals: true } });
+    const plain = new GroupCommitter(await journal(), { maxWaitMillis: 0, ...(withDiscounts ? { commitOptions: { discounts } } : {}) });
+    for (const [round, g] of groups.entries()) {
+      // Read in the turn each commit resolved, as the exporter's pipeline does.
+      const a = await Promise.all(g.map((recs) => live.commit(recs).then(seen)));
+      const b = await Promise.all(g.map((recs) => plain.commit(recs).then(seen)));
+      for (let k = 0; k < g.length; k++) {
+        expect(a[k].committed).toEqual(b[k].committed);
+        expect(a[k].duplicates).toEqual(b[k].duplicates);
+        expect(a[k].outcomes).toEqual(b[k].outcomes);
+        expect(a[k].rollups).toEqual(b[k].rollups);
+        expect(b[k].touched).toBeUndefined();
+        if (withDiscounts && g.length > 1) {
+          // Joined and split again: the callers get their rollups (no live rows), which the metrics then use.
+          expect(a[k].touched).toBeUndefined();
+          continue;
+        }
+        // Exactly the (user, plan) rows of the caller's new records, once each, with the rollups' totals.
+        const keys = new Set(a[k].committed.map((r) => `${r.userId}/${r.plan}`));
+        const rows = a[k].touched!;
+        expect(rows.map((r) => `${r.userId}/${r.plan}`).sort()).toEqual([...keys].sort());
+        for (const r of rows) {
+          const rollup = b[k].rollups.find((x) => x.userId === r.userId && x.plan === r.plan)!;
+          expect(r).toEqual({ periodStart: rollup.periodStart, userId: rollup.userId, plan: rollup.plan, tokens: tokensOf(rollup.tokens), requests: rollup.requests, costUsd: rollup.costUsd });
+        }
+        if (round === 2) expect(rows).toEqual([]);
+      }
+    }
+  });
+
+  it('builds the sorted rollups only when read, from the rows as they are then', async () => {
+    const ledger = await journal();
+    const first = await ledger.commit([makeRecord({ periodStart: PERIOD, userId: 'b', tokens: { input: 1 }, costs: { input: '0.1' } }), makeRecord({ periodStart: PERIOD, userId: 'a', tokens: { input: 2 }, costs: { input: '0.2' } })], { liveTotals: true });
+    expect(first.touched!.map((t) => t.rows.map((r) => r.userId))).toEqual([['b', 'a']]);
+    expect(first.rollups.map((r) => [r.userId, r.costUsd])).toEqual([['a', '0.2'], ['b', '0.1']]);
+    // The rollups, once read, stay as read; the live rows move on with the ledger.
+    await ledger.commit([makeRecord({ periodStart: PERIOD, userId: 'a', tokens: { input: 3 }, costs: { input: '0.05' } })]);
+    expect(first.rollups.map((r) => [r.userId, r.costUsd])).toEqual([['a', '0.2'], ['b', '0.1']]);
+    expect(first.touched![0].rows[1].costUsd()).toBe('0.25');
+    expect(first.touched![0].rows[1].tokenSum()).toBe(5);
+  });
+});

@@ -130,6 +130,25 @@ describe('the canonical string form (every money writer agrees with decimal.js t
 });
 
 describe('LimbSum (the journal ledger totals)', () => {
+  it('writes the usual totals (under 10^9, at most 18 fraction digits) as decimal.js does', () => {
+    const usual = fc
+      .tuple(fc.integer({ min: 0, max: 999_999_999 }), fc.bigInt({ min: 0n, max: 10n ** 18n - 1n }), fc.integer({ min: 0, max: 18 }))
+      .map(([int, frac, d]) => (d === 0 ? String(int) : `${int}.${(frac % 10n ** BigInt(d)).toString().padStart(d, '0')}`));
+    fc.assert(
+      fc.property(fc.array(usual, { minLength: 1, maxLength: 4 }), (values) => {
+        const want = ref(values);
+        const l = new LimbSum();
+        for (const v of values) l.addString(v);
+        // Sums past 10^9 take the general path: both are checked against decimal.js.
+        expect(l.toFixed()).toBe(want);
+      }),
+      { numRuns: 3000 },
+    );
+    for (const v of ['0', '5', '0.1', '0.000000001', '0.000000000000000001', '0.100000000000000001', '999999999.999999999999999999', '12.5', '0.00001515', '3.00000000100000000']) {
+      expect(LimbSum.of(v).toFixed()).toBe(new D(v).toFixed());
+    }
+  });
+
   it('adds like decimal.js: strings and other sums, carries across limbs, past 27 integer or 36 fraction digits', () => {
     const wide = fc.oneof(
       plainArb,
