@@ -11,9 +11,10 @@
 //
 //   node bench/ledger/stalls.mjs [--quick] [--users=100000] [--calls=1000000] [--seconds=15] [--snapshots=2]
 //        [--capacity-seconds=5] [--rates=0.5,0.8] [--snapshot-every-bytes=N] [--stall-log] [--why] [--json]
-//        [--snapshot-sync-every-bytes=N] [--snapshot-loop-share=F] [--compare-shares=1,0.25 [--compare-rounds=3]]
-// --compare-shares: after the capacity phase, only the open loop at the first rate, the ledger reopened with each
-// snapshotLoopShare in turn for --compare-rounds alternating rounds (p99 per round, median and range per share).
+//        [--snapshot-sync-every-bytes=N] [--snapshot-loop-share=F] [--compare='share=1;share=0.25,sync=2097152' [--compare-rounds=3]]
+// --compare: after the capacity phase, only the open loop at the first rate, the ledger reopened with each variant
+// (';'-separated; share = snapshotLoopShare, sync = snapshotSyncEveryBytes) in turn for --compare-rounds
+// alternating rounds (p99 per round, median and range per variant).
 // --why: after each open-loop rate, print to stderr what the slowest 1% of requests waited for (see whyReport):
 // their latency split into the steps of their commit group, fdatasync times with and without snapshot I/O
 // overlapping, and GC pauses.
@@ -265,23 +266,23 @@ export async function benchLedgerStalls(config, log = console.log) {
 
     // Sustained: the open loop at each fraction of the capacity, snapshots included.
     let next = run.value.next;
-    if (cfg.compareShares) {
-      // --compare-shares: the open loop at the first rate, the ledger reopened with each snapshotLoopShare in turn,
-      // rounds alternating (the machine's noise falls on every variant alike). Nothing else is run.
+    if (cfg.compare) {
+      // --compare: the open loop at the first rate, the ledger reopened with each variant's options in turn, rounds
+      // alternating (the machine's noise falls on every variant alike). Nothing else is run.
       const offered = Math.max(BATCH, Math.round(capacityCallsPerSecond * cfg.rates[0]));
       const compare = [];
       for (let round = 1; round <= cfg.compareRounds; round++) {
-        for (const share of cfg.compareShares) {
+        for (const variant of cfg.compare) {
           await ledger.close();
-          ledger = await JournalLedger.open(dir, {}, { ...journalOpen, snapshotLoopShare: share });
-          log(`ledger stalls: round ${round}, snapshotLoopShare ${share}: open loop at ${offered.toLocaleString('en-US')} calls/s`);
+          ledger = await JournalLedger.open(dir, {}, { ...journalOpen, ...variantOptions(variant) });
+          log(`ledger stalls: round ${round}, ${variant}: open loop at ${offered.toLocaleString('en-US')} calls/s`);
           traced?.clear();
           const open = await watchLoop(() => openLoop(ledger, dir, next, cfg.users, offered, { minSeconds: cfg.seconds, maxSeconds: cfg.maxSeconds, snapshots: cfg.snapshots }));
           const done = await watchLoop(() => ledger.checkpoint());
-          if (traced) process.stderr.write(whyReport(`round ${round}, snapshotLoopShare ${share}`, open.value.requests, traced));
+          if (traced) process.stderr.write(whyReport(`round ${round}, ${variant}`, open.value.requests, traced));
           next = open.value.next;
           const l = [...open.value.latencies].sort((a, b) => a - b);
-          compare.push({ round, share, p50: percentile(l, 50), p99: percentile(l, 99), max: l[l.length - 1], longestStallMillis: Math.max(open.longestGapMillis, done.longestGapMillis), snapshotsWritten: open.value.snapshotsWritten, loadAverage: os.loadavg()[0] });
+          compare.push({ round, variant, p50: percentile(l, 50), p99: percentile(l, 99), max: l[l.length - 1], longestStallMillis: Math.max(open.longestGapMillis, done.longestGapMillis), snapshotsWritten: open.value.snapshotsWritten, loadAverage: os.loadavg()[0] });
         }
       }
       await ledger.close();
@@ -539,19 +540,31 @@ async function childMain(dir, from, users, journal) {
   await Promise.all(Array.from({ length: SENDERS }, sender));
 }
 
-/** --compare-shares: each round's figures per snapshotLoopShare, and each share's median p99 and range. */
+/** A --compare variant, `share=0.25,sync=2097152`, as JournalLedgerOptions (snapshotLoopShare, snapshotSyncEveryBytes). */
+function variantOptions(variant) {
+  const o = {};
+  for (const kv of variant.split(',')) {
+    const [k, v] = kv.split('=');
+    if (k === 'share') o.snapshotLoopShare = Number(v);
+    else if (k === 'sync') o.snapshotSyncEveryBytes = Number(v);
+    else throw new Error(`--compare: unknown setting ${k} in ${variant} (share=F, sync=BYTES)`);
+  }
+  return o;
+}
+
+/** --compare: each round's figures per variant, and each variant's median p99 and range. */
 function compareMarkdown(d) {
   const out = [
     `Open loop at ${fmt(d.offeredCallsPerSecond)} calls/s (${Math.round(d.config.rates[0] * 100)}% of ${fmt(d.sustainedCallsPerSecond)} calls/s capacity), ${d.config.compareRounds} alternating rounds:`,
     '',
-    '| round | snapshotLoopShare | latency p50 / p99 / max (ms) | longest stall (ms) | snapshots | load (1 min) |',
+    '| round | variant | latency p50 / p99 / max (ms) | longest stall (ms) | snapshots | load (1 min) |',
     '| --- | --- | --- | --- | --- | --- |',
-    ...d.compare.map((c) => `| ${c.round} | ${c.share} | ${fmt(c.p50)} / **${fmt(c.p99)}** / ${fmt(c.max)} | ${fmt(c.longestStallMillis)} | ${c.snapshotsWritten} | ${fmt(c.loadAverage)} |`),
+    ...d.compare.map((c) => `| ${c.round} | ${c.variant} | ${fmt(c.p50)} / **${fmt(c.p99)}** / ${fmt(c.max)} | ${fmt(c.longestStallMillis)} | ${c.snapshotsWritten} | ${fmt(c.loadAverage)} |`),
     '',
   ];
-  for (const share of d.config.compareShares) {
-    const p99s = d.compare.filter((c) => c.share === share).map((c) => c.p99).sort((a, b) => a - b);
-    out.push(`- snapshotLoopShare ${share}: p99 median ${fmt(percentile(p99s, 50))} ms (range ${fmt(p99s[0])}–${fmt(p99s[p99s.length - 1])})`);
+  for (const variant of d.config.compare) {
+    const p99s = d.compare.filter((c) => c.variant === variant).map((c) => c.p99).sort((a, b) => a - b);
+    out.push(`- ${variant}: p99 median ${fmt(percentile(p99s, 50))} ms (range ${fmt(p99s[0])}–${fmt(p99s[p99s.length - 1])})`);
   }
   return `${out.join('\n')}\n`;
 }
@@ -612,7 +625,7 @@ if (process.argv[2] === '--child') {
       json: { type: 'boolean', default: false },
       'stall-log': { type: 'boolean', default: false },
       why: { type: 'boolean', default: false },
-      ...Object.fromEntries(['users', 'calls', 'seconds', 'snapshots', 'capacity-seconds', 'max-seconds', 'rates', 'snapshot-every-bytes', 'snapshot-sync-every-bytes', 'snapshot-loop-share', 'compare-shares', 'compare-rounds'].map(opt)),
+      ...Object.fromEntries(['users', 'calls', 'seconds', 'snapshots', 'capacity-seconds', 'max-seconds', 'rates', 'snapshot-every-bytes', 'snapshot-sync-every-bytes', 'snapshot-loop-share', 'compare', 'compare-rounds'].map(opt)),
     },
   });
   const q = values.quick;
@@ -627,7 +640,7 @@ if (process.argv[2] === '--child') {
     snapshotEveryBytes: values['snapshot-every-bytes'] ? Number(values['snapshot-every-bytes']) : q ? 2 * 1024 * 1024 : undefined,
     ...(values['snapshot-sync-every-bytes'] ? { snapshotSyncEveryBytes: Number(values['snapshot-sync-every-bytes']) } : {}),
     ...(values['snapshot-loop-share'] ? { snapshotLoopShare: Number(values['snapshot-loop-share']) } : {}),
-    ...(values['compare-shares'] ? { compareShares: values['compare-shares'].split(',').map(Number), compareRounds: Number(values['compare-rounds'] ?? 3) } : {}),
+    ...(values.compare ? { compare: values.compare.split(';'), compareRounds: Number(values['compare-rounds'] ?? 3) } : {}),
   });
   const d = await benchLedgerStalls(cfg, (m) => process.stderr.write(`${m}\n`));
   if (d.compare) process.stdout.write(values.json ? `${JSON.stringify(d, null, 2)}\n` : compareMarkdown(d));

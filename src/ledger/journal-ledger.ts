@@ -98,12 +98,16 @@ const SNAPSHOT_LOOP_SHARE = 0.25;
 /** `parts` with the synchronous time each one took to produce reported to `onBusy` (milliseconds). */
 function* timedParts(parts: Iterable<Buffer>, onBusy: (millis: number) => void): Generator<Buffer> {
   const it = parts[Symbol.iterator]();
-  for (;;) {
-    const t = performance.now();
-    const r = it.next();
-    onBusy(performance.now() - t);
-    if (r.done === true) return;
-    yield r.value;
+  try {
+    for (;;) {
+      const t = performance.now();
+      const r = it.next();
+      onBusy(performance.now() - t);
+      if (r.done === true) return;
+      yield r.value;
+    }
+  } finally {
+    it.return?.(); // a writer that stops early (a full disk) ends the inner generator too
   }
 }
 
