@@ -92,6 +92,13 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** Longest synchronous run of a commit group's work before it lets the event loop run (see #commitGroup). */
 const SLICE_MILLIS = 4;
 
+/**
+ * Default JournalLedgerOptions.snapshotSyncEveryBytes. A commit's fdatasync waited 100-220 ms behind the snapshot's
+ * final fsync of ~60 MB (ext4 writes the dirty pages of both files in one journal commit); flushed every 1 MiB, no
+ * fsync of the snapshot holds more than that (BENCHMARKS.md 4b, session 5).
+ */
+const SNAPSHOT_SYNC_EVERY_BYTES = 1024 * 1024;
+
 /** Default JournalLedgerOptions.snapshotLoopShare: the most of the event loop a snapshot takes from waiting commits. */
 const SNAPSHOT_LOOP_SHARE = 0.25;
 
@@ -201,7 +208,7 @@ export class JournalLedger implements Ledger {
     this.#segmentMaxBytes = journal.segmentMaxBytes ?? 64 * 1024 * 1024;
     this.#snapshotEveryBytes = journal.snapshotEveryBytes ?? 64 * 1024 * 1024;
     this.#snapshotOnClose = journal.snapshotOnClose ?? true;
-    this.#snapshotSyncEveryBytes = journal.snapshotSyncEveryBytes ?? Infinity;
+    this.#snapshotSyncEveryBytes = journal.snapshotSyncEveryBytes ?? SNAPSHOT_SYNC_EVERY_BYTES;
     this.#snapshotLoopShare = journal.snapshotLoopShare ?? SNAPSHOT_LOOP_SHARE;
     this.#trace = journal.trace;
     const fs = journal.fileSystem ?? nodeSnapshotFileSystem;

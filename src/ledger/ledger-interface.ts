@@ -49,8 +49,8 @@ export interface JournalLedgerOptions {
   /** Write a snapshot after this many journal bytes since the last one (default 64 MiB): bounds replay at open. */
   snapshotEveryBytes?: number;
   /**
-   * While a snapshot is written, fsync it after every this many bytes (default: only once, at the end). Keeps the
-   * snapshot's dirty pages few, so that a commit's fdatasync does not wait behind a large flush of them.
+   * While a snapshot is written, fsync it after every this many bytes (default 1 MiB; Infinity: only once, at the
+   * end). Keeps the snapshot's dirty pages few, so that a commit's fdatasync does not wait behind a large flush of them.
    */
   snapshotSyncEveryBytes?: number;
   /**
