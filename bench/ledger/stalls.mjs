@@ -413,7 +413,7 @@ function startTrace() {
     gcs,
     snaps,
     trace: {
-      snapshot: (start, end, busy) => snaps.push({ start, end, busy }),
+      snapshot: (start, end, busy, paused) => snaps.push({ start, end, busy, paused }),
       group: (t) => groups.push(t),
       snapshotIo: (kind, start, end, bytes) => io.push({ kind, start, end, bytes }),
     },
@@ -484,7 +484,7 @@ function whyReport(label, requests, { groups, io, gcs, snaps }) {
   out += `  fdatasync per group: while a snapshot is written: ${pr(syncs(busy))}; no snapshot: ${pr(syncs((g) => !busy(g)))}\n`;
   const inSnap = (r) => snaps.some((x) => overlap(r.scheduled, r.ack, x.start, x.end) > 0);
   const lat = (pred) => requests.filter(pred).map((r) => r.ack - r.scheduled).sort((a, b) => a - b);
-  out += `  request latency: overlapping a snapshot: ${pr(lat(inSnap))}; not: ${pr(lat((r) => !inSnap(r)))}; snapshots took ${snaps.map((x) => `${(x.end - x.start).toFixed(0)} ms (${x.busy.toFixed(0)} ms producing parts)`).join(', ')}\n`;
+  out += `  request latency: overlapping a snapshot: ${pr(lat(inSnap))}; not: ${pr(lat((r) => !inSnap(r)))}; snapshots took ${snaps.map((x) => `${(x.end - x.start).toFixed(0)} ms (${x.busy.toFixed(0)} ms producing parts, ${x.paused.toFixed(0)} ms paced)`).join(', ')}\n`;
   const ioBy = (kind) => io.filter((x) => x.kind === kind).map((x) => x.end - x.start).sort((a, b) => a - b);
   out += `  snapshot I/O: write ${pr(ioBy('write'))}; sync ${pr(ioBy('sync'))}; read ${pr(ioBy('read'))}\n`;
   // perf_hooks' kinds: 1 scavenge, 2 mark-compact, 4 incremental marking step, 8 weak callbacks.

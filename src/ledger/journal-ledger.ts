@@ -176,6 +176,8 @@ export class JournalLedger implements Ledger {
   readonly #snapshotLoopShare: number;
   /** True while a commit group runs (deciding, writing, syncing or applying). */
   #committing = false;
+  /** True while an exclusive job runs (checkpoint, prune, close, re-pricing): commits wait for it, not for the loop. */
+  #inJob = false;
   readonly #log: (message: string) => void;
   readonly #fs: SnapshotFileSystem;
   readonly #trace: JournalTrace | undefined;
@@ -491,7 +493,14 @@ export class JournalLedger implements Ledger {
           }
         }
         const job = this.#jobs.shift();
-        if (job) await job();
+        if (job) {
+          this.#inJob = true;
+          try {
+            await job();
+          } finally {
+            this.#inJob = false;
+          }
+        }
       }
     } finally {
       this.#running = false;
@@ -717,15 +726,18 @@ export class JournalLedger implements Ledger {
     // every request by tens of ms). With nothing to commit (close, an idle ledger) it runs at full speed.
     let owed = 0;
     let busy = 0;
+    let paused = 0;
     const parts = timedParts(snap.parts, (ms) => {
       busy += ms;
       owed += (ms * (1 - this.#snapshotLoopShare)) / this.#snapshotLoopShare;
     });
     const pause = (): Promise<void> => {
-      if (!this.#committing && this.#queue.length === 0) owed = 0;
+      // Paced only when that helps commits: not when none wait, nor when they wait for a job that waits for this snapshot.
+      if (this.#inJob || (!this.#committing && this.#queue.length === 0)) owed = 0;
       if (owed < 1) return nextTurn();
       const wait = Math.min(owed, 50);
       owed -= wait;
+      paused += wait;
       return new Promise<void>((resolve) => setTimeout(resolve, wait));
     };
     const p = writeSnapshotFile(this.dir, name, parts, this.#fs, pause, this.#snapshotSyncEveryBytes)
@@ -750,7 +762,7 @@ export class JournalLedger implements Ledger {
       .finally(() => {
         snap.done();
         this.#snapshotting = undefined;
-        this.#trace?.snapshot?.(started, performance.now(), busy);
+        this.#trace?.snapshot?.(started, performance.now(), busy, paused);
       });
     this.#snapshotting = p;
     return p;

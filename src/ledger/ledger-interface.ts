@@ -56,7 +56,7 @@ export interface JournalLedgerOptions {
   /**
    * The most of the event loop a snapshot being written takes while commits are waiting or in progress (default
    * 0.25): its time producing each part is followed by idle time in proportion. With nothing to commit it runs at
-   * full speed.
+   * full speed (also while a checkpoint or prune, which hold the commits back, waits for it).
    */
   snapshotLoopShare?: number;
   /** Write a snapshot on close (default true: the next open reads it instead of replaying). Tests turn it off. */
@@ -85,9 +85,10 @@ export interface JournalTrace {
   group?(t: { start: number; appendStart: number; written: number; synced: number; end: number; callers: number; records: number; fresh: number }): void;
   /**
    * One snapshot, from its start (the state taken) to the end (written, synced, verified, renamed, or failed);
-   * `busyMillis`: the event-loop time spent producing its parts.
+   * `busyMillis`: the event-loop time spent producing its parts; `pausedMillis`: the idle time it added to leave the
+   * loop to commits (snapshotLoopShare).
    */
-  snapshot?(start: number, end: number, busyMillis: number): void;
+  snapshot?(start: number, end: number, busyMillis: number, pausedMillis: number): void;
   /** One operation on a snapshot file (write of `bytes`, the fsync, or a read-back of `bytes`). */
   snapshotIo?(kind: 'write' | 'sync' | 'read', start: number, end: number, bytes: number): void;
 }

@@ -69,11 +69,11 @@ describe('journal ledger snapshots while commits go on', () => {
     const dir = freshDir();
     const groups: Parameters<NonNullable<JournalTrace['group']>>[0][] = [];
     const io: { kind: string; start: number; end: number; bytes: number }[] = [];
-    const snaps: { start: number; end: number; busyMillis: number }[] = [];
+    const snaps: { start: number; end: number; busyMillis: number; pausedMillis: number }[] = [];
     const trace: JournalTrace = {
       group: (t) => groups.push(t),
       snapshotIo: (kind, start, end, bytes) => io.push({ kind, start, end, bytes }),
-      snapshot: (start, end, busyMillis) => snaps.push({ start, end, busyMillis }),
+      snapshot: (start, end, busyMillis, pausedMillis) => snaps.push({ start, end, busyMillis, pausedMillis }),
     };
     const disk = new CountingDisk();
     // 3,000 users: several period chunks per snapshot; a snapshot every 256 KiB of journal, flushed every 16 KiB.
@@ -99,8 +99,11 @@ describe('journal ledger snapshots while commits go on', () => {
     for (const s of snaps) {
       expect(s.end).toBeGreaterThanOrEqual(s.start);
       expect(s.busyMillis).toBeGreaterThan(0);
-      expect(s.busyMillis).toBeLessThanOrEqual(s.end - s.start);
+      expect(s.busyMillis + s.pausedMillis).toBeLessThanOrEqual(s.end - s.start + 1);
     }
+    // Paced while commits went on (the last one, by close, has nothing to leave the loop to).
+    expect(snaps.slice(0, -1).some((s) => s.pausedMillis > 0)).toBe(true);
+    expect(snaps[snaps.length - 1].pausedMillis).toBe(0);
     // Flushed in steps: more syncs than snapshots, each after at most 16 KiB plus one part more.
     expect(disk.syncsAt.length).toBeGreaterThan(snaps.length);
     expect(io.filter((x) => x.kind === 'sync').length).toBe(disk.syncsAt.length);
@@ -148,6 +151,20 @@ describe('journal ledger snapshots while commits go on', () => {
     const again = await JournalLedger.open(dir, {}, { snapshotOnClose: false });
     expect(await again.periodSummary(PERIOD)).toEqual(summary);
     await again.close();
+  });
+
+  it('a checkpoint, which holds commits back, is not paced by the commits queued behind it', async () => {
+    const paused: number[] = [];
+    const trace: JournalTrace = { snapshot: (_s, _e, _busy, pausedMillis) => paused.push(pausedMillis) };
+    const ledger = await JournalLedger.open(freshDir(), {}, { snapshotLoopShare: 0.01, snapshotEveryBytes: 1e12, snapshotOnClose: false, trace });
+    for (let from = 0; from < 30_000; from += 3_000) await ledger.commit(batch(from, 3_000, 6000));
+    const checkpoint = ledger.checkpoint();
+    const queued = [0, 1, 2].map((k) => ledger.commit(batch(30_000 + k * 500, 500, 6000)));
+    await checkpoint;
+    await Promise.all(queued);
+    expect((await ledger.periodSummary(PERIOD)).requests).toBe(31_500);
+    await ledger.close();
+    expect(paused).toEqual([0]);
   });
 
   it('snapshotLoopShare outside (0, 1] is refused naming the option', async () => {
