@@ -93,14 +93,13 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const SLICE_MILLIS = 4;
 
 /**
- * Default JournalLedgerOptions.snapshotSyncEveryBytes. A commit's fdatasync waited 100-220 ms behind the snapshot's
- * final fsync of ~60 MB (ext4 writes the dirty pages of both files in one journal commit); flushed every 1 MiB, no
- * fsync of the snapshot holds more than that (BENCHMARKS.md 4b, session 5).
+ * Defaults of JournalLedgerOptions.snapshotSyncEveryBytes and snapshotLoopShare: one fsync at the end, no pacing (the
+ * writer as before). On the loaded machine of session 5, 1 MiB steps + a share of 0.25 had the lower p99 in 4 of 4
+ * rounds at 30% of capacity and the far higher one (10-11 s, snapshots of 25-33 s) in 2 of 2 at 50%: not changed
+ * until an idle run decides (BENCHMARKS.md 4b, `--compare`).
  */
-const SNAPSHOT_SYNC_EVERY_BYTES = 1024 * 1024;
-
-/** Default JournalLedgerOptions.snapshotLoopShare: the most of the event loop a snapshot takes from waiting commits. */
-const SNAPSHOT_LOOP_SHARE = 0.25;
+const SNAPSHOT_SYNC_EVERY_BYTES = Infinity;
+const SNAPSHOT_LOOP_SHARE = 1;
 
 /** `parts` with the synchronous time each one took to produce reported to `onBusy` (milliseconds). */
 function* timedParts(parts: Iterable<Buffer>, onBusy: (millis: number) => void): Generator<Buffer> {

@@ -49,14 +49,15 @@ export interface JournalLedgerOptions {
   /** Write a snapshot after this many journal bytes since the last one (default 64 MiB): bounds replay at open. */
   snapshotEveryBytes?: number;
   /**
-   * While a snapshot is written, fsync it after every this many bytes (default 1 MiB; Infinity: only once, at the
-   * end). Keeps the snapshot's dirty pages few, so that a commit's fdatasync does not wait behind a large flush of them.
+   * While a snapshot is written, fsync it after every this many bytes too (default Infinity: only once, at the end).
+   * Keeps the snapshot's dirty pages few, so that a commit's fdatasync does not wait behind a large flush of them
+   * (each step is a file-system journal commit of its own, though: see BENCHMARKS.md 4b).
    */
   snapshotSyncEveryBytes?: number;
   /**
-   * The most of the event loop a snapshot being written takes while commits are waiting or in progress (default
-   * 0.25): its time producing each part is followed by idle time in proportion. With nothing to commit it runs at
-   * full speed (also while a checkpoint or prune, which hold the commits back, waits for it).
+   * The most of the event loop a snapshot being written takes while commits are waiting or in progress (default 1:
+   * no limit): its time producing each part is followed by idle time in proportion. With nothing to commit it runs
+   * at full speed (also while a checkpoint or prune, which hold the commits back, waits for it).
    */
   snapshotLoopShare?: number;
   /** Write a snapshot on close (default true: the next open reads it instead of replaying). Tests turn it off. */

@@ -130,10 +130,10 @@ describe('journal ledger snapshots while commits go on', () => {
     await again.close();
   });
 
-  it('by default a snapshot is fsynced every 1 MiB, so no fsync of it holds more (and it still reopens exact)', async () => {
+  it('with snapshotSyncEveryBytes = 1 MiB a snapshot is fsynced every 1 MiB, so no fsync of it holds more (and it still reopens exact)', async () => {
     const dir = freshDir();
     const disk = new CountingDisk();
-    const ledger = await JournalLedger.open(dir, {}, { fileSystem: disk, snapshotOnClose: false });
+    const ledger = await JournalLedger.open(dir, {}, { fileSystem: disk, snapshotOnClose: false, snapshotSyncEveryBytes: 1024 * 1024 });
     for (let from = 0; from < 80_000; from += 8_000) await ledger.commit(batch(from, 8_000, 3000)); // ~1.9 MB of dedup keys
     await ledger.checkpoint();
     const summary = await ledger.periodSummary(PERIOD);
@@ -151,6 +151,26 @@ describe('journal ledger snapshots while commits go on', () => {
     const again = await JournalLedger.open(dir, {}, { snapshotOnClose: false });
     expect(await again.periodSummary(PERIOD)).toEqual(summary);
     await again.close();
+  });
+
+  it('by default a snapshot is written as before: one fsync at the end, never paced', async () => {
+    const disk = new CountingDisk();
+    const paused: number[] = [];
+    const trace: JournalTrace = { snapshot: (_s, _e, _busy, pausedMillis) => paused.push(pausedMillis) };
+    const ledger = await JournalLedger.open(freshDir(), {}, { fileSystem: disk, snapshotEveryBytes: 128 * 1024, snapshotOnClose: false, trace });
+    let next = 0;
+    const sender = async () => {
+      while (next < 12_000) {
+        const from = next;
+        next += 400;
+        await ledger.commit(batch(from, 400, 3000));
+      }
+    };
+    await Promise.all([sender(), sender(), sender()]);
+    await ledger.close();
+    expect(paused.length).toBeGreaterThanOrEqual(1);
+    expect(paused.every((p) => p === 0)).toBe(true);
+    expect(disk.syncsAt.length).toBe(paused.length);
   });
 
   it('a checkpoint, which holds commits back, is not paced by the commits queued behind it', async () => {
