@@ -222,6 +222,8 @@ export class JournalLedger implements Ledger {
     const abs = resolve(dir);
     const share = journal.snapshotLoopShare;
     if (share !== undefined && !(share > 0 && share <= 1)) throw new LedgerError(`snapshotLoopShare must be a number in (0, 1], got ${String(share)}`);
+    const step = journal.snapshotSyncEveryBytes;
+    if (step !== undefined && !(step > 0)) throw new LedgerError(`snapshotSyncEveryBytes must be a positive number of bytes (Infinity: one fsync at the end), got ${String(step)}`);
     try {
       mkdirSync(abs, { recursive: true });
     } catch (err) {
@@ -719,10 +721,10 @@ export class JournalLedger implements Ledger {
     this.#bytesSinceSnapshot = 0;
     const name = snapshotName(covers);
     const previous = this.#snapshotSeq;
-    // The writer's own event-loop time (producing each part) is paid back in idle time while commits are waiting
-    // or in progress, so that it takes at most SNAPSHOT_LOOP_SHARE of the loop from them: a snapshot taking turns
-    // with commit groups as an equal would halve the ledger's throughput for its duration (the backlog then delays
-    // every request by tens of ms). With nothing to commit (close, an idle ledger) it runs at full speed.
+    // With snapshotLoopShare < 1, the writer's own event-loop time (producing each part) is paid back in idle time
+    // while commits are waiting or in progress, so that it takes at most that share of the loop from them: taking
+    // turns with commit groups as an equal can halve the ledger's throughput for the snapshot's duration. With
+    // nothing to commit (close, an idle ledger) it runs at full speed.
     let owed = 0;
     let busy = 0;
     let paused = 0;

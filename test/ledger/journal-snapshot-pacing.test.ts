@@ -187,12 +187,15 @@ describe('journal ledger snapshots while commits go on', () => {
     expect(paused).toEqual([0]);
   });
 
-  it('snapshotLoopShare outside (0, 1] is refused naming the option', async () => {
+  it('snapshotLoopShare outside (0, 1] and a snapshotSyncEveryBytes that is not positive are refused naming the option', async () => {
     for (const bad of [0, -0.5, 1.5, Number.NaN]) {
       const dir = freshDir();
       await expect(JournalLedger.open(dir, {}, { snapshotLoopShare: bad })).rejects.toThrow(LedgerError);
       await expect(JournalLedger.open(dir, {}, { snapshotLoopShare: bad })).rejects.toThrow(/snapshotLoopShare must be a number in \(0, 1\]/);
       expect(existsSync(join(dir, 'tokenmeter.lock'))).toBe(false);
+    }
+    for (const bad of [0, -1, Number.NaN]) {
+      await expect(JournalLedger.open(freshDir(), {}, { snapshotSyncEveryBytes: bad })).rejects.toThrow(/snapshotSyncEveryBytes must be a positive number of bytes/);
     }
   });
 });
