@@ -10,13 +10,20 @@
 // counted: no coordinated omission); run for --seconds and until --snapshots snapshots were written.
 //
 //   node bench/ledger/stalls.mjs [--quick] [--users=100000] [--calls=1000000] [--seconds=15] [--snapshots=2]
-//        [--capacity-seconds=5] [--rates=0.5,0.8] [--snapshot-every-bytes=N] [--stall-log] [--json]
+//        [--capacity-seconds=5] [--rates=0.5,0.8] [--snapshot-every-bytes=N] [--stall-log] [--why] [--json]
+//        [--snapshot-sync-every-bytes=N] [--snapshot-loop-share=F] [--compare='share=1;share=0.25,sync=2097152' [--compare-rounds=3]]
+// --compare: after the capacity phase, only the open loop at the first rate, the ledger reopened with each variant
+// (';'-separated; share = snapshotLoopShare, sync = snapshotSyncEveryBytes) in turn for --compare-rounds
+// alternating rounds (p99 per round, median and range per variant).
+// --why: after each open-loop rate, print to stderr what the slowest 1% of requests waited for (see whyReport):
+// their latency split into the steps of their commit group, fdatasync times with and without snapshot I/O
+// overlapping, and GC pauses.
 // (a huge --snapshot-every-bytes runs the same load without snapshots, to tell their stalls from the rest)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { JournalLedger } from '../../dist/ledger/index.js';
@@ -25,6 +32,7 @@ import { fmt, fmtBytes } from '../lib/stats.mjs';
 const PERIOD = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), 1)).toISOString();
 const BATCH = 512;
 const STALL_LOG = process.argv.includes('--stall-log');
+const WHY = process.argv.includes('--why');
 const SENDERS = 8;
 /** The open-loop rates, as fractions of the closed-loop capacity; the first is the one the goals are judged at. */
 const RATES = [0.5, 0.8];
@@ -147,6 +155,8 @@ function openLoop(ledger, dir, from, users, callsPerSecond, { minSeconds, maxSec
   return new Promise((resolve, reject) => {
     const intervalMillis = (BATCH / callsPerSecond) * 1000;
     const latencies = [];
+    /** --why: each request's scheduled, sent and acknowledged times. */
+    const requests = [];
     const before = new Set(snapshotNames(dir));
     const written = new Set();
     let sent = 0;
@@ -160,7 +170,7 @@ function openLoop(ledger, dir, from, users, callsPerSecond, { minSeconds, maxSec
     const finish = () => {
       if (!stopped || inFlight > 0) return;
       if (failure) reject(failure);
-      else resolve({ latencies, sent, next: from + sent * BATCH, maxInFlight, snapshotsWritten: written.size, seconds: (performance.now() - t0) / 1000, ackSeconds: (lastAck - t0) / 1000 });
+      else resolve({ latencies, requests, sent, next: from + sent * BATCH, maxInFlight, snapshotsWritten: written.size, seconds: (performance.now() - t0) / 1000, ackSeconds: (lastAck - t0) / 1000 });
     };
     const tick = setInterval(() => {
       const now = performance.now();
@@ -181,10 +191,13 @@ function openLoop(ledger, dir, from, users, callsPerSecond, { minSeconds, maxSec
         sent++;
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
-        ledger.commit(batchOf(start, users)).then(
+        const batch = batchOf(start, users);
+        const sentAt = performance.now();
+        ledger.commit(batch).then(
           () => {
             lastAck = performance.now();
             latencies.push(lastAck - scheduled);
+            if (WHY) requests.push({ scheduled, sent: sentAt, ack: lastAck });
             inFlight--;
             finish();
           },
@@ -207,11 +220,17 @@ export function stallsConfig(cfg) {
 export async function benchLedgerStalls(config, log = console.log) {
   const cfg = stallsConfig(config);
   const dir = mkdtempSync(join(tmpdir(), 'tokenmeter-bench-stalls-'));
-  const journal = cfg.snapshotEveryBytes ? { snapshotEveryBytes: cfg.snapshotEveryBytes } : {};
+  const journal = {
+    ...(cfg.snapshotEveryBytes ? { snapshotEveryBytes: cfg.snapshotEveryBytes } : {}),
+    ...(cfg.snapshotSyncEveryBytes ? { snapshotSyncEveryBytes: cfg.snapshotSyncEveryBytes } : {}),
+    ...(cfg.snapshotLoopShare ? { snapshotLoopShare: cfg.snapshotLoopShare } : {}),
+  };
+  const traced = WHY ? startTrace() : undefined;
+  const journalOpen = traced ? { ...journal, trace: traced.trace } : journal;
   try {
     // A month of calls for every user (the state a snapshot and a restart carry).
     log(`ledger stalls: prefilling ${cfg.calls.toLocaleString('en-US')} calls for ${cfg.users.toLocaleString('en-US')} users`);
-    let ledger = await JournalLedger.open(dir, {}, journal);
+    let ledger = await JournalLedger.open(dir, {}, journalOpen);
     const t0 = performance.now();
     await ingest(ledger, 0, cfg.calls, cfg.users);
     const prefillSeconds = (performance.now() - t0) / 1000;
@@ -247,6 +266,28 @@ export async function benchLedgerStalls(config, log = console.log) {
 
     // Sustained: the open loop at each fraction of the capacity, snapshots included.
     let next = run.value.next;
+    if (cfg.compare) {
+      // --compare: the open loop at the first rate, the ledger reopened with each variant's options in turn, rounds
+      // alternating (the machine's noise falls on every variant alike). Nothing else is run.
+      const offered = Math.max(BATCH, Math.round(capacityCallsPerSecond * cfg.rates[0]));
+      const compare = [];
+      for (let round = 1; round <= cfg.compareRounds; round++) {
+        for (const variant of cfg.compare) {
+          await ledger.close();
+          ledger = await JournalLedger.open(dir, {}, { ...journalOpen, ...variantOptions(variant) });
+          log(`ledger stalls: round ${round}, ${variant}: open loop at ${offered.toLocaleString('en-US')} calls/s`);
+          traced?.clear();
+          const open = await watchLoop(() => openLoop(ledger, dir, next, cfg.users, offered, { minSeconds: cfg.seconds, maxSeconds: cfg.maxSeconds, snapshots: cfg.snapshots }));
+          const done = await watchLoop(() => ledger.checkpoint());
+          if (traced) process.stderr.write(whyReport(`round ${round}, ${variant}`, open.value.requests, traced));
+          next = open.value.next;
+          const l = [...open.value.latencies].sort((a, b) => a - b);
+          compare.push({ round, variant, p50: percentile(l, 50), p99: percentile(l, 99), max: l[l.length - 1], longestStallMillis: Math.max(open.longestGapMillis, done.longestGapMillis), snapshotsWritten: open.value.snapshotsWritten, loadAverage: os.loadavg()[0] });
+        }
+      }
+      await ledger.close();
+      return { config: cfg, sustainedCallsPerSecond: capacityCallsPerSecond, offeredCallsPerSecond: offered, compare };
+    }
     const rates = [];
     for (const fraction of cfg.rates) {
       const offered = Math.max(BATCH, Math.round(capacityCallsPerSecond * fraction));
@@ -260,11 +301,13 @@ export async function benchLedgerStalls(config, log = console.log) {
       }, 1);
       if (STALL_LOG) process.stderr.write(`phase open ${fraction} from ${performance.now().toFixed(0)} ms\n`);
       const cpu0 = process.cpuUsage();
+      traced?.clear();
       const open = await watchLoop(() => openLoop(ledger, dir, next, cfg.users, offered, { minSeconds: cfg.seconds, maxSeconds: cfg.maxSeconds, snapshots: cfg.snapshots }));
       const cpuMillis = cpuMillisSince(cpu0);
       clearInterval(watch);
       if (STALL_LOG) process.stderr.write(`phase open ${fraction} to ${performance.now().toFixed(0)} ms\n`);
       const done = await watchLoop(() => ledger.checkpoint());
+      if (traced) process.stderr.write(whyReport(`open loop at ${Math.round(fraction * 100)}%`, open.value.requests, traced));
       next = open.value.next;
       const l = [...open.value.latencies].sort((a, b) => a - b);
       const calls = open.value.sent * BATCH;
@@ -349,8 +392,107 @@ export async function benchLedgerStalls(config, log = console.log) {
       },
     };
   } finally {
+    traced?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** --why: collects the ledger's commit-group and snapshot I/O timings (JournalTrace) and GC pauses. */
+function startTrace() {
+  const groups = [];
+  const io = [];
+  const gcs = [];
+  const snaps = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration, kind: e.detail?.kind ?? e.kind });
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return {
+    groups,
+    io,
+    gcs,
+    snaps,
+    trace: {
+      snapshot: (start, end, busy, paused) => snaps.push({ start, end, busy, paused }),
+      group: (t) => groups.push(t),
+      snapshotIo: (kind, start, end, bytes) => io.push({ kind, start, end, bytes }),
+    },
+    clear() {
+      groups.length = 0;
+      io.length = 0;
+      gcs.length = 0;
+      snaps.length = 0;
+    },
+    stop: () => obs.disconnect(),
+  };
+}
+
+const overlap = (a0, a1, b0, b1) => Math.max(0, Math.min(a1, b1) - Math.max(a0, b0));
+
+/**
+ * What the slowest 1% of requests waited for. A request is in the first commit group that began after it was
+ * sent (a group takes everything queued when it begins), so its latency (scheduled → ack) splits into: late (the
+ * timer fired late: the loop was busy), queue (sent → its group began: the previous group's write + fdatasync +
+ * apply), prepare (dedup + encode slices), write, fdatasync, apply (synced → its ack: totals and results, in
+ * slices). Also: fdatasync times of groups whose sync overlapped a snapshot write/sync or not, and GC pause time
+ * inside the requests' windows.
+ */
+function whyReport(label, requests, { groups, io, gcs, snaps }) {
+  if (requests.length === 0 || groups.length === 0) return `why (${label}): nothing traced\n`;
+  const gs = [...groups].sort((a, b) => a.start - b.start);
+  const rows = [];
+  for (const r of requests) {
+    let lo = 0;
+    let hi = gs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (gs[mid].start < r.sent) lo = mid + 1;
+      else hi = mid;
+    }
+    const g = gs[lo];
+    if (!g) continue;
+    let gc = 0;
+    for (const x of gcs) gc += overlap(r.scheduled, r.ack, x.start, x.end);
+    let snapIo = 0;
+    for (const x of io) snapIo += overlap(g.written, g.synced, x.start, x.end);
+    rows.push({
+      total: r.ack - r.scheduled,
+      late: r.sent - r.scheduled,
+      queue: g.start - r.sent,
+      prepare: g.appendStart - g.start,
+      write: g.written - g.appendStart,
+      sync: g.synced - g.written,
+      apply: r.ack - g.synced,
+      gc,
+      snapIo,
+      groupRecords: g.records,
+    });
+  }
+  rows.sort((a, b) => a.total - b.total);
+  const worst = rows.slice(Math.floor(rows.length * 0.99));
+  const keys = ['total', 'late', 'queue', 'prepare', 'write', 'sync', 'apply', 'gc', 'snapIo', 'groupRecords'];
+  const mean = (list, k) => list.reduce((s, x) => s + x[k], 0) / list.length;
+  const line = (name, list) => `  ${name.padEnd(12)} n=${String(list.length).padStart(5)} ${keys.map((k) => `${k} ${mean(list, k).toFixed(k === 'groupRecords' ? 0 : 1)}`).join('  ')}\n`;
+  let out = `why (${label}): mean ms per request (late = timer fired late, queue = waiting for the previous group, snapIo = snapshot I/O overlapping its group's fdatasync, gc = GC pauses in its window)\n`;
+  out += line('all', rows) + line('worst 1%', worst);
+  // Each of the worst requests in full (up to 12).
+  for (const r of worst.slice(-12)) out += `    ${keys.map((k) => `${k} ${r[k].toFixed(k === 'groupRecords' ? 0 : 1)}`).join('  ')}\n`;
+  // fdatasync time per group, with and without snapshot I/O overlapping it.
+  const syncs = (pred) => gs.filter((g) => g.fresh > 0 && pred(g)).map((g) => g.synced - g.written).sort((a, b) => a - b);
+  const busy = (g) => snaps.some((x) => overlap(g.written, g.synced, x.start, x.end) > 0);
+  const pr = (list) => (list.length === 0 ? 'none' : `n=${list.length} p50 ${percentile(list, 50).toFixed(1)} p99 ${percentile(list, 99).toFixed(1)} max ${list[list.length - 1].toFixed(1)} ms`);
+  out += `  fdatasync per group: while a snapshot is written: ${pr(syncs(busy))}; no snapshot: ${pr(syncs((g) => !busy(g)))}\n`;
+  const inSnap = (r) => snaps.some((x) => overlap(r.scheduled, r.ack, x.start, x.end) > 0);
+  const lat = (pred) => requests.filter(pred).map((r) => r.ack - r.scheduled).sort((a, b) => a - b);
+  out += `  request latency: overlapping a snapshot: ${pr(lat(inSnap))}; not: ${pr(lat((r) => !inSnap(r)))}; snapshots took ${snaps.map((x) => `${(x.end - x.start).toFixed(0)} ms (${x.busy.toFixed(0)} ms producing parts, ${x.paused.toFixed(0)} ms paced)`).join(', ')}\n`;
+  const ioBy = (kind) => io.filter((x) => x.kind === kind).map((x) => x.end - x.start).sort((a, b) => a - b);
+  out += `  snapshot I/O: write ${pr(ioBy('write'))}; sync ${pr(ioBy('sync'))}; read ${pr(ioBy('read'))}\n`;
+  // perf_hooks' kinds: 1 scavenge, 2 mark-compact, 4 incremental marking step, 8 weak callbacks.
+  for (const kind of [1, 2, 4, 8]) {
+    const gcp = gcs.filter((x) => x.kind === kind).map((x) => x.end - x.start).sort((a, b) => a - b);
+    if (gcp.length > 0) out += `  GC pauses of kind ${kind}: ${pr(gcp)}, ${gcp.reduce((s, x) => s + x, 0).toFixed(0)} ms in all\n`;
+  }
+  return out;
 }
 
 function crashChild(dir, from, cfg, journal) {
@@ -396,6 +538,35 @@ async function childMain(dir, from, users, journal) {
     }
   };
   await Promise.all(Array.from({ length: SENDERS }, sender));
+}
+
+/** A --compare variant, `share=0.25,sync=2097152`, as JournalLedgerOptions (snapshotLoopShare, snapshotSyncEveryBytes). */
+function variantOptions(variant) {
+  const o = {};
+  for (const kv of variant.split(',')) {
+    const [k, v] = kv.split('=');
+    if (k === 'share') o.snapshotLoopShare = Number(v);
+    else if (k === 'sync') o.snapshotSyncEveryBytes = Number(v);
+    else throw new Error(`--compare: unknown setting ${k} in ${variant} (share=F, sync=BYTES)`);
+  }
+  return o;
+}
+
+/** --compare: each round's figures per variant, and each variant's median p99 and range. */
+function compareMarkdown(d) {
+  const out = [
+    `Open loop at ${fmt(d.offeredCallsPerSecond)} calls/s (${Math.round(d.config.rates[0] * 100)}% of ${fmt(d.sustainedCallsPerSecond)} calls/s capacity), ${d.config.compareRounds} alternating rounds:`,
+    '',
+    '| round | variant | latency p50 / p99 / max (ms) | longest stall (ms) | snapshots | load (1 min) |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...d.compare.map((c) => `| ${c.round} | ${c.variant} | ${fmt(c.p50)} / **${fmt(c.p99)}** / ${fmt(c.max)} | ${fmt(c.longestStallMillis)} | ${c.snapshotsWritten} | ${fmt(c.loadAverage)} |`),
+    '',
+  ];
+  for (const variant of d.config.compare) {
+    const p99s = d.compare.filter((c) => c.variant === variant).map((c) => c.p99).sort((a, b) => a - b);
+    out.push(`- ${variant}: p99 median ${fmt(percentile(p99s, 50))} ms (range ${fmt(p99s[0])}–${fmt(p99s[p99s.length - 1])})`);
+  }
+  return `${out.join('\n')}\n`;
 }
 
 export function stallsMarkdown(d) {
@@ -453,7 +624,8 @@ if (process.argv[2] === '--child') {
       quick: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       'stall-log': { type: 'boolean', default: false },
-      ...Object.fromEntries(['users', 'calls', 'seconds', 'snapshots', 'capacity-seconds', 'max-seconds', 'rates', 'snapshot-every-bytes'].map(opt)),
+      why: { type: 'boolean', default: false },
+      ...Object.fromEntries(['users', 'calls', 'seconds', 'snapshots', 'capacity-seconds', 'max-seconds', 'rates', 'snapshot-every-bytes', 'snapshot-sync-every-bytes', 'snapshot-loop-share', 'compare', 'compare-rounds'].map(opt)),
     },
   });
   const q = values.quick;
@@ -466,7 +638,11 @@ if (process.argv[2] === '--child') {
     maxSeconds: Number(values['max-seconds'] ?? (q ? 8 : 120)),
     ...(values.rates ? { rates: values.rates.split(',').map(Number) } : {}),
     snapshotEveryBytes: values['snapshot-every-bytes'] ? Number(values['snapshot-every-bytes']) : q ? 2 * 1024 * 1024 : undefined,
+    ...(values['snapshot-sync-every-bytes'] ? { snapshotSyncEveryBytes: Number(values['snapshot-sync-every-bytes']) } : {}),
+    ...(values['snapshot-loop-share'] ? { snapshotLoopShare: Number(values['snapshot-loop-share']) } : {}),
+    ...(values.compare ? { compare: values.compare.split(';'), compareRounds: Number(values['compare-rounds'] ?? 3) } : {}),
   });
   const d = await benchLedgerStalls(cfg, (m) => process.stderr.write(`${m}\n`));
-  process.stdout.write(values.json ? `${JSON.stringify(d, null, 2)}\n` : stallsMarkdown(d));
+  if (d.compare) process.stdout.write(values.json ? `${JSON.stringify(d, null, 2)}\n` : compareMarkdown(d));
+  else process.stdout.write(values.json ? `${JSON.stringify(d, null, 2)}\n` : stallsMarkdown(d));
 }

@@ -17,7 +17,7 @@ export type {
 } from './ledger.js';
 export { GroupCommitter } from './group-commit.js';
 export { JournalLedger } from './journal-ledger.js';
-export type { JournalLedgerOptions } from './journal-ledger.js';
+export type { JournalLedgerOptions, JournalTrace } from './journal-ledger.js';
 export type { GroupCommitterOptions, GroupCommitterStats } from './group-commit.js';
 export { LedgerError, LedgerInUseError, LedgerUnavailableError, isLedgerUnavailable, isUnavailableDriverError } from './errors.js';
 export { discountsFromTiers } from './discounts.js';

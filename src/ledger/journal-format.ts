@@ -225,7 +225,8 @@ const VERIFY_READ_BYTES = 4 * 1024 * 1024;
  * file is read back and its length and checksum compared with what was written, then rename and an fsync of the
  * directory. On any failure the temp file is removed (it may be large, and the disk may be full) and the error
  * thrown; the previous snapshot is untouched. `parts` may be produced lazily, and `pause` is awaited between
- * parts and reads (the caller yields to its event loop there).
+ * parts and reads (the caller yields to its event loop there). `syncEveryBytes`: also fsync after every that many
+ * bytes written (the final fsync and the read-back stay what makes the file count).
  */
 export async function writeSnapshotFile(
   dir: string,
@@ -233,6 +234,7 @@ export async function writeSnapshotFile(
   parts: Iterable<Buffer>,
   fs: SnapshotFileSystem = nodeSnapshotFileSystem,
   pause: () => Promise<void> = async () => {},
+  syncEveryBytes = Infinity,
 ): Promise<void> {
   const tmp = join(dir, `${name}.tmp`);
   let fh: SnapshotFileHandle | undefined;
@@ -240,6 +242,7 @@ export async function writeSnapshotFile(
     fh = await fs.open(tmp, 'w');
     let size = 0;
     let sum = 0;
+    let unsynced = 0;
     for (const part of parts) {
       let done = 0;
       while (done < part.length) {
@@ -249,6 +252,13 @@ export async function writeSnapshotFile(
       }
       size += part.length;
       sum = crc32(part, sum);
+      unsynced += part.length;
+      // Flushed in small steps: a journal fdatasync on the same file system may have to wait for the snapshot's
+      // dirty pages (ext4 commits them in the same journal transaction), so never let many pile up.
+      if (unsynced >= syncEveryBytes) {
+        unsynced = 0;
+        await fh.sync();
+      }
       await pause();
     }
     await fh.sync();

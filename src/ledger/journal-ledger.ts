@@ -66,6 +66,7 @@ import {
   type CommitOptions,
   type DiscountFunction,
   type JournalLedgerOptions,
+  type JournalTrace,
   type Ledger,
   type LedgerOptions,
   type LoadRollupsOptions,
@@ -81,7 +82,7 @@ import { LimbSum } from '../money/index.js';
 import { isPrevalidated, validateRecord } from './record-validation.js';
 import type { CommitResult, LedgerRecord, PeriodRollup, TouchedRollups } from './types.js';
 
-export type { JournalLedgerOptions } from './ledger-interface.js';
+export type { JournalLedgerOptions, JournalTrace } from './ledger-interface.js';
 
 const Exact = ExactDecimal;
 
@@ -99,6 +100,31 @@ function touchedIn(touched: TouchedRollups[], ps: string): TouchedRollups {
 /** Longest synchronous run of a commit group's work before it lets the event loop run (see #commitGroup). */
 const SLICE_MILLIS = 4;
 
+/**
+ * Defaults of JournalLedgerOptions.snapshotSyncEveryBytes and snapshotLoopShare: one fsync at the end, no pacing (the
+ * writer as before). On the loaded machine of session 5, 1 MiB steps + a share of 0.25 had the lower p99 in 4 of 4
+ * rounds at 30% of capacity and the far higher one (10-11 s, snapshots of 25-33 s) in 2 of 2 at 50%: not changed
+ * until an idle run decides (BENCHMARKS.md 4b, `--compare`).
+ */
+const SNAPSHOT_SYNC_EVERY_BYTES = Infinity;
+const SNAPSHOT_LOOP_SHARE = 1;
+
+/** `parts` with the synchronous time each one took to produce reported to `onBusy` (milliseconds). */
+function* timedParts(parts: Iterable<Buffer>, onBusy: (millis: number) => void): Generator<Buffer> {
+  const it = parts[Symbol.iterator]();
+  try {
+    for (;;) {
+      const t = performance.now();
+      const r = it.next();
+      onBusy(performance.now() - t);
+      if (r.done === true) return;
+      yield r.value;
+    }
+  } finally {
+    it.return?.(); // a writer that stops early (a full disk) ends the inner generator too
+  }
+}
+
 /** Writes all of `buf` at `position`; a short write is continued, a write of nothing is "disk full". */
 async function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
   let done = 0;
@@ -113,6 +139,37 @@ function promisify<T>(fn: (cb: (err: NodeJS.ErrnoException | null, v?: T) => voi
   return new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))));
 }
 
+/** `fs` with every snapshot write, sync and read reported to `report` (JournalTrace.snapshotIo). */
+function tracedFileSystem(fs: SnapshotFileSystem, report: NonNullable<JournalTrace['snapshotIo']>): SnapshotFileSystem {
+  return {
+    rename: (from, to) => fs.rename(from, to),
+    unlink: (path) => fs.unlink(path),
+    open: async (path, flags) => {
+      const fh = await fs.open(path, flags);
+      return {
+        write: async (buffer, offset, length, position) => {
+          const t = performance.now();
+          const r = await fh.write(buffer, offset, length, position);
+          report('write', t, performance.now(), r.bytesWritten);
+          return r;
+        },
+        read: async (buffer, offset, length, position) => {
+          const t = performance.now();
+          const r = await fh.read(buffer, offset, length, position);
+          report('read', t, performance.now(), r.bytesRead);
+          return r;
+        },
+        sync: async () => {
+          const t = performance.now();
+          await fh.sync();
+          report('sync', t, performance.now(), 0);
+        },
+        close: () => fh.close(),
+      };
+    },
+  };
+}
+
 export class JournalLedger implements Ledger {
   readonly kind = 'embedded' as const;
   readonly dedupWindowMillis: number;
@@ -122,8 +179,15 @@ export class JournalLedger implements Ledger {
   readonly #segmentMaxBytes: number;
   readonly #snapshotEveryBytes: number;
   readonly #snapshotOnClose: boolean;
+  readonly #snapshotSyncEveryBytes: number;
+  readonly #snapshotLoopShare: number;
+  /** True while a commit group runs (deciding, writing, syncing or applying). */
+  #committing = false;
+  /** True while an exclusive job runs (checkpoint, prune, close, re-pricing): commits wait for it, not for the loop. */
+  #inJob = false;
   readonly #log: (message: string) => void;
   readonly #fs: SnapshotFileSystem;
+  readonly #trace: JournalTrace | undefined;
   #snapshotFailed = false;
   #release: () => void = () => {};
 
@@ -153,13 +217,21 @@ export class JournalLedger implements Ledger {
     this.#segmentMaxBytes = journal.segmentMaxBytes ?? 64 * 1024 * 1024;
     this.#snapshotEveryBytes = journal.snapshotEveryBytes ?? 64 * 1024 * 1024;
     this.#snapshotOnClose = journal.snapshotOnClose ?? true;
-    this.#fs = journal.fileSystem ?? nodeSnapshotFileSystem;
+    this.#snapshotSyncEveryBytes = journal.snapshotSyncEveryBytes ?? SNAPSHOT_SYNC_EVERY_BYTES;
+    this.#snapshotLoopShare = journal.snapshotLoopShare ?? SNAPSHOT_LOOP_SHARE;
+    this.#trace = journal.trace;
+    const fs = journal.fileSystem ?? nodeSnapshotFileSystem;
+    this.#fs = journal.trace?.snapshotIo ? tracedFileSystem(fs, journal.trace.snapshotIo.bind(journal.trace)) : fs;
     this.#log = journal.log ?? ((message) => process.stderr.write(`tokenmeter: ${message}\n`));
   }
 
   /** Opens (creating if missing) the journal ledger in `dir`: newest snapshot + replay of the later segments. */
   static async open(dir: string, options: LedgerOptions = {}, journal: JournalLedgerOptions = {}): Promise<JournalLedger> {
     const abs = resolve(dir);
+    const share = journal.snapshotLoopShare;
+    if (share !== undefined && !(share > 0 && share <= 1)) throw new LedgerError(`snapshotLoopShare must be a number in (0, 1], got ${String(share)}`);
+    const step = journal.snapshotSyncEveryBytes;
+    if (step !== undefined && !(step > 0)) throw new LedgerError(`snapshotSyncEveryBytes must be a positive number of bytes (Infinity: one fsync at the end), got ${String(step)}`);
     try {
       mkdirSync(abs, { recursive: true });
     } catch (err) {
@@ -422,9 +494,23 @@ export class JournalLedger implements Ledger {
   async #loop(): Promise<void> {
     try {
       while (this.#queue.length > 0 || this.#jobs.length > 0) {
-        if (this.#queue.length > 0) await this.#commitGroup(this.#queue.splice(0));
+        if (this.#queue.length > 0) {
+          this.#committing = true;
+          try {
+            await this.#commitGroup(this.#queue.splice(0));
+          } finally {
+            this.#committing = false;
+          }
+        }
         const job = this.#jobs.shift();
-        if (job) await job();
+        if (job) {
+          this.#inJob = true;
+          try {
+            await job();
+          } finally {
+            this.#inJob = false;
+          }
+        }
       }
     } finally {
       this.#running = false;
@@ -455,6 +541,7 @@ export class JournalLedger implements Ledger {
       return;
     }
     let sliceStart = performance.now();
+    const timing = this.#trace?.group ? { start: sliceStart, appendStart: 0, written: 0, synced: 0 } : undefined;
     const pace = async () => {
       if (performance.now() - sliceStart < SLICE_MILLIS) return;
       await nextTurn();
@@ -492,7 +579,7 @@ export class JournalLedger implements Ledger {
         await pace();
       }
       try {
-        await this.#append(enc.finish(now), now, fresh);
+        await this.#append(enc.finish(now), now, fresh, timing);
       } catch (err) {
         for (const p of prepared) {
           for (const i of p.fresh) today.delete(p.waiter.records[i].traceId, p.waiter.records[i].spanId);
@@ -538,6 +625,12 @@ export class JournalLedger implements Ledger {
       p.waiter.resolve(commitResult(this.#state, p));
       await pace();
     }
+    if (timing) {
+      if (timing.appendStart === 0) timing.appendStart = timing.written = timing.synced = timing.start;
+      let records = 0;
+      for (const w of group) records += w.records.length;
+      this.#trace!.group!({ ...timing, end: performance.now(), callers: group.length, records, fresh });
+    }
     if (this.#bytesSinceSnapshot >= this.#snapshotEveryBytes && !this.#snapshotting) this.#startSnapshot();
   }
 
@@ -556,7 +649,8 @@ export class JournalLedger implements Ledger {
   }
 
   /** Appends one entry to the current segment and makes it durable; on failure nothing of it remains. */
-  async #append(payload: Buffer[], receivedAtMillis: number, records: number): Promise<void> {
+  async #append(payload: Buffer[], receivedAtMillis: number, records: number, timing?: { appendStart: number; written: number; synced: number }): Promise<void> {
+    if (timing) timing.appendStart = performance.now(); // the write phase includes opening a new segment
     const day = Math.floor(receivedAtMillis / DAY_MILLIS);
     let cur = this.#current;
     if (cur && (cur.bytes >= this.#segmentMaxBytes || (cur.records > 0 && cur.day !== day))) {
@@ -569,7 +663,9 @@ export class JournalLedger implements Ledger {
     const at = cur.bytes;
     try {
       await writeAll(fd, buf, at);
+      if (timing) timing.written = performance.now();
       await promisify<void>((cb) => fdatasync(fd, cb));
+      if (timing) timing.synced = performance.now();
     } catch (err) {
       // Cut the file back so a retried span is not in the journal twice (the caller was told it failed).
       try {
@@ -639,11 +735,32 @@ export class JournalLedger implements Ledger {
     const covers = this.#nextSeq;
     // Off the event loop's critical path: the state is taken as it is now (copy-on-write), then serialised and
     // written a chunk at a time, yielding to the event loop between chunks while commits and queries go on.
+    const started = performance.now();
     const snap = beginSnapshot(this.#state, this.#segments, covers);
     this.#bytesSinceSnapshot = 0;
     const name = snapshotName(covers);
     const previous = this.#snapshotSeq;
-    const p = writeSnapshotFile(this.dir, name, snap.parts, this.#fs, nextTurn)
+    // With snapshotLoopShare < 1, the writer's own event-loop time (producing each part) is paid back in idle time
+    // while commits are waiting or in progress, so that it takes at most that share of the loop from them: taking
+    // turns with commit groups as an equal can halve the ledger's throughput for the snapshot's duration. With
+    // nothing to commit (close, an idle ledger) it runs at full speed.
+    let owed = 0;
+    let busy = 0;
+    let paused = 0;
+    const parts = timedParts(snap.parts, (ms) => {
+      busy += ms;
+      owed += (ms * (1 - this.#snapshotLoopShare)) / this.#snapshotLoopShare;
+    });
+    const pause = (): Promise<void> => {
+      // Paced only when that helps commits: not when none wait, nor when they wait for a job that waits for this snapshot.
+      if (this.#inJob || (!this.#committing && this.#queue.length === 0)) owed = 0;
+      if (owed < 1) return nextTurn();
+      const wait = Math.min(owed, 50);
+      owed -= wait;
+      paused += wait;
+      return new Promise<void>((resolve) => setTimeout(resolve, wait));
+    };
+    const p = writeSnapshotFile(this.dir, name, parts, this.#fs, pause, this.#snapshotSyncEveryBytes)
       .then(async () => {
         // The new snapshot is durable and verified: only now do older ones go (the one before it stays, a
         // fallback should this one ever read back bad).
@@ -665,6 +782,7 @@ export class JournalLedger implements Ledger {
       .finally(() => {
         snap.done();
         this.#snapshotting = undefined;
+        this.#trace?.snapshot?.(started, performance.now(), busy, paused);
       });
     this.#snapshotting = p;
     return p;

@@ -64,14 +64,14 @@ function jsonChunk(kind: number, value: unknown): Buffer {
   return b;
 }
 
-function keysChunk(day: number, keys: Buffer): Buffer {
-  const b = Buffer.alloc(24 + keys.length);
+/** A keys chunk as its 24-byte head and the keys (a view of a page): framed with one copy, not two (1.5 MB each). */
+function keysChunk(day: number, keys: Buffer): Buffer[] {
+  const b = Buffer.alloc(24);
   b[0] = CHUNK_KEYS;
   b[1] = CHUNK_LAYOUT;
   b.writeDoubleLE(day, 8);
   b.writeUInt32LE(keys.length / 24, 16);
-  keys.copy(b, 24);
-  return b;
+  return [b, keys];
 }
 
 function endChunk(count: number): Buffer {
@@ -117,9 +117,9 @@ export function beginSnapshot(state: JournalState, allSegments: readonly Segment
   function* parts(): Generator<Buffer> {
     yield snapshotHead();
     let count = 0;
-    const frame = (payload: Buffer) => {
+    const frame = (payload: Buffer | Buffer[]) => {
       count++;
-      return frameEntry([payload]);
+      return frameEntry(Array.isArray(payload) ? payload : [payload]);
     };
     yield frame(jsonChunk(CHUNK_META, { covers, segments }));
     for (const { ps, heads, models, providers } of periods) {

@@ -53,6 +53,18 @@ export interface JournalLedgerOptions {
   segmentMaxBytes?: number;
   /** Write a snapshot after this many journal bytes since the last one (default 64 MiB): bounds replay at open. */
   snapshotEveryBytes?: number;
+  /**
+   * While a snapshot is written, fsync it after every this many bytes too (default Infinity: only once, at the end).
+   * Keeps the snapshot's dirty pages few, so that a commit's fdatasync does not wait behind a large flush of them
+   * (each step is a file-system journal commit of its own, though: see BENCHMARKS.md 4b).
+   */
+  snapshotSyncEveryBytes?: number;
+  /**
+   * The most of the event loop a snapshot being written takes while commits are waiting or in progress (default 1:
+   * no limit): its time producing each part is followed by idle time in proportion. With nothing to commit it runs
+   * at full speed (also while a checkpoint or prune, which hold the commits back, waits for it).
+   */
+  snapshotLoopShare?: number;
   /** Write a snapshot on close (default true: the next open reads it instead of replaying). Tests turn it off. */
   snapshotOnClose?: boolean;
   /**
@@ -62,6 +74,29 @@ export interface JournalLedgerOptions {
   log?: (message: string) => void;
   /** The file system snapshots are written with (tests pass a fake that fills up; default node:fs/promises). */
   fileSystem?: SnapshotFileSystem;
+  /** Timings of each commit group and snapshot file operation, for benchmarks (see JournalTrace). */
+  trace?: JournalTrace;
+}
+
+/**
+ * Where a benchmark hears how long each step of a commit group and each snapshot file operation took
+ * (`performance.now()` milliseconds), to tell what makes a slow request slow. Called synchronously; keep it cheap.
+ */
+export interface JournalTrace {
+  /**
+   * One commit group: `start` (its callers taken from the queue), `appendStart` (decided and encoded),
+   * `written` (in the file), `synced` (fdatasync returned), `end` (every caller applied and resolved).
+   * `written`/`synced` equal `appendStart` for a group of duplicates only (nothing written).
+   */
+  group?(t: { start: number; appendStart: number; written: number; synced: number; end: number; callers: number; records: number; fresh: number }): void;
+  /**
+   * One snapshot, from its start (the state taken) to the end (written, synced, verified, renamed, or failed);
+   * `busyMillis`: the event-loop time spent producing its parts; `pausedMillis`: the idle time it added to leave the
+   * loop to commits (snapshotLoopShare).
+   */
+  snapshot?(start: number, end: number, busyMillis: number, pausedMillis: number): void;
+  /** One operation on a snapshot file (write of `bytes`, the fsync, or a read-back of `bytes`). */
+  snapshotIo?(kind: 'write' | 'sync' | 'read', start: number, end: number, bytes: number): void;
 }
 
 export type TokenCounts = Record<TokenType, number>;
