@@ -4,7 +4,7 @@
  * (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT and their OTEL_ATTRIBUTE_* forms), for
  * hostile values too. Compared against the real SDK span, and end to end through a real SDK call.
  */
-import { context, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { context, INVALID_SPAN_CONTEXT, trace, type Attributes, type Span } from '@opentelemetry/api';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanLimits } from '@opentelemetry/sdk-trace-base';
@@ -110,7 +110,7 @@ describe('addSpanAttributes gives what the SDK span setAttributes gives', () => 
 
   it('hands any other span (not the SDK’s) to its own setAttributes', () => {
     const got: Attributes[] = [];
-    const other = Object.assign(Object.create(trace.wrapSpanContext(trace.INVALID_SPAN_CONTEXT)) as Span, {
+    const other = Object.assign(Object.create(trace.wrapSpanContext(INVALID_SPAN_CONTEXT)) as Span, {
       setAttributes(a: Attributes) {
         got.push(a);
         return this;
@@ -157,7 +157,7 @@ describe('an LLM call’s span respects the span limits set in the environment',
   const anthropicCall = (): Promise<unknown> => {
     instrument(Anthropic);
     const client = new Anthropic({ apiKey: 'k', baseURL: mock.url, maxRetries: 0 });
-    return client.messages.create({ model: 'claude-haiku-4-5', max_tokens: 32, temperature: 0.5, messages: [{ role: 'user', content: 'hi' }] });
+    return client.messages.create({ model: 'claude-haiku-4-5', max_tokens: 32, messages: [{ role: 'user', content: 'hi' }] });
   };
   const openaiCall = (): Promise<unknown> => {
     instrument(OpenAI);
