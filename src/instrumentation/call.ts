@@ -20,6 +20,7 @@ import { activeMetricProducers, type CallMetrics } from './genai-metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { GENERIC_OPENAI_COMPATIBLE, type ServerInfo } from './provider.js';
 import { currentAttribution, currentScope, type Scope, type UsageCollector } from './scope.js';
+import { addSpanAttributes } from './span-attributes.js';
 import { warnOnce } from './warn.js';
 
 /** The tracer, instruments and options the patched SDK methods report to (set by the active instrumentation). */
@@ -171,25 +172,34 @@ export class GenAiCall {
     knownScope?: Scope | null,
   ) {
     this.params = params;
-    const attrs: Attributes = spanAttrs;
-    attrs[GENAI.operationName] = operation;
-    attrs[GENAI.providerName] = server.provider;
-    attrs[GENAI.requestModel] = requestModel;
+    // The attributes the GenAI conventions ask for at span creation (samplers see them); the others are written
+    // into the span right after it starts (span-attributes.ts), without the SDK checking them a second time.
+    const creation: Attributes = {
+      [GENAI.operationName]: operation,
+      [GENAI.providerName]: server.provider,
+      [GENAI.requestModel]: requestModel,
+    };
     if (server.address !== undefined) {
-      attrs[ATTR_SERVER_ADDRESS] = server.address;
-      attrs[ATTR_SERVER_PORT] = server.port;
+      creation[ATTR_SERVER_ADDRESS] = server.address;
+      creation[ATTR_SERVER_PORT] = server.port;
     }
     const scope = knownScope === undefined ? currentScope() : (knownScope ?? undefined);
     countInstrumentedCall(server.provider, scope?.user !== undefined);
     // One read of the active context for the baggage and the span's parent (startSpan would read it again).
     const activeContext = context.active();
-    currentAttribution(attrs as Record<string, string>, scope, activeContext);
-    this.plan = attrs[ATTR_PLAN] as string | undefined;
-    this.userId = attrs[ATTR_USER_ID] as string | undefined;
+    currentAttribution(spanAttrs as Record<string, string>, scope, activeContext);
+    this.plan = spanAttrs[ATTR_PLAN] as string | undefined;
+    this.userId = spanAttrs[ATTR_USER_ID] as string | undefined;
     this.enforce = scope?.user?.enforce;
     this.collector = scope?.collector;
     this.startMillis = performance.now();
-    this.span = telemetry.tracer.startSpan(`${operation} ${requestModel}`, { kind: SpanKind.CLIENT, attributes: attrs }, activeContext);
+    this.span = telemetry.tracer.startSpan(`${operation} ${requestModel}`, { kind: SpanKind.CLIENT, attributes: creation }, activeContext);
+    try {
+      addSpanAttributes(this.span, spanAttrs);
+    } catch (err) {
+      // The span has started: it must still end with the call, so this constructor does not throw from here.
+      diag.error('tokenmeter: failed to set the request attributes of an LLM call', err);
+    }
   }
 
   get options(): ResolvedOptions {
@@ -261,7 +271,7 @@ export class GenAiCall {
     const t = this.telemetry;
     const span = this.span;
     const endMillis = this.endMillis;
-    // One setAttributes call with everything known at the end (each call on an SDK span re-validates).
+    // Everything known at the end, written into the span at once (span-attributes.ts).
     const attrs: Attributes = {};
     if (this.responseModel !== undefined) attrs[GENAI.responseModel] = this.responseModel;
     if (this.responseId !== undefined) attrs[GENAI.responseId] = this.responseId;
@@ -332,7 +342,7 @@ export class GenAiCall {
       errType = errorType(error);
       attrs[ATTR_ERROR_TYPE] = errType;
     }
-    span.setAttributes(attrs);
+    addSpanAttributes(span, attrs);
     if (error !== undefined) {
       span.recordException(error as Error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: String((error as Error)?.message ?? error) });
