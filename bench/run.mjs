@@ -43,7 +43,8 @@ function configFor(quick, values) {
         reservations: reservationsConfig(true),
       }
     : {
-        instrumentation: { processes: 5, warmup: 2000, batches: 10, batchSize: 400, runtimes },
+        // Node 24 (newest): more, shorter processes; its floor is below one process's offset (BENCHMARKS.md 1, session 5).
+        instrumentation: { processes: 5, warmup: 2000, batches: 10, batchSize: 400, newest: { processes: 9, warmup: 1000, batches: 6 }, runtimes },
         // Issue 15's goal: 100k users preloaded; 2 × (9 × 60 + 10) batches to the journal ledger ≈ 90 MB of journal
         // after the preload's 16 MB, so at least one 64 MiB snapshot is written during the rounds.
         // workerVariants: the exporter with ingest.worker_threads 0 alongside (the default, 1, is the goal's receiver).
@@ -110,7 +111,7 @@ function goalsTable(r) {
     for (const rt of i.runtimes ?? []) {
       for (const [provider, modes] of Object.entries(i.ratios[rt.id])) {
         for (const [mode, q] of Object.entries(modes)) {
-          const noise = q.goalConclusive === false ? '; **inconclusive** (too few processes, or noise larger than one bare span)' : '';
+          const noise = q.goalConclusive === false ? "; **inconclusive** (too few processes, or a margin's 95% interval across processes includes zero)" : '';
           rows.push([
             `${rt.label}, ${provider} ${mode === 'json' ? 'non-streaming' : 'stream'}: tokenmeter's added overhead ≤ the peer recording the same signals, and ≤ 1.5× one bare span per call`,
             `${fmt(q.tokenmeterAddedMicros)} µs vs ${fmt(q.signalPeerAddedMicros)} µs (${q.signalPeer}) and ${fmt(q.floorLimitMicros)} µs; fastest processes ${fmt(q.tokenmeterAddedFromFastestMicros)} vs ${fmt(q.signalPeerAddedFromFastestMicros)} and ${fmt(q.floorLimitFromFastestMicros)} µs${noise}`,

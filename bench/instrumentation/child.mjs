@@ -122,8 +122,10 @@ async function setUpVariant(tracerProvider, meterProvider) {
       break;
     case 'span-floor': {
       // Diagnostic floor: what any span-producing instrumentation pays at least. One span per call with no
-      // attributes, no usage and no metrics, ended when the SDK's promise settles (for a stream: when it opens,
-      // before any chunk, so this is a lower bound). Patched on the prototype as instrumentations do.
+      // attributes, no usage and no metrics, patched on the prototype as instrumentations do. It ends when the
+      // call ends: for a non-streaming call when the SDK's promise settles; for a stream when the caller has read
+      // it to its end (a span that carries the stream's usage cannot end before its last chunk). The stream's end
+      // is signalled by the bench's loop (endFloorSpan), so the floor observes no chunk: a lower bound.
       const tracer = tracerProvider.getTracer('span-floor');
       const proto = provider === 'openai' ? require('openai').OpenAI.Chat.Completions.prototype : require('@anthropic-ai/sdk').Anthropic.Messages.prototype;
       const original = proto.create;
@@ -131,7 +133,10 @@ async function setUpVariant(tracerProvider, meterProvider) {
         const span = tracer.startSpan('chat');
         const promise = original.apply(this, args);
         promise.then(
-          () => span.end(),
+          (result) => {
+            if (result !== null && typeof result === 'object' && typeof result[Symbol.asyncIterator] === 'function') floorSpans.set(result, span);
+            else span.end();
+          },
           () => span.end(),
         );
         return promise;
@@ -192,14 +197,27 @@ function makeClient() {
   return new Anthropic({ apiKey: 'sk-ant-bench', baseURL: 'http://127.0.0.1:9', fetch: cannedFetch('anthropic'), maxRetries: 0 });
 }
 
+/** The span-floor variant's open span of each stream, ended once the stream has been read to its end. */
+const floorSpans = new WeakMap();
+function endFloorSpan(stream) {
+  const span = floorSpans.get(stream);
+  if (span !== undefined) {
+    floorSpans.delete(stream);
+    span.end();
+  }
+}
+
 function makeCall(client, stream) {
+  const floor = variant === 'span-floor';
   if (provider === 'openai') {
     const params = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say something short.' }], max_tokens: 64 };
     if (!stream) return async () => client.chat.completions.create(params);
     const sparams = { ...params, stream: true, stream_options: { include_usage: true } };
     return async () => {
       let n = 0;
-      for await (const chunk of await client.chat.completions.create(sparams)) n += chunk ? 1 : 0;
+      const s = await client.chat.completions.create(sparams);
+      for await (const chunk of s) n += chunk ? 1 : 0;
+      if (floor) endFloorSpan(s);
       return n;
     };
   }
@@ -208,7 +226,9 @@ function makeCall(client, stream) {
   const sparams = { ...params, stream: true };
   return async () => {
     let n = 0;
-    for await (const event of await client.messages.create(sparams)) n += event ? 1 : 0;
+    const s = await client.messages.create(sparams);
+    for await (const event of s) n += event ? 1 : 0;
+    if (floor) endFloorSpan(s);
     return n;
   };
 }

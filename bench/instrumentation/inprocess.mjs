@@ -101,7 +101,9 @@ if (provider === 'openai') {
   const sparams = { ...params, stream: true, stream_options: { include_usage: true } };
   json = () => client.chat.completions.create(params);
   stream = async () => {
-    for await (const _ of await client.chat.completions.create(sparams));
+    const s = await client.chat.completions.create(sparams);
+    for await (const _ of s);
+    endFloorSpan(s);
   };
 } else {
   sdk = require('@anthropic-ai/sdk');
@@ -111,21 +113,35 @@ if (provider === 'openai') {
   const sparams = { ...params, stream: true };
   json = () => client.messages.create(params);
   stream = async () => {
-    for await (const _ of await client.messages.create(sparams));
+    const s = await client.messages.create(sparams);
+    for await (const _ of s);
+    endFloorSpan(s);
   };
 }
 
-// The bench's `span-floor` variant: one span per call, no attributes, ended when the SDK's promise settles.
+// The bench's `span-floor` variant: one span per call, no attributes, ended when the SDK's promise settles or,
+// for a stream, once it has been read to its end (see child.mjs).
 const floorTracer = tracerProvider.getTracer('span-floor');
 const sdkCreate = proto.create;
+const floorSpans = new WeakMap();
 function floorCreate(...args) {
   const span = floorTracer.startSpan('chat');
   const promise = sdkCreate.apply(this, args);
   promise.then(
-    () => span.end(),
+    (result) => {
+      if (result !== null && typeof result === 'object' && typeof result[Symbol.asyncIterator] === 'function') floorSpans.set(result, span);
+      else span.end();
+    },
     () => span.end(),
   );
   return promise;
+}
+function endFloorSpan(stream) {
+  const span = floorSpans.get(stream);
+  if (span !== undefined) {
+    floorSpans.delete(stream);
+    span.end();
+  }
 }
 
 let current = 'bare';

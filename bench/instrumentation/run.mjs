@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runChild } from '../lib/child.mjs';
 import { ensureDeps } from '../lib/deps.mjs';
-import { fmt, fmtRange, summary } from '../lib/stats.mjs';
+import { bootstrapInterval, fmt, fmtRange, median, summary } from '../lib/stats.mjs';
 
 const CHILD = fileURLToPath(new URL('./child.mjs', import.meta.url));
 const NODE_SH = fileURLToPath(new URL('../../.ci/node.sh', import.meta.url));
@@ -57,10 +57,12 @@ function prepareRuntime(id, log) {
   if (rt === undefined) throw new Error(`unknown runtime ${id} (${Object.keys(RUNTIMES).join(', ')})`);
   const providers = rt.providers ?? Object.keys(VARIANTS);
   if (rt.node === undefined) return { id, label: rt.label, providers, execPath: undefined, env: {} };
+  // The newest-Node blocks run more processes, each shorter (cfg.newest): there one bare span costs a few µs, less
+  // than a process's own offset, so the process count, not the calls per process, decides what a run resolves.
   log(`instrumentation: preparing runtime ${id} (node ${rt.node} and ${Object.keys(rt.packages).length} packages)`);
   const bin = execFileSync('bash', [NODE_SH, rt.node], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
   const deps = ensureDeps(id, rt.packages, log);
-  return { id, label: rt.label, providers, execPath: `${bin}/node`, env: { BENCH_DEPS_DIR: deps } };
+  return { id, label: rt.label, providers, execPath: `${bin}/node`, env: { BENCH_DEPS_DIR: deps }, newest: true };
 }
 
 export const VARIANTS = {
@@ -95,16 +97,40 @@ export async function benchInstrumentation(cfg, log) {
     results.push(...one.results);
     ratios[rt.id] = one.ratios;
   }
-  return { config: cfg, runtimes: runtimes.map(({ id, label, providers }) => ({ id, label, providers })), results, ratios };
+  return { config: cfg, runtimes: runtimes.map((rt) => ({ id: rt.id, label: rt.label, providers: rt.providers, size: runtimeSize(cfg, rt) })), results, ratios };
+}
+
+/** Processes per variant, warm-up calls and batches of a runtime's block (cfg.newest overrides for Node 24). */
+function runtimeSize(cfg, rt) {
+  const o = rt.newest ? (cfg.newest ?? {}) : {};
+  return { processes: o.processes ?? cfg.processes, warmup: o.warmup ?? cfg.warmup, batches: o.batches ?? cfg.batches, batchSize: o.batchSize ?? cfg.batchSize };
+}
+
+/*
+ * The goal's comparisons, judged with their noise. A margin is (tokenmeter's added µs) − k × (the other's added µs),
+ * each "added" against the bare SDK of the same run, on one estimate (the median of the processes, or the fastest
+ * process); its 95% interval comes from resampling the processes of the three variants (bootstrap). A comparison
+ * is met when the whole interval is ≤ 0, not met when the whole interval is > 0, and undecided otherwise: the run
+ * never reports met (or not met) from noise.
+ */
+const ESTIMATORS = { median, fastest: (xs) => Math.min(...xs) };
+function marginOf(tmProcs, otherProcs, bareProcs, k, estimator) {
+  const f = ESTIMATORS[estimator];
+  const m = bootstrapInterval([tmProcs, otherProcs, bareProcs], (t, o, b) => {
+    const fb = f(b);
+    return f(t) - fb - k * (f(o) - fb);
+  });
+  return { ...m, verdict: m.hi <= 0 ? 'met' : m.lo > 0 ? 'not met' : 'undecided' };
 }
 
 async function benchRuntime(cfg, rt, log) {
   const runs = {};
-  for (let p = 0; p < cfg.processes; p++) {
+  const size = runtimeSize(cfg, rt);
+  for (let p = 0; p < size.processes; p++) {
     for (const provider of rt.providers) {
       for (const v of VARIANTS[provider]) {
-        log(`instrumentation [${rt.id}]: ${provider}/${v.id} process ${p + 1}/${cfg.processes}`);
-        const r = await runChild(CHILD, [provider, v.id, String(cfg.warmup), String(cfg.batches), String(cfg.batchSize)], { execPath: rt.execPath, env: rt.env });
+        log(`instrumentation [${rt.id}]: ${provider}/${v.id} process ${p + 1}/${size.processes}`);
+        const r = await runChild(CHILD, [provider, v.id, String(size.warmup), String(size.batches), String(size.batchSize)], { execPath: rt.execPath, env: rt.env });
         (runs[`${provider}/${v.id}`] ??= []).push(r);
       }
     }
@@ -125,6 +151,8 @@ async function benchRuntime(cfg, rt, log) {
         const checks = rs.map((r) => r[mode].check);
         row[mode] = {
           perCallMicros: per,
+          // Each process's figure (its fastest batch), for the goal's noise intervals.
+          processMicros: rs.map((r) => r[mode].perCallMicros),
           addedMicros: { median: per.median - bareMed[mode], min: per.min - bareMed[mode], max: per.max - bareMed[mode] },
           // The second estimate: fastest process against the bare SDK's fastest process (interference only adds).
           addedFromFastestMicros: per.min - bareSum[mode].min,
@@ -156,7 +184,7 @@ async function benchRuntime(cfg, rt, log) {
       const bareSpreadMicros = bareRow[mode].perCallMicros.max - bareRow[mode].perCallMicros.min;
       // With fewer than 3 processes (--quick) there is no spread to judge the noise by.
       const conclusive =
-        cfg.processes >= 3 &&
+        size.processes >= 3 &&
         best[mode].addedMicros.median > 0 && bestFast[mode].addedFromFastestMicros > 0 && tm[mode].addedMicros.median >= 0 && tm[mode].addedFromFastestMicros >= 0 && bareSpreadMicros < best[mode].addedMicros.median;
       const floor = rows.find((r) => r.variant === 'span-floor');
       const context = rows.find((r) => r.variant === 'bare-context');
@@ -170,10 +198,27 @@ async function benchRuntime(cfg, rt, log) {
       const peerApplies = signalPeer !== undefined && signalPeer[mode].spansPerCall === 1;
       const peerOk = peerApplies && tm[mode].addedMicros.median <= signalPeer[mode].addedMicros.median && tm[mode].addedFromFastestMicros <= signalPeer[mode].addedFromFastestMicros;
       const floorOk = tm[mode].addedMicros.median <= floorLimit.median && tm[mode].addedFromFastestMicros <= floorLimit.fastest;
-      const goalConclusive =
-        cfg.processes >= 3 &&
-        floor !== undefined && floor[mode].addedMicros.median > 0 && floor[mode].addedFromFastestMicros > 0 && tm[mode].addedMicros.median >= 0 && tm[mode].addedFromFastestMicros >= 0 &&
-        bareSpreadMicros < floor[mode].addedMicros.median;
+      // Each of the four comparisons (peer and floor, median and fastest) with its 95% interval. A floor that
+      // comes out ≤ 0 on an estimate (a span cannot cost nothing) leaves that estimate's floor comparison undecided;
+      // with fewer than 3 processes (--quick) nothing is decided.
+      const margins = {};
+      for (const est of ['median', 'fastest']) {
+        const floorAdded = est === 'median' ? floor?.[mode].addedMicros.median : floor?.[mode].addedFromFastestMicros;
+        const floorM = floor === undefined ? undefined : marginOf(tm[mode].processMicros, floor[mode].processMicros, bareRow[mode].processMicros, 1.5, est);
+        if (floorM !== undefined && !(floorAdded > 0)) floorM.verdict = 'undecided';
+        const peerM = peerApplies ? marginOf(tm[mode].processMicros, signalPeer[mode].processMicros, bareRow[mode].processMicros, 1, est) : undefined;
+        margins[est] = { floor: floorM, peer: peerM };
+      }
+      const parts = [margins.median.floor, margins.fastest.floor, margins.median.peer, margins.fastest.peer];
+      const verdict =
+        size.processes < 3 || !peerApplies || floor === undefined
+          ? 'undecided'
+          : parts.some((m) => m.verdict === 'not met')
+            ? 'not met'
+            : parts.every((m) => m.verdict === 'met')
+              ? 'met'
+              : 'undecided';
+      const goalConclusive = verdict !== 'undecided';
       ratios[provider][mode] = {
         tokenmeterAddedMicros: tm[mode].addedMicros.median,
         bestPeer: best.variant,
@@ -196,7 +241,11 @@ async function benchRuntime(cfg, rt, log) {
         floorOk,
         goalConclusive,
         peerApplies,
-        goalMet: goalConclusive && peerOk && floorOk,
+        goalMet: verdict === 'met',
+        goalVerdict: verdict,
+        // { median, fastest } × { floor, peer }: { estimate, lo, hi, verdict } of tokenmeter − the limit, in µs.
+        margins,
+        processes: size.processes,
         bestPeerWithUsage: bestWithUsage?.variant,
         ratioVsBestPeerWithUsage: bestWithUsage ? tm[mode].addedMicros.median / bestWithUsage[mode].addedMicros.median : undefined,
         // The floors: what the bare SDK pays once async context tracking is on, and one bare span per call.
@@ -218,10 +267,12 @@ export function instrumentationMarkdown(data) {
   out.push(
     `Per-call time of a chat call through the real SDK with a canned \`fetch\` (no network), spans into ` +
       `\`SimpleSpanProcessor(InMemorySpanExporter)\` on the line's tracer provider, a \`MeterProvider\` registered (for tokenmeter, its reader carries tokenmeter's MetricProducer, as \`tokenmeter/register\` puts on each of its readers). ` +
-      `${c.processes} process(es) per variant, ${c.warmup} warm-up calls, then ${c.batches} batches of ${c.batchSize} sequential calls; ` +
+      `${c.processes} process(es) per variant, ${c.warmup} warm-up calls, then ${c.batches} batches of ${c.batchSize} sequential calls (the Node 24 blocks: as said under their heading); ` +
       `a process's figure is its fastest batch (the machine is shared with other work, which only ever adds time); the table gives the median and range (min–max) of those across processes. ` +
       `"Added" is the variant's median minus the bare SDK's median in the same run; the second estimate ("fastest") is the variant's fastest process minus the bare SDK's fastest process. ` +
-      `Each runtime below is measured in its own processes; compare figures within a runtime.`,
+      `Each runtime below is measured in its own processes; compare figures within a runtime. ` +
+      `The goal's verdict judges each comparison with its noise: the margin (tokenmeter's added µs minus the limit) gets a 95% interval by resampling the processes (bootstrap); ` +
+      `met only when every interval is ≤ 0, not met when one is wholly > 0, inconclusive otherwise.`,
     '',
   );
   const runtimes = data.runtimes ?? [{ id: 'current', label: 'the project\'s dev dependencies' }];
@@ -230,6 +281,7 @@ export function instrumentationMarkdown(data) {
     const rtRatios = data.ratios[rt.id] ?? data.ratios;
     const node = rtResults[0]?.node ?? '';
     out.push(`#### ${rt.label}${node ? ` (${node}, OpenTelemetry SDK ${rtResults[0].otelVersion})` : ''}`, '');
+    if (rt.size !== undefined) out.push(`${rt.size.processes} process(es) per variant, ${rt.size.warmup} warm-up calls, then ${rt.size.batches} batches of ${rt.size.batchSize} calls.`, '');
     for (const provider of rt.providers ?? Object.keys(VARIANTS)) {
       const rows = rtResults.filter((x) => x.provider === provider);
       if (rows.length === 0) continue;
@@ -283,16 +335,39 @@ export function instrumentationMarkdown(data) {
 
 /** The goal's verdict for one mode, with both estimates. */
 export function goalSentence(q) {
+  const m = q.margins;
+  const missed = [];
+  if (m !== undefined) {
+    for (const est of ['median', 'fastest']) {
+      if (m[est].peer?.verdict === 'not met') missed.push(`more than ${q.signalPeer ?? 'the peer'} (${est})`);
+      if (m[est].floor?.verdict === 'not met') missed.push(`more than 1.5× the bare-span floor (${est})`);
+    }
+  } else {
+    if (!q.peerOk) missed.push(`more than ${q.signalPeer ?? 'the peer'}`);
+    if (!q.floorOk) missed.push('more than 1.5× the bare-span floor');
+  }
+  const why =
+    (q.processes ?? 0) < 3
+      ? 'fewer than 3 processes'
+      : !(q.spanFloorAddedMicros > 0) || !(q.spanFloorAddedFromFastestMicros > 0)
+        ? 'the bare-span floor came out ≤ 0 on an estimate'
+        : "a margin's 95% interval includes zero (the processes' spread is larger than the difference)";
   const verdict = q.goalMet
     ? 'goal **met**'
     : q.peerApplies === false
       ? `**not judged here**: ${q.signalPeer ?? 'no peer'} made no span per call (it does not instrument this SDK release); see the runtime with the newest release the peers instrument`
       : q.goalConclusive === false
-      ? `**inconclusive**: fewer than 3 processes, a negative overhead, or the bare SDK alone spread over ${fmt(q.bareSpreadMicros)} µs across processes (more than one bare span costs) — counted as not met`
-      : `goal **NOT met** (${[q.peerOk ? '' : `more than ${q.signalPeer ?? 'the peer'}`, q.floorOk ? '' : 'more than 1.5× the bare-span floor'].filter(Boolean).join('; ')})`;
+        ? `**inconclusive**: ${why} — counted as not met`
+        : `goal **NOT met** (${missed.join('; ')})`;
+  const iv = (x) => (x === undefined ? 'n/a' : `${x.estimate >= 0 ? '+' : ''}${fmt(x.estimate)} µs [${fmt(x.lo)}, ${fmt(x.hi)}]`);
+  const margins =
+    m === undefined
+      ? ''
+      : ` Margins, tokenmeter minus the limit with their 95% intervals (≤ 0 is within the goal): vs 1.5× the floor ${iv(m.median.floor)} (median), ${iv(m.fastest.floor)} (fastest); ` +
+        `vs ${q.signalPeer ?? 'the peer'} ${iv(m.median.peer)} (median), ${iv(m.fastest.peer)} (fastest).`;
   return (
     `tokenmeter adds ${fmt(q.tokenmeterAddedMicros)} µs (fastest: ${fmt(q.tokenmeterAddedFromFastestMicros)}); ` +
     `the peer recording the same signals (${q.signalPeer ?? 'none'}) ${fmt(q.signalPeerAddedMicros)} µs (fastest: ${fmt(q.signalPeerAddedFromFastestMicros)}); ` +
-    `1.5× one bare span per call: ${fmt(q.floorLimitMicros)} µs (fastest: ${fmt(q.floorLimitFromFastestMicros)}) — ${verdict}.`
+    `1.5× one bare span per call: ${fmt(q.floorLimitMicros)} µs (fastest: ${fmt(q.floorLimitFromFastestMicros)}) — ${verdict}.${margins}`
   );
 }

@@ -61,3 +61,32 @@ export function growthExponent(points) {
   }
   return den === 0 ? NaN : num / den;
 }
+
+/**
+ * A 95% bootstrap interval of `statistic(...samples)`: each sample list is resampled with replacement, `rounds`
+ * times, with a fixed seed (the same figures give the same interval). Returns { estimate, lo, hi }.
+ */
+export function bootstrapInterval(samples, statistic, { rounds = 4000, seed = 0x2545f491 } = {}) {
+  let state = seed >>> 0;
+  // mulberry32: small, fast, good enough to pick resample indices.
+  const random = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const estimate = statistic(...samples);
+  const values = new Array(rounds);
+  const resampled = samples.map((s) => new Array(s.length));
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < samples.length; i++) {
+      const s = samples[i];
+      const out = resampled[i];
+      for (let j = 0; j < s.length; j++) out[j] = s[Math.floor(random() * s.length)];
+    }
+    values[r] = statistic(...resampled);
+  }
+  values.sort((a, b) => a - b);
+  return { estimate, lo: values[Math.floor(0.025 * (rounds - 1))], hi: values[Math.ceil(0.975 * (rounds - 1))] };
+}
