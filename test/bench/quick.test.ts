@@ -224,7 +224,7 @@ describe('npm run bench -- --quick', () => {
       // The order rotates: not every round starts with the same receiver.
       expect(new Set(l.rounds.map((r) => r.order[0])).size).toBeGreaterThan(1);
       for (const r of l.rounds) {
-        expect(Object.keys(r.receivers).sort()).toEqual(['decode-walker', 'tokenmeter-embedded', 'tokenmeter-noledger']);
+        expect(Object.keys(r.receivers).sort()).toEqual(['decode-walker', 'tokenmeter-embedded', 'tokenmeter-embedded-w0', 'tokenmeter-noledger']);
         expect(r.ratio).toBeCloseTo(r.receivers['tokenmeter-embedded']!.spansPerSecond / r.receivers['decode-walker']!.spansPerSecond, 9);
         for (const x of Object.values(r.receivers)) expect(x.cpuMicrosPerSpan).toBeGreaterThan(0);
       }
