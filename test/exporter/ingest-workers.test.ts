@@ -224,7 +224,10 @@ describe('ingest worker threads', () => {
     for (let i = 0; i < ids.length; i++) {
       const u = await getJson(`${again.httpUrl}/api/v1/usage/s-${i}`);
       if (statuses[i] === 200) expect(u.json.requests, `s-${i}`).toBe(50);
-      else expect(u.status === 404 || u.json.requests === 0, `s-${i} answered ${statuses[i]} but is in the ledger`).toBe(true);
+      else if (statuses[i] === 503) expect(u.status === 404 || u.json.requests === 0, `s-${i} answered 503 but is in the ledger`).toBe(true);
+      // 0: the socket closed with no answer. The commit may have landed before it did (CI saw it on Node 24): the
+      // sender retries, and the retry is a duplicate. Either way the request is whole or absent, never partial.
+      else expect(u.status === 404 || u.json.requests === 0 || u.json.requests === 50, `s-${i} answered 0 and is partly in the ledger`).toBe(true);
     }
   });
 });
